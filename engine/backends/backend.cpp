@@ -1,0 +1,72 @@
+// Host-side helpers shared by every backend.
+#include "engine/backends/backend.h"
+
+#include "engine/core/errors.h"
+
+#include <array>
+#include <cstring>
+
+namespace lathe {
+
+const char* opName(Op op) {
+    static constexpr std::array<const char*, static_cast<std::size_t>(Op::Count)> kNames = {
+        "fill", "convert", "copy", "gemm", "bias_add", "bias_grad", "add", "mul", "axpy", "scale",
+        "relu", "relu_backward", "gelu", "gelu_backward", "dropout", "softmax", "softmax_cross_entropy",
+        "argmax_rows", "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight",
+        "maxpool2d_forward", "maxpool2d_backward", "layernorm_forward", "layernorm_backward",
+        "embedding_forward", "embedding_backward", "sgd_step", "adam_step"};
+    return kNames.at(static_cast<std::size_t>(op));
+}
+
+void Backend::require(Op op, DType dtype) const {
+    if (!supports(op, dtype))
+        throw BackendError(name() + " does not support " + opName(op) + " with " + dtypeName(dtype));
+}
+
+Tensor Backend::empty(const Shape& shape, DType dtype) {
+    return Tensor(allocate(storageBytes(dtype, static_cast<std::size_t>(numel(shape)))), shape, dtype);
+}
+
+Tensor Backend::zeros(const Shape& shape, DType dtype) {
+    Tensor t = empty(shape, dtype);
+    fill(t, 0.0f);
+    return t;
+}
+
+Tensor Backend::upload(const Tensor& hostTensor) {
+    if (!hostTensor.isHost()) throw BackendError("upload expects a host tensor, got " + hostTensor.describe());
+    Tensor t = empty(hostTensor.shape(), hostTensor.dtype());
+    copyFromHost(t, hostTensor.data());
+    return t;
+}
+
+Tensor Backend::upload(const std::vector<float>& values, const Shape& shape) {
+    if (static_cast<std::int64_t>(values.size()) != numel(shape))
+        throw BackendError("upload: " + std::to_string(values.size()) + " values for shape " + shapeToString(shape));
+    Tensor t = empty(shape, DType::F32);
+    copyFromHost(t, values.data());
+    return t;
+}
+
+Tensor Backend::uploadI32(const std::vector<std::int32_t>& values, const Shape& shape) {
+    if (static_cast<std::int64_t>(values.size()) != numel(shape))
+        throw BackendError("upload: " + std::to_string(values.size()) + " values for shape " + shapeToString(shape));
+    Tensor t = empty(shape, DType::I32);
+    copyFromHost(t, values.data());
+    return t;
+}
+
+Tensor Backend::download(const Tensor& t) {
+    Tensor h = Tensor::host(t.shape(), t.dtype());
+    copyToHost(t, h.data());
+    return h;
+}
+
+std::vector<float> Backend::downloadF32(const Tensor& t) {
+    Tensor h = download(t);
+    std::vector<float> out(static_cast<std::size_t>(t.numel()));
+    traits(t.dtype()).toFloat(h.data(), out.data(), out.size());
+    return out;
+}
+
+} // namespace lathe

@@ -1,0 +1,180 @@
+// The Backend interface: memory, transfers and the ops every layer is built from.
+// A backend says which (op, dtype) pairs it supports; calling an unsupported pair throws
+// BackendError naming both, it is never emulated silently. Shapes are in the comments; all
+// tensors are contiguous and live on this backend's device unless stated.
+#pragma once
+
+#include "engine/core/tensor.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lathe {
+
+enum class Op : std::uint8_t {
+    Fill, Convert, Copy,
+    Gemm,
+    BiasAdd, BiasGrad,
+    Add, Mul, Axpy, Scale,
+    Relu, ReluBackward, Gelu, GeluBackward, Dropout,
+    Softmax, SoftmaxCrossEntropy, ArgmaxRows,
+    Conv2dForward, Conv2dBackwardData, Conv2dBackwardWeight,
+    MaxPool2dForward, MaxPool2dBackward,
+    LayerNormForward, LayerNormBackward,
+    EmbeddingForward, EmbeddingBackward,
+    SgdStep, AdamStep,
+    Count
+};
+const char* opName(Op op);
+
+enum class Trans : std::uint8_t { No, Yes };
+
+// NCHW convolution geometry (groups = 1, dilation = 1).
+struct Conv2dGeometry {
+    std::int64_t batch = 1, inChannels = 1, height = 1, width = 1;
+    std::int64_t outChannels = 1, kernelH = 1, kernelW = 1;
+    std::int64_t strideH = 1, strideW = 1, padH = 0, padW = 0;
+    std::int64_t outH() const { return (height + 2 * padH - kernelH) / strideH + 1; }
+    std::int64_t outW() const { return (width + 2 * padW - kernelW) / strideW + 1; }
+};
+
+struct Pool2dGeometry {
+    std::int64_t batch = 1, channels = 1, height = 1, width = 1;
+    std::int64_t kernelH = 2, kernelW = 2, strideH = 2, strideW = 2, padH = 0, padW = 0;
+    std::int64_t outH() const { return (height + 2 * padH - kernelH) / strideH + 1; }
+    std::int64_t outW() const { return (width + 2 * padW - kernelW) / strideW + 1; }
+};
+
+struct SgdParams {
+    float lr = 0.01f, momentum = 0.0f, weightDecay = 0.0f;
+    bool nesterov = false;
+};
+
+struct AdamParams {
+    float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weightDecay = 0.0f;
+    bool decoupled = false; // true: AdamW
+};
+
+// What a backend tells about itself (shown by `lathe-cli devices` and the GUI).
+struct DeviceInfo {
+    std::string backend;       // "cpu", "cuda"
+    std::string name;          // "AMD EPYC 7B13 (2 threads)", "NVIDIA H100 80GB HBM3"
+    Device device;
+    bool available = true;
+    std::string reason;        // why not available
+    std::uint64_t memoryTotalBytes = 0;
+    std::uint64_t memoryFreeBytes = 0;
+    int computeCapabilityMajor = 0, computeCapabilityMinor = 0;
+    int threads = 0;           // CPU worker threads
+    std::string runtimeVersion; // CUDA runtime / OpenBLAS config
+    std::string driverVersion;
+    std::string libraryVersion; // cuBLAS version
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+
+    virtual std::string name() const = 0; // "cpu", "cuda:0"
+    virtual Device device() const = 0;
+    virtual DeviceInfo info() const = 0;
+    virtual bool supports(Op op, DType dtype) const = 0;
+
+    // ---- memory and transfers
+    virtual std::shared_ptr<Storage> allocate(std::size_t bytes) = 0;
+    Tensor empty(const Shape& shape, DType dtype = DType::F32);
+    Tensor zeros(const Shape& shape, DType dtype = DType::F32);
+    // dst.bytes() are copied; src is host memory.
+    virtual void copyFromHost(Tensor& dst, const void* src) = 0;
+    virtual void copyToHost(const Tensor& src, void* dst) = 0;
+    // Copies between tensors of this backend (same dtype, same numel).
+    virtual void copy(const Tensor& src, Tensor& dst) = 0;
+    virtual void synchronize() = 0;
+    // Peak bytes allocated through this backend since the last reset.
+    virtual std::uint64_t peakAllocatedBytes() const = 0;
+    virtual void resetPeakAllocated() = 0;
+
+    // Host <-> backend helpers built on the virtual transfers.
+    Tensor upload(const Tensor& hostTensor);
+    Tensor upload(const std::vector<float>& values, const Shape& shape);
+    Tensor uploadI32(const std::vector<std::int32_t>& values, const Shape& shape);
+    Tensor download(const Tensor& t);               // to a host tensor of the same dtype
+    std::vector<float> downloadF32(const Tensor& t); // converted through the dtype traits
+
+    // ---- ops
+    // x[...] = value (F32; I32 stores the rounded value).
+    virtual void fill(Tensor& x, float value) = 0;
+    // dst = src converted between dtypes (F32 <-> F16/BF16/I32).
+    virtual void convert(const Tensor& src, Tensor& dst) = 0;
+
+    // c (M, N) = alpha * op(a) @ op(b) + beta * c. op(a) is (M, K), op(b) is (K, N).
+    // a, b, c share one dtype: F32, F16 or BF16 (F16/BF16 accumulate in F32).
+    virtual void gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tensor& c,
+                      float alpha = 1.0f, float beta = 0.0f) = 0;
+
+    // x (outer, C, inner...) += bias (C): C = x.dim(1); inner = product of dims after 1 (1 for 2-D).
+    virtual void biasAdd(Tensor& x, const Tensor& bias) = 0;
+    // dbias (C) (+)= sum of dy (outer, C, inner...) over outer and inner.
+    virtual void biasGrad(const Tensor& dy, Tensor& dbias, bool accumulate) = 0;
+
+    virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0; // elementwise, same shape
+    virtual void mul(const Tensor& a, const Tensor& b, Tensor& out) = 0; // elementwise, same shape
+    virtual void axpy(float alpha, const Tensor& x, Tensor& y) = 0;      // y += alpha * x
+    virtual void scale(Tensor& x, float s) = 0;                         // x *= s
+
+    virtual void relu(const Tensor& x, Tensor& y) = 0;
+    virtual void reluBackward(const Tensor& x, const Tensor& dy, Tensor& dx) = 0; // x: the forward input
+    virtual void gelu(const Tensor& x, Tensor& y) = 0;                           // exact (erf) GELU
+    virtual void geluBackward(const Tensor& x, const Tensor& dy, Tensor& dx) = 0;
+    // mask = (hashUniform(seed, i) >= p) / (1 - p); y = x * mask. Same mask on every backend.
+    virtual void dropout(const Tensor& x, Tensor& y, Tensor& mask, float p, std::uint64_t seed) = 0;
+
+    // Row-wise softmax: x, y (N, C).
+    virtual void softmax(const Tensor& x, Tensor& y) = 0;
+    // logits (N, C), labels I32 (N) -> losses (N) (per-row -log softmax[label]),
+    // dlogits (N, C) = (softmax - onehot) * gradScale. Labels out of range throw.
+    virtual void softmaxCrossEntropy(const Tensor& logits, const Tensor& labels, Tensor& losses,
+                                     Tensor& dlogits, float gradScale) = 0;
+    // x (N, C) -> out I32 (N): index of the first maximum.
+    virtual void argmaxRows(const Tensor& x, Tensor& out) = 0;
+
+    // x (N, C, H, W), w (K, C, KH, KW) -> y (N, K, OH, OW). Bias is a separate biasAdd.
+    virtual void conv2dForward(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dGeometry& g) = 0;
+    // dy (N, K, OH, OW), w -> dx (N, C, H, W) (overwritten).
+    virtual void conv2dBackwardData(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dGeometry& g) = 0;
+    // x, dy -> dw (K, C, KH, KW) (+)= gradient.
+    virtual void conv2dBackwardWeight(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dGeometry& g,
+                                      bool accumulate) = 0;
+
+    // x (N, C, H, W) -> y (N, C, OH, OW), argmax I32 (N, C, OH, OW): flat index into x's (H, W) plane.
+    virtual void maxPool2dForward(const Tensor& x, Tensor& y, Tensor& argmax, const Pool2dGeometry& g) = 0;
+    // dx (N, C, H, W) = scatter of dy through argmax (overwritten).
+    virtual void maxPool2dBackward(const Tensor& dy, const Tensor& argmax, Tensor& dx, const Pool2dGeometry& g) = 0;
+
+    // x (N, D), gamma, beta (D) -> y (N, D), mean (N), rstd (N).
+    virtual void layerNormForward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y,
+                                  Tensor& mean, Tensor& rstd, float eps) = 0;
+    // dx (N, D) (overwritten), dgamma, dbeta (D) (+)= gradients.
+    virtual void layerNormBackward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                   const Tensor& rstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
+                                   bool accumulate) = 0;
+
+    // ids I32 (N), table (V, D) -> y (N, D). Ids out of range throw.
+    virtual void embeddingForward(const Tensor& ids, const Tensor& table, Tensor& y) = 0;
+    // dtable (V, D) (+)= scatter-add of dy (N, D) at ids.
+    virtual void embeddingBackward(const Tensor& ids, const Tensor& dy, Tensor& dtable, bool accumulate) = 0;
+
+    // PyTorch semantics (torch.optim.SGD / Adam / AdamW). step counts from 1.
+    virtual void sgdStep(Tensor& param, const Tensor& grad, Tensor& velocity, const SgdParams& p,
+                         bool firstStep) = 0;
+    virtual void adamStep(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamParams& p,
+                          std::int64_t step) = 0;
+
+protected:
+    // Throws BackendError "<backend> does not support <op> with <dtype>" unless supports(op, dtype).
+    void require(Op op, DType dtype) const;
+};
+
+} // namespace lathe

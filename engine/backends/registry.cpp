@@ -1,0 +1,99 @@
+// Backend discovery. The CUDA backend is compiled in only with LATHE_CUDA and registered only when
+// the runtime finds a device; otherwise its entry says why and "auto" falls back to the CPU.
+#include "engine/backends/registry.h"
+
+#include "engine/backends/cpu/cpu_backend.h"
+#include "engine/core/errors.h"
+
+#if defined(LATHE_HAVE_CUDA)
+#include "engine/backends/cuda/cuda_backend.h"
+#endif
+
+#include <map>
+#include <mutex>
+
+namespace lathe {
+namespace {
+
+std::mutex& registryMutex() {
+    static std::mutex m;
+    return m;
+}
+
+std::map<std::string, std::shared_ptr<Backend>>& instances() {
+    static std::map<std::string, std::shared_ptr<Backend>> m;
+    return m;
+}
+
+std::vector<DeviceInfo> cudaDevices(std::string& reason) {
+#if defined(LATHE_HAVE_CUDA)
+    return probeCudaDevices(reason);
+#else
+    reason = "this build has no CUDA backend (configured with LATHE_CUDA=OFF or without nvcc)";
+    return {};
+#endif
+}
+
+} // namespace
+
+std::vector<BackendEntry> probeBackends() {
+    std::vector<BackendEntry> out;
+    out.push_back({cpuBackend()->info()});
+    std::string reason;
+    auto devices = cudaDevices(reason);
+    if (devices.empty()) {
+        DeviceInfo info;
+        info.backend = "cuda";
+        info.name = "cuda";
+        info.device = Device{DeviceKind::Cuda, 0};
+        info.available = false;
+        info.reason = reason.empty() ? "no CUDA device found" : reason;
+        out.push_back({info});
+    } else {
+        for (auto& d : devices) out.push_back({d});
+    }
+    return out;
+}
+
+std::shared_ptr<Backend> cpuBackend() {
+    std::lock_guard lock(registryMutex());
+    auto& slot = instances()["cpu"];
+    if (!slot) slot = makeCpuBackend();
+    return slot;
+}
+
+std::shared_ptr<Backend> backendFor(const std::string& requested) {
+    std::string name = requested.empty() ? "auto" : requested;
+    if (name == "cpu") return cpuBackend();
+    if (name != "auto" && name != "cuda" && name.rfind("cuda:", 0) != 0)
+        throw ConfigError("unknown device \"" + requested + "\" (known: auto, cpu, cuda, cuda:N)");
+
+    std::string reason;
+    auto devices = cudaDevices(reason);
+    if (devices.empty()) {
+        if (name == "auto") return cpuBackend();
+        throw BackendError("device \"" + name + "\" is not available: " +
+                           (reason.empty() ? std::string("no CUDA device found") : reason));
+    }
+    int index = 0;
+    if (name.rfind("cuda:", 0) == 0) {
+        try {
+            index = std::stoi(name.substr(5));
+        } catch (const std::exception&) {
+            throw ConfigError("bad device \"" + requested + "\": expected cuda:N");
+        }
+        if (index < 0 || index >= static_cast<int>(devices.size()))
+            throw BackendError("device \"" + name + "\" does not exist: " + std::to_string(devices.size()) +
+                               " CUDA device(s) found");
+    }
+#if defined(LATHE_HAVE_CUDA)
+    std::lock_guard lock(registryMutex());
+    auto& slot = instances()["cuda:" + std::to_string(index)];
+    if (!slot) slot = makeCudaBackend(index);
+    return slot;
+#else
+    throw BackendError("no CUDA backend in this build");
+#endif
+}
+
+} // namespace lathe

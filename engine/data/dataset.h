@@ -1,0 +1,70 @@
+// Labelled image datasets held as raw bytes, with the preprocessing a model declares and
+// seeded mini-batch iteration. Fashion-MNIST ships in the Debian package dataset-fashion-mnist.
+#pragma once
+
+#include "engine/core/shape.h"
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace lathe {
+
+// x' = (x * scale - mean) / std, applied to raw uint8 pixels.
+struct InputPreprocess {
+    float scale = 1.0f / 255.0f;
+    float mean = 0.0f;
+    float std = 1.0f;
+};
+
+struct Dataset {
+    std::string name;                  // "fashion-mnist/train"
+    Shape sampleShape;                 // per sample, e.g. {1, 28, 28}
+    int numClasses = 0;
+    std::vector<std::string> classNames;
+    std::vector<std::uint8_t> pixels;  // size() * numel(sampleShape)
+    std::vector<std::int32_t> labels;  // size()
+    std::vector<std::string> sourceFiles;
+
+    std::int64_t size() const { return static_cast<std::int64_t>(labels.size()); }
+    std::int64_t sampleSize() const { return numel(sampleShape); }
+    Dataset head(std::int64_t n) const; // the first n samples (all if n <= 0 or n >= size())
+};
+
+struct DatasetSplits {
+    Dataset train;
+    Dataset test;
+};
+
+// Default folder of the fashion-mnist dataset (the Debian package's).
+extern const char* const kFashionMnistDir;
+std::vector<std::string> datasetNames(); // {"fashion-mnist"}
+// "fashion-mnist", or a folder holding train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
+// t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]. Throws DataError naming the missing file
+// (and the Debian package for the default) or ConfigError listing the known names.
+DatasetSplits loadDataset(const std::string& nameOrDir);
+
+// Fills x (n * sampleSize floats) and y (n labels) for the given sample indices.
+void makeBatch(const Dataset& data, std::span<const std::int64_t> indices, const InputPreprocess& pre, float* x,
+               std::int32_t* y);
+
+// Seeded epoch order: a permutation of [0, size) per epoch (or identity when !shuffle).
+class BatchIterator {
+public:
+    BatchIterator(std::int64_t size, int batchSize, bool shuffle, std::uint64_t seed, bool dropLast = false);
+    void startEpoch(int epoch);                         // reshuffles with (seed, epoch)
+    bool next(std::span<const std::int64_t>& indices);  // false at the end of the epoch
+    std::int64_t batchesPerEpoch() const;
+
+private:
+    std::int64_t m_size;
+    int m_batchSize;
+    bool m_shuffle;
+    std::uint64_t m_seed;
+    bool m_dropLast;
+    std::vector<std::int64_t> m_order;
+    std::int64_t m_pos = 0;
+};
+
+} // namespace lathe

@@ -1,0 +1,56 @@
+// Layers with forward and backward on any Backend. A layer caches what its backward needs
+// during a training forward; parameters carry their gradients beside them.
+#pragma once
+
+#include "engine/backends/backend.h"
+#include "engine/core/rng.h"
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lathe {
+
+struct Parameter {
+    std::string name; // local name: "weight", "bias"
+    Tensor value;     // on the model's backend
+    Tensor grad;      // same shape; allocated by Model::to / zeroGrad
+};
+
+struct ForwardContext {
+    bool training = false;      // caches activations for backward; enables dropout
+    std::uint64_t seed = 0;     // dropout masks: hashed with the layer index and step
+    std::int64_t step = 0;
+};
+
+class Layer {
+public:
+    virtual ~Layer() = default;
+
+    virtual std::string type() const = 0;              // "linear", "conv2d", ...
+    virtual nlohmann::json config() const = 0;         // {"type": "linear", "in": 784, "out": 256}
+    virtual Shape outputShape(const Shape& input) const = 0; // shapes include the batch dimension
+
+    // x (N, ...) -> y. With ctx.training the layer keeps what backward needs.
+    virtual Tensor forward(Backend& be, const Tensor& x, const ForwardContext& ctx) = 0;
+    // dy -> dx; parameter gradients are accumulated (+=) into Parameter::grad.
+    virtual Tensor backward(Backend& be, const Tensor& dy) = 0;
+
+    virtual std::vector<Parameter*> parameters() { return {}; }
+    // PyTorch's default initialisation for the layer type, drawn from rng.
+    virtual void initialize(Backend& be, Rng& rng) { (void)be; (void)rng; }
+    // Drop cached activations (after a training step, or before moving to another backend).
+    virtual void releaseCache() {}
+
+    // Set by Model: position in the sequence (dropout seeds, parameter names).
+    int index = 0;
+};
+
+// Builds a layer from its architecture entry; throws ConfigError naming the bad field.
+// Types: linear{in,out,bias?}, conv2d{in,out,kernel,stride?,padding?,bias?}, maxpool2d{kernel,stride?,padding?},
+// relu, gelu, dropout{p}, flatten, layernorm{dim,eps?}, embedding{num,dim}.
+std::unique_ptr<Layer> makeLayer(const nlohmann::json& config);
+
+} // namespace lathe

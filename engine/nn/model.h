@@ -1,0 +1,61 @@
+// Model: a named sequence of layers plus the input preprocessing, movable between backends.
+// Parameter names follow PyTorch's nn.Sequential held as `layers`: "layers.<i>.<param>".
+#pragma once
+
+#include "engine/data/dataset.h"
+#include "engine/nn/layer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace lathe {
+
+struct NamedParameter {
+    std::string name; // "layers.0.weight"
+    Parameter* param;
+};
+
+class Model {
+public:
+    // architecture: {"name": ..., "input": {"shape": [1,28,28], "scale": .., "mean": .., "std": ..},
+    //                "classes": 10, "layers": [ {...}, ... ]}. Throws ConfigError with the JSON pointer.
+    static std::unique_ptr<Model> fromArchitecture(const nlohmann::json& architecture);
+    nlohmann::json architecture() const;
+
+    const std::string& name() const { return m_name; }
+    const Shape& inputShape() const { return m_inputShape; } // per sample, e.g. {1, 28, 28}
+    int numClasses() const { return m_numClasses; }
+    const InputPreprocess& preprocess() const { return m_preprocess; }
+    const std::vector<std::unique_ptr<Layer>>& layers() const { return m_layers; }
+
+    // Fresh PyTorch-default weights on `be`, drawn from seed.
+    void initialize(Backend& be, std::uint64_t seed);
+    // Moves every parameter (and allocates gradients) onto `be`.
+    void to(Backend& be);
+    Backend* backend() const { return m_backend; }
+
+    // x (N, inputShape...) -> logits (N, classes).
+    Tensor forward(const Tensor& x, const ForwardContext& ctx);
+    // dlogits (N, classes): backpropagates through every layer, accumulating parameter grads.
+    void backward(const Tensor& dlogits);
+    void zeroGrad();
+    void releaseCache();
+
+    std::vector<NamedParameter> namedParameters();
+    std::int64_t parameterCount() const;
+    std::uint64_t parameterBytes() const; // as stored (dtype-aware)
+
+private:
+    std::string m_name;
+    Shape m_inputShape;
+    int m_numClasses = 0;
+    InputPreprocess m_preprocess;
+    std::vector<std::unique_ptr<Layer>> m_layers;
+    Backend* m_backend = nullptr;
+};
+
+} // namespace lathe

@@ -1,0 +1,72 @@
+// Implementation of the shared test helpers.
+#include "tests/support/test_support.h"
+
+#include "engine/backends/registry.h"
+#include "engine/core/rng.h"
+
+#include <QDir>
+#include <QTemporaryDir>
+
+#include <cmath>
+#include <cstdlib>
+
+namespace lathe::test {
+
+std::vector<float> randomVector(std::size_t n, std::uint64_t seed, float lo, float hi) {
+    Rng rng(seed);
+    std::vector<float> v(n);
+    for (auto& x : v) x = rng.uniform(lo, hi);
+    return v;
+}
+
+std::vector<std::int32_t> randomLabels(std::size_t n, int classes, std::uint64_t seed) {
+    Rng rng(seed);
+    std::vector<std::int32_t> v(n);
+    for (auto& x : v) x = static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(classes)));
+    return v;
+}
+
+double normalizedError(const std::vector<float>& a, const std::vector<float>& b) {
+    if (a.size() != b.size()) return INFINITY;
+    double num = 0, den = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (std::isnan(a[i]) != std::isnan(b[i])) return INFINITY;
+        const double d = static_cast<double>(a[i]) - b[i];
+        num += d * d;
+        den += static_cast<double>(b[i]) * b[i];
+    }
+    return std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
+}
+
+double maxAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {
+    if (a.size() != b.size()) return INFINITY;
+    double m = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(static_cast<double>(a[i]) - b[i]));
+    return m;
+}
+
+std::string testDataPath(const std::string& relative) {
+    const char* dir = std::getenv("LATHE_TEST_DATA");
+    return std::string(dir ? dir : "tests/data") + "/" + relative;
+}
+
+std::string sourcePath(const std::string& relative) {
+    const char* dir = std::getenv("LATHE_SOURCE_DIR");
+    return std::string(dir ? dir : ".") + "/" + relative;
+}
+
+std::string tempDir() {
+    static QTemporaryDir dir;
+    return dir.path().toStdString();
+}
+
+std::shared_ptr<Backend> cudaBackendOrNull(std::string* reason) {
+    try {
+        return backendFor("cuda");
+    } catch (const std::exception& e) {
+        if (reason) *reason = e.what();
+        return nullptr;
+    }
+}
+
+} // namespace lathe::test

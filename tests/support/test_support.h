@@ -1,0 +1,49 @@
+// Shared helpers for the Qt Test suites: seeded random inputs, normalized error, test data paths,
+// and the "skipped" exit code CTest understands (77) for suites that need a GPU.
+#pragma once
+
+#include "engine/backends/backend.h"
+
+#include <QtTest>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lathe::test {
+
+constexpr int kSkipExitCode = 77;
+
+// Uniform in [lo, hi) from a fixed seed; never all zeros.
+std::vector<float> randomVector(std::size_t n, std::uint64_t seed, float lo = -1.0f, float hi = 1.0f);
+std::vector<std::int32_t> randomLabels(std::size_t n, int classes, std::uint64_t seed);
+
+// ||a - b|| / max(||b||, tiny): the normalized error used against references.
+double normalizedError(const std::vector<float>& a, const std::vector<float>& b);
+double maxAbsDiff(const std::vector<float>& a, const std::vector<float>& b);
+
+// tests/data (LATHE_TEST_DATA) and the source tree (LATHE_SOURCE_DIR).
+std::string testDataPath(const std::string& relative);
+std::string sourcePath(const std::string& relative);
+// A fresh temporary directory for this process (removed at exit).
+std::string tempDir();
+
+// The first CUDA backend, or nullptr with the reason.
+std::shared_ptr<Backend> cudaBackendOrNull(std::string* reason = nullptr);
+
+} // namespace lathe::test
+
+// main() for suites that need a CUDA device: exits 77 (CTest "skipped") when there is none.
+#define LATHE_GPU_TEST_MAIN(TestObject)                                                              \
+    int main(int argc, char** argv) {                                                                \
+        std::string reason;                                                                          \
+        if (!lathe::test::cudaBackendOrNull(&reason)) {                                              \
+            std::fprintf(stderr, "SKIPPED: no CUDA device: %s\n", reason.c_str());                   \
+            return lathe::test::kSkipExitCode;                                                       \
+        }                                                                                            \
+        QCoreApplication app(argc, argv);                                                            \
+        TestObject tc;                                                                               \
+        QTEST_SET_MAIN_SOURCE_PATH                                                                   \
+        return QTest::qExec(&tc, argc, argv);                                                        \
+    }
