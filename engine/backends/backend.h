@@ -73,6 +73,15 @@ struct DeviceInfo {
     std::string libraryVersion; // cuBLAS version
 };
 
+// Times a region of device work: device events on the GPU, a monotonic clock on the CPU.
+class DeviceTimer {
+public:
+    virtual ~DeviceTimer() = default;
+    virtual void start() = 0;   // recorded on the backend's stream
+    virtual void stop() = 0;
+    virtual double elapsedMs() = 0; // waits for stop() to complete
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -95,6 +104,8 @@ public:
     // Peak bytes allocated through this backend since the last reset.
     virtual std::uint64_t peakAllocatedBytes() const = 0;
     virtual void resetPeakAllocated() = 0;
+    virtual std::uint64_t currentAllocatedBytes() const = 0;
+    virtual std::unique_ptr<DeviceTimer> createTimer() = 0;
 
     // Host <-> backend helpers built on the virtual transfers.
     Tensor upload(const Tensor& hostTensor);
