@@ -18,6 +18,16 @@ Registrar::Registrar(Command c) {
     commands().emplace(std::move(name), std::move(c));
 }
 
+std::map<std::string, Bench>& benches() {
+    static std::map<std::string, Bench> m;
+    return m;
+}
+
+BenchRegistrar::BenchRegistrar(Bench b) {
+    auto name = b.name;
+    benches().emplace(std::move(name), std::move(b));
+}
+
 Args::Args(const std::vector<std::string>& args, const std::vector<std::string>& valueOptions,
            const std::vector<std::string>& flagOptions) {
     auto isValue = [&](const std::string& k) {

@@ -29,6 +29,18 @@ struct Registrar {
     explicit Registrar(Command c);
 };
 
+// `lathe-cli bench KIND`: benchmarks register themselves the same way.
+struct Bench {
+    std::string name;    // "gemm", "mlp", "store"
+    std::string usage;
+    std::string summary;
+    std::function<int(const std::vector<std::string>& args)> run;
+};
+std::map<std::string, Bench>& benches();
+struct BenchRegistrar {
+    explicit BenchRegistrar(Bench b);
+};
+
 // Parses "--key value", "--key=value" and boolean "--flag" options plus positionals.
 // valueOptions: options that take a value; flagOptions: booleans. Anything else throws ConfigError.
 class Args {
