@@ -8,6 +8,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -92,6 +93,16 @@ void checkDType(const Tensor& t, DType expected, const char* op, const char* wha
                            dtypeName(expected));
 }
 
+void useBlasThreads(int threads) {
+    // OpenBLAS keeps one process-wide thread count; a backend sets its own before each BLAS call
+    // so two CPU backends with different thread counts do not inherit each other's.
+    static std::atomic<int> current{0};
+    if (current.load(std::memory_order_relaxed) != threads) {
+        openblas_set_num_threads(threads);
+        current.store(threads, std::memory_order_relaxed);
+    }
+}
+
 void sgemmRowMajor(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
                    std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
     if (m == 0 || n == 0) return;
@@ -131,8 +142,7 @@ void sgemmRowMajor(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_
 
 CpuBackend::CpuBackend(int threads)
     : m_threads(resolveThreads(threads)), m_pool(std::make_shared<HostPool>()) {
-    // OpenBLAS keeps one process-wide thread count; the last CPU backend created sets it.
-    openblas_set_num_threads(m_threads.threads());
+    useBlasThreads(m_threads.threads());
 }
 
 DeviceInfo CpuBackend::info() const {
@@ -144,7 +154,9 @@ DeviceInfo CpuBackend::info() const {
     hostMemory(d.memoryTotalBytes, d.memoryFreeBytes);
     const char* config = openblas_get_config();
     d.runtimeVersion = config ? config : "OpenBLAS";
-    d.libraryVersion = d.runtimeVersion;
+    // "OpenBLAS 0.3.21 DYNAMIC_ARCH ..." -> "OpenBLAS 0.3.21"
+    const auto secondSpace = d.runtimeVersion.find(' ', d.runtimeVersion.find(' ') + 1);
+    d.libraryVersion = d.runtimeVersion.substr(0, secondSpace);
     return d;
 }
 
@@ -274,6 +286,7 @@ void CpuBackend::gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tens
         throw BackendError("cpu gemm: shapes do not match: op(a) is [" + std::to_string(m) + ", " +
                            std::to_string(k) + "], op(b) is [" + std::to_string(kb) + ", " + std::to_string(n) +
                            "], c is " + shapeToString(c.shape()));
+    useBlasThreads(m_threads.threads());
     if (a.dtype() == DType::F32) {
         sgemmRowMajor(tA, tB, m, n, k, alpha, a.ptr<float>(), a.dim(1), b.ptr<const float>(), b.dim(1), beta,
                       c.ptr<float>(), n);

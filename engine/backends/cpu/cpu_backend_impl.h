@@ -95,6 +95,9 @@ void checkShape(const Tensor& t, const Shape& expected, const char* op, const ch
 void checkSameShape(const Tensor& a, const Tensor& b, const char* op, const char* whatA, const char* whatB);
 void checkDType(const Tensor& t, DType expected, const char* op, const char* what);
 
+// Sets OpenBLAS's (process-wide) thread count when it differs from the last one set.
+void useBlasThreads(int threads);
+
 // Row-major sgemm on raw pointers through OpenBLAS (gemv when one side is a vector).
 void sgemmRowMajor(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
                    std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc);

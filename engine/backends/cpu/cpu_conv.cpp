@@ -91,6 +91,7 @@ void CpuBackend::conv2dForward(const Tensor& x, const Tensor& w, Tensor& y, cons
     const std::int64_t p = g.outH() * g.outW(), ckk = g.inChannels * g.kernelH * g.kernelW;
     const std::int64_t inSize = g.inChannels * g.height * g.width, outSize = g.outChannels * p;
     const std::int64_t group = imagesPerGroup(g);
+    useBlasThreads(m_threads.threads());
     // col (CKK, G*P): the columns of G images side by side; out (K, G*P) = w (K, CKK) @ col.
     Tensor col = empty({ckk, group * p}), out = empty({g.outChannels, group * p});
     float *pc = col.ptr<float>(), *po = out.ptr<float>();
@@ -121,6 +122,7 @@ void CpuBackend::conv2dBackwardData(const Tensor& dy, const Tensor& w, Tensor& d
     const std::int64_t p = g.outH() * g.outW(), ckk = g.inChannels * g.kernelH * g.kernelW;
     const std::int64_t inSize = g.inChannels * g.height * g.width, outSize = g.outChannels * p;
     const std::int64_t group = imagesPerGroup(g);
+    useBlasThreads(m_threads.threads());
     Tensor col = empty({ckk, group * p}), dyg = empty({g.outChannels, group * p});
     float *pc = col.ptr<float>(), *pg = dyg.ptr<float>(), *pdx = dx.ptr<float>();
     const float* pdy = dy.ptr<const float>();
@@ -155,6 +157,7 @@ void CpuBackend::conv2dBackwardWeight(const Tensor& x, const Tensor& dy, Tensor&
     const std::int64_t p = g.outH() * g.outW(), ckk = g.inChannels * g.kernelH * g.kernelW;
     const std::int64_t inSize = g.inChannels * g.height * g.width, outSize = g.outChannels * p;
     const std::int64_t group = imagesPerGroup(g);
+    useBlasThreads(m_threads.threads());
     if (!accumulate) fill(dw, 0.0f);
     Tensor col = empty({ckk, group * p}), dyg = empty({g.outChannels, group * p});
     float *pc = col.ptr<float>(), *pg = dyg.ptr<float>();
