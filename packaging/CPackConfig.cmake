@@ -21,14 +21,13 @@ set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${LATHE_PACKAGE_MAINTAINER}")
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_COMPRESSION_TYPE xz)
-# Continuation lines of a Debian description start with a space; CPack writes the text as given.
-set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "${CPACK_PACKAGE_DESCRIPTION_SUMMARY}
- Lathe trains baseline models, applies optimization steps (pruning, distillation,
- quantization, low-rank, batching policies), measures accuracy, latency, throughput
- and memory on the CPU or a CUDA GPU, and keeps every run in a local SQLite database
- for comparison and export. The package has the lathe workbench window (when built
- with LATHE_UI), the headless lathe-cli, and example experiments in
- /usr/share/lathe/experiments.")
+# The synopsis line is CPACK_PACKAGE_DESCRIPTION_SUMMARY; CPack indents these lines under it.
+set(CPACK_PACKAGE_DESCRIPTION "Lathe trains baseline models, applies optimization steps (pruning, distillation,
+quantization, low-rank, batching policies), measures accuracy, latency, throughput
+and memory on the CPU or a CUDA GPU, and keeps every run in a local SQLite database
+for comparison and export. The package has the lathe workbench window (when built
+with LATHE_UI), the headless lathe-cli, and example experiments in
+/usr/share/lathe/experiments.")
 
 # Depends on the shared libraries the binaries link, computed by dpkg-shlibdeps at package time.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
