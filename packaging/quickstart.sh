@@ -104,7 +104,8 @@ ensure_packages() {
     if ! apt_lists_know "${missing[@]}"; then
         as_root env DEBIAN_FRONTEND=noninteractive apt-get update
     fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+    # Wait for another apt or dpkg (e.g. unattended-upgrades) instead of failing on its lock.
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y "${missing[@]}"
 }
 
 # ---------------------------------------------------------------------------------------------------
