@@ -332,8 +332,10 @@ void TestCpuOps::conv2d_data() {
     QTest::newRow("1x1 kernel") << QList<int>{4, 6, 5, 5, 3, 1, 1, 1, 1, 0, 0};
     QTest::newRow("stride 2 pad 1") << QList<int>{2, 2, 8, 8, 3, 3, 3, 2, 2, 1, 1};
     QTest::newRow("single image, kernel = input") << QList<int>{1, 2, 4, 4, 3, 4, 4, 1, 1, 0, 0};
-    // ~2.4 MB of columns per image: 20 images span two column groups.
-    QTest::newRow("two column groups") << QList<int>{20, 16, 64, 64, 4, 3, 3, 1, 1, 1, 1};
+    // ~0.6 MB of columns per image: 20 images span three chunks of 6 and one of 2.
+    QTest::newRow("several image chunks") << QList<int>{20, 16, 32, 32, 4, 3, 3, 1, 1, 1, 1};
+    // ~9 MB of columns per image: one image per chunk (written straight into y).
+    QTest::newRow("one image per chunk") << QList<int>{3, 64, 64, 64, 2, 3, 3, 1, 1, 1, 1};
 }
 
 void TestCpuOps::conv2d() {

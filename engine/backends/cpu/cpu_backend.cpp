@@ -8,7 +8,6 @@
 #include <cblas.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -93,16 +92,6 @@ void checkDType(const Tensor& t, DType expected, const char* op, const char* wha
                            dtypeName(expected));
 }
 
-void useBlasThreads(int threads) {
-    // OpenBLAS keeps one process-wide thread count; a backend sets its own before each BLAS call
-    // so two CPU backends with different thread counts do not inherit each other's.
-    static std::atomic<int> current{0};
-    if (current.load(std::memory_order_relaxed) != threads) {
-        openblas_set_num_threads(threads);
-        current.store(threads, std::memory_order_relaxed);
-    }
-}
-
 void sgemmRowMajor(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
                    std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
     if (m == 0 || n == 0) return;
@@ -142,7 +131,31 @@ void sgemmRowMajor(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_
 
 CpuBackend::CpuBackend(int threads)
     : m_threads(resolveThreads(threads)), m_pool(std::make_shared<HostPool>()) {
-    useBlasThreads(m_threads.threads());
+    // OpenBLAS runs single-threaded inside each pool thread: the backend splits GEMMs itself, in
+    // chunks that depend on the shape only (so results do not depend on the thread count), and a
+    // chunk a busy worker cannot take is run by the caller instead of being waited for.
+    openblas_set_num_threads(1);
+}
+
+void CpuBackend::sgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+                       std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+    const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+    if (macs < kParallelGemmMacs || (m < 128 && n < 128)) {
+        sgemmRowMajor(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    // Split the larger of M and N into 8-ish panels (multiples of 16, at least 64 wide).
+    const bool byRows = m >= n;
+    const std::int64_t extent = byRows ? m : n;
+    const std::int64_t panel = std::max<std::int64_t>(64, (extent / 8 + 15) / 16 * 16);
+    const std::int64_t panels = (extent + panel - 1) / panel;
+    m_threads.forChunks(panels, [&](std::int64_t i) {
+        const std::int64_t p0 = i * panel, len = std::min(panel, extent - p0);
+        if (byRows)
+            sgemmRowMajor(ta, tb, len, n, k, alpha, ta ? a + p0 : a + p0 * lda, lda, b, ldb, beta, c + p0 * ldc, ldc);
+        else
+            sgemmRowMajor(ta, tb, m, len, k, alpha, a, lda, tb ? b + p0 * ldb : b + p0, ldb, beta, c + p0, ldc);
+    });
 }
 
 DeviceInfo CpuBackend::info() const {
@@ -286,9 +299,8 @@ void CpuBackend::gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tens
         throw BackendError("cpu gemm: shapes do not match: op(a) is [" + std::to_string(m) + ", " +
                            std::to_string(k) + "], op(b) is [" + std::to_string(kb) + ", " + std::to_string(n) +
                            "], c is " + shapeToString(c.shape()));
-    useBlasThreads(m_threads.threads());
     if (a.dtype() == DType::F32) {
-        sgemmRowMajor(tA, tB, m, n, k, alpha, a.ptr<float>(), a.dim(1), b.ptr<const float>(), b.dim(1), beta,
+        sgemm(tA, tB, m, n, k, alpha, a.ptr<float>(), a.dim(1), b.ptr<const float>(), b.dim(1), beta,
                       c.ptr<float>(), n);
         return;
     }
@@ -297,7 +309,7 @@ void CpuBackend::gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tens
     convert(a, a32);
     convert(b, b32);
     if (beta != 0.0f) convert(c, c32);
-    sgemmRowMajor(tA, tB, m, n, k, alpha, a32.ptr<float>(), a.dim(1), b32.ptr<const float>(), b.dim(1), beta,
+    sgemm(tA, tB, m, n, k, alpha, a32.ptr<float>(), a.dim(1), b32.ptr<const float>(), b.dim(1), beta,
                   c32.ptr<float>(), n);
     convert(c32, c);
 }
