@@ -1,22 +1,30 @@
-// Dtype conversion kernels between F32, F16, BF16 and I32. Float -> int rounds half away from zero
+// Dtype conversion kernels between F32, F16, BF16, I32, I8 and U8. Float -> int rounds half away from zero
 // and saturates, exactly like the host traits (dtype.cpp), so CPU and GPU store the same integers.
 #include "engine/backends/cuda/cuda_device.cuh"
 #include "engine/backends/cuda/cuda_kernels.h"
 
+#include <limits>
+#include <type_traits>
+
 namespace lathe::cuda {
 namespace {
 
-struct I32Tag {};
-
-template <class T> __device__ __forceinline__ float loadF(const T* p, std::int64_t i) { return toF(p[i]); }
-template <> __device__ __forceinline__ float loadF<std::int32_t>(const std::int32_t* p, std::int64_t i) {
-    return static_cast<float>(p[i]);
+template <class T> __device__ __forceinline__ float loadF(const T* p, std::int64_t i) {
+    if constexpr (std::is_integral_v<T>)
+        return static_cast<float>(p[i]);
+    else
+        return toF(p[i]);
 }
-template <class T> __device__ __forceinline__ void storeF(T* p, std::int64_t i, float v) { p[i] = fromF<T>(v); }
-template <> __device__ __forceinline__ void storeF<std::int32_t>(std::int32_t* p, std::int64_t i, float f) {
-    double v = static_cast<double>(f);
-    v = v < -2147483648.0 ? -2147483648.0 : (v > 2147483647.0 ? 2147483647.0 : v);
-    p[i] = static_cast<std::int32_t>(v < 0 ? v - 0.5 : v + 0.5);
+template <class T> __device__ __forceinline__ void storeF(T* p, std::int64_t i, float f) {
+    if constexpr (std::is_integral_v<T>) {
+        constexpr double lo = static_cast<double>(std::numeric_limits<T>::min());
+        constexpr double hi = static_cast<double>(std::numeric_limits<T>::max());
+        double v = static_cast<double>(f);
+        v = v < lo ? lo : (v > hi ? hi : v);
+        p[i] = static_cast<T>(v < 0 ? v - 0.5 : v + 0.5);
+    } else {
+        p[i] = fromF<T>(f);
+    }
 }
 
 template <class S, class D>
@@ -28,9 +36,11 @@ __global__ void convert_kernel(const S* src, D* dst, std::int64_t n) {
 
 template <class F>
 void dispatchConvertible(DType dt, F&& f) {
-    if (dt == DType::I32) {
-        f(std::int32_t{});
-        return;
+    switch (dt) {
+    case DType::I32: f(std::int32_t{}); return;
+    case DType::I8: f(std::int8_t{}); return;
+    case DType::U8: f(std::uint8_t{}); return;
+    default: break;
     }
     dispatchFloat(dt, "convert", f);
 }

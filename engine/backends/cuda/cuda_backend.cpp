@@ -166,9 +166,9 @@ public:
 
     bool supports(Op op, DType dt) const override {
         switch (op) {
-        case Op::Copy: return true;
+        case Op::Copy:
         case Op::Fill:
-        case Op::Convert: return isFloat(dt) || dt == DType::I32;
+        case Op::Convert: return traits(dt).blockSize == 1;
         case Op::Gemm:
         case Op::BiasAdd: case Op::BiasGrad:
         case Op::Add: case Op::Mul: case Op::Axpy: case Op::Scale:

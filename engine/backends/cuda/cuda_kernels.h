@@ -12,7 +12,7 @@
 
 namespace lathe::cuda {
 
-// ---- elementwise.cu (F32, F16, BF16; I32 for fill). n elements each.
+// ---- elementwise.cu (F32, F16, BF16; fill takes every plain dtype). n elements each.
 void launchFill(void* x, DType dt, std::int64_t n, float value, cudaStream_t stream);
 void launchAdd(const void* a, const void* b, void* out, DType dt, std::int64_t n, cudaStream_t stream);
 void launchMul(const void* a, const void* b, void* out, DType dt, std::int64_t n, cudaStream_t stream);
@@ -28,7 +28,7 @@ void launchDropout(const void* x, void* y, void* mask, DType dt, std::int64_t n,
 void launchBiasAdd(void* x, const void* bias, DType dt, std::int64_t outer, std::int64_t channels,
                    std::int64_t inner, cudaStream_t stream);
 
-// ---- convert.cu: dst = src between F32, F16, BF16 and I32 (rounded, saturated like the host traits).
+// ---- convert.cu: dst = src between F32, F16, BF16, I32, I8, U8 (rounded, saturated like the host traits).
 void launchConvert(const void* src, DType srcDt, void* dst, DType dstDt, std::int64_t n, cudaStream_t stream);
 
 // ---- softmax.cu

@@ -11,14 +11,11 @@ namespace {
     for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < (n); \
          i += static_cast<std::int64_t>(blockDim.x) * gridDim.x)
 
-template <class T>
-__global__ void fill_kernel(T* x, std::int64_t n, float value) {
-    const T v = fromF<T>(value);
-    LATHE_GRID_STRIDE(i, n) x[i] = v;
-}
-
-__global__ void fill_i32_kernel(std::int32_t* x, std::int64_t n, std::int32_t value) {
-    LATHE_GRID_STRIDE(i, n) x[i] = value;
+// Fills with one element's bit pattern (1, 2 or 4 bytes), encoded on the host by the dtype traits,
+// so every dtype stores exactly what the CPU backend stores.
+template <class U>
+__global__ void fill_pattern_kernel(U* x, std::int64_t n, U pattern) {
+    LATHE_GRID_STRIDE(i, n) x[i] = pattern;
 }
 
 template <class T>
@@ -101,17 +98,25 @@ __global__ void bias_add_kernel(T* x, const T* bias, std::int64_t n, std::int64_
 
 void launchFill(void* x, DType dt, std::int64_t n, float value, cudaStream_t stream) {
     if (n == 0) return;
-    if (dt == DType::I32) {
-        fill_i32_kernel<<<gridFor(n), kBlock, 0, stream>>>(static_cast<std::int32_t*>(x), n,
-                                                            static_cast<std::int32_t>(lrintf(value)));
-        LATHE_CUDA_CHECK_LAUNCH("fill_i32_kernel");
-        return;
+    const DTypeTraits& tr = traits(dt);
+    if (tr.blockSize != 1) throw BackendError(std::string("cuda: fill has no kernel for block format ") + tr.name);
+    std::uint32_t pattern = 0;
+    tr.fromFloat(&value, &pattern, 1); // little-endian: the element's bytes are the low bytes
+    switch (tr.bytesPerBlock) {
+    case 1:
+        fill_pattern_kernel<<<gridFor(n), kBlock, 0, stream>>>(static_cast<std::uint8_t*>(x), n,
+                                                                static_cast<std::uint8_t>(pattern)); // (n)
+        break;
+    case 2:
+        fill_pattern_kernel<<<gridFor(n), kBlock, 0, stream>>>(static_cast<std::uint16_t*>(x), n,
+                                                                static_cast<std::uint16_t>(pattern)); // (n)
+        break;
+    case 4:
+        fill_pattern_kernel<<<gridFor(n), kBlock, 0, stream>>>(static_cast<std::uint32_t*>(x), n, pattern); // (n)
+        break;
+    default: throw BackendError(std::string("cuda: fill has no kernel for ") + tr.name);
     }
-    dispatchFloat(dt, "fill", [&](auto tag) {
-        using T = decltype(tag);
-        fill_kernel<T><<<gridFor(n), kBlock, 0, stream>>>(static_cast<T*>(x), n, value); // (n)
-        LATHE_CUDA_CHECK_LAUNCH("fill_kernel");
-    });
+    LATHE_CUDA_CHECK_LAUNCH("fill_pattern_kernel");
 }
 
 void launchAdd(const void* a, const void* b, void* out, DType dt, std::int64_t n, cudaStream_t stream) {
