@@ -52,7 +52,7 @@ int runTrain(const std::vector<std::string>& argv) {
     Args args(argv,
               {"--model", "--dataset", "--epochs", "--batch-size", "--lr", "--optimizer", "--seed", "--limit",
                "--device", "--save", "--init", "--arch", "--momentum", "--weight-decay", "--max-steps"},
-              {"--json"});
+              {"--json", "--eval-each-epoch"});
     if (!args.positional().empty()) throw ConfigError("unexpected argument \"" + args.positional()[0] + "\"");
 
     TrainParams p;
@@ -101,11 +101,28 @@ int runTrain(const std::vector<std::string>& argv) {
                  model->name().c_str(), static_cast<long long>(model->parameterCount()), datasetName.c_str(),
                  static_cast<long long>(trainSamples), p.optimizer.c_str(), be.name().c_str());
 
+    // --eval-each-epoch: test accuracy after every epoch (to choose the number of epochs); the time it
+    // takes is not counted in the training seconds.
+    const bool evalEachEpoch = args.flag("--eval-each-epoch");
+    nlohmann::json epochLog = nlohmann::json::array();
+    double evalEachSeconds = 0;
     TrainCallbacks callbacks;
     callbacks.cancel = &cancelFlag();
     callbacks.onEpoch = [&](const EpochReport& r) {
-        std::fprintf(stderr, "epoch %d/%d  loss %.4f  train accuracy %.4f  %lld steps  %.1f s\n", r.epoch, p.epochs,
+        std::fprintf(stderr, "epoch %d/%d  loss %.4f  train accuracy %.4f  %lld steps  %.1f s", r.epoch, p.epochs,
                      r.trainLoss, r.trainAccuracy, static_cast<long long>(r.steps), r.seconds);
+        nlohmann::json e = {{"epoch", r.epoch}, {"train_loss", r.trainLoss}, {"train_accuracy", r.trainAccuracy},
+                            {"seconds", r.seconds}};
+        if (evalEachEpoch) {
+            const auto t = std::chrono::steady_clock::now();
+            const EvalResult ev = evaluate(*model, be, data.test, 256, &g_cancel);
+            evalEachSeconds += secondsSince(t);
+            std::fprintf(stderr, "  test accuracy %.4f  test loss %.4f", ev.accuracy, ev.loss);
+            e["test_accuracy"] = ev.accuracy;
+            e["test_loss"] = ev.loss;
+        }
+        std::fprintf(stderr, "\n");
+        epochLog.push_back(e);
     };
     InterruptGuard guard;
     const TrainResult tr = train(*model, be, data.train, p, callbacks);
@@ -128,7 +145,8 @@ int runTrain(const std::vector<std::string>& argv) {
         out["device"] = be.name();
         out["epochs"] = tr.epochs;
         out["steps"] = tr.steps;
-        out["seconds"] = tr.seconds;
+        out["seconds"] = tr.seconds - evalEachSeconds;
+        out["epoch_log"] = epochLog;
         out["eval_seconds"] = evalSeconds;
         out["train_loss"] = tr.finalTrainLoss;
         out["train_samples"] = trainSamples;
@@ -183,7 +201,7 @@ const Registrar kTrain({"train",
                         "train --model NAME --dataset fashion-mnist|DIR --epochs N [--batch-size B] [--lr X]\n"
                         "       [--optimizer adam|adamw|sgd] [--momentum M] [--weight-decay W] [--seed S]\n"
                         "       [--limit N] [--max-steps N] [--device cpu|cuda|auto] [--save model.safetensors]\n"
-                        "       [--init model.safetensors [--arch arch.json]] [--json]",
+                        "       [--init model.safetensors [--arch arch.json]] [--eval-each-epoch] [--json]",
                         "train a model from the zoo (or from saved weights) and evaluate it on the test split",
                         runTrain});
 

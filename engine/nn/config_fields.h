@@ -19,6 +19,12 @@ inline std::string shortDump(const nlohmann::json& value) {
     return s;
 }
 
+// A bound for messages: 0 rather than 0.0.
+inline std::string boundText(double v) {
+    if (v == static_cast<double>(static_cast<long long>(v))) return std::to_string(static_cast<long long>(v));
+    return shortDump(v);
+}
+
 [[noreturn]] inline void fail(const std::string& pointer, const std::string& message) {
     throw ConfigError((pointer.empty() ? std::string("/") : pointer) + ": " + message);
 }
@@ -71,9 +77,9 @@ inline double number(const nlohmann::json& obj, const std::string& key, const st
     std::string expected = "a number";
     if (lo > -1e30 || hi < 1e30) {
         expected += " in [";
-        expected += shortDump(lo);
+        expected += boundText(lo);
         expected += ", ";
-        expected += shortDump(hi);
+        expected += boundText(hi);
         expected += hiExclusive ? ")" : "]";
     }
     if (it == obj.end()) {

@@ -4,7 +4,8 @@
 Runs `lathe-cli bench mlp --device cpu --json` and the same model (mlp-784-256-128-10: Flatten,
 Linear 784->256, ReLU, Linear 256->128, ReLU, Linear 128->10) in PyTorch with the same thread
 count, warm-up, repeats, batch sizes and number of rotating input batches, and prints the ratios.
-The two are measured in alternating rounds so machine load drifts hit both alike; each figure is
+PyTorch gets OPENBLAS_NUM_THREADS and OMP_NUM_THREADS set to the same count too, so neither side
+uses more cores than the other. The two are measured in alternating rounds so machine load drifts hit both alike; each figure is
 the median over rounds of the per-round median latency.
 
 Run with Debian's PyTorch: /usr/bin/python3 tests/tools/bench_vs_pytorch.py [--lathe-cli PATH]
@@ -87,6 +88,10 @@ def main():
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = p.parse_args()
 
+    # Debian's PyTorch calls the system OpenBLAS (pthreads build), whose thread pool
+    # torch.set_num_threads does not control: pin it and OpenMP to the same count as Lathe's.
+    os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import torch  # Debian's python3-torch (PyTorch 1.13)
     torch.set_num_threads(args.threads)
     model = build_torch_model(torch)
@@ -107,14 +112,16 @@ def main():
                      "latency_ratio": lat_l / lat_t, "lathe_throughput_per_s": b / (lat_l * 1e-3),
                      "torch_throughput_per_s": b / (lat_t * 1e-3), "throughput_ratio": lat_t / lat_l})
     env = {"date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu_model(),
-           "threads": args.threads, "torch": torch.__version__, "lathe_cli": cli,
+           "threads": args.threads, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+           "load_average": os.getloadavg(), "lathe_cli": cli,
            "lathe_command": " ".join(lathe_cmd), "rounds": args.rounds, "warmup": args.warmup,
            "repeats": args.repeats, "rotate": args.rotate,
            "openblas": lathe_doc["results"][0].get("library", "") if lathe_doc["results"] else ""}
     if args.json:
         print(json.dumps({"environment": env, "rows": rows}, indent=2))
     else:
-        print(f"{env['date']}  {env['cpu']}  threads={args.threads}  PyTorch {env['torch']}  {env['openblas']}")
+        print(f"{env['date']}  {env['cpu']}  threads={args.threads}  PyTorch {env['torch']}  {env['openblas']}  "
+              f"load average {env['load_average'][0]:.1f}")
         print(f"warm-up {args.warmup}, {args.repeats} repeats over {args.rotate} input batches, "
               f"median of {args.rounds} alternating rounds")
         print(f"{'batch':>6} {'Lathe ms':>10} {'PyTorch ms':>11} {'latency ratio':>14} "

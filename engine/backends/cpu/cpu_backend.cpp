@@ -140,14 +140,15 @@ CpuBackend::CpuBackend(int threads)
 void CpuBackend::sgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
                        std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
     const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-    if (macs < kParallelGemmMacs || (m < 128 && n < 128)) {
+    if (macs < kParallelGemmMacs || (m < 2 * kGemmPanel && n < 2 * kGemmPanel)) {
         sgemmRowMajor(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    // Split the larger of M and N into 8-ish panels (multiples of 16, at least 64 wide).
+    // Split the larger of M and N into panels (multiples of 16, at least kGemmPanel wide, at most 8).
+    // Each panel repacks the other operand, so panels are wide: 2 panels for the MLP's 256-row GEMM.
     const bool byRows = m >= n;
     const std::int64_t extent = byRows ? m : n;
-    const std::int64_t panel = std::max<std::int64_t>(64, (extent / 8 + 15) / 16 * 16);
+    const std::int64_t panel = std::max<std::int64_t>(kGemmPanel, (extent / 8 + 15) / 16 * 16);
     const std::int64_t panels = (extent + panel - 1) / panel;
     m_threads.forChunks(panels, [&](std::int64_t i) {
         const std::int64_t p0 = i * panel, len = std::min(panel, extent - p0);

@@ -16,6 +16,8 @@ namespace lathe::cpu {
 constexpr std::int64_t kInlineElements = 1 << 15;
 // GEMMs below this many multiply-adds run as one OpenBLAS call on the calling thread.
 constexpr double kParallelGemmMacs = 1 << 20;
+// Narrowest GEMM panel given to one task (see CpuBackend::sgemm).
+constexpr std::int64_t kGemmPanel = 128;
 
 class CpuBackend final : public Backend {
 public:

@@ -1,0 +1,305 @@
+// Model building from architecture JSON (round trip, errors naming the JSON pointer), the zoo,
+// PyTorch-default initialisation, parameter naming, moving between backends, and save/load.
+#include "engine/backends/cpu/cpu_backend.h"
+#include "engine/backends/registry.h"
+#include "engine/core/errors.h"
+#include "engine/io/model_io.h"
+#include "engine/nn/model.h"
+#include "engine/nn/zoo.h"
+#include "tests/support/test_support.h"
+
+#include <QtTest>
+
+#include <cmath>
+
+using namespace lathe;
+using namespace lathe::test;
+
+namespace {
+
+// Every layer type once, with non-default options, so the round trip covers every config() branch.
+const char* kAllLayers = R"({"name":"all-layers","input":{"shape":[2,9,8],"scale":0.5,"mean":0.25,"std":2.0},
+  "classes":3,"layers":[
+    {"type":"conv2d","in":2,"out":4,"kernel":[3,2],"stride":[1,2],"padding":1,"bias":false},
+    {"type":"gelu"},
+    {"type":"maxpool2d","kernel":3,"stride":2,"padding":1},
+    {"type":"relu"},
+    {"type":"flatten"},
+    {"type":"dropout","p":0.1},
+    {"type":"linear","in":60,"out":7,"bias":false},
+    {"type":"layernorm","dim":7,"eps":0.001},
+    {"type":"linear","in":7,"out":3}]})";
+
+std::vector<float> forwardEval(Model& m, Backend& be, const std::vector<float>& x, std::int64_t batch) {
+    Shape xs = {batch};
+    xs.insert(xs.end(), m.inputShape().begin(), m.inputShape().end());
+    ForwardContext ctx;
+    return be.downloadF32(m.forward(be.upload(x, xs), ctx));
+}
+
+} // namespace
+
+class TestModel : public QObject {
+    Q_OBJECT
+
+private slots:
+    void architectureRoundTrip_data();
+    void architectureRoundTrip();
+    void badArchitecture_data();
+    void badArchitecture();
+    void zooNamesAndUnknown();
+    void zooParameters_data();
+    void zooParameters();
+    void initialization();
+    void embeddingModel();
+    void moveBetweenBackends();
+    void saveAndLoad();
+    void dropoutOnlyInTraining();
+};
+
+void TestModel::architectureRoundTrip_data() {
+    QTest::addColumn<QString>("architecture");
+    for (const auto& name : zooNames())
+        QTest::newRow(name.c_str()) << QString::fromStdString(zooArchitecture(name).dump());
+    QTest::newRow("all-layers") << QString(kAllLayers);
+}
+
+void TestModel::architectureRoundTrip() {
+    QFETCH(QString, architecture);
+    const auto doc = nlohmann::json::parse(architecture.toStdString());
+    auto m1 = Model::fromArchitecture(doc);
+    const auto a1 = m1->architecture();
+    QCOMPARE(a1["layers"], doc["layers"]); // the same layer configs, defaults left out as written
+    QCOMPARE(a1["name"], doc["name"]);
+    QCOMPARE(a1["classes"], doc["classes"]);
+    QCOMPARE(a1["input"]["shape"], doc["input"]["shape"]);
+    // Preprocessing is held in float: equal to the document's numbers at float precision.
+    for (const char* k : {"scale", "mean", "std"})
+        QCOMPARE(a1["input"][k].get<float>(), doc["input"][k].get<float>());
+    auto m2 = Model::fromArchitecture(nlohmann::json::parse(a1.dump()));
+    QCOMPARE(m2->architecture(), a1);
+    QCOMPARE(m2->parameterCount(), m1->parameterCount());
+}
+
+void TestModel::badArchitecture_data() {
+    QTest::addColumn<QString>("architecture");
+    QTest::addColumn<QString>("expected"); // the JSON pointer and words the message must carry
+    const QString ok = R"("input":{"shape":[1,4,4]},"classes":3)";
+    auto row = [](const char* name, const QString& doc, const char* expected) {
+        QTest::newRow(name) << doc << QString(expected);
+    };
+    row("not-an-object", "[1,2]", "/: expected an object");
+    row("no-input", R"({"classes":3,"layers":[{"type":"flatten"}]})", "/input: missing");
+    row("input-shape-entry", R"({"input":{"shape":[1,0,4]},"classes":3,"layers":[]})", "/input/shape/1: expected a positive integer");
+    row("input-std-zero", R"({"input":{"shape":[1,4,4],"std":0},"classes":3,"layers":[]})", "/input/std: expected a positive number");
+    row("input-unknown-key", R"({"input":{"shape":[1,4,4],"mena":0.5},"classes":3,"layers":[]})", "/input/mena: unknown field");
+    row("classes-negative", R"({"input":{"shape":[1,4,4]},"classes":-1,"layers":[]})", "/classes: expected an integer >= 1, got -1");
+    row("layers-empty", "{" + ok + R"(,"layers":[]})", "/layers: expected a non-empty array");
+    row("layer-not-object", "{" + ok + R"(,"layers":[{"type":"flatten"}, 3]})", "/layers/1: expected an object");
+    row("layer-type-missing", "{" + ok + R"(,"layers":[{"in":3}]})", "/layers/0/type: missing");
+    row("layer-type-unknown", "{" + ok + R"(,"layers":[{"type":"flatten"},{"type":"lstm"}]})",
+        "/layers/1/type: unknown layer type \"lstm\" (known: ");
+    row("linear-out-missing", "{" + ok + R"(,"layers":[{"type":"flatten"},{"type":"linear","in":16}]})",
+        "/layers/1/out: missing");
+    row("linear-out-string", "{" + ok + R"(,"layers":[{"type":"flatten"},{"type":"linear","in":16,"out":"3"}]})",
+        "/layers/1/out: expected an integer >= 1, got \"3\"");
+    row("linear-in-mismatch", "{" + ok + R"(,"layers":[{"type":"flatten"},{"type":"linear","in":15,"out":3}]})",
+        "/layers/1: linear expects (N, ..., 15), got shape [1, 16]");
+    row("conv-kernel-bad", "{" + ok + R"(,"layers":[{"type":"conv2d","in":1,"out":2,"kernel":[3]}]})",
+        "/layers/0/kernel: expected an integer >= 1 or [h, w]");
+    row("conv-channels", "{" + ok + R"(,"layers":[{"type":"conv2d","in":3,"out":2,"kernel":3}]})",
+        "/layers/0: conv2d expects (N, 3, H, W), got shape [1, 1, 4, 4]");
+    row("conv-typo", "{" + ok + R"(,"layers":[{"type":"conv2d","in":1,"out":2,"kernal":3}]})",
+        "/layers/0/kernal: unknown field");
+    row("dropout-p", "{" + ok + R"(,"layers":[{"type":"flatten"},{"type":"dropout","p":1.5}]})",
+        "/layers/1/p: expected a number in [0, 1), got 1.5");
+    row("pool-padding", "{" + ok + R"(,"layers":[{"type":"maxpool2d","kernel":2,"padding":2}]})",
+        "/layers/0/padding: must be at most half the kernel size");
+    row("wrong-output", "{" + ok + R"(,"layers":[{"type":"flatten"},{"type":"linear","in":16,"out":4}]})",
+        "/layers/1: the model's output per sample is [1, 4], expected [1, 3] (/classes)");
+}
+
+void TestModel::badArchitecture() {
+    QFETCH(QString, architecture);
+    QFETCH(QString, expected);
+    try {
+        Model::fromArchitecture(nlohmann::json::parse(architecture.toStdString()));
+        QFAIL("no ConfigError");
+    } catch (const ConfigError& e) {
+        QVERIFY2(QString(e.what()).startsWith(expected), e.what());
+    }
+}
+
+void TestModel::zooNamesAndUnknown() {
+    QCOMPARE(zooNames(), (std::vector<std::string>{"mlp-784-256-128-10", "cnn-2conv"}));
+    try {
+        zooArchitecture("resnet-50");
+        QFAIL("no ConfigError");
+    } catch (const ConfigError& e) {
+        QCOMPARE(QString(e.what()), QString("unknown model \"resnet-50\" (known: mlp-784-256-128-10, cnn-2conv)"));
+    }
+}
+
+void TestModel::zooParameters_data() {
+    QTest::addColumn<QString>("name");
+    QTest::addColumn<qlonglong>("count");
+    QTest::addColumn<QStringList>("names");
+    // 784*256+256 + 256*128+128 + 128*10+10
+    QTest::newRow("mlp") << "mlp-784-256-128-10" << 235146LL
+                         << QStringList{"layers.1.weight", "layers.1.bias", "layers.3.weight", "layers.3.bias",
+                                        "layers.5.weight", "layers.5.bias"};
+    // 32*9+32 + 64*32*9+64 + 3136*128+128 + 128*10+10
+    QTest::newRow("cnn") << "cnn-2conv" << 421642LL
+                         << QStringList{"layers.0.weight", "layers.0.bias", "layers.3.weight", "layers.3.bias",
+                                        "layers.7.weight", "layers.7.bias", "layers.10.weight", "layers.10.bias"};
+}
+
+void TestModel::zooParameters() {
+    QFETCH(QString, name);
+    QFETCH(qlonglong, count);
+    QFETCH(QStringList, names);
+    auto m = Model::fromArchitecture(zooArchitecture(name.toStdString()));
+    QCOMPARE(m->parameterCount(), count);
+    QCOMPARE(m->parameterBytes(), static_cast<std::uint64_t>(count * 4));
+    QStringList got;
+    for (const auto& np : m->namedParameters()) got << QString::fromStdString(np.name);
+    QCOMPARE(got, names);
+    QCOMPARE(m->preprocess().mean, 0.2860f);
+    QCOMPARE(m->preprocess().std, 0.3530f);
+    QCOMPARE(m->preprocess().scale, 1.0f / 255.0f);
+    // PyTorch layouts: linear (out, in), conv (out, in, kh, kw).
+    if (name == "cnn-2conv") {
+        QCOMPARE(m->namedParameters()[2].param->value.shape(), (Shape{64, 32, 3, 3}));
+        QCOMPARE(m->namedParameters()[4].param->value.shape(), (Shape{128, 3136}));
+    } else {
+        QCOMPARE(m->namedParameters()[0].param->value.shape(), (Shape{256, 784}));
+    }
+}
+
+// kaiming_uniform(a = sqrt(5)) for weights and U(+-1/sqrt(fan_in)) for biases: every value inside the
+// bound, and the sample standard deviation near bound/sqrt(3) (over >= 288 values the sampling error of
+// the std is below 10%, the tolerance used). LayerNorm starts at ones and zeros.
+void TestModel::initialization() {
+    Backend& be = *cpuBackend();
+    auto m = Model::fromArchitecture(nlohmann::json::parse(kAllLayers));
+    auto cnn = Model::fromArchitecture(zooArchitecture("cnn-2conv"));
+    cnn->initialize(be, 5);
+    m->initialize(be, 5);
+    struct Expect {
+        Model* model;
+        std::string name;
+        double fanIn;
+    };
+    const std::vector<Expect> expects = {{cnn.get(), "layers.0.weight", 9},        {cnn.get(), "layers.0.bias", 9},
+                                         {cnn.get(), "layers.3.weight", 32 * 9},   {cnn.get(), "layers.7.weight", 3136},
+                                         {cnn.get(), "layers.10.bias", 128},       {m.get(), "layers.0.weight", 2 * 6},
+                                         {m.get(), "layers.6.weight", 60}};
+    for (const auto& e : expects) {
+        std::vector<float> v;
+        for (const auto& np : e.model->namedParameters())
+            if (np.name == e.name) v = be.downloadF32(np.param->value);
+        QVERIFY2(!v.empty(), e.name.c_str());
+        const double bound = 1.0 / std::sqrt(e.fanIn);
+        double sq = 0;
+        for (float x : v) {
+            QVERIFY2(std::abs(x) <= bound, e.name.c_str());
+            sq += static_cast<double>(x) * x;
+        }
+        if (v.size() >= 288) {
+            const double sd = std::sqrt(sq / v.size());
+            QVERIFY2(std::abs(sd / (bound / std::sqrt(3.0)) - 1.0) < 0.1, e.name.c_str());
+        }
+    }
+    for (const auto& np : m->namedParameters()) {
+        if (np.name == "layers.7.weight")
+            for (float x : be.downloadF32(np.param->value)) QCOMPARE(x, 1.0f);
+        if (np.name == "layers.7.bias")
+            for (float x : be.downloadF32(np.param->value)) QCOMPARE(x, 0.0f);
+    }
+    // Same seed, same weights; another seed, other weights.
+    auto again = Model::fromArchitecture(zooArchitecture("cnn-2conv"));
+    again->initialize(be, 5);
+    auto other = Model::fromArchitecture(zooArchitecture("cnn-2conv"));
+    other->initialize(be, 6);
+    for (std::size_t i = 0; i < cnn->namedParameters().size(); ++i) {
+        const auto a = be.downloadF32(cnn->namedParameters()[i].param->value);
+        QCOMPARE(be.downloadF32(again->namedParameters()[i].param->value), a);
+        QVERIFY(be.downloadF32(other->namedParameters()[i].param->value) != a);
+    }
+}
+
+// Embedding tables start N(0, 1); a model can start with one (I32 ids in, classes out).
+void TestModel::embeddingModel() {
+    Backend& be = *cpuBackend();
+    auto m = Model::fromArchitecture(nlohmann::json::parse(R"({"input":{"shape":[5]},"classes":4,
+        "layers":[{"type":"embedding","num":1000,"dim":8},{"type":"flatten"},{"type":"linear","in":40,"out":4}]})"));
+    m->initialize(be, 9);
+    const auto table = be.downloadF32(m->namedParameters()[0].param->value);
+    double mean = 0, sq = 0;
+    for (float x : table) mean += x;
+    mean /= table.size();
+    for (float x : table) sq += (x - mean) * (x - mean);
+    const double sd = std::sqrt(sq / table.size());
+    // 8000 samples: the standard error of the mean is ~0.011 and of the std ~0.008.
+    QVERIFY(std::abs(mean) < 0.05);
+    QVERIFY(std::abs(sd - 1.0) < 0.05);
+    Tensor ids = be.uploadI32({1, 2, 3, 999, 0, 7, 7, 7, 7, 7}, {2, 5});
+    ForwardContext ctx;
+    Tensor logits = m->forward(ids, ctx);
+    QCOMPARE(logits.shape(), (Shape{2, 4}));
+}
+
+// Moving to another backend keeps the weights and the outputs.
+void TestModel::moveBetweenBackends() {
+    Backend& be = *cpuBackend();
+    auto other = makeCpuBackend(1);
+    auto m = Model::fromArchitecture(nlohmann::json::parse(kAllLayers));
+    m->initialize(be, 3);
+    const auto x = randomVector(2 * 2 * 9 * 8, 4);
+    const auto before = forwardEval(*m, be, x, 2);
+    m->to(*other);
+    QCOMPARE(m->backend(), other.get());
+    for (const auto& np : m->namedParameters()) {
+        QCOMPARE(np.param->grad.shape(), np.param->value.shape());
+        for (float g : other->downloadF32(np.param->grad)) QCOMPARE(g, 0.0f);
+    }
+    QVERIFY(normalizedError(forwardEval(*m, *other, x, 2), before) < 1e-6);
+    m->to(be);
+    QCOMPARE(forwardEval(*m, be, x, 2), before);
+}
+
+void TestModel::saveAndLoad() {
+    Backend& be = *cpuBackend();
+    auto m = Model::fromArchitecture(nlohmann::json::parse(kAllLayers));
+    m->initialize(be, 21);
+    const std::string path = tempDir() + "/all_layers.safetensors";
+    saveModel(*m, path);
+    auto loaded = loadModel(path);
+    QCOMPARE(loaded->architecture(), m->architecture());
+    loaded->to(be);
+    const auto x = randomVector(3 * 2 * 9 * 8, 22);
+    QCOMPARE(forwardEval(*loaded, be, x, 3), forwardEval(*m, be, x, 3));
+}
+
+void TestModel::dropoutOnlyInTraining() {
+    Backend& be = *cpuBackend();
+    auto m = Model::fromArchitecture(zooArchitecture("cnn-2conv"));
+    m->initialize(be, 1);
+    Tensor x = be.upload(randomVector(4 * 784, 2), {4, 1, 28, 28});
+    ForwardContext eval;
+    const auto a = be.downloadF32(m->forward(x, eval));
+    QCOMPARE(be.downloadF32(m->forward(x, eval)), a);
+    ForwardContext train;
+    train.training = true;
+    train.seed = 8;
+    train.step = 1;
+    const auto t1 = be.downloadF32(m->forward(x, train));
+    QVERIFY(t1 != a);
+    QCOMPARE(be.downloadF32(m->forward(x, train)), t1); // same (seed, step): same mask
+    train.step = 2;
+    QVERIFY(be.downloadF32(m->forward(x, train)) != t1);
+    m->releaseCache();
+}
+
+QTEST_GUILESS_MAIN(TestModel)
+#include "test_model.moc"
