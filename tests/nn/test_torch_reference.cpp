@@ -1,0 +1,178 @@
+// One forward + backward of whole models checked against PyTorch 1.13 (Debian python3-torch), run as
+// /usr/bin/python3 tests/tools/nn_reference.py: same weights under the same names, same raw pixels,
+// the preprocessing of the architecture, mean cross-entropy. Skipped (77) where torch is missing.
+#include "engine/backends/registry.h"
+#include "engine/data/dataset.h"
+#include "engine/nn/model.h"
+#include "engine/nn/zoo.h"
+#include "tests/support/test_support.h"
+
+#include <QProcess>
+#include <QtTest>
+
+#include <cmath>
+#include <fstream>
+#include <numeric>
+
+using namespace lathe;
+using namespace lathe::test;
+
+namespace {
+
+constexpr const char* kPython = "/usr/bin/python3";
+
+bool torchAvailable(QString* why) {
+    QProcess p;
+    p.start(kPython, {"-c", "import torch"});
+    if (!p.waitForFinished(120000) || p.exitStatus() != QProcess::NormalExit || p.exitCode() != 0) {
+        *why = QString("%1 cannot import torch (Debian package python3-torch): %2")
+                   .arg(kPython, QString::fromLocal8Bit(p.readAllStandardError()).trimmed());
+        return false;
+    }
+    return true;
+}
+
+const char* kMixed = R"({"name":"mixed","input":{"shape":[2,9,8],"scale":0.00392156862745098,"mean":0.5,"std":0.25},
+  "classes":5,"layers":[
+    {"type":"conv2d","in":2,"out":4,"kernel":[3,2],"stride":[1,2],"padding":1},{"type":"gelu"},
+    {"type":"maxpool2d","kernel":3,"stride":2,"padding":1},{"type":"flatten"},
+    {"type":"linear","in":60,"out":16,"bias":false},{"type":"layernorm","dim":16,"eps":0.0001},{"type":"relu"},
+    {"type":"linear","in":16,"out":5}]})";
+
+const char* kEmbedding = R"({"name":"bag","input":{"shape":[6]},"classes":4,"layers":[
+    {"type":"embedding","num":50,"dim":8},{"type":"layernorm","dim":8},{"type":"flatten"},
+    {"type":"linear","in":48,"out":4}]})";
+
+std::vector<float> jsonFloats(const nlohmann::json& j) { return j.get<std::vector<float>>(); }
+
+} // namespace
+
+class TestTorchReference : public QObject {
+    Q_OBJECT
+
+private slots:
+    void forwardBackward_data();
+    void forwardBackward();
+};
+
+void TestTorchReference::forwardBackward_data() {
+    QTest::addColumn<QString>("architecture");
+    QTest::addColumn<int>("batch");
+    QTest::newRow("mlp-784-256-128-10") << QString::fromStdString(zooArchitecture("mlp-784-256-128-10").dump()) << 5;
+    // The zoo CNN with p = 0: Lathe's and PyTorch's dropout masks come from different generators.
+    auto cnn = zooArchitecture("cnn-2conv");
+    for (auto& l : cnn["layers"])
+        if (l["type"] == "dropout") l["p"] = 0.0;
+    QTest::newRow("cnn-2conv") << QString::fromStdString(cnn.dump()) << 3;
+    QTest::newRow("mixed") << QString(kMixed) << 4;
+    QTest::newRow("embedding") << QString(kEmbedding) << 3;
+}
+
+// Both sides compute in float32 with different summation orders (OpenBLAS and loops vs PyTorch's
+// kernels): forward sums of up to 3,136 products agree to ~1e-6 relative; the backward compounds a
+// few such steps. Bounds: 1e-5 for logits and loss, 1e-4 for gradients; a wrong layout (a transposed
+// weight, a different padding or pooling window) gives errors of order 1.
+void TestTorchReference::forwardBackward() {
+    QFETCH(QString, architecture);
+    QFETCH(int, batch);
+    Backend& be = *cpuBackend();
+    const auto arch = nlohmann::json::parse(architecture.toStdString());
+    auto model = Model::fromArchitecture(arch);
+    model->initialize(be, 2024);
+    const std::int64_t n = batch;
+    const std::int64_t classes = model->numClasses();
+    Shape xs = {n};
+    xs.insert(xs.end(), model->inputShape().begin(), model->inputShape().end());
+    const bool ids = arch["layers"][0]["type"] == "embedding";
+
+    nlohmann::json doc;
+    doc["architecture"] = model->architecture();
+    doc["input_shape"] = xs;
+    const auto labels = randomLabels(static_cast<std::size_t>(n), static_cast<int>(classes), 7);
+    doc["labels"] = labels;
+    Tensor x;
+    Rng rng(11);
+    if (ids) {
+        std::vector<std::int32_t> v(static_cast<std::size_t>(numel(xs)));
+        for (auto& id : v) id = static_cast<std::int32_t>(rng.below(50));
+        doc["ids"] = v;
+        x = be.uploadI32(v, xs);
+    } else {
+        // Raw pixels through the architecture's preprocessing, as training feeds them.
+        Dataset d;
+        d.name = "random";
+        d.sampleShape = model->inputShape();
+        d.numClasses = static_cast<int>(classes);
+        d.pixels.resize(static_cast<std::size_t>(numel(xs)));
+        for (auto& p : d.pixels) p = static_cast<std::uint8_t>(rng.below(256));
+        d.labels = labels;
+        std::vector<std::int64_t> idx(static_cast<std::size_t>(n));
+        std::iota(idx.begin(), idx.end(), std::int64_t{0});
+        std::vector<float> xf(d.pixels.size());
+        std::vector<std::int32_t> y(static_cast<std::size_t>(n));
+        makeBatch(d, idx, model->preprocess(), xf.data(), y.data());
+        doc["pixels"] = d.pixels;
+        x = be.upload(xf, xs);
+    }
+    for (const auto& np : model->namedParameters())
+        doc["params"][np.name] = {{"shape", np.param->value.shape()}, {"data", be.downloadF32(np.param->value)}};
+
+    // Lathe: forward, mean cross-entropy, backward layer by layer (keeping the input gradient).
+    ForwardContext ctx;
+    ctx.training = true;
+    ctx.seed = 1;
+    ctx.step = 1;
+    model->zeroGrad();
+    Tensor logits = model->forward(x, ctx);
+    Tensor losses = be.empty({n});
+    Tensor dlogits = be.empty({n, classes});
+    Tensor yl = be.uploadI32(labels, {n});
+    be.softmaxCrossEntropy(logits, yl, losses, dlogits, 1.0f / static_cast<float>(n));
+    Tensor d = dlogits;
+    for (auto it = model->layers().rbegin(); it != model->layers().rend() && d.defined(); ++it)
+        d = (*it)->backward(be, d);
+    const auto lossValues = be.downloadF32(losses);
+    const double loss = std::accumulate(lossValues.begin(), lossValues.end(), 0.0) / static_cast<double>(n);
+
+    const QString dir = QString::fromStdString(tempDir());
+    const QString in = dir + "/case_" + QTest::currentDataTag() + ".json";
+    const QString out = dir + "/ref_" + QTest::currentDataTag() + ".json";
+    std::ofstream(in.toStdString()) << doc.dump();
+    QProcess py;
+    py.start(kPython, {QString::fromStdString(sourcePath("tests/tools/nn_reference.py")), in, out});
+    QVERIFY(py.waitForFinished(300000));
+    QVERIFY2(py.exitCode() == 0, qPrintable(QString::fromLocal8Bit(py.readAllStandardError())));
+    nlohmann::json ref;
+    std::ifstream(out.toStdString()) >> ref;
+
+    const double eLogits = normalizedError(be.downloadF32(logits), jsonFloats(ref["logits"]));
+    QVERIFY2(eLogits < 1e-5, qPrintable(QString("logits: normalized error %1").arg(eLogits)));
+    QVERIFY2(std::abs(loss - ref["loss"].get<double>()) < 1e-5 * std::max(1.0, loss),
+             qPrintable(QString("loss %1 vs PyTorch %2").arg(loss).arg(ref["loss"].get<double>())));
+    if (!ids) {
+        QVERIFY(normalizedError(be.downloadF32(x), jsonFloats(ref["input"])) < 1e-6); // preprocessing
+        const double eDx = normalizedError(be.downloadF32(d), jsonFloats(ref["input_grad"]));
+        QVERIFY2(eDx < 1e-4, qPrintable(QString("input gradient: normalized error %1").arg(eDx)));
+    }
+    QCOMPARE(ref["grads"].size(), model->namedParameters().size());
+    for (const auto& np : model->namedParameters()) {
+        QVERIFY2(ref["grads"].contains(np.name), np.name.c_str());
+        const double e = normalizedError(be.downloadF32(np.param->grad), jsonFloats(ref["grads"][np.name]));
+        QVERIFY2(e < 1e-4, qPrintable(QString("%1: normalized error %2").arg(QString::fromStdString(np.name)).arg(e)));
+    }
+    model->releaseCache();
+}
+
+int main(int argc, char** argv) {
+    QCoreApplication app(argc, argv);
+    QString why;
+    if (!torchAvailable(&why)) {
+        std::fprintf(stderr, "SKIPPED: %s\n", qPrintable(why));
+        return kSkipExitCode;
+    }
+    TestTorchReference tc;
+    QTEST_SET_MAIN_SOURCE_PATH
+    return QTest::qExec(&tc, argc, argv);
+}
+
+#include "test_torch_reference.moc"
