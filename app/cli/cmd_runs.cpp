@@ -372,11 +372,13 @@ int runCompare(const std::vector<std::string>& argv) {
         for (std::size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], displayWidth(row[c]));
     std::ostringstream o;
     for (std::size_t r = 0; r < cells.size(); ++r) {
+        std::string line;
         for (std::size_t c = 0; c < cells[r].size(); ++c) {
-            if (c) o << "  ";
-            o << (c == 0 || r == 0 ? padRight(cells[r][c], widths[c]) : padLeft(cells[r][c], widths[c]));
+            if (c) line += "  ";
+            line += c == 0 || r == 0 ? padRight(cells[r][c], widths[c]) : padLeft(cells[r][c], widths[c]);
         }
-        o << "\n";
+        while (!line.empty() && line.back() == ' ') line.pop_back();
+        o << line << "\n";
     }
     if (keys.empty()) o << "(no summary metrics stored for these runs)\n";
     std::cout << o.str();
