@@ -9,6 +9,8 @@
 #include <QProcess>
 #include <QtTest>
 
+#include <sqlite3.h>
+
 #include <cmath>
 #include <filesystem>
 
@@ -44,6 +46,7 @@ private slots:
     void compareDeltas();
     void exportCsvAndJson();
     void deleteNeedsYes();
+    void readCommandsMigrateAnOldDatabase();
 
 private:
     QString m_db;
@@ -251,6 +254,24 @@ void TestStoreCli::deleteNeedsYes() {
     QVERIFY(r.out.contains("deleted 1 run"));
     QCOMPARE(cli({"show", QString::number(m_c), "--db", m_db}).exitCode, 2);
     QCOMPARE(RunStore(m_db.toStdString(), RunStore::Mode::ReadOnly).listRuns().size(), std::size_t(2));
+}
+
+void TestStoreCli::readCommandsMigrateAnOldDatabase() {
+    const std::string path = test::tempDir() + "/v1.sqlite";
+    sqlite3* db = nullptr;
+    QCOMPARE(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const std::string sql = RunStore::schemaScript(1) +
+                            "INSERT INTO runs(id, name, status, model, created_at) VALUES (7, 'from v1', 'done', 'mlp', 1.7e9);"
+                            "INSERT INTO summaries VALUES (7, 'accuracy', 0.75);";
+    QCOMPARE(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+    const Result r = cli({"runs", "--db", QString::fromStdString(path), "--json"});
+    QVERIFY2(r.exitCode == 0, r.err.constData());
+    const QJsonArray runs = QJsonDocument::fromJson(r.out).array();
+    QCOMPARE(runs.size(), 1);
+    QCOMPARE(runs[0].toObject()["name"].toString(), QString("from v1"));
+    QCOMPARE(runs[0].toObject()["summary"].toObject()["accuracy"].toDouble(), 0.75);
+    QCOMPARE(RunStore(path, RunStore::Mode::ReadOnly).schemaVersion(), RunStore::currentSchemaVersion());
 }
 
 QTEST_GUILESS_MAIN(TestStoreCli)
