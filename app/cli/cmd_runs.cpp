@@ -397,6 +397,11 @@ std::string csvField(const std::string& s) {
     return out + "\"";
 }
 
+// Shortest text that reads back as the same double; null where JSON has no number (NaN, inf).
+std::string jsonNumber(double v) {
+    return std::isfinite(v) ? nlohmann::json(v).dump() : std::string("null");
+}
+
 std::string csvNumber(double v) {
     if (std::isnan(v)) return "";
     char buf[40];
@@ -464,12 +469,13 @@ int runExport(const std::vector<std::string>& argvIn) {
 
     std::string content;
     if (format == "json") {
-        nlohmann::json out;
-        out["lathe_version"] = LATHE_VERSION;
-        out["exported_at"] = nowUnixSeconds();
-        out["database"] = path;
-        out["runs"] = nlohmann::json::array();
-        for (const auto& r : runs) {
+        // The document is written by hand around nlohmann's dumps: a run can hold millions of samples,
+        // and a JSON DOM of them would cost an order of magnitude more memory than the text.
+        content = "{\n \"lathe_version\": " + nlohmann::json(LATHE_VERSION).dump() +
+                  ",\n \"exported_at\": " + nlohmann::json(nowUnixSeconds()).dump() +
+                  ",\n \"database\": " + nlohmann::json(path).dump() + ",\n \"runs\": [";
+        for (std::size_t i = 0; i < runs.size(); ++i) {
+            const RunRecord& r = runs[i];
             nlohmann::json j = runToJson(r);
             nlohmann::json l = nlohmann::json::array();
             for (const auto& ls : store->layerStats(r.id))
@@ -479,21 +485,29 @@ int runExport(const std::vector<std::string>& argvIn) {
             for (const auto& art : store->artifacts(r.id))
                 a.push_back({{"kind", art.kind}, {"path", art.path}, {"sha256", art.sha256}});
             j["artifacts"] = a;
-            // Column-oriented per series: compact, and loads straight into a data frame.
-            nlohmann::json series = nlohmann::json::array();
-            for (const auto& name : store->seriesNames(r.id)) {
-                nlohmann::json step = nlohmann::json::array(), t = nlohmann::json::array(), v = nlohmann::json::array();
-                for (const auto& s : store->samples(r.id, name)) {
-                    step.push_back(s.step);
-                    t.push_back(numberOrNull(s.tMs));
-                    v.push_back(numberOrNull(s.value));
-                }
-                series.push_back({{"series", name}, {"step", step}, {"t_ms", t}, {"value", v}});
+            std::string run = j.dump(1);
+            run.pop_back(); // the closing brace: samples follow
+            content += (i ? ",\n  " : "\n  ") + run + ",\n \"samples\": [";
+            // Column-oriented per series (samples come ordered by series, then step): compact, and
+            // loads straight into a data frame.
+            const auto samples = store->samples(r.id);
+            for (std::size_t b = 0; b < samples.size();) {
+                std::size_t e = b;
+                while (e < samples.size() && samples[e].seriesName() == samples[b].seriesName()) ++e;
+                content += (b ? ",\n  {\"series\": " : "\n  {\"series\": ") +
+                           nlohmann::json(std::string(samples[b].seriesName())).dump();
+                content += ", \"step\": [";
+                for (std::size_t k = b; k < e; ++k) content += (k > b ? "," : "") + std::to_string(samples[k].step);
+                content += "], \"t_ms\": [";
+                for (std::size_t k = b; k < e; ++k) content += (k > b ? "," : "") + jsonNumber(samples[k].tMs);
+                content += "], \"value\": [";
+                for (std::size_t k = b; k < e; ++k) content += (k > b ? "," : "") + jsonNumber(samples[k].value);
+                content += "]}";
+                b = e;
             }
-            j["samples"] = series;
-            out["runs"].push_back(std::move(j));
+            content += "]}";
         }
-        content = out.dump(1) + "\n";
+        content += "\n ]\n}\n";
     } else if (table == "samples") {
         content = "run_id,run_name,series,step,t_ms,value\n";
         for (const auto& r : runs) {
