@@ -52,5 +52,7 @@ public:
 // Types: linear{in,out,bias?}, conv2d{in,out,kernel,stride?,padding?,bias?}, maxpool2d{kernel,stride?,padding?},
 // relu, gelu, dropout{p}, flatten, layernorm{dim,eps?}, embedding{num,dim}.
 std::unique_ptr<Layer> makeLayer(const nlohmann::json& config);
+// Same, with errors prefixed by the entry's JSON pointer in its document ("/layers/3/out: ...").
+std::unique_ptr<Layer> makeLayer(const nlohmann::json& config, const std::string& pointer);
 
 } // namespace lathe

@@ -1,0 +1,323 @@
+// The CPU reference backend: construction, self-description, memory, transfers, dtype conversion
+// and GEMM (OpenBLAS). The other ops live beside this file, one family per file.
+#include "engine/backends/cpu/cpu_backend.h"
+#include "engine/backends/cpu/cpu_backend_impl.h"
+
+#include "engine/core/errors.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+namespace lathe::cpu {
+namespace {
+
+std::string cpuModelName() {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("model name", 0) == 0) {
+            auto colon = line.find(':');
+            if (colon == std::string::npos) break;
+            std::string name = line.substr(colon + 1);
+            name.erase(0, name.find_first_not_of(" \t"));
+            return name;
+        }
+    }
+    return "unknown CPU";
+}
+
+// MemTotal / MemAvailable in bytes (0 when /proc/meminfo is not there).
+void hostMemory(std::uint64_t& total, std::uint64_t& available) {
+    total = available = 0;
+    std::ifstream in("/proc/meminfo");
+    std::string key;
+    std::uint64_t kib = 0;
+    std::string unit;
+    while (in >> key >> kib) {
+        std::getline(in, unit);
+        if (key == "MemTotal:") total = kib * 1024;
+        if (key == "MemAvailable:") available = kib * 1024;
+    }
+}
+
+class SteadyTimer final : public DeviceTimer {
+public:
+    void start() override { m_start = std::chrono::steady_clock::now(); }
+    void stop() override { m_stop = std::chrono::steady_clock::now(); }
+    double elapsedMs() override { return std::chrono::duration<double, std::milli>(m_stop - m_start).count(); }
+
+private:
+    std::chrono::steady_clock::time_point m_start{}, m_stop{};
+};
+
+int resolveThreads(int threads) {
+    if (threads > 0) return threads;
+    const unsigned hw = std::thread::hardware_concurrency();
+    return hw ? static_cast<int>(hw) : 1;
+}
+
+} // namespace
+
+void checkCpu(const Tensor& t, const char* op, const char* what) {
+    if (!t.defined()) throw BackendError(std::string("cpu ") + op + ": " + what + " is an undefined tensor");
+    if (!t.isHost())
+        throw BackendError(std::string("cpu ") + op + ": " + what + " is " + t.describe() + ", not a cpu tensor");
+}
+
+void checkShape(const Tensor& t, const Shape& expected, const char* op, const char* what) {
+    checkCpu(t, op, what);
+    if (t.shape() != expected)
+        throw BackendError(std::string("cpu ") + op + ": " + what + " is " + t.describe() + ", expected shape " +
+                           shapeToString(expected));
+}
+
+void checkSameShape(const Tensor& a, const Tensor& b, const char* op, const char* whatA, const char* whatB) {
+    checkCpu(a, op, whatA);
+    checkCpu(b, op, whatB);
+    if (a.shape() != b.shape() || a.dtype() != b.dtype())
+        throw BackendError(std::string("cpu ") + op + ": " + whatA + " is " + a.describe() + " but " + whatB +
+                           " is " + b.describe());
+}
+
+void checkDType(const Tensor& t, DType expected, const char* op, const char* what) {
+    if (t.dtype() != expected)
+        throw BackendError(std::string("cpu ") + op + ": " + what + " is " + t.describe() + ", expected " +
+                           dtypeName(expected));
+}
+
+void sgemmRowMajor(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+                   std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+    if (m == 0 || n == 0) return;
+    if (k == 0) { // OpenBLAS would still scale c; do it here explicitly for clarity
+        for (std::int64_t i = 0; i < m; ++i)
+            for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+        return;
+    }
+    // OpenBLAS 0.3.21 runs a one-row GEMM through its packing path; GEMV skips the packing,
+    // which is most of the cost at batch size 1.
+    if (m == 1 && ldc >= n) {
+        // c (1, N) = op(a) (1, K) @ op(b) (K, N): a is a contiguous vector either way when m == 1.
+        const std::int64_t incA = ta ? lda : 1;
+        if (tb) // b stored (N, K)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), static_cast<int>(k), alpha, b,
+                        static_cast<int>(ldb), a, static_cast<int>(incA), beta, c, 1);
+        else // b stored (K, N)
+            cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(k), static_cast<int>(n), alpha, b,
+                        static_cast<int>(ldb), a, static_cast<int>(incA), beta, c, 1);
+        return;
+    }
+    if (n == 1) {
+        // c (M, 1) = op(a) (M, K) @ op(b) (K, 1).
+        const std::int64_t incB = tb ? 1 : ldb;
+        if (ta) // a stored (K, M)
+            cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(k), static_cast<int>(m), alpha, a,
+                        static_cast<int>(lda), b, static_cast<int>(incB), beta, c, static_cast<int>(ldc));
+        else
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(m), static_cast<int>(k), alpha, a,
+                        static_cast<int>(lda), b, static_cast<int>(incB), beta, c, static_cast<int>(ldc));
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
+                static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb),
+                beta, c, static_cast<int>(ldc));
+}
+
+CpuBackend::CpuBackend(int threads)
+    : m_threads(resolveThreads(threads)), m_pool(std::make_shared<HostPool>()) {
+    // OpenBLAS runs single-threaded inside each pool thread: the backend splits GEMMs itself, in
+    // chunks that depend on the shape only (so results do not depend on the thread count), and a
+    // chunk a busy worker cannot take is run by the caller instead of being waited for.
+    openblas_set_num_threads(1);
+}
+
+void CpuBackend::sgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+                       std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+    const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+    if (macs < kParallelGemmMacs || (m < 128 && n < 128)) {
+        sgemmRowMajor(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    // Split the larger of M and N into 8-ish panels (multiples of 16, at least 64 wide).
+    const bool byRows = m >= n;
+    const std::int64_t extent = byRows ? m : n;
+    const std::int64_t panel = std::max<std::int64_t>(64, (extent / 8 + 15) / 16 * 16);
+    const std::int64_t panels = (extent + panel - 1) / panel;
+    m_threads.forChunks(panels, [&](std::int64_t i) {
+        const std::int64_t p0 = i * panel, len = std::min(panel, extent - p0);
+        if (byRows)
+            sgemmRowMajor(ta, tb, len, n, k, alpha, ta ? a + p0 : a + p0 * lda, lda, b, ldb, beta, c + p0 * ldc, ldc);
+        else
+            sgemmRowMajor(ta, tb, m, len, k, alpha, a, lda, tb ? b + p0 * ldb : b + p0, ldb, beta, c + p0, ldc);
+    });
+}
+
+DeviceInfo CpuBackend::info() const {
+    DeviceInfo d;
+    d.backend = "cpu";
+    d.device = device();
+    d.threads = m_threads.threads();
+    d.name = cpuModelName() + " (" + std::to_string(d.threads) + " threads)";
+    hostMemory(d.memoryTotalBytes, d.memoryFreeBytes);
+    const char* config = openblas_get_config();
+    d.runtimeVersion = config ? config : "OpenBLAS";
+    // "OpenBLAS 0.3.21 DYNAMIC_ARCH ..." -> "OpenBLAS 0.3.21"
+    const auto secondSpace = d.runtimeVersion.find(' ', d.runtimeVersion.find(' ') + 1);
+    d.libraryVersion = d.runtimeVersion.substr(0, secondSpace);
+    return d;
+}
+
+bool CpuBackend::supports(Op op, DType dtype) const {
+    switch (op) {
+    case Op::Fill:
+    case Op::Copy:
+        return true;
+    case Op::Convert:
+        return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16 || dtype == DType::I32 ||
+               dtype == DType::I8 || dtype == DType::U8;
+    case Op::Gemm:
+        return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16;
+    case Op::Count:
+        return false;
+    default:
+        return dtype == DType::F32;
+    }
+}
+
+std::shared_ptr<Storage> CpuBackend::allocate(std::size_t bytes) { return m_pool->allocate(bytes); }
+
+void CpuBackend::copyFromHost(Tensor& dst, const void* src) {
+    checkCpu(dst, "copy_from_host", "dst");
+    if (dst.bytes()) std::memcpy(dst.data(), src, dst.bytes());
+}
+
+void CpuBackend::copyToHost(const Tensor& src, void* dst) {
+    checkCpu(src, "copy_to_host", "src");
+    if (src.bytes()) std::memcpy(dst, src.data(), src.bytes());
+}
+
+void CpuBackend::copy(const Tensor& src, Tensor& dst) {
+    checkCpu(src, "copy", "src");
+    checkCpu(dst, "copy", "dst");
+    require(Op::Copy, src.dtype());
+    if (src.dtype() != dst.dtype() || src.numel() != dst.numel())
+        throw BackendError("cpu copy: src " + src.describe() + " and dst " + dst.describe() +
+                           " differ in dtype or element count");
+    if (src.data() == dst.data() || src.bytes() == 0) return;
+    auto* d = static_cast<char*>(dst.data());
+    const auto* s = static_cast<const char*>(src.data());
+    forEach(static_cast<std::int64_t>(src.bytes()), [&](std::int64_t b, std::int64_t e) {
+        std::memmove(d + b, s + b, static_cast<std::size_t>(e - b));
+    }, std::int64_t{1} << 20);
+}
+
+std::unique_ptr<DeviceTimer> CpuBackend::createTimer() { return std::make_unique<SteadyTimer>(); }
+
+void CpuBackend::fill(Tensor& x, float value) {
+    checkCpu(x, "fill", "x");
+    require(Op::Fill, x.dtype());
+    const auto& tr = traits(x.dtype());
+    const std::int64_t n = x.numel();
+    if (n == 0) return;
+    if (x.dtype() == DType::F32) {
+        float* p = x.ptr<float>();
+        forEach(n, [&](std::int64_t b, std::int64_t e) { std::fill(p + b, p + e, value); });
+        return;
+    }
+    // One block encoded through the traits table, then repeated.
+    std::vector<float> block(static_cast<std::size_t>(tr.blockSize), value);
+    std::vector<unsigned char> bytes(tr.bytesPerBlock);
+    tr.fromFloat(block.data(), bytes.data(), block.size());
+    auto* d = static_cast<unsigned char*>(x.data());
+    const std::int64_t blocks = (n + tr.blockSize - 1) / tr.blockSize;
+    forEach(blocks, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t i = b; i < e; ++i) std::memcpy(d + i * tr.bytesPerBlock, bytes.data(), tr.bytesPerBlock);
+    });
+}
+
+void CpuBackend::convert(const Tensor& src, Tensor& dst) {
+    checkCpu(src, "convert", "src");
+    checkCpu(dst, "convert", "dst");
+    require(Op::Convert, src.dtype());
+    require(Op::Convert, dst.dtype());
+    if (src.numel() != dst.numel())
+        throw BackendError("cpu convert: src " + src.describe() + " and dst " + dst.describe() +
+                           " differ in element count");
+    const std::int64_t n = src.numel();
+    if (src.dtype() == dst.dtype()) {
+        copy(src, dst);
+        return;
+    }
+    const auto& from = traits(src.dtype());
+    const auto& to = traits(dst.dtype());
+    const auto* s = static_cast<const unsigned char*>(src.data());
+    auto* d = static_cast<unsigned char*>(dst.data());
+    const std::size_t sb = static_cast<std::size_t>(from.bits / 8), db = static_cast<std::size_t>(to.bits / 8);
+    if (src.dtype() == DType::F32) {
+        forEach(n, [&](std::int64_t b, std::int64_t e) {
+            to.fromFloat(reinterpret_cast<const float*>(s) + b, d + b * db, static_cast<std::size_t>(e - b));
+        });
+    } else if (dst.dtype() == DType::F32) {
+        forEach(n, [&](std::int64_t b, std::int64_t e) {
+            from.toFloat(s + b * sb, reinterpret_cast<float*>(d) + b, static_cast<std::size_t>(e - b));
+        });
+    } else { // between two non-f32 types: through f32 in small tiles
+        forEach(n, [&](std::int64_t b, std::int64_t e) {
+            float tile[1024];
+            for (std::int64_t i = b; i < e; i += 1024) {
+                const std::size_t len = static_cast<std::size_t>(std::min<std::int64_t>(1024, e - i));
+                from.toFloat(s + i * sb, tile, len);
+                to.fromFloat(tile, d + i * db, len);
+            }
+        });
+    }
+}
+
+void CpuBackend::gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tensor& c, float alpha, float beta) {
+    checkCpu(a, "gemm", "a");
+    checkCpu(b, "gemm", "b");
+    checkCpu(c, "gemm", "c");
+    require(Op::Gemm, a.dtype());
+    if (b.dtype() != a.dtype() || c.dtype() != a.dtype())
+        throw BackendError("cpu gemm: a, b, c must share one dtype, got " + a.describe() + ", " + b.describe() +
+                           ", " + c.describe());
+    if (a.rank() != 2 || b.rank() != 2 || c.rank() != 2)
+        throw BackendError("cpu gemm: expects 2-D tensors, got " + a.describe() + ", " + b.describe() + ", " +
+                           c.describe());
+    const bool tA = ta == Trans::Yes, tB = tb == Trans::Yes;
+    const std::int64_t m = tA ? a.dim(1) : a.dim(0);
+    const std::int64_t k = tA ? a.dim(0) : a.dim(1);
+    const std::int64_t kb = tB ? b.dim(1) : b.dim(0);
+    const std::int64_t n = tB ? b.dim(0) : b.dim(1);
+    if (k != kb || c.dim(0) != m || c.dim(1) != n)
+        throw BackendError("cpu gemm: shapes do not match: op(a) is [" + std::to_string(m) + ", " +
+                           std::to_string(k) + "], op(b) is [" + std::to_string(kb) + ", " + std::to_string(n) +
+                           "], c is " + shapeToString(c.shape()));
+    if (a.dtype() == DType::F32) {
+        sgemm(tA, tB, m, n, k, alpha, a.ptr<float>(), a.dim(1), b.ptr<const float>(), b.dim(1), beta,
+                      c.ptr<float>(), n);
+        return;
+    }
+    // F16 / BF16: widen to f32, multiply with f32 accumulation, round the result once.
+    Tensor a32 = empty(a.shape()), b32 = empty(b.shape()), c32 = empty(c.shape());
+    convert(a, a32);
+    convert(b, b32);
+    if (beta != 0.0f) convert(c, c32);
+    sgemm(tA, tB, m, n, k, alpha, a32.ptr<float>(), a.dim(1), b32.ptr<const float>(), b.dim(1), beta,
+                  c32.ptr<float>(), n);
+    convert(c32, c);
+}
+
+} // namespace lathe::cpu
+
+namespace lathe {
+
+std::shared_ptr<Backend> makeCpuBackend(int threads) { return std::make_shared<cpu::CpuBackend>(threads); }
+
+} // namespace lathe

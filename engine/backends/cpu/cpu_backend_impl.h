@@ -1,0 +1,107 @@
+// The CPU backend's class, shared by the files that implement its ops (one family per file).
+// Internal to engine/backends/cpu: other code creates it through makeCpuBackend().
+#pragma once
+
+#include "engine/backends/backend.h"
+#include "engine/backends/cpu/host_pool.h"
+#include "engine/backends/cpu/thread_pool.h"
+
+#include <memory>
+#include <string>
+
+namespace lathe::cpu {
+
+// Below this many elements an element-wise loop runs on the calling thread: waking a worker
+// costs a few microseconds, more than the loop itself (this keeps batch-1 latency low).
+constexpr std::int64_t kInlineElements = 1 << 15;
+// GEMMs below this many multiply-adds run as one OpenBLAS call on the calling thread.
+constexpr double kParallelGemmMacs = 1 << 20;
+
+class CpuBackend final : public Backend {
+public:
+    explicit CpuBackend(int threads);
+
+    std::string name() const override { return "cpu"; }
+    Device device() const override { return Device{DeviceKind::Cpu, 0}; }
+    DeviceInfo info() const override;
+    bool supports(Op op, DType dtype) const override;
+
+    std::shared_ptr<Storage> allocate(std::size_t bytes) override;
+    void copyFromHost(Tensor& dst, const void* src) override;
+    void copyToHost(const Tensor& src, void* dst) override;
+    void copy(const Tensor& src, Tensor& dst) override;
+    void synchronize() override {}
+    std::uint64_t peakAllocatedBytes() const override { return m_pool->peakBytes(); }
+    void resetPeakAllocated() override { m_pool->resetPeak(); }
+    std::uint64_t currentAllocatedBytes() const override { return m_pool->currentBytes(); }
+    std::unique_ptr<DeviceTimer> createTimer() override;
+
+    void fill(Tensor& x, float value) override;
+    void convert(const Tensor& src, Tensor& dst) override;
+    void gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tensor& c, float alpha, float beta) override;
+
+    void biasAdd(Tensor& x, const Tensor& bias) override;
+    void biasGrad(const Tensor& dy, Tensor& dbias, bool accumulate) override;
+    void add(const Tensor& a, const Tensor& b, Tensor& out) override;
+    void mul(const Tensor& a, const Tensor& b, Tensor& out) override;
+    void axpy(float alpha, const Tensor& x, Tensor& y) override;
+    void scale(Tensor& x, float s) override;
+    void relu(const Tensor& x, Tensor& y) override;
+    void reluBackward(const Tensor& x, const Tensor& dy, Tensor& dx) override;
+    void gelu(const Tensor& x, Tensor& y) override;
+    void geluBackward(const Tensor& x, const Tensor& dy, Tensor& dx) override;
+    void dropout(const Tensor& x, Tensor& y, Tensor& mask, float p, std::uint64_t seed) override;
+    void softmax(const Tensor& x, Tensor& y) override;
+    void softmaxCrossEntropy(const Tensor& logits, const Tensor& labels, Tensor& losses, Tensor& dlogits,
+                             float gradScale) override;
+    void argmaxRows(const Tensor& x, Tensor& out) override;
+
+    void conv2dForward(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dGeometry& g) override;
+    void conv2dBackwardData(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dGeometry& g) override;
+    void conv2dBackwardWeight(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dGeometry& g,
+                              bool accumulate) override;
+    void maxPool2dForward(const Tensor& x, Tensor& y, Tensor& argmax, const Pool2dGeometry& g) override;
+    void maxPool2dBackward(const Tensor& dy, const Tensor& argmax, Tensor& dx, const Pool2dGeometry& g) override;
+
+    void layerNormForward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y, Tensor& mean,
+                          Tensor& rstd, float eps) override;
+    void layerNormBackward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                           const Tensor& rstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta, bool accumulate) override;
+    void embeddingForward(const Tensor& ids, const Tensor& table, Tensor& y) override;
+    void embeddingBackward(const Tensor& ids, const Tensor& dy, Tensor& dtable, bool accumulate) override;
+
+    void sgdStep(Tensor& param, const Tensor& grad, Tensor& velocity, const SgdParams& p, bool firstStep) override;
+    void adamStep(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamParams& p,
+                  std::int64_t step) override;
+
+    ThreadPool& pool() { return m_threads; }
+    // Row-major f32 GEMM split over the pool (see cpu_backend.cpp).
+    void sgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+               std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc);
+
+private:
+    // Element-wise loop over [0, n), inline for small n.
+    template <class F>
+    void forEach(std::int64_t n, F&& f, std::int64_t minPerTask = kInlineElements / 2) {
+        if (n < 2 * minPerTask) {
+            f(std::int64_t{0}, n);
+            return;
+        }
+        m_threads.parallelFor(n, minPerTask, f);
+    }
+
+    ThreadPool m_threads;
+    std::shared_ptr<HostPool> m_pool;
+};
+
+// Argument checks shared by the op files; each throws BackendError naming the op and the tensor.
+void checkCpu(const Tensor& t, const char* op, const char* what);
+void checkShape(const Tensor& t, const Shape& expected, const char* op, const char* what);
+void checkSameShape(const Tensor& a, const Tensor& b, const char* op, const char* whatA, const char* whatB);
+void checkDType(const Tensor& t, DType expected, const char* op, const char* what);
+
+// One single-threaded OpenBLAS call on row-major pointers (GEMV when one side is a vector).
+void sgemmRowMajor(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+                   std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc);
+
+} // namespace lathe::cpu

@@ -1,0 +1,271 @@
+// CPU convolution (im2col + OpenBLAS SGEMM, col2im for the data gradient) and max pooling with
+// argmax. The batch is cut into chunks of images; the thread pool runs one chunk per task
+// (im2col, one single-threaded SGEMM, and the layout shuffle), so both cores stay busy.
+#include "engine/backends/cpu/cpu_backend_impl.h"
+
+#include "engine/core/errors.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace lathe::cpu {
+namespace {
+
+// Target size of one task's column buffer: a few MiB stays in the shared L3 cache.
+constexpr std::int64_t kChunkColumnBytes = std::int64_t{4} << 20;
+
+void checkConv(const Conv2dGeometry& g, const char* op) {
+    if (g.batch < 0 || g.inChannels < 1 || g.outChannels < 1 || g.kernelH < 1 || g.kernelW < 1 || g.strideH < 1 ||
+        g.strideW < 1 || g.padH < 0 || g.padW < 0 || g.outH() < 1 || g.outW() < 1)
+        throw BackendError(std::string("cpu ") + op + ": invalid convolution geometry (C=" +
+                           std::to_string(g.inChannels) + ", H=" + std::to_string(g.height) +
+                           ", W=" + std::to_string(g.width) + ", K=" + std::to_string(g.outChannels) +
+                           ", kernel " + std::to_string(g.kernelH) + "x" + std::to_string(g.kernelW) +
+                           ", stride " + std::to_string(g.strideH) + "x" + std::to_string(g.strideW) +
+                           ", padding " + std::to_string(g.padH) + "x" + std::to_string(g.padW) + ")");
+}
+
+// Writes the (C*KH*KW, OH*OW) columns of one image x (C, H, W) into col, whose rows have stride ld.
+void im2col(const float* x, const Conv2dGeometry& g, float* col, std::int64_t ld) {
+    const std::int64_t oh = g.outH(), ow = g.outW();
+    for (std::int64_t c = 0; c < g.inChannels; ++c)
+        for (std::int64_t ky = 0; ky < g.kernelH; ++ky)
+            for (std::int64_t kx = 0; kx < g.kernelW; ++kx) {
+                float* row = col + ((c * g.kernelH + ky) * g.kernelW + kx) * ld;
+                const float* plane = x + c * g.height * g.width;
+                for (std::int64_t oy = 0; oy < oh; ++oy) {
+                    const std::int64_t iy = oy * g.strideH - g.padH + ky;
+                    float* out = row + oy * ow;
+                    if (iy < 0 || iy >= g.height) {
+                        std::fill(out, out + ow, 0.0f);
+                        continue;
+                    }
+                    const float* in = plane + iy * g.width;
+                    for (std::int64_t ox = 0; ox < ow; ++ox) {
+                        const std::int64_t ix = ox * g.strideW - g.padW + kx;
+                        out[ox] = (ix >= 0 && ix < g.width) ? in[ix] : 0.0f;
+                    }
+                }
+            }
+}
+
+// Adds the columns of one image back into dx (C, H, W) (which the caller zeroed).
+void col2im(const float* col, std::int64_t ld, const Conv2dGeometry& g, float* dx) {
+    const std::int64_t oh = g.outH(), ow = g.outW();
+    for (std::int64_t c = 0; c < g.inChannels; ++c)
+        for (std::int64_t ky = 0; ky < g.kernelH; ++ky)
+            for (std::int64_t kx = 0; kx < g.kernelW; ++kx) {
+                const float* row = col + ((c * g.kernelH + ky) * g.kernelW + kx) * ld;
+                float* plane = dx + c * g.height * g.width;
+                for (std::int64_t oy = 0; oy < oh; ++oy) {
+                    const std::int64_t iy = oy * g.strideH - g.padH + ky;
+                    if (iy < 0 || iy >= g.height) continue;
+                    const float* in = row + oy * ow;
+                    float* out = plane + iy * g.width;
+                    for (std::int64_t ox = 0; ox < ow; ++ox) {
+                        const std::int64_t ix = ox * g.strideW - g.padW + kx;
+                        if (ix >= 0 && ix < g.width) out[ix] += in[ox];
+                    }
+                }
+            }
+}
+
+// Images per task: the column buffer of one task stays near kChunkColumnBytes (at least one
+// image). It depends on the geometry only, so the results do not depend on the thread count.
+std::int64_t imagesPerChunk(const Conv2dGeometry& g) {
+    const std::int64_t perImage = g.inChannels * g.kernelH * g.kernelW * g.outH() * g.outW() * 4;
+    return std::clamp<std::int64_t>(kChunkColumnBytes / std::max<std::int64_t>(1, perImage), 1,
+                                    std::max<std::int64_t>(1, g.batch));
+}
+
+} // namespace
+
+void CpuBackend::conv2dForward(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dGeometry& g) {
+    checkConv(g, "conv2d_forward");
+    require(Op::Conv2dForward, x.dtype());
+    checkShape(x, {g.batch, g.inChannels, g.height, g.width}, "conv2d_forward", "x");
+    checkShape(w, {g.outChannels, g.inChannels, g.kernelH, g.kernelW}, "conv2d_forward", "w");
+    checkShape(y, {g.batch, g.outChannels, g.outH(), g.outW()}, "conv2d_forward", "y");
+    checkDType(w, DType::F32, "conv2d_forward", "w");
+    checkDType(y, DType::F32, "conv2d_forward", "y");
+    const std::int64_t p = g.outH() * g.outW(), ckk = g.inChannels * g.kernelH * g.kernelW;
+    const std::int64_t inSize = g.inChannels * g.height * g.width, outSize = g.outChannels * p;
+    const std::int64_t per = imagesPerChunk(g), chunks = (g.batch + per - 1) / per;
+    const float *px = x.ptr<const float>(), *pw = w.ptr<const float>();
+    float* py = y.ptr<float>();
+    m_threads.forChunks(chunks, [&](std::int64_t c) {
+        const std::int64_t n0 = c * per, cn = std::min(per, g.batch - n0), ld = cn * p;
+        // col (CKK, cn*P): the columns of cn images side by side; out (K, cn*P) = w (K, CKK) @ col.
+        Tensor col = empty({ckk, ld});
+        float* pc = col.ptr<float>();
+        for (std::int64_t i = 0; i < cn; ++i) im2col(px + (n0 + i) * inSize, g, pc + i * p, ld);
+        if (cn == 1) { // one image: (K, P) is already y's layout
+            sgemmRowMajor(false, false, g.outChannels, p, ckk, 1.0f, pw, ckk, pc, p, 0.0f, py + n0 * outSize, p);
+            return;
+        }
+        Tensor out = empty({g.outChannels, ld});
+        float* po = out.ptr<float>();
+        sgemmRowMajor(false, false, g.outChannels, ld, ckk, 1.0f, pw, ckk, pc, ld, 0.0f, po, ld);
+        for (std::int64_t i = 0; i < cn; ++i) // (K, cn, P) -> (cn, K, P)
+            for (std::int64_t k = 0; k < g.outChannels; ++k)
+                std::memcpy(py + (n0 + i) * outSize + k * p, po + k * ld + i * p, static_cast<std::size_t>(p) * 4);
+    });
+}
+
+void CpuBackend::conv2dBackwardData(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dGeometry& g) {
+    checkConv(g, "conv2d_backward_data");
+    require(Op::Conv2dBackwardData, dy.dtype());
+    checkShape(dy, {g.batch, g.outChannels, g.outH(), g.outW()}, "conv2d_backward_data", "dy");
+    checkShape(w, {g.outChannels, g.inChannels, g.kernelH, g.kernelW}, "conv2d_backward_data", "w");
+    checkShape(dx, {g.batch, g.inChannels, g.height, g.width}, "conv2d_backward_data", "dx");
+    checkDType(w, DType::F32, "conv2d_backward_data", "w");
+    checkDType(dx, DType::F32, "conv2d_backward_data", "dx");
+    const std::int64_t p = g.outH() * g.outW(), ckk = g.inChannels * g.kernelH * g.kernelW;
+    const std::int64_t inSize = g.inChannels * g.height * g.width, outSize = g.outChannels * p;
+    const std::int64_t per = imagesPerChunk(g), chunks = (g.batch + per - 1) / per;
+    const float *pdy = dy.ptr<const float>(), *pw = w.ptr<const float>();
+    float* pdx = dx.ptr<float>();
+    m_threads.forChunks(chunks, [&](std::int64_t c) {
+        const std::int64_t n0 = c * per, cn = std::min(per, g.batch - n0), ld = cn * p;
+        Tensor col = empty({ckk, ld});
+        float* pc = col.ptr<float>();
+        const float* src = pdy + n0 * outSize; // one image: dy (K, P) is used in place
+        Tensor gathered;
+        if (cn > 1) {
+            gathered = empty({g.outChannels, ld});
+            float* pg = gathered.ptr<float>();
+            for (std::int64_t i = 0; i < cn; ++i) // (cn, K, P) -> (K, cn, P)
+                for (std::int64_t k = 0; k < g.outChannels; ++k)
+                    std::memcpy(pg + k * ld + i * p, pdy + (n0 + i) * outSize + k * p, static_cast<std::size_t>(p) * 4);
+            src = pg;
+        }
+        // dcol (CKK, cn*P) = w^T (CKK, K) @ dy (K, cn*P)
+        sgemmRowMajor(true, false, ckk, ld, g.outChannels, 1.0f, pw, ckk, src, ld, 0.0f, pc, ld);
+        for (std::int64_t i = 0; i < cn; ++i) {
+            float* img = pdx + (n0 + i) * inSize;
+            std::fill(img, img + inSize, 0.0f);
+            col2im(pc + i * p, ld, g, img);
+        }
+    });
+}
+
+void CpuBackend::conv2dBackwardWeight(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dGeometry& g,
+                                      bool accumulate) {
+    checkConv(g, "conv2d_backward_weight");
+    require(Op::Conv2dBackwardWeight, x.dtype());
+    checkShape(x, {g.batch, g.inChannels, g.height, g.width}, "conv2d_backward_weight", "x");
+    checkShape(dy, {g.batch, g.outChannels, g.outH(), g.outW()}, "conv2d_backward_weight", "dy");
+    checkShape(dw, {g.outChannels, g.inChannels, g.kernelH, g.kernelW}, "conv2d_backward_weight", "dw");
+    checkDType(dy, DType::F32, "conv2d_backward_weight", "dy");
+    checkDType(dw, DType::F32, "conv2d_backward_weight", "dw");
+    const std::int64_t p = g.outH() * g.outW(), ckk = g.inChannels * g.kernelH * g.kernelW;
+    const std::int64_t inSize = g.inChannels * g.height * g.width, outSize = g.outChannels * p;
+    const std::int64_t per = imagesPerChunk(g), chunks = (g.batch + per - 1) / per;
+    const std::int64_t wSize = g.outChannels * ckk;
+    if (!accumulate) fill(dw, 0.0f);
+    // Each chunk of images writes its own partial dw; the partials are summed in chunk order.
+    Tensor partials = empty({chunks, wSize});
+    float* pp = partials.ptr<float>();
+    const float *px = x.ptr<const float>(), *pdy = dy.ptr<const float>();
+    m_threads.forChunks(chunks, [&](std::int64_t c) {
+        const std::int64_t n0 = c * per, cn = std::min(per, g.batch - n0), ld = cn * p;
+        Tensor col = empty({ckk, ld});
+        float* pc = col.ptr<float>();
+        const float* src = pdy + n0 * outSize;
+        Tensor gathered;
+        if (cn > 1) {
+            gathered = empty({g.outChannels, ld});
+            float* pg = gathered.ptr<float>();
+            for (std::int64_t i = 0; i < cn; ++i)
+                for (std::int64_t k = 0; k < g.outChannels; ++k)
+                    std::memcpy(pg + k * ld + i * p, pdy + (n0 + i) * outSize + k * p, static_cast<std::size_t>(p) * 4);
+            src = pg;
+        }
+        for (std::int64_t i = 0; i < cn; ++i) im2col(px + (n0 + i) * inSize, g, pc + i * p, ld);
+        // partial dw (K, CKK) = dy (K, cn*P) @ col^T (cn*P, CKK)
+        sgemmRowMajor(false, true, g.outChannels, ckk, ld, 1.0f, src, ld, pc, ld, 0.0f, pp + c * wSize, ckk);
+    });
+    float* pdw = dw.ptr<float>();
+    forEach(wSize, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t c = 0; c < chunks; ++c) {
+            const float* part = pp + c * wSize;
+            for (std::int64_t i = b; i < e; ++i) pdw[i] += part[i];
+        }
+    });
+}
+
+void CpuBackend::maxPool2dForward(const Tensor& x, Tensor& y, Tensor& argmax, const Pool2dGeometry& g) {
+    require(Op::MaxPool2dForward, x.dtype());
+    if (g.kernelH < 1 || g.kernelW < 1 || g.strideH < 1 || g.strideW < 1 || g.padH < 0 || g.padW < 0 ||
+        2 * g.padH > g.kernelH || 2 * g.padW > g.kernelW || g.outH() < 1 || g.outW() < 1)
+        throw BackendError("cpu maxpool2d_forward: invalid pooling geometry (kernel " + std::to_string(g.kernelH) +
+                           "x" + std::to_string(g.kernelW) + ", padding at most half the kernel, input " +
+                           std::to_string(g.height) + "x" + std::to_string(g.width) + ")");
+    const std::int64_t oh = g.outH(), ow = g.outW();
+    checkShape(x, {g.batch, g.channels, g.height, g.width}, "maxpool2d_forward", "x");
+    checkShape(y, {g.batch, g.channels, oh, ow}, "maxpool2d_forward", "y");
+    checkShape(argmax, {g.batch, g.channels, oh, ow}, "maxpool2d_forward", "argmax");
+    checkDType(y, DType::F32, "maxpool2d_forward", "y");
+    checkDType(argmax, DType::I32, "maxpool2d_forward", "argmax");
+    const float* px = x.ptr<const float>();
+    float* py = y.ptr<float>();
+    std::int32_t* pa = argmax.ptr<std::int32_t>();
+    const std::int64_t planes = g.batch * g.channels, inPlane = g.height * g.width, outPlane = oh * ow;
+    forEach(planes, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t pl = b; pl < e; ++pl) {
+            const float* in = px + pl * inPlane;
+            for (std::int64_t oy = 0; oy < oh; ++oy)
+                for (std::int64_t ox = 0; ox < ow; ++ox) {
+                    float best = -std::numeric_limits<float>::infinity();
+                    std::int64_t bestIdx = -1;
+                    for (std::int64_t ky = 0; ky < g.kernelH; ++ky) {
+                        const std::int64_t iy = oy * g.strideH - g.padH + ky;
+                        if (iy < 0 || iy >= g.height) continue;
+                        for (std::int64_t kx = 0; kx < g.kernelW; ++kx) {
+                            const std::int64_t ix = ox * g.strideW - g.padW + kx;
+                            if (ix < 0 || ix >= g.width) continue;
+                            const float v = in[iy * g.width + ix];
+                            // NaN propagates (as in PyTorch); otherwise the first maximum wins.
+                            if (bestIdx < 0 || v > best || std::isnan(v)) {
+                                best = v;
+                                bestIdx = iy * g.width + ix;
+                                if (std::isnan(v)) ky = g.kernelH, kx = g.kernelW;
+                            }
+                        }
+                    }
+                    py[pl * outPlane + oy * ow + ox] = best;
+                    pa[pl * outPlane + oy * ow + ox] = static_cast<std::int32_t>(bestIdx);
+                }
+        }
+    }, std::max<std::int64_t>(1, kInlineElements / 2 / std::max<std::int64_t>(1, inPlane)));
+}
+
+void CpuBackend::maxPool2dBackward(const Tensor& dy, const Tensor& argmax, Tensor& dx, const Pool2dGeometry& g) {
+    require(Op::MaxPool2dBackward, dy.dtype());
+    const std::int64_t oh = g.outH(), ow = g.outW();
+    checkShape(dy, {g.batch, g.channels, oh, ow}, "maxpool2d_backward", "dy");
+    checkShape(argmax, {g.batch, g.channels, oh, ow}, "maxpool2d_backward", "argmax");
+    checkShape(dx, {g.batch, g.channels, g.height, g.width}, "maxpool2d_backward", "dx");
+    checkDType(argmax, DType::I32, "maxpool2d_backward", "argmax");
+    checkDType(dx, DType::F32, "maxpool2d_backward", "dx");
+    const std::int64_t planes = g.batch * g.channels, inPlane = g.height * g.width, outPlane = oh * ow;
+    const std::int32_t* pa = argmax.ptr<const std::int32_t>();
+    for (std::int64_t i = 0; i < planes * outPlane; ++i)
+        if (pa[i] < 0 || pa[i] >= inPlane)
+            throw BackendError("cpu maxpool2d_backward: argmax " + std::to_string(pa[i]) + " at element " +
+                               std::to_string(i) + " is outside the " + std::to_string(g.height) + "x" +
+                               std::to_string(g.width) + " plane");
+    const float* pdy = dy.ptr<const float>();
+    float* pdx = dx.ptr<float>();
+    forEach(planes, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t pl = b; pl < e; ++pl) {
+            float* out = pdx + pl * inPlane;
+            std::fill(out, out + inPlane, 0.0f);
+            for (std::int64_t j = 0; j < outPlane; ++j) out[pa[pl * outPlane + j]] += pdy[pl * outPlane + j];
+        }
+    }, std::max<std::int64_t>(1, kInlineElements / 2 / std::max<std::int64_t>(1, inPlane)));
+}
+
+} // namespace lathe::cpu

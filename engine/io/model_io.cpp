@@ -1,0 +1,115 @@
+// Models as safetensors files: parameters under their PyTorch names, the architecture JSON in the
+// metadata. Loading checks the file against the architecture tensor by tensor before using it.
+#include "engine/io/model_io.h"
+
+#include "engine/backends/registry.h"
+#include "engine/core/errors.h"
+#include "engine/io/safetensors.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace lathe {
+namespace {
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+nlohmann::json parseArchitectureText(const std::string& text, const std::string& where) {
+    try {
+        return nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+        throw DataError(where + ": invalid architecture JSON: " + e.what());
+    }
+}
+
+nlohmann::json readArchitectureFile(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw DataError(path + ": cannot open the architecture JSON");
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return parseArchitectureText(ss.str(), path);
+}
+
+// A parameter is filled from a file tensor of its own dtype, or, for f32 parameters, from f16/bf16
+// (PyTorch exports made with .half() or .bfloat16()): the widening is exact.
+Tensor hostValueFor(const Parameter& p, const std::string& name, const Tensor& src, const std::string& path) {
+    const DType want = p.value.dtype();
+    if (src.shape() != p.value.shape())
+        throw DataError(path + ": tensor " + quoted(name) + " has shape " + shapeToString(src.shape()) +
+                        ", the architecture expects " + shapeToString(p.value.shape()));
+    if (src.dtype() == want) return src;
+    if (want == DType::F32 && (src.dtype() == DType::F16 || src.dtype() == DType::BF16)) {
+        Tensor out = Tensor::host(src.shape(), DType::F32);
+        traits(src.dtype()).toFloat(src.data(), out.ptr<float>(), static_cast<std::size_t>(src.numel()));
+        return out;
+    }
+    throw DataError(path + ": tensor " + quoted(name) + " has dtype " + dtypeName(src.dtype()) +
+                    ", the architecture expects " + dtypeName(want) +
+                    (want == DType::F32 ? " (f16 and bf16 are converted)" : ""));
+}
+
+} // namespace
+
+void saveModel(Model& model, const std::string& path) {
+    Backend* be = model.backend();
+    if (!be) throw DataError(path + ": the model has no weights yet (it was never initialised or loaded)");
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    for (const auto& np : model.namedParameters()) tensors.emplace_back(np.name, be->download(np.param->value));
+    std::map<std::string, std::string> metadata;
+    metadata[kArchitectureKey] = model.architecture().dump();
+    // What the safetensors Python package writes for torch state dicts; some loaders look for it.
+    metadata["format"] = "pt";
+    writeSafetensors(path, tensors, metadata);
+}
+
+std::unique_ptr<Model> loadModel(const std::string& path, const std::string& architecturePath) {
+    SafetensorsFile file = readSafetensors(path);
+
+    // An explicit architecture file wins over the embedded one (it lets a user re-read a file with
+    // a corrected architecture); without either, there is nothing to build.
+    nlohmann::json arch;
+    std::string archSource;
+    if (!architecturePath.empty()) {
+        arch = readArchitectureFile(architecturePath);
+        archSource = architecturePath;
+    } else if (auto it = file.metadata.find(kArchitectureKey); it != file.metadata.end()) {
+        archSource = path + ": __metadata__/" + kArchitectureKey;
+        arch = parseArchitectureText(it->second, archSource);
+    } else {
+        throw DataError(path + ": no architecture: the file has no \"" + std::string(kArchitectureKey) +
+                        "\" metadata (a file exported from PyTorch needs an architecture JSON given beside it)");
+    }
+
+    std::unique_ptr<Model> model;
+    try {
+        model = Model::fromArchitecture(arch);
+    } catch (const ConfigError& e) {
+        if (architecturePath.empty()) throw DataError(archSource + ": " + e.what());
+        throw ConfigError(archSource + ": " + e.what());
+    }
+
+    std::set<std::string> expected;
+    std::string expectedList;
+    for (const auto& np : model->namedParameters()) {
+        expected.insert(np.name);
+        expectedList += (expectedList.empty() ? "" : ", ") + np.name;
+    }
+    for (const auto& [name, t] : file.tensors)
+        if (!expected.count(name))
+            throw DataError(path + ": unexpected tensor " + quoted(name) + " (the architecture " +
+                            quoted(model->name()) + " has no such parameter; it has " + expectedList + ")");
+    for (const auto& np : model->namedParameters()) {
+        const Tensor* src = file.find(np.name);
+        if (!src)
+            throw DataError(path + ": missing tensor " + quoted(np.name) + " (the architecture expects " +
+                            std::string(dtypeName(np.param->value.dtype())) +
+                            shapeToString(np.param->value.shape()) + ")");
+        np.param->value = hostValueFor(*np.param, np.name, *src, path);
+    }
+    // Host values set from outside are uploaded by to(); on the CPU that is one copy per tensor.
+    model->to(*cpuBackend());
+    return model;
+}
+
+} // namespace lathe

@@ -1,0 +1,30 @@
+// makeLayer: the architecture JSON "type" field picks the layer implementation.
+#include "engine/nn/config_fields.h"
+#include "engine/nn/layers_common.h"
+
+#include <map>
+
+namespace lathe {
+
+std::unique_ptr<Layer> makeLayer(const nlohmann::json& config) { return makeLayer(config, ""); }
+
+std::unique_ptr<Layer> makeLayer(const nlohmann::json& config, const std::string& pointer) {
+    using Factory = std::unique_ptr<Layer> (*)(const nlohmann::json&, const std::string&);
+    static const std::map<std::string, Factory> kFactories = {
+        {"linear", nnimpl::makeLinear},   {"conv2d", nnimpl::makeConv2d},   {"maxpool2d", nnimpl::makeMaxPool2d},
+        {"relu", nnimpl::makeRelu},       {"gelu", nnimpl::makeGelu},       {"dropout", nnimpl::makeDropout},
+        {"flatten", nnimpl::makeFlatten}, {"layernorm", nnimpl::makeLayerNorm}, {"embedding", nnimpl::makeEmbedding},
+    };
+    nnconfig::requireObject(config, pointer);
+    std::string known;
+    for (const auto& [name, f] : kFactories) known += (known.empty() ? "" : ", ") + name;
+    auto it = config.find("type");
+    if (it == config.end()) nnconfig::fail(pointer + "/type", "missing (known layer types: " + known + ")");
+    if (!it->is_string()) nnconfig::fail(pointer + "/type", "expected a string, got " + nnconfig::shortDump(*it));
+    auto f = kFactories.find(it->get<std::string>());
+    if (f == kFactories.end())
+        nnconfig::fail(pointer + "/type", "unknown layer type " + it->dump() + " (known: " + known + ")");
+    return f->second(config, pointer);
+}
+
+} // namespace lathe

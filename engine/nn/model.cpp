@@ -1,0 +1,165 @@
+// Model: building from architecture JSON, initialisation, placement on a backend, forward/backward.
+#include "engine/nn/model.h"
+
+#include "engine/core/errors.h"
+#include "engine/nn/config_fields.h"
+
+namespace lathe {
+
+std::unique_ptr<Model> Model::fromArchitecture(const nlohmann::json& arch) {
+    namespace cfg = nnconfig;
+    cfg::requireObject(arch, "");
+    auto model = std::make_unique<Model>();
+
+    auto name = arch.find("name");
+    if (name != arch.end()) {
+        if (!name->is_string() || name->get<std::string>().empty())
+            cfg::fail("/name", "expected a non-empty string, got " + cfg::shortDump(*name));
+        model->m_name = name->get<std::string>();
+    } else {
+        model->m_name = "model";
+    }
+
+    auto input = arch.find("input");
+    if (input == arch.end()) cfg::fail("/input", "missing (expected {\"shape\": [C, H, W], ...})");
+    cfg::requireObject(*input, "/input");
+    cfg::onlyKeys(*input, "/input", {"shape", "scale", "mean", "std"});
+    auto shape = input->find("shape");
+    if (shape == input->end()) cfg::fail("/input/shape", "missing (expected an array of positive integers)");
+    if (!shape->is_array() || shape->empty())
+        cfg::fail("/input/shape", "expected a non-empty array of positive integers, got " + cfg::shortDump(*shape));
+    for (std::size_t i = 0; i < shape->size(); ++i) {
+        const auto& d = (*shape)[i];
+        if (!d.is_number_integer() || d.get<std::int64_t>() < 1)
+            cfg::fail("/input/shape/" + std::to_string(i), "expected a positive integer, got " + cfg::shortDump(d));
+        model->m_inputShape.push_back(d.get<std::int64_t>());
+    }
+    const double defScale = 1.0 / 255.0, defMean = 0.0, defStd = 1.0;
+    model->m_preprocess.scale = static_cast<float>(cfg::number(*input, "scale", "/input", -1e30, 1e30, false, &defScale));
+    model->m_preprocess.mean = static_cast<float>(cfg::number(*input, "mean", "/input", -1e30, 1e30, false, &defMean));
+    const double stdev = cfg::number(*input, "std", "/input", -1e30, 1e30, false, &defStd);
+    if (!(stdev > 0.0)) cfg::fail("/input/std", "expected a positive number, got " + cfg::shortDump((*input)["std"]));
+    model->m_preprocess.std = static_cast<float>(stdev);
+
+    model->m_numClasses = static_cast<int>(cfg::integer(arch, "classes", "", 1));
+
+    auto layers = arch.find("layers");
+    if (layers == arch.end()) cfg::fail("/layers", "missing (expected an array of layer objects)");
+    if (!layers->is_array() || layers->empty())
+        cfg::fail("/layers", "expected a non-empty array of layer objects, got " + cfg::shortDump(*layers));
+    for (std::size_t i = 0; i < layers->size(); ++i) {
+        auto layer = makeLayer((*layers)[i], "/layers/" + std::to_string(i));
+        layer->index = static_cast<int>(i);
+        model->m_layers.push_back(std::move(layer));
+    }
+
+    // Walk one sample through the shapes so a mismatch is reported at the layer that breaks.
+    Shape s = {1};
+    s.insert(s.end(), model->m_inputShape.begin(), model->m_inputShape.end());
+    for (std::size_t i = 0; i < model->m_layers.size(); ++i) {
+        try {
+            s = model->m_layers[i]->outputShape(s);
+        } catch (const ConfigError& e) {
+            cfg::fail("/layers/" + std::to_string(i), e.what());
+        }
+    }
+    if (s != Shape{1, model->m_numClasses})
+        cfg::fail("/layers/" + std::to_string(model->m_layers.size() - 1),
+                  "the model's output per sample is " + shapeToString(s) + ", expected [1, " +
+                      std::to_string(model->m_numClasses) + "] (/classes)");
+    return model;
+}
+
+nlohmann::json Model::architecture() const {
+    nlohmann::json layers = nlohmann::json::array();
+    for (const auto& l : m_layers) layers.push_back(l->config());
+    return {{"name", m_name},
+            {"input",
+             {{"shape", m_inputShape},
+              {"scale", m_preprocess.scale},
+              {"mean", m_preprocess.mean},
+              {"std", m_preprocess.std}}},
+            {"classes", m_numClasses},
+            {"layers", layers}};
+}
+
+void Model::initialize(Backend& be, std::uint64_t seed) {
+    Rng rng(seed);
+    for (auto& l : m_layers) l->releaseCache();
+    for (auto& l : m_layers) l->initialize(be, rng);
+    m_backend = &be;
+    for (auto& l : m_layers)
+        for (Parameter* p : l->parameters()) p->grad = be.zeros(p->value.shape(), p->value.dtype());
+}
+
+void Model::to(Backend& be) {
+    for (auto& l : m_layers) l->releaseCache();
+    for (auto& l : m_layers) {
+        for (Parameter* p : l->parameters()) {
+            if (!p->value.defined()) throw BackendError("parameter " + p->name + " of layer " +
+                                                         std::to_string(l->index) + " has no value");
+            if (m_backend != &be) {
+                // Values set from outside (loading) are host tensors; otherwise they live on m_backend.
+                Tensor host = p->value.isHost() || !m_backend ? p->value : m_backend->download(p->value);
+                if (!host.isHost())
+                    throw BackendError("parameter layers." + std::to_string(l->index) + "." + p->name + " is on " +
+                                       host.device().toString() + " and the model has no backend to read it from");
+                p->value = be.upload(host);
+            }
+            if (!p->grad.defined() || p->grad.shape() != p->value.shape() || p->grad.device() != be.device() ||
+                m_backend != &be)
+                p->grad = be.zeros(p->value.shape(), p->value.dtype());
+        }
+    }
+    m_backend = &be;
+}
+
+Tensor Model::forward(const Tensor& x, const ForwardContext& ctx) {
+    if (!m_backend) throw BackendError("model " + m_name + " is not placed on a backend (call initialize or to)");
+    Tensor h = x;
+    for (auto& l : m_layers) h = l->forward(*m_backend, h, ctx);
+    return h;
+}
+
+void Model::backward(const Tensor& dlogits) {
+    if (!m_backend) throw BackendError("model " + m_name + " is not placed on a backend (call initialize or to)");
+    Tensor d = dlogits;
+    for (auto it = m_layers.rbegin(); it != m_layers.rend(); ++it) {
+        d = (*it)->backward(*m_backend, d);
+        if (!d.defined()) break; // an embedding: nothing flows into the ids
+    }
+}
+
+void Model::zeroGrad() {
+    if (!m_backend) return;
+    for (auto& l : m_layers)
+        for (Parameter* p : l->parameters())
+            if (p->grad.defined()) m_backend->fill(p->grad, 0.0f);
+}
+
+void Model::releaseCache() {
+    for (auto& l : m_layers) l->releaseCache();
+}
+
+std::vector<NamedParameter> Model::namedParameters() {
+    std::vector<NamedParameter> out;
+    for (auto& l : m_layers)
+        for (Parameter* p : l->parameters()) out.push_back({"layers." + std::to_string(l->index) + "." + p->name, p});
+    return out;
+}
+
+std::int64_t Model::parameterCount() const {
+    std::int64_t n = 0;
+    for (const auto& l : m_layers)
+        for (Parameter* p : l->parameters()) n += p->value.numel();
+    return n;
+}
+
+std::uint64_t Model::parameterBytes() const {
+    std::uint64_t n = 0;
+    for (const auto& l : m_layers)
+        for (Parameter* p : l->parameters()) n += p->value.bytes();
+    return n;
+}
+
+} // namespace lathe

@@ -1,0 +1,223 @@
+// Training and evaluation loops: seeded mini-batches, softmax cross-entropy (mean over the batch),
+// backward, optimizer step; cancel is checked between batches.
+#include "engine/nn/trainer.h"
+
+#include "engine/core/errors.h"
+#include "engine/nn/optim.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace lathe {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double msSince(Clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+void checkCompatible(const Model& model, const Dataset& data) {
+    if (data.size() == 0) throw DataError(data.name + ": the dataset is empty");
+    if (data.sampleSize() != numel(model.inputShape()))
+        throw ConfigError("model " + model.name() + " expects samples of shape " + shapeToString(model.inputShape()) +
+                          " but " + data.name + " has samples of shape " + shapeToString(data.sampleShape));
+    if (data.numClasses > model.numClasses())
+        throw ConfigError("model " + model.name() + " has " + std::to_string(model.numClasses()) + " classes but " +
+                          data.name + " has " + std::to_string(data.numClasses));
+}
+
+std::unique_ptr<Optimizer> makeOptimizer(const TrainParams& p) {
+    if (p.optimizer == "adam" || p.optimizer == "adamw") {
+        AdamParams a;
+        a.lr = p.lr;
+        a.weightDecay = p.weightDecay;
+        a.decoupled = p.optimizer == "adamw";
+        return makeAdam(a);
+    }
+    if (p.optimizer == "sgd") {
+        SgdParams s;
+        s.lr = p.lr;
+        s.momentum = p.momentum;
+        s.weightDecay = p.weightDecay;
+        return makeSgd(s);
+    }
+    throw ConfigError("unknown optimizer \"" + p.optimizer + "\" (known: adam, adamw, sgd)");
+}
+
+// Device-side buffers for one batch, sized for the largest batch and sliced for a short last one.
+struct BatchBuffers {
+    std::vector<float> xHost;
+    std::vector<std::int32_t> yHost;
+    Tensor x, y, losses, dlogits;
+
+    BatchBuffers(Backend& be, const Model& model, int batchSize) {
+        Shape xs = {batchSize};
+        xs.insert(xs.end(), model.inputShape().begin(), model.inputShape().end());
+        xHost.resize(static_cast<std::size_t>(numel(xs)));
+        yHost.resize(static_cast<std::size_t>(batchSize));
+        x = be.empty(xs);                                    // (B, inputShape...)
+        y = be.empty({batchSize}, DType::I32);               // (B)
+        losses = be.empty({batchSize});                      // (B)
+        dlogits = be.empty({batchSize, model.numClasses()}); // (B, classes)
+    }
+
+    // Fills and uploads the batch; returns its size.
+    std::int64_t load(Backend& be, const Dataset& data, std::span<const std::int64_t> idx,
+                      const InputPreprocess& pre, Tensor& xb, Tensor& yb) {
+        const auto n = static_cast<std::int64_t>(idx.size());
+        makeBatch(data, idx, pre, xHost.data(), yHost.data());
+        xb = x.slice0(0, n);
+        yb = y.slice0(0, n);
+        be.copyFromHost(xb, xHost.data());
+        be.copyFromHost(yb, yHost.data());
+        return n;
+    }
+};
+
+struct BatchOutcome {
+    double lossSum = 0;
+    std::int64_t correct = 0;
+};
+
+// Loss sum and number of correct predictions of one batch; predictions go to `pred` (host).
+BatchOutcome summarize(Backend& be, const Tensor& logits, const Tensor& losses, const std::int32_t* labels,
+                       std::vector<std::int32_t>& pred) {
+    const std::int64_t n = logits.dim(0);
+    Tensor predDev = be.empty({n}, DType::I32);
+    be.argmaxRows(logits, predDev);
+    Tensor predHost = be.download(predDev);
+    const std::vector<float> l = be.downloadF32(losses);
+    BatchOutcome out;
+    pred.assign(predHost.ptr<std::int32_t>(), predHost.ptr<std::int32_t>() + n);
+    for (std::int64_t i = 0; i < n; ++i) {
+        out.lossSum += l[static_cast<std::size_t>(i)];
+        out.correct += pred[static_cast<std::size_t>(i)] == labels[i];
+    }
+    return out;
+}
+
+} // namespace
+
+TrainResult train(Model& model, Backend& be, const Dataset& data, const TrainParams& params,
+                  const TrainCallbacks& callbacks) {
+    if (params.epochs < 1) throw ConfigError("epochs must be at least 1, got " + std::to_string(params.epochs));
+    if (params.batchSize < 1) throw ConfigError("batch size must be at least 1, got " + std::to_string(params.batchSize));
+    checkCompatible(model, data);
+    auto optimizer = makeOptimizer(params);
+    if (model.backend() != &be) model.to(be);
+
+    const std::int64_t n = params.limit > 0 ? std::min(params.limit, data.size()) : data.size();
+    BatchIterator batches(n, params.batchSize, /*shuffle=*/true, params.seed);
+    BatchBuffers buf(be, model, params.batchSize);
+    const auto named = model.namedParameters();
+    std::vector<std::int32_t> pred;
+
+    TrainResult result;
+    const auto t0 = Clock::now();
+    std::int64_t step = 0;
+    bool stop = false;
+    for (int epoch = 1; epoch <= params.epochs && !stop; ++epoch) {
+        const auto tEpoch = Clock::now();
+        batches.startEpoch(epoch - 1);
+        std::span<const std::int64_t> idx;
+        double lossSum = 0;
+        std::int64_t seen = 0, correct = 0, epochSteps = 0;
+        while (batches.next(idx)) {
+            if (callbacks.cancel && callbacks.cancel->load()) {
+                model.releaseCache();
+                throw CancelledError();
+            }
+            Tensor xb, yb;
+            const std::int64_t bn = buf.load(be, data, idx, model.preprocess(), xb, yb);
+            ++step;
+            ForwardContext ctx;
+            ctx.training = true;
+            ctx.seed = params.seed;
+            ctx.step = step;
+
+            model.zeroGrad();
+            Tensor logits = model.forward(xb, ctx); // (n, classes)
+            Tensor losses = buf.losses.slice0(0, bn);
+            Tensor dlogits = buf.dlogits.slice0(0, bn);
+            be.softmaxCrossEntropy(logits, yb, losses, dlogits, 1.0f / static_cast<float>(bn));
+            model.backward(dlogits);
+            optimizer->step(be, named);
+            model.releaseCache();
+
+            const auto o = summarize(be, logits, losses, buf.yHost.data(), pred);
+            lossSum += o.lossSum;
+            correct += o.correct;
+            seen += bn;
+            ++epochSteps;
+            if (callbacks.onStep) callbacks.onStep({epoch, step, o.lossSum / static_cast<double>(bn), msSince(t0)});
+            if (params.maxSteps > 0 && step >= params.maxSteps) {
+                stop = true;
+                break;
+            }
+        }
+        be.synchronize();
+        EpochReport report;
+        report.epoch = epoch;
+        report.steps = epochSteps;
+        report.trainLoss = seen ? lossSum / static_cast<double>(seen) : 0.0;
+        report.trainAccuracy = seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0.0;
+        report.seconds = msSince(tEpoch) / 1000.0;
+        result.epochs = epoch;
+        result.finalTrainLoss = report.trainLoss;
+        if (callbacks.onEpoch) callbacks.onEpoch(report);
+    }
+    result.steps = step;
+    result.seconds = msSince(t0) / 1000.0;
+    return result;
+}
+
+EvalResult evaluate(Model& model, Backend& be, const Dataset& data, int batchSize, const std::atomic<bool>* cancel) {
+    if (batchSize < 1) throw ConfigError("batch size must be at least 1, got " + std::to_string(batchSize));
+    checkCompatible(model, data);
+    if (model.backend() != &be) model.to(be);
+
+    const int classes = model.numClasses();
+    EvalResult r;
+    r.numClasses = classes;
+    r.confusion.assign(static_cast<std::size_t>(classes) * classes, 0);
+
+    BatchIterator batches(data.size(), batchSize, /*shuffle=*/false, 0);
+    batches.startEpoch(0);
+    BatchBuffers buf(be, model, batchSize);
+    std::vector<std::int32_t> pred;
+    std::span<const std::int64_t> idx;
+    double lossSum = 0;
+    std::int64_t correct = 0;
+    ForwardContext ctx; // inference: no caches, no dropout
+    while (batches.next(idx)) {
+        if (cancel && cancel->load()) throw CancelledError();
+        Tensor xb, yb;
+        const std::int64_t bn = buf.load(be, data, idx, model.preprocess(), xb, yb);
+        Tensor logits = model.forward(xb, ctx);
+        Tensor losses = buf.losses.slice0(0, bn);
+        Tensor dlogits = buf.dlogits.slice0(0, bn);
+        be.softmaxCrossEntropy(logits, yb, losses, dlogits, 1.0f);
+        const auto o = summarize(be, logits, losses, buf.yHost.data(), pred);
+        lossSum += o.lossSum;
+        correct += o.correct;
+        for (std::int64_t i = 0; i < bn; ++i) {
+            const auto t = static_cast<std::size_t>(buf.yHost[static_cast<std::size_t>(i)]);
+            const auto p = static_cast<std::size_t>(pred[static_cast<std::size_t>(i)]);
+            ++r.confusion[t * static_cast<std::size_t>(classes) + p];
+        }
+        r.count += bn;
+    }
+    r.accuracy = r.count ? static_cast<double>(correct) / static_cast<double>(r.count) : 0.0;
+    r.loss = r.count ? lossSum / static_cast<double>(r.count) : 0.0;
+    r.perClassAccuracy.assign(static_cast<std::size_t>(classes), 0.0);
+    for (int c = 0; c < classes; ++c) {
+        std::int64_t total = 0;
+        for (int p = 0; p < classes; ++p) total += r.confusion[static_cast<std::size_t>(c) * classes + p];
+        r.perClassAccuracy[static_cast<std::size_t>(c)] =
+            total ? static_cast<double>(r.confusion[static_cast<std::size_t>(c) * classes + c]) / total : 0.0;
+    }
+    return r;
+}
+
+} // namespace lathe
