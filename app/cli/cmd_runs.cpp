@@ -155,11 +155,6 @@ std::vector<RunRecord> requireRuns(const RunStore* store, const std::string& pat
     return runs;
 }
 
-std::unique_ptr<RunStore> requireStore(const std::string& path) {
-    auto store = openStoreForReading(path);
-    return store;
-}
-
 std::vector<std::string> orderedMetricKeys(const std::vector<RunRecord>& runs) {
     std::set<std::string> all;
     for (const auto& r : runs)
@@ -198,7 +193,7 @@ int runRuns(const std::vector<std::string>& argv) {
     if (filter.limit < 0) throw ConfigError("--limit: expected a count >= 0");
 
     const std::string path = dbPath(args);
-    auto store = openStoreForReading(path);
+    auto store = RunStore::openForReading(path);
     std::vector<RunRecord> runs = store ? store->listRuns(filter) : std::vector<RunRecord>{};
     if (args.flag("--json")) {
         nlohmann::json out = nlohmann::json::array();
@@ -222,7 +217,7 @@ int runShow(const std::vector<std::string>& argv) {
     const auto ids = parseRunIds(args.positional(), "show");
     if (ids.size() != 1) throw ConfigError("show takes one RUN_ID (use compare for several)");
     const std::string path = dbPath(args);
-    auto store = requireStore(path);
+    auto store = RunStore::openForReading(path);
     const RunRecord r = requireRuns(store.get(), path, ids).front();
     const auto series = store->seriesInfo(r.id);
     const auto layers = store->layerStats(r.id);
@@ -301,7 +296,7 @@ int runCompare(const std::vector<std::string>& argv) {
     Args args(argv, {"--db"}, {"--json"});
     const auto ids = parseRunIds(args.positional(), "compare");
     const std::string path = dbPath(args);
-    auto store = requireStore(path);
+    auto store = RunStore::openForReading(path);
     const auto runs = requireRuns(store.get(), path, ids);
     const auto keys = orderedMetricKeys(runs);
 
@@ -464,7 +459,7 @@ int runExport(const std::vector<std::string>& argvIn) {
     if (format == "json" && args.value("--table")) throw ConfigError("--table applies to --format csv only");
 
     const std::string path = dbPath(args);
-    auto store = requireStore(path);
+    auto store = RunStore::openForReading(path);
     const auto runs = requireRuns(store.get(), path, ids);
 
     std::string content;
@@ -591,20 +586,6 @@ const Registrar kDelete({"delete", "delete RUN_ID... [--db PATH] [--yes]",
                          "delete runs and everything stored with them", runDelete});
 
 } // namespace
-
-std::unique_ptr<RunStore> openStoreForReading(const std::string& path) {
-    if (!std::filesystem::exists(path)) return nullptr;
-    try {
-        return std::make_unique<RunStore>(path, RunStore::Mode::ReadOnly);
-    } catch (const StoreError& readOnlyError) {
-        // An older schema needs one read-write open to migrate; anything else is reported as it was.
-        try {
-            return std::make_unique<RunStore>(path, RunStore::Mode::ReadWrite);
-        } catch (const StoreError&) {
-            throw readOnlyError;
-        }
-    }
-}
 
 std::string formatRunsTable(const std::vector<RunRecord>& runs, double nowUnixS) {
     struct Column {

@@ -85,6 +85,22 @@ std::string RunStore::defaultPath() {
     return (fs::path(home) / ".local" / "share" / "lathe" / "runs.sqlite").string();
 }
 
+std::unique_ptr<RunStore> RunStore::openForReading(const std::string& path) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) return nullptr;
+    try {
+        return std::make_unique<RunStore>(path, Mode::ReadOnly);
+    } catch (const StoreError& readOnlyError) {
+        // An older schema needs one read-write open to migrate; anything else is reported as it was.
+        try {
+            { RunStore migrate(path, Mode::ReadWrite); }
+            return std::make_unique<RunStore>(path, Mode::ReadOnly);
+        } catch (const StoreError&) {
+            throw readOnlyError;
+        }
+    }
+}
+
 void RunStore::open() {
     namespace fs = std::filesystem;
     if (m_path.empty()) throw StoreError("run store: empty database path");

@@ -121,6 +121,7 @@ private slots:
     void migrationFromOlderSchema();
     void readOnlyRefusesOldSchemaAndWrites();
     void newerSchemaIsRefused();
+    void openForReadingMigratesOnce();
     void filters_data();
     void filters();
     void runRoundTrip();
@@ -278,6 +279,31 @@ void TestRunStore::newerSchemaIsRefused() {
         } catch (const StoreError& e) {
             QVERIFY2(std::string(e.what()).find("newer") != std::string::npos, e.what());
         }
+    }
+}
+
+void TestRunStore::openForReadingMigratesOnce() {
+    const std::string absent = freshPath("absent.sqlite");
+    QVERIFY(!RunStore::openForReading(absent));
+    QVERIFY(!std::filesystem::exists(absent)); // nothing created
+    const std::string oldPath = freshPath("v1-reader.sqlite");
+    {
+        RawDb db(oldPath);
+        db.exec(RunStore::schemaScript(1));
+        db.exec("INSERT INTO runs(id, name, created_at) VALUES (3, 'v1 run', 1.7e9)");
+    }
+    auto store = RunStore::openForReading(oldPath);
+    QVERIFY(store);
+    QCOMPARE(store->mode(), RunStore::Mode::ReadOnly);
+    QCOMPARE(store->schemaVersion(), RunStore::currentSchemaVersion());
+    QCOMPARE(store->run(3)->name, std::string("v1 run"));
+    const std::string garbage = freshPath("not-a-db.sqlite");
+    { std::ofstream(garbage) << std::string(5000, 'x'); }
+    try {
+        RunStore::openForReading(garbage);
+        QFAIL("a text file must not open");
+    } catch (const StoreError& e) {
+        QVERIFY2(std::string(e.what()).find(garbage) != std::string::npos, e.what());
     }
 }
 
