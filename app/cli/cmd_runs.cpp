@@ -155,11 +155,6 @@ std::vector<RunRecord> requireRuns(const RunStore* store, const std::string& pat
     return runs;
 }
 
-std::unique_ptr<RunStore> requireStore(const std::string& path) {
-    auto store = openStoreForReading(path);
-    return store;
-}
-
 std::vector<std::string> orderedMetricKeys(const std::vector<RunRecord>& runs) {
     std::set<std::string> all;
     for (const auto& r : runs)
@@ -198,7 +193,7 @@ int runRuns(const std::vector<std::string>& argv) {
     if (filter.limit < 0) throw ConfigError("--limit: expected a count >= 0");
 
     const std::string path = dbPath(args);
-    auto store = openStoreForReading(path);
+    auto store = RunStore::openForReading(path);
     std::vector<RunRecord> runs = store ? store->listRuns(filter) : std::vector<RunRecord>{};
     if (args.flag("--json")) {
         nlohmann::json out = nlohmann::json::array();
@@ -222,7 +217,7 @@ int runShow(const std::vector<std::string>& argv) {
     const auto ids = parseRunIds(args.positional(), "show");
     if (ids.size() != 1) throw ConfigError("show takes one RUN_ID (use compare for several)");
     const std::string path = dbPath(args);
-    auto store = requireStore(path);
+    auto store = RunStore::openForReading(path);
     const RunRecord r = requireRuns(store.get(), path, ids).front();
     const auto series = store->seriesInfo(r.id);
     const auto layers = store->layerStats(r.id);
@@ -301,7 +296,7 @@ int runCompare(const std::vector<std::string>& argv) {
     Args args(argv, {"--db"}, {"--json"});
     const auto ids = parseRunIds(args.positional(), "compare");
     const std::string path = dbPath(args);
-    auto store = requireStore(path);
+    auto store = RunStore::openForReading(path);
     const auto runs = requireRuns(store.get(), path, ids);
     const auto keys = orderedMetricKeys(runs);
 
@@ -372,11 +367,13 @@ int runCompare(const std::vector<std::string>& argv) {
         for (std::size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], displayWidth(row[c]));
     std::ostringstream o;
     for (std::size_t r = 0; r < cells.size(); ++r) {
+        std::string line;
         for (std::size_t c = 0; c < cells[r].size(); ++c) {
-            if (c) o << "  ";
-            o << (c == 0 || r == 0 ? padRight(cells[r][c], widths[c]) : padLeft(cells[r][c], widths[c]));
+            if (c) line += "  ";
+            line += c == 0 || r == 0 ? padRight(cells[r][c], widths[c]) : padLeft(cells[r][c], widths[c]);
         }
-        o << "\n";
+        while (!line.empty() && line.back() == ' ') line.pop_back();
+        o << line << "\n";
     }
     if (keys.empty()) o << "(no summary metrics stored for these runs)\n";
     std::cout << o.str();
@@ -393,6 +390,11 @@ std::string csvField(const std::string& s) {
         out += c;
     }
     return out + "\"";
+}
+
+// Shortest text that reads back as the same double; null where JSON has no number (NaN, inf).
+std::string jsonNumber(double v) {
+    return std::isfinite(v) ? nlohmann::json(v).dump() : std::string("null");
 }
 
 std::string csvNumber(double v) {
@@ -457,17 +459,18 @@ int runExport(const std::vector<std::string>& argvIn) {
     if (format == "json" && args.value("--table")) throw ConfigError("--table applies to --format csv only");
 
     const std::string path = dbPath(args);
-    auto store = requireStore(path);
+    auto store = RunStore::openForReading(path);
     const auto runs = requireRuns(store.get(), path, ids);
 
     std::string content;
     if (format == "json") {
-        nlohmann::json out;
-        out["lathe_version"] = LATHE_VERSION;
-        out["exported_at"] = nowUnixSeconds();
-        out["database"] = path;
-        out["runs"] = nlohmann::json::array();
-        for (const auto& r : runs) {
+        // The document is written by hand around nlohmann's dumps: a run can hold millions of samples,
+        // and a JSON DOM of them would cost an order of magnitude more memory than the text.
+        content = "{\n \"lathe_version\": " + nlohmann::json(LATHE_VERSION).dump() +
+                  ",\n \"exported_at\": " + nlohmann::json(nowUnixSeconds()).dump() +
+                  ",\n \"database\": " + nlohmann::json(path).dump() + ",\n \"runs\": [";
+        for (std::size_t i = 0; i < runs.size(); ++i) {
+            const RunRecord& r = runs[i];
             nlohmann::json j = runToJson(r);
             nlohmann::json l = nlohmann::json::array();
             for (const auto& ls : store->layerStats(r.id))
@@ -477,21 +480,29 @@ int runExport(const std::vector<std::string>& argvIn) {
             for (const auto& art : store->artifacts(r.id))
                 a.push_back({{"kind", art.kind}, {"path", art.path}, {"sha256", art.sha256}});
             j["artifacts"] = a;
-            // Column-oriented per series: compact, and loads straight into a data frame.
-            nlohmann::json series = nlohmann::json::array();
-            for (const auto& name : store->seriesNames(r.id)) {
-                nlohmann::json step = nlohmann::json::array(), t = nlohmann::json::array(), v = nlohmann::json::array();
-                for (const auto& s : store->samples(r.id, name)) {
-                    step.push_back(s.step);
-                    t.push_back(numberOrNull(s.tMs));
-                    v.push_back(numberOrNull(s.value));
-                }
-                series.push_back({{"series", name}, {"step", step}, {"t_ms", t}, {"value", v}});
+            std::string run = j.dump(1);
+            run.pop_back(); // the closing brace: samples follow
+            content += (i ? ",\n  " : "\n  ") + run + ",\n \"samples\": [";
+            // Column-oriented per series (samples come ordered by series, then step): compact, and
+            // loads straight into a data frame.
+            const auto samples = store->samples(r.id);
+            for (std::size_t b = 0; b < samples.size();) {
+                std::size_t e = b;
+                while (e < samples.size() && samples[e].seriesName() == samples[b].seriesName()) ++e;
+                content += (b ? ",\n  {\"series\": " : "\n  {\"series\": ") +
+                           nlohmann::json(std::string(samples[b].seriesName())).dump();
+                content += ", \"step\": [";
+                for (std::size_t k = b; k < e; ++k) content += (k > b ? "," : "") + std::to_string(samples[k].step);
+                content += "], \"t_ms\": [";
+                for (std::size_t k = b; k < e; ++k) content += (k > b ? "," : "") + jsonNumber(samples[k].tMs);
+                content += "], \"value\": [";
+                for (std::size_t k = b; k < e; ++k) content += (k > b ? "," : "") + jsonNumber(samples[k].value);
+                content += "]}";
+                b = e;
             }
-            j["samples"] = series;
-            out["runs"].push_back(std::move(j));
+            content += "]}";
         }
-        content = out.dump(1) + "\n";
+        content += "\n ]\n}\n";
     } else if (table == "samples") {
         content = "run_id,run_name,series,step,t_ms,value\n";
         for (const auto& r : runs) {
@@ -575,20 +586,6 @@ const Registrar kDelete({"delete", "delete RUN_ID... [--db PATH] [--yes]",
                          "delete runs and everything stored with them", runDelete});
 
 } // namespace
-
-std::unique_ptr<RunStore> openStoreForReading(const std::string& path) {
-    if (!std::filesystem::exists(path)) return nullptr;
-    try {
-        return std::make_unique<RunStore>(path, RunStore::Mode::ReadOnly);
-    } catch (const StoreError& readOnlyError) {
-        // An older schema needs one read-write open to migrate; anything else is reported as it was.
-        try {
-            return std::make_unique<RunStore>(path, RunStore::Mode::ReadWrite);
-        } catch (const StoreError&) {
-            throw readOnlyError;
-        }
-    }
-}
 
 std::string formatRunsTable(const std::vector<RunRecord>& runs, double nowUnixS) {
     struct Column {

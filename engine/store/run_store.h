@@ -95,6 +95,10 @@ public:
     RunStore(const RunStore&) = delete;
     RunStore& operator=(const RunStore&) = delete;
 
+    // For readers (the GUI's tables, lathe-cli runs/show/...): nullptr when the file does not exist;
+    // otherwise ReadOnly, after one ReadWrite open that migrates it if its schema is older.
+    static std::unique_ptr<RunStore> openForReading(const std::string& path);
+
     // $XDG_DATA_HOME/lathe/runs.sqlite (default ~/.local/share/lathe/runs.sqlite).
     static std::string defaultPath();
     static int currentSchemaVersion();
