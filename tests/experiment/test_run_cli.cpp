@@ -70,7 +70,7 @@ private slots:
     }
 
     void validateBadListsEveryIssue() {
-        const std::string path = lathe::test::testDataPath("experiments/many_errors.json");
+        const std::string path = lathe::test::sourcePath("tests/data/experiments/many_errors.json");
         const Result r = runCli({"validate", QString::fromStdString(path)});
         QCOMPARE(r.code, 2);
         QVERIFY(r.out.isEmpty());
@@ -79,7 +79,7 @@ private slots:
     }
 
     void runRejectsBadInputBeforeStoringAnything() {
-        const Result r = runCli({"run", QString::fromStdString(lathe::test::testDataPath("experiments/out_of_range.json")),
+        const Result r = runCli({"run", QString::fromStdString(lathe::test::sourcePath("tests/data/experiments/out_of_range.json")),
                                  "--db", QString::fromStdString(m_db)});
         QCOMPARE(r.code, 2);
         QVERIFY(r.err.contains("/baseline/train/epochs: expected an integer in [1, 1000], got 0"));

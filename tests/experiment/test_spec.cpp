@@ -124,7 +124,7 @@ private slots:
         QFETCH(QString, file);
         QFETCH(QStringList, expected);
         QFETCH(int, count);
-        const std::string path = test::testDataPath("experiments/" + file.toStdString());
+        const std::string path = test::sourcePath("tests/data/experiments/" + file.toStdString());
         const std::string error = loadError(path);
         QVERIFY2(!error.empty(), ("no error for " + path).c_str());
         const auto lines = splitLines(error);
@@ -143,21 +143,21 @@ private slots:
     }
 
     void syntaxErrorHasLineAndColumn() {
-        const std::string path = test::testDataPath("experiments/syntax_error.json");
+        const std::string path = test::sourcePath("tests/data/experiments/syntax_error.json");
         const std::string error = loadError(path);
         // The trailing comma on line 5: the parser stops at the "}" in column 56.
         QVERIFY2(error.rfind(path + ":5:56: JSON syntax error: ", 0) == 0, error.c_str());
     }
 
     void missingFileNamesTheFile() {
-        const std::string path = test::testDataPath("experiments/missing_file.json");
+        const std::string path = test::sourcePath("tests/data/experiments/missing_file.json");
         const std::string error = loadError(path);
         QVERIFY2(error.find(": /model/path: file \"") != std::string::npos, error.c_str());
         QVERIFY2(error.find("no-such-model.safetensors\" does not exist") != std::string::npos, error.c_str());
     }
 
     void emptyStepsAreValid() {
-        const auto spec = loadExperimentFile(test::testDataPath("experiments/empty_steps.json"));
+        const auto spec = loadExperimentFile(test::sourcePath("tests/data/experiments/empty_steps.json"));
         QVERIFY(spec.steps.empty());
         QVERIFY(spec.baseline.train.has_value());
         QCOMPARE(spec.baseline.train->epochs, 1);
