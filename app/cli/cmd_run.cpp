@@ -28,40 +28,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::atomic<bool> g_cancel{false};
-static_assert(std::atomic<bool>::is_always_lock_free, "the SIGINT handler needs a lock-free flag");
-
-extern "C" void onInterrupt(int) {
-    if (g_cancel.exchange(true)) {
-        // A second Ctrl-C: the user does not want to wait for the current batch.
-        const char msg[] = "\nlathe-cli: interrupted again, exiting now\n";
-        const ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof(msg) - 1);
-        (void)ignored;
-        ::_exit(kExitCancelled);
-    }
-}
-
-// Installs the SIGINT/SIGTERM handlers for the lifetime of a run and restores the previous ones.
-class InterruptGuard {
-public:
-    InterruptGuard() {
-        g_cancel.store(false);
-        struct sigaction sa {};
-        sa.sa_handler = onInterrupt;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, &m_oldInt);
-        sigaction(SIGTERM, &sa, &m_oldTerm);
-    }
-    ~InterruptGuard() {
-        sigaction(SIGINT, &m_oldInt, nullptr);
-        sigaction(SIGTERM, &m_oldTerm, nullptr);
-    }
-
-private:
-    struct sigaction m_oldInt {};
-    struct sigaction m_oldTerm {};
-};
-
 std::string formatDuration(double seconds) {
     if (seconds < 0 || !std::isfinite(seconds)) return "?";
     const long s = std::lround(seconds);
@@ -213,11 +179,11 @@ int runRun(const std::vector<std::string>& argv) {
     {
         InterruptGuard guard;
         Runner runner(store, options);
-        outcomes = runner.run(spec, doc, events, g_cancel);
+        outcomes = runner.run(spec, doc, events, cancelFlag());
     }
     progress.clear();
 
-    bool failed = false, cancelled = g_cancel.load();
+    bool failed = false, cancelled = cancelFlag().load();
     for (const auto& o : outcomes) {
         failed = failed || o.status == run_status::kFailed;
         cancelled = cancelled || o.status == run_status::kCancelled;

@@ -142,6 +142,13 @@ private:
     std::string m_name;
 };
 
+// gzerror() prefixes its message with the path given to gzopen; ours already starts with it.
+std::string gzMessage(const char* msg, const std::string& path) {
+    std::string m = msg ? msg : "read error";
+    if (m.rfind(path + ": ", 0) == 0) m.erase(0, path.size() + 2);
+    return m;
+}
+
 class GzFileSource final : public ByteSource {
 public:
     GzFileSource(const std::string& path) : m_name(path) {
@@ -157,7 +164,7 @@ public:
             if (k < 0) {
                 int err = 0;
                 const char* msg = gzerror(m_gz, &err);
-                throw DataError(m_name + ": corrupt gzip data (" + (msg ? msg : "read error") + ")");
+                throw DataError(m_name + ": corrupt gzip data (" + gzMessage(msg, m_name) + ")");
             }
             got += static_cast<std::size_t>(k);
             if (static_cast<unsigned>(k) < want) {
@@ -167,7 +174,7 @@ public:
                 if (err == Z_BUF_ERROR)
                     throw DataError(m_name + ": truncated gzip stream (it ends before its end marker)");
                 if (err != Z_OK)
-                    throw DataError(m_name + ": corrupt gzip data (" + (msg ? msg : "read error") + ")");
+                    throw DataError(m_name + ": corrupt gzip data (" + gzMessage(msg, m_name) + ")");
                 break;
             }
         }

@@ -67,19 +67,23 @@ inline double number(const nlohmann::json& obj, const std::string& key, const st
                      double hi, bool hiExclusive, const double* fallback = nullptr) {
     const std::string p = pointer + "/" + key;
     auto it = obj.find(key);
-    std::string range = "[";
-    range += shortDump(lo);
-    range += ", ";
-    range += shortDump(hi);
-    range += hiExclusive ? ")" : "]";
+    // Bounds of +-1e30 mean "any finite number" and are left out of messages.
+    std::string expected = "a number";
+    if (lo > -1e30 || hi < 1e30) {
+        expected += " in [";
+        expected += shortDump(lo);
+        expected += ", ";
+        expected += shortDump(hi);
+        expected += hiExclusive ? ")" : "]";
+    }
     if (it == obj.end()) {
         if (fallback) return *fallback;
-        fail(p, "missing (expected a number in " + range + ")");
+        fail(p, "missing (expected " + expected + ")");
     }
-    if (!it->is_number()) fail(p, "expected a number in " + range + ", got " + shortDump(*it));
+    if (!it->is_number()) fail(p, "expected " + expected + ", got " + shortDump(*it));
     const double v = it->get<double>();
     if (v < lo || v > hi || (hiExclusive && v == hi))
-        fail(p, "expected a number in " + range + ", got " + shortDump(*it));
+        fail(p, "expected " + expected + ", got " + shortDump(*it));
     return v;
 }
 

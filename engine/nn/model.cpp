@@ -37,8 +37,9 @@ std::unique_ptr<Model> Model::fromArchitecture(const nlohmann::json& arch) {
     const double defScale = 1.0 / 255.0, defMean = 0.0, defStd = 1.0;
     model->m_preprocess.scale = static_cast<float>(cfg::number(*input, "scale", "/input", -1e30, 1e30, false, &defScale));
     model->m_preprocess.mean = static_cast<float>(cfg::number(*input, "mean", "/input", -1e30, 1e30, false, &defMean));
-    model->m_preprocess.std = static_cast<float>(cfg::number(*input, "std", "/input", 0.0, 1e30, false, &defStd));
-    if (model->m_preprocess.std <= 0.0f) cfg::fail("/input/std", "expected a positive number, got 0");
+    const double stdev = cfg::number(*input, "std", "/input", -1e30, 1e30, false, &defStd);
+    if (!(stdev > 0.0)) cfg::fail("/input/std", "expected a positive number, got " + cfg::shortDump((*input)["std"]));
+    model->m_preprocess.std = static_cast<float>(stdev);
 
     model->m_numClasses = static_cast<int>(cfg::integer(arch, "classes", "", 1));
 
