@@ -142,7 +142,11 @@ int runRun(const std::vector<std::string>& argv) {
     options.deviceOverride = args.value("--device", "");
     options.cacheDir = args.value("--cache-dir", "");
     // An unknown or unavailable device is bad input, found before anything is stored.
-    backendFor(options.deviceOverride.empty() ? spec.device : options.deviceOverride);
+    try {
+        backendFor(options.deviceOverride.empty() ? spec.device : options.deviceOverride);
+    } catch (const BackendError& e) {
+        throw ConfigError(e.what());
+    }
 
     RunStore store(args.value("--db", RunStore::defaultPath()));
     if (const int n = store.recoverInterrupted(); n > 0)
