@@ -34,7 +34,7 @@ std::string describe(const json& v) {
 
 std::string formatNumber(double v) {
     char buf[40];
-    std::snprintf(buf, sizeof(buf), "%.10g", v);
+    std::snprintf(buf, sizeof(buf), "%.15g", v);
     return buf;
 }
 

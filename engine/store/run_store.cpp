@@ -45,6 +45,13 @@ bool isValidStatus(std::string_view s) {
 
 using store_detail::nowUnixSeconds;
 
+namespace {
+// A view (bound SQLITE_STATIC) must point at storage that outlives the step: never a temporary.
+std::string_view jsonOrEmptyObject(const std::string& json) {
+    return json.empty() ? std::string_view("{}") : std::string_view(json);
+}
+} // namespace
+
 RunStore::RunStore(const std::string& path, Mode mode) : m_path(path), m_mode(mode) {
     m_host = store_detail::hostName();
     m_pid = static_cast<std::int64_t>(::getpid());
@@ -164,7 +171,7 @@ std::int64_t RunStore::addExperiment(const std::string& name, const std::string&
     requireWritable("adding an experiment");
     WriteTransaction txn(m_db, m_path, "adding an experiment");
     auto st = m_statements->get("INSERT INTO experiments(name, spec_json, created_at) VALUES (?, ?, ?)");
-    st.bind(1, std::string_view(name)).bind(2, std::string_view(specJson.empty() ? "{}" : specJson));
+    st.bind(1, std::string_view(name)).bind(2, jsonOrEmptyObject(specJson));
     st.bind(3, nowUnixSeconds()).run();
     const std::int64_t id = sqlite3_last_insert_rowid(m_db);
     txn.commit();
@@ -186,8 +193,8 @@ std::int64_t RunStore::createRun(const NewRun& run) {
     st.bind(4, std::string_view(run.dataset)).bind(5, std::string_view(run.device));
     st.bind(6, std::string_view(run.strategyChain)).bind(7, std::string_view(tags));
     st.bind(8, nowUnixSeconds());
-    st.bind(9, std::string_view(run.configJson.empty() ? "{}" : run.configJson));
-    st.bind(10, std::string_view(run.environmentJson.empty() ? "{}" : run.environmentJson));
+    st.bind(9, jsonOrEmptyObject(run.configJson));
+    st.bind(10, jsonOrEmptyObject(run.environmentJson));
     if (run.parentRunId) st.bind(11, *run.parentRunId);
     else st.bindNull(11);
     st.bind(12, static_cast<std::int64_t>(::getpid())).bind(13, std::string_view(m_host));

@@ -6,21 +6,51 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <limits>
 
 namespace lathe::store_detail {
 
+namespace {
+
+// SQLite reports a failed write() past RLIMIT_FSIZE or on a full disk as a plain I/O error, and its
+// saved errno is not reliable by the time we see it; look at the filesystem and the limit instead.
+std::string diagnoseWriteFailure(const std::string& path) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path file(path);
+    const fs::path dir = file.parent_path().empty() ? fs::path(".") : file.parent_path();
+    struct statvfs vfs {};
+    if (::statvfs(dir.c_str(), &vfs) == 0 &&
+        static_cast<unsigned long long>(vfs.f_bavail) * vfs.f_frsize < 1024ull * 1024ull)
+        return "no space left on the device";
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+        for (const std::string& f : {path, path + "-wal", path + "-journal"}) {
+            const auto size = fs::file_size(f, ec);
+            if (!ec && size + 256 * 1024 >= limit.rlim_cur) return "the file size limit (ulimit -f) was reached";
+        }
+    }
+    return {};
+}
+
+} // namespace
+
 void throwError(sqlite3* db, int rc, const std::string& path, std::string_view what) {
     const int primary = rc & 0xff;
     const int sysErrno = db ? sqlite3_system_errno(db) : 0;
+    std::string diskFull;
+    if (primary == SQLITE_FULL) diskFull = "no space left or the file size limit was reached";
+    else if (sysErrno == ENOSPC || sysErrno == EDQUOT) diskFull = std::strerror(sysErrno);
+    else if (sysErrno == EFBIG) diskFull = "the file size limit (ulimit -f) was reached";
+    else if (primary == SQLITE_IOERR) diskFull = diagnoseWriteFailure(path);
     std::string message = "run store " + path + ": " + std::string(what) + ": ";
     message += db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     message += " (" + std::string(sqlite3_errstr(rc)) + ", code " + std::to_string(rc) + ")";
-    if (primary == SQLITE_FULL ||
-        (primary == SQLITE_IOERR && (sysErrno == ENOSPC || sysErrno == EFBIG || sysErrno == EDQUOT))) {
-        message += "; disk full (no space left or file size limit reached"
-                   + (sysErrno ? std::string(": ") + std::strerror(sysErrno) : std::string()) +
-                   "): the write was rolled back, earlier runs are intact";
+    if (!diskFull.empty()) {
+        message += "; disk full (" + diskFull + "): the write was rolled back, earlier runs are intact";
     } else if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
         message += "; another process held the database past the busy timeout";
     } else if (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT) {
