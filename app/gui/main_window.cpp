@@ -438,15 +438,15 @@ void MainWindow::saveLayout() {
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {
+    if (!m_closeAfterRun && !maybeSave()) {
+        event->ignore();
+        return;
+    }
     if (m_controller->isRunning()) {
         // Cancel first and close when the engine has stored the run as cancelled: nothing hangs and
         // no transaction is cut.
         m_closeAfterRun = true;
         cancelRun();
-        event->ignore();
-        return;
-    }
-    if (!m_closeAfterRun && !maybeSave()) {
         event->ignore();
         return;
     }
