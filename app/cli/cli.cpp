@@ -4,6 +4,7 @@
 #include "engine/core/errors.h"
 
 #include <algorithm>
+#include <csignal>
 #include <unistd.h>
 
 namespace lathe::cli {
@@ -112,6 +113,43 @@ double Args::number(const std::string& key, double fallback) const {
 bool Args::flag(const std::string& key) const {
     return std::find(m_flags.begin(), m_flags.end(), key) != m_flags.end();
 }
+
+namespace {
+std::atomic<bool> g_cancel{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "the signal handler needs a lock-free flag");
+
+extern "C" void onInterrupt(int) {
+    if (g_cancel.exchange(true)) {
+        // A second Ctrl-C: the user does not want to wait for the current batch.
+        const char msg[] = "\nlathe-cli: interrupted again, exiting now\n";
+        const ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof(msg) - 1);
+        (void)ignored;
+        ::_exit(kExitCancelled);
+    }
+}
+} // namespace
+
+struct InterruptGuard::Saved {
+    struct sigaction oldInt {};
+    struct sigaction oldTerm {};
+};
+
+InterruptGuard::InterruptGuard() : m_saved(new Saved) {
+    g_cancel.store(false);
+    struct sigaction sa {};
+    sa.sa_handler = onInterrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &m_saved->oldInt);
+    sigaction(SIGTERM, &sa, &m_saved->oldTerm);
+}
+
+InterruptGuard::~InterruptGuard() {
+    sigaction(SIGINT, &m_saved->oldInt, nullptr);
+    sigaction(SIGTERM, &m_saved->oldTerm, nullptr);
+    delete m_saved;
+}
+
+const std::atomic<bool>& cancelFlag() { return g_cancel; }
 
 bool stdoutIsTerminal() { return ::isatty(STDOUT_FILENO) == 1; }
 

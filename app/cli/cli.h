@@ -2,6 +2,7 @@
 // unknown or malformed flags into ConfigError (exit code 2).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <optional>
@@ -61,6 +62,21 @@ private:
     std::vector<std::string> m_flags;
     std::vector<std::string> m_positional;
 };
+
+// Ctrl-C (and SIGTERM) while a guard lives sets the flag returned by cancelFlag(), so loops stop
+// between batches and the current run is stored as cancelled; a second Ctrl-C exits at once (130).
+class InterruptGuard {
+public:
+    InterruptGuard();
+    ~InterruptGuard();
+    InterruptGuard(const InterruptGuard&) = delete;
+    InterruptGuard& operator=(const InterruptGuard&) = delete;
+
+private:
+    struct Saved;
+    Saved* m_saved;
+};
+const std::atomic<bool>& cancelFlag();
 
 // True when stdout is a terminal (progress lines are drawn only then).
 bool stdoutIsTerminal();

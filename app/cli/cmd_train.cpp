@@ -19,20 +19,6 @@
 namespace lathe::cli {
 namespace {
 
-std::atomic<bool> g_cancel{false};
-
-extern "C" void onInterrupt(int) { g_cancel.store(true); }
-
-// Ctrl-C asks the loop to stop between batches instead of killing the process mid-write.
-class InterruptGuard {
-public:
-    InterruptGuard() { m_previous = std::signal(SIGINT, onInterrupt); }
-    ~InterruptGuard() { std::signal(SIGINT, m_previous); }
-
-private:
-    void (*m_previous)(int) = SIG_DFL;
-};
-
 nlohmann::json evalJson(const EvalResult& r, const Dataset& data) {
     nlohmann::json perClass = nlohmann::json::object();
     for (std::size_t c = 0; c < r.perClassAccuracy.size(); ++c) {
@@ -121,7 +107,7 @@ int runTrain(const std::vector<std::string>& argv) {
     nlohmann::json epochLog = nlohmann::json::array();
     double evalEachSeconds = 0;
     TrainCallbacks callbacks;
-    callbacks.cancel = &g_cancel;
+    callbacks.cancel = &cancelFlag();
     callbacks.onEpoch = [&](const EpochReport& r) {
         std::fprintf(stderr, "epoch %d/%d  loss %.4f  train accuracy %.4f  %lld steps  %.1f s", r.epoch, p.epochs,
                      r.trainLoss, r.trainAccuracy, static_cast<long long>(r.steps), r.seconds);
@@ -129,7 +115,7 @@ int runTrain(const std::vector<std::string>& argv) {
                             {"seconds", r.seconds}};
         if (evalEachEpoch) {
             const auto t = std::chrono::steady_clock::now();
-            const EvalResult ev = evaluate(*model, be, data.test, 256, &g_cancel);
+            const EvalResult ev = evaluate(*model, be, data.test, 256, &cancelFlag());
             evalEachSeconds += secondsSince(t);
             std::fprintf(stderr, "  test accuracy %.4f  test loss %.4f", ev.accuracy, ev.loss);
             e["test_accuracy"] = ev.accuracy;
@@ -142,7 +128,7 @@ int runTrain(const std::vector<std::string>& argv) {
     const TrainResult tr = train(*model, be, data.train, p, callbacks);
 
     const auto tEval = std::chrono::steady_clock::now();
-    const EvalResult ev = evaluate(*model, be, data.test, 256, &g_cancel);
+    const EvalResult ev = evaluate(*model, be, data.test, 256, &cancelFlag());
     const double evalSeconds = secondsSince(tEval);
     printEvalText(ev, data.test, evalSeconds);
 
@@ -192,7 +178,7 @@ int runEval(const std::vector<std::string>& argv) {
 
     InterruptGuard guard;
     const auto t0 = std::chrono::steady_clock::now();
-    const EvalResult ev = evaluate(*model, be, test, batchSize, &g_cancel);
+    const EvalResult ev = evaluate(*model, be, test, batchSize, &cancelFlag());
     const double seconds = secondsSince(t0);
     std::fprintf(stderr, "%s (%lld parameters) on %s, device %s\n", model->name().c_str(),
                  static_cast<long long>(model->parameterCount()), datasetName.c_str(), be.name().c_str());

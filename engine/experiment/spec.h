@@ -28,6 +28,7 @@ struct DatasetSpec {
 
 struct BaselineSpec {
     std::optional<TrainParams> train; // train (cached by hash) ...
+    nlohmann::json trainJson;         // the same, as validated JSON with defaults (cache key, storage)
     std::string modelPath;            // ... or start from a saved model
 };
 
@@ -61,6 +62,9 @@ struct ExperimentSpec {
     std::vector<std::string> tags;
     std::string notes;
     std::string sourceName; // the file it came from, for messages
+    // Sweep axes in file order when loaded from a file (nlohmann::json sorts keys); else empty and
+    // the axes follow key order.
+    std::vector<std::string> sweepOrder;
 };
 
 struct ValidationIssue {
@@ -70,6 +74,22 @@ struct ValidationIssue {
 
 // Every problem in the document (the GUI shows them at their fields). Empty: valid.
 std::vector<ValidationIssue> validateExperiment(const nlohmann::json& doc);
+// The same, plus checks that need the file's location: relative paths (model.path,
+// model.architecture, baseline.model, a dataset folder) are resolved against the folder of
+// sourcePath and must exist.
+std::vector<ValidationIssue> validateExperiment(const nlohmann::json& doc, const std::string& sourcePath);
+// Parameters of one strategy: unknown keys (with suggestions), types and ranges. pointer is where
+// the params object sits ("/steps/0/params"). filled/values (optional) receive the parameters with
+// defaults filled in.
+std::vector<ValidationIssue> validateParams(const StrategySchema& schema, const nlohmann::json& params,
+                                            const std::string& pointer, nlohmann::json* filled = nullptr,
+                                            ParamValues* values = nullptr);
+// "<source>: <pointer>: <message>" per issue, one per line.
+std::string formatIssues(const std::string& sourceName, const std::vector<ValidationIssue>& issues);
+// The closest candidate within a small edit distance (case-insensitive), or "".
+std::string closestMatch(const std::string& word, const std::vector<std::string>& candidates);
+// A strategy schema as JSON (for the GUI's forms and `lathe-cli strategies`).
+nlohmann::json schemaToJson(const StrategySchema& schema);
 // Throws ConfigError "<sourceName>: <pointer>: <message>" for the first problem (all of them listed).
 ExperimentSpec parseExperiment(const nlohmann::json& doc, const std::string& sourceName);
 // Reads, parses JSON (syntax errors with line and column) and validates.

@@ -6,7 +6,6 @@
 #include "engine/core/errors.h"
 #include "engine/io/safetensors.h"
 
-#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -34,20 +33,15 @@ nlohmann::json readArchitectureFile(const std::string& path) {
 
 // A parameter is filled from a file tensor of its own dtype, or, for f32 parameters, from f16/bf16
 // (PyTorch exports made with .half() or .bfloat16()): the widening is exact.
-std::vector<std::uint8_t> hostBytesFor(const Parameter& p, const std::string& name, const Tensor& src,
-                                       const std::string& path) {
+Tensor hostValueFor(const Parameter& p, const std::string& name, const Tensor& src, const std::string& path) {
     const DType want = p.value.dtype();
     if (src.shape() != p.value.shape())
         throw DataError(path + ": tensor " + quoted(name) + " has shape " + shapeToString(src.shape()) +
                         ", the architecture expects " + shapeToString(p.value.shape()));
-    std::vector<std::uint8_t> out(p.value.bytes());
-    if (src.dtype() == want) {
-        if (!out.empty()) std::memcpy(out.data(), src.data(), out.size());
-        return out;
-    }
+    if (src.dtype() == want) return src;
     if (want == DType::F32 && (src.dtype() == DType::F16 || src.dtype() == DType::BF16)) {
-        traits(src.dtype()).toFloat(src.data(), reinterpret_cast<float*>(out.data()),
-                                    static_cast<std::size_t>(src.numel()));
+        Tensor out = Tensor::host(src.shape(), DType::F32);
+        traits(src.dtype()).toFloat(src.data(), out.ptr<float>(), static_cast<std::size_t>(src.numel()));
         return out;
     }
     throw DataError(path + ": tensor " + quoted(name) + " has dtype " + dtypeName(src.dtype()) +
@@ -95,10 +89,6 @@ std::unique_ptr<Model> loadModel(const std::string& path, const std::string& arc
         throw ConfigError(archSource + ": " + e.what());
     }
 
-    Backend& cpu = *cpuBackend();
-    // initialize() allocates every parameter on the CPU; the values are overwritten below.
-    model->initialize(cpu, 0);
-
     std::set<std::string> expected;
     std::string expectedList;
     for (const auto& np : model->namedParameters()) {
@@ -115,9 +105,10 @@ std::unique_ptr<Model> loadModel(const std::string& path, const std::string& arc
             throw DataError(path + ": missing tensor " + quoted(np.name) + " (the architecture expects " +
                             std::string(dtypeName(np.param->value.dtype())) +
                             shapeToString(np.param->value.shape()) + ")");
-        const auto bytes = hostBytesFor(*np.param, np.name, *src, path);
-        cpu.copyFromHost(np.param->value, bytes.data());
+        np.param->value = hostValueFor(*np.param, np.name, *src, path);
     }
+    // Host values set from outside are uploaded by to(); on the CPU that is one copy per tensor.
+    model->to(*cpuBackend());
     return model;
 }
 

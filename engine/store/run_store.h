@@ -1,5 +1,6 @@
 // RunStore: every run ever made, in one SQLite file (WAL, foreign keys, forward migrations).
 // One write connection per process (the engine thread); readers open it ReadOnly. Schema: docs/database.md.
+// A RunStore is one connection: use it from one thread at a time; give each thread its own RunStore.
 #pragma once
 
 #include "engine/experiment/metrics.h"
@@ -27,7 +28,7 @@ constexpr const char* kInterrupted = "interrupted";
 } // namespace run_status
 
 struct NewRun {
-    std::int64_t experimentId = 0;
+    std::int64_t experimentId = 0; // 0: no experiment
     std::string name;            // plan label, e.g. "mlp-int8 [sparsity=0.5]"
     std::string model;           // zoo name or file
     std::string dataset;
@@ -47,19 +48,23 @@ struct RunRecord {
     std::string status;
     std::string model, dataset, device, strategyChain;
     std::vector<std::string> tags;
+    double createdAt = 0;   // unix seconds
     double startedAt = 0;   // unix seconds (0: not started)
     double finishedAt = 0;  // unix seconds (0: not finished)
-    std::string configJson, environmentJson, error;
+    std::string configJson, environmentJson, error; // JSON only from run() or RunFilter::withJson
     std::optional<std::int64_t> parentRunId;
-    std::map<std::string, double> summary;
+    std::int64_t ownerPid = 0; // the process that created/started the run (0: unknown, schema v1)
+    std::string ownerHost;
+    std::map<std::string, double> summary; // NaN where the value was not a number
 };
 
 struct RunFilter {
-    std::string text;                  // matches name, experiment, model, strategy chain, tags
+    std::string text;                  // matches name, experiment, model, dataset, device, strategy chain, tags
     std::vector<std::string> statuses; // empty: any
-    std::string model, device, tag;
+    std::string model, device, tag;    // exact matches; empty: any
     std::int64_t limit = 0;            // 0: no limit; newest first
     bool withSummary = true;
+    bool withJson = false;             // also load config_json and environment_json
 };
 
 struct LayerStat {
@@ -71,28 +76,45 @@ struct Artifact {
     std::string kind, path, sha256;
 };
 
+struct SeriesInfo {
+    std::string name;
+    std::int64_t samples = 0;
+};
+
 class RunStore {
 public:
     enum class Mode { ReadWrite, ReadOnly };
+    // Every connection waits this long for a lock before failing with "database is locked".
+    static constexpr int kBusyTimeoutMs = 10000;
 
     // ReadWrite creates the file (and its folder) and migrates it to the current schema.
+    // ReadOnly never writes: the file must exist and already have the current schema.
     // Throws StoreError naming the path and SQLite's message.
     explicit RunStore(const std::string& path, Mode mode = Mode::ReadWrite);
     ~RunStore();
     RunStore(const RunStore&) = delete;
     RunStore& operator=(const RunStore&) = delete;
 
+    // For readers (the GUI's tables, lathe-cli runs/show/...): nullptr when the file does not exist;
+    // otherwise ReadOnly, after one ReadWrite open that migrates it if its schema is older.
+    static std::unique_ptr<RunStore> openForReading(const std::string& path);
+
     // $XDG_DATA_HOME/lathe/runs.sqlite (default ~/.local/share/lathe/runs.sqlite).
     static std::string defaultPath();
     static int currentSchemaVersion();
+    // The SQL that brought the schema to `version`: version 1 is the original DDL, version N > 1 the
+    // migration from N-1. Kept verbatim forever so old databases (and tests) can be rebuilt.
+    static std::string schemaScript(int version);
     int schemaVersion() const;
     const std::string& path() const { return m_path; }
+    Mode mode() const { return m_mode; }
 
-    // Runs left `running` by a process that no longer exists become `interrupted`. Returns how many.
+    // Runs left `running` (or `queued`) by a process on this host that no longer exists become
+    // `interrupted`. Runs owned by a live process or by another host are left alone. Returns how many.
     int recoverInterrupted();
 
     std::int64_t addExperiment(const std::string& name, const std::string& specJson);
-    std::int64_t createRun(const NewRun& run); // status `queued`
+    std::int64_t createRun(const NewRun& run); // status `queued`, owner = this process
     void startRun(std::int64_t runId);         // `running`, started_at = now, owner = this process
     void finishRun(std::int64_t runId, const std::string& status, const std::string& error = {});
 
@@ -103,30 +125,47 @@ public:
     void addArtifact(std::int64_t runId, const Artifact& artifact);
 
     std::vector<RunRecord> listRuns(const RunFilter& filter = {}) const;
-    std::optional<RunRecord> run(std::int64_t runId) const;
+    std::optional<RunRecord> run(std::int64_t runId) const; // every field, JSON and summary included
     std::vector<MetricSample> samples(std::int64_t runId, const std::string& series = {}) const;
     std::vector<std::string> seriesNames(std::int64_t runId) const;
+    std::vector<SeriesInfo> seriesInfo(std::int64_t runId) const; // names with sample counts
+    std::int64_t sampleCount(std::int64_t runId) const;
     std::vector<LayerStat> layerStats(std::int64_t runId) const;
     std::vector<Artifact> artifacts(std::int64_t runId) const;
     std::optional<std::string> experimentSpec(std::int64_t experimentId) const;
     int deleteRuns(std::span<const std::int64_t> runIds); // returns how many existed
 
-    // Changes whenever any connection commits (PRAGMA data_version + run count): cheap polling.
+    // Changes whenever any connection commits (PRAGMA data_version, this connection's own commits,
+    // max run id and run count): an opaque token for cheap polling, compared for inequality only.
     std::int64_t changeCounter() const;
 
+    // PRAGMA integrity_check: "ok", or SQLite's list of problems.
+    std::string integrityCheck() const;
+
 private:
+    class Statements;
+    void open();
+    void migrate();
+    int readSchemaVersion() const;
+    void requireWritable(const char* what) const;
+
     std::string m_path;
     Mode m_mode;
     sqlite3* m_db = nullptr;
+    std::unique_ptr<Statements> m_statements;
+    std::string m_host;
+    std::int64_t m_pid = 0;
+    std::int64_t m_localCommits = 0;
 };
 
 // A MetricSink that buffers samples and writes them to the store in batched transactions.
 class StoreSampleWriter final : public MetricSink {
 public:
     explicit StoreSampleWriter(RunStore& store, std::size_t batch = 4096);
-    ~StoreSampleWriter() override; // flushes; never throws
+    ~StoreSampleWriter() override; // flushes; never throws (a failure is reported on stderr)
     void push(const MetricSample& sample) override;
-    void flush() override;
+    void flush() override;          // throws StoreError; the unwritten samples stay pending
+    std::size_t pending() const { return m_pending.size(); }
 
 private:
     RunStore& m_store;

@@ -76,6 +76,15 @@ struct StepContext {
     std::map<std::string, double>& summary; // steps add summary metrics (shared keys, ARCHITECTURE.md §4)
     std::map<std::string, std::string>& notes; // e.g. {"simulated": "true"}
     std::function<void(double fraction, const std::string& what)> progress; // within this step
+    // The split (and limit) the experiment evaluates on; null: data.test.
+    const Dataset* evaluation = nullptr;
+    // Counters shared by every training phase of the run, so "loss" and "val_accuracy" samples of
+    // consecutive phases follow each other instead of restarting at step 1. Null: start at 0.
+    std::int64_t* trainStep = nullptr;
+    std::int64_t* trainEpoch = nullptr;
+    int stepIndex = 0; // position of this step in the chain (seeds, default labels)
+
+    const Dataset& evalData() const { return evaluation ? *evaluation : data.test; }
 };
 
 class Strategy {

@@ -131,8 +131,32 @@ void sgemmRowMajor(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_
 
 CpuBackend::CpuBackend(int threads)
     : m_threads(resolveThreads(threads)), m_pool(std::make_shared<HostPool>()) {
-    // OpenBLAS keeps one process-wide thread count; the last CPU backend created sets it.
-    openblas_set_num_threads(m_threads.threads());
+    // OpenBLAS runs single-threaded inside each pool thread: the backend splits GEMMs itself, in
+    // chunks that depend on the shape only (so results do not depend on the thread count), and a
+    // chunk a busy worker cannot take is run by the caller instead of being waited for.
+    openblas_set_num_threads(1);
+}
+
+void CpuBackend::sgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+                       std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+    const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+    if (macs < kParallelGemmMacs || (m < 2 * kGemmPanel && n < 2 * kGemmPanel)) {
+        sgemmRowMajor(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    // Split the larger of M and N into panels (multiples of 16, at least kGemmPanel wide, at most 8).
+    // Each panel repacks the other operand, so panels are wide: 2 panels for the MLP's 256-row GEMM.
+    const bool byRows = m >= n;
+    const std::int64_t extent = byRows ? m : n;
+    const std::int64_t panel = std::max<std::int64_t>(kGemmPanel, (extent / 8 + 15) / 16 * 16);
+    const std::int64_t panels = (extent + panel - 1) / panel;
+    m_threads.forChunks(panels, [&](std::int64_t i) {
+        const std::int64_t p0 = i * panel, len = std::min(panel, extent - p0);
+        if (byRows)
+            sgemmRowMajor(ta, tb, len, n, k, alpha, ta ? a + p0 : a + p0 * lda, lda, b, ldb, beta, c + p0 * ldc, ldc);
+        else
+            sgemmRowMajor(ta, tb, m, len, k, alpha, a, lda, tb ? b + p0 * ldb : b + p0, ldb, beta, c + p0, ldc);
+    });
 }
 
 DeviceInfo CpuBackend::info() const {
@@ -144,7 +168,9 @@ DeviceInfo CpuBackend::info() const {
     hostMemory(d.memoryTotalBytes, d.memoryFreeBytes);
     const char* config = openblas_get_config();
     d.runtimeVersion = config ? config : "OpenBLAS";
-    d.libraryVersion = d.runtimeVersion;
+    // "OpenBLAS 0.3.21 DYNAMIC_ARCH ..." -> "OpenBLAS 0.3.21"
+    const auto secondSpace = d.runtimeVersion.find(' ', d.runtimeVersion.find(' ') + 1);
+    d.libraryVersion = d.runtimeVersion.substr(0, secondSpace);
     return d;
 }
 
@@ -275,7 +301,7 @@ void CpuBackend::gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tens
                            std::to_string(k) + "], op(b) is [" + std::to_string(kb) + ", " + std::to_string(n) +
                            "], c is " + shapeToString(c.shape()));
     if (a.dtype() == DType::F32) {
-        sgemmRowMajor(tA, tB, m, n, k, alpha, a.ptr<float>(), a.dim(1), b.ptr<const float>(), b.dim(1), beta,
+        sgemm(tA, tB, m, n, k, alpha, a.ptr<float>(), a.dim(1), b.ptr<const float>(), b.dim(1), beta,
                       c.ptr<float>(), n);
         return;
     }
@@ -284,7 +310,7 @@ void CpuBackend::gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tens
     convert(a, a32);
     convert(b, b32);
     if (beta != 0.0f) convert(c, c32);
-    sgemmRowMajor(tA, tB, m, n, k, alpha, a32.ptr<float>(), a.dim(1), b32.ptr<const float>(), b.dim(1), beta,
+    sgemm(tA, tB, m, n, k, alpha, a32.ptr<float>(), a.dim(1), b32.ptr<const float>(), b.dim(1), beta,
                   c32.ptr<float>(), n);
     convert(c32, c);
 }

@@ -14,6 +14,10 @@ namespace lathe::cpu {
 // Below this many elements an element-wise loop runs on the calling thread: waking a worker
 // costs a few microseconds, more than the loop itself (this keeps batch-1 latency low).
 constexpr std::int64_t kInlineElements = 1 << 15;
+// GEMMs below this many multiply-adds run as one OpenBLAS call on the calling thread.
+constexpr double kParallelGemmMacs = 1 << 20;
+// Narrowest GEMM panel given to one task (see CpuBackend::sgemm).
+constexpr std::int64_t kGemmPanel = 128;
 
 class CpuBackend final : public Backend {
 public:
@@ -73,6 +77,9 @@ public:
                   std::int64_t step) override;
 
     ThreadPool& pool() { return m_threads; }
+    // Row-major f32 GEMM split over the pool (see cpu_backend.cpp).
+    void sgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+               std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc);
 
 private:
     // Element-wise loop over [0, n), inline for small n.
@@ -95,7 +102,7 @@ void checkShape(const Tensor& t, const Shape& expected, const char* op, const ch
 void checkSameShape(const Tensor& a, const Tensor& b, const char* op, const char* whatA, const char* whatB);
 void checkDType(const Tensor& t, DType expected, const char* op, const char* what);
 
-// Row-major sgemm on raw pointers through OpenBLAS (gemv when one side is a vector).
+// One single-threaded OpenBLAS call on row-major pointers (GEMV when one side is a vector).
 void sgemmRowMajor(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
                    std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc);
 

@@ -1,6 +1,6 @@
-// CPU convolution (im2col + one OpenBLAS SGEMM per group of images, col2im for the data gradient)
-// and max pooling with argmax. im2col/col2im and the layout shuffles are spread over the thread
-// pool image by image; the SGEMM uses OpenBLAS's own threads.
+// CPU convolution (im2col + OpenBLAS SGEMM, col2im for the data gradient) and max pooling with
+// argmax. The batch is cut into chunks of images; the thread pool runs one chunk per task
+// (im2col, one single-threaded SGEMM, and the layout shuffle), so both cores stay busy.
 #include "engine/backends/cpu/cpu_backend_impl.h"
 
 #include "engine/core/errors.h"
@@ -13,8 +13,8 @@
 namespace lathe::cpu {
 namespace {
 
-// The column buffer of one group of images is capped at this many bytes (at least one image).
-constexpr std::int64_t kMaxColumnBytes = std::int64_t{32} << 20;
+// Target size of one task's column buffer: a few MiB stays in the shared L3 cache.
+constexpr std::int64_t kChunkColumnBytes = std::int64_t{4} << 20;
 
 void checkConv(const Conv2dGeometry& g, const char* op) {
     if (g.batch < 0 || g.inChannels < 1 || g.outChannels < 1 || g.kernelH < 1 || g.kernelW < 1 || g.strideH < 1 ||
@@ -72,9 +72,11 @@ void col2im(const float* col, std::int64_t ld, const Conv2dGeometry& g, float* d
             }
 }
 
-std::int64_t imagesPerGroup(const Conv2dGeometry& g) {
+// Images per task: the column buffer of one task stays near kChunkColumnBytes (at least one
+// image). It depends on the geometry only, so the results do not depend on the thread count.
+std::int64_t imagesPerChunk(const Conv2dGeometry& g) {
     const std::int64_t perImage = g.inChannels * g.kernelH * g.kernelW * g.outH() * g.outW() * 4;
-    return std::clamp<std::int64_t>(kMaxColumnBytes / std::max<std::int64_t>(1, perImage), 1,
+    return std::clamp<std::int64_t>(kChunkColumnBytes / std::max<std::int64_t>(1, perImage), 1,
                                     std::max<std::int64_t>(1, g.batch));
 }
 
@@ -90,24 +92,26 @@ void CpuBackend::conv2dForward(const Tensor& x, const Tensor& w, Tensor& y, cons
     checkDType(y, DType::F32, "conv2d_forward", "y");
     const std::int64_t p = g.outH() * g.outW(), ckk = g.inChannels * g.kernelH * g.kernelW;
     const std::int64_t inSize = g.inChannels * g.height * g.width, outSize = g.outChannels * p;
-    const std::int64_t group = imagesPerGroup(g);
-    // col (CKK, G*P): the columns of G images side by side; out (K, G*P) = w (K, CKK) @ col.
-    Tensor col = empty({ckk, group * p}), out = empty({g.outChannels, group * p});
-    float *pc = col.ptr<float>(), *po = out.ptr<float>();
-    const float* px = x.ptr<const float>();
+    const std::int64_t per = imagesPerChunk(g), chunks = (g.batch + per - 1) / per;
+    const float *px = x.ptr<const float>(), *pw = w.ptr<const float>();
     float* py = y.ptr<float>();
-    for (std::int64_t n0 = 0; n0 < g.batch; n0 += group) {
-        const std::int64_t gn = std::min(group, g.batch - n0), ld = gn * p;
-        m_threads.parallelFor(gn, 1, [&](std::int64_t b, std::int64_t e) {
-            for (std::int64_t i = b; i < e; ++i) im2col(px + (n0 + i) * inSize, g, pc + i * p, ld);
-        });
-        sgemmRowMajor(false, false, g.outChannels, ld, ckk, 1.0f, w.ptr<const float>(), ckk, pc, ld, 0.0f, po, ld);
-        m_threads.parallelFor(gn, 1, [&](std::int64_t b, std::int64_t e) { // (K, G, P) -> (G, K, P)
-            for (std::int64_t i = b; i < e; ++i)
-                for (std::int64_t k = 0; k < g.outChannels; ++k)
-                    std::memcpy(py + (n0 + i) * outSize + k * p, po + k * ld + i * p, static_cast<std::size_t>(p) * 4);
-        });
-    }
+    m_threads.forChunks(chunks, [&](std::int64_t c) {
+        const std::int64_t n0 = c * per, cn = std::min(per, g.batch - n0), ld = cn * p;
+        // col (CKK, cn*P): the columns of cn images side by side; out (K, cn*P) = w (K, CKK) @ col.
+        Tensor col = empty({ckk, ld});
+        float* pc = col.ptr<float>();
+        for (std::int64_t i = 0; i < cn; ++i) im2col(px + (n0 + i) * inSize, g, pc + i * p, ld);
+        if (cn == 1) { // one image: (K, P) is already y's layout
+            sgemmRowMajor(false, false, g.outChannels, p, ckk, 1.0f, pw, ckk, pc, p, 0.0f, py + n0 * outSize, p);
+            return;
+        }
+        Tensor out = empty({g.outChannels, ld});
+        float* po = out.ptr<float>();
+        sgemmRowMajor(false, false, g.outChannels, ld, ckk, 1.0f, pw, ckk, pc, ld, 0.0f, po, ld);
+        for (std::int64_t i = 0; i < cn; ++i) // (K, cn, P) -> (cn, K, P)
+            for (std::int64_t k = 0; k < g.outChannels; ++k)
+                std::memcpy(py + (n0 + i) * outSize + k * p, po + k * ld + i * p, static_cast<std::size_t>(p) * 4);
+    });
 }
 
 void CpuBackend::conv2dBackwardData(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dGeometry& g) {
@@ -120,27 +124,31 @@ void CpuBackend::conv2dBackwardData(const Tensor& dy, const Tensor& w, Tensor& d
     checkDType(dx, DType::F32, "conv2d_backward_data", "dx");
     const std::int64_t p = g.outH() * g.outW(), ckk = g.inChannels * g.kernelH * g.kernelW;
     const std::int64_t inSize = g.inChannels * g.height * g.width, outSize = g.outChannels * p;
-    const std::int64_t group = imagesPerGroup(g);
-    Tensor col = empty({ckk, group * p}), dyg = empty({g.outChannels, group * p});
-    float *pc = col.ptr<float>(), *pg = dyg.ptr<float>(), *pdx = dx.ptr<float>();
-    const float* pdy = dy.ptr<const float>();
-    for (std::int64_t n0 = 0; n0 < g.batch; n0 += group) {
-        const std::int64_t gn = std::min(group, g.batch - n0), ld = gn * p;
-        m_threads.parallelFor(gn, 1, [&](std::int64_t b, std::int64_t e) { // (G, K, P) -> (K, G, P)
-            for (std::int64_t i = b; i < e; ++i)
+    const std::int64_t per = imagesPerChunk(g), chunks = (g.batch + per - 1) / per;
+    const float *pdy = dy.ptr<const float>(), *pw = w.ptr<const float>();
+    float* pdx = dx.ptr<float>();
+    m_threads.forChunks(chunks, [&](std::int64_t c) {
+        const std::int64_t n0 = c * per, cn = std::min(per, g.batch - n0), ld = cn * p;
+        Tensor col = empty({ckk, ld});
+        float* pc = col.ptr<float>();
+        const float* src = pdy + n0 * outSize; // one image: dy (K, P) is used in place
+        Tensor gathered;
+        if (cn > 1) {
+            gathered = empty({g.outChannels, ld});
+            float* pg = gathered.ptr<float>();
+            for (std::int64_t i = 0; i < cn; ++i) // (cn, K, P) -> (K, cn, P)
                 for (std::int64_t k = 0; k < g.outChannels; ++k)
                     std::memcpy(pg + k * ld + i * p, pdy + (n0 + i) * outSize + k * p, static_cast<std::size_t>(p) * 4);
-        });
-        // dcol (CKK, G*P) = w^T (CKK, K) @ dy (K, G*P)
-        sgemmRowMajor(true, false, ckk, ld, g.outChannels, 1.0f, w.ptr<const float>(), ckk, pg, ld, 0.0f, pc, ld);
-        m_threads.parallelFor(gn, 1, [&](std::int64_t b, std::int64_t e) {
-            for (std::int64_t i = b; i < e; ++i) {
-                float* img = pdx + (n0 + i) * inSize;
-                std::fill(img, img + inSize, 0.0f);
-                col2im(pc + i * p, ld, g, img);
-            }
-        });
-    }
+            src = pg;
+        }
+        // dcol (CKK, cn*P) = w^T (CKK, K) @ dy (K, cn*P)
+        sgemmRowMajor(true, false, ckk, ld, g.outChannels, 1.0f, pw, ckk, src, ld, 0.0f, pc, ld);
+        for (std::int64_t i = 0; i < cn; ++i) {
+            float* img = pdx + (n0 + i) * inSize;
+            std::fill(img, img + inSize, 0.0f);
+            col2im(pc + i * p, ld, g, img);
+        }
+    });
 }
 
 void CpuBackend::conv2dBackwardWeight(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dGeometry& g,
@@ -154,23 +162,38 @@ void CpuBackend::conv2dBackwardWeight(const Tensor& x, const Tensor& dy, Tensor&
     checkDType(dw, DType::F32, "conv2d_backward_weight", "dw");
     const std::int64_t p = g.outH() * g.outW(), ckk = g.inChannels * g.kernelH * g.kernelW;
     const std::int64_t inSize = g.inChannels * g.height * g.width, outSize = g.outChannels * p;
-    const std::int64_t group = imagesPerGroup(g);
+    const std::int64_t per = imagesPerChunk(g), chunks = (g.batch + per - 1) / per;
+    const std::int64_t wSize = g.outChannels * ckk;
     if (!accumulate) fill(dw, 0.0f);
-    Tensor col = empty({ckk, group * p}), dyg = empty({g.outChannels, group * p});
-    float *pc = col.ptr<float>(), *pg = dyg.ptr<float>();
+    // Each chunk of images writes its own partial dw; the partials are summed in chunk order.
+    Tensor partials = empty({chunks, wSize});
+    float* pp = partials.ptr<float>();
     const float *px = x.ptr<const float>(), *pdy = dy.ptr<const float>();
-    for (std::int64_t n0 = 0; n0 < g.batch; n0 += group) {
-        const std::int64_t gn = std::min(group, g.batch - n0), ld = gn * p;
-        m_threads.parallelFor(gn, 1, [&](std::int64_t b, std::int64_t e) {
-            for (std::int64_t i = b; i < e; ++i) {
-                im2col(px + (n0 + i) * inSize, g, pc + i * p, ld);
+    m_threads.forChunks(chunks, [&](std::int64_t c) {
+        const std::int64_t n0 = c * per, cn = std::min(per, g.batch - n0), ld = cn * p;
+        Tensor col = empty({ckk, ld});
+        float* pc = col.ptr<float>();
+        const float* src = pdy + n0 * outSize;
+        Tensor gathered;
+        if (cn > 1) {
+            gathered = empty({g.outChannels, ld});
+            float* pg = gathered.ptr<float>();
+            for (std::int64_t i = 0; i < cn; ++i)
                 for (std::int64_t k = 0; k < g.outChannels; ++k)
                     std::memcpy(pg + k * ld + i * p, pdy + (n0 + i) * outSize + k * p, static_cast<std::size_t>(p) * 4);
-            }
-        });
-        // dw (K, CKK) += dy (K, G*P) @ col^T (G*P, CKK)
-        sgemmRowMajor(false, true, g.outChannels, ckk, ld, 1.0f, pg, ld, pc, ld, 1.0f, dw.ptr<float>(), ckk);
-    }
+            src = pg;
+        }
+        for (std::int64_t i = 0; i < cn; ++i) im2col(px + (n0 + i) * inSize, g, pc + i * p, ld);
+        // partial dw (K, CKK) = dy (K, cn*P) @ col^T (cn*P, CKK)
+        sgemmRowMajor(false, true, g.outChannels, ckk, ld, 1.0f, src, ld, pc, ld, 0.0f, pp + c * wSize, ckk);
+    });
+    float* pdw = dw.ptr<float>();
+    forEach(wSize, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t c = 0; c < chunks; ++c) {
+            const float* part = pp + c * wSize;
+            for (std::int64_t i = b; i < e; ++i) pdw[i] += part[i];
+        }
+    });
 }
 
 void CpuBackend::maxPool2dForward(const Tensor& x, Tensor& y, Tensor& argmax, const Pool2dGeometry& g) {

@@ -1,5 +1,7 @@
-// The CPU backend's thread pool: workers sleep on a condition variable between jobs (so they never
-// steal cycles from OpenBLAS's own threads) and share a job's chunks through an atomic counter.
+// The CPU backend's thread pool. Workers sleep on a condition variable between jobs (so they never
+// steal cycles from other work) and claim chunks through one atomic word tagged with the job's
+// generation. The caller claims chunks too: on a loaded machine where a worker is not scheduled in
+// time, the caller simply runs every chunk itself instead of waiting.
 #include "engine/backends/cpu/thread_pool.h"
 
 #include <algorithm>
@@ -13,8 +15,15 @@
 
 namespace lathe::cpu {
 namespace {
+
 thread_local bool tInsideJob = false;
+constexpr std::uint64_t kClosed = 0xffffffffull;
+
+std::uint64_t claimWord(std::uint32_t generation, std::uint64_t index) {
+    return (static_cast<std::uint64_t>(generation) << 32) | index;
 }
+
+} // namespace
 
 ThreadPool::ThreadPool(int threads) : m_threads(std::max(1, threads)) {
     for (int i = 1; i < m_threads; ++i) m_workers.emplace_back([this] { workerLoop(); });
@@ -29,28 +38,68 @@ ThreadPool::~ThreadPool() {
     for (auto& t : m_workers) t.join();
 }
 
-void ThreadPool::runChunks() {
+void ThreadPool::runJob(std::uint32_t generation) {
     for (;;) {
-        const std::int64_t c = m_nextChunk.fetch_add(1, std::memory_order_relaxed);
-        if (c >= m_chunks) break;
-        const std::int64_t begin = c * m_chunk;
-        const std::int64_t end = std::min(m_n, begin + m_chunk);
-        (*m_fn)(begin, end);
+        std::uint64_t word = m_claim.load(std::memory_order_acquire);
+        if ((word >> 32) != generation) return;
+        const std::uint64_t index = word & 0xffffffffull;
+        // Read the job before claiming; if the job changed meanwhile the claim below fails.
+        const std::int64_t chunks = m_chunks.load(std::memory_order_relaxed);
+        const std::int64_t n = m_n.load(std::memory_order_relaxed), chunk = m_chunk.load(std::memory_order_relaxed);
+        const auto* rangeFn = m_rangeFn.load(std::memory_order_relaxed);
+        const auto* chunkFn = m_chunkFn.load(std::memory_order_relaxed);
+        if (index == kClosed || static_cast<std::int64_t>(index) >= chunks) return;
+        if (!m_claim.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel, std::memory_order_relaxed))
+            continue;
+        const auto i = static_cast<std::int64_t>(index);
+        if (chunkFn)
+            (*chunkFn)(i);
+        else
+            (*rangeFn)(i * chunk, std::min(n, (i + 1) * chunk));
+        m_done.fetch_add(1, std::memory_order_acq_rel);
     }
 }
 
 void ThreadPool::workerLoop() {
     tInsideJob = true;
-    std::uint64_t seen = 0;
+    std::uint32_t seen = 0;
     for (;;) {
         {
             std::unique_lock lock(m_mutex);
-            m_wake.wait(lock, [&] { return m_stop || m_generation != seen; });
+            m_wake.wait(lock, [&] { return m_stop || m_wakeGeneration != seen; });
             if (m_stop) return;
-            seen = m_generation;
+            seen = m_wakeGeneration;
         }
-        runChunks();
-        m_pending.fetch_sub(1, std::memory_order_acq_rel);
+        runJob(seen);
+    }
+}
+
+void ThreadPool::dispatch(std::int64_t chunks, std::int64_t n, std::int64_t chunk,
+                          const std::function<void(std::int64_t, std::int64_t)>* rangeFn,
+                          const std::function<void(std::int64_t)>* chunkFn) {
+    const std::uint32_t gen = ++m_generation;
+    m_claim.store(claimWord(gen, kClosed), std::memory_order_release); // close: late workers back off
+    m_rangeFn.store(rangeFn, std::memory_order_relaxed);
+    m_chunkFn.store(chunkFn, std::memory_order_relaxed);
+    m_n.store(n, std::memory_order_relaxed);
+    m_chunk.store(chunk, std::memory_order_relaxed);
+    m_chunks.store(chunks, std::memory_order_relaxed);
+    m_done.store(0, std::memory_order_relaxed);
+    m_claim.store(claimWord(gen, 0), std::memory_order_release); // open
+    {
+        std::lock_guard lock(m_mutex);
+        m_wakeGeneration = gen;
+    }
+    m_wake.notify_all();
+    tInsideJob = true;
+    runJob(gen);
+    tInsideJob = false;
+    // Only chunks a worker has claimed are outstanding; they finish shortly. Yield on a busy machine.
+    for (int spins = 0; m_done.load(std::memory_order_acquire) != chunks; ++spins) {
+        if (spins < 2000)
+            LATHE_CPU_RELAX();
+        else
+            std::this_thread::yield();
     }
 }
 
@@ -63,36 +112,24 @@ void ThreadPool::parallelFor(std::int64_t n, std::int64_t minPerTask,
         return;
     }
     std::unique_lock submit(m_submit, std::try_to_lock);
-    if (!submit.owns_lock()) { // another thread is using the pool: do not queue behind it
+    if (!submit.owns_lock()) {
         fn(0, n);
         return;
     }
-    // A few chunks per thread balance uneven work without much counter traffic.
-    const std::int64_t maxChunks = static_cast<std::int64_t>(m_threads) * 4;
-    const std::int64_t chunks = std::min(maxChunks, n / minPerTask);
-    m_fn = &fn;
-    m_n = n;
-    m_chunk = (n + chunks - 1) / chunks;
-    m_chunks = (n + m_chunk - 1) / m_chunk;
-    m_nextChunk.store(0, std::memory_order_relaxed);
-    m_pending.store(static_cast<int>(m_workers.size()), std::memory_order_relaxed);
-    {
-        std::lock_guard lock(m_mutex);
-        ++m_generation;
+    // A few chunks per thread balance uneven work and absorb a worker that starts late.
+    const std::int64_t chunks = std::min<std::int64_t>(static_cast<std::int64_t>(m_threads) * 4, n / minPerTask);
+    const std::int64_t chunk = (n + chunks - 1) / chunks;
+    dispatch((n + chunk - 1) / chunk, n, chunk, &fn, nullptr);
+}
+
+void ThreadPool::forChunks(std::int64_t chunks, const std::function<void(std::int64_t)>& fn) {
+    if (chunks <= 0) return;
+    std::unique_lock submit(m_submit, std::defer_lock);
+    if (m_threads == 1 || chunks == 1 || tInsideJob || !submit.try_lock()) {
+        for (std::int64_t i = 0; i < chunks; ++i) fn(i);
+        return;
     }
-    m_wake.notify_all();
-    tInsideJob = true;
-    runChunks();
-    tInsideJob = false;
-    // Workers finish their last chunk shortly after ours; spin rather than sleep.
-    // On a busy machine a worker may not be scheduled at once, so fall back to yielding.
-    for (int spins = 0; m_pending.load(std::memory_order_acquire) != 0; ++spins) {
-        if (spins < 4000)
-            LATHE_CPU_RELAX();
-        else
-            std::this_thread::yield();
-    }
-    m_fn = nullptr;
+    dispatch(chunks, chunks, 1, nullptr, &fn);
 }
 
 } // namespace lathe::cpu

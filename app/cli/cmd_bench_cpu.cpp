@@ -1,0 +1,286 @@
+// lathe-cli bench gemm / bench mlp: median latency, throughput and GFLOP/s per backend and size,
+// after a warm-up, over repeats that rotate through several input buffers (so caches do not
+// flatter the result). Every available backend is measured unless --device names one.
+#include "app/cli/cli.h"
+
+#include "engine/backends/cpu/cpu_backend.h"
+#include "engine/backends/registry.h"
+#include "engine/core/errors.h"
+#include "engine/core/rng.h"
+#include "engine/measure/latency.h"
+#include "engine/measure/stats.h"
+#include "engine/nn/model.h"
+#include "engine/nn/zoo.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <functional>
+#include <iostream>
+#include <sstream>
+
+namespace lathe::cli {
+namespace {
+
+// Times `work(i)` (i = repeat index) with the backend's timer: device events on a GPU, a monotonic
+// clock on the CPU. The timer's elapsedMs() waits for the work to finish.
+std::vector<double> timeRepeats(Backend& be, int warmup, int repeats, const std::function<void(int)>& work) {
+    for (int i = 0; i < warmup; ++i) work(i);
+    be.synchronize();
+    auto timer = be.createTimer();
+    std::vector<double> ms;
+    ms.reserve(static_cast<std::size_t>(repeats));
+    for (int i = 0; i < repeats; ++i) {
+        timer->start();
+        work(warmup + i);
+        timer->stop();
+        ms.push_back(timer->elapsedMs());
+    }
+    return ms;
+}
+
+struct BenchOptions {
+    std::vector<std::shared_ptr<Backend>> backends;
+    std::vector<std::string> unavailable; // "cuda: <reason>" when looping over everything
+    int warmup = 20, repeats = 200, rotate = 8;
+    bool json = false;
+};
+
+BenchOptions parseCommon(const Args& args) {
+    BenchOptions o;
+    o.json = args.flag("--json");
+    o.warmup = static_cast<int>(args.integer("--warmup", 20));
+    o.repeats = static_cast<int>(args.integer("--repeats", 200));
+    o.rotate = static_cast<int>(args.integer("--rotate", 8));
+    if (o.warmup < 0 || o.repeats < 1 || o.rotate < 1)
+        throw ConfigError("bench: --warmup must be >= 0, --repeats and --rotate >= 1");
+    const long long threads = args.integer("--threads", 0);
+    if (threads < 0 || threads > 1024) throw ConfigError("bench: --threads must be in [0, 1024]");
+    const auto device = args.value("--device");
+    if (threads > 0 && device && *device != "cpu") throw ConfigError("bench: --threads applies to --device cpu only");
+    auto cpu = [&] { return threads > 0 ? makeCpuBackend(static_cast<int>(threads)) : backendFor("cpu"); };
+    if (device && *device != "all") {
+        o.backends.push_back(*device == "cpu" ? cpu() : backendFor(*device));
+        return o;
+    }
+    for (const auto& e : probeBackends()) {
+        if (!e.info.available) {
+            o.unavailable.push_back(e.info.backend + ": " + e.info.reason);
+            continue;
+        }
+        const std::string name = e.info.device.toString();
+        o.backends.push_back(name == "cpu" ? cpu() : backendFor(name));
+    }
+    return o;
+}
+
+nlohmann::json backendJson(Backend& be) {
+    const DeviceInfo d = be.info();
+    return {{"backend", be.name()}, {"device_name", d.name}, {"threads", d.threads},
+            {"library", d.libraryVersion.empty() ? d.runtimeVersion : d.libraryVersion}};
+}
+
+std::string today() {
+    const std::time_t now = std::time(nullptr);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+    return buf;
+}
+
+std::vector<float> randomValues(std::size_t n, std::uint64_t seed) {
+    Rng rng(seed);
+    std::vector<float> v(n);
+    for (auto& x : v) x = rng.uniform(-1.0f, 1.0f);
+    return v;
+}
+
+// ---------------------------------------------------------------- gemm
+
+struct GemmSize {
+    std::int64_t m, n, k;
+};
+
+std::vector<GemmSize> parseSizes(const std::string& text) {
+    // "256" (square) or "MxNxK", comma separated.
+    std::vector<GemmSize> out;
+    std::stringstream ss(text);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        std::int64_t m = 0, n = 0, k = 0;
+        char x1 = 0, x2 = 0;
+        std::stringstream is(item);
+        if ((is >> m) && is.eof()) {
+            n = k = m;
+        } else {
+            std::stringstream is2(item);
+            if (!(is2 >> m >> x1 >> n >> x2 >> k) || x1 != 'x' || x2 != 'x' || !is2.eof())
+                throw ConfigError("bench gemm: --sizes: \"" + item + "\" is not N or MxNxK");
+        }
+        if (m < 1 || n < 1 || k < 1 || m > 65536 || n > 65536 || k > 65536)
+            throw ConfigError("bench gemm: --sizes: \"" + item + "\" must have extents in [1, 65536]");
+        out.push_back({m, n, k});
+    }
+    if (out.empty()) throw ConfigError("bench gemm: --sizes is empty");
+    return out;
+}
+
+int runGemm(const std::vector<std::string>& argv) {
+    Args args(argv, {"--device", "--warmup", "--repeats", "--rotate", "--threads", "--sizes", "--dtype"}, {"--json"});
+    BenchOptions o = parseCommon(args);
+    // Square sizes plus the MLP's own layer shapes (batch x out x in, weights transposed).
+    const auto sizes = parseSizes(args.value("--sizes", "64,128,256,512,1024,1x256x784,256x256x784"));
+    const DType dtype = dtypeFromName(args.value("--dtype", "f32"));
+    nlohmann::json results = nlohmann::json::array();
+    if (!o.json) {
+        std::printf("gemm  C = A B^T, %s, warm-up %d, %d repeats over %d input buffers\n", dtypeName(dtype), o.warmup,
+                    o.repeats, o.rotate);
+        for (const auto& u : o.unavailable) std::printf("  (skipped %s)\n", u.c_str());
+        std::printf("%-8s %-22s %12s %12s %10s\n", "backend", "M x N x K", "median ms", "p95 ms", "GFLOP/s");
+    }
+    for (auto& bePtr : o.backends) {
+        Backend& be = *bePtr;
+        if (!be.supports(Op::Gemm, dtype)) {
+            if (!o.json) std::printf("%-8s gemm with %s: not supported\n", be.name().c_str(), dtypeName(dtype));
+            results.push_back({{"backend", be.name()}, {"dtype", dtypeName(dtype)}, {"supported", false}});
+            continue;
+        }
+        for (const auto& s : sizes) {
+            const int buffers = static_cast<int>(std::min<std::int64_t>(
+                o.rotate, std::max<std::int64_t>(1, (std::int64_t{256} << 20) / ((s.m * s.k + s.n * s.k) * 4))));
+            std::vector<Tensor> as, bs;
+            for (int i = 0; i < buffers; ++i) {
+                auto toDtype = [&](const Shape& shape, std::uint64_t seed) {
+                    Tensor f = be.upload(randomValues(static_cast<std::size_t>(numel(shape)), seed), shape);
+                    if (dtype == DType::F32) return f;
+                    Tensor t = be.empty(shape, dtype);
+                    be.convert(f, t);
+                    return t;
+                };
+                as.push_back(toDtype({s.m, s.k}, 100 + i));
+                bs.push_back(toDtype({s.n, s.k}, 200 + i));
+            }
+            Tensor c = be.empty({s.m, s.n}, dtype);
+            const auto ms = timeRepeats(be, o.warmup, o.repeats, [&](int i) {
+                be.gemm(as[i % buffers], Trans::No, bs[i % buffers], Trans::Yes, c, 1.0f, 0.0f);
+            });
+            const LatencySummary t = summarize(ms);
+            const double flops = 2.0 * static_cast<double>(s.m) * static_cast<double>(s.n) * static_cast<double>(s.k);
+            const double gflops = flops / (t.p50 * 1e-3) / 1e9;
+            const std::string label =
+                std::to_string(s.m) + " x " + std::to_string(s.n) + " x " + std::to_string(s.k);
+            if (!o.json)
+                std::printf("%-8s %-22s %12.4f %12.4f %10.1f\n", be.name().c_str(), label.c_str(), t.p50, t.p95, gflops);
+            nlohmann::json r = backendJson(be);
+            r.update({{"dtype", dtypeName(dtype)}, {"m", s.m}, {"n", s.n}, {"k", s.k}, {"latency_p50_ms", t.p50},
+                      {"latency_p95_ms", t.p95}, {"latency_mean_ms", t.mean}, {"latency_min_ms", t.min},
+                      {"latency_cv", t.cv}, {"latency_p50_ci95_ms", {t.medianCiLow, t.medianCiHigh}},
+                      {"noisy", t.noisy}, {"achieved_gflops", gflops}, {"input_buffers", buffers}});
+            results.push_back(r);
+        }
+    }
+    if (o.json)
+        std::cout << nlohmann::json({{"bench", "gemm"}, {"date", today()}, {"warmup", o.warmup},
+                                     {"repeats", o.repeats}, {"unavailable", o.unavailable}, {"results", results}})
+                         .dump(2)
+                  << "\n";
+    return kExitOk;
+}
+
+// ---------------------------------------------------------------- mlp
+
+std::vector<int> parseBatchSizes(const std::string& text) {
+    std::vector<int> out;
+    std::stringstream ss(text);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        try {
+            std::size_t used = 0;
+            const int b = std::stoi(item, &used);
+            if (used != item.size() || b < 1 || b > 65536) throw std::invalid_argument(item);
+            out.push_back(b);
+        } catch (const std::exception&) {
+            throw ConfigError("bench mlp: --batch-sizes: \"" + item + "\" is not an integer in [1, 65536]");
+        }
+    }
+    if (out.empty()) throw ConfigError("bench mlp: --batch-sizes is empty");
+    return out;
+}
+
+// Multiply-add FLOPs of the model's linear layers per sample (2 * in * out each); bias, ReLU and
+// the other element-wise work are left out, as GEMM-based GFLOP/s figures usually do.
+double linearFlopsPerSample(const nlohmann::json& arch) {
+    double flops = 0;
+    for (const auto& l : arch.at("layers"))
+        if (l.at("type") == "linear") flops += 2.0 * l.at("in").get<double>() * l.at("out").get<double>();
+    return flops;
+}
+
+int runMlp(const std::vector<std::string>& argv) {
+    Args args(argv, {"--device", "--warmup", "--repeats", "--rotate", "--threads", "--batch-sizes", "--model", "--seed"},
+              {"--json"});
+    BenchOptions o = parseCommon(args);
+    const std::string modelName = args.value("--model", "mlp-784-256-128-10");
+    const auto batchSizes = parseBatchSizes(args.value("--batch-sizes", "1,64,256"));
+    const auto seed = static_cast<std::uint64_t>(args.integer("--seed", 42));
+    const nlohmann::json arch = zooArchitecture(modelName);
+    const double flopsPerSample = linearFlopsPerSample(arch);
+    nlohmann::json results = nlohmann::json::array();
+    if (!o.json) {
+        std::printf("mlp  %s forward (inference), warm-up %d, %d repeats over %d input batches\n", modelName.c_str(),
+                    o.warmup, o.repeats, o.rotate);
+        for (const auto& u : o.unavailable) std::printf("  (skipped %s)\n", u.c_str());
+        std::printf("%-8s %6s %12s %12s %14s %10s\n", "backend", "batch", "median ms", "p95 ms", "samples/s", "GFLOP/s");
+    }
+    for (auto& bePtr : o.backends) {
+        Backend& be = *bePtr;
+        auto model = Model::fromArchitecture(arch);
+        model->initialize(be, seed);
+        Shape sample = model->inputShape();
+        for (int batch : batchSizes) {
+            Shape shape{batch};
+            shape.insert(shape.end(), sample.begin(), sample.end());
+            std::vector<Tensor> inputs;
+            for (int i = 0; i < o.rotate; ++i)
+                inputs.push_back(be.upload(randomValues(static_cast<std::size_t>(numel(shape)), 1000 + i), shape));
+            // The same harness as experiment runs: backend timer, warm-up, inputs cycled per repeat.
+            const auto ms = measureLatency(be, *model, inputs, o.warmup, o.repeats);
+            const LatencySummary t = summarize(ms);
+            const double throughput = batch / (t.p50 * 1e-3);
+            const double gflops = flopsPerSample * throughput / 1e9;
+            if (!o.json)
+                std::printf("%-8s %6d %12.4f %12.4f %14.0f %10.2f\n", be.name().c_str(), batch, t.p50, t.p95,
+                            throughput, gflops);
+            nlohmann::json r = backendJson(be);
+            r.update({{"model", modelName}, {"batch_size", batch}, {"latency_p50_ms", t.p50}, {"latency_p95_ms", t.p95},
+                      {"latency_mean_ms", t.mean}, {"latency_min_ms", t.min}, {"latency_cv", t.cv},
+                      {"latency_p50_ci95_ms", {t.medianCiLow, t.medianCiHigh}}, {"noisy", t.noisy},
+                      {"throughput_per_s", throughput}, {"achieved_gflops", gflops},
+                      {"peak_device_bytes", be.peakAllocatedBytes()}});
+            results.push_back(r);
+        }
+    }
+    if (o.json)
+        std::cout << nlohmann::json({{"bench", "mlp"}, {"model", modelName}, {"date", today()}, {"warmup", o.warmup},
+                                     {"repeats", o.repeats}, {"rotate", o.rotate},
+                                     {"flops_per_sample", flopsPerSample}, {"unavailable", o.unavailable},
+                                     {"results", results}})
+                         .dump(2)
+                  << "\n";
+    return kExitOk;
+}
+
+const BenchRegistrar kGemm({"gemm",
+                            "bench gemm [--device cpu|cuda|cuda:N|auto|all] [--sizes N,MxNxK,...] [--dtype f32|f16|bf16] "
+                            "[--threads N] [--warmup N] [--repeats N] [--rotate N] [--json]",
+                            "GEMM median latency and GFLOP/s per backend and size", runGemm});
+const BenchRegistrar kMlp({"mlp",
+                           "bench mlp [--device cpu|cuda|cuda:N|auto|all] [--batch-sizes 1,64,256] [--model NAME] "
+                           "[--threads N] [--warmup N] [--repeats N] [--rotate N] [--json]",
+                           "MLP forward latency, throughput and GFLOP/s per backend and batch size", runMlp});
+
+} // namespace
+} // namespace lathe::cli

@@ -1,0 +1,245 @@
+// lathe-cli run / validate / strategies: experiment files from the command line. `run` validates the
+// whole file first (exit 2), runs every plan of the sweep into the run store, draws a progress line
+// on a terminal, prints one JSON object per run with --json, and turns Ctrl-C into a clean cancel.
+#include "app/cli/cli.h"
+
+#include "engine/backends/registry.h"
+#include "engine/core/errors.h"
+#include "engine/experiment/runner.h"
+#include "engine/experiment/spec.h"
+#include "engine/store/run_store.h"
+
+#include <nlohmann/json.hpp>
+
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace lathe::cli {
+namespace {
+
+using json = nlohmann::json;
+
+std::string formatDuration(double seconds) {
+    if (seconds < 0 || !std::isfinite(seconds)) return "?";
+    const long s = std::lround(seconds);
+    char buf[32];
+    if (s >= 3600) std::snprintf(buf, sizeof(buf), "%ldh%02ldm", s / 3600, (s / 60) % 60);
+    else if (s >= 60) std::snprintf(buf, sizeof(buf), "%ldm%02lds", s / 60, s % 60);
+    else std::snprintf(buf, sizeof(buf), "%lds", s);
+    return buf;
+}
+
+// One line on stderr redrawn with \r, only when attached to a terminal; log lines clear it first.
+class ProgressLine {
+public:
+    explicit ProgressLine(bool enabled) : m_enabled(enabled) {}
+    void draw(int run, int total, double fraction, const std::string& what, double etaS) {
+        if (!m_enabled) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (m_drawn && now - m_last < std::chrono::milliseconds(100)) return; // ~10 redraws per second
+        m_last = now;
+        char head[96];
+        std::snprintf(head, sizeof(head), "[run %d/%d] %3.0f%%  ETA %s  ", run, total, 100.0 * fraction,
+                      formatDuration(etaS).c_str());
+        std::string line = head + what;
+        const std::size_t width = terminalWidth();
+        if (line.size() >= width) line.resize(width - 1);
+        std::fprintf(stderr, "\r\033[K%s", line.c_str());
+        std::fflush(stderr);
+        m_drawn = true;
+    }
+    void clear() {
+        if (!m_enabled || !m_drawn) return;
+        std::fprintf(stderr, "\r\033[K");
+        std::fflush(stderr);
+        m_drawn = false;
+    }
+
+private:
+    static std::size_t terminalWidth() {
+        struct winsize ws {};
+        if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20) return ws.ws_col;
+        return 80;
+    }
+    bool m_enabled;
+    bool m_drawn = false;
+    std::chrono::steady_clock::time_point m_last{};
+};
+
+json readJsonFile(const std::string& path) {
+    // loadExperimentFile has already checked the syntax; this keeps the document for storage.
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream buf;
+    buf << in.rdbuf();
+    return json::parse(buf.str());
+}
+
+std::string summaryLine(const RunOutcome& o) {
+    std::string line = "run " + std::to_string(o.runId) + " " + o.status;
+    if (o.status != run_status::kDone) return line + (o.error.empty() ? "" : ": " + o.error);
+    auto get = [&](const char* key) -> const double* {
+        auto it = o.summary.find(key);
+        return it == o.summary.end() ? nullptr : &it->second;
+    };
+    char buf[128];
+    if (auto* a = get("accuracy")) {
+        std::snprintf(buf, sizeof(buf), "  accuracy %.4f", *a);
+        line += buf;
+        if (auto* d = get("accuracy_delta")) {
+            std::snprintf(buf, sizeof(buf), " (%+.4f)", *d);
+            line += buf;
+        }
+    }
+    if (auto* p = get("latency_p50_ms")) {
+        std::snprintf(buf, sizeof(buf), "  p50 %.4g ms  p99 %.4g ms @b%.0f", *p, get("latency_p99_ms") ? *get("latency_p99_ms") : 0.0,
+                      get("batch_size") ? *get("batch_size") : 0.0);
+        line += buf;
+    }
+    if (auto* t = get("throughput_per_s")) {
+        std::snprintf(buf, sizeof(buf), "  %.4g/s", *t);
+        line += buf;
+    }
+    if (auto* b = get("model_bytes")) {
+        std::snprintf(buf, sizeof(buf), "  %.3g MB", *b / 1e6);
+        line += buf;
+    }
+    if (auto* n = get("latency_noisy"); n && *n > 0) line += "  (noisy)";
+    return line;
+}
+
+std::string runUsage() {
+    return "run FILE.json [--db PATH] [--device auto|cpu|cuda|cuda:N] [--cache-dir DIR] [--json]";
+}
+
+int runRun(const std::vector<std::string>& argv) {
+    Args args(argv, {"--db", "--device", "--cache-dir"}, {"--json"});
+    if (args.positional().size() != 1) throw ConfigError("usage: lathe-cli " + runUsage());
+    const std::string file = args.positional()[0];
+    const bool jsonOut = args.flag("--json");
+
+    ExperimentSpec spec;
+    std::vector<RunPlan> plans;
+    json doc;
+    try {
+        spec = loadExperimentFile(file);
+        doc = readJsonFile(file);
+        plans = expandSweep(spec, doc);
+    } catch (const ConfigError& e) {
+        std::cerr << e.what() << "\n";
+        return kExitBadInput;
+    }
+
+    RunnerOptions options;
+    options.deviceOverride = args.value("--device", "");
+    options.cacheDir = args.value("--cache-dir", "");
+    // An unknown or unavailable device is bad input, found before anything is stored.
+    try {
+        backendFor(options.deviceOverride.empty() ? spec.device : options.deviceOverride);
+    } catch (const BackendError& e) {
+        throw ConfigError(e.what());
+    }
+
+    RunStore store(args.value("--db", RunStore::defaultPath()));
+    if (const int n = store.recoverInterrupted(); n > 0)
+        std::cerr << "lathe-cli: " << n << " run(s) left running by a previous process marked interrupted\n";
+
+    ProgressLine progress(stdoutIsTerminal() && ::isatty(STDERR_FILENO) == 1);
+    int currentRun = 0;
+    RunnerEvents events;
+    events.log = [&](LogLevel level, const std::string& msg) {
+        progress.clear();
+        const char* prefix = level == LogLevel::Error ? "error: " : level == LogLevel::Warning ? "warning: " : "";
+        std::cerr << "lathe: " << prefix << msg << "\n";
+    };
+    events.runStarted = [&](std::int64_t, const RunPlan& plan) { currentRun = plan.index + 1; };
+    events.progress = [&](double fraction, const std::string& what, double etaS) {
+        progress.draw(currentRun, static_cast<int>(plans.size()), fraction, what, etaS);
+    };
+    events.runFinished = [&](const RunOutcome& o) {
+        progress.clear();
+        if (jsonOut) {
+            json j{{"run_id", o.runId}, {"status", o.status}, {"summary", o.summary}};
+            if (!o.error.empty()) j["error"] = o.error;
+            std::cout << j.dump() << "\n" << std::flush;
+        } else {
+            std::cout << summaryLine(o) << "\n" << std::flush;
+        }
+    };
+
+    std::vector<RunOutcome> outcomes;
+    {
+        InterruptGuard guard;
+        Runner runner(store, options);
+        outcomes = runner.run(spec, doc, events, cancelFlag());
+    }
+    progress.clear();
+
+    bool failed = false, cancelled = cancelFlag().load();
+    for (const auto& o : outcomes) {
+        failed = failed || o.status == run_status::kFailed;
+        cancelled = cancelled || o.status == run_status::kCancelled;
+    }
+    if (cancelled) {
+        std::cerr << "lathe-cli run: cancelled (" << outcomes.size() << " of " << plans.size()
+                  << " run(s) stored)\n";
+        return kExitCancelled;
+    }
+    return failed ? kExitRunFailed : kExitOk;
+}
+
+int runValidate(const std::vector<std::string>& argv) {
+    Args args(argv, {}, {});
+    if (args.positional().empty()) throw ConfigError("usage: lathe-cli validate FILE.json [FILE.json...]");
+    int status = kExitOk;
+    const bool several = args.positional().size() > 1;
+    for (const auto& file : args.positional()) {
+        try {
+            const ExperimentSpec spec = loadExperimentFile(file);
+            const auto plans = expandSweep(spec, readJsonFile(file));
+            std::cout << (several ? file + ": " : "") << "ok: " << plans.size() << " plan(s)\n";
+        } catch (const ConfigError& e) {
+            std::cerr << e.what() << "\n";
+            status = kExitBadInput;
+        }
+    }
+    return status;
+}
+
+int runStrategies(const std::vector<std::string>& argv) {
+    Args args(argv, {}, {"--json"});
+    const auto all = StrategyRegistry::instance().all();
+    if (args.flag("--json")) {
+        json out = json::array();
+        for (const auto* s : all) out.push_back(schemaToJson(*s));
+        std::cout << out.dump(2) << "\n";
+        return kExitOk;
+    }
+    for (const auto* s : all) {
+        std::printf("%s  (%s)  %s\n", s->name.c_str(), s->family.c_str(), s->summary.c_str());
+        for (const auto& f : s->fields) {
+            const json j = schemaToJson(StrategySchema{"", "", "", {f}})["fields"][0];
+            std::printf("    %-16s %-12s default %-10s %s\n", f.name.c_str(), j["type"].get<std::string>().c_str(),
+                        f.defaultJson.empty() ? "(required)" : f.defaultJson.c_str(), f.help.c_str());
+        }
+    }
+    return kExitOk;
+}
+
+const Registrar kRun({"run", runUsage(), "run an experiment file (every plan of its sweep) into the run store",
+                      runRun});
+const Registrar kValidate({"validate", "validate FILE.json [FILE.json...]",
+                           "check experiment files without running them (every problem listed)", runValidate});
+const Registrar kStrategies({"strategies", "strategies [--json]", "list the registered strategies and their parameters",
+                             runStrategies});
+
+} // namespace
+} // namespace lathe::cli

@@ -1,0 +1,83 @@
+// EngineWorker: Runner on the engine thread, callbacks out as queued signals.
+#include "app/gui/engine_worker.h"
+
+#include "engine/core/errors.h"
+#include "engine/experiment/runner.h"
+#include "engine/experiment/sample_ring.h"
+#include "engine/store/run_store.h"
+
+#include <QElapsedTimer>
+
+#include <nlohmann/json.hpp>
+
+#include <vector>
+
+namespace lathe::app {
+
+namespace {
+QString qs(const std::string& s) { return QString::fromStdString(s); }
+} // namespace
+
+EngineWorker::EngineWorker(QString databasePath, SampleRing* ring, QObject* parent)
+    : QObject(parent), m_databasePath(std::move(databasePath)), m_ring(ring) {}
+
+EngineWorker::~EngineWorker() = default;
+
+RunStore& EngineWorker::store() {
+    if (!m_store) {
+        m_store = std::make_unique<RunStore>(m_databasePath.toStdString(), RunStore::Mode::ReadWrite);
+    }
+    return *m_store;
+}
+
+void EngineWorker::startRun(const QString& docJson, const QString& sourcePath, const QString& device) {
+    try {
+        const nlohmann::json doc = nlohmann::json::parse(docJson.toStdString());
+        const std::string source = sourcePath.isEmpty() ? std::string("(editor)") : sourcePath.toStdString();
+        const ExperimentSpec spec = parseExperiment(doc, source);
+        RunnerOptions options;
+        options.deviceOverride = device.toStdString();
+        Runner runner(store(), options);
+
+        // Progress arrives per batch; the UI only needs a few updates per second.
+        QElapsedTimer lastProgress;
+        RunnerEvents events;
+        events.liveSink = m_ring;
+        events.runStarted = [this](std::int64_t runId, const RunPlan& plan) {
+            emit runStarted(runId, qs(plan.label), plan.index, plan.total);
+        };
+        events.runFinished = [this](const RunOutcome& outcome) {
+            emit runFinished(outcome.runId, qs(outcome.status), qs(outcome.error));
+            if (outcome.status == run_status::kFailed) {
+                emit runFailed(outcome.runId, qs(outcome.error));
+            }
+        };
+        events.progress = [this, &lastProgress](double fraction, const std::string& step, double etaS) {
+            if (!lastProgress.isValid() || lastProgress.elapsed() >= 100 || fraction >= 1.0) {
+                lastProgress.restart();
+                emit progressChanged(fraction, qs(step), etaS);
+            }
+        };
+        events.log = [this](LogLevel level, const std::string& text) { emit logMessage(static_cast<int>(level), qs(text)); };
+
+        emit experimentStarted(qs(spec.name), static_cast<int>(expandSweep(spec, doc).size()));
+        runner.run(spec, doc, events, m_cancel);
+        emit experimentFinished(m_cancel.load(std::memory_order_relaxed), {});
+    } catch (const std::exception& e) {
+        // Invalid experiment, unreadable store...: nothing ran (a failing run is reported by the Runner).
+        emit logMessage(static_cast<int>(LogLevel::Error), QString::fromUtf8(e.what()));
+        emit experimentFinished(m_cancel.load(std::memory_order_relaxed), QString::fromUtf8(e.what()));
+    }
+}
+
+void EngineWorker::deleteRuns(const QList<qint64>& runIds) {
+    try {
+        std::vector<std::int64_t> ids(runIds.begin(), runIds.end());
+        const int n = store().deleteRuns(ids);
+        emit runsDeleted(n, {});
+    } catch (const std::exception& e) {
+        emit runsDeleted(0, QString::fromUtf8(e.what()));
+    }
+}
+
+} // namespace lathe::app

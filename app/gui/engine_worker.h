@@ -1,0 +1,62 @@
+// EngineWorker: the engine thread's QObject. Runs experiments with the Runner (which owns the single
+// write connection to the run store) and turns its callbacks into queued signals; metric samples go
+// through the SampleRing instead, never one signal per sample. Lives on AppController's QThread.
+#pragma once
+
+#include <QList>
+#include <QObject>
+#include <QString>
+
+#include <atomic>
+#include <memory>
+
+namespace lathe {
+class RunStore;
+class SampleRing;
+}
+
+namespace lathe::app {
+
+class EngineWorker : public QObject {
+    Q_OBJECT
+public:
+    EngineWorker(QString databasePath, SampleRing* ring, QObject* parent = nullptr);
+    ~EngineWorker() override;
+
+    // Thread-safe (called from the UI thread while startRun blocks the engine thread): the Runner
+    // checks the flag between batches and stores the run as cancelled.
+    void requestCancel() { m_cancel.store(true, std::memory_order_relaxed); }
+    // Called by AppController before queuing a run, so a cancel that arrives before the run starts counts.
+    void resetCancel() { m_cancel.store(false, std::memory_order_relaxed); }
+    bool cancelRequested() const { return m_cancel.load(std::memory_order_relaxed); }
+
+public slots:
+    // docJson: the experiment document; sourcePath: its file (for relative paths; may be empty);
+    // device: overrides the experiment's device when not empty.
+    void startRun(const QString& docJson, const QString& sourcePath, const QString& device);
+    // Slot form of requestCancel() for queued use.
+    void cancelRun() { requestCancel(); }
+    void deleteRuns(const QList<qint64>& runIds);
+
+signals:
+    void experimentStarted(const QString& name, int runCount);
+    void runStarted(qint64 runId, const QString& label, int index, int total);
+    void runFinished(qint64 runId, const QString& status, const QString& error);
+    void runFailed(qint64 runId, const QString& error);
+    // fraction of the whole experiment, step in progress, seconds left (-1: unknown)
+    void progressChanged(double fraction, const QString& step, double etaS);
+    void logMessage(int level, const QString& text); // lathe::LogLevel
+    // Every plan done, or stopped by cancel or an error before any run (error not empty).
+    void experimentFinished(bool cancelled, const QString& error);
+    void runsDeleted(int count, const QString& error);
+
+private:
+    RunStore& store();
+
+    QString m_databasePath;
+    SampleRing* m_ring;
+    std::unique_ptr<RunStore> m_store;
+    std::atomic<bool> m_cancel{false};
+};
+
+} // namespace lathe::app

@@ -1,0 +1,106 @@
+// MainWindow: the workbench. A composition of small widgets (experiment library, editor, live
+// dashboard, runs table, run details, log, devices) wired to the AppController's engine thread.
+#pragma once
+
+#include <QList>
+#include <QMainWindow>
+
+class QAction;
+class QLabel;
+class QTabWidget;
+
+namespace lathe::ui {
+class DevicesPanel;
+class ExperimentEditor;
+class ExperimentLibrary;
+class LiveDashboard;
+class LogPane;
+class PlotPump;
+class RunDetails;
+class RunProgress;
+class RunsTableModel;
+class RunsView;
+}
+
+namespace lathe::app {
+
+class AppController;
+
+class MainWindow : public QMainWindow {
+    Q_OBJECT
+public:
+    enum Tab { SetupTab, LiveTab, RunsTab, DetailsTab };
+    explicit MainWindow(AppController* controller, QWidget* parent = nullptr);
+    ~MainWindow() override;
+
+    ui::ExperimentEditor* editor() const { return m_editor; }
+    ui::LiveDashboard* dashboard() const { return m_dashboard; }
+    ui::PlotPump* pump() const { return m_pump; }
+    ui::RunsTableModel* runsModel() const { return m_runsModel; }
+    ui::RunsView* runsView() const { return m_runsView; }
+    ui::RunDetails* runDetails() const { return m_details; }
+    ui::LogPane* logPane() const { return m_log; }
+    ui::RunProgress* progress() const { return m_progress; }
+    ui::ExperimentLibrary* library() const { return m_library; }
+    ui::DevicesPanel* devices() const { return m_devices; }
+    QTabWidget* tabs() const { return m_tabs; }
+    QAction* runAction() const { return m_runAction; }
+    QAction* cancelAction() const { return m_cancelAction; }
+    QLabel* deviceLabel() const { return m_deviceLabel; }
+
+    bool openExperiment(const QString& path);
+    void newExperiment();
+    bool saveExperiment();
+    bool saveExperimentAs();
+    // Starts the editor's experiment on the engine thread (false: invalid or already running).
+    bool runExperiment();
+    void cancelRun();
+    void openRun(qint64 runId);
+    void compareRuns(const QList<qint64>& runIds);
+    void rerun(qint64 runId);
+    void exportRuns(const QList<qint64>& runIds, const QString& path = {});
+
+protected:
+    void closeEvent(QCloseEvent* event) override;
+
+private:
+    void buildActions();
+    void buildMenus();
+    void connectEngine();
+    void updateTitle();
+    void setRunning(bool running);
+    bool maybeSave();
+    void showSettings();
+    void exportCurrentChart();
+    void restoreLayout();
+    void saveLayout();
+
+    AppController* m_controller;
+    ui::ExperimentEditor* m_editor;
+    ui::LiveDashboard* m_dashboard;
+    ui::PlotPump* m_pump;
+    ui::RunsTableModel* m_runsModel;
+    ui::RunsView* m_runsView;
+    ui::RunDetails* m_details;
+    ui::LogPane* m_log;
+    ui::RunProgress* m_progress;
+    ui::ExperimentLibrary* m_library;
+    ui::DevicesPanel* m_devices;
+    QTabWidget* m_tabs;
+    QLabel* m_deviceLabel;
+    QLabel* m_droppedLabel;
+    QAction* m_newAction = nullptr;
+    QAction* m_openAction = nullptr;
+    QAction* m_saveAction = nullptr;
+    QAction* m_saveAsAction = nullptr;
+    QAction* m_runAction = nullptr;
+    QAction* m_cancelAction = nullptr;
+    QAction* m_settingsAction = nullptr;
+    QAction* m_resetZoomAction = nullptr;
+    QAction* m_exportChartAction = nullptr;
+    QAction* m_filterAction = nullptr;
+    QAction* m_quitAction = nullptr;
+    bool m_closeAfterRun = false;
+};
+
+} // namespace lathe::app

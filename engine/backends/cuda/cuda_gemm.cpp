@@ -1,0 +1,142 @@
+// Row-major GEMM on cuBLAS / cuBLASLt. cuBLAS is column-major: a row-major (M, N) matrix is the
+// column-major (N, M) matrix of the same bytes, so C = op(A) op(B) is computed as C^T = op(B)^T op(A)^T,
+// i.e. the cuBLAS call takes B first, then A, with m = N and n = M.
+#include "engine/backends/cuda/cuda_backend_impl.h"
+
+#include "engine/core/errors.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+namespace lathe::cuda {
+
+struct GemmEngine::LtPlan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t layoutA = nullptr, layoutB = nullptr, layoutC = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+    bool haveAlgo = false;
+    ~LtPlan() {
+        if (layoutC) cublasLtMatrixLayoutDestroy(layoutC);
+        if (layoutB) cublasLtMatrixLayoutDestroy(layoutB);
+        if (layoutA) cublasLtMatrixLayoutDestroy(layoutA);
+        if (desc) cublasLtMatmulDescDestroy(desc);
+    }
+};
+
+namespace {
+
+cublasOperation_t opOf(Trans t) { return t == Trans::Yes ? CUBLAS_OP_T : CUBLAS_OP_N; }
+
+int checkedInt(std::int64_t v, const char* what) {
+    if (v < 0 || v > INT_MAX)
+        throw BackendError(std::string("cuda gemm: ") + what + " = " + std::to_string(v) +
+                           " does not fit cuBLAS's 32-bit sizes");
+    return static_cast<int>(v);
+}
+
+// Largest power of two (<= 256) dividing the address: cuBLASLt picks kernels by operand alignment,
+// and sliced tensors are not always 256-byte aligned.
+std::uint32_t alignmentOf(const void* p) {
+    const auto a = reinterpret_cast<std::uintptr_t>(p);
+    std::uint32_t al = 256;
+    while (al > 1 && (a % al) != 0) al >>= 1;
+    return al;
+}
+
+} // namespace
+
+GemmEngine::GemmEngine(std::shared_ptr<CudaContext> ctx, int ccMajor)
+    : m_ctx(std::move(ctx)),
+      // NVIDIA's guidance for cuBLASLt workspaces: 32 MiB on Hopper, 4 MiB before it.
+      m_ltWorkspaceBytes(ccMajor >= 9 ? (32u << 20) : (4u << 20)) {
+    const char* tf32 = std::getenv("LATHE_CUDA_ALLOW_TF32");
+    m_tf32 = tf32 && std::strcmp(tf32, "1") == 0;
+    DeviceGuard guard(m_ctx->index); // handles bind to the current device
+    LATHE_CUBLAS_CHECK(cublasCreate(&m_cublas));
+    LATHE_CUBLAS_CHECK(cublasSetStream(m_cublas, m_ctx->stream));
+    LATHE_CUBLAS_CHECK(cublasSetMathMode(m_cublas, m_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    LATHE_CUBLAS_CHECK(cublasLtCreate(&m_lt));
+}
+
+GemmEngine::~GemmEngine() {
+    m_plans.clear();
+    if (m_ltWorkspace) cudaFree(m_ltWorkspace);
+    if (m_lt) cublasLtDestroy(m_lt);
+    if (m_cublas) cublasDestroy(m_cublas);
+}
+
+void GemmEngine::run(DType dt, Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                     const void* a, std::int64_t lda, const void* b, std::int64_t ldb, float beta, void* c,
+                     std::int64_t ldc) {
+    if (m == 0 || n == 0) return;
+    if (dt == DType::F16 || dt == DType::BF16) {
+        runLt(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    if (dt != DType::F32) throw BackendError(std::string("cuda gemm: no GEMM for ") + dtypeName(dt));
+    // C^T (N, M) = op(B)^T (N, K) @ op(A)^T (K, M)
+    LATHE_CUBLAS_CHECK(cublasSgemm(m_cublas, opOf(tb), opOf(ta), checkedInt(n, "N"), checkedInt(m, "M"),
+                                   checkedInt(k, "K"), &alpha, static_cast<const float*>(b), checkedInt(ldb, "ldb"),
+                                   static_cast<const float*>(a), checkedInt(lda, "lda"), &beta,
+                                   static_cast<float*>(c), checkedInt(ldc, "ldc")));
+}
+
+void GemmEngine::runLt(DType dt, Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                       const void* a, std::int64_t lda, const void* b, std::int64_t ldb, float beta, void* c,
+                       std::int64_t ldc) {
+    const cudaDataType_t type = dt == DType::F16 ? CUDA_R_16F : CUDA_R_16BF;
+    const std::uint32_t align = std::min({alignmentOf(a), alignmentOf(b), alignmentOf(c)});
+    const PlanKey key{static_cast<int>(dt), static_cast<int>(ta), static_cast<int>(tb), m, n, k, lda, ldb, ldc,
+                      static_cast<int>(align)};
+    auto it = m_plans.find(key);
+    if (it == m_plans.end()) {
+        auto plan = std::make_unique<LtPlan>();
+        LATHE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+        // The Lt "A" operand is our B and the Lt "B" operand is our A (see the file comment).
+        const cublasOperation_t opA = opOf(tb), opB = opOf(ta);
+        LATHE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA));
+        LATHE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB));
+        // Column-major shapes as stored: B is (N, K) or, transposed, (K, N); A is (K, M) or (M, K).
+        const std::uint64_t aRows = tb == Trans::No ? n : k, aCols = tb == Trans::No ? k : n;
+        const std::uint64_t bRows = ta == Trans::No ? k : m, bCols = ta == Trans::No ? m : k;
+        LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutA, type, aRows, aCols, ldb));
+        LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutB, type, bRows, bCols, lda));
+        LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutC, type, n, m, ldc));
+
+        cublasLtMatmulPreference_t pref = nullptr;
+        LATHE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+        const std::uint64_t ws = m_ltWorkspaceBytes;
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+        for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                          CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+            cublasLtMatmulPreferenceSetAttribute(pref, attr, &align, sizeof align);
+        cublasLtMatmulHeuristicResult_t result{};
+        int found = 0;
+        const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(m_lt, plan->desc, plan->layoutA, plan->layoutB,
+                                                                 plan->layoutC, plan->layoutC, pref, 1, &result,
+                                                                 &found);
+        cublasLtMatmulPreferenceDestroy(pref);
+        if (st == CUBLAS_STATUS_SUCCESS && found > 0) {
+            plan->algo = result.algo;
+            plan->haveAlgo = true;
+        }
+        it = m_plans.emplace(key, std::move(plan)).first;
+    }
+    LtPlan& plan = *it->second;
+    if (!plan.haveAlgo) {
+        // No Lt kernel for this shape/alignment: cublasGemmEx with F32 accumulation computes the same.
+        LATHE_CUBLAS_CHECK(cublasGemmEx(m_cublas, opOf(tb), opOf(ta), checkedInt(n, "N"), checkedInt(m, "M"),
+                                        checkedInt(k, "K"), &alpha, b, type, checkedInt(ldb, "ldb"), a, type,
+                                        checkedInt(lda, "lda"), &beta, c, type, checkedInt(ldc, "ldc"),
+                                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        return;
+    }
+    if (!m_ltWorkspace) LATHE_CUDA_CHECK(cudaMalloc(&m_ltWorkspace, m_ltWorkspaceBytes));
+    LATHE_CUBLAS_CHECK(cublasLtMatmul(m_lt, plan.desc, &alpha, b, plan.layoutA, a, plan.layoutB, &beta, c,
+                                      plan.layoutC, c, plan.layoutC, &plan.algo, m_ltWorkspace, m_ltWorkspaceBytes,
+                                      m_ctx->stream));
+}
+
+} // namespace lathe::cuda

@@ -1,0 +1,95 @@
+// Private to the CUDA backend: the camelCase launchers of the .cu kernels, one block per op family.
+// Pointers are device pointers, every launch goes to `stream` and is followed by a last-error check.
+// Tensors are contiguous row-major; shapes are given in the comments.
+#pragma once
+
+#include "engine/backends/backend.h"
+#include "engine/core/dtype.h"
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace lathe::cuda {
+
+// ---- elementwise.cu (F32, F16, BF16; fill takes every plain dtype). n elements each.
+void launchFill(void* x, DType dt, std::int64_t n, float value, cudaStream_t stream);
+void launchAdd(const void* a, const void* b, void* out, DType dt, std::int64_t n, cudaStream_t stream);
+void launchMul(const void* a, const void* b, void* out, DType dt, std::int64_t n, cudaStream_t stream);
+void launchAxpy(float alpha, const void* x, void* y, DType dt, std::int64_t n, cudaStream_t stream);
+void launchScale(void* x, float s, DType dt, std::int64_t n, cudaStream_t stream);
+void launchRelu(const void* x, void* y, DType dt, std::int64_t n, cudaStream_t stream);
+void launchReluBackward(const void* x, const void* dy, void* dx, DType dt, std::int64_t n, cudaStream_t stream);
+void launchGelu(const void* x, void* y, DType dt, std::int64_t n, cudaStream_t stream);
+void launchGeluBackward(const void* x, const void* dy, void* dx, DType dt, std::int64_t n, cudaStream_t stream);
+void launchDropout(const void* x, void* y, void* mask, DType dt, std::int64_t n, float p, std::uint64_t seed,
+                   cudaStream_t stream);
+// x (outer, C, inner) += bias (C)
+void launchBiasAdd(void* x, const void* bias, DType dt, std::int64_t outer, std::int64_t channels,
+                   std::int64_t inner, cudaStream_t stream);
+
+// ---- convert.cu: dst = src between F32, F16, BF16, I32, I8, U8 (rounded, saturated like the host traits).
+void launchConvert(const void* src, DType srcDt, void* dst, DType dstDt, std::int64_t n, cudaStream_t stream);
+
+// ---- softmax.cu
+// x, y (N, C), row-wise.
+void launchSoftmax(const void* x, void* y, DType dt, std::int64_t rows, std::int64_t cols, cudaStream_t stream);
+// logits (N, C) F32, labels (N) I32 -> losses (N), dlogits (N, C). errorFlag (2 ints, preset to -1)
+// receives the first bad row and its label.
+void launchSoftmaxCrossEntropy(const float* logits, const std::int32_t* labels, float* losses, float* dlogits,
+                               std::int64_t rows, std::int64_t cols, float gradScale, int* errorFlag,
+                               cudaStream_t stream);
+
+// ---- reduce.cu
+// dbias (C) (+)= sum over outer and inner of dy (outer, C, inner)
+void launchBiasGrad(const void* dy, void* dbias, DType dt, std::int64_t outer, std::int64_t channels,
+                    std::int64_t inner, bool accumulate, cudaStream_t stream);
+// x (N, C) -> out (N) I32, index of the first maximum.
+void launchArgmaxRows(const void* x, DType dt, std::int32_t* out, std::int64_t rows, std::int64_t cols,
+                      cudaStream_t stream);
+
+// ---- conv.cu (F32). Columns are laid out (C*KH*KW, nb*OH*OW): image-major inside a row, so one
+// GEMM covers a whole chunk of nb images.
+// x (N, C, H, W), images [n0, n0 + nb) -> col (C*KH*KW, nb*OH*OW)
+void launchIm2col(const float* x, float* col, const Conv2dGeometry& g, std::int64_t n0, std::int64_t nb,
+                  cudaStream_t stream);
+// col (C*KH*KW, nb*OH*OW) -> dx (N, C, H, W) images [n0, n0 + nb), overwritten (gathered, no atomics)
+void launchCol2im(const float* col, float* dx, const Conv2dGeometry& g, std::int64_t n0, std::int64_t nb,
+                  cudaStream_t stream);
+// src (A, B, P) -> dst (B, A, P)
+void launchPermute012To102(const float* src, float* dst, std::int64_t a, std::int64_t b, std::int64_t p,
+                           cudaStream_t stream);
+
+// ---- pool.cu (F32)
+// x (N, C, H, W) -> y, argmax (N, C, OH, OW)
+void launchMaxPool2dForward(const float* x, float* y, std::int32_t* argmax, const Pool2dGeometry& g,
+                            cudaStream_t stream);
+// dy, argmax (N, C, OH, OW) -> dx (N, C, H, W) overwritten
+void launchMaxPool2dBackward(const float* dy, const std::int32_t* argmax, float* dx, const Pool2dGeometry& g,
+                             cudaStream_t stream);
+
+// ---- layernorm.cu (F32)
+// x (N, D), gamma, beta (D) -> y (N, D), mean, rstd (N)
+void launchLayerNormForward(const float* x, const float* gamma, const float* beta, float* y, float* mean,
+                            float* rstd, std::int64_t rows, std::int64_t dim, float eps, cudaStream_t stream);
+// dy, x (N, D) -> dx (N, D); dgamma, dbeta (D) (+)=
+void launchLayerNormBackward(const float* dy, const float* x, const float* gamma, const float* mean,
+                             const float* rstd, float* dx, float* dgamma, float* dbeta, std::int64_t rows,
+                             std::int64_t dim, bool accumulate, cudaStream_t stream);
+
+// ---- embedding.cu (F32 tables, I32 ids)
+// ids (N), table (V, D) -> y (N, D); errorFlag as for cross-entropy
+void launchEmbeddingForward(const std::int32_t* ids, const float* table, float* y, std::int64_t n,
+                            std::int64_t vocab, std::int64_t dim, int* errorFlag, cudaStream_t stream);
+// dtable (V, D) += scatter of dy (N, D) at ids (atomic adds; ids already validated by forward or here)
+void launchEmbeddingBackward(const std::int32_t* ids, const float* dy, float* dtable, std::int64_t n,
+                             std::int64_t vocab, std::int64_t dim, int* errorFlag, cudaStream_t stream);
+
+// ---- optim.cu (F32), PyTorch semantics
+void launchSgdStep(float* param, const float* grad, float* velocity, std::int64_t n, const SgdParams& p,
+                   bool firstStep, cudaStream_t stream);
+// biasCorrection1/2 = 1 - beta^step, computed on the host in double.
+void launchAdamStep(float* param, const float* grad, float* m, float* v, std::int64_t n, const AdamParams& p,
+                    float biasCorrection1, float biasCorrection2, cudaStream_t stream);
+
+} // namespace lathe::cuda

@@ -1,0 +1,395 @@
+// The Runner: one stored run per plan. Data is loaded once per experiment; a trained baseline is
+// cached as safetensors keyed by what determines its weights; steps run in order; the final
+// measurement writes the shared summary keys. Failures and cancels are stored, never dropped.
+#include "engine/experiment/runner.h"
+
+#include "engine/backends/registry.h"
+#include "engine/core/errors.h"
+#include "engine/io/model_io.h"
+#include "engine/measure/environment.h"
+#include "engine/measure/model_measure.h"
+#include "engine/measure/sha256.h"
+#include "engine/nn/zoo.h"
+#include "engine/strategies/builtin/builtin.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+
+namespace lathe {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// Samples go to the store (batched) and, when given, to the live sink (the GUI's ring).
+class TeeSink final : public MetricSink {
+public:
+    TeeSink(MetricSink& first, MetricSink* second) : m_first(first), m_second(second) {}
+    void push(const MetricSample& s) override {
+        m_first.push(s);
+        if (m_second) m_second->push(s);
+    }
+    void flush() override {
+        m_first.flush();
+        if (m_second) m_second->flush();
+    }
+
+private:
+    MetricSink& m_first;
+    MetricSink* m_second;
+};
+
+std::string defaultCacheDir() {
+    if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::string(xdg) + "/lathe/baselines";
+    if (const char* home = std::getenv("HOME"); home && *home) return std::string(home) + "/.cache/lathe/baselines";
+    return "/tmp/lathe-cache/baselines";
+}
+
+std::string strategyChain(const ExperimentSpec& spec) {
+    std::string chain;
+    auto add = [&](const std::string& s) { chain += (chain.empty() ? "" : " > ") + s; };
+    if (spec.baseline.train) add("train");
+    else if (!spec.baseline.modelPath.empty() || !spec.model.path.empty()) add("baseline");
+    for (const auto& s : spec.steps)
+        if (s.enabled) add(s.strategy);
+    return chain.empty() ? "measure" : chain;
+}
+
+// "steps[0].params.sparsity=0.5, seed=1" -> "sparsity=0.5, seed=1" (the last path segment).
+std::string shortLabel(const std::string& label) {
+    std::string out, part;
+    auto flush = [&] {
+        const auto eq = part.find('=');
+        std::string path = part.substr(0, eq);
+        const auto dot = path.rfind('.');
+        if (dot != std::string::npos) path = path.substr(dot + 1);
+        out += (out.empty() ? "" : ", ") + path + (eq == std::string::npos ? "" : part.substr(eq));
+        part.clear();
+    };
+    for (std::size_t i = 0; i < label.size(); ++i) {
+        if (label.compare(i, 2, ", ") == 0) {
+            flush();
+            ++i;
+        } else {
+            part += label[i];
+        }
+    }
+    if (!part.empty()) flush();
+    return out;
+}
+
+std::vector<std::string> datasetFiles(const DatasetSplits& d) {
+    std::vector<std::string> files = d.train.sourceFiles;
+    files.insert(files.end(), d.test.sourceFiles.begin(), d.test.sourceFiles.end());
+    return files;
+}
+
+class PlanExecution {
+public:
+    PlanExecution(const RunPlan& plan, Backend& backend, const DatasetSplits& data, MetricSink& sink,
+                  std::int64_t runId, const RunnerEvents& events, const std::atomic<bool>& cancel,
+                  const std::string& cacheDir, std::function<void(double, const std::string&)> progress)
+        : m_plan(plan), m_spec(plan.spec), m_backend(backend), m_data(data), m_sink(sink), m_runId(runId),
+          m_events(events), m_cancel(cancel), m_cacheDir(cacheDir), m_progress(std::move(progress)) {}
+
+    // Runs baseline, steps and measurement; returns the summary and the per-layer stats.
+    std::map<std::string, double> execute(std::vector<LayerStat>& layerStats) {
+        m_runStartMs = steadyNowMs();
+        const Dataset& split = m_spec.dataset.split == "train" ? m_data.train : m_data.test;
+        m_eval = split.head(m_spec.dataset.limit);
+        int enabledSteps = 0;
+        for (const auto& s : m_spec.steps) enabledSteps += s.enabled ? 1 : 0;
+        m_phases = 2 + enabledSteps;
+
+        prepareBaseline();
+        checkCancel();
+        const double baselineBytes = static_cast<double>(m_model->parameterBytes());
+        m_summary["baseline_model_bytes"] = baselineBytes;
+        if (m_spec.measure.accuracy) {
+            const EvalResult base = evaluate(*m_model, m_backend, m_eval, 256, &m_cancel);
+            m_summary["baseline_accuracy"] = base.accuracy;
+            log(LogLevel::Info, "baseline accuracy " + std::to_string(base.accuracy) + " on " +
+                                    std::to_string(base.count) + " samples of " + m_eval.name);
+        }
+
+        int phase = 1;
+        for (std::size_t i = 0; i < m_spec.steps.size(); ++i) {
+            const StepSpec& step = m_spec.steps[i];
+            if (!step.enabled) {
+                log(LogLevel::Info, "step " + std::to_string(i) + " (" + step.strategy + ") is disabled");
+                continue;
+            }
+            checkCancel();
+            log(LogLevel::Info, "step " + std::to_string(i) + ": " + step.strategy);
+            auto strategy = StrategyRegistry::instance().create(step.strategy, step.params);
+            StepContext ctx = context(phase, step.strategy);
+            ctx.stepIndex = static_cast<int>(i);
+            strategy->apply(ctx);
+            ++phase;
+        }
+        checkCancel();
+
+        MeasureRequest req;
+        req.batchSizes = m_spec.measure.batchSizes;
+        req.warmup = m_spec.measure.warmup;
+        req.repeats = m_spec.measure.repeats;
+        req.rotateBatches = m_spec.measure.rotateBatches;
+        req.accuracy = m_spec.measure.accuracy;
+        req.noisyCv = m_spec.measure.noisyCv;
+        req.seed = m_spec.seed;
+        const MeasureOutcome out = measureModel(
+            MeasureTarget{*m_model, m_backend, m_eval, m_sink, m_runId, m_runStartMs, &m_cancel,
+                          [this, phase](double f, const std::string& what) { report(phase, f, "measure: " + what); }},
+            req);
+        for (const auto& [k, v] : out.summary) m_summary[k] = v;
+        if (out.noisy)
+            log(LogLevel::Warning, "latency CV above " + std::to_string(req.noisyCv) +
+                                       ": the latency figures of this run are noisy");
+        if (req.accuracy && m_summary.count("baseline_accuracy"))
+            m_summary["accuracy_delta"] = m_summary["accuracy"] - m_summary["baseline_accuracy"];
+        if (m_summary["model_bytes"] > 0) m_summary["compression_ratio"] = baselineBytes / m_summary["model_bytes"];
+
+        // Per-class recall and the confusion matrix (row: true class, "predicted/<j>": count).
+        if (req.accuracy) {
+            const EvalResult& e = out.eval;
+            for (int c = 0; c < e.numClasses; ++c) {
+                const std::string layer = "class/" + std::to_string(c);
+                if (static_cast<std::size_t>(c) < e.perClassAccuracy.size())
+                    layerStats.push_back({layer, "recall", e.perClassAccuracy[static_cast<std::size_t>(c)]});
+                for (int p = 0; p < e.numClasses; ++p) {
+                    const std::size_t at = static_cast<std::size_t>(c) * static_cast<std::size_t>(e.numClasses) +
+                                           static_cast<std::size_t>(p);
+                    if (at < e.confusion.size())
+                        layerStats.push_back({layer, "predicted/" + std::to_string(p),
+                                              static_cast<double>(e.confusion[at])});
+                }
+            }
+        }
+        for (const auto& np : m_model->namedParameters()) {
+            layerStats.push_back({np.name, "params", static_cast<double>(np.param->value.numel())});
+            layerStats.push_back({np.name, "bytes", static_cast<double>(np.param->value.bytes())});
+        }
+        return m_summary;
+    }
+
+private:
+    void log(LogLevel level, const std::string& msg) const {
+        if (m_events.log) m_events.log(level, msg);
+    }
+    void checkCancel() const {
+        if (m_cancel.load(std::memory_order_relaxed)) throw CancelledError();
+    }
+    void report(int phase, double f, const std::string& what) const {
+        if (m_progress) m_progress((phase + std::clamp(f, 0.0, 1.0)) / m_phases, what);
+    }
+
+    StepContext context(int phase, const std::string& what) {
+        StepContext ctx{*m_model,
+                        m_backend,
+                        m_data,
+                        m_sink,
+                        m_runId,
+                        m_spec.seed,
+                        &m_cancel,
+                        m_events.log,
+                        m_runStartMs,
+                        m_summary,
+                        m_notes,
+                        [this, phase, what](double f, const std::string& w) {
+                            report(phase, f, w.empty() || w == what ? what : what + ": " + w);
+                        }};
+        ctx.evaluation = &m_eval;
+        ctx.trainStep = &m_trainStep;
+        ctx.trainEpoch = &m_trainEpoch;
+        return ctx;
+    }
+
+    void prepareBaseline() {
+        const BaselineSpec& b = m_spec.baseline;
+        std::string initHash;
+        if (!b.modelPath.empty()) {
+            m_model = loadModel(b.modelPath);
+            m_model->to(m_backend);
+            if (!m_spec.model.zoo.empty() && m_model->name() != m_spec.model.zoo)
+                log(LogLevel::Warning, "baseline model " + b.modelPath + " is \"" + m_model->name() +
+                                           "\", the experiment names \"" + m_spec.model.zoo + "\"");
+            log(LogLevel::Info, "baseline loaded from " + b.modelPath);
+        } else if (!m_spec.model.path.empty()) {
+            m_model = loadModel(m_spec.model.path, m_spec.model.architecturePath);
+            m_model->to(m_backend);
+            initHash = sha256File(m_spec.model.path);
+            log(LogLevel::Info, "model loaded from " + m_spec.model.path);
+        } else {
+            m_model = Model::fromArchitecture(zooArchitecture(m_spec.model.zoo));
+            m_model->initialize(m_backend, m_spec.seed);
+            m_model->to(m_backend);
+        }
+        if (!b.train) {
+            if (b.modelPath.empty() && m_spec.model.path.empty())
+                log(LogLevel::Warning, "no baseline.train or baseline.model: measuring untrained weights");
+            return;
+        }
+
+        // The cache key holds everything that determines the trained weights.
+        json identity{{"format", 1},
+                      {"architecture", m_model->architecture()},
+                      {"init", initHash},
+                      {"dataset", {{"name", m_spec.dataset.name}, {"files", json::array()}}},
+                      {"train", b.trainJson},
+                      {"seed", m_spec.seed},
+                      {"device_kind", m_backend.device().kind == DeviceKind::Cpu ? "cpu" : "cuda"}};
+        for (const auto& f : datasetFiles(m_data)) identity["dataset"]["files"].push_back(sha256File(f));
+        const std::string key = sha256Hex(identity.dump());
+        const fs::path file = fs::path(m_cacheDir) / (key + ".safetensors");
+        std::error_code ec;
+        if (fs::is_regular_file(file, ec)) {
+            m_model = loadModel(file.string());
+            m_model->to(m_backend);
+            m_summary["baseline_cached"] = 1;
+            log(LogLevel::Info, "baseline from cache (" + file.string() + ")");
+            report(0, 1.0, "baseline from cache");
+            return;
+        }
+        log(LogLevel::Info, "training the baseline (" + b.trainJson.dump() + ")");
+        StepContext ctx = context(0, "baseline");
+        runTrainingPhase(ctx, *b.train, "baseline");
+        m_summary["baseline_cached"] = 0;
+        fs::create_directories(m_cacheDir, ec);
+        if (ec) {
+            log(LogLevel::Warning, "cannot create the baseline cache " + m_cacheDir + ": " + ec.message());
+            return;
+        }
+        try {
+            saveModel(*m_model, file.string());
+            log(LogLevel::Info, "baseline cached as " + file.string());
+        } catch (const std::exception& e) {
+            log(LogLevel::Warning, std::string("baseline not cached: ") + e.what());
+        }
+    }
+
+    const RunPlan& m_plan;
+    const ExperimentSpec& m_spec;
+    Backend& m_backend;
+    const DatasetSplits& m_data;
+    MetricSink& m_sink;
+    std::int64_t m_runId;
+    const RunnerEvents& m_events;
+    const std::atomic<bool>& m_cancel;
+    std::string m_cacheDir;
+    std::function<void(double, const std::string&)> m_progress;
+
+    Dataset m_eval;
+    std::unique_ptr<Model> m_model;
+    std::map<std::string, double> m_summary;
+    std::map<std::string, std::string> m_notes;
+    std::int64_t m_trainStep = 0, m_trainEpoch = 0;
+    double m_runStartMs = 0;
+    int m_phases = 2;
+};
+
+} // namespace
+
+Runner::Runner(RunStore& store, RunnerOptions options) : m_store(store), m_options(std::move(options)) {
+    if (m_options.cacheDir.empty()) m_options.cacheDir = defaultCacheDir();
+}
+
+std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::json& doc, const RunnerEvents& events,
+                                    const std::atomic<bool>& cancel) {
+    const std::vector<RunPlan> plans = expandSweep(spec, doc); // throws ConfigError before anything is stored
+    const std::int64_t experimentId = m_store.addExperiment(spec.name, doc.dump());
+    std::map<std::string, std::shared_ptr<DatasetSplits>> datasets; // loaded once per experiment
+    const double startMs = steadyNowMs();
+    std::vector<RunOutcome> outcomes;
+    auto log = [&](LogLevel level, const std::string& msg) {
+        if (events.log) events.log(level, msg);
+    };
+
+    for (const RunPlan& plan : plans) {
+        if (cancel.load()) break;
+        const ExperimentSpec& ps = plan.spec;
+        const std::string deviceName = m_options.deviceOverride.empty() ? ps.device : m_options.deviceOverride;
+
+        // Choose the backend and load the data before creating the run so that its environment
+        // record is complete; a failure here is still stored as a failed run.
+        std::shared_ptr<Backend> backend;
+        std::shared_ptr<DatasetSplits> data;
+        std::exception_ptr prepFailure;
+        try {
+            backend = backendFor(deviceName);
+            auto& slot = datasets[ps.dataset.name];
+            if (!slot) {
+                log(LogLevel::Info, "loading dataset " + ps.dataset.name);
+                slot = std::make_shared<DatasetSplits>(loadDataset(ps.dataset.name));
+            }
+            data = slot;
+        } catch (...) {
+            prepFailure = std::current_exception();
+        }
+        json env = captureEnvironment(backend.get(), ps.seed, data ? datasetFiles(*data) : std::vector<std::string>{});
+        env["plan"] = {{"index", plan.index}, {"total", plan.total}, {"label", plan.label}};
+
+        NewRun nr;
+        nr.experimentId = experimentId;
+        nr.name = ps.name + (plan.label.empty() ? "" : " [" + shortLabel(plan.label) + "]");
+        nr.model = !ps.model.zoo.empty() ? ps.model.zoo : ps.model.path;
+        nr.dataset = ps.dataset.name + "/" + ps.dataset.split +
+                     (ps.dataset.limit > 0 ? " (first " + std::to_string(ps.dataset.limit) + ")" : "");
+        nr.device = backend ? backend->name() : deviceName;
+        nr.strategyChain = strategyChain(ps);
+        nr.tags = ps.tags;
+        nr.configJson = plan.resolved.dump();
+        nr.environmentJson = env.dump();
+
+        RunOutcome outcome;
+        outcome.runId = m_store.createRun(nr);
+        m_store.startRun(outcome.runId);
+        if (events.runStarted) events.runStarted(outcome.runId, plan);
+        log(LogLevel::Info, "run " + std::to_string(outcome.runId) + " (" + std::to_string(plan.index + 1) + "/" +
+                                std::to_string(plan.total) + "): " + nr.name + " on " + nr.device);
+
+        std::vector<LayerStat> layerStats;
+        {
+            StoreSampleWriter writer(m_store);
+            TeeSink sink(writer, events.liveSink);
+            try {
+                if (prepFailure) std::rethrow_exception(prepFailure);
+                auto progress = [&](double within, const std::string& what) {
+                    if (!events.progress) return;
+                    const double fraction = (plan.index + within) / static_cast<double>(plan.total);
+                    const double elapsedS = (steadyNowMs() - startMs) / 1000.0;
+                    const double eta = fraction > 0.01 ? elapsedS / fraction * (1.0 - fraction) : -1.0;
+                    events.progress(fraction, what, eta);
+                };
+                PlanExecution exec(plan, *backend, *data, sink, outcome.runId, events, cancel, m_options.cacheDir,
+                                   progress);
+                outcome.summary = exec.execute(layerStats);
+                outcome.status = run_status::kDone;
+            } catch (const CancelledError&) {
+                outcome.status = run_status::kCancelled;
+                outcome.error = "cancelled";
+            } catch (const std::exception& e) {
+                outcome.status = run_status::kFailed;
+                outcome.error = e.what();
+            }
+            try {
+                sink.flush();
+            } catch (const std::exception& e) {
+                log(LogLevel::Warning, std::string("samples not stored: ") + e.what());
+            }
+        }
+        if (outcome.status == run_status::kDone) {
+            m_store.setSummary(outcome.runId, outcome.summary);
+            if (!layerStats.empty()) m_store.addLayerStats(outcome.runId, layerStats);
+        } else if (outcome.status == run_status::kFailed) {
+            log(LogLevel::Error, "run " + std::to_string(outcome.runId) + " failed: " + outcome.error);
+        }
+        m_store.finishRun(outcome.runId, outcome.status, outcome.error);
+        if (events.runFinished) events.runFinished(outcome);
+        outcomes.push_back(outcome);
+        if (outcome.status == run_status::kCancelled) break;
+    }
+    return outcomes;
+}
+
+} // namespace lathe

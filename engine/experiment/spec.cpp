@@ -1,0 +1,875 @@
+// Experiment files: JSON -> ExperimentSpec with every problem reported at its JSON pointer.
+// Parameter types, ranges and defaults come from the strategy schemas; the fixed sections (dataset,
+// measure) are described with the same ParamField records so their messages read alike.
+#include "engine/experiment/spec.h"
+
+#include "engine/core/errors.h"
+#include "engine/data/dataset.h"
+#include "engine/nn/zoo.h"
+#include "engine/strategies/builtin/builtin.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace lathe {
+namespace {
+
+using json = nlohmann::json;
+using Issues = std::vector<ValidationIssue>;
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------- wording
+
+std::string describe(const json& v) {
+    std::string s = v.dump();
+    if (s.size() > 60) s = s.substr(0, 57) + "...";
+    return s;
+}
+
+std::string formatNumber(double v) {
+    char buf[40];
+    std::snprintf(buf, sizeof(buf), "%.15g", v);
+    return buf;
+}
+
+bool isUnbounded(double v) { return std::abs(v) >= 1e299; }
+
+std::string rangeText(const ParamField& f) {
+    const bool hasMin = !isUnbounded(f.min), hasMax = !isUnbounded(f.max);
+    if (hasMin && hasMax)
+        return std::string(" in ") + (f.minExclusive ? "(" : "[") + formatNumber(f.min) + ", " + formatNumber(f.max) +
+               (f.maxExclusive ? ")" : "]");
+    if (hasMin) return (f.minExclusive ? " > " : " >= ") + formatNumber(f.min);
+    if (hasMax) return (f.maxExclusive ? " < " : " <= ") + formatNumber(f.max);
+    return "";
+}
+
+std::string quotedList(const std::vector<std::string>& items) {
+    std::string s;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i) s += i + 1 == items.size() ? " or " : ", ";
+        s += "\"" + items[i] + "\"";
+    }
+    return s;
+}
+
+std::string plainList(const std::vector<std::string>& items) {
+    std::string s;
+    for (const auto& i : items) s += (s.empty() ? "" : ", ") + i;
+    return s;
+}
+
+std::string expectation(const ParamField& f) {
+    switch (f.type) {
+    case ParamType::Number: return "a number" + rangeText(f);
+    case ParamType::Integer: return "an integer" + rangeText(f);
+    case ParamType::Boolean: return "true or false";
+    case ParamType::String: return "a string";
+    case ParamType::Choice: return "one of " + quotedList(f.choices);
+    case ParamType::IntegerList: return "a non-empty list of integers" + rangeText(f);
+    }
+    return "a value";
+}
+
+std::string escapePointerToken(const std::string& key) {
+    std::string out;
+    for (char c : key) {
+        if (c == '~') out += "~0";
+        else if (c == '/') out += "~1";
+        else out += c;
+    }
+    return out;
+}
+
+std::string child(const std::string& pointer, const std::string& key) {
+    return pointer + "/" + escapePointerToken(key);
+}
+std::string child(const std::string& pointer, std::size_t index) { return pointer + "/" + std::to_string(index); }
+
+int editDistance(const std::string& a, const std::string& b) {
+    // Optimal string alignment distance (Levenshtein plus adjacent transpositions), case-insensitive.
+    const std::size_t n = a.size(), m = b.size();
+    std::vector<std::vector<int>> d(n + 1, std::vector<int>(m + 1));
+    for (std::size_t i = 0; i <= n; ++i) d[i][0] = static_cast<int>(i);
+    for (std::size_t j = 0; j <= m; ++j) d[0][j] = static_cast<int>(j);
+    auto lower = [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); };
+    for (std::size_t i = 1; i <= n; ++i)
+        for (std::size_t j = 1; j <= m; ++j) {
+            const int cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+            if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) && lower(a[i - 2]) == lower(b[j - 1]))
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    return d[n][m];
+}
+
+std::string unknownNameMessage(const std::string& what, const std::string& name,
+                               const std::vector<std::string>& known, const std::string& extraKnown = {}) {
+    std::string msg = "unknown " + what + " \"" + name + "\"";
+    const std::string best = closestMatch(name, known);
+    if (!best.empty()) return msg + " (did you mean \"" + best + "\"?)";
+    std::string list = plainList(known);
+    if (!extraKnown.empty()) list += (list.empty() ? "" : ", ") + extraKnown;
+    return msg + " (known: " + list + ")";
+}
+
+// ---------------------------------------------------------------- values against fields
+
+bool asInteger(const json& v, std::int64_t& out) {
+    if (v.is_number_integer()) {
+        if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) return false;
+        out = v.get<std::int64_t>();
+        return true;
+    }
+    if (v.is_number_float()) {
+        const double d = v.get<double>();
+        if (std::isfinite(d) && d == std::floor(d) && std::abs(d) < 9.0e18) {
+            out = static_cast<std::int64_t>(d);
+            return true;
+        }
+    }
+    return false;
+}
+
+bool inRange(const ParamField& f, double v) {
+    if (!isUnbounded(f.min) && (f.minExclusive ? v <= f.min : v < f.min)) return false;
+    if (!isUnbounded(f.max) && (f.maxExclusive ? v >= f.max : v > f.max)) return false;
+    return true;
+}
+
+// Checks one value; on success stores it in `out` and returns "", else the message.
+std::string checkValue(const ParamField& f, const json& v, ParamValue& out) {
+    const std::string expected = "expected " + expectation(f) + ", got " + describe(v);
+    switch (f.type) {
+    case ParamType::Number: {
+        if (!v.is_number()) return expected;
+        const double d = v.get<double>();
+        if (!std::isfinite(d) || !inRange(f, d)) return expected;
+        out = d;
+        return {};
+    }
+    case ParamType::Integer: {
+        std::int64_t i = 0;
+        if (!asInteger(v, i) || !inRange(f, static_cast<double>(i))) return expected;
+        out = i;
+        return {};
+    }
+    case ParamType::Boolean:
+        if (!v.is_boolean()) return expected;
+        out = v.get<bool>();
+        return {};
+    case ParamType::String:
+        if (!v.is_string()) return expected;
+        out = v.get<std::string>();
+        return {};
+    case ParamType::Choice: {
+        if (!v.is_string()) return expected;
+        const auto s = v.get<std::string>();
+        if (std::find(f.choices.begin(), f.choices.end(), s) == f.choices.end()) {
+            const auto best = closestMatch(s, f.choices);
+            return expected + (best.empty() ? "" : " (did you mean \"" + best + "\"?)");
+        }
+        out = s;
+        return {};
+    }
+    case ParamType::IntegerList: {
+        if (!v.is_array() || v.empty()) return expected;
+        std::vector<std::int64_t> list;
+        for (const auto& e : v) {
+            std::int64_t i = 0;
+            if (!asInteger(e, i) || !inRange(f, static_cast<double>(i))) return expected;
+            list.push_back(i);
+        }
+        out = std::move(list);
+        return {};
+    }
+    }
+    return expected;
+}
+
+json valueToJson(const ParamValue& v) {
+    return std::visit([](const auto& x) { return json(x); }, v);
+}
+
+void checkUnknownKeys(const json& obj, const std::string& pointer, const std::vector<std::string>& known,
+                      Issues& issues) {
+    for (const auto& [key, value] : obj.items()) {
+        if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+        issues.push_back({child(pointer, key), unknownNameMessage("key", key, known)});
+    }
+}
+
+// Validates obj against fields (unknown keys included unless listed in extraKeys); fills defaults.
+void checkFields(const std::vector<ParamField>& fields, const json& obj, const std::string& pointer, Issues& issues,
+                 json* filled, ParamValues* values, const std::vector<std::string>& extraKeys = {}) {
+    std::vector<std::string> known = extraKeys;
+    for (const auto& f : fields) known.push_back(f.name);
+    checkUnknownKeys(obj, pointer, known, issues);
+    json out = json::object();
+    for (const auto& f : fields) {
+        json v;
+        if (obj.contains(f.name)) {
+            v = obj.at(f.name);
+        } else if (f.defaultJson.empty()) {
+            issues.push_back({pointer, "missing required key \"" + f.name + "\" (" + expectation(f) + ")"});
+            continue;
+        } else {
+            v = json::parse(f.defaultJson);
+        }
+        ParamValue pv;
+        const std::string problem = checkValue(f, v, pv);
+        if (!problem.empty()) {
+            issues.push_back({obj.contains(f.name) ? child(pointer, f.name) : pointer,
+                              obj.contains(f.name) ? problem : "default of \"" + f.name + "\" is invalid: " + problem});
+            continue;
+        }
+        out[f.name] = valueToJson(pv);
+        if (values) values->set(f.name, std::move(pv));
+    }
+    if (filled) *filled = std::move(out);
+}
+
+ParamField makeField(const char* name, ParamType type, double min, double max, const char* def,
+                     std::vector<std::string> choices = {}) {
+    ParamField f;
+    f.name = name;
+    f.type = type;
+    f.min = min;
+    f.max = max;
+    f.defaultJson = def;
+    f.choices = std::move(choices);
+    return f;
+}
+
+const std::vector<ParamField>& datasetFields() {
+    static const std::vector<ParamField> f{
+        makeField("split", ParamType::Choice, 0, 0, "\"test\"", {"test", "train"}),
+        makeField("limit", ParamType::Integer, 0, 1e12, "0"),
+    };
+    return f;
+}
+
+const std::vector<ParamField>& measureFields() {
+    static const std::vector<ParamField> f = [] {
+        std::vector<ParamField> v{
+            makeField("batch_sizes", ParamType::IntegerList, 1, 65536, "[1, 64, 256]"),
+            makeField("warmup", ParamType::Integer, 0, 1e6, "20"),
+            makeField("repeats", ParamType::Integer, 1, 1e7, "200"),
+            makeField("rotate_batches", ParamType::Integer, 1, 1024, "4"),
+            makeField("accuracy", ParamType::Boolean, 0, 0, "true"),
+            makeField("noisy_cv", ParamType::Number, 0, 10, "0.1"),
+        };
+        v.back().minExclusive = true;
+        return v;
+    }();
+    return f;
+}
+
+const std::vector<std::string> kTopKeys{"name", "description", "model", "dataset", "device", "baseline",
+                                        "steps", "measure", "sweep", "seed", "tags", "notes"};
+
+constexpr std::size_t kMaxPlans = 10000;
+
+// ---------------------------------------------------------------- sweep paths
+
+struct PathSegment {
+    std::string key;  // object key (empty for a bare [i] after another index)
+    std::optional<std::size_t> index;
+};
+
+// "steps[0].params.sparsity" -> {steps,[0]} {params} {sparsity}. Returns false on bad syntax.
+bool parseSweepPath(const std::string& path, std::vector<PathSegment>& out) {
+    out.clear();
+    std::size_t i = 0;
+    const std::size_t n = path.size();
+    if (n == 0) return false;
+    while (i < n) {
+        PathSegment seg;
+        while (i < n && path[i] != '.' && path[i] != '[') seg.key += path[i++];
+        if (seg.key.empty()) return false;
+        out.push_back(seg);
+        while (i < n && path[i] == '[') {
+            const std::size_t close = path.find(']', i);
+            if (close == std::string::npos || close == i + 1) return false;
+            const std::string digits = path.substr(i + 1, close - i - 1);
+            if (!std::all_of(digits.begin(), digits.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) ||
+                digits.size() > 9)
+                return false;
+            out.push_back({"", static_cast<std::size_t>(std::stoul(digits))});
+            i = close + 1;
+        }
+        if (i < n) {
+            if (path[i] != '.') return false;
+            ++i;
+            if (i == n) return false;
+        }
+    }
+    return true;
+}
+
+std::string segmentsText(const std::vector<PathSegment>& segs, std::size_t count) {
+    std::string s;
+    for (std::size_t k = 0; k < count; ++k) {
+        if (segs[k].index) {
+            s += '[';
+            s += std::to_string(*segs[k].index);
+            s += ']';
+        } else {
+            if (!s.empty()) s += '.';
+            s += segs[k].key;
+        }
+    }
+    return s;
+}
+
+// Sets value at path in doc; intermediate objects are created, arrays must already hold the index.
+// Returns "" or what is wrong; pointer receives the JSON pointer of the target.
+std::string setAtPath(json& doc, const std::vector<PathSegment>& segs, const json& value, std::string& pointer) {
+    json* node = &doc;
+    pointer.clear();
+    for (std::size_t k = 0; k < segs.size(); ++k) {
+        const bool last = k + 1 == segs.size();
+        if (segs[k].index) {
+            const std::size_t idx = *segs[k].index;
+            if (!node->is_array())
+                return segmentsText(segs, k) + " is not a list";
+            if (idx >= node->size())
+                return segmentsText(segs, k + 1) + " does not exist (" + segmentsText(segs, k) + " has " +
+                       std::to_string(node->size()) + (node->size() == 1 ? " element)" : " elements)");
+            pointer = child(pointer, idx);
+            node = &(*node)[idx];
+        } else {
+            if (!node->is_object())
+                return (k == 0 ? std::string("the document") : segmentsText(segs, k)) + " is not an object";
+            if (k == 0 && segs[k].key == "sweep") return "the sweep cannot sweep itself";
+            pointer = child(pointer, segs[k].key);
+            if (!node->contains(segs[k].key)) {
+                if (!last && segs[k + 1].index)
+                    return segmentsText(segs, k + 1) + " does not exist (no \"" + segs[k].key + "\")";
+                (*node)[segs[k].key] = last ? value : json::object();
+            }
+            node = &(*node)[segs[k].key];
+        }
+        if (last) *node = value;
+    }
+    return {};
+}
+
+// ---------------------------------------------------------------- the document
+
+struct ParseOptions {
+    std::string baseDir;   // relative paths resolve against this folder
+    bool checkFiles = false;
+};
+
+std::string resolvePath(const ParseOptions& opt, const std::string& p) {
+    if (p.empty() || fs::path(p).is_absolute() || opt.baseDir.empty()) return p;
+    return (fs::path(opt.baseDir) / p).lexically_normal().string();
+}
+
+void checkFile(const ParseOptions& opt, const std::string& pointer, const std::string& resolved, Issues& issues) {
+    if (!opt.checkFiles) return;
+    std::error_code ec;
+    if (!fs::is_regular_file(resolved, ec)) issues.push_back({pointer, "file \"" + resolved + "\" does not exist"});
+}
+
+bool getString(const json& obj, const std::string& key, const std::string& pointer, Issues& issues, std::string& out,
+               bool nonEmpty = true) {
+    if (!obj.contains(key)) return false;
+    const json& v = obj.at(key);
+    if (!v.is_string() || (nonEmpty && v.get<std::string>().empty())) {
+        issues.push_back({child(pointer, key), std::string("expected ") + (nonEmpty ? "a non-empty string" : "a string") +
+                                                   ", got " + describe(v)});
+        return false;
+    }
+    out = v.get<std::string>();
+    return true;
+}
+
+bool requireObject(const json& v, const std::string& pointer, Issues& issues) {
+    if (v.is_object()) return true;
+    issues.push_back({pointer, "expected an object, got " + describe(v)});
+    return false;
+}
+
+void parseModel(const json& m, const std::string& ptr, const ParseOptions& opt, Issues& issues, ModelSpec& out) {
+    if (!requireObject(m, ptr, issues)) return;
+    checkUnknownKeys(m, ptr, {"zoo", "path", "architecture"}, issues);
+    const bool hasZoo = getString(m, "zoo", ptr, issues, out.zoo);
+    const bool hasPath = getString(m, "path", ptr, issues, out.path);
+    getString(m, "architecture", ptr, issues, out.architecturePath);
+    if (m.contains("zoo") && m.contains("path")) {
+        issues.push_back({ptr, "give either \"zoo\" (a model zoo name) or \"path\" (a .safetensors file), not both"});
+        return;
+    }
+    if (!m.contains("zoo") && !m.contains("path")) {
+        issues.push_back({ptr, "missing required key \"zoo\" (a model zoo name) or \"path\" (a .safetensors file)"});
+        return;
+    }
+    if (hasZoo) {
+        const auto names = zooNames();
+        if (std::find(names.begin(), names.end(), out.zoo) == names.end())
+            issues.push_back({child(ptr, "zoo"), unknownNameMessage("model", out.zoo, names)});
+        if (m.contains("architecture"))
+            issues.push_back({child(ptr, "architecture"), "\"architecture\" goes with \"path\", not with \"zoo\""});
+    }
+    if (hasPath) {
+        out.path = resolvePath(opt, out.path);
+        checkFile(opt, child(ptr, "path"), out.path, issues);
+    }
+    if (!out.architecturePath.empty()) {
+        out.architecturePath = resolvePath(opt, out.architecturePath);
+        checkFile(opt, child(ptr, "architecture"), out.architecturePath, issues);
+    }
+}
+
+void parseDataset(const json& d, const std::string& ptr, const ParseOptions& opt, Issues& issues, DatasetSpec& out) {
+    if (!requireObject(d, ptr, issues)) return;
+    ParamValues v;
+    checkFields(datasetFields(), d, ptr, issues, nullptr, &v, {"name"});
+    if (v.has("split")) out.split = v.string("split");
+    if (v.has("limit")) out.limit = v.integer("limit");
+    if (!getString(d, "name", ptr, issues, out.name)) return;
+    const auto names = datasetNames();
+    if (std::find(names.begin(), names.end(), out.name) != names.end()) return;
+    const bool looksLikePath = out.name.find('/') != std::string::npos || out.name.rfind('.', 0) == 0;
+    if (!looksLikePath) {
+        issues.push_back({child(ptr, "name"),
+                          unknownNameMessage("dataset", out.name, names, "or a folder such as \"./data\"")});
+        return;
+    }
+    out.name = resolvePath(opt, out.name);
+    std::error_code ec;
+    if (opt.checkFiles && !fs::is_directory(out.name, ec))
+        issues.push_back({child(ptr, "name"), "dataset folder \"" + out.name + "\" does not exist"});
+}
+
+void parseBaseline(const json& b, const std::string& ptr, const ParseOptions& opt, std::uint64_t seed, Issues& issues,
+                   BaselineSpec& out) {
+    if (!requireObject(b, ptr, issues)) return;
+    checkUnknownKeys(b, ptr, {"train", "model"}, issues);
+    if (b.contains("train") && b.contains("model")) {
+        issues.push_back({ptr, "give either \"train\" (train a baseline) or \"model\" (a saved model), not both"});
+        return;
+    }
+    if (b.contains("train")) {
+        const std::string tp = child(ptr, "train");
+        if (!requireObject(b.at("train"), tp, issues)) return;
+        const StrategySchema* schema = StrategyRegistry::instance().find("train");
+        if (!schema) {
+            issues.push_back({tp, "the \"train\" strategy is not registered"});
+            return;
+        }
+        ParamValues values;
+        const std::size_t before = issues.size();
+        auto found = validateParams(*schema, b.at("train"), tp, &out.trainJson, &values);
+        issues.insert(issues.end(), found.begin(), found.end());
+        if (issues.size() == before) {
+            out.train = trainParamsFrom(values, seed);
+        }
+    }
+    if (getString(b, "model", ptr, issues, out.modelPath)) {
+        out.modelPath = resolvePath(opt, out.modelPath);
+        checkFile(opt, child(ptr, "model"), out.modelPath, issues);
+    }
+}
+
+void parseSteps(const json& steps, const std::string& ptr, Issues& issues, std::vector<StepSpec>& out) {
+    if (!steps.is_array()) {
+        issues.push_back({ptr, "expected a list of steps, got " + describe(steps)});
+        return;
+    }
+    const auto& registry = StrategyRegistry::instance();
+    std::vector<std::string> known;
+    for (const auto* s : registry.all()) known.push_back(s->name);
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+        const std::string sp = child(ptr, i);
+        const json& st = steps[i];
+        if (!requireObject(st, sp, issues)) continue;
+        checkUnknownKeys(st, sp, {"strategy", "params", "enabled"}, issues);
+        StepSpec step;
+        if (st.contains("enabled")) {
+            if (st.at("enabled").is_boolean()) step.enabled = st.at("enabled").get<bool>();
+            else issues.push_back({child(sp, "enabled"), "expected true or false, got " + describe(st.at("enabled"))});
+        }
+        json params = json::object();
+        if (st.contains("params")) {
+            params = st.at("params");
+            if (!requireObject(params, child(sp, "params"), issues)) continue;
+        }
+        if (!st.contains("strategy")) {
+            issues.push_back({sp, "missing required key \"strategy\" (one of: " + plainList(known) + ")"});
+            continue;
+        }
+        if (!getString(st, "strategy", sp, issues, step.strategy)) continue;
+        const StrategySchema* schema = registry.find(step.strategy);
+        if (!schema) {
+            issues.push_back({child(sp, "strategy"), unknownNameMessage("strategy", step.strategy, known)});
+            continue;
+        }
+        auto found = validateParams(*schema, params, child(sp, "params"), &step.paramsJson, &step.params);
+        issues.insert(issues.end(), found.begin(), found.end());
+        out.push_back(std::move(step));
+    }
+}
+
+void parseMeasure(const json& m, const std::string& ptr, Issues& issues, MeasureSpec& out) {
+    if (!requireObject(m, ptr, issues)) return;
+    ParamValues v;
+    checkFields(measureFields(), m, ptr, issues, nullptr, &v);
+    if (v.has("batch_sizes")) out.batchSizes = v.integers("batch_sizes");
+    if (v.has("warmup")) out.warmup = static_cast<int>(v.integer("warmup"));
+    if (v.has("repeats")) out.repeats = static_cast<int>(v.integer("repeats"));
+    if (v.has("rotate_batches")) out.rotateBatches = static_cast<int>(v.integer("rotate_batches"));
+    if (v.has("accuracy")) out.accuracy = v.boolean("accuracy");
+    if (v.has("noisy_cv")) out.noisyCv = v.number("noisy_cv");
+}
+
+void parseDocument(const json& doc, const ParseOptions& opt, Issues& issues, ExperimentSpec& spec);
+
+// Every value of every axis is applied to the document (without the sweep) and validated; what
+// is new compared with the document's own problems is reported under /sweep/<path>/<i>.
+void checkSweep(const json& doc, const ParseOptions& opt, const Issues& baseIssues, Issues& issues) {
+    const json& sweep = doc.at("sweep");
+    if (!sweep.is_object()) {
+        issues.push_back({"/sweep", "expected an object of {\"path\": [values...]}, got " + describe(sweep)});
+        return;
+    }
+    json base = doc;
+    base.erase("sweep");
+    std::set<std::pair<std::string, std::string>> known;
+    for (const auto& i : baseIssues) known.insert({i.pointer, i.message});
+    std::size_t plans = 1;
+    for (const auto& [path, values] : sweep.items()) {
+        const std::string ptr = child("/sweep", path);
+        std::vector<PathSegment> segs;
+        if (!parseSweepPath(path, segs)) {
+            issues.push_back({ptr, "bad path \"" + path +
+                                       "\": expected names separated by dots, each optionally followed by [index], "
+                                       "e.g. \"steps[0].params.epochs\""});
+            continue;
+        }
+        if (!values.is_array() || values.empty()) {
+            issues.push_back({ptr, "expected a non-empty list of values, got " + describe(values)});
+            continue;
+        }
+        plans *= values.size();
+        for (std::size_t i = 0; i < values.size(); ++i) {
+            json trial = base;
+            std::string target;
+            const std::string problem = setAtPath(trial, segs, values[i], target);
+            if (!problem.empty()) {
+                issues.push_back({ptr, "path \"" + path + "\" addresses nothing: " + problem});
+                break;
+            }
+            Issues found;
+            ExperimentSpec scratch;
+            parseDocument(trial, opt, found, scratch);
+            for (const auto& f : found) {
+                if (known.count({f.pointer, f.message})) continue;
+                std::string msg = f.message;
+                if (f.pointer != target) msg += " (at " + (f.pointer.empty() ? std::string("the top level") : f.pointer) + ")";
+                issues.push_back({child(ptr, i), msg});
+            }
+        }
+    }
+    if (plans > kMaxPlans)
+        issues.push_back({"/sweep", "the sweep expands to " + std::to_string(plans) + " plans (at most " +
+                                        std::to_string(kMaxPlans) + ")"});
+}
+
+void parseDocument(const json& doc, const ParseOptions& opt, Issues& issues, ExperimentSpec& spec) {
+    if (!doc.is_object()) {
+        issues.push_back({"", "expected a JSON object at the top level, got " + describe(doc)});
+        return;
+    }
+    checkUnknownKeys(doc, "", kTopKeys, issues);
+
+    getString(doc, "name", "", issues, spec.name);
+    getString(doc, "description", "", issues, spec.description, false);
+    getString(doc, "notes", "", issues, spec.notes, false);
+    if (doc.contains("device")) {
+        std::string d;
+        if (getString(doc, "device", "", issues, d)) {
+            const bool ok = d == "auto" || d == "cpu" || d == "cuda" ||
+                            (d.rfind("cuda:", 0) == 0 && d.size() > 5 && d.size() < 9 &&
+                             std::all_of(d.begin() + 5, d.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }));
+            if (ok) spec.device = d;
+            else issues.push_back({"/device", "expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got " + describe(doc.at("device"))});
+        }
+    }
+    if (doc.contains("seed")) {
+        const json& s = doc.at("seed");
+        if (s.is_number_unsigned() || (s.is_number_integer() && s.get<std::int64_t>() >= 0)) spec.seed = s.get<std::uint64_t>();
+        else issues.push_back({"/seed", "expected an integer >= 0, got " + describe(s)});
+    }
+    if (doc.contains("tags")) {
+        const json& t = doc.at("tags");
+        if (!t.is_array()) {
+            issues.push_back({"/tags", "expected a list of strings, got " + describe(t)});
+        } else {
+            for (std::size_t i = 0; i < t.size(); ++i) {
+                if (t[i].is_string()) spec.tags.push_back(t[i].get<std::string>());
+                else issues.push_back({child("/tags", i), "expected a string, got " + describe(t[i])});
+            }
+        }
+    }
+
+    if (doc.contains("model")) parseModel(doc.at("model"), "/model", opt, issues, spec.model);
+    else issues.push_back({"", "missing required key \"model\" (e.g. {\"zoo\": \"mlp-784-256-128-10\"})"});
+    if (doc.contains("dataset")) parseDataset(doc.at("dataset"), "/dataset", opt, issues, spec.dataset);
+    if (doc.contains("baseline")) parseBaseline(doc.at("baseline"), "/baseline", opt, spec.seed, issues, spec.baseline);
+    if (doc.contains("steps")) parseSteps(doc.at("steps"), "/steps", issues, spec.steps);
+    if (doc.contains("measure")) parseMeasure(doc.at("measure"), "/measure", issues, spec.measure);
+    if (doc.contains("sweep")) {
+        if (doc.at("sweep").is_object()) spec.sweep = doc.at("sweep");
+        const Issues base = issues;
+        checkSweep(doc, opt, base, issues);
+    }
+}
+
+ParseOptions optionsFor(const std::string& sourcePath) {
+    ParseOptions opt;
+    if (!sourcePath.empty()) {
+        opt.baseDir = fs::path(sourcePath).parent_path().string();
+        if (opt.baseDir.empty()) opt.baseDir = ".";
+        opt.checkFiles = true;
+    }
+    return opt;
+}
+
+std::string stemOf(const std::string& sourceName) {
+    const auto stem = fs::path(sourceName).stem().string();
+    return stem.empty() ? std::string("experiment") : stem;
+}
+
+} // namespace
+
+// ---------------------------------------------------------------- public
+
+std::string closestMatch(const std::string& word, const std::vector<std::string>& candidates) {
+    std::string best;
+    int bestDistance = 1 << 30;
+    for (const auto& c : candidates) {
+        const int d = editDistance(word, c);
+        if (d < bestDistance) {
+            bestDistance = d;
+            best = c;
+        }
+    }
+    // Close enough to be a typo: at most a third of the word, and at least one edit allowed.
+    const int allowed = std::max(1, static_cast<int>(std::min(word.size(), best.size())) / 3);
+    return bestDistance <= allowed ? best : std::string();
+}
+
+std::vector<ValidationIssue> validateParams(const StrategySchema& schema, const nlohmann::json& params,
+                                            const std::string& pointer, nlohmann::json* filled, ParamValues* values) {
+    Issues issues;
+    if (!params.is_object()) {
+        issues.push_back({pointer, "expected an object of parameters, got " + describe(params)});
+        return issues;
+    }
+    checkFields(schema.fields, params, pointer, issues, filled, values);
+    return issues;
+}
+
+std::vector<ValidationIssue> validateExperiment(const nlohmann::json& doc) {
+    Issues issues;
+    ExperimentSpec scratch;
+    parseDocument(doc, ParseOptions{}, issues, scratch);
+    return issues;
+}
+
+std::vector<ValidationIssue> validateExperiment(const nlohmann::json& doc, const std::string& sourcePath) {
+    Issues issues;
+    ExperimentSpec scratch;
+    parseDocument(doc, optionsFor(sourcePath), issues, scratch);
+    return issues;
+}
+
+std::string formatIssues(const std::string& sourceName, const std::vector<ValidationIssue>& issues) {
+    std::string out;
+    for (const auto& i : issues) {
+        if (!out.empty()) out += "\n";
+        out += sourceName.empty() ? std::string("experiment") : sourceName;
+        if (!i.pointer.empty()) out += ": " + i.pointer;
+        out += ": " + i.message;
+    }
+    return out;
+}
+
+ExperimentSpec parseExperiment(const nlohmann::json& doc, const std::string& sourceName) {
+    Issues issues;
+    ExperimentSpec spec;
+    // sourceName names a file when it exists; then relative paths resolve against its folder.
+    std::error_code ec;
+    const bool isFile = !sourceName.empty() && fs::is_regular_file(sourceName, ec);
+    parseDocument(doc, isFile ? optionsFor(sourceName) : ParseOptions{}, issues, spec);
+    if (!issues.empty()) throw ConfigError(formatIssues(sourceName, issues));
+    spec.sourceName = sourceName;
+    if (spec.name.empty()) spec.name = stemOf(sourceName);
+    return spec;
+}
+
+ExperimentSpec loadExperimentFile(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw ConfigError(path + ": cannot open experiment file");
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    const std::string text = buffer.str();
+    json doc;
+    try {
+        doc = json::parse(text);
+    } catch (const json::parse_error& e) {
+        // Line and column of the byte where parsing stopped (e.byte counts from 1).
+        const std::size_t at = e.byte == 0 ? 0 : std::min<std::size_t>(e.byte - 1, text.size());
+        std::size_t line = 1, column = 1;
+        for (std::size_t i = 0; i < at; ++i) {
+            if (text[i] == '\n') {
+                ++line;
+                column = 1;
+            } else {
+                ++column;
+            }
+        }
+        std::string reason = e.what();
+        if (auto p = reason.find("column "); p != std::string::npos) {
+            if (auto colon = reason.find(": ", p); colon != std::string::npos) reason = reason.substr(colon + 2);
+        } else if (auto q = reason.find("] "); q != std::string::npos) {
+            reason = reason.substr(q + 2);
+        }
+        throw ConfigError(path + ":" + std::to_string(line) + ":" + std::to_string(column) +
+                          ": JSON syntax error: " + reason);
+    }
+    ExperimentSpec spec = parseExperiment(doc, path);
+    if (doc.is_object() && doc.contains("sweep") && doc.at("sweep").is_object()) {
+        const auto ordered = nlohmann::ordered_json::parse(text);
+        for (const auto& [key, value] : ordered.at("sweep").items()) spec.sweepOrder.push_back(key);
+    }
+    return spec;
+}
+
+nlohmann::json toJson(const ExperimentSpec& spec) {
+    json doc;
+    doc["name"] = spec.name;
+    if (!spec.description.empty()) doc["description"] = spec.description;
+    if (!spec.model.zoo.empty()) {
+        doc["model"] = {{"zoo", spec.model.zoo}};
+    } else {
+        doc["model"] = {{"path", spec.model.path}};
+        if (!spec.model.architecturePath.empty()) doc["model"]["architecture"] = spec.model.architecturePath;
+    }
+    doc["dataset"] = {{"name", spec.dataset.name}, {"split", spec.dataset.split}, {"limit", spec.dataset.limit}};
+    doc["device"] = spec.device;
+    json baseline = json::object();
+    if (spec.baseline.train) baseline["train"] = spec.baseline.trainJson;
+    if (!spec.baseline.modelPath.empty()) baseline["model"] = spec.baseline.modelPath;
+    doc["baseline"] = baseline;
+    json steps = json::array();
+    for (const auto& s : spec.steps) {
+        json st{{"strategy", s.strategy}, {"params", s.paramsJson.is_null() ? json::object() : s.paramsJson}};
+        if (!s.enabled) st["enabled"] = false;
+        steps.push_back(std::move(st));
+    }
+    doc["steps"] = steps;
+    doc["measure"] = {{"batch_sizes", spec.measure.batchSizes}, {"warmup", spec.measure.warmup},
+                      {"repeats", spec.measure.repeats},        {"rotate_batches", spec.measure.rotateBatches},
+                      {"accuracy", spec.measure.accuracy},      {"noisy_cv", spec.measure.noisyCv}};
+    if (!spec.sweep.empty()) doc["sweep"] = spec.sweep;
+    doc["seed"] = spec.seed;
+    if (!spec.tags.empty()) doc["tags"] = spec.tags;
+    if (!spec.notes.empty()) doc["notes"] = spec.notes;
+    return doc;
+}
+
+nlohmann::json schemaToJson(const StrategySchema& schema) {
+    static const char* kTypeNames[] = {"number", "integer", "boolean", "string", "choice", "integer_list"};
+    json fields = json::array();
+    for (const auto& f : schema.fields) {
+        json j{{"name", f.name}, {"type", kTypeNames[static_cast<int>(f.type)]}, {"help", f.help}};
+        if (!isUnbounded(f.min) && (f.type == ParamType::Number || f.type == ParamType::Integer ||
+                                     f.type == ParamType::IntegerList)) {
+            j["min"] = f.min;
+            j["min_exclusive"] = f.minExclusive;
+        }
+        if (!isUnbounded(f.max) && (f.type == ParamType::Number || f.type == ParamType::Integer ||
+                                     f.type == ParamType::IntegerList)) {
+            j["max"] = f.max;
+            j["max_exclusive"] = f.maxExclusive;
+        }
+        if (!f.choices.empty()) j["choices"] = f.choices;
+        if (!f.unit.empty()) j["unit"] = f.unit;
+        j["default"] = f.defaultJson.empty() ? json() : json::parse(f.defaultJson);
+        j["required"] = f.defaultJson.empty();
+        fields.push_back(std::move(j));
+    }
+    return {{"name", schema.name}, {"family", schema.family}, {"summary", schema.summary}, {"fields", fields}};
+}
+
+// ---------------------------------------------------------------- sweep expansion
+
+std::vector<RunPlan> expandSweep(const ExperimentSpec& spec, const nlohmann::json& doc) {
+    json base = doc;
+    if (base.is_object()) base.erase("sweep");
+    const json sweep = doc.is_object() && doc.contains("sweep") ? doc.at("sweep") : json::object();
+
+    struct Axis {
+        std::string path;
+        std::vector<PathSegment> segs;
+        json values;
+    };
+    std::vector<Axis> axes;
+    std::vector<std::string> order = spec.sweepOrder;
+    for (const auto& [key, v] : sweep.items())
+        if (std::find(order.begin(), order.end(), key) == order.end()) order.push_back(key);
+    std::size_t total = 1;
+    for (const auto& key : order) {
+        if (!sweep.contains(key)) continue;
+        Axis a{key, {}, sweep.at(key)};
+        if (!parseSweepPath(key, a.segs)) throw ConfigError(spec.sourceName + ": /sweep: bad path \"" + key + "\"");
+        if (!a.values.is_array() || a.values.empty())
+            throw ConfigError(spec.sourceName + ": " + child("/sweep", key) + ": expected a non-empty list of values");
+        total *= a.values.size();
+        if (total > kMaxPlans)
+            throw ConfigError(spec.sourceName + ": /sweep: the sweep expands to more than " + std::to_string(kMaxPlans) +
+                              " plans");
+        axes.push_back(std::move(a));
+    }
+
+    std::vector<RunPlan> plans;
+    std::vector<std::size_t> idx(axes.size(), 0);
+    for (std::size_t p = 0; p < total; ++p) {
+        // Mixed-radix counter, the last axis varying fastest (like itertools.product).
+        std::size_t rem = p;
+        for (std::size_t a = axes.size(); a-- > 0;) {
+            idx[a] = rem % axes[a].values.size();
+            rem /= axes[a].values.size();
+        }
+        RunPlan plan;
+        plan.index = static_cast<int>(p);
+        plan.total = static_cast<int>(total);
+        plan.resolved = base;
+        for (std::size_t a = 0; a < axes.size(); ++a) {
+            const json& v = axes[a].values[idx[a]];
+            std::string target;
+            const std::string problem = setAtPath(plan.resolved, axes[a].segs, v, target);
+            if (!problem.empty())
+                throw ConfigError(spec.sourceName + ": " + child("/sweep", axes[a].path) + ": path \"" + axes[a].path +
+                                  "\" addresses nothing: " + problem);
+            if (!plan.label.empty()) plan.label += ", ";
+            plan.label += axes[a].path + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+        }
+        plan.spec = parseExperiment(plan.resolved, spec.sourceName);
+        plan.spec.sweep = json::object();
+        plans.push_back(std::move(plan));
+    }
+    return plans;
+}
+
+} // namespace lathe

@@ -1,0 +1,88 @@
+// A measurement point: accuracy, then latency per batch size through the latency harness, then sizes.
+#include "engine/measure/model_measure.h"
+
+#include "engine/core/errors.h"
+#include "engine/measure/latency.h"
+#include "engine/measure/memory.h"
+#include "engine/measure/stats.h"
+
+#include <chrono>
+
+namespace lathe {
+
+double steadyNowMs() {
+    using namespace std::chrono;
+    return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+MeasureOutcome measureModel(const MeasureTarget& t, const MeasureRequest& req) {
+    MeasureOutcome out;
+    const std::string keyPrefix = req.label.empty() ? "" : req.label + ".";
+    const std::string seriesPrefix = req.label.empty() ? "" : req.label + "/";
+    auto put = [&](const std::string& key, double v) { out.summary[keyPrefix + key] = v; };
+    auto report = [&](double f, const std::string& what) {
+        if (t.progress) t.progress(f, what);
+    };
+
+    t.backend.synchronize();
+    t.backend.resetPeakAllocated();
+    resetPeakHostRss();
+
+    // Accuracy counts as one share of the work, each batch size as another.
+    const double shares = static_cast<double>(req.batchSizes.size()) + (req.accuracy ? 1.0 : 0.0);
+    double done = 0;
+    if (req.accuracy) {
+        report(0.0, "accuracy");
+        out.eval = evaluate(t.model, t.backend, t.data, 256, t.cancel);
+        put("accuracy", out.eval.accuracy);
+        put("loss", out.eval.loss);
+        done += 1;
+    }
+
+    for (std::size_t bi = 0; bi < req.batchSizes.size(); ++bi) {
+        const std::int64_t b = req.batchSizes[bi];
+        const std::string tag = "@b" + std::to_string(b);
+        report(done / shares, "latency b=" + std::to_string(b));
+        const auto batches = makeInputBatches(t.backend, t.model, t.data, b, std::max(1, req.rotateBatches));
+        std::vector<double> startedMs;
+        const auto samples = measureLatency(
+            t.backend, t.model, batches, req.warmup, req.repeats, t.cancel,
+            [&](int k, int n) { report((done + double(k) / n) / shares, "latency b=" + std::to_string(b)); },
+            &startedMs);
+        const std::string series = seriesPrefix + "latency_ms/b" + std::to_string(b);
+        for (std::size_t i = 0; i < samples.size(); ++i)
+            t.sink.push(makeSample(t.runId, series, static_cast<std::int64_t>(i), startedMs[i] - t.runStartMs,
+                                   samples[i]));
+
+        const LatencySummary s = summarize(samples, req.noisyCv, req.seed + static_cast<std::uint64_t>(b));
+        const double throughput = s.p50 > 0 ? static_cast<double>(b) * 1000.0 / s.p50 : 0.0;
+        std::map<std::string, double> keys{{"latency_p50_ms", s.p50},
+                                           {"latency_p95_ms", s.p95},
+                                           {"latency_p99_ms", s.p99},
+                                           {"latency_mean_ms", s.mean},
+                                           {"latency_min_ms", s.min},
+                                           {"latency_max_ms", s.max},
+                                           {"latency_cv", s.cv},
+                                           {"latency_p50_ci_low_ms", s.medianCiLow},
+                                           {"latency_p50_ci_high_ms", s.medianCiHigh},
+                                           {"throughput_per_s", throughput}};
+        for (const auto& [k, v] : keys) {
+            put(k + tag, v);
+            if (bi == 0) put(k, v);
+        }
+        if (bi == 0) put("batch_size", static_cast<double>(b));
+        out.noisy = out.noisy || s.noisy;
+        done += 1;
+    }
+
+    t.backend.synchronize();
+    put("model_bytes", static_cast<double>(t.model.parameterBytes()));
+    put("params", static_cast<double>(t.model.parameterCount()));
+    put("peak_device_bytes", static_cast<double>(t.backend.peakAllocatedBytes()));
+    put("peak_host_bytes", static_cast<double>(peakHostRssBytes()));
+    put("latency_noisy", out.noisy ? 1.0 : 0.0);
+    report(1.0, "measured");
+    return out;
+}
+
+} // namespace lathe

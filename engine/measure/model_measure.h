@@ -1,0 +1,63 @@
+// One measurement point of a model: accuracy (with per-class recall and the confusion matrix) on the
+// evaluated split, latency per batch size (every sample streamed as "latency_ms/b<batch>"),
+// throughput, peak device and host memory, size and parameter count.
+#pragma once
+
+#include "engine/backends/backend.h"
+#include "engine/data/dataset.h"
+#include "engine/experiment/metrics.h"
+#include "engine/nn/model.h"
+#include "engine/nn/trainer.h"
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace lathe {
+
+struct MeasureRequest {
+    std::vector<std::int64_t> batchSizes{1, 64, 256};
+    int warmup = 20;
+    int repeats = 200;
+    int rotateBatches = 4;
+    bool accuracy = true;
+    double noisyCv = 0.10;
+    // Summary keys are prefixed with "<label>." and series with "<label>/"; empty for the run's
+    // final measurement, which writes the shared keys of ARCHITECTURE.md §4.
+    std::string label;
+    std::uint64_t seed = 1; // bootstrap resampling
+};
+
+struct MeasureOutcome {
+    std::map<std::string, double> summary;
+    EvalResult eval;      // empty (count 0) when accuracy was off
+    bool noisy = false;   // some batch size's latency CV exceeded noisyCv
+};
+
+struct MeasureTarget {
+    Model& model;
+    Backend& backend;
+    const Dataset& data;   // the evaluated split (already limited)
+    MetricSink& sink;
+    std::int64_t runId = 0;
+    double runStartMs = 0; // steadyNowMs() at run start
+    const std::atomic<bool>* cancel = nullptr;
+    std::function<void(double fraction, const std::string& what)> progress;
+};
+
+// Summary keys written (with the label prefix): accuracy, loss (when accuracy is on); per batch size b:
+// latency_p50_ms@b<b>, latency_p95_ms@b<b>, latency_p99_ms@b<b>, latency_mean_ms@b<b>, latency_cv@b<b>,
+// latency_min_ms@b<b>, latency_max_ms@b<b>, latency_p50_ci_low_ms@b<b>, latency_p50_ci_high_ms@b<b>,
+// throughput_per_s@b<b>; the same keys without "@b<b>" for the FIRST batch size listed (and batch_size
+// naming it), so the plain keys always describe one batch size the file chose; model_bytes, params,
+// peak_device_bytes (backend peak during this measurement, weights included), peak_host_bytes (VmHWM
+// during it where the kernel lets us reset the mark, else the process peak), latency_noisy (0/1).
+MeasureOutcome measureModel(const MeasureTarget& target, const MeasureRequest& request);
+
+// Milliseconds on the monotonic clock (for MetricSample::tMs).
+double steadyNowMs();
+
+} // namespace lathe

@@ -1,0 +1,107 @@
+// The run store's schema history: the original DDL (version 1) and every forward migration, kept
+// verbatim so a database written by any older Lathe can be brought up to date (and tests can build one).
+#include "engine/store/run_store.h"
+
+#include "engine/core/errors.h"
+
+#include <array>
+
+namespace lathe {
+namespace {
+
+// Version 1: the original schema. Never edit: write a migration instead.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE schema_version (
+  version    INTEGER NOT NULL PRIMARY KEY,
+  applied_at REAL NOT NULL
+);
+CREATE TABLE experiments (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  name       TEXT NOT NULL,
+  spec_json  TEXT NOT NULL DEFAULT '{}',
+  created_at REAL NOT NULL
+);
+CREATE TABLE runs (
+  id               INTEGER PRIMARY KEY AUTOINCREMENT,
+  experiment_id    INTEGER REFERENCES experiments(id) ON DELETE SET NULL,
+  name             TEXT NOT NULL DEFAULT '',
+  status           TEXT NOT NULL DEFAULT 'queued'
+                   CHECK (status IN ('queued','running','done','failed','cancelled','interrupted')),
+  model            TEXT NOT NULL DEFAULT '',
+  dataset          TEXT NOT NULL DEFAULT '',
+  device           TEXT NOT NULL DEFAULT '',
+  strategy_chain   TEXT NOT NULL DEFAULT '',
+  tags             TEXT NOT NULL DEFAULT '[]',
+  created_at       REAL NOT NULL,
+  started_at       REAL,
+  finished_at      REAL,
+  config_json      TEXT NOT NULL DEFAULT '{}',
+  environment_json TEXT NOT NULL DEFAULT '{}',
+  error            TEXT NOT NULL DEFAULT '',
+  parent_run_id    INTEGER REFERENCES runs(id) ON DELETE SET NULL
+);
+CREATE INDEX idx_runs_experiment ON runs(experiment_id);
+CREATE INDEX idx_runs_created ON runs(created_at);
+CREATE INDEX idx_runs_parent ON runs(parent_run_id);
+CREATE TABLE summaries (
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  key    TEXT NOT NULL,
+  value  REAL,
+  PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE TABLE samples (
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  series TEXT NOT NULL,
+  step   INTEGER NOT NULL,
+  t_ms   REAL NOT NULL,
+  value  REAL
+);
+CREATE INDEX idx_samples_run ON samples(run_id);
+CREATE TABLE layer_stats (
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  layer  TEXT NOT NULL,
+  key    TEXT NOT NULL,
+  value  REAL,
+  PRIMARY KEY (run_id, layer, key)
+) WITHOUT ROWID;
+CREATE TABLE artifacts (
+  id     INTEGER PRIMARY KEY,
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  kind   TEXT NOT NULL,
+  path   TEXT NOT NULL,
+  sha256 TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX idx_artifacts_run ON artifacts(run_id);
+INSERT INTO schema_version(version, applied_at) VALUES (1, (julianday('now') - 2440587.5) * 86400.0);
+)sql";
+
+// Version 2: runs remember which process owns them (host + pid), so a run left `running` by a
+// crashed process can be told apart from one another live process is still writing.
+constexpr const char* kMigrationV2 = R"sql(
+ALTER TABLE runs ADD COLUMN owner_pid INTEGER;
+ALTER TABLE runs ADD COLUMN owner_host TEXT;
+CREATE INDEX idx_runs_status ON runs(status);
+INSERT INTO schema_version(version, applied_at) VALUES (2, (julianday('now') - 2440587.5) * 86400.0);
+)sql";
+
+// Version 3: runs are sorted and filtered by a metric (best accuracy, Pareto fronts over latency):
+// index summaries by key and value so that does not scan every run's summary.
+constexpr const char* kMigrationV3 = R"sql(
+CREATE INDEX idx_summaries_key_value ON summaries(key, value);
+INSERT INTO schema_version(version, applied_at) VALUES (3, (julianday('now') - 2440587.5) * 86400.0);
+)sql";
+
+constexpr std::array<const char*, 3> kScripts = {kSchemaV1, kMigrationV2, kMigrationV3};
+
+} // namespace
+
+int RunStore::currentSchemaVersion() { return static_cast<int>(kScripts.size()); }
+
+std::string RunStore::schemaScript(int version) {
+    if (version < 1 || version > currentSchemaVersion())
+        throw StoreError("run store: no schema script for version " + std::to_string(version) + " (known: 1.." +
+                         std::to_string(currentSchemaVersion()) + ")");
+    return kScripts[static_cast<std::size_t>(version - 1)];
+}
+
+} // namespace lathe

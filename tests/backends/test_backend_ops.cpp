@@ -1,0 +1,618 @@
+// The cross-backend op harness (like ggml's test-backend-ops): every op, forward and backward, runs on
+// the CUDA backend and on the CPU reference with the same random inputs, one data row per
+// op x dtype x shape. Outputs are compared by normalized error under a named per-dtype tolerance;
+// integer outputs must match exactly. A pair a backend does not support is skipped as "not supported",
+// never counted as wrong. Needs a CUDA device (exits 77 = skipped otherwise).
+#include "engine/backends/registry.h"
+#include "engine/core/errors.h"
+#include "tests/support/test_support.h"
+
+#include <QtTest>
+
+#include <array>
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+using namespace lathe;
+
+namespace {
+
+// ---- tolerances (normalized error ||cuda - cpu|| / ||cpu||)
+
+// FP32 keeps 24 significant bits (eps 1.2e-7). CPU and GPU sum in different orders (blocked BLAS vs
+// cuBLAS tiles, tree vs sequential reductions) and use different libm (erff, expf) within a few ulp;
+// a length-K sum then differs by about sqrt(K) * eps, 4e-6 for K = 1000. 1e-5 leaves a margin of 2.5.
+constexpr double kTolF32 = 1e-5;
+// FP16 keeps 11 significant bits (eps 9.8e-4). Both backends accumulate in f32 and round once to f16,
+// so an element differs by at most one rounding step when the f32 values straddle a rounding boundary:
+// the normalized error stays under one ulp. 2e-3 is two ulps.
+constexpr double kTolF16 = 2e-3;
+// BF16 keeps 8 significant bits (eps 7.8e-3); same argument as for f16: two ulps.
+constexpr double kTolBF16 = 1.6e-2;
+
+double toleranceFor(DType dt) {
+    switch (dt) {
+    case DType::F16: return kTolF16;
+    case DType::BF16: return kTolBF16;
+    case DType::F32: return kTolF32;
+    default: return 0.0; // integer dtypes: exact
+    }
+}
+
+// ---- one case: run an op on a backend with inputs drawn from a seed, return its outputs
+
+struct Output {
+    std::string name;
+    DType dtype;
+    std::vector<float> values; // integers converted exactly through the dtype traits
+};
+using Outputs = std::vector<Output>;
+using CaseFn = std::function<Outputs(Backend&, DType)>;
+
+struct OpCase {
+    std::string name;
+    Op op;
+    std::vector<DType> dtypes; // every dtype the case touches (all must be supported)
+    CaseFn run;
+};
+
+// A tensor of `dt` on `be` holding uniform values in [lo, hi) from `seed` (never all zeros). The
+// values are rounded to dt on the host, so both backends see identical bits.
+Tensor input(Backend& be, const Shape& shape, DType dt, std::uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
+    const auto v = test::randomVector(static_cast<std::size_t>(numel(shape)), seed, lo, hi);
+    Tensor h = Tensor::host(shape, dt);
+    traits(dt).fromFloat(v.data(), h.data(), v.size());
+    return be.upload(h);
+}
+
+Tensor labels(Backend& be, std::int64_t n, int classes, std::uint64_t seed) {
+    return be.uploadI32(test::randomLabels(static_cast<std::size_t>(n), classes, seed), {n});
+}
+
+Output out(Backend& be, const std::string& name, const Tensor& t) { return {name, t.dtype(), be.downloadF32(t)}; }
+
+std::string shapeName(const Shape& s) {
+    std::string r;
+    for (std::size_t i = 0; i < s.size(); ++i) r += (i ? "x" : "") + std::to_string(s[i]);
+    return r;
+}
+
+// ---- the case table
+
+std::vector<OpCase> buildCases() {
+    std::vector<OpCase> cases;
+    const std::vector<DType> floats = {DType::F32, DType::F16, DType::BF16};
+
+    // fill: every plain dtype, a value that rounds differently per type
+    for (DType dt : {DType::F32, DType::F16, DType::BF16, DType::I32, DType::I8, DType::U8})
+        cases.push_back({std::string("fill/") + dtypeName(dt) + "/1000", Op::Fill, {dt}, [dt](Backend& be, DType) {
+                             Tensor x = input(be, {1000}, dt, 1);
+                             be.fill(x, 3.7f);
+                             return Outputs{out(be, "x", x)};
+                         }});
+
+    // convert: f32 -> each type and back; the wide range exercises i8/u8 saturation
+    for (DType dt : {DType::F16, DType::BF16, DType::I32, DType::I8, DType::U8}) {
+        cases.push_back({std::string("convert/f32->") + dtypeName(dt) + "/4096", Op::Convert, {DType::F32, dt},
+                         [dt](Backend& be, DType) {
+                             Tensor src = input(be, {4096}, DType::F32, 2, -300.0f, 300.0f);
+                             Tensor dst = be.empty({4096}, dt);
+                             be.convert(src, dst);
+                             return Outputs{out(be, "dst", dst)};
+                         }});
+        cases.push_back({std::string("convert/") + dtypeName(dt) + "->f32/4096", Op::Convert, {dt, DType::F32},
+                         [dt](Backend& be, DType) {
+                             Tensor src = input(be, {4096}, dt, 3, -100.0f, 100.0f);
+                             Tensor dst = be.empty({4096}, DType::F32);
+                             be.convert(src, dst);
+                             return Outputs{out(be, "dst", dst)};
+                         }});
+    }
+
+    for (DType dt : {DType::F32, DType::F16, DType::I32})
+        cases.push_back({std::string("copy/") + dtypeName(dt) + "/777", Op::Copy, {dt}, [dt](Backend& be, DType) {
+                             Tensor a = input(be, {777}, dt, 4, -50.0f, 50.0f);
+                             Tensor b = be.empty({777}, dt);
+                             be.copy(a, b);
+                             return Outputs{out(be, "dst", b)};
+                         }});
+
+    // gemm: the MLP's shapes, odd sizes, every transpose combination, alpha and beta
+    struct GemmShape {
+        std::int64_t m, k, n;
+    };
+    const std::vector<GemmShape> gemmShapes = {{1, 784, 256}, {64, 256, 128}, {33, 17, 45}, {128, 1000, 10}};
+    for (DType dt : floats)
+        for (const auto& gs : gemmShapes)
+            for (int t = 0; t < 4; ++t) {
+                const Trans ta = (t & 1) ? Trans::Yes : Trans::No, tb = (t & 2) ? Trans::Yes : Trans::No;
+                if (gs.m == 1 && t != 0 && t != 2) continue; // batch 1: the layouts Linear uses
+                const std::string tn = std::string(ta == Trans::Yes ? "t" : "n") + (tb == Trans::Yes ? "t" : "n");
+                cases.push_back({std::string("gemm/") + dtypeName(dt) + "/" + std::to_string(gs.m) + "x" +
+                                     std::to_string(gs.k) + "x" + std::to_string(gs.n) + "/" + tn,
+                                 Op::Gemm, {dt}, [gs, ta, tb](Backend& be, DType d) {
+                                     const Shape as = ta == Trans::No ? Shape{gs.m, gs.k} : Shape{gs.k, gs.m};
+                                     const Shape bs = tb == Trans::No ? Shape{gs.k, gs.n} : Shape{gs.n, gs.k};
+                                     Tensor a = input(be, as, d, 10);
+                                     Tensor b = input(be, bs, d, 11);
+                                     Tensor c = input(be, {gs.m, gs.n}, d, 12);
+                                     be.gemm(a, ta, b, tb, c, 0.75f, 0.5f);
+                                     return Outputs{out(be, "c", c)};
+                                 }});
+            }
+
+    // bias add / grad: a Linear's (N, C) and a conv's (N, C, H, W)
+    for (DType dt : floats)
+        for (const Shape& s : {Shape{64, 10}, Shape{8, 16, 5, 5}}) {
+            cases.push_back({std::string("bias_add/") + dtypeName(dt) + "/" + shapeName(s), Op::BiasAdd, {dt},
+                             [s](Backend& be, DType d) {
+                                 Tensor x = input(be, s, d, 20);
+                                 Tensor b = input(be, {s[1]}, d, 21);
+                                 be.biasAdd(x, b);
+                                 return Outputs{out(be, "x", x)};
+                             }});
+            for (bool acc : {false, true})
+                cases.push_back({std::string("bias_grad/") + dtypeName(dt) + "/" + shapeName(s) +
+                                     (acc ? "/accumulate" : "/overwrite"),
+                                 Op::BiasGrad, {dt}, [s, acc](Backend& be, DType d) {
+                                     Tensor dy = input(be, s, d, 22);
+                                     Tensor db = input(be, {s[1]}, d, 23);
+                                     be.biasGrad(dy, db, acc);
+                                     return Outputs{out(be, "dbias", db)};
+                                 }});
+        }
+
+    // elementwise family
+    const std::vector<Shape> ewShapes = {{1000}, {64, 256}, {3, 5, 7}};
+    for (DType dt : floats)
+        for (const Shape& s : ewShapes) {
+            const std::string suffix = std::string("/") + dtypeName(dt) + "/" + shapeName(s);
+            cases.push_back({"add" + suffix, Op::Add, {dt}, [s](Backend& be, DType d) {
+                                 Tensor a = input(be, s, d, 30), b = input(be, s, d, 31), o = be.empty(s, d);
+                                 be.add(a, b, o);
+                                 return Outputs{out(be, "out", o)};
+                             }});
+            cases.push_back({"mul" + suffix, Op::Mul, {dt}, [s](Backend& be, DType d) {
+                                 Tensor a = input(be, s, d, 32), b = input(be, s, d, 33), o = be.empty(s, d);
+                                 be.mul(a, b, o);
+                                 return Outputs{out(be, "out", o)};
+                             }});
+            cases.push_back({"axpy" + suffix, Op::Axpy, {dt}, [s](Backend& be, DType d) {
+                                 Tensor x = input(be, s, d, 34), y = input(be, s, d, 35);
+                                 be.axpy(-0.3f, x, y);
+                                 return Outputs{out(be, "y", y)};
+                             }});
+            cases.push_back({"scale" + suffix, Op::Scale, {dt}, [s](Backend& be, DType d) {
+                                 Tensor x = input(be, s, d, 36);
+                                 be.scale(x, 1.7f);
+                                 return Outputs{out(be, "x", x)};
+                             }});
+            cases.push_back({"relu" + suffix, Op::Relu, {dt}, [s](Backend& be, DType d) {
+                                 Tensor x = input(be, s, d, 37), y = be.empty(s, d);
+                                 be.relu(x, y);
+                                 return Outputs{out(be, "y", y)};
+                             }});
+            cases.push_back({"relu_backward" + suffix, Op::ReluBackward, {dt}, [s](Backend& be, DType d) {
+                                 Tensor x = input(be, s, d, 38), dy = input(be, s, d, 39), dx = be.empty(s, d);
+                                 be.reluBackward(x, dy, dx);
+                                 return Outputs{out(be, "dx", dx)};
+                             }});
+            cases.push_back({"gelu" + suffix, Op::Gelu, {dt}, [s](Backend& be, DType d) {
+                                 Tensor x = input(be, s, d, 40, -4.0f, 4.0f), y = be.empty(s, d);
+                                 be.gelu(x, y);
+                                 return Outputs{out(be, "y", y)};
+                             }});
+            cases.push_back({"gelu_backward" + suffix, Op::GeluBackward, {dt}, [s](Backend& be, DType d) {
+                                 Tensor x = input(be, s, d, 41, -4.0f, 4.0f), dy = input(be, s, d, 42);
+                                 Tensor dx = be.empty(s, d);
+                                 be.geluBackward(x, dy, dx);
+                                 return Outputs{out(be, "dx", dx)};
+                             }});
+            cases.push_back({"dropout" + suffix, Op::Dropout, {dt}, [s](Backend& be, DType d) {
+                                 Tensor x = input(be, s, d, 43), y = be.empty(s, d), mask = be.empty(s, d);
+                                 be.dropout(x, y, mask, 0.3f, 0x5eedull);
+                                 return Outputs{out(be, "y", y), out(be, "mask", mask)};
+                             }});
+        }
+
+    // row-wise: softmax, cross-entropy (forward loss and gradient in one op), argmax
+    for (DType dt : floats)
+        for (const Shape& s : {Shape{64, 10}, Shape{3, 3000}, Shape{1, 1}})
+            cases.push_back({std::string("softmax/") + dtypeName(dt) + "/" + shapeName(s), Op::Softmax, {dt},
+                             [s](Backend& be, DType d) {
+                                 Tensor x = input(be, s, d, 50, -6.0f, 6.0f), y = be.empty(s, d);
+                                 be.softmax(x, y);
+                                 return Outputs{out(be, "y", y)};
+                             }});
+    for (const Shape& s : {Shape{64, 10}, Shape{5, 1000}})
+        cases.push_back({"softmax_cross_entropy/f32/" + shapeName(s), Op::SoftmaxCrossEntropy, {DType::F32},
+                         [s](Backend& be, DType) {
+                             Tensor logits = input(be, s, DType::F32, 51, -5.0f, 5.0f);
+                             Tensor lab = labels(be, s[0], static_cast<int>(s[1]), 52);
+                             Tensor losses = be.empty({s[0]}), dlogits = be.empty(s);
+                             be.softmaxCrossEntropy(logits, lab, losses, dlogits, 1.0f / static_cast<float>(s[0]));
+                             return Outputs{out(be, "losses", losses), out(be, "dlogits", dlogits)};
+                         }});
+    for (DType dt : floats)
+        for (const Shape& s : {Shape{64, 10}, Shape{7, 2000}})
+            cases.push_back({std::string("argmax_rows/") + dtypeName(dt) + "/" + shapeName(s), Op::ArgmaxRows, {dt},
+                             [s](Backend& be, DType d) {
+                                 Tensor x = input(be, s, d, 53);
+                                 Tensor o = be.empty({s[0]}, DType::I32);
+                                 be.argmaxRows(x, o);
+                                 return Outputs{out(be, "index", o)};
+                             }});
+
+    // convolution: the CNN's first layer, a strided padded one, a 1x1
+    auto geo = [](std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w, std::int64_t k, std::int64_t kh,
+                  std::int64_t kw, std::int64_t s, std::int64_t p) {
+        Conv2dGeometry g;
+        g.batch = n, g.inChannels = c, g.height = h, g.width = w, g.outChannels = k, g.kernelH = kh, g.kernelW = kw;
+        g.strideH = g.strideW = s;
+        g.padH = g.padW = p;
+        return g;
+    };
+    const std::vector<std::pair<std::string, Conv2dGeometry>> convs = {
+        {"n2c1h28w28k8_5x5s1p2", geo(2, 1, 28, 28, 8, 5, 5, 1, 2)},
+        {"n3c4h9w7k5_3x3s2p1", geo(3, 4, 9, 7, 5, 3, 3, 2, 1)},
+        {"n2c3h8w8k4_1x1s1p0", geo(2, 3, 8, 8, 4, 1, 1, 1, 0)},
+        {"n4c2h6w10k3_2x4s1p0", geo(4, 2, 6, 10, 3, 2, 4, 1, 0)}};
+    for (const auto& entry : convs) {
+        const std::string gname = entry.first;
+        const Conv2dGeometry g = entry.second;
+        const Shape xs{g.batch, g.inChannels, g.height, g.width};
+        const Shape ws{g.outChannels, g.inChannels, g.kernelH, g.kernelW};
+        const Shape ys{g.batch, g.outChannels, g.outH(), g.outW()};
+        cases.push_back({"conv2d_forward/f32/" + gname, Op::Conv2dForward, {DType::F32},
+                         [g, xs, ws, ys](Backend& be, DType) {
+                             Tensor x = input(be, xs, DType::F32, 60), w = input(be, ws, DType::F32, 61);
+                             Tensor y = be.empty(ys);
+                             be.conv2dForward(x, w, y, g);
+                             return Outputs{out(be, "y", y)};
+                         }});
+        cases.push_back({"conv2d_backward_data/f32/" + gname, Op::Conv2dBackwardData, {DType::F32},
+                         [g, xs, ws, ys](Backend& be, DType) {
+                             Tensor dy = input(be, ys, DType::F32, 62), w = input(be, ws, DType::F32, 63);
+                             Tensor dx = input(be, xs, DType::F32, 64); // overwritten
+                             be.conv2dBackwardData(dy, w, dx, g);
+                             return Outputs{out(be, "dx", dx)};
+                         }});
+        for (bool acc : {false, true})
+            cases.push_back({"conv2d_backward_weight/f32/" + gname + (acc ? "/accumulate" : "/overwrite"),
+                             Op::Conv2dBackwardWeight, {DType::F32}, [g, xs, ws, ys, acc](Backend& be, DType) {
+                                 Tensor x = input(be, xs, DType::F32, 65), dy = input(be, ys, DType::F32, 66);
+                                 Tensor dw = input(be, ws, DType::F32, 67);
+                                 be.conv2dBackwardWeight(x, dy, dw, g, acc);
+                                 return Outputs{out(be, "dw", dw)};
+                             }});
+    }
+
+    // max pooling: the CNN's 2x2/2 and an overlapping padded 3x3/2 (backward then sums windows)
+    auto pgeo = [](std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w, std::int64_t k, std::int64_t s,
+                   std::int64_t p) {
+        Pool2dGeometry g;
+        g.batch = n, g.channels = c, g.height = h, g.width = w;
+        g.kernelH = g.kernelW = k;
+        g.strideH = g.strideW = s;
+        g.padH = g.padW = p;
+        return g;
+    };
+    const std::vector<std::pair<std::string, Pool2dGeometry>> pools = {
+        {"n2c3h8w8_2x2s2", pgeo(2, 3, 8, 8, 2, 2, 0)},
+        {"n2c2h7w9_3x3s2p1", pgeo(2, 2, 7, 9, 3, 2, 1)},
+        {"n1c4h28w28_2x2s2", pgeo(1, 4, 28, 28, 2, 2, 0)}};
+    for (const auto& entry : pools) {
+        const std::string pname = entry.first;
+        const Pool2dGeometry g = entry.second;
+        const Shape xs{g.batch, g.channels, g.height, g.width};
+        const Shape ys{g.batch, g.channels, g.outH(), g.outW()};
+        cases.push_back({"maxpool2d_forward/f32/" + pname, Op::MaxPool2dForward, {DType::F32},
+                         [g, xs, ys](Backend& be, DType) {
+                             Tensor x = input(be, xs, DType::F32, 70);
+                             Tensor y = be.empty(ys), am = be.empty(ys, DType::I32);
+                             be.maxPool2dForward(x, y, am, g);
+                             return Outputs{out(be, "y", y), out(be, "argmax", am)};
+                         }});
+        cases.push_back({"maxpool2d_backward/f32/" + pname, Op::MaxPool2dBackward, {DType::F32},
+                         [g, xs, ys](Backend& be, DType) {
+                             Tensor x = input(be, xs, DType::F32, 71);
+                             Tensor y = be.empty(ys), am = be.empty(ys, DType::I32);
+                             be.maxPool2dForward(x, y, am, g);
+                             Tensor dy = input(be, ys, DType::F32, 72);
+                             Tensor dx = input(be, xs, DType::F32, 73); // overwritten
+                             be.maxPool2dBackward(dy, am, dx, g);
+                             return Outputs{out(be, "dx", dx)};
+                         }});
+    }
+
+    // layer norm: small and wide rows; an offset mean checks the variance's stability
+    for (const Shape& s : {Shape{16, 64}, Shape{5, 1000}, Shape{3, 7}}) {
+        cases.push_back({"layernorm_forward/f32/" + shapeName(s), Op::LayerNormForward, {DType::F32},
+                         [s](Backend& be, DType) {
+                             Tensor x = input(be, s, DType::F32, 80, 2.0f, 5.0f);
+                             Tensor gamma = input(be, {s[1]}, DType::F32, 81), beta = input(be, {s[1]}, DType::F32, 82);
+                             Tensor y = be.empty(s), mean = be.empty({s[0]}), rstd = be.empty({s[0]});
+                             be.layerNormForward(x, gamma, beta, y, mean, rstd, 1e-5f);
+                             return Outputs{out(be, "y", y), out(be, "mean", mean), out(be, "rstd", rstd)};
+                         }});
+        for (bool acc : {false, true})
+            cases.push_back({"layernorm_backward/f32/" + shapeName(s) + (acc ? "/accumulate" : "/overwrite"),
+                             Op::LayerNormBackward, {DType::F32}, [s, acc](Backend& be, DType) {
+                                 Tensor x = input(be, s, DType::F32, 83);
+                                 Tensor gamma = input(be, {s[1]}, DType::F32, 84);
+                                 Tensor beta = input(be, {s[1]}, DType::F32, 85);
+                                 Tensor y = be.empty(s), mean = be.empty({s[0]}), rstd = be.empty({s[0]});
+                                 be.layerNormForward(x, gamma, beta, y, mean, rstd, 1e-5f);
+                                 Tensor dy = input(be, s, DType::F32, 86), dx = be.empty(s);
+                                 Tensor dg = input(be, {s[1]}, DType::F32, 87), db = input(be, {s[1]}, DType::F32, 88);
+                                 be.layerNormBackward(dy, x, gamma, mean, rstd, dx, dg, db, acc);
+                                 return Outputs{out(be, "dx", dx), out(be, "dgamma", dg), out(be, "dbeta", db)};
+                             }});
+    }
+
+    // embedding: repeated ids make the backward scatter-add collide
+    for (const auto& sizes : std::vector<std::array<std::int64_t, 3>>{{40, 50, 16}, {256, 7, 33}}) {
+        const std::int64_t n = sizes[0], vocab = sizes[1], dim = sizes[2];
+        const std::string sname = "n" + std::to_string(n) + "v" + std::to_string(vocab) + "d" + std::to_string(dim);
+        cases.push_back({"embedding_forward/f32/" + sname, Op::EmbeddingForward, {DType::F32},
+                         [n, vocab, dim](Backend& be, DType) {
+                             Tensor ids = labels(be, n, static_cast<int>(vocab), 90);
+                             Tensor table = input(be, {vocab, dim}, DType::F32, 91), y = be.empty({n, dim});
+                             be.embeddingForward(ids, table, y);
+                             return Outputs{out(be, "y", y)};
+                         }});
+        for (bool acc : {false, true})
+            cases.push_back({"embedding_backward/f32/" + sname + (acc ? "/accumulate" : "/overwrite"),
+                             Op::EmbeddingBackward, {DType::F32}, [n, vocab, dim, acc](Backend& be, DType) {
+                                 Tensor ids = labels(be, n, static_cast<int>(vocab), 92);
+                                 Tensor dy = input(be, {n, dim}, DType::F32, 93);
+                                 Tensor dtable = input(be, {vocab, dim}, DType::F32, 94);
+                                 be.embeddingBackward(ids, dy, dtable, acc);
+                                 return Outputs{out(be, "dtable", dtable)};
+                             }});
+    }
+
+    // optimizers: two steps each (the first step initialises the state differently)
+    struct SgdCase {
+        const char* name;
+        SgdParams p;
+    };
+    for (const auto& sc : {SgdCase{"plain", {0.1f, 0.0f, 0.0f, false}}, SgdCase{"momentum", {0.05f, 0.9f, 0.01f, false}},
+                           SgdCase{"nesterov", {0.05f, 0.9f, 0.0f, true}}})
+        cases.push_back({std::string("sgd_step/f32/") + sc.name, Op::SgdStep, {DType::F32}, [sc](Backend& be, DType) {
+                             const Shape s{300, 7};
+                             Tensor w = input(be, s, DType::F32, 100), vel = be.zeros(s);
+                             for (int step = 0; step < 2; ++step) {
+                                 Tensor g = input(be, s, DType::F32, 101 + step);
+                                 be.sgdStep(w, g, vel, sc.p, step == 0);
+                             }
+                             Outputs o{out(be, "param", w)};
+                             if (sc.p.momentum != 0.0f) o.push_back(out(be, "velocity", vel));
+                             return o;
+                         }});
+    struct AdamCase {
+        const char* name;
+        AdamParams p;
+    };
+    for (const auto& ac : {AdamCase{"adam", {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, false}},
+                           AdamCase{"adam_l2", {1e-2f, 0.8f, 0.99f, 1e-8f, 0.1f, false}},
+                           AdamCase{"adamw", {1e-2f, 0.9f, 0.999f, 1e-6f, 0.05f, true}}})
+        cases.push_back({std::string("adam_step/f32/") + ac.name, Op::AdamStep, {DType::F32},
+                         [ac](Backend& be, DType) {
+                             const Shape s{1000};
+                             Tensor w = input(be, s, DType::F32, 110), m = be.zeros(s), v = be.zeros(s);
+                             for (int step = 1; step <= 2; ++step) {
+                                 Tensor g = input(be, s, DType::F32, 110 + step);
+                                 be.adamStep(w, g, m, v, ac.p, step);
+                             }
+                             return Outputs{out(be, "param", w), out(be, "m", m), out(be, "v", v)};
+                         }});
+    return cases;
+}
+
+const std::vector<OpCase>& allCases() {
+    static const std::vector<OpCase> cases = buildCases();
+    return cases;
+}
+
+std::string unsupportedBy(const Backend& be, const OpCase& c) {
+    for (DType dt : c.dtypes)
+        if (!be.supports(c.op, dt)) return be.name() + " does not support " + opName(c.op) + " with " + dtypeName(dt);
+    return {};
+}
+
+} // namespace
+
+class TestBackendOps : public QObject {
+    Q_OBJECT
+
+private:
+    std::shared_ptr<Backend> m_cuda;
+    std::shared_ptr<Backend> m_cpu;
+
+private slots:
+    void initTestCase() {
+        std::string reason;
+        m_cuda = test::cudaBackendOrNull(&reason);
+        QVERIFY2(m_cuda, reason.c_str());
+        m_cpu = cpuBackend();
+        const DeviceInfo info = m_cuda->info();
+        qInfo("comparing %s (%s, sm_%d%d) against %s", m_cuda->name().c_str(), info.name.c_str(),
+              info.computeCapabilityMajor, info.computeCapabilityMinor, m_cpu->name().c_str());
+    }
+
+    void everyOpIsCovered() {
+        // A new Op added to the interface must get rows here.
+        std::vector<bool> seen(static_cast<std::size_t>(Op::Count), false);
+        for (const auto& c : allCases()) seen[static_cast<std::size_t>(c.op)] = true;
+        for (std::size_t i = 0; i < seen.size(); ++i)
+            QVERIFY2(seen[i], (std::string("no harness row for op ") + opName(static_cast<Op>(i))).c_str());
+    }
+
+    void matchesCpu_data() {
+        QTest::addColumn<int>("index");
+        const auto& cases = allCases();
+        for (std::size_t i = 0; i < cases.size(); ++i)
+            QTest::newRow(cases[i].name.c_str()) << static_cast<int>(i);
+    }
+
+    void matchesCpu() {
+        QFETCH(int, index);
+        const OpCase& c = allCases()[static_cast<std::size_t>(index)];
+        // "Not supported" is its own outcome: reported as a skip with the reason, never as wrong.
+        if (const auto why = unsupportedBy(*m_cpu, c); !why.empty()) QSKIP(("not supported: " + why).c_str());
+        if (const auto why = unsupportedBy(*m_cuda, c); !why.empty()) QSKIP(("not supported: " + why).c_str());
+
+        const DType primary = c.dtypes.front();
+        Outputs ref, got;
+        try {
+            ref = c.run(*m_cpu, primary);
+        } catch (const std::exception& e) {
+            QFAIL(("cpu reference failed: " + std::string(e.what())).c_str());
+        }
+        try {
+            got = c.run(*m_cuda, primary);
+            m_cuda->synchronize();
+        } catch (const std::exception& e) {
+            QFAIL(("cuda failed: " + std::string(e.what())).c_str());
+        }
+        QCOMPARE(got.size(), ref.size());
+        for (std::size_t k = 0; k < ref.size(); ++k) {
+            const Output& r = ref[k];
+            const Output& g = got[k];
+            QCOMPARE(g.values.size(), r.values.size());
+            bool nonZero = false;
+            for (float v : r.values) nonZero = nonZero || v != 0.0f;
+            QVERIFY2(nonZero, ("reference output " + r.name + " is all zeros: the case tests nothing").c_str());
+            const double tol = toleranceFor(r.dtype);
+            if (tol == 0.0) {
+                std::size_t bad = 0, first = 0;
+                for (std::size_t i = 0; i < r.values.size(); ++i)
+                    if (g.values[i] != r.values[i] && bad++ == 0) first = i;
+                QVERIFY2(bad == 0, ("wrong: " + r.name + ": " + std::to_string(bad) + " of " +
+                                    std::to_string(r.values.size()) + " integers differ, first at " +
+                                    std::to_string(first) + " (cuda " + std::to_string(g.values[first]) + ", cpu " +
+                                    std::to_string(r.values[first]) + ")")
+                                       .c_str());
+            } else {
+                const double err = test::normalizedError(g.values, r.values);
+                QVERIFY2(err <= tol, ("wrong: " + r.name + ": normalized error " + std::to_string(err) + " > " +
+                                      std::to_string(tol) + " (" + dtypeName(r.dtype) + " tolerance), max |diff| " +
+                                      std::to_string(test::maxAbsDiff(g.values, r.values)))
+                                         .c_str());
+            }
+        }
+    }
+
+    void unsupportedPairThrows() {
+        Tensor a = m_cuda->zeros({4, 4}, DType::I8);
+        Tensor c = m_cuda->zeros({4, 4}, DType::I8);
+        QVERIFY(!m_cuda->supports(Op::Gemm, DType::I8));
+        try {
+            m_cuda->gemm(a, Trans::No, a, Trans::No, c);
+            QFAIL("gemm with i8 did not throw");
+        } catch (const BackendError& e) {
+            const std::string msg = e.what();
+            QVERIFY2(msg.find("gemm") != std::string::npos && msg.find("i8") != std::string::npos, msg.c_str());
+        }
+    }
+
+    void outOfRangeLabelsThrow_data() {
+        QTest::addColumn<int>("badLabel");
+        QTest::newRow("too large") << 10;
+        QTest::newRow("negative") << -1;
+    }
+    void outOfRangeLabelsThrow() {
+        QFETCH(int, badLabel);
+        auto lab = test::randomLabels(8, 10, 5);
+        lab[6] = badLabel;
+        Tensor logits = input(*m_cuda, {8, 10}, DType::F32, 6);
+        Tensor labelsT = m_cuda->uploadI32(lab, {8});
+        Tensor losses = m_cuda->empty({8}), d = m_cuda->empty({8, 10});
+        try {
+            m_cuda->softmaxCrossEntropy(logits, labelsT, losses, d, 1.0f);
+            QFAIL("an out-of-range label did not throw");
+        } catch (const BackendError& e) {
+            const std::string msg = e.what();
+            QVERIFY2(msg.find("label " + std::to_string(badLabel)) != std::string::npos, msg.c_str());
+            QVERIFY2(msg.find("row 6") != std::string::npos, msg.c_str());
+        }
+        // The backend is still usable afterwards (the device-side check is not a sticky fault).
+        lab[6] = 3;
+        Tensor good = m_cuda->uploadI32(lab, {8});
+        m_cuda->softmaxCrossEntropy(logits, good, losses, d, 1.0f);
+        for (float l : m_cuda->downloadF32(losses)) QVERIFY(std::isfinite(l) && l > 0.0f);
+    }
+
+    void outOfRangeIdsThrow() {
+        Tensor table = input(*m_cuda, {5, 3}, DType::F32, 7);
+        Tensor ids = m_cuda->uploadI32({0, 4, 5, 1}, {4});
+        Tensor y = m_cuda->empty({4, 3});
+        try {
+            m_cuda->embeddingForward(ids, table, y);
+            QFAIL("an out-of-range id did not throw");
+        } catch (const BackendError& e) {
+            const std::string msg = e.what();
+            QVERIFY2(msg.find("id 5") != std::string::npos && msg.find("position 2") != std::string::npos, msg.c_str());
+        }
+    }
+
+    void wrongDeviceTensorThrows() {
+        Tensor onCpu = m_cpu->upload(test::randomVector(16, 8), {16});
+        Tensor y = m_cuda->empty({16});
+        QVERIFY_THROWS_EXCEPTION(BackendError, m_cuda->relu(onCpu, y));
+    }
+
+    void byteAccountingFollowsAllocations() {
+        m_cuda->synchronize();
+        const std::uint64_t before = m_cuda->currentAllocatedBytes();
+        m_cuda->resetPeakAllocated();
+        {
+            Tensor big = m_cuda->empty({1 << 20}); // 4 MiB
+            QCOMPARE(m_cuda->currentAllocatedBytes(), before + (4u << 20));
+            QVERIFY(m_cuda->peakAllocatedBytes() >= before + (4u << 20));
+        }
+        QCOMPARE(m_cuda->currentAllocatedBytes(), before);
+        QVERIFY(m_cuda->peakAllocatedBytes() >= before + (4u << 20));
+    }
+
+    void outOfMemoryIsABackendError() {
+        const DeviceInfo info = m_cuda->info();
+        const std::size_t tooMuch = static_cast<std::size_t>(info.memoryTotalBytes) * 4;
+        try {
+            m_cuda->allocate(tooMuch);
+            QFAIL("allocating four times the device memory did not throw");
+        } catch (const BackendError& e) {
+            const std::string msg = e.what();
+            QVERIFY2(msg.find("out of device memory") != std::string::npos && msg.find("free") != std::string::npos,
+                     msg.c_str());
+        }
+        Tensor ok = m_cuda->zeros({16}); // still usable
+        QCOMPARE(m_cuda->downloadF32(ok).size(), std::size_t{16});
+    }
+
+    void timerMeasuresDeviceWork() {
+        Tensor a = input(*m_cuda, {512, 512}, DType::F32, 9), c = m_cuda->empty({512, 512});
+        auto timer = m_cuda->createTimer();
+        timer->start();
+        for (int i = 0; i < 10; ++i) m_cuda->gemm(a, Trans::No, a, Trans::No, c);
+        timer->stop();
+        const double ms = timer->elapsedMs();
+        QVERIFY2(ms > 0.0 && ms < 10000.0, std::to_string(ms).c_str());
+    }
+
+    void infoDescribesTheDevice() {
+        const DeviceInfo info = m_cuda->info();
+        QCOMPARE(QString::fromStdString(info.backend), QStringLiteral("cuda"));
+        QVERIFY(info.available);
+        QVERIFY(!info.name.empty());
+        QVERIFY(info.memoryTotalBytes > 0 && info.memoryFreeBytes <= info.memoryTotalBytes);
+        QVERIFY(info.computeCapabilityMajor >= 7);
+        QVERIFY(!info.runtimeVersion.empty() && !info.driverVersion.empty() && !info.libraryVersion.empty());
+    }
+};
+
+LATHE_GPU_TEST_MAIN(TestBackendOps)
+#include "test_backend_ops.moc"

@@ -1,0 +1,109 @@
+// Model files shared with PyTorch 1.13 (/usr/bin/python3, Debian python3-torch): a PyTorch state_dict
+// saved as safetensors loads into Lathe with an architecture JSON beside it and gives PyTorch's logits;
+// a Lathe-saved model loads into torch with load_state_dict(strict=True) and gives Lathe's.
+// Skipped when torch is not importable.
+#include "engine/backends/registry.h"
+#include "engine/io/model_io.h"
+#include "engine/io/safetensors.h"
+#include "tests/support/test_support.h"
+
+#include <QProcess>
+
+#include <filesystem>
+
+using namespace lathe;
+
+namespace {
+
+const char* const kPython = "/usr/bin/python3";
+
+struct Run {
+    int exitCode = -1;
+    QString output;
+};
+
+Run runScript(const QStringList& args) {
+    QProcess p;
+    p.setProcessChannelMode(QProcess::MergedChannels);
+    p.start(kPython, QStringList{QString::fromStdString(test::sourcePath("tests/tools/torch_interop.py"))} + args);
+    if (!p.waitForFinished(180000)) return {-1, "timed out: " + p.readAll()};
+    return {p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1, QString::fromUtf8(p.readAll())};
+}
+
+bool torchAvailable() {
+    QProcess p;
+    p.start(kPython, {"-c", "import torch"});
+    return p.waitForFinished(120000) && p.exitStatus() == QProcess::NormalExit && p.exitCode() == 0;
+}
+
+// Lathe's logits for raw uint8 pixels (N, C, H, W), preprocessed as the model's architecture says.
+std::vector<float> latheLogits(Model& m, const Tensor& pixels) {
+    Dataset d;
+    d.name = "interop";
+    d.sampleShape = m.inputShape();
+    d.numClasses = m.numClasses();
+    d.pixels.assign(pixels.ptr<std::uint8_t>(), pixels.ptr<std::uint8_t>() + pixels.numel());
+    d.labels.assign(static_cast<std::size_t>(pixels.dim(0)), 0);
+    std::vector<std::int64_t> idx(static_cast<std::size_t>(d.size()));
+    for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<std::int64_t>(i);
+    std::vector<float> x(static_cast<std::size_t>(d.size() * d.sampleSize()));
+    makeBatch(d, idx, m.preprocess(), x.data(), nullptr);
+    Backend& be = *m.backend();
+    return be.downloadF32(m.forward(be.upload(x, pixels.shape()), ForwardContext{}));
+}
+
+std::vector<float> floats(const Tensor& t) {
+    return {t.ptr<float>(), t.ptr<float>() + t.numel()};
+}
+
+} // namespace
+
+class TestTorchInterop : public QObject {
+    Q_OBJECT
+
+private slots:
+    void initTestCase() {
+        if (!torchAvailable()) QSKIP("PyTorch is not importable by /usr/bin/python3 (Debian package python3-torch)");
+    }
+
+    void models_data() {
+        QTest::addColumn<QString>("kind");
+        QTest::newRow("mlp") << "mlp";
+        QTest::newRow("cnn") << "cnn";
+    }
+    void models() {
+        QFETCH(QString, kind);
+        const std::string dir = test::tempDir() + "/interop-" + kind.toStdString();
+        std::filesystem::create_directories(dir);
+
+        // PyTorch -> Lathe
+        const Run exported = runScript({"export", QString::fromStdString(dir), kind});
+        QVERIFY2(exported.exitCode == 0, qPrintable(exported.output));
+        auto model = loadModel(dir + "/torch_model.safetensors", dir + "/architecture.json");
+        const auto io = readSafetensors(dir + "/torch_io.safetensors");
+        const Tensor* pixels = io.find("pixels");
+        const Tensor* torchLogits = io.find("logits");
+        QVERIFY(pixels && torchLogits);
+        const auto ours = latheLogits(*model, *pixels);
+        const double err = test::normalizedError(ours, floats(*torchLogits));
+        qInfo("%s: PyTorch -> Lathe logits normalized error %.3g, max abs diff %.3g", qPrintable(kind), err,
+              test::maxAbsDiff(ours, floats(*torchLogits)));
+        // float32 sums in a different order (OpenBLAS vs PyTorch's kernels): ~1e-7 is typical.
+        QVERIFY2(err < 1e-5, qPrintable(QString::number(err)));
+
+        // Lathe -> PyTorch: fresh weights from Lathe, saved by Lathe, loaded by torch.
+        auto fresh = Model::fromArchitecture(model->architecture());
+        fresh->initialize(*cpuBackend(), 777);
+        saveModel(*fresh, dir + "/lathe_model.safetensors");
+        const auto freshLogits = latheLogits(*fresh, *pixels);
+        Tensor logitsTensor = Tensor::host({pixels->dim(0), fresh->numClasses()}, DType::F32);
+        std::copy(freshLogits.begin(), freshLogits.end(), logitsTensor.ptr<float>());
+        writeSafetensors(dir + "/lathe_io.safetensors", {{"pixels", *pixels}, {"logits", logitsTensor}}, {});
+        const Run checked = runScript({"check", QString::fromStdString(dir)});
+        qInfo("%s: Lathe -> PyTorch %s", qPrintable(kind), qPrintable(checked.output.trimmed()));
+        QVERIFY2(checked.exitCode == 0, qPrintable(checked.output));
+    }
+};
+
+QTEST_GUILESS_MAIN(TestTorchInterop)
+#include "test_torch_interop.moc"

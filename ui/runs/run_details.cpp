@@ -1,0 +1,106 @@
+// RunDetails: stored samples -> LiveDashboard, summary -> a metrics table (one column per run).
+#include "ui/runs/run_details.h"
+
+#include "engine/store/run_store.h"
+#include "ui/charts/live_dashboard.h"
+
+#include <QFontDatabase>
+#include <QHeaderView>
+#include <QLabel>
+#include <QPlainTextEdit>
+#include <QSplitter>
+#include <QTabWidget>
+#include <QTableWidget>
+#include <QVBoxLayout>
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <set>
+
+namespace lathe::ui {
+
+RunDetails::RunDetails(QWidget* parent)
+    : QWidget(parent), m_title(new QLabel(this)), m_dashboard(new LiveDashboard(this)), m_summary(new QTableWidget(this)),
+      m_config(new QPlainTextEdit(this)) {
+    m_title->setText(tr("Open a run from the Runs tab (double-click) to see its charts and summary."));
+    m_title->setWordWrap(true);
+    m_summary->setObjectName(QStringLiteral("summaryTable"));
+    m_summary->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    m_summary->verticalHeader()->setDefaultSectionSize(m_summary->fontMetrics().height() + 6);
+    m_config->setReadOnly(true);
+    m_config->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
+    auto* side = new QTabWidget(this);
+    side->addTab(m_summary, tr("Summary"));
+    side->addTab(m_config, tr("Configuration"));
+    auto* splitter = new QSplitter(Qt::Horizontal, this);
+    splitter->addWidget(m_dashboard);
+    splitter->addWidget(side);
+    splitter->setStretchFactor(0, 3);
+    splitter->setStretchFactor(1, 1);
+    auto* layout = new QVBoxLayout(this);
+    layout->addWidget(m_title);
+    layout->addWidget(splitter, 1);
+}
+
+int RunDetails::showRuns(RunStore& store, const QList<qint64>& runIds) {
+    m_dashboard->clear();
+    m_runIds.clear();
+    std::vector<RunRecord> records;
+    for (qint64 id : runIds) {
+        if (auto r = store.run(id)) {
+            records.push_back(std::move(*r));
+            m_runIds << id;
+        }
+    }
+    std::set<std::string> keys;
+    QStringList titles;
+    for (const RunRecord& r : records) {
+        const QString label = QStringLiteral("#%1 %2").arg(r.id).arg(QString::fromStdString(r.name));
+        m_dashboard->setRunLabel(r.id, label);
+        m_dashboard->appendSamples(store.samples(r.id));
+        for (const auto& [k, v] : r.summary) keys.insert(k);
+        titles << QStringLiteral("%1 (%2)").arg(label, QString::fromStdString(r.status));
+    }
+    m_dashboard->replotDirty();
+
+    m_summary->clear();
+    m_summary->setColumnCount(static_cast<int>(records.size()));
+    m_summary->setRowCount(static_cast<int>(keys.size()) + 4);
+    QStringList columnHeaders, rowHeaders{tr("status"), tr("device"), tr("steps"), tr("error")};
+    for (const RunRecord& r : records) columnHeaders << QStringLiteral("#%1").arg(r.id);
+    for (const auto& k : keys) rowHeaders << QString::fromStdString(k);
+    m_summary->setHorizontalHeaderLabels(columnHeaders);
+    m_summary->setVerticalHeaderLabels(rowHeaders);
+    for (int c = 0; c < static_cast<int>(records.size()); ++c) {
+        const RunRecord& r = records[static_cast<std::size_t>(c)];
+        m_summary->setItem(0, c, new QTableWidgetItem(QString::fromStdString(r.status)));
+        m_summary->setItem(1, c, new QTableWidgetItem(QString::fromStdString(r.device)));
+        m_summary->setItem(2, c, new QTableWidgetItem(QString::fromStdString(r.strategyChain)));
+        auto* error = new QTableWidgetItem(QString::fromStdString(r.error));
+        error->setToolTip(error->text());
+        m_summary->setItem(3, c, error);
+        int row = 4;
+        for (const auto& k : keys) {
+            auto it = r.summary.find(k);
+            if (it != r.summary.end() && !std::isnan(it->second)) {
+                auto* item = new QTableWidgetItem(QString::number(it->second, 'g', 6));
+                item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+                m_summary->setItem(row, c, item);
+            }
+            ++row;
+        }
+    }
+    m_summary->resizeColumnsToContents();
+    if (records.size() == 1) {
+        const auto config = nlohmann::json::parse(records.front().configJson, nullptr, false);
+        m_config->setPlainText(config.is_discarded() ? QString::fromStdString(records.front().configJson)
+                                                     : QString::fromStdString(config.dump(2)));
+    } else {
+        m_config->setPlainText(tr("Select a single run to see its configuration."));
+    }
+    m_title->setText(records.empty() ? tr("Run not found.") : titles.join(QStringLiteral("   vs   ")));
+    return static_cast<int>(records.size());
+}
+
+} // namespace lathe::ui
