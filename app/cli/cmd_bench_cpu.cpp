@@ -7,6 +7,8 @@
 #include "engine/backends/registry.h"
 #include "engine/core/errors.h"
 #include "engine/core/rng.h"
+#include "engine/measure/latency.h"
+#include "engine/measure/stats.h"
 #include "engine/nn/model.h"
 #include "engine/nn/zoo.h"
 
@@ -19,35 +21,10 @@
 #include <ctime>
 #include <functional>
 #include <iostream>
-#include <numeric>
 #include <sstream>
 
 namespace lathe::cli {
 namespace {
-
-struct Timing {
-    double p50 = 0, p95 = 0, mean = 0, min = 0, cv = 0;
-};
-
-double percentileOf(std::vector<double> v, double q) { // linear between closest ranks
-    std::sort(v.begin(), v.end());
-    const double pos = q * static_cast<double>(v.size() - 1);
-    const std::size_t lo = static_cast<std::size_t>(std::floor(pos));
-    const std::size_t hi = std::min(lo + 1, v.size() - 1);
-    return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
-}
-
-Timing summarizeMs(const std::vector<double>& ms) {
-    Timing t;
-    t.p50 = percentileOf(ms, 0.5);
-    t.p95 = percentileOf(ms, 0.95);
-    t.min = *std::min_element(ms.begin(), ms.end());
-    t.mean = std::accumulate(ms.begin(), ms.end(), 0.0) / static_cast<double>(ms.size());
-    double var = 0;
-    for (double v : ms) var += (v - t.mean) * (v - t.mean);
-    t.cv = ms.size() > 1 ? std::sqrt(var / static_cast<double>(ms.size() - 1)) / t.mean : 0.0;
-    return t;
-}
 
 // Times `work(i)` (i = repeat index) with the backend's timer: device events on a GPU, a monotonic
 // clock on the CPU. The timer's elapsedMs() waits for the work to finish.
@@ -190,7 +167,7 @@ int runGemm(const std::vector<std::string>& argv) {
             const auto ms = timeRepeats(be, o.warmup, o.repeats, [&](int i) {
                 be.gemm(as[i % buffers], Trans::No, bs[i % buffers], Trans::Yes, c, 1.0f, 0.0f);
             });
-            const Timing t = summarizeMs(ms);
+            const LatencySummary t = summarize(ms);
             const double flops = 2.0 * static_cast<double>(s.m) * static_cast<double>(s.n) * static_cast<double>(s.k);
             const double gflops = flops / (t.p50 * 1e-3) / 1e9;
             const std::string label =
@@ -200,7 +177,8 @@ int runGemm(const std::vector<std::string>& argv) {
             nlohmann::json r = backendJson(be);
             r.update({{"dtype", dtypeName(dtype)}, {"m", s.m}, {"n", s.n}, {"k", s.k}, {"latency_p50_ms", t.p50},
                       {"latency_p95_ms", t.p95}, {"latency_mean_ms", t.mean}, {"latency_min_ms", t.min},
-                      {"latency_cv", t.cv}, {"achieved_gflops", gflops}, {"input_buffers", buffers}});
+                      {"latency_cv", t.cv}, {"latency_p50_ci95_ms", {t.medianCiLow, t.medianCiHigh}},
+                      {"noisy", t.noisy}, {"achieved_gflops", gflops}, {"input_buffers", buffers}});
             results.push_back(r);
         }
     }
@@ -268,12 +246,9 @@ int runMlp(const std::vector<std::string>& argv) {
             std::vector<Tensor> inputs;
             for (int i = 0; i < o.rotate; ++i)
                 inputs.push_back(be.upload(randomValues(static_cast<std::size_t>(numel(shape)), 1000 + i), shape));
-            ForwardContext ctx; // inference: no caches, no dropout
-            const auto ms = timeRepeats(be, o.warmup, o.repeats, [&](int i) {
-                Tensor logits = model->forward(inputs[static_cast<std::size_t>(i % o.rotate)], ctx);
-                (void)logits;
-            });
-            const Timing t = summarizeMs(ms);
+            // The same harness as experiment runs: backend timer, warm-up, inputs cycled per repeat.
+            const auto ms = measureLatency(be, *model, inputs, o.warmup, o.repeats);
+            const LatencySummary t = summarize(ms);
             const double throughput = batch / (t.p50 * 1e-3);
             const double gflops = flopsPerSample * throughput / 1e9;
             if (!o.json)
@@ -282,6 +257,7 @@ int runMlp(const std::vector<std::string>& argv) {
             nlohmann::json r = backendJson(be);
             r.update({{"model", modelName}, {"batch_size", batch}, {"latency_p50_ms", t.p50}, {"latency_p95_ms", t.p95},
                       {"latency_mean_ms", t.mean}, {"latency_min_ms", t.min}, {"latency_cv", t.cv},
+                      {"latency_p50_ci95_ms", {t.medianCiLow, t.medianCiHigh}}, {"noisy", t.noisy},
                       {"throughput_per_s", throughput}, {"achieved_gflops", gflops},
                       {"peak_device_bytes", be.peakAllocatedBytes()}});
             results.push_back(r);

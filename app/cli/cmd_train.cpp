@@ -115,7 +115,7 @@ int runTrain(const std::vector<std::string>& argv) {
                             {"seconds", r.seconds}};
         if (evalEachEpoch) {
             const auto t = std::chrono::steady_clock::now();
-            const EvalResult ev = evaluate(*model, be, data.test, 256, &g_cancel);
+            const EvalResult ev = evaluate(*model, be, data.test, 256, &cancelFlag());
             evalEachSeconds += secondsSince(t);
             std::fprintf(stderr, "  test accuracy %.4f  test loss %.4f", ev.accuracy, ev.loss);
             e["test_accuracy"] = ev.accuracy;

@@ -70,6 +70,7 @@ MainWindow::MainWindow(AppController* controller, QWidget* parent)
     addDockWidget(Qt::LeftDockWidgetArea, devicesDock);
     splitDockWidget(m_library, devicesDock, Qt::Vertical);
     resizeDocks({m_library, devicesDock}, {420, 160}, Qt::Vertical);
+    resizeDocks({m_library}, {260}, Qt::Horizontal);
     resizeDocks({logDock}, {140}, Qt::Vertical);
 
     // Status bar: progress, dropped samples (only when there are some), device, engine version.

@@ -3,14 +3,24 @@
 
 #include "engine/core/errors.h"
 
+#include <chrono>
 #include <numeric>
 #include <string>
 
 namespace lathe {
+namespace {
+
+double steadyClockMs() {
+    using namespace std::chrono;
+    return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+} // namespace
 
 std::vector<double> measureLatency(Backend& be, Model& model, std::span<const Tensor> batches, int warmup,
                                    int repeats, const std::atomic<bool>* cancel,
-                                   const std::function<void(int done, int total)>& progress) {
+                                   const std::function<void(int done, int total)>& progress,
+                                   std::vector<double>* startedMs) {
     if (batches.empty()) throw ConfigError("measureLatency: no input batches");
     if (repeats < 1) throw ConfigError("measureLatency: repeats must be at least 1, got " + std::to_string(repeats));
     const ForwardContext ctx{}; // inference: no caches, no dropout
@@ -26,9 +36,14 @@ std::vector<double> measureLatency(Backend& be, Model& model, std::span<const Te
     auto timer = be.createTimer();
     std::vector<double> samples;
     samples.reserve(static_cast<std::size_t>(repeats));
+    if (startedMs) {
+        startedMs->clear();
+        startedMs->reserve(static_cast<std::size_t>(repeats));
+    }
     for (int r = 0; r < repeats; ++r) {
         if (cancelled()) throw CancelledError();
         const Tensor& x = batches[static_cast<std::size_t>(r) % batches.size()];
+        if (startedMs) startedMs->push_back(steadyClockMs());
         timer->start();
         Tensor y = model.forward(x, ctx);
         timer->stop();

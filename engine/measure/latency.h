@@ -17,10 +17,12 @@ namespace lathe {
 
 // Milliseconds per forward, one per repeat, in the order measured. Input batch r % batches.size()
 // is used for repeat r (warm-up iterations cycle the same way). Throws CancelledError when cancel
-// is set (checked between forwards).
+// is set (checked between forwards). startedMs (optional) receives the host monotonic time (ms)
+// at which each timed forward was issued, for plotting latency over time.
 std::vector<double> measureLatency(Backend& be, Model& model, std::span<const Tensor> batches, int warmup,
                                    int repeats, const std::atomic<bool>* cancel = nullptr,
-                                   const std::function<void(int done, int total)>& progress = {});
+                                   const std::function<void(int done, int total)>& progress = {},
+                                   std::vector<double>* startedMs = nullptr);
 
 // `count` distinct input batches of `batchSize` samples each, taken from consecutive windows of the
 // dataset (wrapping around when it is smaller than count * batchSize), preprocessed as the model

@@ -44,12 +44,15 @@ MeasureOutcome measureModel(const MeasureTarget& t, const MeasureRequest& req) {
         const std::string tag = "@b" + std::to_string(b);
         report(done / shares, "latency b=" + std::to_string(b));
         const auto batches = makeInputBatches(t.backend, t.model, t.data, b, std::max(1, req.rotateBatches));
-        const auto samples = measureLatency(t.backend, t.model, batches, req.warmup, req.repeats, t.cancel,
-                                            [&](int k, int n) { report((done + double(k) / n) / shares, "latency b=" + std::to_string(b)); });
+        std::vector<double> startedMs;
+        const auto samples = measureLatency(
+            t.backend, t.model, batches, req.warmup, req.repeats, t.cancel,
+            [&](int k, int n) { report((done + double(k) / n) / shares, "latency b=" + std::to_string(b)); },
+            &startedMs);
         const std::string series = seriesPrefix + "latency_ms/b" + std::to_string(b);
-        const double now = steadyNowMs() - t.runStartMs;
         for (std::size_t i = 0; i < samples.size(); ++i)
-            t.sink.push(makeSample(t.runId, series, static_cast<std::int64_t>(i), now, samples[i]));
+            t.sink.push(makeSample(t.runId, series, static_cast<std::int64_t>(i), startedMs[i] - t.runStartMs,
+                                   samples[i]));
 
         const LatencySummary s = summarize(samples, req.noisyCv, req.seed + static_cast<std::uint64_t>(b));
         const double throughput = s.p50 > 0 ? static_cast<double>(b) * 1000.0 / s.p50 : 0.0;

@@ -54,10 +54,15 @@ private slots:
         const auto batches = makeInputBatches(*m_backend, *m_model, m_data, 16, 3);
         QCOMPARE(batches.size(), std::size_t(3));
         int calls = 0;
-        const auto samples = measureLatency(*m_backend, *m_model, batches, 3, 40, nullptr, [&](int, int) { ++calls; });
+        std::vector<double> started;
+        const auto samples =
+            measureLatency(*m_backend, *m_model, batches, 3, 40, nullptr, [&](int, int) { ++calls; }, &started);
         QCOMPARE(samples.size(), std::size_t(40));
         for (double ms : samples) QVERIFY(ms > 0 && ms < 10000);
         QVERIFY(calls >= 1);
+        // Each forward starts after the previous one finished.
+        QCOMPARE(started.size(), std::size_t(40));
+        for (std::size_t i = 1; i < started.size(); ++i) QVERIFY(started[i] >= started[i - 1] + samples[i - 1] * 0.999);
     }
 
     void inputBatchesAreDistinctAndWrap() {

@@ -13,6 +13,7 @@
 #include <QLineEdit>
 #include <QListWidget>
 #include <QPlainTextEdit>
+#include <QPointer>
 #include <QSignalSpy>
 #include <QSpinBox>
 #include <QTableWidget>
@@ -140,7 +141,7 @@ private slots:
         bool found = false;
         for (const auto& issue : editor.issues()) found = found || issue.pointer == pointer.toStdString();
         QVERIFY2(found, qPrintable(QString::fromStdString(editor.issues()[0].pointer)));
-        QWidget* w = editor.widgetForPointer(pointer);
+        QPointer<QWidget> w = editor.widgetForPointer(pointer);
         QVERIFY(w);
         QVERIFY2(w->property("lathe_error").toBool(), qPrintable(w->objectName()));
         QVERIFY(w->toolTip().size() > 5);
@@ -148,10 +149,10 @@ private slots:
         QVERIFY(editor.issueList()->count() >= 1);
         QVERIFY(editor.issueList()->item(0)->text().contains(pointer) ||
                 editor.issueList()->findItems(pointer, Qt::MatchStartsWith).size() == 1);
-        // Fixing it in the form clears the mark.
+        // Fixing it clears the mark (a step's form is rebuilt, so its old widget may be gone).
         setJsonText(editor, ExperimentEditor::newDocument());
         QVERIFY(editor.issues().empty());
-        QVERIFY(!w->property("lathe_error").toBool());
+        QVERIFY(!w || !w->property("lathe_error").toBool());
     }
 
     void syntaxErrorsKeepTheFormAndSayWhere() {

@@ -40,7 +40,7 @@ LiveDashboard::LiveDashboard(QWidget* parent) : QWidget(parent), m_droppedLabel(
         c->plot()->xAxis->setLabel(x);
         c->plot()->yAxis->setLabel(y);
     };
-    axes(chart(Chart::LatencyOverTime), tr("time (s)"), tr("latency (ms)"));
+    axes(chart(Chart::LatencyOverTime), tr("timed forward (repeat)"), tr("latency (ms)"));
     axes(chart(Chart::LatencyCdf), tr("latency (ms)"), tr("fraction"));
     axes(chart(Chart::Throughput), tr("step"), tr("per second / value"));
     axes(chart(Chart::Training), tr("step"), tr("loss"));
@@ -162,7 +162,8 @@ void LiveDashboard::appendSamples(const std::vector<MetricSample>& samples) {
         QCPGraph* graph = graphFor(s.runId, series);
         const Chart which = chartFor(series);
         Pending& p = pending[graph];
-        p.keys.append(which == Chart::LatencyOverTime ? s.tMs / 1000.0 : static_cast<double>(s.step));
+        // Timed forwards come in bursts far shorter than a run, so latency is drawn per repeat.
+        p.keys.append(static_cast<double>(s.step));
         p.values.append(s.value);
         m_dirty[static_cast<int>(which)] = true;
         if (which == Chart::LatencyOverTime) {

@@ -80,30 +80,30 @@ bool RunsFilterProxy::lessThan(const QModelIndex& left, const QModelIndex& right
     }
     const RunRecord& a = m_model->record(left.row());
     const RunRecord& b = m_model->record(right.row());
-    auto byNumber = [&](const std::string& key) {
-        const double x = RunsTableModel::metric(a, key), y = RunsTableModel::metric(b, key);
+    const RunsTableModel::RowCache& ca = m_model->cache(left.row());
+    const RunsTableModel::RowCache& cb = m_model->cache(right.row());
+    auto byNumber = [&](RunsTableModel::Metric m) {
+        const double x = ca.metrics[m], y = cb.metrics[m];
         if (std::isnan(x) != std::isnan(y)) {
             return std::isnan(x); // runs without the metric sort first ascending (last descending)
         }
         return !std::isnan(x) && x < y;
     };
-    auto byText = [](const std::string& x, const std::string& y) {
-        return QString::localeAwareCompare(QString::fromStdString(x), QString::fromStdString(y)) < 0;
-    };
+    auto byText = [](const QString& x, const QString& y) { return QString::localeAwareCompare(x, y) < 0; };
     switch (left.column()) {
     case RunsTableModel::Status: return a.status < b.status;
     case RunsTableModel::Id: return a.id < b.id;
-    case RunsTableModel::Name: return byText(a.name, b.name);
-    case RunsTableModel::Experiment: return byText(a.experimentName, b.experimentName);
+    case RunsTableModel::Name: return byText(ca.name, cb.name);
+    case RunsTableModel::Experiment: return byText(ca.experiment, cb.experiment);
     case RunsTableModel::Chain: return a.strategyChain < b.strategyChain;
     case RunsTableModel::Model: return a.model < b.model;
     case RunsTableModel::Dataset: return a.dataset < b.dataset;
     case RunsTableModel::Device: return a.device < b.device;
-    case RunsTableModel::Accuracy: return byNumber("accuracy");
-    case RunsTableModel::LatencyP50: return byNumber("latency_p50_ms");
-    case RunsTableModel::LatencyP99: return byNumber("latency_p99_ms");
-    case RunsTableModel::Throughput: return byNumber("throughput_per_s");
-    case RunsTableModel::ModelBytes: return byNumber("model_bytes");
+    case RunsTableModel::Accuracy: return byNumber(RunsTableModel::AccuracyMetric);
+    case RunsTableModel::LatencyP50: return byNumber(RunsTableModel::LatencyP50Metric);
+    case RunsTableModel::LatencyP99: return byNumber(RunsTableModel::LatencyP99Metric);
+    case RunsTableModel::Throughput: return byNumber(RunsTableModel::ThroughputMetric);
+    case RunsTableModel::ModelBytes: return byNumber(RunsTableModel::ModelBytesMetric);
     case RunsTableModel::Started: return a.startedAt < b.startedAt;
     case RunsTableModel::Duration: {
         const double da = a.finishedAt > 0 && a.startedAt > 0 ? a.finishedAt - a.startedAt : -1;

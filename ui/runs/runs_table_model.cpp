@@ -80,7 +80,7 @@ void RunsTableModel::close() {
     if (m_store) {
         beginResetModel();
         m_runs.clear();
-        m_search.clear();
+        m_cache.clear();
         m_store.reset();
         m_changeCounter = -1;
         endResetModel();
@@ -143,10 +143,10 @@ void RunsTableModel::setRows(std::vector<RunRecord> runs) {
     if (added == SIZE_MAX) {
         beginResetModel();
         m_runs = std::move(runs);
-        m_search.clear();
-        m_search.reserve(m_runs.size());
+        m_cache.clear();
+        m_cache.reserve(m_runs.size());
         for (const RunRecord& r : m_runs) {
-            m_search.push_back(makeSearchText(r));
+            m_cache.push_back(makeCache(r));
         }
         endResetModel();
         return;
@@ -154,29 +154,41 @@ void RunsTableModel::setRows(std::vector<RunRecord> runs) {
     if (added > 0) {
         beginInsertRows({}, 0, static_cast<int>(added) - 1);
         m_runs.insert(m_runs.begin(), runs.begin(), runs.begin() + static_cast<std::ptrdiff_t>(added));
-        std::vector<QString> search;
+        std::vector<RowCache> cache;
         for (std::size_t i = 0; i < added; ++i) {
-            search.push_back(makeSearchText(runs[i]));
+            cache.push_back(makeCache(runs[i]));
         }
-        m_search.insert(m_search.begin(), search.begin(), search.end());
+        m_cache.insert(m_cache.begin(), cache.begin(), cache.end());
         endInsertRows();
     }
     for (std::size_t i = added; i < runs.size(); ++i) {
         if (!sameRow(runs[i], m_runs[i])) {
             m_runs[i] = std::move(runs[i]);
-            m_search[i] = makeSearchText(m_runs[i]);
+            m_cache[i] = makeCache(m_runs[i]);
             emit dataChanged(index(static_cast<int>(i), 0), index(static_cast<int>(i), ColumnCount - 1));
         }
     }
 }
 
-QString RunsTableModel::makeSearchText(const RunRecord& r) const {
+const char* RunsTableModel::metricKey(Metric m) {
+    static const char* keys[] = {"accuracy", "latency_p50_ms", "latency_p99_ms", "throughput_per_s", "model_bytes"};
+    return keys[m];
+}
+
+RunsTableModel::RowCache RunsTableModel::makeCache(const RunRecord& r) const {
+    RowCache c;
+    c.name = qs(r.name);
+    c.experiment = qs(r.experimentName);
+    for (int m = 0; m < MetricCount; ++m) {
+        c.metrics[m] = metric(r, metricKey(static_cast<Metric>(m)));
+    }
     QString text = qs(r.name + ' ' + r.experimentName + ' ' + r.strategyChain + ' ' + r.model + ' ' + r.dataset + ' ' +
                       r.device + ' ' + r.status + " #" + std::to_string(r.id));
     for (const auto& tag : r.tags) {
         text += QLatin1Char(' ') + qs(tag);
     }
-    return text.toLower();
+    c.search = text.toLower();
+    return c;
 }
 
 int RunsTableModel::rowOfRun(std::int64_t runId) const {
@@ -221,6 +233,7 @@ int RunsTableModel::rowCount(const QModelIndex& parent) const {
 int RunsTableModel::columnCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : ColumnCount; }
 
 QVariant RunsTableModel::display(const RunRecord& r, int column) const {
+    const RowCache& c = m_cache[static_cast<std::size_t>(&r - m_runs.data())];
     auto number = [](double v, int decimals) { return std::isnan(v) ? QVariant() : QVariant(QString::number(v, 'f', decimals)); };
     switch (column) {
     case Status: return qs(r.status);
@@ -231,12 +244,12 @@ QVariant RunsTableModel::display(const RunRecord& r, int column) const {
     case Model: return qs(r.model);
     case Dataset: return qs(r.dataset);
     case Device: return qs(r.device);
-    case Accuracy: return number(metric(r, "accuracy"), 4);
-    case LatencyP50: return number(metric(r, "latency_p50_ms"), 3);
-    case LatencyP99: return number(metric(r, "latency_p99_ms"), 3);
-    case Throughput: return number(metric(r, "throughput_per_s"), 0);
+    case Accuracy: return number(c.metrics[AccuracyMetric], 4);
+    case LatencyP50: return number(c.metrics[LatencyP50Metric], 3);
+    case LatencyP99: return number(c.metrics[LatencyP99Metric], 3);
+    case Throughput: return number(c.metrics[ThroughputMetric], 0);
     case ModelBytes: {
-        const double b = metric(r, "model_bytes");
+        const double b = c.metrics[ModelBytesMetric];
         return std::isnan(b) ? QVariant() : QVariant(QLocale().formattedDataSize(static_cast<qint64>(b)));
     }
     case Started:
@@ -254,13 +267,14 @@ QVariant RunsTableModel::display(const RunRecord& r, int column) const {
 }
 
 QVariant RunsTableModel::sortValue(const RunRecord& r, int column) const {
+    const RowCache& c = m_cache[static_cast<std::size_t>(&r - m_runs.data())];
     switch (column) {
     case Id: return QVariant::fromValue<qlonglong>(r.id);
-    case Accuracy: return metric(r, "accuracy");
-    case LatencyP50: return metric(r, "latency_p50_ms");
-    case LatencyP99: return metric(r, "latency_p99_ms");
-    case Throughput: return metric(r, "throughput_per_s");
-    case ModelBytes: return metric(r, "model_bytes");
+    case Accuracy: return c.metrics[AccuracyMetric];
+    case LatencyP50: return c.metrics[LatencyP50Metric];
+    case LatencyP99: return c.metrics[LatencyP99Metric];
+    case Throughput: return c.metrics[ThroughputMetric];
+    case ModelBytes: return c.metrics[ModelBytesMetric];
     case Started: return r.startedAt;
     case Duration: return durationOf(r);
     default: return display(r, column);

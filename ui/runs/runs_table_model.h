@@ -42,8 +42,16 @@ public:
 
     const RunRecord& record(int row) const { return m_runs[static_cast<std::size_t>(row)]; }
     int rowOfRun(std::int64_t runId) const;
-    // Lower-cased text that free-text filtering matches against.
-    const QString& searchText(int row) const { return m_search[static_cast<std::size_t>(row)]; }
+    // The key metrics the table shows, looked up once per refresh (sorting compares these).
+    enum Metric { AccuracyMetric, LatencyP50Metric, LatencyP99Metric, ThroughputMetric, ModelBytesMetric, MetricCount };
+    static const char* metricKey(Metric m);
+    struct RowCache {
+        QString search; // lower-cased text that free-text filtering matches against
+        QString name, experiment;
+        double metrics[MetricCount];
+    };
+    const RowCache& cache(int row) const { return m_cache[static_cast<std::size_t>(row)]; }
+    const QString& searchText(int row) const { return cache(row).search; }
     // Value of a summary metric: the exact key, else the last key ending in ".<key>" (a measure label).
     static double metric(const RunRecord& run, const std::string& key);
     static QIcon statusIcon(const QString& status);
@@ -59,13 +67,13 @@ signals:
 
 private:
     void setRows(std::vector<RunRecord> runs);
-    QString makeSearchText(const RunRecord& run) const;
+    RowCache makeCache(const RunRecord& run) const;
     QVariant display(const RunRecord& run, int column) const;
     QVariant sortValue(const RunRecord& run, int column) const;
 
     std::unique_ptr<RunStore> m_store;
     std::vector<RunRecord> m_runs;
-    std::vector<QString> m_search;
+    std::vector<RowCache> m_cache;
     std::int64_t m_changeCounter = -1;
     QTimer m_poll;
     QString m_lastError;
