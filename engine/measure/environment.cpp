@@ -24,22 +24,6 @@ char* openblas_get_config(void);
 
 namespace lathe {
 
-std::string cpuModelName() {
-    std::ifstream in("/proc/cpuinfo");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind("model name", 0) == 0) {
-            auto colon = line.find(':');
-            if (colon != std::string::npos) {
-                auto v = line.substr(colon + 1);
-                v.erase(0, v.find_first_not_of(" \t"));
-                return v;
-            }
-        }
-    }
-    return "unknown";
-}
-
 std::string hostName() {
     char buf[256] = {};
     if (::gethostname(buf, sizeof(buf) - 1) != 0) return "unknown";

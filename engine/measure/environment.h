@@ -3,6 +3,7 @@
 #pragma once
 
 #include "engine/backends/backend.h"
+#include "engine/core/host_info.h"
 
 #include <nlohmann/json.hpp>
 
@@ -17,7 +18,6 @@ namespace lathe {
 nlohmann::json captureEnvironment(const Backend* backend, std::uint64_t seed,
                                   const std::vector<std::string>& datasetFiles);
 
-std::string cpuModelName(); // /proc/cpuinfo "model name", or "unknown"
 std::string hostName();
 std::string osDescription(); // "Linux 6.1.0-18-amd64 x86_64"
 

@@ -66,6 +66,8 @@ MeasureOutcome measureModel(const MeasureTarget& t, const MeasureRequest& req) {
                                            {"latency_p50_ci_low_ms", s.medianCiLow},
                                            {"latency_p50_ci_high_ms", s.medianCiHigh},
                                            {"throughput_per_s", throughput}};
+        // Throughput against batch size, streamed as it is known (step = batch size).
+        t.sink.push(makeSample(t.runId, seriesPrefix + "throughput_per_s", b, steadyNowMs() - t.runStartMs, throughput));
         for (const auto& [k, v] : keys) {
             put(k + tag, v);
             if (bi == 0) put(k, v);

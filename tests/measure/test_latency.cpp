@@ -13,6 +13,7 @@
 #include <QtTest>
 
 #include <fstream>
+#include <map>
 
 using namespace lathe;
 
@@ -121,14 +122,20 @@ private slots:
         QVERIFY(out.summary.at("accuracy") >= 0 && out.summary.at("accuracy") <= 0.3);
 
         int b8 = 0, b32 = 0;
+        std::map<std::int64_t, double> throughputByBatch;
         for (const auto& s : sink.samples) {
             QCOMPARE(s.runId, std::int64_t(7));
             if (s.seriesName() == "latency_ms/b8") ++b8;
             if (s.seriesName() == "latency_ms/b32") ++b32;
+            if (s.seriesName() == "throughput_per_s") throughputByBatch[s.step] = s.value;
             QVERIFY(s.value > 0);
         }
         QCOMPARE(b8, 25);
         QCOMPARE(b32, 25);
+        // Throughput streams once per batch size (step = batch size), equal to the summary's figure.
+        QCOMPARE(throughputByBatch.size(), std::size_t(2));
+        QCOMPARE(throughputByBatch.at(8), out.summary.at("throughput_per_s@b8"));
+        QCOMPARE(throughputByBatch.at(32), out.summary.at("throughput_per_s@b32"));
         QVERIFY(!progress.empty());
         QCOMPARE(progress.back().first, 1.0);
     }
@@ -146,8 +153,9 @@ private slots:
         QVERIFY(out.summary.count("before.latency_p50_ms"));
         QVERIFY(!out.summary.count("latency_p50_ms"));
         QVERIFY(!out.summary.count("before.accuracy"));
-        QCOMPARE(sink.samples.size(), std::size_t(5));
+        QCOMPARE(sink.samples.size(), std::size_t(5 + 1)); // five latencies, then the throughput point
         QCOMPARE(std::string(sink.samples[0].seriesName()), std::string("before/latency_ms/b4"));
+        QCOMPARE(std::string(sink.samples[5].seriesName()), std::string("before/throughput_per_s"));
     }
 
     void memoryFigures() {

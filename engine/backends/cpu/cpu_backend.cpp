@@ -4,6 +4,7 @@
 #include "engine/backends/cpu/cpu_backend_impl.h"
 
 #include "engine/core/errors.h"
+#include "engine/core/host_info.h"
 
 #include <cblas.h>
 
@@ -17,21 +18,6 @@
 
 namespace lathe::cpu {
 namespace {
-
-std::string cpuModelName() {
-    std::ifstream in("/proc/cpuinfo");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind("model name", 0) == 0) {
-            auto colon = line.find(':');
-            if (colon == std::string::npos) break;
-            std::string name = line.substr(colon + 1);
-            name.erase(0, name.find_first_not_of(" \t"));
-            return name;
-        }
-    }
-    return "unknown CPU";
-}
 
 // MemTotal / MemAvailable in bytes (0 when /proc/meminfo is not there).
 void hostMemory(std::uint64_t& total, std::uint64_t& available) {
