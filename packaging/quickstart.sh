@@ -22,7 +22,7 @@ commands:
 environment:
   LATHE_JOBS=N              parallel build jobs (default: all cores, nproc)
   LATHE_CTEST_ARGS="..."    extra ctest arguments, e.g. "-LE slow" to skip slow tests, "-L unit"
-  LATHE_CTEST_JOBS=N        tests run at once (default: all cores)
+  LATHE_CTEST_JOBS=N        tests run at once (default: 1; timing tests want the cores to themselves)
   LATHE_CMAKE_ARGS="..."    extra configure arguments, e.g. "-DCMAKE_CUDA_ARCHITECTURES=86"
   LATHE_SKIP_DEPS=1         do not check or install Debian packages
 EOF
@@ -32,7 +32,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 jobs=${LATHE_JOBS:-$(nproc)}
-ctest_jobs=${LATHE_CTEST_JOBS:-$(nproc)}
+# Tests run one at a time by default: several of them time things (latency, UI stalls, table
+# refresh) and assert bounds that a second test competing for the cores would break.
+ctest_jobs=${LATHE_CTEST_JOBS:-1}
 
 if [[ -t 1 ]]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
 say() { printf '%s==> %s%s\n' "$bold" "$*" "$plain"; }
