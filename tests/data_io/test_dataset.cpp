@@ -59,17 +59,7 @@ TinySet writeTinyFolder(const std::string& dir, bool gz, int labelLimit = 10) {
     return s;
 }
 
-template <class E, class Fn>
-std::string errorOf(Fn fn) {
-    try {
-        fn();
-    } catch (const E& e) {
-        return e.what();
-    } catch (const std::exception& e) {
-        return std::string("unexpected exception type: ") + e.what();
-    }
-    return "no error";
-}
+using test::errorOf;
 
 } // namespace
 

@@ -16,10 +16,7 @@ namespace {
 
 std::string malformed(const std::string& name) { return test::sourcePath("tests/data/malformed/idx/" + name); }
 
-std::vector<std::uint8_t> fileBytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using test::fileBytes;
 
 std::vector<std::uint8_t> makeIdx(std::uint8_t type, const std::vector<std::uint32_t>& dims,
                                   const std::vector<std::uint8_t>& payload) {
@@ -49,17 +46,9 @@ void writeGz(const std::string& path, const std::vector<std::uint8_t>& bytes) {
     gzclose(f);
 }
 
-// Runs fn and returns the DataError message ("" with a test failure if none was thrown).
 template <class Fn>
 std::string dataErrorOf(Fn fn) {
-    try {
-        fn();
-    } catch (const DataError& e) {
-        return e.what();
-    } catch (const std::exception& e) {
-        return std::string("unexpected exception type: ") + e.what();
-    }
-    return "no error";
+    return test::errorOf<DataError>(fn);
 }
 
 } // namespace

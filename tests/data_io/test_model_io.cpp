@@ -14,17 +14,7 @@ using namespace lathe;
 
 namespace {
 
-template <class E, class Fn>
-std::string errorOf(Fn fn) {
-    try {
-        fn();
-    } catch (const E& e) {
-        return e.what();
-    } catch (const std::exception& e) {
-        return std::string("unexpected exception type: ") + e.what();
-    }
-    return "no error";
-}
+using test::errorOf;
 
 std::unique_ptr<Model> zooModel(const std::string& name, std::uint64_t seed) {
     auto m = Model::fromArchitecture(zooArchitecture(name));

@@ -25,21 +25,11 @@ std::string malformed(const std::string& name) {
     return test::sourcePath("tests/data/malformed/safetensors/" + name);
 }
 
-std::vector<std::uint8_t> fileBytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using test::fileBytes;
 
 template <class Fn>
 std::string dataErrorOf(Fn fn) {
-    try {
-        fn();
-    } catch (const DataError& e) {
-        return e.what();
-    } catch (const std::exception& e) {
-        return std::string("unexpected exception type: ") + e.what();
-    }
-    return "no error";
+    return test::errorOf<DataError>(fn);
 }
 
 // A host tensor of random values valid for its dtype (never all zeros).

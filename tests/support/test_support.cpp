@@ -8,6 +8,8 @@
 #include <QTemporaryDir>
 
 #include <cmath>
+#include <fstream>
+#include <iterator>
 #include <cstdlib>
 
 namespace lathe::test {
@@ -53,6 +55,11 @@ std::string testDataPath(const std::string& relative) {
 std::string sourcePath(const std::string& relative) {
     const char* dir = std::getenv("LATHE_SOURCE_DIR");
     return std::string(dir ? dir : ".") + "/" + relative;
+}
+
+std::vector<std::uint8_t> fileBytes(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 std::string tempDir() {

@@ -26,6 +26,23 @@ double maxAbsDiff(const std::vector<float>& a, const std::vector<float>& b);
 // tests/data (LATHE_TEST_DATA) and the source tree (LATHE_SOURCE_DIR).
 std::string testDataPath(const std::string& relative);
 std::string sourcePath(const std::string& relative);
+// Runs fn and returns the message of the E it throws, "unexpected exception type: ..." for any other
+// exception, or "no error": tests then check the message names the file and the problem.
+template <class E, class Fn>
+std::string errorOf(Fn fn) {
+    try {
+        fn();
+    } catch (const E& e) {
+        return e.what();
+    } catch (const std::exception& e) {
+        return std::string("unexpected exception type: ") + e.what();
+    }
+    return "no error";
+}
+
+// The whole file as bytes (empty when it cannot be read).
+std::vector<std::uint8_t> fileBytes(const std::string& path);
+
 // A fresh temporary directory for this process (removed at exit).
 std::string tempDir();
 
