@@ -133,7 +133,10 @@ configure() {
     cuda=$(sed -n 's/^LATHE_CUDA:BOOL=//p' "build/$preset/CMakeCache.txt")
     note "LATHE_CUDA=${cuda:-?} LATHE_UI=$(sed -n 's/^LATHE_UI:BOOL=//p' "build/$preset/CMakeCache.txt")"
     if [[ $cuda == ON ]]; then
-        note "CUDA architectures: $(sed -n 's/^CMAKE_CUDA_ARCHITECTURES:[A-Z]*=//p' "build/$preset/CMakeCache.txt")"
+        # Read back from the generated build rules, whichever way they were chosen.
+        local archs
+        archs=$(grep -o 'arch=compute_[0-9]*' "build/$preset/build.ninja" | sed 's/.*_//' | sort -un | paste -sd' ' || true)
+        note "CUDA architectures: ${archs:-none found in build/$preset/build.ninja}"
     fi
 }
 
