@@ -4,6 +4,7 @@
 
 #include "app/cli/cli.h"
 #include "engine/core/errors.h"
+#include "engine/core/metric_keys.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -24,13 +25,6 @@ namespace lathe::cli {
 
 namespace {
 
-// ARCHITECTURE.md §4: the shared metric keys, in the order tables show them.
-const std::vector<std::string> kMetricOrder = {
-    "accuracy", "accuracy_delta", "loss", "perplexity", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
-    "latency_mean_ms", "latency_cv", "throughput_per_s", "batch_size", "model_bytes", "compression_ratio",
-    "sparsity", "params", "peak_device_bytes", "peak_host_bytes", "achieved_gbps", "achieved_tflops",
-    "roofline_fraction", "ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p50", "tpot_ms_p99", "goodput_per_s",
-    "energy_j_per_inference"};
 
 double nowUnixSeconds() {
     using namespace std::chrono;
@@ -160,8 +154,8 @@ std::vector<std::string> orderedMetricKeys(const std::vector<RunRecord>& runs) {
     for (const auto& r : runs)
         for (const auto& [k, v] : r.summary) all.insert(k);
     std::vector<std::string> keys;
-    for (const auto& k : kMetricOrder)
-        if (all.erase(k)) keys.push_back(k);
+    for (const auto& info : kMetricKeys)
+        if (all.erase(std::string(info.key))) keys.emplace_back(info.key);
     keys.insert(keys.end(), all.begin(), all.end());
     return keys;
 }

@@ -95,7 +95,7 @@ public:
 
     // Runs baseline, steps and measurement; returns the summary and the per-layer stats.
     std::map<std::string, double> execute(std::vector<LayerStat>& layerStats) {
-        m_runStartMs = steadyNowMs();
+        m_runStartMs = steadyClockMs();
         const Dataset& split = m_spec.dataset.split == "train" ? m_data.train : m_data.test;
         m_eval = split.head(m_spec.dataset.limit);
         int enabledSteps = 0;
@@ -299,7 +299,7 @@ std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::
     const std::vector<RunPlan> plans = expandSweep(spec, doc); // throws ConfigError before anything is stored
     const std::int64_t experimentId = m_store.addExperiment(spec.name, doc.dump());
     std::map<std::string, std::shared_ptr<DatasetSplits>> datasets; // loaded once per experiment
-    const double startMs = steadyNowMs();
+    const double startMs = steadyClockMs();
     std::vector<RunOutcome> outcomes;
     auto log = [&](LogLevel level, const std::string& msg) {
         if (events.log) events.log(level, msg);
@@ -357,7 +357,7 @@ std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::
                 auto progress = [&](double within, const std::string& what) {
                     if (!events.progress) return;
                     const double fraction = (plan.index + within) / static_cast<double>(plan.total);
-                    const double elapsedS = (steadyNowMs() - startMs) / 1000.0;
+                    const double elapsedS = (steadyClockMs() - startMs) / 1000.0;
                     const double eta = fraction > 0.01 ? elapsedS / fraction * (1.0 - fraction) : -1.0;
                     events.progress(fraction, what, eta);
                 };

@@ -2,7 +2,7 @@
 // UI. On overflow the producer drops the oldest sample and counts it; the consumer drains in bulk.
 #pragma once
 
-#include "engine/experiment/metrics.h"
+#include "engine/core/metrics.h"
 
 #include <atomic>
 #include <cstddef>

@@ -1,6 +1,7 @@
 // Latency harness: warm-up, then one timed forward per repeat over rotating input batches.
 #include "engine/measure/latency.h"
 
+#include "engine/core/clock.h"
 #include "engine/core/errors.h"
 
 #include <chrono>
@@ -8,15 +9,6 @@
 #include <string>
 
 namespace lathe {
-namespace {
-
-double steadyClockMs() {
-    using namespace std::chrono;
-    return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
-}
-
-} // namespace
-
 std::vector<double> measureLatency(Backend& be, Model& model, std::span<const Tensor> batches, int warmup,
                                    int repeats, const std::atomic<bool>* cancel,
                                    const std::function<void(int done, int total)>& progress,

@@ -10,11 +10,6 @@
 
 namespace lathe {
 
-double steadyNowMs() {
-    using namespace std::chrono;
-    return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
-}
-
 MeasureOutcome measureModel(const MeasureTarget& t, const MeasureRequest& req) {
     MeasureOutcome out;
     const std::string keyPrefix = req.label.empty() ? "" : req.label + ".";
@@ -67,7 +62,7 @@ MeasureOutcome measureModel(const MeasureTarget& t, const MeasureRequest& req) {
                                            {"latency_p50_ci_high_ms", s.medianCiHigh},
                                            {"throughput_per_s", throughput}};
         // Throughput against batch size, streamed as it is known (step = batch size).
-        t.sink.push(makeSample(t.runId, seriesPrefix + "throughput_per_s", b, steadyNowMs() - t.runStartMs, throughput));
+        t.sink.push(makeSample(t.runId, seriesPrefix + "throughput_per_s", b, steadyClockMs() - t.runStartMs, throughput));
         for (const auto& [k, v] : keys) {
             put(k + tag, v);
             if (bi == 0) put(k, v);

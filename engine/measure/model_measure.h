@@ -5,7 +5,8 @@
 
 #include "engine/backends/backend.h"
 #include "engine/data/dataset.h"
-#include "engine/experiment/metrics.h"
+#include "engine/core/clock.h"
+#include "engine/core/metrics.h"
 #include "engine/nn/model.h"
 #include "engine/nn/trainer.h"
 
@@ -43,7 +44,7 @@ struct MeasureTarget {
     const Dataset& data;   // the evaluated split (already limited)
     MetricSink& sink;
     std::int64_t runId = 0;
-    double runStartMs = 0; // steadyNowMs() at run start
+    double runStartMs = 0; // steadyClockMs() at run start
     const std::atomic<bool>* cancel = nullptr;
     std::function<void(double fraction, const std::string& what)> progress;
 };
@@ -58,6 +59,5 @@ struct MeasureTarget {
 MeasureOutcome measureModel(const MeasureTarget& target, const MeasureRequest& request);
 
 // Milliseconds on the monotonic clock (for MetricSample::tMs).
-double steadyNowMs();
 
 } // namespace lathe

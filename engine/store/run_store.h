@@ -3,7 +3,7 @@
 // A RunStore is one connection: use it from one thread at a time; give each thread its own RunStore.
 #pragma once
 
-#include "engine/experiment/metrics.h"
+#include "engine/core/metrics.h"
 
 #include <cstdint>
 #include <map>

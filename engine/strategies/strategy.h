@@ -5,7 +5,7 @@
 
 #include "engine/backends/backend.h"
 #include "engine/data/dataset.h"
-#include "engine/experiment/metrics.h"
+#include "engine/core/metrics.h"
 #include "engine/nn/model.h"
 
 #include <atomic>

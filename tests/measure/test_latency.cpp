@@ -99,7 +99,7 @@ private slots:
         req.label = "";
         std::vector<std::pair<double, std::string>> progress;
         const MeasureOutcome out =
-            measureModel(MeasureTarget{*m_model, *m_backend, m_data, sink, 7, steadyNowMs(), nullptr,
+            measureModel(MeasureTarget{*m_model, *m_backend, m_data, sink, 7, steadyClockMs(), nullptr,
                                        [&](double f, const std::string& w) { progress.push_back({f, w}); }},
                          req);
         for (const char* key : {"accuracy", "loss", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
@@ -149,7 +149,7 @@ private slots:
         req.accuracy = false;
         req.label = "before";
         const MeasureOutcome out =
-            measureModel(MeasureTarget{*m_model, *m_backend, m_data, sink, 1, steadyNowMs(), nullptr, {}}, req);
+            measureModel(MeasureTarget{*m_model, *m_backend, m_data, sink, 1, steadyClockMs(), nullptr, {}}, req);
         QVERIFY(out.summary.count("before.latency_p50_ms"));
         QVERIFY(!out.summary.count("latency_p50_ms"));
         QVERIFY(!out.summary.count("before.accuracy"));

@@ -3,7 +3,7 @@
 // its own colour so the runs of a sweep overlay with a legend. Fed by PlotPump or a stored run.
 #pragma once
 
-#include "engine/experiment/metrics.h"
+#include "engine/core/metrics.h"
 
 #include <QHash>
 #include <QPointer>

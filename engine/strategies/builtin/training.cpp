@@ -149,7 +149,7 @@ TrainResult runTrainingPhase(StepContext& ctx, const TrainParams& params, const 
     if (params.maxSteps > 0) totalSteps = std::min(totalSteps, params.maxSteps);
     totalSteps = std::max<std::int64_t>(totalSteps, 1);
 
-    auto tMs = [&] { return steadyNowMs() - ctx.runStartMs; };
+    auto tMs = [&] { return steadyClockMs() - ctx.runStartMs; };
     TrainCallbacks cb;
     cb.cancel = ctx.cancel;
     cb.onStep = [&](const StepReport& r) {

@@ -1,0 +1,101 @@
+// The shared summary metric keys (ARCHITECTURE.md §4), defined once for the CLI, the store, the UI and
+// reports: the order tables show them in, and which direction is better for each.
+#pragma once
+
+#include <string_view>
+
+namespace lathe {
+
+// Which way a metric improves; Neutral for settings and counts such as batch_size.
+enum class MetricDirection { HigherIsBetter, LowerIsBetter, Neutral };
+
+struct MetricKeyInfo {
+    std::string_view key;
+    MetricDirection direction;
+};
+
+// In the order tables list them; keys not in this list follow in alphabetical order.
+inline constexpr MetricKeyInfo kMetricKeys[] = {
+    // quality
+    {"accuracy", MetricDirection::HigherIsBetter},
+    {"accuracy_delta", MetricDirection::HigherIsBetter},
+    {"loss", MetricDirection::LowerIsBetter},
+    {"perplexity", MetricDirection::LowerIsBetter},
+    {"embedding_cosine_mean", MetricDirection::HigherIsBetter},
+    {"embedding_cosine_min", MetricDirection::HigherIsBetter},
+    {"retrieval_recall_at_10", MetricDirection::HigherIsBetter},
+    {"accuracy_scratch", MetricDirection::HigherIsBetter},
+    {"distill_gain", MetricDirection::HigherIsBetter},
+    {"teacher_accuracy", MetricDirection::HigherIsBetter},
+    // speed
+    {"latency_p50_ms", MetricDirection::LowerIsBetter},
+    {"latency_p95_ms", MetricDirection::LowerIsBetter},
+    {"latency_p99_ms", MetricDirection::LowerIsBetter},
+    {"latency_mean_ms", MetricDirection::LowerIsBetter},
+    {"latency_cv", MetricDirection::LowerIsBetter},
+    {"throughput_per_s", MetricDirection::HigherIsBetter},
+    {"batch_size", MetricDirection::Neutral},
+    {"speedup_realized", MetricDirection::HigherIsBetter},
+    {"speedup_theoretical", MetricDirection::HigherIsBetter},
+    {"flops", MetricDirection::LowerIsBetter},
+    // size
+    {"model_bytes", MetricDirection::LowerIsBetter},
+    {"compression_ratio", MetricDirection::HigherIsBetter},
+    {"sparsity", MetricDirection::Neutral},
+    {"params", MetricDirection::LowerIsBetter},
+    {"weight_bits_mean", MetricDirection::LowerIsBetter},
+    {"peak_device_bytes", MetricDirection::LowerIsBetter},
+    {"peak_host_bytes", MetricDirection::LowerIsBetter},
+    // hardware
+    {"achieved_gbps", MetricDirection::HigherIsBetter},
+    {"achieved_tflops", MetricDirection::HigherIsBetter},
+    {"roofline_fraction", MetricDirection::HigherIsBetter},
+    {"energy_j_per_inference", MetricDirection::LowerIsBetter},
+    // serving
+    {"serve_p50_ms", MetricDirection::LowerIsBetter},
+    {"serve_p95_ms", MetricDirection::LowerIsBetter},
+    {"serve_p99_ms", MetricDirection::LowerIsBetter},
+    {"goodput_per_s", MetricDirection::HigherIsBetter},
+    {"slo_attainment", MetricDirection::HigherIsBetter},
+    {"knee_rate_per_s", MetricDirection::HigherIsBetter},
+    {"dropped", MetricDirection::LowerIsBetter},
+    {"ttft_ms_p50", MetricDirection::LowerIsBetter},
+    {"ttft_ms_p99", MetricDirection::LowerIsBetter},
+    {"tpot_ms_p50", MetricDirection::LowerIsBetter},
+    {"tpot_ms_p99", MetricDirection::LowerIsBetter},
+    {"tokens_per_s", MetricDirection::HigherIsBetter},
+    {"kv_bytes_peak", MetricDirection::LowerIsBetter},
+    {"kv_fragmentation", MetricDirection::LowerIsBetter},
+    {"prefix_hit_rate", MetricDirection::HigherIsBetter},
+    {"max_concurrent_seqs", MetricDirection::HigherIsBetter},
+    // flags
+    {"simulated", MetricDirection::Neutral},
+};
+
+// The base key of a stored key: "before.latency_p50_ms@b64" -> "latency_p50_ms" (a measure step's label
+// before the first '.', a batch size after '@').
+constexpr std::string_view metricBaseKey(std::string_view key) {
+    if (const auto at = key.find('@'); at != std::string_view::npos) key = key.substr(0, at);
+    if (const auto dot = key.rfind('.'); dot != std::string_view::npos) key = key.substr(dot + 1);
+    return key;
+}
+
+// The direction of a stored key, judged by its base key; Neutral for keys not in the list.
+constexpr MetricDirection metricDirection(std::string_view key) {
+    const auto base = metricBaseKey(key);
+    for (const auto& info : kMetricKeys)
+        if (info.key == base) return info.direction;
+    return MetricDirection::Neutral;
+}
+
+// Position of a base key in kMetricKeys, or -1.
+constexpr int metricKeyRank(std::string_view key) {
+    int i = 0;
+    for (const auto& info : kMetricKeys) {
+        if (info.key == key) return i;
+        ++i;
+    }
+    return -1;
+}
+
+} // namespace lathe
