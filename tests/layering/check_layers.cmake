@@ -1,0 +1,92 @@
+# Checks the layer rules of ARCHITECTURE.md §1-2 on every source file: an include may only point to the
+# same folder, a lower engine folder, or (from ui/ and app/) the layers below them. Run by CTest as
+# test_layering: cmake -DSOURCE_DIR=<repo> -P tests/layering/check_layers.cmake. Fails listing each
+# offending include as file:line.
+#
+# Engine folders from the bottom (same rank: may include each other):
+#   0 core   1 backends, store (store: core only)   2 nn, data, io   3 measure   4 strategies   5 experiment
+# ui/ may include engine/ and ui/; app/ may include all three. engine/ never includes a Qt header; ui/ never
+# includes a CUDA header.
+cmake_minimum_required(VERSION 3.25)
+if(NOT SOURCE_DIR)
+  message(FATAL_ERROR "pass -DSOURCE_DIR=<repository root>")
+endif()
+
+set(_rank_core 0)
+set(_rank_backends 1)
+set(_rank_store 1)
+set(_rank_nn 2)
+set(_rank_data 2)
+set(_rank_io 2)
+set(_rank_measure 3)
+set(_rank_strategies 4)
+set(_rank_experiment 5)
+
+# layer_of(path) -> "engine:<folder>", "ui", "app" or "" (outside the layers: tests, packaging).
+function(layer_of path out)
+  if(path MATCHES "^engine/([a-z_]+)/")
+    set(${out} "engine:${CMAKE_MATCH_1}" PARENT_SCOPE)
+  elseif(path MATCHES "^(ui|app)/")
+    set(${out} "${CMAKE_MATCH_1}" PARENT_SCOPE)
+  else()
+    set(${out} "" PARENT_SCOPE)
+  endif()
+endfunction()
+
+file(GLOB_RECURSE _files RELATIVE ${SOURCE_DIR}
+  ${SOURCE_DIR}/engine/*.h ${SOURCE_DIR}/engine/*.cpp ${SOURCE_DIR}/engine/*.cu ${SOURCE_DIR}/engine/*.cuh
+  ${SOURCE_DIR}/ui/*.h ${SOURCE_DIR}/ui/*.cpp ${SOURCE_DIR}/app/*.h ${SOURCE_DIR}/app/*.cpp)
+
+set(_violations "")
+set(_checked 0)
+foreach(_file IN LISTS _files)
+  layer_of(${_file} _from)
+  file(STRINGS ${SOURCE_DIR}/${_file} _lines REGEX "^[ \t]*#[ \t]*include")
+  file(STRINGS ${SOURCE_DIR}/${_file} _all)
+  foreach(_line IN LISTS _lines)
+    math(EXPR _checked "${_checked} + 1")
+    list(FIND _all "${_line}" _index)
+    math(EXPR _lineno "${_index} + 1")
+    set(_why "")
+    if(_line MATCHES "#[ \t]*include[ \t]*\"([^\"]+)\"")
+      set(_target ${CMAKE_MATCH_1})
+      layer_of(${_target} _to)
+      if(_from MATCHES "^engine:(.*)" )
+        set(_ff ${CMAKE_MATCH_1})
+        if(_to STREQUAL "ui" OR _to STREQUAL "app")
+          set(_why "the engine never includes ${_to}/")
+        elseif(_to MATCHES "^engine:(.*)")
+          set(_tf ${CMAKE_MATCH_1})
+          if(DEFINED _rank_${_ff} AND DEFINED _rank_${_tf} AND NOT _ff STREQUAL _tf)
+            if(_ff STREQUAL "store" AND NOT _tf STREQUAL "core")
+              set(_why "engine/store needs only engine/core")
+            elseif(_rank_${_tf} GREATER _rank_${_ff} OR _tf STREQUAL "store" AND NOT _ff STREQUAL "experiment")
+              set(_why "engine/${_ff} is below engine/${_tf}")
+            endif()
+          elseif(NOT DEFINED _rank_${_ff} OR NOT DEFINED _rank_${_tf})
+            set(_why "engine/${_ff} or engine/${_tf} has no place in the layer list of this check")
+          endif()
+        endif()
+      elseif(_from STREQUAL "ui" AND _to STREQUAL "app")
+        set(_why "ui/ never includes app/")
+      endif()
+    elseif(_line MATCHES "#[ \t]*include[ \t]*<(Q[A-Za-z]*|qcustomplot)")
+      if(_from MATCHES "^engine:")
+        set(_why "the engine never includes a Qt header")
+      endif()
+    endif()
+    if(_line MATCHES "#[ \t]*include[ \t]*[<\"](cuda_runtime|cublas|cuda\\.h|cusparse)" AND _from STREQUAL "ui")
+      set(_why "ui/ never includes a CUDA header")
+    endif()
+    if(_why)
+      string(STRIP "${_line}" _text)
+      string(APPEND _violations "  ${_file}:${_lineno}: ${_text}: ${_why}\n")
+    endif()
+  endforeach()
+endforeach()
+
+list(LENGTH _files _count)
+if(_violations)
+  message(FATAL_ERROR "include rules broken (ARCHITECTURE.md §1-2):\n${_violations}")
+endif()
+message(STATUS "layering: ${_count} files, ${_checked} includes, no include runs upwards")

@@ -1,0 +1,2 @@
+// Fixture: an engine/core header that includes a higher folder; check_layers.cmake must reject it.
+#include "engine/nn/model.h"
