@@ -312,6 +312,20 @@ void RunStore::addLayerStats(std::int64_t runId, std::span<const LayerStat> stat
     ++m_localCommits;
 }
 
+void RunStore::setNotes(std::int64_t runId, const std::map<std::string, std::string>& notes) {
+    if (notes.empty()) return;
+    requireWritable("writing notes");
+    WriteTransaction txn(m_db, m_path, "writing the notes of run " + std::to_string(runId));
+    auto st = m_statements->get("INSERT INTO run_notes(run_id, key, value) VALUES (?, ?, ?) "
+                                "ON CONFLICT(run_id, key) DO UPDATE SET value = excluded.value");
+    for (const auto& [key, value] : notes) {
+        st.bind(1, runId).bind(2, std::string_view(key)).bind(3, std::string_view(value));
+        st.run();
+    }
+    txn.commit();
+    ++m_localCommits;
+}
+
 void RunStore::addArtifact(std::int64_t runId, const Artifact& artifact) {
     requireWritable("adding an artifact");
     WriteTransaction txn(m_db, m_path, "adding an artifact to run " + std::to_string(runId));

@@ -56,6 +56,7 @@ struct RunRecord {
     std::int64_t ownerPid = 0; // the process that created/started the run (0: unknown, schema v1)
     std::string ownerHost;
     std::map<std::string, double> summary; // NaN where the value was not a number
+    std::map<std::string, std::string> notes; // only from run()
 };
 
 struct RunFilter {
@@ -123,6 +124,8 @@ public:
     void setSummary(std::int64_t runId, const std::map<std::string, double>& values);
     void addLayerStats(std::int64_t runId, std::span<const LayerStat> stats);
     void addArtifact(std::int64_t runId, const Artifact& artifact);
+    // Notes by key (replacing a key's earlier text): how a strategy obtained its figures.
+    void setNotes(std::int64_t runId, const std::map<std::string, std::string>& notes);
 
     std::vector<RunRecord> listRuns(const RunFilter& filter = {}) const;
     std::optional<RunRecord> run(std::int64_t runId) const; // every field, JSON and summary included
@@ -132,6 +135,7 @@ public:
     std::int64_t sampleCount(std::int64_t runId) const;
     std::vector<LayerStat> layerStats(std::int64_t runId) const;
     std::vector<Artifact> artifacts(std::int64_t runId) const;
+    std::map<std::string, std::string> notes(std::int64_t runId) const;
     std::optional<std::string> experimentSpec(std::int64_t experimentId) const;
     int deleteRuns(std::span<const std::int64_t> runIds); // returns how many existed
 

@@ -147,6 +147,7 @@ std::optional<RunRecord> RunStore::run(std::int64_t runId) const {
         runs.push_back(readRun(st, true));
     }
     loadSummaries(*m_statements, runs);
+    runs.front().notes = notes(runId);
     return std::move(runs.front());
 }
 
@@ -206,6 +207,14 @@ std::vector<Artifact> RunStore::artifacts(std::int64_t runId) const {
     auto st = m_statements->get("SELECT kind, path, sha256 FROM artifacts WHERE run_id = ? ORDER BY id");
     st.bind(1, runId);
     while (st.step()) out.push_back({st.text(0), st.text(1), st.text(2)});
+    return out;
+}
+
+std::map<std::string, std::string> RunStore::notes(std::int64_t runId) const {
+    std::map<std::string, std::string> out;
+    auto st = m_statements->get("SELECT key, value FROM run_notes WHERE run_id = ?");
+    st.bind(1, runId);
+    while (st.step()) out.emplace(st.text(0), st.text(1));
     return out;
 }
 

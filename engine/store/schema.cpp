@@ -91,7 +91,19 @@ CREATE INDEX idx_summaries_key_value ON summaries(key, value);
 INSERT INTO schema_version(version, applied_at) VALUES (3, (julianday('now') - 2440587.5) * 86400.0);
 )sql";
 
-constexpr std::array<const char*, 3> kScripts = {kSchemaV1, kMigrationV2, kMigrationV3};
+// Version 4: runs carry notes — short texts a strategy leaves about how its figures were obtained (e.g.
+// "simulated": which figure comes from a model of the hardware instead of execution).
+constexpr const char* kMigrationV4 = R"sql(
+CREATE TABLE run_notes (
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  key    TEXT NOT NULL,
+  value  TEXT NOT NULL,
+  PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+INSERT INTO schema_version(version, applied_at) VALUES (4, (julianday('now') - 2440587.5) * 86400.0);
+)sql";
+
+constexpr std::array<const char*, 4> kScripts = {kSchemaV1, kMigrationV2, kMigrationV3, kMigrationV4};
 
 } // namespace
 

@@ -499,6 +499,13 @@ void TestRunStore::summariesLayerStatsArtifacts() {
     QCOMPARE(arts.size(), std::size_t(2));
     QCOMPARE(arts[0].kind, std::string("model"));
     QCOMPARE(arts[1].path, std::string("/tmp/r.html"));
+
+    store.setNotes(id, {{"simulated", "fp8 GEMM"}, {"kernel", "dense"}});
+    store.setNotes(id, {{"simulated", "fp8 GEMM; latency"}}); // replaces that key's text
+    const auto notes = store.run(id)->notes;
+    QCOMPARE(notes.size(), std::size_t(2));
+    QCOMPARE(notes.at("simulated"), std::string("fp8 GEMM; latency"));
+    QCOMPARE(store.notes(id), notes);
 }
 
 void TestRunStore::deleteCascades() {
@@ -518,6 +525,7 @@ void TestRunStore::deleteCascades() {
             store.setSummary(id, {{"accuracy", 0.5}, {"loss", 0.1}});
             store.addLayerStats(id, std::vector<LayerStat>{{"fc1", "sparsity", 0.1}});
             store.addArtifact(id, {"model", "/m", "x"});
+            store.setNotes(id, {{"simulated", "latency"}});
         }
         const std::vector<std::int64_t> ids = {gone, 9999};
         QCOMPARE(store.deleteRuns(ids), 1);
@@ -525,7 +533,7 @@ void TestRunStore::deleteCascades() {
         QVERIFY(!store.run(child)->parentRunId); // the child stays, its parent link is cleared
     }
     RawDb db(path);
-    for (const char* table : {"samples", "summaries", "layer_stats", "artifacts"}) {
+    for (const char* table : {"samples", "summaries", "layer_stats", "artifacts", "run_notes"}) {
         QCOMPARE(db.count(std::string("SELECT count(*) FROM ") + table + " WHERE run_id = " + std::to_string(gone)), 0LL);
         QVERIFY(db.count(std::string("SELECT count(*) FROM ") + table + " WHERE run_id = " + std::to_string(keep)) > 0);
     }
