@@ -226,9 +226,11 @@ int runStrategies(const std::vector<std::string>& argv) {
     for (const auto* s : all) {
         std::printf("%s  (%s)  %s\n", s->name.c_str(), s->family.c_str(), s->summary.c_str());
         for (const auto& f : s->fields) {
-            const json j = schemaToJson(StrategySchema{"", "", "", {f}})["fields"][0];
+            const json j = fieldToJson(f);
+            const std::string def = !f.inherits.empty() ? "(" + f.inherits + ")"
+                                    : f.defaultJson.empty() ? "(required)" : f.defaultJson;
             std::printf("    %-16s %-12s default %-10s %s\n", f.name.c_str(), j["type"].get<std::string>().c_str(),
-                        f.defaultJson.empty() ? "(required)" : f.defaultJson.c_str(), f.help.c_str());
+                        def.c_str(), f.help.c_str());
         }
     }
     return kExitOk;

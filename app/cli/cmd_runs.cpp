@@ -228,6 +228,7 @@ int runShow(const std::vector<std::string>& argv) {
         nlohmann::json a = nlohmann::json::array();
         for (const auto& art : artifacts) a.push_back({{"kind", art.kind}, {"path", art.path}, {"sha256", art.sha256}});
         out["artifacts"] = a;
+        out["notes"] = r.notes;
         std::cout << out.dump(2) << "\n";
         return kExitOk;
     }
@@ -254,6 +255,7 @@ int runShow(const std::vector<std::string>& argv) {
     field("duration", d >= 0 ? formatDuration(d) : "");
     field("owner", r.ownerPid ? "pid " + std::to_string(r.ownerPid) + " on " + r.ownerHost : "");
     field("error", r.error);
+    for (const auto& [key, text] : r.notes) field(("note " + key).c_str(), text);
 
     o << "summary" << (r.summary.empty() ? " (none)" : "") << "\n";
     for (const auto& key : orderedMetricKeys({r}))

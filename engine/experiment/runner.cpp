@@ -10,7 +10,7 @@
 #include "engine/measure/model_measure.h"
 #include "engine/measure/sha256.h"
 #include "engine/nn/zoo.h"
-#include "engine/strategies/builtin/builtin.h"
+#include "engine/strategies/train/training.h"
 
 #include <cstdlib>
 #include <filesystem>
@@ -89,12 +89,14 @@ class PlanExecution {
 public:
     PlanExecution(const RunPlan& plan, Backend& backend, const DatasetSplits& data, MetricSink& sink,
                   std::int64_t runId, const RunnerEvents& events, const std::atomic<bool>& cancel,
-                  const std::string& cacheDir, std::function<void(double, const std::string&)> progress)
-        : m_plan(plan), m_spec(plan.spec), m_backend(backend), m_data(data), m_sink(sink), m_runId(runId),
+                  const std::string& cacheDir, std::function<void(double, const std::string&)> progress,
+                  std::map<std::string, std::string>& notes)
+        : m_notes(notes), m_plan(plan), m_spec(plan.spec), m_backend(backend), m_data(data), m_sink(sink), m_runId(runId),
           m_events(events), m_cancel(cancel), m_cacheDir(cacheDir), m_progress(std::move(progress)) {}
 
     // Runs baseline, steps and measurement; returns the summary and the per-layer stats.
     std::map<std::string, double> execute(std::vector<LayerStat>& layerStats) {
+        m_layerStats = &layerStats;
         m_runStartMs = steadyClockMs();
         const Dataset& split = m_spec.dataset.split == "train" ? m_data.train : m_data.test;
         m_eval = split.head(m_spec.dataset.limit);
@@ -122,7 +124,7 @@ public:
             }
             checkCancel();
             log(LogLevel::Info, "step " + std::to_string(i) + ": " + step.strategy);
-            auto strategy = StrategyRegistry::instance().create(step.strategy, step.params);
+            auto strategy = StrategyRegistry::instance().create(step.strategy, inherited(step));
             StepContext ctx = context(phase, step.strategy);
             ctx.stepIndex = static_cast<int>(i);
             strategy->apply(ctx);
@@ -131,12 +133,7 @@ public:
         checkCancel();
 
         MeasureRequest req;
-        req.batchSizes = m_spec.measure.batchSizes;
-        req.warmup = m_spec.measure.warmup;
-        req.repeats = m_spec.measure.repeats;
-        req.rotateBatches = m_spec.measure.rotateBatches;
-        req.accuracy = m_spec.measure.accuracy;
-        req.noisyCv = m_spec.measure.noisyCv;
+        static_cast<MeasureSettings&>(req) = m_spec.measure;
         req.seed = m_spec.seed;
         const MeasureOutcome out = measureModel(
             MeasureTarget{*m_model, m_backend, m_eval, m_sink, m_runId, m_runStartMs, &m_cancel,
@@ -174,6 +171,8 @@ public:
     }
 
 private:
+    std::map<std::string, std::string>& m_notes; // outlives the execution: stored even when a step fails
+
     void log(LogLevel level, const std::string& msg) const {
         if (m_events.log) m_events.log(level, msg);
     }
@@ -184,21 +183,55 @@ private:
         if (m_progress) m_progress((phase + std::clamp(f, 0.0, 1.0)) / m_phases, what);
     }
 
+    // The step's values with every field it leaves out that inherits (ParamField::inherits, a JSON
+    // pointer such as "/measure") taken from the experiment as written back with its defaults.
+    ParamValues inherited(const StepSpec& step) {
+        const StrategySchema* schema = StrategyRegistry::instance().find(step.strategy);
+        ParamValues values = step.params;
+        if (!schema) return values;
+        for (const auto& f : schema->fields) {
+            if (f.inherits.empty() || values.has(f.name)) continue;
+            if (m_filledDoc.is_null()) m_filledDoc = toJson(m_spec);
+            const json::json_pointer at(f.inherits + "/" + f.name);
+            if (!m_filledDoc.contains(at))
+                throw ConfigError(step.strategy + ": field \"" + f.name + "\" inherits " + f.inherits + "/" + f.name +
+                                  ", which the experiment does not have");
+            ParamValue v;
+            if (const auto problem = checkValue(f, m_filledDoc.at(at), v); !problem.empty())
+                throw ConfigError(step.strategy + ": inherited " + f.inherits + "/" + f.name + ": " + problem);
+            values.set(f.name, std::move(v));
+        }
+        return values;
+    }
+
     StepContext context(int phase, const std::string& what) {
-        StepContext ctx{*m_model,
-                        m_backend,
-                        m_data,
-                        m_sink,
-                        m_runId,
-                        m_spec.seed,
-                        &m_cancel,
-                        m_events.log,
-                        m_runStartMs,
-                        m_summary,
-                        m_notes,
-                        [this, phase, what](double f, const std::string& w) {
-                            report(phase, f, w.empty() || w == what ? what : what + ": " + w);
-                        }};
+        StepContext ctx;
+        ctx.modelSlot = &m_model;
+        ctx.backendPtr = &m_backend;
+        ctx.dataPtr = &m_data;
+        ctx.sinkPtr = &m_sink;
+        ctx.runId = m_runId;
+        ctx.seed = m_spec.seed;
+        ctx.cancel = &m_cancel;
+        ctx.log = m_events.log;
+        ctx.runStartMs = m_runStartMs;
+        ctx.summaryPtr = &m_summary;
+        ctx.notesPtr = &m_notes;
+        ctx.progress = [this, phase, what](double f, const std::string& w) {
+            report(phase, f, w.empty() || w == what ? what : what + ": " + w);
+        };
+        ctx.loadModel = [this](const ModelRef& ref) {
+            ModelRef resolved = ref;
+            const fs::path base = m_spec.sourceName.empty() ? fs::path() : fs::path(m_spec.sourceName).parent_path();
+            for (std::string* p : {&resolved.path, &resolved.architecturePath})
+                if (!p->empty() && fs::path(*p).is_relative() && !base.empty()) *p = (base / *p).lexically_normal().string();
+            auto model = loadModel(resolved, m_spec.seed);
+            model->to(m_backend);
+            return model;
+        };
+        ctx.layerStat = [this](const std::string& layer, const std::string& key, double value) {
+            m_layerStats->push_back({layer, key, value});
+        };
         ctx.evaluation = &m_eval;
         ctx.trainStep = &m_trainStep;
         ctx.trainEpoch = &m_trainEpoch;
@@ -282,7 +315,8 @@ private:
     Dataset m_eval;
     std::unique_ptr<Model> m_model;
     std::map<std::string, double> m_summary;
-    std::map<std::string, std::string> m_notes;
+    std::vector<LayerStat>* m_layerStats = nullptr;
+    json m_filledDoc; // toJson(m_spec), made when a step first inherits
     std::int64_t m_trainStep = 0, m_trainEpoch = 0;
     double m_runStartMs = 0;
     int m_phases = 2;
@@ -349,6 +383,7 @@ std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::
                                 std::to_string(plan.total) + "): " + nr.name + " on " + nr.device);
 
         std::vector<LayerStat> layerStats;
+        std::map<std::string, std::string> notes;
         {
             StoreSampleWriter writer(m_store);
             TeeSink sink(writer, events.liveSink);
@@ -362,7 +397,7 @@ std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::
                     events.progress(fraction, what, eta);
                 };
                 PlanExecution exec(plan, *backend, *data, sink, outcome.runId, events, cancel, m_options.cacheDir,
-                                   progress);
+                                   progress, notes);
                 outcome.summary = exec.execute(layerStats);
                 outcome.status = run_status::kDone;
             } catch (const CancelledError&) {
@@ -378,6 +413,7 @@ std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::
                 log(LogLevel::Warning, std::string("samples not stored: ") + e.what());
             }
         }
+        m_store.setNotes(outcome.runId, notes);
         if (outcome.status == run_status::kDone) {
             m_store.setSummary(outcome.runId, outcome.summary);
             if (!layerStats.empty()) m_store.addLayerStats(outcome.runId, layerStats);

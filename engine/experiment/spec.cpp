@@ -6,7 +6,8 @@
 #include "engine/core/errors.h"
 #include "engine/data/dataset.h"
 #include "engine/nn/zoo.h"
-#include "engine/strategies/builtin/builtin.h"
+#include "engine/strategies/measure/measure_fields.h"
+#include "engine/strategies/train/training.h"
 
 #include <algorithm>
 #include <cctype>
@@ -24,177 +25,15 @@ using json = nlohmann::json;
 using Issues = std::vector<ValidationIssue>;
 namespace fs = std::filesystem;
 
-// ---------------------------------------------------------------- wording
+std::string describe(const json& v) { return describeJson(v); }
 
-std::string describe(const json& v) {
-    std::string s = v.dump();
-    if (s.size() > 60) s = s.substr(0, 57) + "...";
-    return s;
-}
-
-std::string formatNumber(double v) {
-    char buf[40];
-    std::snprintf(buf, sizeof(buf), "%.15g", v);
-    return buf;
-}
-
-bool isUnbounded(double v) { return std::abs(v) >= 1e299; }
-
-std::string rangeText(const ParamField& f) {
-    const bool hasMin = !isUnbounded(f.min), hasMax = !isUnbounded(f.max);
-    if (hasMin && hasMax)
-        return std::string(" in ") + (f.minExclusive ? "(" : "[") + formatNumber(f.min) + ", " + formatNumber(f.max) +
-               (f.maxExclusive ? ")" : "]");
-    if (hasMin) return (f.minExclusive ? " > " : " >= ") + formatNumber(f.min);
-    if (hasMax) return (f.maxExclusive ? " < " : " <= ") + formatNumber(f.max);
-    return "";
-}
-
-std::string quotedList(const std::vector<std::string>& items) {
-    std::string s;
-    for (std::size_t i = 0; i < items.size(); ++i) {
-        if (i) s += i + 1 == items.size() ? " or " : ", ";
-        s += "\"" + items[i] + "\"";
-    }
-    return s;
-}
+std::string child(const std::string& pointer, const std::string& key) { return jsonPointerChild(pointer, key); }
+std::string child(const std::string& pointer, std::size_t index) { return jsonPointerChild(pointer, index); }
 
 std::string plainList(const std::vector<std::string>& items) {
     std::string s;
     for (const auto& i : items) s += (s.empty() ? "" : ", ") + i;
     return s;
-}
-
-std::string expectation(const ParamField& f) {
-    switch (f.type) {
-    case ParamType::Number: return "a number" + rangeText(f);
-    case ParamType::Integer: return "an integer" + rangeText(f);
-    case ParamType::Boolean: return "true or false";
-    case ParamType::String: return "a string";
-    case ParamType::Choice: return "one of " + quotedList(f.choices);
-    case ParamType::IntegerList: return "a non-empty list of integers" + rangeText(f);
-    }
-    return "a value";
-}
-
-std::string escapePointerToken(const std::string& key) {
-    std::string out;
-    for (char c : key) {
-        if (c == '~') out += "~0";
-        else if (c == '/') out += "~1";
-        else out += c;
-    }
-    return out;
-}
-
-std::string child(const std::string& pointer, const std::string& key) {
-    return pointer + "/" + escapePointerToken(key);
-}
-std::string child(const std::string& pointer, std::size_t index) { return pointer + "/" + std::to_string(index); }
-
-int editDistance(const std::string& a, const std::string& b) {
-    // Optimal string alignment distance (Levenshtein plus adjacent transpositions), case-insensitive.
-    const std::size_t n = a.size(), m = b.size();
-    std::vector<std::vector<int>> d(n + 1, std::vector<int>(m + 1));
-    for (std::size_t i = 0; i <= n; ++i) d[i][0] = static_cast<int>(i);
-    for (std::size_t j = 0; j <= m; ++j) d[0][j] = static_cast<int>(j);
-    auto lower = [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); };
-    for (std::size_t i = 1; i <= n; ++i)
-        for (std::size_t j = 1; j <= m; ++j) {
-            const int cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
-            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-            if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) && lower(a[i - 2]) == lower(b[j - 1]))
-                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-        }
-    return d[n][m];
-}
-
-std::string unknownNameMessage(const std::string& what, const std::string& name,
-                               const std::vector<std::string>& known, const std::string& extraKnown = {}) {
-    std::string msg = "unknown " + what + " \"" + name + "\"";
-    const std::string best = closestMatch(name, known);
-    if (!best.empty()) return msg + " (did you mean \"" + best + "\"?)";
-    std::string list = plainList(known);
-    if (!extraKnown.empty()) list += (list.empty() ? "" : ", ") + extraKnown;
-    return msg + " (known: " + list + ")";
-}
-
-// ---------------------------------------------------------------- values against fields
-
-bool asInteger(const json& v, std::int64_t& out) {
-    if (v.is_number_integer()) {
-        if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) return false;
-        out = v.get<std::int64_t>();
-        return true;
-    }
-    if (v.is_number_float()) {
-        const double d = v.get<double>();
-        if (std::isfinite(d) && d == std::floor(d) && std::abs(d) < 9.0e18) {
-            out = static_cast<std::int64_t>(d);
-            return true;
-        }
-    }
-    return false;
-}
-
-bool inRange(const ParamField& f, double v) {
-    if (!isUnbounded(f.min) && (f.minExclusive ? v <= f.min : v < f.min)) return false;
-    if (!isUnbounded(f.max) && (f.maxExclusive ? v >= f.max : v > f.max)) return false;
-    return true;
-}
-
-// Checks one value; on success stores it in `out` and returns "", else the message.
-std::string checkValue(const ParamField& f, const json& v, ParamValue& out) {
-    const std::string expected = "expected " + expectation(f) + ", got " + describe(v);
-    switch (f.type) {
-    case ParamType::Number: {
-        if (!v.is_number()) return expected;
-        const double d = v.get<double>();
-        if (!std::isfinite(d) || !inRange(f, d)) return expected;
-        out = d;
-        return {};
-    }
-    case ParamType::Integer: {
-        std::int64_t i = 0;
-        if (!asInteger(v, i) || !inRange(f, static_cast<double>(i))) return expected;
-        out = i;
-        return {};
-    }
-    case ParamType::Boolean:
-        if (!v.is_boolean()) return expected;
-        out = v.get<bool>();
-        return {};
-    case ParamType::String:
-        if (!v.is_string()) return expected;
-        out = v.get<std::string>();
-        return {};
-    case ParamType::Choice: {
-        if (!v.is_string()) return expected;
-        const auto s = v.get<std::string>();
-        if (std::find(f.choices.begin(), f.choices.end(), s) == f.choices.end()) {
-            const auto best = closestMatch(s, f.choices);
-            return expected + (best.empty() ? "" : " (did you mean \"" + best + "\"?)");
-        }
-        out = s;
-        return {};
-    }
-    case ParamType::IntegerList: {
-        if (!v.is_array() || v.empty()) return expected;
-        std::vector<std::int64_t> list;
-        for (const auto& e : v) {
-            std::int64_t i = 0;
-            if (!asInteger(e, i) || !inRange(f, static_cast<double>(i))) return expected;
-            list.push_back(i);
-        }
-        out = std::move(list);
-        return {};
-    }
-    }
-    return expected;
-}
-
-json valueToJson(const ParamValue& v) {
-    return std::visit([](const auto& x) { return json(x); }, v);
 }
 
 void checkUnknownKeys(const json& obj, const std::string& pointer, const std::vector<std::string>& known,
@@ -205,70 +44,17 @@ void checkUnknownKeys(const json& obj, const std::string& pointer, const std::ve
     }
 }
 
-// Validates obj against fields (unknown keys included unless listed in extraKeys); fills defaults.
-void checkFields(const std::vector<ParamField>& fields, const json& obj, const std::string& pointer, Issues& issues,
-                 json* filled, ParamValues* values, const std::vector<std::string>& extraKeys = {}) {
-    std::vector<std::string> known = extraKeys;
-    for (const auto& f : fields) known.push_back(f.name);
-    checkUnknownKeys(obj, pointer, known, issues);
-    json out = json::object();
-    for (const auto& f : fields) {
-        json v;
-        if (obj.contains(f.name)) {
-            v = obj.at(f.name);
-        } else if (f.defaultJson.empty()) {
-            issues.push_back({pointer, "missing required key \"" + f.name + "\" (" + expectation(f) + ")"});
-            continue;
-        } else {
-            v = json::parse(f.defaultJson);
-        }
-        ParamValue pv;
-        const std::string problem = checkValue(f, v, pv);
-        if (!problem.empty()) {
-            issues.push_back({obj.contains(f.name) ? child(pointer, f.name) : pointer,
-                              obj.contains(f.name) ? problem : "default of \"" + f.name + "\" is invalid: " + problem});
-            continue;
-        }
-        out[f.name] = valueToJson(pv);
-        if (values) values->set(f.name, std::move(pv));
-    }
-    if (filled) *filled = std::move(out);
-}
-
-ParamField makeField(const char* name, ParamType type, double min, double max, const char* def,
-                     std::vector<std::string> choices = {}) {
-    ParamField f;
-    f.name = name;
-    f.type = type;
-    f.min = min;
-    f.max = max;
-    f.defaultJson = def;
-    f.choices = std::move(choices);
-    return f;
-}
-
-const std::vector<ParamField>& datasetFields() {
-    static const std::vector<ParamField> f{
-        makeField("split", ParamType::Choice, 0, 0, "\"test\"", {"test", "train"}),
-        makeField("limit", ParamType::Integer, 0, 1e12, "0"),
-    };
-    return f;
-}
-
-const std::vector<ParamField>& measureFields() {
-    static const std::vector<ParamField> f = [] {
-        std::vector<ParamField> v{
-            makeField("batch_sizes", ParamType::IntegerList, 1, 65536, "[1, 64, 256]"),
-            makeField("warmup", ParamType::Integer, 0, 1e6, "20"),
-            makeField("repeats", ParamType::Integer, 1, 1e7, "200"),
-            makeField("rotate_batches", ParamType::Integer, 1, 1024, "4"),
-            makeField("accuracy", ParamType::Boolean, 0, 0, "true"),
-            makeField("noisy_cv", ParamType::Number, 0, 10, "0.1"),
-        };
-        v.back().minExclusive = true;
-        return v;
+// The dataset section's fields besides "name", bound to DatasetSpec.
+const SchemaBuilder<DatasetSpec>& datasetSchemaBuilder() {
+    static const SchemaBuilder<DatasetSpec> b = [] {
+        const DatasetSpec d;
+        SchemaBuilder<DatasetSpec> s("dataset", "dataset", "the data the experiment trains and evaluates on");
+        s.choice("split", &DatasetSpec::split, {"test", "train"}, d.split, "the split accuracy is evaluated on");
+        s.integer("limit", &DatasetSpec::limit, d.limit,
+                  {.min = 0, .max = 1e12, .unit = "samples", .help = "evaluate on the first N samples (0: all)"});
+        return s;
     }();
-    return f;
+    return b;
 }
 
 const std::vector<std::string> kTopKeys{"name", "description", "model", "dataset", "device", "baseline",
@@ -432,9 +218,9 @@ void parseModel(const json& m, const std::string& ptr, const ParseOptions& opt, 
 void parseDataset(const json& d, const std::string& ptr, const ParseOptions& opt, Issues& issues, DatasetSpec& out) {
     if (!requireObject(d, ptr, issues)) return;
     ParamValues v;
-    checkFields(datasetFields(), d, ptr, issues, nullptr, &v, {"name"});
-    if (v.has("split")) out.split = v.string("split");
-    if (v.has("limit")) out.limit = v.integer("limit");
+    const std::size_t before = issues.size();
+    checkFields(datasetSchemaBuilder().schema().fields, d, ptr, issues, nullptr, &v, {"name"});
+    if (issues.size() == before) out = datasetSchemaBuilder().read(v, out);
     if (!getString(d, "name", ptr, issues, out.name)) return;
     const auto names = datasetNames();
     if (std::find(names.begin(), names.end(), out.name) != names.end()) return;
@@ -461,17 +247,14 @@ void parseBaseline(const json& b, const std::string& ptr, const ParseOptions& op
     if (b.contains("train")) {
         const std::string tp = child(ptr, "train");
         if (!requireObject(b.at("train"), tp, issues)) return;
-        const StrategySchema* schema = StrategyRegistry::instance().find("train");
-        if (!schema) {
-            issues.push_back({tp, "the \"train\" strategy is not registered"});
-            return;
-        }
+        const auto& schema = trainSchemaBuilder();
         ParamValues values;
         const std::size_t before = issues.size();
-        auto found = validateParams(*schema, b.at("train"), tp, &out.trainJson, &values);
+        auto found = validateParams(schema.schema(), b.at("train"), tp, &out.trainJson, &values);
         issues.insert(issues.end(), found.begin(), found.end());
         if (issues.size() == before) {
-            out.train = trainParamsFrom(values, seed);
+            out.train = schema.read(values);
+            out.train->seed = seed;
         }
     }
     if (getString(b, "model", ptr, issues, out.modelPath)) {
@@ -522,13 +305,9 @@ void parseSteps(const json& steps, const std::string& ptr, Issues& issues, std::
 void parseMeasure(const json& m, const std::string& ptr, Issues& issues, MeasureSpec& out) {
     if (!requireObject(m, ptr, issues)) return;
     ParamValues v;
-    checkFields(measureFields(), m, ptr, issues, nullptr, &v);
-    if (v.has("batch_sizes")) out.batchSizes = v.integers("batch_sizes");
-    if (v.has("warmup")) out.warmup = static_cast<int>(v.integer("warmup"));
-    if (v.has("repeats")) out.repeats = static_cast<int>(v.integer("repeats"));
-    if (v.has("rotate_batches")) out.rotateBatches = static_cast<int>(v.integer("rotate_batches"));
-    if (v.has("accuracy")) out.accuracy = v.boolean("accuracy");
-    if (v.has("noisy_cv")) out.noisyCv = v.number("noisy_cv");
+    const std::size_t before = issues.size();
+    checkFields(measureSettingsSchema().schema().fields, m, ptr, issues, nullptr, &v);
+    if (issues.size() == before) out = measureSettingsSchema().read(v, out);
 }
 
 void parseDocument(const json& doc, const ParseOptions& opt, Issues& issues, ExperimentSpec& spec);
@@ -653,31 +432,8 @@ std::string stemOf(const std::string& sourceName) {
 
 // ---------------------------------------------------------------- public
 
-std::string closestMatch(const std::string& word, const std::vector<std::string>& candidates) {
-    std::string best;
-    int bestDistance = 1 << 30;
-    for (const auto& c : candidates) {
-        const int d = editDistance(word, c);
-        if (d < bestDistance) {
-            bestDistance = d;
-            best = c;
-        }
-    }
-    // Close enough to be a typo: at most a third of the word, and at least one edit allowed.
-    const int allowed = std::max(1, static_cast<int>(std::min(word.size(), best.size())) / 3);
-    return bestDistance <= allowed ? best : std::string();
-}
-
-std::vector<ValidationIssue> validateParams(const StrategySchema& schema, const nlohmann::json& params,
-                                            const std::string& pointer, nlohmann::json* filled, ParamValues* values) {
-    Issues issues;
-    if (!params.is_object()) {
-        issues.push_back({pointer, "expected an object of parameters, got " + describe(params)});
-        return issues;
-    }
-    checkFields(schema.fields, params, pointer, issues, filled, values);
-    return issues;
-}
+const StrategySchema& datasetSectionSchema() { return datasetSchemaBuilder().schema(); }
+const StrategySchema& measureSectionSchema() { return measureSettingsSchema().schema(); }
 
 std::vector<ValidationIssue> validateExperiment(const nlohmann::json& doc) {
     Issues issues;
@@ -765,7 +521,8 @@ nlohmann::json toJson(const ExperimentSpec& spec) {
         doc["model"] = {{"path", spec.model.path}};
         if (!spec.model.architecturePath.empty()) doc["model"]["architecture"] = spec.model.architecturePath;
     }
-    doc["dataset"] = {{"name", spec.dataset.name}, {"split", spec.dataset.split}, {"limit", spec.dataset.limit}};
+    doc["dataset"] = datasetSchemaBuilder().write(spec.dataset);
+    doc["dataset"]["name"] = spec.dataset.name;
     doc["device"] = spec.device;
     json baseline = json::object();
     if (spec.baseline.train) baseline["train"] = spec.baseline.trainJson;
@@ -778,38 +535,12 @@ nlohmann::json toJson(const ExperimentSpec& spec) {
         steps.push_back(std::move(st));
     }
     doc["steps"] = steps;
-    doc["measure"] = {{"batch_sizes", spec.measure.batchSizes}, {"warmup", spec.measure.warmup},
-                      {"repeats", spec.measure.repeats},        {"rotate_batches", spec.measure.rotateBatches},
-                      {"accuracy", spec.measure.accuracy},      {"noisy_cv", spec.measure.noisyCv}};
+    doc["measure"] = measureSettingsSchema().write(spec.measure);
     if (!spec.sweep.empty()) doc["sweep"] = spec.sweep;
     doc["seed"] = spec.seed;
     if (!spec.tags.empty()) doc["tags"] = spec.tags;
     if (!spec.notes.empty()) doc["notes"] = spec.notes;
     return doc;
-}
-
-nlohmann::json schemaToJson(const StrategySchema& schema) {
-    static const char* kTypeNames[] = {"number", "integer", "boolean", "string", "choice", "integer_list"};
-    json fields = json::array();
-    for (const auto& f : schema.fields) {
-        json j{{"name", f.name}, {"type", kTypeNames[static_cast<int>(f.type)]}, {"help", f.help}};
-        if (!isUnbounded(f.min) && (f.type == ParamType::Number || f.type == ParamType::Integer ||
-                                     f.type == ParamType::IntegerList)) {
-            j["min"] = f.min;
-            j["min_exclusive"] = f.minExclusive;
-        }
-        if (!isUnbounded(f.max) && (f.type == ParamType::Number || f.type == ParamType::Integer ||
-                                     f.type == ParamType::IntegerList)) {
-            j["max"] = f.max;
-            j["max_exclusive"] = f.maxExclusive;
-        }
-        if (!f.choices.empty()) j["choices"] = f.choices;
-        if (!f.unit.empty()) j["unit"] = f.unit;
-        j["default"] = f.defaultJson.empty() ? json() : json::parse(f.defaultJson);
-        j["required"] = f.defaultJson.empty();
-        fields.push_back(std::move(j));
-    }
-    return {{"name", schema.name}, {"family", schema.family}, {"summary", schema.summary}, {"fields", fields}};
 }
 
 // ---------------------------------------------------------------- sweep expansion

@@ -2,6 +2,7 @@
 // runs; every error names the file, the JSON pointer and what was expected (ARCHITECTURE.md §5).
 #pragma once
 
+#include "engine/measure/model_measure.h"
 #include "engine/nn/trainer.h"
 #include "engine/strategies/strategy.h"
 
@@ -14,11 +15,8 @@
 
 namespace lathe {
 
-struct ModelSpec {
-    std::string zoo;              // "mlp-784-256-128-10", or empty when path is set
-    std::string path;             // a .safetensors model
-    std::string architecturePath; // architecture JSON for files exported from PyTorch
-};
+// The experiment's "model" section.
+using ModelSpec = ModelRef;
 
 struct DatasetSpec {
     std::string name = "fashion-mnist"; // a known name or a folder
@@ -39,14 +37,8 @@ struct StepSpec {
     bool enabled = true;
 };
 
-struct MeasureSpec {
-    std::vector<std::int64_t> batchSizes{1, 64, 256};
-    int warmup = 20;
-    int repeats = 200;
-    int rotateBatches = 4;      // distinct input batches cycled through while timing
-    bool accuracy = true;
-    double noisyCv = 0.10;      // a latency CV above this flags the run as noisy
-};
+// The experiment's "measure" section (fields: engine/strategies/measure/measure_fields.h).
+using MeasureSpec = MeasureSettings;
 
 struct ExperimentSpec {
     std::string name;
@@ -67,29 +59,18 @@ struct ExperimentSpec {
     std::vector<std::string> sweepOrder;
 };
 
-struct ValidationIssue {
-    std::string pointer; // JSON pointer, "/steps/0/params/sparsity"
-    std::string message; // "expected a number in [0, 1), got \"high\""
-};
-
 // Every problem in the document (the GUI shows them at their fields). Empty: valid.
 std::vector<ValidationIssue> validateExperiment(const nlohmann::json& doc);
 // The same, plus checks that need the file's location: relative paths (model.path,
 // model.architecture, baseline.model, a dataset folder) are resolved against the folder of
 // sourcePath and must exist.
 std::vector<ValidationIssue> validateExperiment(const nlohmann::json& doc, const std::string& sourcePath);
-// Parameters of one strategy: unknown keys (with suggestions), types and ranges. pointer is where
-// the params object sits ("/steps/0/params"). filled/values (optional) receive the parameters with
-// defaults filled in.
-std::vector<ValidationIssue> validateParams(const StrategySchema& schema, const nlohmann::json& params,
-                                            const std::string& pointer, nlohmann::json* filled = nullptr,
-                                            ParamValues* values = nullptr);
 // "<source>: <pointer>: <message>" per issue, one per line.
 std::string formatIssues(const std::string& sourceName, const std::vector<ValidationIssue>& issues);
-// The closest candidate within a small edit distance (case-insensitive), or "".
-std::string closestMatch(const std::string& word, const std::vector<std::string>& candidates);
-// A strategy schema as JSON (for the GUI's forms and `lathe-cli strategies`).
-nlohmann::json schemaToJson(const StrategySchema& schema);
+// The fields of the experiment's "dataset" section (besides "name") and "measure" section, with their
+// defaults (for the GUI's forms). Strategy schemas, validateParams and schemaToJson: strategies/schema.h.
+const StrategySchema& datasetSectionSchema();
+const StrategySchema& measureSectionSchema();
 // Throws ConfigError "<sourceName>: <pointer>: <message>" for the first problem (all of them listed).
 ExperimentSpec parseExperiment(const nlohmann::json& doc, const std::string& sourceName);
 // Reads, parses JSON (syntax errors with line and column) and validates.

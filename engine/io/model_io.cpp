@@ -5,6 +5,7 @@
 #include "engine/backends/registry.h"
 #include "engine/core/errors.h"
 #include "engine/io/safetensors.h"
+#include "engine/nn/zoo.h"
 
 #include <fstream>
 #include <set>
@@ -109,6 +110,17 @@ std::unique_ptr<Model> loadModel(const std::string& path, const std::string& arc
     }
     // Host values set from outside are uploaded by to(); on the CPU that is one copy per tensor.
     model->to(*cpuBackend());
+    return model;
+}
+
+std::unique_ptr<Model> loadModel(const ModelRef& ref, std::uint64_t seed) {
+    if (ref.zoo.empty() == ref.path.empty())
+        throw ConfigError("a model is either a zoo name or a .safetensors path (got " +
+                          (ref.zoo.empty() ? std::string("neither") : "both \"" + ref.zoo + "\" and \"" + ref.path + "\"") +
+                          ")");
+    if (!ref.path.empty()) return loadModel(ref.path, ref.architecturePath);
+    auto model = Model::fromArchitecture(zooArchitecture(ref.zoo));
+    model->initialize(*cpuBackend(), seed);
     return model;
 }
 

@@ -4,6 +4,7 @@
 
 #include "engine/nn/model.h"
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -20,5 +21,17 @@ void saveModel(Model& model, const std::string& path);
 // Throws DataError on a missing/extra tensor, a shape or dtype mismatch, naming the tensor and file;
 // ConfigError ("<architecturePath>: <pointer>: ...") for an invalid architecture file.
 std::unique_ptr<Model> loadModel(const std::string& path, const std::string& architecturePath = {});
+
+// Where a model comes from: a zoo name (fresh weights) or a .safetensors file (with an architecture JSON
+// for PyTorch exports). The experiment's "model" section, and a second model a strategy asks for.
+struct ModelRef {
+    std::string zoo;              // "mlp-784-256-128-10", or empty when path is set
+    std::string path;             // a .safetensors model
+    std::string architecturePath; // architecture JSON for files exported from PyTorch
+};
+
+// The model a ModelRef names, on the CPU backend (call Model::to): zoo models get PyTorch-default
+// weights drawn from seed. Throws ConfigError when the ref names neither or both, else as loadModel.
+std::unique_ptr<Model> loadModel(const ModelRef& ref, std::uint64_t seed);
 
 } // namespace lathe

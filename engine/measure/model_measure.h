@@ -19,13 +19,19 @@
 
 namespace lathe {
 
-struct MeasureRequest {
+// What a measurement point times and evaluates: the experiment's "measure" section, which a `measure`
+// step inherits field by field. The schema of these fields is declared once, in
+// engine/strategies/measure/measure_fields.h; these are its defaults.
+struct MeasureSettings {
     std::vector<std::int64_t> batchSizes{1, 64, 256};
     int warmup = 20;
     int repeats = 200;
-    int rotateBatches = 4;
+    int rotateBatches = 4;      // distinct input batches cycled through while timing
     bool accuracy = true;
-    double noisyCv = 0.10;
+    double noisyCv = 0.10;      // a latency CV above this flags the point as noisy
+};
+
+struct MeasureRequest : MeasureSettings {
     // Summary keys are prefixed with "<label>." and series with "<label>/"; empty for the run's
     // final measurement, which writes the shared keys of ARCHITECTURE.md §4.
     std::string label;

@@ -45,6 +45,12 @@ public:
     void apply(StepContext&) override { throw DataError("test.fail: deliberate failure in step"); }
 };
 
+// A strategy that says its figures are simulated, for the notes test.
+class SimulatingStrategy final : public Strategy {
+public:
+    void apply(StepContext& ctx) override { ctx.markSimulated("test: latency from a model"); }
+};
+
 struct Fixture {
     std::string dir;
     std::unique_ptr<RunStore> store;
@@ -195,10 +201,51 @@ private slots:
         QVERIFY(!f.store->samples(outcomes[0].runId, "loss").empty());
     }
 
+    void measureStepInheritsTheMeasureSection() {
+        // A measure step that sets only its label and repeats takes batch sizes, warm-up and rotation
+        // from the experiment's measure section (issue: a measure step inherits that section).
+        Fixture f("inherit");
+        json doc = tinyExperiment();
+        doc["steps"] = json::array({json{{"strategy", "measure"}, {"params", {{"label", "mid"}, {"repeats", 5}}}}});
+        const ExperimentSpec spec = parseExperiment(doc, "tiny.json");
+        QVERIFY(!spec.steps[0].params.has("batch_sizes"));
+        Runner runner(*f.store, RunnerOptions{"", m_cacheDir});
+        std::atomic<bool> cancel{false};
+        const auto outcomes = runner.run(spec, doc, f.events, cancel);
+        QVERIFY2(outcomes[0].status == run_status::kDone, outcomes[0].error.c_str());
+        const auto& sum = outcomes[0].summary;
+        QVERIFY(sum.count("mid.latency_p50_ms@b1"));
+        QVERIFY(sum.count("mid.latency_p50_ms@b16"));
+        QVERIFY(!sum.count("mid.latency_p50_ms@b64")); // the step's own old default is gone
+        QCOMPARE(f.store->samples(outcomes[0].runId, "mid/latency_ms/b16").size(), std::size_t(5));
+        QCOMPARE(f.store->samples(outcomes[0].runId, "latency_ms/b16").size(), std::size_t(12));
+    }
+
+    void notesAreStoredWithTheRun() {
+        auto& registry = StrategyRegistry::instance();
+        if (!registry.find("test.simulated"))
+            registry.addEntry({"test.simulated", "test", "marks its figures as simulated", {}},
+                              [](const ParamValues&) -> std::unique_ptr<Strategy> {
+                                  return std::make_unique<SimulatingStrategy>();
+                              });
+        Fixture f("notes");
+        json doc = tinyExperiment();
+        doc["steps"] = json::array({json{{"strategy", "test.simulated"}}});
+        const ExperimentSpec spec = parseExperiment(doc, "tiny.json");
+        Runner runner(*f.store, RunnerOptions{"", m_cacheDir});
+        std::atomic<bool> cancel{false};
+        const auto outcomes = runner.run(spec, doc, f.events, cancel);
+        QVERIFY2(outcomes[0].status == run_status::kDone, outcomes[0].error.c_str());
+        const auto rec = f.store->run(outcomes[0].runId);
+        QCOMPARE(rec->notes.at("simulated"), std::string("test: latency from a model"));
+        QCOMPARE(rec->summary.at("simulated"), 1.0);
+        QCOMPARE(f.store->notes(outcomes[0].runId).size(), std::size_t(1));
+    }
+
     void failingStepIsStoredAsFailed() {
         auto& registry = StrategyRegistry::instance();
         if (!registry.find("test.fail"))
-            registry.add({"test.fail", "test", "fails on purpose", {}},
+            registry.addEntry({"test.fail", "test", "fails on purpose", {}},
                          [](const ParamValues&) -> std::unique_ptr<Strategy> { return std::make_unique<FailingStrategy>(); });
         Fixture f("fail");
         json doc = tinyExperiment();

@@ -36,51 +36,6 @@ namespace lathe::ui {
 namespace {
 const QColor kErrorColor(213, 94, 0);
 
-// The measurement block has the fields of the `measure` strategy (minus its label) with the
-// experiment-level defaults of MeasureSpec.
-StrategySchema measureBlockSchema() {
-    StrategySchema schema;
-    schema.name = "measure";
-    schema.family = "measure";
-    const MeasureSpec defaults;
-    nlohmann::json d = {{"batch_sizes", defaults.batchSizes}, {"warmup", defaults.warmup},
-                        {"repeats", defaults.repeats},        {"rotate_batches", defaults.rotateBatches},
-                        {"accuracy", defaults.accuracy},      {"noisy_cv", defaults.noisyCv}};
-    if (const StrategySchema* s = StrategyRegistry::instance().find("measure")) {
-        for (ParamField f : s->fields) {
-            if (f.name == "label") {
-                continue;
-            }
-            if (d.contains(f.name)) {
-                f.defaultJson = d[f.name].dump();
-            }
-            schema.fields.push_back(f);
-        }
-    }
-    return schema;
-}
-
-StrategySchema datasetBlockSchema() {
-    const DatasetSpec defaults;
-    StrategySchema schema;
-    schema.name = "dataset";
-    ParamField split;
-    split.name = "split";
-    split.type = ParamType::Choice;
-    split.choices = {"test", "train"};
-    split.help = "the split accuracy is evaluated on";
-    split.defaultJson = nlohmann::json(defaults.split).dump();
-    ParamField limit;
-    limit.name = "limit";
-    limit.type = ParamType::Integer;
-    limit.min = 0;
-    limit.help = "evaluate on the first N samples (0: all)";
-    limit.unit = "samples";
-    limit.defaultJson = std::to_string(defaults.limit);
-    schema.fields = {split, limit};
-    return schema;
-}
-
 std::string unescapeToken(std::string t) {
     for (std::size_t p; (p = t.find("~1")) != std::string::npos;) t.replace(p, 2, "/");
     for (std::size_t p; (p = t.find("~0")) != std::string::npos;) t.replace(p, 2, "~");
@@ -180,7 +135,7 @@ QWidget* ExperimentEditor::buildSetupPage() {
         m_dataset->addItem(QString::fromStdString(name));
     }
     m_dataset->setToolTip(tr("A known dataset name, or a folder holding the same IDX files"));
-    m_datasetForm = new SchemaForm(datasetBlockSchema(), subject);
+    m_datasetForm = new SchemaForm(datasetSectionSchema(), subject);
     m_device = new QComboBox(subject);
     m_device->setObjectName(QStringLiteral("device"));
     m_device->addItem(QStringLiteral("auto"));
@@ -285,7 +240,7 @@ QWidget* ExperimentEditor::buildSetupPage() {
     });
     auto* measure = group(tr("Measurement"), page);
     auto* ml = new QVBoxLayout(measure);
-    m_measureForm = new SchemaForm(measureBlockSchema(), measure);
+    m_measureForm = new SchemaForm(measureSectionSchema(), measure);
     ml->addWidget(m_measureForm);
     connect(m_measureForm, &SchemaForm::fieldEdited, this, [this](const QString& name, const QString& value) {
         setAt("/measure/" + name.toStdString(), nlohmann::json::parse(value.toStdString()));

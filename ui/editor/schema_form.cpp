@@ -115,7 +115,11 @@ QString SchemaForm::tooltipFor(const ParamField& f) const {
         }
         lines << tr("one of: %1").arg(choices.join(QStringLiteral(", ")));
     }
-    lines << (f.defaultJson.empty() ? tr("required") : tr("default: %1").arg(QString::fromStdString(f.defaultJson)));
+    if (!f.inherits.empty()) {
+        lines << tr("left out: the experiment's %1/%2").arg(QString::fromStdString(f.inherits), QString::fromStdString(f.name));
+    } else {
+        lines << (f.defaultJson.empty() ? tr("required") : tr("default: %1").arg(QString::fromStdString(f.defaultJson)));
+    }
     return lines.join(QLatin1Char('\n'));
 }
 
@@ -150,7 +154,8 @@ QWidget* SchemaForm::createEditor(const ParamField& f) {
     }
     case ParamType::IntegerList: {
         auto* edit = new QLineEdit(this);
-        edit->setPlaceholderText(tr("e.g. 1, 64, 256"));
+        edit->setPlaceholderText(f.inherits.empty() ? tr("e.g. 1, 64, 256")
+                                                    : tr("from %1").arg(QString::fromStdString(f.inherits)));
         edit->setValidator(new QRegularExpressionValidator(
             QRegularExpression(QStringLiteral(R"(^\s*(-?\d+\s*(,\s*-?\d+\s*)*)?,?\s*$)")), edit));
         connect(edit, &QLineEdit::editingFinished, this, [this, f] { onEdited(f); });
@@ -247,7 +252,8 @@ void SchemaForm::setValues(const nlohmann::json& params) {
 nlohmann::json SchemaForm::values() const {
     nlohmann::json out = m_values;
     for (const ParamField& f : m_schema.fields) {
-        if (!out.contains(f.name)) {
+        // A field that inherits stays out until it is set: the step then follows the experiment.
+        if (!out.contains(f.name) && f.inherits.empty()) {
             const nlohmann::json v = shownValue(f);
             if (!v.is_null()) {
                 out[f.name] = v;

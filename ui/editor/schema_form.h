@@ -27,7 +27,8 @@ public:
 
     // Shows `params` (missing fields show their default). Emits nothing.
     void setValues(const nlohmann::json& params);
-    // Every field: the given value where there was one, else the value shown (the default).
+    // Every field: the given value where there was one, else the value shown (the default); fields that
+    // inherit (ParamField::inherits) only when given or edited.
     nlohmann::json values() const;
     // Only the fields given to setValues or edited since (keeps a file's implicit defaults implicit).
     nlohmann::json explicitValues() const { return m_values; }

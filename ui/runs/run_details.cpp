@@ -53,22 +53,25 @@ int RunDetails::showRuns(RunStore& store, const QList<qint64>& runIds) {
             m_runIds << id;
         }
     }
-    std::set<std::string> keys;
+    std::set<std::string> keys, noteKeys;
     QStringList titles;
     for (const RunRecord& r : records) {
         const QString label = QStringLiteral("#%1 %2").arg(r.id).arg(QString::fromStdString(r.name));
         m_dashboard->setRunLabel(r.id, label);
         m_dashboard->appendSamples(store.samples(r.id));
         for (const auto& [k, v] : r.summary) keys.insert(k);
+        for (const auto& [k, v] : r.notes) noteKeys.insert(k);
         titles << QStringLiteral("%1 (%2)").arg(label, QString::fromStdString(r.status));
     }
     m_dashboard->replotDirty();
 
     m_summary->clear();
     m_summary->setColumnCount(static_cast<int>(records.size()));
-    m_summary->setRowCount(static_cast<int>(keys.size()) + 4);
+    m_summary->setRowCount(static_cast<int>(keys.size() + noteKeys.size()) + 4);
     QStringList columnHeaders, rowHeaders{tr("status"), tr("device"), tr("steps"), tr("error")};
     for (const RunRecord& r : records) columnHeaders << QStringLiteral("#%1").arg(r.id);
+    // Notes say how figures were obtained (e.g. "simulated"): right under the error, before the numbers.
+    for (const auto& k : noteKeys) rowHeaders << tr("note: %1").arg(QString::fromStdString(k));
     for (const auto& k : keys) rowHeaders << QString::fromStdString(k);
     m_summary->setHorizontalHeaderLabels(columnHeaders);
     m_summary->setVerticalHeaderLabels(rowHeaders);
@@ -81,6 +84,15 @@ int RunDetails::showRuns(RunStore& store, const QList<qint64>& runIds) {
         error->setToolTip(error->text());
         m_summary->setItem(3, c, error);
         int row = 4;
+        for (const auto& k : noteKeys) {
+            auto it = r.notes.find(k);
+            if (it != r.notes.end()) {
+                auto* note = new QTableWidgetItem(QString::fromStdString(it->second));
+                note->setToolTip(note->text());
+                m_summary->setItem(row, c, note);
+            }
+            ++row;
+        }
         for (const auto& k : keys) {
             auto it = r.summary.find(k);
             if (it != r.summary.end() && !std::isnan(it->second)) {

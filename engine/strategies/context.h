@@ -1,0 +1,93 @@
+// StepContext: everything a strategy may touch while it runs — the current model (to change in place,
+// edit with ModelEditor, or replace), the backend, the data, a loader for a second model (a teacher, a
+// reference), the run's metric sink, summary and notes, and the training seams shared by the run.
+#pragma once
+
+#include "engine/backends/backend.h"
+#include "engine/core/errors.h"
+#include "engine/core/metrics.h"
+#include "engine/data/dataset.h"
+#include "engine/io/model_io.h"
+#include "engine/nn/model.h"
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace lathe {
+
+// Logging from the engine to whoever runs it (CLI stderr, GUI log pane).
+enum class LogLevel { Info, Warning, Error };
+using LogFn = std::function<void(LogLevel, const std::string&)>;
+
+struct StepContext {
+    // The run's current model. Steps after this one see whatever this step leaves here.
+    std::unique_ptr<Model>* modelSlot = nullptr;
+    Backend* backendPtr = nullptr;
+    const DatasetSplits* dataPtr = nullptr;
+    MetricSink* sinkPtr = nullptr;
+    std::int64_t runId = 0;
+    std::uint64_t seed = 42;
+    const std::atomic<bool>* cancel = nullptr;
+    LogFn log;
+    double runStartMs = 0;                          // steady-clock ms at run start, for MetricSample::tMs
+    std::map<std::string, double>* summaryPtr = nullptr;   // shared keys, ARCHITECTURE.md §4
+    std::map<std::string, std::string>* notesPtr = nullptr; // stored with the run (RunStore::setNotes)
+    std::function<void(double fraction, const std::string& what)> progress; // within this step
+    // The split (and limit) the experiment evaluates on; null: data.test.
+    const Dataset* evaluation = nullptr;
+    // Counters shared by every training phase of the run, so "loss" and "val_accuracy" samples of
+    // consecutive phases follow each other instead of restarting at step 1. Null: start at 0.
+    std::int64_t* trainStep = nullptr;
+    std::int64_t* trainEpoch = nullptr;
+    int stepIndex = 0; // position of this step in the chain (seeds, default labels)
+    // A second model on this run's backend: {"zoo": name} with fresh weights from the run's seed, or
+    // {"path": file} with its weights; relative paths resolve against the experiment file's folder.
+    std::function<std::unique_ptr<Model>(const ModelRef&)> loadModel;
+    // Per-layer figures stored with the run (e.g. "layers.0.weight", "sparsity", 0.8); shown as the
+    // per-layer views and heatmaps of a comparison. Null: dropped.
+    std::function<void(const std::string& layer, const std::string& key, double value)> layerStat;
+
+    Model& model() const { return **modelSlot; }
+    Backend& backend() const { return *backendPtr; }
+    const DatasetSplits& data() const { return *dataPtr; }
+    MetricSink& sink() const { return *sinkPtr; }
+    std::map<std::string, double>& summary() const { return *summaryPtr; }
+    std::map<std::string, std::string>& notes() const { return *notesPtr; }
+    const Dataset& evalData() const { return evaluation ? *evaluation : dataPtr->test; }
+
+    // Makes `model` the run's current model (moved onto this run's backend first), e.g. a distilled
+    // student. The previous model is destroyed: take what you need from it before.
+    void replaceModel(std::unique_ptr<Model> model) const {
+        if (!model) throw ConfigError("replaceModel: no model");
+        model->to(*backendPtr);
+        *modelSlot = std::move(model);
+    }
+    // Records that some figure of this run comes from a model of the hardware instead of execution:
+    // the note says which, and the summary flag `simulated` becomes 1 (ARCHITECTURE.md §4).
+    void markSimulated(const std::string& what) const {
+        auto& n = (*notesPtr)["simulated"];
+        n += (n.empty() ? "" : "; ") + what;
+        (*summaryPtr)["simulated"] = 1;
+    }
+    void addLayerStat(const std::string& layer, const std::string& key, double value) const {
+        if (layerStat) layerStat(layer, key, value);
+    }
+    void info(const std::string& message) const {
+        if (log) log(LogLevel::Info, message);
+    }
+    void warn(const std::string& message) const {
+        if (log) log(LogLevel::Warning, message);
+    }
+};
+
+class Strategy {
+public:
+    virtual ~Strategy() = default;
+    virtual void apply(StepContext& ctx) = 0;
+};
+
+} // namespace lathe
