@@ -1,4 +1,4 @@
-# Packaging: install rules (packaging/install.cmake) and a Debian package built with `cpack -G DEB`.
+# Packaging: install rules (packaging/install.cmake) and the Debian packages built with `cpack -G DEB`.
 # Included at the end of the top-level CMakeLists.txt, so every target and option is known here.
 include(${CMAKE_CURRENT_LIST_DIR}/install.cmake)
 
@@ -20,63 +20,53 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${LATHE_PACKAGE_MAINTAINER}")
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
-set(CPACK_DEBIAN_COMPRESSION_TYPE xz)
 # The synopsis line is CPACK_PACKAGE_DESCRIPTION_SUMMARY; CPack indents these lines under it.
 set(CPACK_PACKAGE_DESCRIPTION "Lathe trains baseline models, applies optimization steps (pruning, distillation,
 quantization, low-rank, batching policies), measures accuracy, latency, throughput
 and memory on the CPU or a CUDA GPU, and keeps every run in a local SQLite database
 for comparison and export. The package has the lathe workbench window (when built
 with LATHE_UI), the headless lathe-cli, and example experiments in
-/usr/share/lathe/experiments.")
+/usr/share/lathe/experiments. The CUDA backend is the separate package lathe-cuda.")
 
-# Depends on the shared libraries the binaries link, computed by dpkg-shlibdeps at package time.
+# Two packages (CPack components): `lathe` (window, lathe-cli, liblathe_engine.so, experiments) and, with
+# LATHE_CUDA, `lathe-cuda` (the module liblathe_cuda.so plus the CUDA runtime libraries it links, see
+# install.cmake). lathe runs without lathe-cuda: the registry then says why CUDA is unavailable.
+set(CPACK_DEB_COMPONENT_INSTALL ON)
+set(CPACK_COMPONENTS_ALL lathe)
+if(LATHE_CUDA)
+  list(APPEND CPACK_COMPONENTS_ALL cuda)
+endif()
+set(CPACK_DEBIAN_LATHE_PACKAGE_NAME lathe)
+set(CPACK_DEBIAN_CUDA_PACKAGE_NAME lathe-cuda)
+set(CPACK_COMPONENT_LATHE_DESCRIPTION "${CPACK_PACKAGE_DESCRIPTION}")
+set(CPACK_COMPONENT_CUDA_DESCRIPTION "The CUDA backend of Lathe as a module that lathe and lathe-cli load at run time
+(/usr/lib/lathe/liblathe_cuda.so), with the CUDA runtime, cuBLAS and cuBLASLt
+libraries it links (NVIDIA's redistributable CUDA ${CUDAToolkit_VERSION_MAJOR} libraries) in
+/usr/lib/lathe/cuda. Running on a GPU needs NVIDIA's driver, which is not part of
+this package.")
+# The CUDA libraries are large: zstd packs them in a fraction of xz's time (dpkg >= 1.21.18 reads it).
+set(CPACK_DEBIAN_COMPRESSION_TYPE zstd)
+set(CPACK_THREADS 0)
+
+# Depends on the shared libraries the binaries link, computed by dpkg-shlibdeps at package time. The
+# engine and the CUDA libraries are private to the packages (lib/lathe); the -l folder lets
+# dpkg-shlibdeps find the engine for the module, which is in the other package.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-# What dpkg-shlibdeps cannot see: Qt plugins loaded at run time (the xcb platform, the SQLite driver
-# the window's views use, the SVG icon engine for the toolbar icons).
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS ${PROJECT_BINARY_DIR}/lib)
+# What dpkg-shlibdeps cannot see: Qt plugins loaded at run time (the xcb platform, the SVG icon engine
+# for the toolbar icons).
 set(_lathe_depends "")
 if(LATHE_UI)
-  list(APPEND _lathe_depends qt6-qpa-plugins libqt6sql6-sqlite libqt6svg6)
+  list(APPEND _lathe_depends qt6-qpa-plugins libqt6svg6)
 endif()
-
-# The CUDA runtime, cuBLAS and cuBLASLt come from NVIDIA's toolkit. Installed from NVIDIA's .run file
-# they belong to no Debian package, so dpkg-shlibdeps has nothing to name: CPack runs it with
-# --ignore-missing-info and they are left out of Depends. Installed from NVIDIA's apt repository they do
-# belong to a package, and that package is named here. Either way they must be on the loader path
-# (ld.so.conf) where the package is installed, as NVIDIA's installers arrange.
-if(LATHE_CUDA)
-  set(_lathe_cuda_packages "")
-  set(_lathe_cuda_unpackaged "")
-  foreach(_lib IN ITEMS cudart cublas cublasLt)
-    set(_path "${CUDA_${_lib}_LIBRARY}")
-    if(NOT _path)
-      continue()
-    endif()
-    file(REAL_PATH "${_path}" _real)
-    set(_owner "")
-    foreach(_candidate IN ITEMS "${_path}" "${_real}")
-      execute_process(COMMAND dpkg-query -S "${_candidate}" OUTPUT_VARIABLE _out ERROR_QUIET
-                      RESULT_VARIABLE _rc OUTPUT_STRIP_TRAILING_WHITESPACE)
-      if(_rc EQUAL 0 AND _out MATCHES "^([^:,]+)[:,]")
-        set(_owner "${CMAKE_MATCH_1}")
-        break()
-      endif()
-    endforeach()
-    if(_owner)
-      list(APPEND _lathe_cuda_packages ${_owner})
-    else()
-      list(APPEND _lathe_cuda_unpackaged ${_lib})
-    endif()
-  endforeach()
-  list(REMOVE_DUPLICATES _lathe_cuda_packages)
-  list(APPEND _lathe_depends ${_lathe_cuda_packages})
-  if(_lathe_cuda_unpackaged)
-    string(REPLACE ";" ", " _names "${_lathe_cuda_unpackaged}")
-    message(STATUS "Lathe package: CUDA libraries not from a Debian package (${_names}) are not in Depends; "
-                   "the target machine needs the CUDA ${CUDAToolkit_VERSION_MAJOR} toolkit libraries on its loader path")
-  endif()
-endif()
-string(REPLACE ";" ", " CPACK_DEBIAN_PACKAGE_DEPENDS "${_lathe_depends}")
+string(REPLACE ";" ", " CPACK_DEBIAN_LATHE_PACKAGE_DEPENDS "${_lathe_depends}")
 # The demo experiments and the default --dataset fashion-mnist read this package's files.
-set(CPACK_DEBIAN_PACKAGE_RECOMMENDS dataset-fashion-mnist)
+set(CPACK_DEBIAN_LATHE_PACKAGE_RECOMMENDS dataset-fashion-mnist)
+if(LATHE_CUDA)
+  set(CPACK_DEBIAN_LATHE_PACKAGE_SUGGESTS lathe-cuda)
+  # The module links the engine of the same build (engine/backends/cuda_module.h checks the version too).
+  set(CPACK_DEBIAN_CUDA_PACKAGE_DEPENDS "lathe (= ${PROJECT_VERSION})")
+  set(CPACK_DEBIAN_CUDA_PACKAGE_SECTION science)
+endif()
 
 include(CPack)

@@ -24,3 +24,26 @@ if(IS_DIRECTORY ${_lathe_src}/experiments)
 endif()
 
 install(FILES ${_lathe_src}/README.md DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/lathe)
+
+# The CUDA runtime, cuBLAS and cuBLASLt the module links, copied from the toolkit into lib/lathe/cuda
+# (the module's RPATH $ORIGIN/cuda) under their sonames: the lathe-cuda package then needs no toolkit.
+# NVIDIA allows redistributing them with an application (CUDA EULA, Attachment A); the EULA goes along.
+option(LATHE_CUDA_BUNDLE "Install the CUDA runtime libraries the CUDA module links beside it (lathe-cuda)" ON)
+if(LATHE_CUDA AND LATHE_CUDA_BUNDLE)
+  foreach(_lib IN ITEMS cudart cublas cublasLt)
+    set(_path "${CUDA_${_lib}_LIBRARY}")
+    if(NOT _path)
+      message(FATAL_ERROR "LATHE_CUDA_BUNDLE: the toolkit's lib${_lib} was not found (CUDA_${_lib}_LIBRARY)")
+    endif()
+    file(REAL_PATH "${_path}" _real)
+    install(FILES "${_real}" DESTINATION ${LATHE_INSTALL_PKGLIBDIR}/cuda
+            RENAME lib${_lib}.so.${CUDAToolkit_VERSION_MAJOR} COMPONENT cuda)
+  endforeach()
+  file(GLOB _lathe_cuda_eula "${CUDAToolkit_LIBRARY_ROOT}/EULA.txt"
+       "${CUDAToolkit_LIBRARY_ROOT}/dist-info/nvidia_cuda_runtime-*/licenses/License.txt")
+  if(_lathe_cuda_eula)
+    list(GET _lathe_cuda_eula 0 _eula)
+    install(FILES "${_eula}" DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/lathe-cuda RENAME NVIDIA-CUDA-EULA.txt
+            COMPONENT cuda)
+  endif()
+endif()

@@ -12,10 +12,11 @@ commands:
              with no display, say so and run the demo experiment headless with lathe-cli
   test       install what is missing (also the test tools), build, run the whole CTest suite
   build      install what is missing, build (preset default), nothing else
-  headless   build without Qt Widgets (preset headless: engine, lathe-cli, engine tests),
+  headless   build without any Qt (preset headless: engine, lathe-cli, the Qt-free tests),
              then run the demo experiment with lathe-cli
   asan       build with AddressSanitizer + UndefinedBehaviorSanitizer (preset asan), run CTest under it
-  package    build (preset default), then make a .deb with CPack and list its contents
+  package    build (preset default), then make the .debs with CPack (lathe, and lathe-cuda with
+             the CUDA backend) and list their contents
   deps       only install the missing Debian packages (all of them, test tools included)
   help       this text
 
@@ -23,7 +24,7 @@ environment:
   LATHE_JOBS=N              parallel build jobs (default: all cores, nproc)
   LATHE_CTEST_ARGS="..."    extra ctest arguments, e.g. "-LE slow" to skip slow tests, "-L unit"
   LATHE_CTEST_JOBS=N        tests run at once (default: 1; timing tests want the cores to themselves)
-  LATHE_CMAKE_ARGS="..."    extra configure arguments, e.g. "-DCMAKE_CUDA_ARCHITECTURES=86"
+  LATHE_CMAKE_ARGS="..."    extra configure arguments, e.g. "-DLATHE_CUDA_ARCHS=86"
   LATHE_SKIP_DEPS=1         do not check or install Debian packages
 EOF
 }
@@ -47,12 +48,11 @@ elapsed() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 # ---------------------------------------------------------------------------------------------------
 # Debian packages
 # ---------------------------------------------------------------------------------------------------
-# To configure and build (engine, lathe-cli, Qt Test suites).
-pkgs_build=(cmake ninja-build g++ pkg-config qt6-base-dev nlohmann-json3-dev libsqlite3-dev libopenblas-dev
-            zlib1g-dev)
-# The workbench window: plots, the SQLite driver for its read-only views, SVG icons (a plugin, so no
-# linker would notice it missing), and the default data set for the demo experiments.
-pkgs_gui=(libqcustomplot-dev libqt6sql6-sqlite libqt6svg6)
+# To configure and build the engine, lathe-cli and the Qt-free tests (the headless preset: no Qt).
+pkgs_build=(cmake ninja-build g++ pkg-config nlohmann-json3-dev libsqlite3-dev libopenblas-dev zlib1g-dev)
+# The workbench window and the Qt Test suites: Qt, plots, SVG icons (a plugin, so no linker would notice
+# it missing).
+pkgs_gui=(qt6-base-dev libqcustomplot-dev libqt6svg6)
 pkgs_data=(dataset-fashion-mnist)
 # Tests only: an X server for the end-to-end window test, and PyTorch as the reference the engine's
 # results are compared with (those tests skip, and say so, when it is missing). PyTorch is large,
@@ -239,11 +239,15 @@ case $cmd in
         build default
         say "Packaging (cpack -G DEB)"
         (cd build/default && run cpack -G DEB)
-        # shellcheck disable=SC2012  # our own file names, newest first
-        deb=$(ls -t build/default/lathe_*.deb | head -n 1)
-        say "Package: $deb"
-        run dpkg-deb --info "$deb"
-        run dpkg-deb --contents "$deb"
+        # lathe, and lathe-cuda when the build has the CUDA module.
+        for name in lathe lathe-cuda; do
+            # shellcheck disable=SC2012  # our own file names, newest first
+            deb=$(ls -t build/default/"${name}"_*.deb 2>/dev/null | head -n 1)
+            [[ -n $deb ]] || continue
+            say "Package: $deb ($(du -h "$deb" | cut -f1))"
+            run dpkg-deb --info "$deb"
+            run dpkg-deb --contents "$deb"
+        done
         ;;
     deps)
         ensure_packages "${pkgs_build[@]}" "${pkgs_gui[@]}" "${pkgs_data[@]}" "${pkgs_test[@]}" "${pkgs_package[@]}"

@@ -1,13 +1,11 @@
-// Backend discovery. The CUDA backend is compiled in only with LATHE_CUDA and registered only when
-// the runtime finds a device; otherwise its entry says why and "auto" falls back to the CPU.
+// Backend discovery. The CUDA backend is a module loaded on first probe (engine/backends/cuda_module.h)
+// and registered only when it loads and the runtime finds a device; otherwise its entry says why and
+// "auto" falls back to the CPU.
 #include "engine/backends/registry.h"
 
 #include "engine/backends/cpu/cpu_backend.h"
+#include "engine/backends/cuda_module.h"
 #include "engine/core/errors.h"
-
-#if defined(LATHE_HAVE_CUDA)
-#include "engine/backends/cuda/cuda_backend.h"
-#endif
 
 #include <map>
 #include <mutex>
@@ -26,12 +24,8 @@ std::map<std::string, std::shared_ptr<Backend>>& instances() {
 }
 
 std::vector<DeviceInfo> cudaDevices(std::string& reason) {
-#if defined(LATHE_HAVE_CUDA)
-    return probeCudaDevices(reason);
-#else
-    reason = "this build has no CUDA backend (configured with LATHE_CUDA=OFF or without nvcc)";
-    return {};
-#endif
+    const CudaModuleApi* module = cudaModule(reason);
+    return module ? module->probeDevices(reason) : std::vector<DeviceInfo>{};
 }
 
 } // namespace
@@ -86,14 +80,10 @@ std::shared_ptr<Backend> backendFor(const std::string& requested) {
             throw BackendError("device \"" + name + "\" does not exist: " + std::to_string(devices.size()) +
                                " CUDA device(s) found");
     }
-#if defined(LATHE_HAVE_CUDA)
     std::lock_guard lock(registryMutex());
     auto& slot = instances()["cuda:" + std::to_string(index)];
-    if (!slot) slot = makeCudaBackend(index);
+    if (!slot) slot = cudaModule(reason)->makeBackend(index); // devices found: the module is loaded
     return slot;
-#else
-    throw BackendError("no CUDA backend in this build");
-#endif
 }
 
 } // namespace lathe

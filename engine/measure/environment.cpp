@@ -1,6 +1,7 @@
 // Environment capture from /proc, uname, the backend's DeviceInfo and OpenBLAS's own report.
 #include "engine/measure/environment.h"
 
+#include "engine/core/build_info.h"
 #include "engine/measure/sha256.h"
 
 #include <sys/stat.h>
@@ -17,10 +18,6 @@ extern "C" {
 int openblas_get_num_threads(void);
 char* openblas_get_config(void);
 }
-
-#ifndef LATHE_GIT_REVISION
-#define LATHE_GIT_REVISION "unknown"
-#endif
 
 namespace lathe {
 
@@ -41,7 +38,7 @@ nlohmann::json captureEnvironment(const Backend* backend, std::uint64_t seed,
     using nlohmann::json;
     json env;
     env["lathe_version"] = LATHE_VERSION;
-    env["git_revision"] = LATHE_GIT_REVISION;
+    env["git_revision"] = gitRevision();
 #if defined(NDEBUG)
     env["build_type"] = "release";
 #else

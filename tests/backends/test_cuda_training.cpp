@@ -1,17 +1,18 @@
 // End to end on the GPU: the zoo MLP trained on CUDA follows the CPU's loss curve step by step from the
 // same initial weights and batches, and the zoo CNN's forward pass (conv, pool, dropout, linear) agrees
-// with the CPU's. Uses a synthetic 10-class image set so it needs no dataset files. Needs a CUDA device.
+// with the CPU's. Uses a synthetic 10-class image set so it needs no dataset files. Needs a CUDA device;
+// Qt-free (tests/support/mini_test.h) so it runs on GPU servers built with the headless preset.
 #include "engine/backends/registry.h"
 #include "engine/core/rng.h"
 #include "engine/nn/model.h"
 #include "engine/nn/trainer.h"
 #include "engine/nn/zoo.h"
-#include "tests/support/test_support.h"
-
-#include <QtTest>
+#include "tests/support/mini_test.h"
+#include "tests/support/test_common.h"
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 using namespace lathe;
 
@@ -47,96 +48,90 @@ Dataset syntheticImages(std::int64_t n, std::uint64_t seed) {
 // few steps. 1e-3 relative per step separates the two with margin on both sides.
 constexpr double kLossRelTol = 1e-3;
 
+struct Backends {
+    std::shared_ptr<Backend> cuda;
+    std::shared_ptr<Backend> cpu;
+};
+
+// Both backends, or the case is skipped (exit 77 when every case is) with the registry's reason.
+Backends backendsOrSkip() {
+    std::string reason;
+    auto cuda = test::cudaBackendOrNull(&reason);
+    if (!cuda) SKIP("no CUDA device: " + reason);
+    return {cuda, cpuBackend()};
+}
+
+std::vector<double> trainLosses(Backend& be, Model& model, const Dataset& data) {
+    TrainParams p;
+    p.epochs = 5;
+    p.batchSize = 64;
+    p.optimizer = "sgd";
+    p.lr = 0.05f;
+    p.momentum = 0.9f;
+    p.seed = 7;
+    p.maxSteps = 40;
+    std::vector<double> losses;
+    TrainCallbacks cb;
+    cb.onStep = [&](const StepReport& r) { losses.push_back(r.loss); };
+    train(model, be, data, p, cb);
+    return losses;
+}
+
 } // namespace
 
-class TestCudaTraining : public QObject {
-    Q_OBJECT
+TEST_CASE(mlpTrainsLikeTheCpu) {
+    const auto [cuda, cpu] = backendsOrSkip();
+    const Dataset trainSet = syntheticImages(640, 1);
+    const Dataset testSet = syntheticImages(256, 2);
+    auto cpuModel = Model::fromArchitecture(zooArchitecture("mlp-784-256-128-10"));
+    auto gpuModel = Model::fromArchitecture(zooArchitecture("mlp-784-256-128-10"));
+    cpuModel->initialize(*cpu, 42);
+    gpuModel->initialize(*cuda, 42);
 
-private:
-    std::shared_ptr<Backend> m_cuda;
-    std::shared_ptr<Backend> m_cpu;
-
-    std::vector<double> trainLosses(Backend& be, Model& model, const Dataset& data) {
-        TrainParams p;
-        p.epochs = 5;
-        p.batchSize = 64;
-        p.optimizer = "sgd";
-        p.lr = 0.05f;
-        p.momentum = 0.9f;
-        p.seed = 7;
-        p.maxSteps = 40;
-        std::vector<double> losses;
-        TrainCallbacks cb;
-        cb.onStep = [&](const StepReport& r) { losses.push_back(r.loss); };
-        train(model, be, data, p, cb);
-        return losses;
+    const auto cpuLoss = trainLosses(*cpu, *cpuModel, trainSet);
+    const auto gpuLoss = trainLosses(*cuda, *gpuModel, trainSet);
+    REQUIRE(gpuLoss.size() == cpuLoss.size());
+    REQUIRE(cpuLoss.size() >= 30);
+    for (std::size_t i = 0; i < cpuLoss.size(); ++i) {
+        const double rel = std::abs(gpuLoss[i] - cpuLoss[i]) / std::max(std::abs(cpuLoss[i]), 1e-12);
+        CHECK_MSG(rel <= kLossRelTol, "step " + std::to_string(i + 1) + ": cuda loss " + std::to_string(gpuLoss[i]) +
+                                          ", cpu loss " + std::to_string(cpuLoss[i]));
     }
+    // It actually learned: the loss fell well below its starting value (ln 10 = 2.30).
+    CHECK_MSG(gpuLoss.back() < 0.5 * gpuLoss.front(),
+              "loss went from " + std::to_string(gpuLoss.front()) + " to " + std::to_string(gpuLoss.back()));
 
-private slots:
-    void initTestCase() {
-        std::string reason;
-        m_cuda = test::cudaBackendOrNull(&reason);
-        QVERIFY2(m_cuda, reason.c_str());
-        m_cpu = cpuBackend();
-    }
+    const EvalResult cpuEval = evaluate(*cpuModel, *cpu, testSet);
+    const EvalResult gpuEval = evaluate(*gpuModel, *cuda, testSet);
+    CHECK_EQ(gpuEval.count, cpuEval.count);
+    CHECK_MSG(std::abs(gpuEval.loss - cpuEval.loss) <= kLossRelTol * cpuEval.loss,
+              "eval loss cuda " + std::to_string(gpuEval.loss) + " vs cpu " + std::to_string(cpuEval.loss));
+    // At most one borderline sample may flip between backends.
+    CHECK(std::abs(gpuEval.accuracy - cpuEval.accuracy) <= 1.0 / static_cast<double>(cpuEval.count) + 1e-12);
+    CHECK_MSG(gpuEval.accuracy > 0.5, std::to_string(gpuEval.accuracy));
+}
 
-    void mlpTrainsLikeTheCpu() {
-        const Dataset trainSet = syntheticImages(640, 1);
-        const Dataset testSet = syntheticImages(256, 2);
-        auto cpuModel = Model::fromArchitecture(zooArchitecture("mlp-784-256-128-10"));
-        auto gpuModel = Model::fromArchitecture(zooArchitecture("mlp-784-256-128-10"));
-        cpuModel->initialize(*m_cpu, 42);
-        gpuModel->initialize(*m_cuda, 42);
-
-        const auto cpuLoss = trainLosses(*m_cpu, *cpuModel, trainSet);
-        const auto gpuLoss = trainLosses(*m_cuda, *gpuModel, trainSet);
-        QCOMPARE(gpuLoss.size(), cpuLoss.size());
-        QVERIFY(cpuLoss.size() >= 30);
-        for (std::size_t i = 0; i < cpuLoss.size(); ++i) {
-            const double rel = std::abs(gpuLoss[i] - cpuLoss[i]) / std::max(std::abs(cpuLoss[i]), 1e-12);
-            QVERIFY2(rel <= kLossRelTol, ("step " + std::to_string(i + 1) + ": cuda loss " + std::to_string(gpuLoss[i]) +
-                                          ", cpu loss " + std::to_string(cpuLoss[i]))
-                                             .c_str());
-        }
-        // It actually learned: the loss fell well below its starting value (ln 10 = 2.30).
-        QVERIFY2(gpuLoss.back() < 0.5 * gpuLoss.front(),
-                 ("loss went from " + std::to_string(gpuLoss.front()) + " to " + std::to_string(gpuLoss.back())).c_str());
-
-        const EvalResult cpuEval = evaluate(*cpuModel, *m_cpu, testSet);
-        const EvalResult gpuEval = evaluate(*gpuModel, *m_cuda, testSet);
-        QCOMPARE(gpuEval.count, cpuEval.count);
-        QVERIFY2(std::abs(gpuEval.loss - cpuEval.loss) <= kLossRelTol * cpuEval.loss,
-                 ("eval loss cuda " + std::to_string(gpuEval.loss) + " vs cpu " + std::to_string(cpuEval.loss)).c_str());
-        // At most one borderline sample may flip between backends.
-        QVERIFY(std::abs(gpuEval.accuracy - cpuEval.accuracy) <= 1.0 / static_cast<double>(cpuEval.count) + 1e-12);
-        QVERIFY2(gpuEval.accuracy > 0.5, std::to_string(gpuEval.accuracy).c_str());
-    }
-
-    void cnnForwardMatchesCpu_data() {
-        QTest::addColumn<bool>("training");
-        QTest::newRow("inference") << false;
-        QTest::newRow("training (dropout on)") << true;
-    }
-    void cnnForwardMatchesCpu() {
-        QFETCH(bool, training);
+TEST_CASE(cnnForwardMatchesCpu) {
+    const auto [cuda, cpu] = backendsOrSkip();
+    for (const auto& [label, training] : {std::pair{"inference", false}, std::pair{"training (dropout on)", true}}) {
+        ROW(label);
         auto cpuModel = Model::fromArchitecture(zooArchitecture("cnn-2conv"));
         auto gpuModel = Model::fromArchitecture(zooArchitecture("cnn-2conv"));
-        cpuModel->initialize(*m_cpu, 5);
-        gpuModel->initialize(*m_cuda, 5);
+        cpuModel->initialize(*cpu, 5);
+        gpuModel->initialize(*cuda, 5);
         const auto x = test::randomVector(16 * 784, 9, 0.0f, 1.0f);
         ForwardContext ctx;
         ctx.training = training;
         ctx.seed = 77;
         ctx.step = 3;
-        const Tensor cpuLogits = cpuModel->forward(m_cpu->upload(x, {16, 1, 28, 28}), ctx);
-        const Tensor gpuLogits = gpuModel->forward(m_cuda->upload(x, {16, 1, 28, 28}), ctx);
-        const auto ref = m_cpu->downloadF32(cpuLogits);
-        const auto got = m_cuda->downloadF32(gpuLogits);
+        const Tensor cpuLogits = cpuModel->forward(cpu->upload(x, {16, 1, 28, 28}), ctx);
+        const Tensor gpuLogits = gpuModel->forward(cuda->upload(x, {16, 1, 28, 28}), ctx);
+        const auto ref = cpu->downloadF32(cpuLogits);
+        const auto got = cuda->downloadF32(gpuLogits);
         // The f32 op tolerance of the op harness (1e-5) times a few layers of accumulated rounding.
         const double err = test::normalizedError(got, ref);
-        QVERIFY2(err <= 5e-5, ("normalized error " + std::to_string(err)).c_str());
+        CHECK_MSG(err <= 5e-5, "normalized error " + std::to_string(err));
     }
-};
+}
 
-LATHE_GPU_TEST_MAIN(TestCudaTraining)
-#include "test_cuda_training.moc"
+MINI_TEST_MAIN()

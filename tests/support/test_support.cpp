@@ -1,16 +1,14 @@
-// Implementation of the shared test helpers.
-#include "tests/support/test_support.h"
+// Implementation of the shared test helpers (tests/support/test_common.h), without Qt.
+#include "tests/support/test_common.h"
 
 #include "engine/backends/registry.h"
 #include "engine/core/rng.h"
-
-#include <QDir>
-#include <QTemporaryDir>
 
 #include <cmath>
 #include <fstream>
 #include <iterator>
 #include <cstdlib>
+#include <filesystem>
 
 namespace lathe::test {
 
@@ -63,8 +61,20 @@ std::vector<std::uint8_t> fileBytes(const std::string& path) {
 }
 
 std::string tempDir() {
-    static QTemporaryDir dir;
-    return dir.path().toStdString();
+    // Created on first use under $TMPDIR, removed with everything in it when the process exits.
+    struct Dir {
+        std::string path;
+        Dir() {
+            std::string pattern = (std::filesystem::temp_directory_path() / "lathe-test-XXXXXX").string();
+            if (::mkdtemp(pattern.data())) path = pattern;
+        }
+        ~Dir() {
+            std::error_code ec;
+            if (!path.empty()) std::filesystem::remove_all(path, ec);
+        }
+    };
+    static Dir dir;
+    return dir.path;
 }
 
 std::shared_ptr<Backend> cudaBackendOrNull(std::string* reason) {
