@@ -143,8 +143,7 @@ void Model::releaseCache() {
 
 std::vector<NamedParameter> Model::namedParameters() {
     std::vector<NamedParameter> out;
-    for (auto& l : m_layers)
-        for (Parameter* p : l->parameters()) out.push_back({"layers." + std::to_string(l->index) + "." + p->name, p});
+    for (auto& l : m_layers) l->namedParameters("layers." + std::to_string(l->index) + ".", out);
     return out;
 }
 
