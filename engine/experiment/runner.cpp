@@ -202,6 +202,7 @@ private:
         ctx.evaluation = &m_eval;
         ctx.trainStep = &m_trainStep;
         ctx.trainEpoch = &m_trainEpoch;
+        ctx.training = &m_training;
         return ctx;
     }
 
@@ -284,6 +285,7 @@ private:
     std::map<std::string, double> m_summary;
     std::map<std::string, std::string> m_notes;
     std::int64_t m_trainStep = 0, m_trainEpoch = 0;
+    TrainingState m_training; // kept across the run's steps
     double m_runStartMs = 0;
     int m_phases = 2;
 };

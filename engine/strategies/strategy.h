@@ -18,6 +18,8 @@
 
 namespace lathe {
 
+struct TrainingState; // engine/nn/trainer.h
+
 enum class ParamType { Number, Integer, Boolean, String, Choice, IntegerList };
 
 struct ParamField {
@@ -83,6 +85,9 @@ struct StepContext {
     std::int64_t* trainStep = nullptr;
     std::int64_t* trainEpoch = nullptr;
     int stepIndex = 0; // position of this step in the chain (seeds, default labels)
+    // The optimizer state and data order the run's training phases hand on (finetune's
+    // optimizer_state "continue"). Null: every phase starts afresh.
+    TrainingState* training = nullptr;
 
     const Dataset& evalData() const { return evaluation ? *evaluation : data.test; }
 };

@@ -95,13 +95,31 @@ std::vector<ParamField> trainingFields(const char* epochs, const char* lr) {
     return f;
 }
 
+std::vector<ParamField> finetuneFields() {
+    std::vector<ParamField> f = trainingFields("1", "0.0001");
+    ParamField p;
+    p.name = "optimizer_state";
+    p.type = ParamType::Choice;
+    p.help = "continue: the optimizer state (moments, step counts) and the data order of the run's previous "
+             "training phase go on, as if it had not stopped (layers replaced since then start afresh); "
+             "fresh (default): a new optimizer, so the result does not depend on whether the baseline was "
+             "trained in this run or read from the cache, which keeps weights only";
+    p.choices = {"fresh", "continue"};
+    p.defaultJson = "\"fresh\"";
+    f.push_back(p);
+    return f;
+}
+
 class TrainingStrategy final : public Strategy {
 public:
     TrainingStrategy(std::string name, const ParamValues& params) : m_name(std::move(name)), m_params(params) {}
     void apply(StepContext& ctx) override {
         // Each step shuffles differently from the baseline and from other steps, reproducibly.
         const std::uint64_t seed = mix64(ctx.seed ^ (0x5eedull + static_cast<std::uint64_t>(ctx.stepIndex)));
-        runTrainingPhase(ctx, trainParamsFrom(m_params, seed), m_name);
+        TrainingPhaseOptions options;
+        if (m_params.has("optimizer_state") && m_params.string("optimizer_state") == "continue")
+            options.optimizerState = OptimizerStateMode::Continue;
+        runTrainingPhase(ctx, trainParamsFrom(m_params, seed), m_name, options);
     }
 
 private:
@@ -122,7 +140,7 @@ StrategySchema trainSchema() {
 
 StrategySchema finetuneSchema() {
     return {"finetune", "train", "continue training the current model, e.g. to recover accuracy after a step",
-            trainingFields("1", "0.0001")};
+            finetuneFields()};
 }
 
 TrainParams trainParamsFrom(const ParamValues& params, std::uint64_t seed) {
@@ -140,6 +158,15 @@ TrainParams trainParamsFrom(const ParamValues& params, std::uint64_t seed) {
 }
 
 TrainResult runTrainingPhase(StepContext& ctx, const TrainParams& params, const std::string& what, bool validate) {
+    TrainingPhaseOptions options;
+    options.validate = validate;
+    return runTrainingPhase(ctx, params, what, options);
+}
+
+TrainResult runTrainingPhase(StepContext& ctx, const TrainParams& requested, const std::string& what,
+                             const TrainingPhaseOptions& options) {
+    const bool validate = options.validate;
+    TrainParams params = requested;
     const std::int64_t stepOffset = ctx.trainStep ? *ctx.trainStep : 0;
     const std::int64_t epochOffset = ctx.trainEpoch ? *ctx.trainEpoch : 0;
     const std::int64_t samples =
@@ -149,13 +176,38 @@ TrainResult runTrainingPhase(StepContext& ctx, const TrainParams& params, const 
     if (params.maxSteps > 0) totalSteps = std::min(totalSteps, params.maxSteps);
     totalSteps = std::max<std::int64_t>(totalSteps, 1);
 
+
+    // The run's training state: continued, or cleared for a fresh optimizer.
+    TrainingState local;
+    TrainingState& state = ctx.training ? *ctx.training : local;
+    if (options.optimizerState == OptimizerStateMode::Continue) {
+        if (!state.hasOrder) {
+            state.optimizer.clear();
+            if (ctx.log)
+                ctx.log(LogLevel::Warning, what + ": no earlier training phase in this run to continue (a cached "
+                                                  "baseline keeps only weights): the optimizer starts afresh");
+        } else if (state.batchSize == params.batchSize && state.samples == samples) {
+            params.seed = state.seed;
+            params.startStep = state.nextStep;
+            if (ctx.log)
+                ctx.log(LogLevel::Info, what + ": continuing the optimizer state and data order after step " +
+                                            std::to_string(state.nextStep) + " of the previous phase");
+        } else if (ctx.log) {
+            ctx.log(LogLevel::Warning, what + ": batch size or training samples differ from the previous phase: "
+                                              "the optimizer state continues, the data order starts anew");
+        }
+    } else {
+        state.optimizer.clear();
+    }
+
     auto tMs = [&] { return steadyClockMs() - ctx.runStartMs; };
     TrainCallbacks cb;
     cb.cancel = ctx.cancel;
     cb.onStep = [&](const StepReport& r) {
-        ctx.sink.push(makeSample(ctx.runId, "loss", stepOffset + r.step, tMs(), r.loss));
-        if (ctx.progress && (r.step % 8 == 0 || r.step == totalSteps))
-            ctx.progress(std::min(1.0, double(r.step) / double(totalSteps)), what);
+        // One sample per logging interval: its last step, its mean loss.
+        const std::int64_t phaseStep = r.step - params.startStep;
+        ctx.sink.push(makeSample(ctx.runId, "loss", stepOffset + phaseStep, tMs(), r.loss));
+        if (ctx.progress) ctx.progress(std::min(1.0, double(phaseStep) / double(totalSteps)), what);
     };
     cb.onEpoch = [&](const EpochReport& e) {
         const std::int64_t epoch = epochOffset + e.epoch;
@@ -171,7 +223,16 @@ TrainResult runTrainingPhase(StepContext& ctx, const TrainParams& params, const 
         }
         if (ctx.log) ctx.log(LogLevel::Info, line + " (" + std::to_string(e.seconds) + " s)");
     };
-    const TrainResult r = train(ctx.model, ctx.backend, ctx.data.train, params, cb);
+    cb.afterBackward = options.afterBackward;
+    cb.afterOptimizerStep = options.afterOptimizerStep;
+    CrossEntropyLoss crossEntropy;
+    Loss& loss = options.loss ? *options.loss : crossEntropy;
+    const TrainResult r = train(ctx.model, ctx.backend, ctx.data.train, params, cb, loss, state.optimizer);
+    state.hasOrder = true;
+    state.seed = params.seed;
+    state.batchSize = params.batchSize;
+    state.samples = samples;
+    state.nextStep = r.endStep;
     if (ctx.trainStep) *ctx.trainStep += r.steps;
     if (ctx.trainEpoch) *ctx.trainEpoch += r.epochs;
     ctx.summary["train_seconds"] += r.seconds;
