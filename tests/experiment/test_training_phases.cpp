@@ -2,6 +2,7 @@
 // optimizer_state "continue" for M steps equals K + M steps of one `train`, bit for bit on the CPU;
 // "fresh" (the default) does not continue; a layer replaced between the phases starts afresh.
 #include "engine/backends/registry.h"
+#include "engine/core/errors.h"
 #include "engine/experiment/spec.h"
 #include "engine/nn/model_edit.h"
 #include "engine/strategies/builtin/builtin.h"
