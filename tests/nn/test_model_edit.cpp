@@ -5,6 +5,7 @@
 #include "engine/io/model_io.h"
 #include "engine/nn/model_edit.h"
 #include "engine/nn/trainer.h"
+#include "tests/nn/band_dataset.h"
 #include "tests/support/test_support.h"
 
 #include <QtTest>
@@ -41,19 +42,8 @@ std::vector<std::string> names(Model& m) {
     return out;
 }
 
-Dataset images(std::int64_t n, std::uint64_t seed) {
-    Dataset d;
-    d.name = "noise";
-    d.sampleShape = {1, 4, 4};
-    d.numClasses = 5;
-    Rng rng(seed);
-    for (std::int64_t i = 0; i < n; ++i) {
-        const auto c = static_cast<std::int32_t>(rng.below(5));
-        d.labels.push_back(c);
-        for (int p = 0; p < 16; ++p) d.pixels.push_back(static_cast<std::uint8_t>(p / 3 == c ? 200 : rng.below(80)));
-    }
-    return d;
-}
+// 4x4 images, 5 classes: class c has its row c bright (class 4: none).
+Dataset images(std::int64_t n, std::uint64_t seed) { return bands(n, seed, 4, 5, 1); }
 
 } // namespace
 
