@@ -128,7 +128,6 @@ void TestTrainSeams::lossAndHooksEveryStep() {
     QCOMPARE(order.size(), std::size_t{40});
     for (std::size_t i = 0; i < order.size(); ++i) QCOMPARE(order[i], i % 2 == 0 ? 'b' : 'o');
     QCOMPARE(be.downloadF32(maskedParam->value), before);
-    QVERIFY(be.downloadF32(m->namedParameters().front().param->value) != std::vector<float>{}); // sanity
     // The unmasked layers did train.
     QVERIFY(state.find("layers.5.weight") && state.find("layers.5.weight")->steps == 20);
 }
