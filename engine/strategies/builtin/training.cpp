@@ -1,5 +1,6 @@
 // `train` and `finetune`: one training loop, two sets of defaults. `train` carries the fields of a
-// baseline's training; `finetune` continues from the current weights with a gentler default rate.
+// baseline's training; `finetune` continues from the current weights with a gentler default rate and may
+// continue the optimizer state of the run's previous training phase.
 #include "engine/strategies/builtin/builtin.h"
 
 #include "engine/core/errors.h"
@@ -175,7 +176,6 @@ TrainResult runTrainingPhase(StepContext& ctx, const TrainParams& requested, con
                               ((samples + params.batchSize - 1) / std::max(1, params.batchSize));
     if (params.maxSteps > 0) totalSteps = std::min(totalSteps, params.maxSteps);
     totalSteps = std::max<std::int64_t>(totalSteps, 1);
-
 
     // The run's training state: continued, or cleared for a fresh optimizer.
     TrainingState local;
