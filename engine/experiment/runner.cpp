@@ -235,6 +235,7 @@ private:
         ctx.evaluation = &m_eval;
         ctx.trainStep = &m_trainStep;
         ctx.trainEpoch = &m_trainEpoch;
+        ctx.training = &m_training;
         return ctx;
     }
 
@@ -318,6 +319,7 @@ private:
     std::vector<LayerStat>* m_layerStats = nullptr;
     json m_filledDoc; // toJson(m_spec), made when a step first inherits
     std::int64_t m_trainStep = 0, m_trainEpoch = 0;
+    TrainingState m_training; // kept across the run's steps
     double m_runStartMs = 0;
     int m_phases = 2;
 };

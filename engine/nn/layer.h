@@ -13,10 +13,20 @@
 
 namespace lathe {
 
+// A fresh number for every Parameter object ever built; OptimizerState uses it to tell a replaced
+// layer from the one it holds state for, when both have the same name and shape.
+std::uint64_t nextParameterUid();
+
 struct Parameter {
     std::string name; // local name: "weight", "bias"
     Tensor value;     // on the model's backend
     Tensor grad;      // same shape; allocated by Model::to / zeroGrad
+    std::uint64_t uid = nextParameterUid();
+};
+
+struct NamedParameter {
+    std::string name; // full name: "layers.0.weight", "layers.3.layers.0.weight"
+    Parameter* param;
 };
 
 struct ForwardContext {
@@ -38,19 +48,29 @@ public:
     // dy -> dx; parameter gradients are accumulated (+=) into Parameter::grad.
     virtual Tensor backward(Backend& be, const Tensor& dy) = 0;
 
+    // Every parameter of the layer, those of its sub-layers included (a block lists its children's).
     virtual std::vector<Parameter*> parameters() { return {}; }
+    // Parameters under their full names: prefix + local name ("layers.2." + "weight"). Blocks add their
+    // children's under prefix + "layers.<i>.", as a PyTorch module holding an nn.Sequential `layers` would.
+    virtual void namedParameters(const std::string& prefix, std::vector<NamedParameter>& out) {
+        for (Parameter* p : parameters()) out.push_back({prefix + p->name, p});
+    }
+    // A block's own sub-layers (residual, sequential); null for a leaf layer. ModelEditor edits these.
+    virtual std::vector<std::unique_ptr<Layer>>* sublayers() { return nullptr; }
     // PyTorch's default initialisation for the layer type, drawn from rng.
     virtual void initialize(Backend& be, Rng& rng) { (void)be; (void)rng; }
     // Drop cached activations (after a training step, or before moving to another backend).
     virtual void releaseCache() {}
 
-    // Set by Model: position in the sequence (dropout seeds, parameter names).
+    // Set by Model (and by a block for its children): position in the enclosing sequence (dropout
+    // seeds, parameter names).
     int index = 0;
 };
 
 // Builds a layer from its architecture entry; throws ConfigError naming the bad field.
 // Types: linear{in,out,bias?}, conv2d{in,out,kernel,stride?,padding?,bias?}, maxpool2d{kernel,stride?,padding?},
-// relu, gelu, dropout{p}, flatten, layernorm{dim,eps?}, embedding{num,dim}.
+// relu, gelu, dropout{p}, flatten, layernorm{dim,eps?}, embedding{num,dim}; blocks owning sub-layers:
+// residual{layers} (y = x + f(x)) and sequential{layers}.
 std::unique_ptr<Layer> makeLayer(const nlohmann::json& config);
 // Same, with errors prefixed by the entry's JSON pointer in its document ("/layers/3/out: ...").
 std::unique_ptr<Layer> makeLayer(const nlohmann::json& config, const std::string& pointer);

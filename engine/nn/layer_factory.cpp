@@ -1,10 +1,17 @@
-// makeLayer: the architecture JSON "type" field picks the layer implementation.
+// makeLayer: the architecture JSON "type" field picks the layer implementation (blocks call it again
+// for their sub-layers).
 #include "engine/nn/config_fields.h"
 #include "engine/nn/layers_common.h"
 
+#include <atomic>
 #include <map>
 
 namespace lathe {
+
+std::uint64_t nextParameterUid() {
+    static std::atomic<std::uint64_t> next{1};
+    return next.fetch_add(1, std::memory_order_relaxed);
+}
 
 std::unique_ptr<Layer> makeLayer(const nlohmann::json& config) { return makeLayer(config, ""); }
 
@@ -14,6 +21,7 @@ std::unique_ptr<Layer> makeLayer(const nlohmann::json& config, const std::string
         {"linear", nnimpl::makeLinear},   {"conv2d", nnimpl::makeConv2d},   {"maxpool2d", nnimpl::makeMaxPool2d},
         {"relu", nnimpl::makeRelu},       {"gelu", nnimpl::makeGelu},       {"dropout", nnimpl::makeDropout},
         {"flatten", nnimpl::makeFlatten}, {"layernorm", nnimpl::makeLayerNorm}, {"embedding", nnimpl::makeEmbedding},
+        {"residual", nnimpl::makeResidual}, {"sequential", nnimpl::makeSequential},
     };
     nnconfig::requireObject(config, pointer);
     std::string known;

@@ -94,22 +94,20 @@ void Model::initialize(Backend& be, std::uint64_t seed) {
 
 void Model::to(Backend& be) {
     for (auto& l : m_layers) l->releaseCache();
-    for (auto& l : m_layers) {
-        for (Parameter* p : l->parameters()) {
-            if (!p->value.defined()) throw BackendError("parameter " + p->name + " of layer " +
-                                                         std::to_string(l->index) + " has no value");
-            if (m_backend != &be) {
-                // Values set from outside (loading) are host tensors; otherwise they live on m_backend.
-                Tensor host = p->value.isHost() || !m_backend ? p->value : m_backend->download(p->value);
-                if (!host.isHost())
-                    throw BackendError("parameter layers." + std::to_string(l->index) + "." + p->name + " is on " +
-                                       host.device().toString() + " and the model has no backend to read it from");
-                p->value = be.upload(host);
-            }
-            if (!p->grad.defined() || p->grad.shape() != p->value.shape() || p->grad.device() != be.device() ||
-                m_backend != &be)
-                p->grad = be.zeros(p->value.shape(), p->value.dtype());
+    for (const auto& np : namedParameters()) {
+        Parameter* p = np.param;
+        if (!p->value.defined()) throw BackendError("parameter " + np.name + " has no value");
+        if (m_backend != &be) {
+            // Values set from outside (loading) are host tensors; otherwise they live on m_backend.
+            Tensor host = p->value.isHost() || !m_backend ? p->value : m_backend->download(p->value);
+            if (!host.isHost())
+                throw BackendError("parameter " + np.name + " is on " + host.device().toString() +
+                                   " and the model has no backend to read it from");
+            p->value = be.upload(host);
         }
+        if (!p->grad.defined() || p->grad.shape() != p->value.shape() || p->grad.device() != be.device() ||
+            m_backend != &be)
+            p->grad = be.zeros(p->value.shape(), p->value.dtype());
     }
     m_backend = &be;
 }
@@ -143,8 +141,7 @@ void Model::releaseCache() {
 
 std::vector<NamedParameter> Model::namedParameters() {
     std::vector<NamedParameter> out;
-    for (auto& l : m_layers)
-        for (Parameter* p : l->parameters()) out.push_back({"layers." + std::to_string(l->index) + "." + p->name, p});
+    for (auto& l : m_layers) l->namedParameters("layers." + std::to_string(l->index) + ".", out);
     return out;
 }
 

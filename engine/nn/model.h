@@ -1,5 +1,6 @@
 // Model: a named sequence of layers plus the input preprocessing, movable between backends.
-// Parameter names follow PyTorch's nn.Sequential held as `layers`: "layers.<i>.<param>".
+// Parameter names follow PyTorch's nn.Sequential held as `layers`: "layers.<i>.<param>"; inside a block,
+// "layers.<i>.layers.<j>.<param>" (layer.h).
 #pragma once
 
 #include "engine/data/dataset.h"
@@ -14,10 +15,7 @@
 
 namespace lathe {
 
-struct NamedParameter {
-    std::string name; // "layers.0.weight"
-    Parameter* param;
-};
+class ModelEditor;
 
 class Model {
 public:
@@ -50,6 +48,7 @@ public:
     std::uint64_t parameterBytes() const; // as stored (dtype-aware)
 
 private:
+    friend class ModelEditor; // edits m_layers in place (model_edit.h)
     std::string m_name;
     Shape m_inputShape;
     int m_numClasses = 0;

@@ -1,11 +1,39 @@
-// SGD (momentum) and Adam/AdamW: state tensors per parameter, kept on the parameter's backend.
+// SGD (momentum) and Adam/AdamW over an OptimizerState keyed by parameter name; state tensors are kept
+// on the parameter's backend.
 #include "engine/nn/optim.h"
 
 #include "engine/core/errors.h"
 
-#include <unordered_map>
+#include <set>
 
 namespace lathe {
+
+OptimizerState::Entry& OptimizerState::entry(const NamedParameter& np, const std::string& optimizer) {
+    Entry& e = m_entries[np.name];
+    const Tensor& value = np.param->value;
+    const bool same = e.optimizer == optimizer && e.paramUid == np.param->uid && e.shape == value.shape() &&
+                      (e.tensors.empty() || e.tensors.front().device() == value.device());
+    if (!same) {
+        e = Entry{};
+        e.optimizer = optimizer;
+        e.paramUid = np.param->uid;
+        e.shape = value.shape();
+    }
+    return e;
+}
+
+void OptimizerState::retainOnly(const std::vector<NamedParameter>& params) {
+    std::set<std::string> names;
+    for (const auto& np : params) names.insert(np.name);
+    for (auto it = m_entries.begin(); it != m_entries.end();)
+        it = names.count(it->first) ? std::next(it) : m_entries.erase(it);
+}
+
+const OptimizerState::Entry* OptimizerState::find(const std::string& name) const {
+    auto it = m_entries.find(name);
+    return it == m_entries.end() ? nullptr : &it->second;
+}
+
 namespace {
 
 class Sgd final : public Optimizer {
@@ -14,21 +42,18 @@ public:
     std::string name() const override { return "sgd"; }
     void setLearningRate(float lr) override { m_p.lr = lr; }
 
-    void step(Backend& be, const std::vector<NamedParameter>& params) override {
+    void step(Backend& be, const std::vector<NamedParameter>& params, OptimizerState& state) override {
         for (const auto& np : params) {
-            auto& st = m_state[np.param];
-            const bool first = !st.velocity.defined();
-            if (first) st.velocity = be.zeros(np.param->value.shape());
-            be.sgdStep(np.param->value, np.param->grad, st.velocity, m_p, first);
+            auto& st = state.entry(np, name());
+            const bool first = st.tensors.empty();
+            if (first) st.tensors = {be.zeros(np.param->value.shape())}; // velocity
+            be.sgdStep(np.param->value, np.param->grad, st.tensors[0], m_p, first);
+            ++st.steps;
         }
     }
 
 private:
-    struct State {
-        Tensor velocity;
-    };
     SgdParams m_p;
-    std::unordered_map<const Parameter*, State> m_state;
 };
 
 class Adam final : public Optimizer {
@@ -37,25 +62,17 @@ public:
     std::string name() const override { return m_p.decoupled ? "adamw" : "adam"; }
     void setLearningRate(float lr) override { m_p.lr = lr; }
 
-    void step(Backend& be, const std::vector<NamedParameter>& params) override {
+    void step(Backend& be, const std::vector<NamedParameter>& params, OptimizerState& state) override {
         for (const auto& np : params) {
-            auto& st = m_state[np.param];
-            if (!st.m.defined()) {
-                st.m = be.zeros(np.param->value.shape());
-                st.v = be.zeros(np.param->value.shape());
-            }
+            auto& st = state.entry(np, name());
+            if (st.tensors.empty()) st.tensors = {be.zeros(np.param->value.shape()), be.zeros(np.param->value.shape())};
             // Steps are counted per parameter, as torch.optim.Adam does, for the bias correction.
-            be.adamStep(np.param->value, np.param->grad, st.m, st.v, m_p, ++st.step);
+            be.adamStep(np.param->value, np.param->grad, st.tensors[0], st.tensors[1], m_p, ++st.steps);
         }
     }
 
 private:
-    struct State {
-        Tensor m, v;
-        std::int64_t step = 0;
-    };
     AdamParams m_p;
-    std::unordered_map<const Parameter*, State> m_state;
 };
 
 } // namespace

@@ -1,5 +1,5 @@
-// Training and evaluation loops: seeded mini-batches, softmax cross-entropy (mean over the batch),
-// backward, optimizer step; cancel is checked between batches.
+// Training and evaluation loops: seeded mini-batches, a pluggable loss (mean over the batch), backward,
+// hooks, optimizer step; losses are read back once per logging interval; cancel is checked between batches.
 #include "engine/nn/trainer.h"
 
 #include "engine/core/errors.h"
@@ -97,32 +97,96 @@ BatchOutcome summarize(Backend& be, const Tensor& logits, const Tensor& losses, 
     return out;
 }
 
+// Losses and predictions of the steps of one logging interval, packed row after row on the device and
+// read back together when the interval ends.
+struct IntervalBuffers {
+    Tensor losses; // (logInterval * B)
+    Tensor pred;   // I32 (logInterval * B)
+    std::vector<std::int32_t> labels;   // host labels of the packed rows
+    std::vector<std::int64_t> batchRows; // rows of each step, in order
+    std::int64_t rows = 0;
+
+    IntervalBuffers(Backend& be, int logInterval, int batchSize) {
+        const std::int64_t cap = static_cast<std::int64_t>(logInterval) * batchSize;
+        losses = be.empty({cap});
+        pred = be.empty({cap}, DType::I32);
+    }
+    bool empty() const { return batchRows.empty(); }
+};
+
 } // namespace
 
 TrainResult train(Model& model, Backend& be, const Dataset& data, const TrainParams& params,
                   const TrainCallbacks& callbacks) {
+    CrossEntropyLoss loss;
+    OptimizerState state;
+    return train(model, be, data, params, callbacks, loss, state);
+}
+
+TrainResult train(Model& model, Backend& be, const Dataset& data, const TrainParams& params,
+                  const TrainCallbacks& callbacks, Loss& loss, OptimizerState& state) {
     if (params.epochs < 1) throw ConfigError("epochs must be at least 1, got " + std::to_string(params.epochs));
     if (params.batchSize < 1) throw ConfigError("batch size must be at least 1, got " + std::to_string(params.batchSize));
+    if (params.logInterval < 1)
+        throw ConfigError("log interval must be at least 1 step, got " + std::to_string(params.logInterval));
+    if (params.startStep < 0) throw ConfigError("start step must be >= 0, got " + std::to_string(params.startStep));
     checkCompatible(model, data);
     auto optimizer = makeOptimizer(params);
     if (model.backend() != &be) model.to(be);
 
     const std::int64_t n = params.limit > 0 ? std::min(params.limit, data.size()) : data.size();
     BatchIterator batches(n, params.batchSize, /*shuffle=*/true, params.seed);
+    const std::int64_t perEpoch = batches.batchesPerEpoch();
     BatchBuffers buf(be, model, params.batchSize);
+    IntervalBuffers interval(be, params.logInterval, params.batchSize);
     const auto named = model.namedParameters();
-    std::vector<std::int32_t> pred;
+    state.retainOnly(named);
 
     TrainResult result;
     const auto t0 = Clock::now();
-    std::int64_t step = 0;
+    std::int64_t step = params.startStep;
     bool stop = false;
     for (int epoch = 1; epoch <= params.epochs && !stop; ++epoch) {
         const auto tEpoch = Clock::now();
-        batches.startEpoch(epoch - 1);
+        const std::int64_t scheduleEpoch = params.startStep / perEpoch + (epoch - 1);
+        batches.startEpoch(static_cast<int>(scheduleEpoch));
         std::span<const std::int64_t> idx;
+        if (epoch == 1)
+            for (std::int64_t i = 0; i < params.startStep % perEpoch; ++i) batches.next(idx);
         double lossSum = 0;
         std::int64_t seen = 0, correct = 0, epochSteps = 0;
+
+        // Reads the interval's losses and predictions back (the one synchronisation), adds them to the
+        // epoch's figures batch by batch, and reports the interval.
+        auto flush = [&] {
+            if (interval.empty()) return;
+            const std::vector<float> l = be.downloadF32(interval.losses.slice0(0, interval.rows));
+            const Tensor predHost = be.download(interval.pred.slice0(0, interval.rows));
+            const std::int32_t* pr = predHost.ptr<std::int32_t>();
+            double intervalSum = 0;
+            std::size_t row = 0;
+            for (const std::int64_t bn : interval.batchRows) {
+                double batchSum = 0;
+                for (std::int64_t i = 0; i < bn; ++i, ++row) {
+                    batchSum += l[row];
+                    correct += pr[row] == interval.labels[row];
+                }
+                lossSum += batchSum;
+                intervalSum += batchSum;
+            }
+            seen += interval.rows;
+            StepReport r;
+            r.epoch = epoch;
+            r.step = step;
+            r.loss = intervalSum / static_cast<double>(interval.rows);
+            r.tMs = msSince(t0);
+            r.steps = static_cast<std::int64_t>(interval.batchRows.size());
+            interval.batchRows.clear();
+            interval.labels.clear();
+            interval.rows = 0;
+            if (callbacks.onStep) callbacks.onStep(r);
+        };
+
         while (batches.next(idx)) {
             if (callbacks.cancel && callbacks.cancel->load()) {
                 model.releaseCache();
@@ -137,25 +201,29 @@ TrainResult train(Model& model, Backend& be, const Dataset& data, const TrainPar
             ctx.step = step;
 
             model.zeroGrad();
-            Tensor logits = model.forward(xb, ctx); // (n, classes)
-            Tensor losses = buf.losses.slice0(0, bn);
-            Tensor dlogits = buf.dlogits.slice0(0, bn);
-            be.softmaxCrossEntropy(logits, yb, losses, dlogits, 1.0f / static_cast<float>(bn));
+            Tensor logits = model.forward(xb, ctx); // (bn, classes)
+            Tensor losses = interval.losses.slice0(interval.rows, interval.rows + bn); // (bn)
+            Tensor dlogits = buf.dlogits.slice0(0, bn);                                // (bn, classes)
+            loss.compute(be, logits, LossBatch{xb, yb, step}, losses, dlogits, 1.0f / static_cast<float>(bn));
+            Tensor pred = interval.pred.slice0(interval.rows, interval.rows + bn); // I32 (bn)
+            be.argmaxRows(logits, pred);
             model.backward(dlogits);
-            optimizer->step(be, named);
+            if (callbacks.afterBackward) callbacks.afterBackward(model);
+            optimizer->step(be, named, state);
+            if (callbacks.afterOptimizerStep) callbacks.afterOptimizerStep(model);
             model.releaseCache();
 
-            const auto o = summarize(be, logits, losses, buf.yHost.data(), pred);
-            lossSum += o.lossSum;
-            correct += o.correct;
-            seen += bn;
+            interval.labels.insert(interval.labels.end(), buf.yHost.begin(), buf.yHost.begin() + bn);
+            interval.batchRows.push_back(bn);
+            interval.rows += bn;
             ++epochSteps;
-            if (callbacks.onStep) callbacks.onStep({epoch, step, o.lossSum / static_cast<double>(bn), msSince(t0)});
-            if (params.maxSteps > 0 && step >= params.maxSteps) {
+            if (static_cast<int>(interval.batchRows.size()) == params.logInterval) flush();
+            if (params.maxSteps > 0 && step - params.startStep >= params.maxSteps) {
                 stop = true;
                 break;
             }
         }
+        flush();
         be.synchronize();
         EpochReport report;
         report.epoch = epoch;
@@ -167,7 +235,8 @@ TrainResult train(Model& model, Backend& be, const Dataset& data, const TrainPar
         result.finalTrainLoss = report.trainLoss;
         if (callbacks.onEpoch) callbacks.onEpoch(report);
     }
-    result.steps = step;
+    result.steps = step - params.startStep;
+    result.endStep = step;
     result.seconds = msSince(t0) / 1000.0;
     return result;
 }

@@ -9,6 +9,7 @@
 #include "engine/data/dataset.h"
 #include "engine/io/model_io.h"
 #include "engine/nn/model.h"
+#include "engine/nn/trainer.h"
 
 #include <atomic>
 #include <cstdint>
@@ -44,6 +45,9 @@ struct StepContext {
     std::int64_t* trainStep = nullptr;
     std::int64_t* trainEpoch = nullptr;
     int stepIndex = 0; // position of this step in the chain (seeds, default labels)
+    // The optimizer state and data order the run's training phases hand on (finetune's
+    // optimizer_state "continue"). Null: every phase starts afresh.
+    TrainingState* training = nullptr;
     // A second model on this run's backend: {"zoo": name} with fresh weights from the run's seed, or
     // {"path": file} with its weights; relative paths resolve against the experiment file's folder.
     std::function<std::unique_ptr<Model>(const ModelRef&)> loadModel;

@@ -70,6 +70,7 @@ std::vector<double> trainLosses(Backend& be, Model& model, const Dataset& data) 
     p.momentum = 0.9f;
     p.seed = 7;
     p.maxSteps = 40;
+    p.logInterval = 1; // the loss of every step
     std::vector<double> losses;
     TrainCallbacks cb;
     cb.onStep = [&](const StepReport& r) { losses.push_back(r.loss); };

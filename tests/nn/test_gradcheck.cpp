@@ -74,6 +74,16 @@ void TestGradcheck::layerBackward_data() {
     row("flatten", R"({"type":"flatten"})", "[2,3,2,2]", InputKind::Uniform);
     row("layernorm", R"({"type":"layernorm","dim":6})", "[4,6]", InputKind::Uniform);
     row("layernorm-3d-eps", R"({"type":"layernorm","dim":5,"eps":0.001})", "[2,3,5]", InputKind::Uniform);
+    // Blocks: the input gradient is the sum of the identity path and the path through the sub-layers.
+    row("sequential", R"({"type":"sequential","layers":[{"type":"linear","in":5,"out":4},{"type":"gelu"},
+        {"type":"linear","in":4,"out":3}]})", "[3,5]", InputKind::Uniform);
+    row("residual-linear-gelu", R"({"type":"residual","layers":[{"type":"linear","in":5,"out":5},{"type":"gelu"}]})",
+        "[3,5]", InputKind::Uniform);
+    row("residual-nested", R"({"type":"residual","layers":[{"type":"sequential","layers":[
+        {"type":"linear","in":6,"out":4},{"type":"gelu"},{"type":"linear","in":4,"out":6}]},
+        {"type":"layernorm","dim":6}]})", "[2,3,6]", InputKind::Uniform);
+    row("residual-conv", R"({"type":"residual","layers":[{"type":"conv2d","in":2,"out":2,"kernel":3,"padding":1}]})",
+        "[2,2,4,4]", InputKind::Uniform);
 }
 
 // Objective L = sum(layer(x) * r) for a fixed random r, so dL/dy = r is what backward receives.
@@ -224,6 +234,13 @@ void TestGradcheck::wholeModel_data() {
         {"type":"maxpool2d","kernel":2},{"type":"flatten"},{"type":"linear","in":12,"out":6},{"type":"relu"},
         {"type":"dropout","p":0.25},{"type":"linear","in":6,"out":4}]})")
                          << 3;
+    // A residual MLP as a transformer block's feed-forward half stacks them: blocks with nested sequences.
+    QTest::newRow("residual-mlp") << QString(R"({"name":"residual-small","input":{"shape":[1,4,4],"scale":1,"mean":0,
+        "std":1},"classes":5,"layers":[{"type":"flatten"},{"type":"linear","in":16,"out":8},
+        {"type":"residual","layers":[{"type":"linear","in":8,"out":8},{"type":"relu"},{"type":"linear","in":8,"out":8}]},
+        {"type":"relu"},{"type":"residual","layers":[{"type":"sequential","layers":[{"type":"linear","in":8,"out":8},
+        {"type":"gelu"}]},{"type":"layernorm","dim":8}]},{"type":"linear","in":8,"out":5}]})")
+                                  << 6;
 }
 
 // End to end: mean cross-entropy of the model's logits vs every parameter, eps = 1e-3. Float rounding of

@@ -43,6 +43,14 @@ const char* kEmbedding = R"({"name":"bag","input":{"shape":[6]},"classes":4,"lay
     {"type":"embedding","num":50,"dim":8},{"type":"layernorm","dim":8},{"type":"flatten"},
     {"type":"linear","in":48,"out":4}]})";
 
+// A residual MLP: blocks nest, and PyTorch's strict state-dict loading checks the parameter names.
+const char* kResidual = R"({"name":"residual","input":{"shape":[1,6,6],"scale":0.00392156862745098,"mean":0.3,"std":0.4},
+  "classes":4,"layers":[{"type":"flatten"},{"type":"linear","in":36,"out":12},{"type":"gelu"},
+    {"type":"residual","layers":[{"type":"linear","in":12,"out":20},{"type":"relu"},{"type":"linear","in":20,"out":12}]},
+    {"type":"residual","layers":[{"type":"sequential","layers":[{"type":"layernorm","dim":12},
+      {"type":"linear","in":12,"out":12,"bias":false}]},{"type":"gelu"}]},
+    {"type":"linear","in":12,"out":4}]})";
+
 std::vector<float> jsonFloats(const nlohmann::json& j) { return j.get<std::vector<float>>(); }
 
 } // namespace
@@ -66,6 +74,7 @@ void TestTorchReference::forwardBackward_data() {
     QTest::newRow("cnn-2conv") << QString::fromStdString(cnn.dump()) << 3;
     QTest::newRow("mixed") << QString(kMixed) << 4;
     QTest::newRow("embedding") << QString(kEmbedding) << 3;
+    QTest::newRow("residual") << QString(kResidual) << 5;
 }
 
 // Both sides compute in float32 with different summation orders (OpenBLAS and loops vs PyTorch's

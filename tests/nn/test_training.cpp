@@ -6,6 +6,7 @@
 #include "engine/nn/optim.h"
 #include "engine/nn/trainer.h"
 #include "engine/nn/zoo.h"
+#include "tests/nn/band_dataset.h"
 #include "tests/support/test_support.h"
 
 #include <QtTest>
@@ -37,25 +38,6 @@ std::vector<std::vector<float>> weights(Model& m, Backend& be) {
     std::vector<std::vector<float>> out;
     for (const auto& np : m.namedParameters()) out.push_back(be.downloadF32(np.param->value));
     return out;
-}
-
-// A synthetic dataset: class c has bright pixels in row band c (learnable, nothing to download).
-Dataset bands(std::int64_t n, std::uint64_t seed) {
-    Dataset d;
-    d.name = "bands";
-    d.sampleShape = {1, 28, 28};
-    d.numClasses = 10;
-    Rng rng(seed);
-    for (std::int64_t i = 0; i < n; ++i) {
-        const auto c = static_cast<std::int32_t>(rng.below(10));
-        d.labels.push_back(c);
-        for (int y = 0; y < 28; ++y)
-            for (int x = 0; x < 28; ++x) {
-                const bool on = y / 3 == c;
-                d.pixels.push_back(static_cast<std::uint8_t>(on ? 150 + rng.below(100) : rng.below(60)));
-            }
-    }
-    return d;
 }
 
 } // namespace
@@ -158,15 +140,18 @@ void TestTraining::callbacksCancelAndMaxSteps() {
     cb.onEpoch = [&](const EpochReport& e) { epochs.push_back(e); };
     const TrainResult r = train(*m, be, data, p, cb);
     QCOMPARE(r.steps, 30LL);
-    QCOMPARE(steps.size(), std::size_t{30});
+    // One report per logging interval of 10 steps, which here is one per epoch.
+    QCOMPARE(steps.size(), std::size_t{3});
     QCOMPARE(steps.back().step, 30LL);
+    QCOMPARE(steps.back().steps, 10LL);
     QCOMPARE(steps.back().epoch, 3);
     QVERIFY(steps.back().tMs >= steps.front().tMs);
     QCOMPARE(epochs.size(), std::size_t{3});
     QCOMPARE(epochs[1].steps, 10LL);
     QVERIFY(epochs[2].trainAccuracy > 0.5); // the bands are easy
 
-    // Cancel: the flag raised during step 4 stops the loop before batch 5.
+    // Cancel: the flag raised during step 4 stops the loop before batch 5 (reports every step).
+    p.logInterval = 1;
     std::atomic<bool> cancel{false};
     TrainCallbacks cc;
     cc.cancel = &cancel;
@@ -240,9 +225,10 @@ void TestTraining::sgdFirstSteps() {
     auto opt = makeSgd(sp);
     QCOMPARE(opt->name(), std::string("sgd"));
     std::vector<NamedParameter> params = {{"layers.0.weight", &param}};
-    opt->step(be, params);
+    OptimizerState state;
+    opt->step(be, params, state);
     const auto p1 = be.downloadF32(param.value);
-    opt->step(be, params);
+    opt->step(be, params, state);
     const auto p2 = be.downloadF32(param.value);
     for (std::size_t i = 0; i < 6; ++i) {
         const double g1 = g[i] + 0.01 * p0[i];
@@ -265,7 +251,8 @@ void TestTraining::adamFirstStep() {
     ap.lr = 0.01f;
     auto opt = makeAdam(ap);
     QCOMPARE(opt->name(), std::string("adam"));
-    opt->step(be, {{"w", &param}});
+    OptimizerState state;
+    opt->step(be, {{"w", &param}}, state);
     const auto p1 = be.downloadF32(param.value);
     for (std::size_t i = 0; i < 8; ++i) QVERIFY(std::abs((p0[i] - p1[i]) - 0.01 * (g[i] > 0 ? 1 : -1)) < 1e-5);
     ap.decoupled = true;

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""PyTorch reference for Lathe's layers: builds the torch.nn.Sequential an architecture JSON describes,
+"""PyTorch reference for Lathe's layers: builds the torch.nn.Sequential an architecture JSON describes
+(residual and sequential blocks as modules holding an nn.Sequential `layers`),
 loads the given weights under their PyTorch names, runs one forward and backward of the mean
 cross-entropy, and writes logits, loss, the input gradient and every parameter gradient.
 
@@ -43,7 +44,30 @@ def make_layer(c):
         return nn.LayerNorm(c["dim"], eps=c.get("eps", 1e-5))
     if t == "embedding":
         return nn.Embedding(c["num"], c["dim"])
+    if t == "sequential":
+        return Block(c["layers"])
+    if t == "residual":
+        return Residual(c["layers"])
     raise ValueError("unknown layer type " + t)
+
+
+class Block(nn.Module):
+    """Lathe's `sequential` block: its children in an nn.Sequential called `layers`, which gives the
+    parameter names Lathe uses ("layers.3.layers.0.weight")."""
+
+    def __init__(self, configs):
+        super().__init__()
+        self.layers = nn.Sequential(*[make_layer(c) for c in configs])
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class Residual(Block):
+    """Lathe's `residual` block: y = x + f(x)."""
+
+    def forward(self, x):
+        return x + self.layers(x)
 
 
 class Net(nn.Module):

@@ -32,19 +32,29 @@ SchemaBuilder<TrainParams> trainingFields(const char* name, const char* summary,
     return b;
 }
 
+// `finetune`: the training fields plus whether the optimizer state of the run's previous phase goes on.
+struct FinetuneParams {
+    TrainParams train;
+    OptimizerStateMode optimizerState = OptimizerStateMode::Fresh;
+};
+
 class TrainingStrategy final : public Strategy {
 public:
-    TrainingStrategy(std::string name, TrainParams params) : m_name(std::move(name)), m_params(std::move(params)) {}
+    TrainingStrategy(std::string name, TrainParams params, OptimizerStateMode state = OptimizerStateMode::Fresh)
+        : m_name(std::move(name)), m_params(std::move(params)), m_state(state) {}
     void apply(StepContext& ctx) override {
         // Each step shuffles differently from the baseline and from other steps, reproducibly.
         TrainParams p = m_params;
         p.seed = mix64(ctx.seed ^ (0x5eedull + static_cast<std::uint64_t>(ctx.stepIndex)));
-        runTrainingPhase(ctx, p, m_name);
+        TrainingPhaseOptions options;
+        options.optimizerState = m_state;
+        runTrainingPhase(ctx, p, m_name, options);
     }
 
 private:
     std::string m_name;
     TrainParams m_params;
+    OptimizerStateMode m_state;
 };
 
 } // namespace
@@ -55,23 +65,48 @@ const SchemaBuilder<TrainParams>& trainSchemaBuilder() {
     return b;
 }
 
-TrainResult runTrainingPhase(StepContext& ctx, const TrainParams& params, const std::string& what, bool validate) {
+TrainResult runTrainingPhase(StepContext& ctx, const TrainParams& requested, const std::string& what,
+                             const TrainingPhaseOptions& options) {
+    const bool validate = options.validate;
+    TrainParams params = requested;
     const std::int64_t stepOffset = ctx.trainStep ? *ctx.trainStep : 0;
     const std::int64_t epochOffset = ctx.trainEpoch ? *ctx.trainEpoch : 0;
-    const std::int64_t samples =
-        params.limit > 0 ? std::min<std::int64_t>(params.limit, ctx.data().train.size()) : ctx.data().train.size();
+    const std::int64_t samples = params.limit > 0 ? std::min<std::int64_t>(params.limit, ctx.data().train.size())
+                                                  : ctx.data().train.size();
     std::int64_t totalSteps = static_cast<std::int64_t>(params.epochs) *
                               ((samples + params.batchSize - 1) / std::max(1, params.batchSize));
     if (params.maxSteps > 0) totalSteps = std::min(totalSteps, params.maxSteps);
     totalSteps = std::max<std::int64_t>(totalSteps, 1);
 
+    // The run's training state: continued, or cleared for a fresh optimizer.
+    TrainingState local;
+    TrainingState& state = ctx.training ? *ctx.training : local;
+    if (options.optimizerState == OptimizerStateMode::Continue) {
+        if (!state.hasOrder) {
+            state.optimizer.clear();
+            ctx.warn(what + ": no earlier training phase in this run to continue (a cached baseline keeps only "
+                            "weights): the optimizer starts afresh");
+        } else if (state.batchSize == params.batchSize && state.samples == samples) {
+            params.seed = state.seed;
+            params.startStep = state.nextStep;
+            ctx.info(what + ": continuing the optimizer state and data order after step " +
+                     std::to_string(state.nextStep) + " of the previous phase");
+        } else {
+            ctx.warn(what + ": batch size or training samples differ from the previous phase: the optimizer state "
+                            "continues, the data order starts anew");
+        }
+    } else {
+        state.optimizer.clear();
+    }
+
     auto tMs = [&] { return steadyClockMs() - ctx.runStartMs; };
     TrainCallbacks cb;
     cb.cancel = ctx.cancel;
     cb.onStep = [&](const StepReport& r) {
-        ctx.sink().push(makeSample(ctx.runId, "loss", stepOffset + r.step, tMs(), r.loss));
-        if (ctx.progress && (r.step % 8 == 0 || r.step == totalSteps))
-            ctx.progress(std::min(1.0, double(r.step) / double(totalSteps)), what);
+        // One sample per logging interval: its last step, its mean loss.
+        const std::int64_t phaseStep = r.step - params.startStep;
+        ctx.sink().push(makeSample(ctx.runId, "loss", stepOffset + phaseStep, tMs(), r.loss));
+        if (ctx.progress) ctx.progress(std::min(1.0, double(phaseStep) / double(totalSteps)), what);
     };
     cb.onEpoch = [&](const EpochReport& e) {
         const std::int64_t epoch = epochOffset + e.epoch;
@@ -85,9 +120,18 @@ TrainResult runTrainingPhase(StepContext& ctx, const TrainParams& params, const 
             ctx.sink().push(makeSample(ctx.runId, "val_accuracy", epoch, tMs(), v.accuracy));
             line += " val accuracy " + std::to_string(v.accuracy);
         }
-        if (ctx.log) ctx.log(LogLevel::Info, line + " (" + std::to_string(e.seconds) + " s)");
+        ctx.info(line + " (" + std::to_string(e.seconds) + " s)");
     };
-    const TrainResult r = train(ctx.model(), ctx.backend(), ctx.data().train, params, cb);
+    cb.afterBackward = options.afterBackward;
+    cb.afterOptimizerStep = options.afterOptimizerStep;
+    CrossEntropyLoss crossEntropy;
+    Loss& loss = options.loss ? *options.loss : crossEntropy;
+    const TrainResult r = train(ctx.model(), ctx.backend(), ctx.data().train, params, cb, loss, state.optimizer);
+    state.hasOrder = true;
+    state.seed = params.seed;
+    state.batchSize = params.batchSize;
+    state.samples = samples;
+    state.nextStep = r.endStep;
     if (ctx.trainStep) *ctx.trainStep += r.steps;
     if (ctx.trainEpoch) *ctx.trainEpoch += r.epochs;
     ctx.summary()["train_seconds"] += r.seconds;
@@ -100,7 +144,17 @@ TrainResult runTrainingPhase(StepContext& ctx, const TrainParams& params, const 
 LATHE_STRATEGY_FAMILY(train) {
     using namespace lathe;
     registry.add(trainSchemaBuilder(), [](const TrainParams& p) { return std::make_unique<TrainingStrategy>("train", p); });
-    static const auto finetune = trainingFields(
-        "finetune", "continue training the current model, e.g. to recover accuracy after a step", 1, 0.0001);
-    registry.add(finetune, [](const TrainParams& p) { return std::make_unique<TrainingStrategy>("finetune", p); });
+    SchemaBuilder<FinetuneParams> finetune("finetune", "train",
+                                           "continue training the current model, e.g. to recover accuracy after a step");
+    finetune.include(trainingFields("finetune", "", 1, 0.0001), &FinetuneParams::train);
+    finetune.choice("optimizer_state", &FinetuneParams::optimizerState,
+                    {{"fresh", OptimizerStateMode::Fresh}, {"continue", OptimizerStateMode::Continue}},
+                    OptimizerStateMode::Fresh,
+                    "continue: the optimizer state (moments, step counts) and the data order of the run's previous "
+                    "training phase go on, as if it had not stopped (layers replaced since then start afresh); "
+                    "fresh (default): a new optimizer, so the result does not depend on whether the baseline was "
+                    "trained in this run or read from the cache, which keeps weights only");
+    registry.add(finetune, [](const FinetuneParams& p) {
+        return std::make_unique<TrainingStrategy>("finetune", p.train, p.optimizerState);
+    });
 }

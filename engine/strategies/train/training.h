@@ -2,9 +2,11 @@
 // (continue training the current model), and the one training phase every strategy that trains uses.
 #pragma once
 
+#include "engine/nn/loss.h"
 #include "engine/nn/trainer.h"
 #include "engine/strategies/strategy.h"
 
+#include <functional>
 #include <string>
 
 namespace lathe {
@@ -12,10 +14,24 @@ namespace lathe {
 // The fields of `train` / baseline.train, bound to TrainParams (seed excluded: the run sets it).
 const SchemaBuilder<TrainParams>& trainSchemaBuilder();
 
-// Trains ctx.model() on ctx.data().train, streaming "loss" per optimizer step, "train_loss" and
+// Whether a training phase continues the run's optimizer state (ctx.training) or starts afresh.
+enum class OptimizerStateMode { Fresh, Continue };
+
+struct TrainingPhaseOptions {
+    bool validate = true;  // "val_accuracy" per epoch on ctx.evalData()
+    // Continue: the previous phase's optimizer state and, when batch size and samples match, its data
+    // order (seed and step offset), so the phases together train exactly like one. Fresh: cleared.
+    OptimizerStateMode optimizerState = OptimizerStateMode::Fresh;
+    Loss* loss = nullptr;  // null: cross-entropy
+    std::function<void(Model&)> afterBackward;      // TrainCallbacks hooks
+    std::function<void(Model&)> afterOptimizerStep;
+};
+
+// Trains ctx.model() on ctx.data().train, streaming "loss" once per logging interval, "train_loss" and
 // "train_accuracy" per epoch, and "val_accuracy" per epoch on ctx.evalData() (skipped when
-// validate is false). Adds train_seconds and train_loss to the summary.
+// validate is false). Adds train_seconds and train_loss to the summary. Leaves its optimizer state and
+// data order in ctx.training (when set) for a later phase.
 TrainResult runTrainingPhase(StepContext& ctx, const TrainParams& params, const std::string& what,
-                             bool validate = true);
+                             const TrainingPhaseOptions& options = {});
 
 } // namespace lathe

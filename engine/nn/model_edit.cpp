@@ -1,0 +1,249 @@
+// ModelEditor: path lookup through blocks, edits with undo on a shape error, placement of new parameters,
+// and the structured shrinking of a Linear pair.
+#include "engine/nn/model_edit.h"
+
+#include "engine/backends/registry.h"
+#include "engine/core/errors.h"
+
+#include <algorithm>
+#include <charconv>
+
+namespace lathe {
+namespace {
+
+using LayerList = std::vector<std::unique_ptr<Layer>>;
+
+void renumber(LayerList& list) {
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        list[i]->index = static_cast<int>(i);
+        if (auto* sub = list[i]->sublayers()) renumber(*sub);
+    }
+}
+
+Parameter* findParameter(Layer& layer, const std::string& localName) {
+    for (Parameter* p : layer.parameters())
+        if (p->name == localName) return p;
+    return nullptr;
+}
+
+void listInto(const LayerList& list, const std::string& prefix, int depth, Shape s, std::vector<LayerInfo>& out) {
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        Layer& l = *list[i];
+        LayerInfo info;
+        info.path = prefix + "layers." + std::to_string(i);
+        info.type = l.type();
+        info.inputShape = s;
+        info.outputShape = l.outputShape(s);
+        for (Parameter* p : l.parameters()) info.parameterCount += p->value.numel();
+        info.depth = depth;
+        out.push_back(info);
+        if (auto* sub = l.sublayers()) listInto(*sub, info.path + ".", depth + 1, s, out);
+        s = info.outputShape;
+    }
+}
+
+// A (rows, cols) F32 host tensor holding the given rows and columns of src (rows x cols as laid out in src).
+Tensor gather2d(const Tensor& src, const std::vector<std::int64_t>& rows, const std::vector<std::int64_t>& cols) {
+    const std::int64_t srcCols = src.dim(1);
+    Tensor out = Tensor::host({static_cast<std::int64_t>(rows.size()), static_cast<std::int64_t>(cols.size())},
+                              DType::F32);
+    const float* s = src.ptr<float>();
+    float* d = out.ptr<float>();
+    for (std::int64_t r : rows)
+        for (std::int64_t c : cols) *d++ = s[r * srcCols + c];
+    return out;
+}
+
+std::vector<std::int64_t> iota(std::int64_t n) {
+    std::vector<std::int64_t> v(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = i;
+    return v;
+}
+
+} // namespace
+
+ModelEditor::Slot ModelEditor::resolve(const std::string& path) const {
+    auto bad = [&](const std::string& why) -> ConfigError {
+        return ConfigError("model " + m_model.name() + ": layer path \"" + path + "\": " + why);
+    };
+    std::vector<std::string> parts;
+    std::size_t begin = 0;
+    while (true) {
+        const std::size_t dot = path.find('.', begin);
+        parts.push_back(path.substr(begin, dot == std::string::npos ? std::string::npos : dot - begin));
+        if (dot == std::string::npos) break;
+        begin = dot + 1;
+    }
+    if (parts.size() < 2 || parts.size() % 2 != 0) throw bad("expected layers.<i>[.layers.<j>...]");
+    LayerList* list = &m_model.m_layers;
+    Slot slot;
+    for (std::size_t k = 0; k < parts.size(); k += 2) {
+        if (parts[k] != "layers") throw bad("expected \"layers\", got \"" + parts[k] + "\"");
+        std::size_t i = 0;
+        const auto& t = parts[k + 1];
+        const auto r = std::from_chars(t.data(), t.data() + t.size(), i);
+        if (t.empty() || r.ec != std::errc() || r.ptr != t.data() + t.size()) throw bad("\"" + t + "\" is not an index");
+        if (i >= list->size())
+            throw bad("index " + t + " is out of range (" + std::to_string(list->size()) + " layers there)");
+        slot = {list, i};
+        if (k + 2 < parts.size()) {
+            Layer& l = *(*list)[i];
+            list = l.sublayers();
+            if (!list) throw bad("the " + l.type() + " at \"" + parts[k] + "." + t + "\" has no sub-layers");
+        }
+    }
+    return slot;
+}
+
+std::vector<LayerInfo> ModelEditor::list() const {
+    std::vector<LayerInfo> out;
+    Shape s = {1};
+    s.insert(s.end(), m_model.inputShape().begin(), m_model.inputShape().end());
+    listInto(m_model.m_layers, "", 0, s, out);
+    return out;
+}
+
+Layer& ModelEditor::layer(const std::string& path) const {
+    const Slot s = resolve(path);
+    return *(*s.list)[s.index];
+}
+
+std::unique_ptr<Layer> ModelEditor::create(const nlohmann::json& config, std::uint64_t seed) const {
+    auto l = makeLayer(config);
+    Rng rng(seed);
+    l->initialize(m_model.backend() ? *m_model.backend() : *cpuBackend(), rng);
+    return l;
+}
+
+void ModelEditor::commit(const std::function<void()>& undo) {
+    m_model.releaseCache();
+    renumber(m_model.m_layers);
+    try {
+        Shape s = {1};
+        s.insert(s.end(), m_model.inputShape().begin(), m_model.inputShape().end());
+        for (std::size_t i = 0; i < m_model.m_layers.size(); ++i) {
+            try {
+                s = m_model.m_layers[i]->outputShape(s);
+            } catch (const ConfigError& e) {
+                throw ConfigError("layers." + std::to_string(i) + ": " + e.what());
+            }
+        }
+        if (s != Shape{1, m_model.numClasses()})
+            throw ConfigError("the model's output per sample would be " + shapeToString(s) + ", expected [1, " +
+                              std::to_string(m_model.numClasses()) + "]");
+    } catch (const ConfigError& e) {
+        undo();
+        renumber(m_model.m_layers);
+        throw ConfigError("model " + m_model.name() + ": edit undone: " + e.what());
+    }
+    Backend* be = m_model.backend();
+    if (!be) return; // placed later by Model::initialize or Model::to
+    for (auto& l : m_model.m_layers) {
+        for (Parameter* p : l->parameters()) {
+            if (!p->value.defined()) throw BackendError("model edit: a parameter " + p->name + " has no value");
+            if (p->value.device() != be->device()) {
+                if (!p->value.isHost())
+                    throw BackendError("model edit: a new layer's " + p->name + " is on " +
+                                       p->value.device().toString() + ", the model on " + be->name());
+                p->value = be->upload(p->value);
+            }
+            if (!p->grad.defined() || p->grad.shape() != p->value.shape() || p->grad.device() != be->device())
+                p->grad = be->zeros(p->value.shape(), p->value.dtype());
+        }
+    }
+    m_model.zeroGrad();
+}
+
+std::unique_ptr<Layer> ModelEditor::replace(const std::string& path, std::unique_ptr<Layer> layer) {
+    if (!layer) throw ConfigError("model edit: replace \"" + path + "\" with no layer");
+    const Slot s = resolve(path);
+    std::unique_ptr<Layer> old = std::move((*s.list)[s.index]);
+    (*s.list)[s.index] = std::move(layer);
+    commit([&] { (*s.list)[s.index] = std::move(old); });
+    return old;
+}
+
+void ModelEditor::insertBefore(const std::string& path, std::unique_ptr<Layer> layer) {
+    if (!layer) throw ConfigError("model edit: insert no layer before \"" + path + "\"");
+    const Slot s = resolve(path);
+    s.list->insert(s.list->begin() + static_cast<std::ptrdiff_t>(s.index), std::move(layer));
+    commit([&] { s.list->erase(s.list->begin() + static_cast<std::ptrdiff_t>(s.index)); });
+}
+
+void ModelEditor::insertAfter(const std::string& path, std::unique_ptr<Layer> layer) {
+    if (!layer) throw ConfigError("model edit: insert no layer after \"" + path + "\"");
+    const Slot s = resolve(path);
+    s.list->insert(s.list->begin() + static_cast<std::ptrdiff_t>(s.index + 1), std::move(layer));
+    commit([&] { s.list->erase(s.list->begin() + static_cast<std::ptrdiff_t>(s.index + 1)); });
+}
+
+std::unique_ptr<Layer> ModelEditor::remove(const std::string& path) {
+    const Slot s = resolve(path);
+    if (s.list->size() == 1)
+        throw ConfigError("model " + m_model.name() + ": \"" + path +
+                          "\" is the only layer of its sequence; remove or replace the enclosing block instead");
+    std::unique_ptr<Layer> old = std::move((*s.list)[s.index]);
+    s.list->erase(s.list->begin() + static_cast<std::ptrdiff_t>(s.index));
+    commit([&] { s.list->insert(s.list->begin() + static_cast<std::ptrdiff_t>(s.index), std::move(old)); });
+    return old;
+}
+
+std::string ModelEditor::shrinkLinearOutputs(const std::string& path, const std::vector<std::int64_t>& keep) {
+    auto fail = [&](const std::string& why) -> ConfigError {
+        return ConfigError("model " + m_model.name() + ": shrink \"" + path + "\": " + why);
+    };
+    const Slot s = resolve(path);
+    Layer& a = *(*s.list)[s.index];
+    if (a.type() != "linear") throw fail("expected a linear layer, found " + a.type());
+    const nlohmann::json ca = a.config();
+    const std::int64_t in = ca["in"].get<std::int64_t>(), out = ca["out"].get<std::int64_t>();
+    if (keep.empty()) throw fail("keep at least one output");
+    for (std::size_t i = 0; i < keep.size(); ++i)
+        if (keep[i] < 0 || keep[i] >= out || (i > 0 && keep[i] <= keep[i - 1]))
+            throw fail("keep must hold ascending, distinct indices in [0, " + std::to_string(out) + ")");
+
+    std::size_t j = s.index + 1;
+    for (; j < s.list->size(); ++j) {
+        const std::string t = (*s.list)[j]->type();
+        if (t == "linear") break;
+        if (t != "relu" && t != "gelu" && t != "dropout")
+            throw fail("a " + t + " layer stands between it and the next linear (only relu, gelu, dropout may)");
+    }
+    if (j == s.list->size()) throw fail("no linear layer follows it in the same sequence to take the shrunk inputs");
+    Layer& b = *(*s.list)[j];
+    const nlohmann::json cb = b.config();
+    const std::int64_t outB = cb["out"].get<std::int64_t>();
+    Backend* be = m_model.backend();
+    if (!be) throw fail("the model has no weights yet (initialise or load it first)");
+
+    auto download = [&](Layer& l, const char* name) -> Tensor {
+        Parameter* p = findParameter(l, name);
+        if (!p) return Tensor();
+        if (p->value.dtype() != DType::F32) throw fail(std::string("the ") + name + " is not f32");
+        return be->download(p->value);
+    };
+    const Tensor wa = download(a, "weight"), ba = download(a, "bias"); // (out, in), (out)
+    const Tensor wb = download(b, "weight"), bb = download(b, "bias"); // (outB, out), (outB)
+    const auto k = static_cast<std::int64_t>(keep.size());
+
+    nlohmann::json na = ca, nb = cb;
+    na["out"] = k;
+    nb["in"] = k;
+    std::unique_ptr<Layer> newA = makeLayer(na), newB = makeLayer(nb);
+    findParameter(*newA, "weight")->value = gather2d(wa, keep, iota(in)); // (k, in)
+    if (ba.defined()) findParameter(*newA, "bias")->value = gather2d(ba.view({out, 1}), keep, {0}).view({k});
+    findParameter(*newB, "weight")->value = gather2d(wb, iota(outB), keep); // (outB, k)
+    if (bb.defined()) findParameter(*newB, "bias")->value = bb;
+
+    std::unique_ptr<Layer> oldA = std::move((*s.list)[s.index]), oldB = std::move((*s.list)[j]);
+    (*s.list)[s.index] = std::move(newA);
+    (*s.list)[j] = std::move(newB);
+    commit([&] {
+        (*s.list)[s.index] = std::move(oldA);
+        (*s.list)[j] = std::move(oldB);
+    });
+    const std::string::size_type last = path.rfind('.');
+    return path.substr(0, last + 1) + std::to_string(j);
+}
+
+} // namespace lathe
