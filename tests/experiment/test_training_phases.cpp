@@ -5,7 +5,7 @@
 #include "engine/core/errors.h"
 #include "engine/experiment/spec.h"
 #include "engine/nn/model_edit.h"
-#include "engine/strategies/builtin/builtin.h"
+#include "engine/strategies/strategy.h"
 #include "tests/nn/band_dataset.h"
 #include "tests/support/test_support.h"
 
@@ -48,8 +48,16 @@ struct Run {
         ParamValues values;
         const auto issues = validateParams(*schema, params, "/params", nullptr, &values);
         if (!issues.empty()) throw ConfigError(formatIssues("test", issues));
-        StepContext ctx{*model, be, data, sink, 1, 42, nullptr,
-                        [this](LogLevel, const std::string& m) { logs.push_back(m); }, 0, summary, notes, {}};
+        StepContext ctx;
+        ctx.modelSlot = &model;
+        ctx.backendPtr = &be;
+        ctx.dataPtr = &data;
+        ctx.sinkPtr = &sink;
+        ctx.runId = 1;
+        ctx.seed = 42;
+        ctx.log = [this](LogLevel, const std::string& m) { logs.push_back(m); };
+        ctx.summaryPtr = &summary;
+        ctx.notesPtr = &notes;
         ctx.trainStep = &trainStep;
         ctx.trainEpoch = &trainEpoch;
         ctx.training = &training;
