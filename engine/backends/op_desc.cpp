@@ -103,10 +103,25 @@ bool OpDesc::operator==(const OpDesc& o) const {
            accumulator == o.accumulator && layout == o.layout;
 }
 
+static_assert(OpDesc::kMaxInputs == 3, "OpTable::keyOf packs exactly eight one-byte fields into its key");
+
+std::uint64_t OpTable::keyOf(const OpDesc& d) {
+    std::uint64_t k = static_cast<std::uint64_t>(d.op);
+    k = k << 8 | d.inputCount;
+    for (std::size_t i = 0; i < OpDesc::kMaxInputs; ++i)
+        k = k << 8 | (i < d.inputCount ? static_cast<std::uint64_t>(d.inputs[i]) : 0u);
+    k = k << 8 | static_cast<std::uint64_t>(d.output);
+    k = k << 8 | static_cast<std::uint64_t>(d.accumulator);
+    return k << 8 | static_cast<std::uint64_t>(d.layout);
+}
+
 void OpTable::add(const OpDesc& d) {
     if (d.op == Op::Count) throw BackendError("op table: a descriptor without an op");
-    auto& rows = m_rows[static_cast<std::size_t>(d.op)];
-    if (std::find(rows.begin(), rows.end(), d) == rows.end()) rows.push_back(d);
+    const std::uint64_t key = keyOf(d);
+    const auto at = std::lower_bound(m_keys.begin(), m_keys.end(), key);
+    if (at != m_keys.end() && *at == key) return;
+    m_keys.insert(at, key);
+    m_rows[static_cast<std::size_t>(d.op)].push_back(d);
 }
 
 void OpTable::addUniform(std::initializer_list<Op> ops, std::initializer_list<DType> dtypes) {
@@ -114,11 +129,7 @@ void OpTable::addUniform(std::initializer_list<Op> ops, std::initializer_list<DT
         for (DType dt : dtypes) add(OpDesc::uniform(op, dt));
 }
 
-bool OpTable::contains(const OpDesc& d) const {
-    if (d.op == Op::Count) return false;
-    const auto& rows = m_rows[static_cast<std::size_t>(d.op)];
-    return std::find(rows.begin(), rows.end(), d) != rows.end();
-}
+bool OpTable::contains(const OpDesc& d) const { return std::binary_search(m_keys.begin(), m_keys.end(), keyOf(d)); }
 
 std::vector<OpDesc> OpTable::all() const {
     std::vector<OpDesc> out;
