@@ -105,7 +105,7 @@ public:
     // ---- ops
     // x[...] = value (F32; I32 stores the rounded value).
     virtual void fill(Tensor& x, float value) = 0;
-    // dst = src converted between dtypes (F32 <-> F16/BF16/I32).
+    // dst = src converted between dtypes (the pairs in supportedOps(); block formats in whole blocks).
     virtual void convert(const Tensor& src, Tensor& dst) = 0;
 
     // c (M, N) = alpha * op(a) @ op(b) + beta * c. op(a) is (M, K), op(b) is (K, N).

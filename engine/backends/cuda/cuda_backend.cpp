@@ -128,8 +128,8 @@ private:
 
 // What this backend runs today, and nothing more: the dense ops' kernels in f32, f16 and bf16 where
 // the .cu files dispatch on dtype (elementwise, softmax, reductions, gemm with f32 accumulation), the
-// rest in f32; fill and copy for every plain storage format; convert between the formats convert.cu
-// instantiates. Block formats have no kernels here yet.
+// rest in f32; copy for every storage format, fill for the elementwise ones; convert between the
+// formats convert.cu instantiates. Block formats have no kernels here yet.
 OpTable CudaBackend::buildOpTable() {
     OpTable t;
     const auto floats = {DType::F32, DType::F16, DType::BF16};
@@ -143,8 +143,10 @@ OpTable CudaBackend::buildOpTable() {
     const auto convertible = {DType::F32, DType::F16, DType::BF16, DType::I32, DType::I8, DType::U8};
     for (DType from : convertible)
         for (DType to : convertible) t.add(OpDesc::convert(from, to));
-    for (const auto& row : dtypeTable())
-        if (row.blockSize == 1) t.addUniform({Op::Fill, Op::Copy}, {row.dtype});
+    for (const auto& row : dtypeTable()) {
+        t.add(OpDesc::uniform(Op::Copy, row.dtype)); // a byte copy: any format
+        if (row.blockSize == 1) t.add(OpDesc::uniform(Op::Fill, row.dtype));
+    }
     return t;
 }
 
