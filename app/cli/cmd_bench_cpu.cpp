@@ -143,8 +143,9 @@ int runGemm(const std::vector<std::string>& argv) {
     }
     for (auto& bePtr : o.backends) {
         Backend& be = *bePtr;
-        if (!be.supports(Op::Gemm, dtype)) {
-            if (!o.json) std::printf("%-8s gemm with %s: not supported\n", be.name().c_str(), dtypeName(dtype));
+        const OpDesc gemmDesc = OpDesc::uniform(Op::Gemm, dtype);
+        if (!be.supports(gemmDesc)) {
+            if (!o.json) std::printf("%-8s %s: not supported\n", be.name().c_str(), gemmDesc.toString().c_str());
             results.push_back({{"backend", be.name()}, {"dtype", dtypeName(dtype)}, {"supported", false}});
             continue;
         }

@@ -3,28 +3,16 @@
 
 #include "engine/core/errors.h"
 
-#include <array>
 #include <cstring>
 
 namespace lathe {
 
-const char* opName(Op op) {
-    static constexpr std::array<const char*, static_cast<std::size_t>(Op::Count)> kNames = {
-        "fill", "convert", "copy", "gemm", "bias_add", "bias_grad", "add", "mul", "axpy", "scale",
-        "relu", "relu_backward", "gelu", "gelu_backward", "dropout", "softmax", "softmax_cross_entropy",
-        "argmax_rows", "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight",
-        "maxpool2d_forward", "maxpool2d_backward", "layernorm_forward", "layernorm_backward",
-        "embedding_forward", "embedding_backward", "sgd_step", "adam_step"};
-    return kNames.at(static_cast<std::size_t>(op));
-}
-
-void Backend::require(Op op, DType dtype) const {
-    if (!supports(op, dtype))
-        throw BackendError(name() + " does not support " + opName(op) + " with " + dtypeName(dtype));
+void Backend::require(const OpDesc& desc) const {
+    if (!supports(desc)) throw BackendError(name() + " does not support " + desc.toString());
 }
 
 Tensor Backend::empty(const Shape& shape, DType dtype) {
-    return Tensor(allocate(storageBytes(dtype, static_cast<std::size_t>(numel(shape)))), shape, dtype);
+    return Tensor(allocate(tensorBytes(shape, dtype)), shape, dtype);
 }
 
 Tensor Backend::zeros(const Shape& shape, DType dtype) {

@@ -1,9 +1,10 @@
 // The Backend interface: memory, transfers and the ops every layer is built from.
-// A backend says which (op, dtype) pairs it supports; calling an unsupported pair throws
-// BackendError naming both, it is never emulated silently. Shapes are in the comments; all
-// tensors are contiguous and live on this backend's device unless stated.
+// A backend says which op descriptors (op + input/output dtypes, op_desc.h) it supports; calling an
+// unsupported one throws BackendError naming the descriptor, it is never emulated silently. Shapes
+// are in the comments; all tensors are contiguous and live on this backend's device unless stated.
 #pragma once
 
+#include "engine/backends/op_desc.h"
 #include "engine/core/tensor.h"
 
 #include <cstdint>
@@ -12,22 +13,6 @@
 #include <vector>
 
 namespace lathe {
-
-enum class Op : std::uint8_t {
-    Fill, Convert, Copy,
-    Gemm,
-    BiasAdd, BiasGrad,
-    Add, Mul, Axpy, Scale,
-    Relu, ReluBackward, Gelu, GeluBackward, Dropout,
-    Softmax, SoftmaxCrossEntropy, ArgmaxRows,
-    Conv2dForward, Conv2dBackwardData, Conv2dBackwardWeight,
-    MaxPool2dForward, MaxPool2dBackward,
-    LayerNormForward, LayerNormBackward,
-    EmbeddingForward, EmbeddingBackward,
-    SgdStep, AdamStep,
-    Count
-};
-const char* opName(Op op);
 
 enum class Trans : std::uint8_t { No, Yes };
 
@@ -89,7 +74,10 @@ public:
     virtual std::string name() const = 0; // "cpu", "cuda:0"
     virtual Device device() const = 0;
     virtual DeviceInfo info() const = 0;
-    virtual bool supports(Op op, DType dtype) const = 0;
+    // Whether this backend runs the whole op as described (from its table of implemented descriptors).
+    virtual bool supports(const OpDesc& desc) const = 0;
+    // Every descriptor it supports, in op order (for `lathe-cli devices` and tests).
+    virtual std::vector<OpDesc> supportedOps() const = 0;
 
     // ---- memory and transfers
     virtual std::shared_ptr<Storage> allocate(std::size_t bytes) = 0;
@@ -117,7 +105,7 @@ public:
     // ---- ops
     // x[...] = value (F32; I32 stores the rounded value).
     virtual void fill(Tensor& x, float value) = 0;
-    // dst = src converted between dtypes (F32 <-> F16/BF16/I32).
+    // dst = src converted between dtypes (the pairs in supportedOps(); block formats in whole blocks).
     virtual void convert(const Tensor& src, Tensor& dst) = 0;
 
     // c (M, N) = alpha * op(a) @ op(b) + beta * c. op(a) is (M, K), op(b) is (K, N).
@@ -184,8 +172,10 @@ public:
                           std::int64_t step) = 0;
 
 protected:
-    // Throws BackendError "<backend> does not support <op> with <dtype>" unless supports(op, dtype).
-    void require(Op op, DType dtype) const;
+    // Throws BackendError "<backend> does not support <descriptor>" unless supports(desc).
+    void require(const OpDesc& desc) const;
+    // require(OpDesc::uniform(op, dtype)): for the ops whose tensors all share one dtype.
+    void require(Op op, DType dtype) const { require(OpDesc::uniform(op, dtype)); }
 };
 
 } // namespace lathe

@@ -1,9 +1,12 @@
-// The dtype traits table and the software float16/bfloat16 conversions.
+// The dtype traits table (each row checked against its enum value at compile time) and the software
+// float16 / bfloat16 / FP8 E4M3 conversions.
 #include "engine/core/dtype.h"
 
 #include "engine/core/errors.h"
+#include "engine/core/quant_blocks.h"
 
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -57,21 +60,74 @@ void intFromFloat(const float* s, void* d, std::size_t n) {
     }
 }
 
-const std::array<DTypeTraits, 6> kTraits = {{
-    {DType::F32, "f32", "F32", 32, 1, 4, true, f32ToFloat, f32FromFloat},
-    {DType::F16, "f16", "F16", 16, 1, 2, true, f16ToFloat, f16FromFloat},
-    {DType::BF16, "bf16", "BF16", 16, 1, 2, true, bf16ToFloatRow, bf16FromFloatRow},
-    {DType::I8, "i8", "I8", 8, 1, 1, false, intToFloat<std::int8_t>, intFromFloat<std::int8_t>},
-    {DType::I32, "i32", "I32", 32, 1, 4, false, intToFloat<std::int32_t>, intFromFloat<std::int32_t>},
-    {DType::U8, "u8", "U8", 8, 1, 1, false, intToFloat<std::uint8_t>, intFromFloat<std::uint8_t>},
+void f8ToFloat(const void* s, float* d, std::size_t n) {
+    auto p = static_cast<const std::uint8_t*>(s);
+    for (std::size_t i = 0; i < n; ++i) d[i] = fp8E4M3ToFloat(p[i]);
+}
+void f8FromFloat(const float* s, void* d, std::size_t n) {
+    auto p = static_cast<std::uint8_t*>(d);
+    for (std::size_t i = 0; i < n; ++i) p[i] = floatToFp8E4M3(s[i]);
+}
+// Block formats: the row codecs of quant_blocks.h behind the table's untyped signature.
+template <class Block, void (*Dequantize)(const Block*, float*, std::size_t)>
+void blockToFloat(const void* s, float* d, std::size_t n) {
+    Dequantize(static_cast<const Block*>(s), d, n);
+}
+template <class Block, void (*Quantize)(const float*, Block*, std::size_t)>
+void blockFromFloat(const float* s, void* d, std::size_t n) {
+    Quantize(s, static_cast<Block*>(d), n);
+}
+
+// One row per DType, in enum order; each row names its enum value and the static_asserts below check
+// both the order and the block rows' sizes against their structs.
+constexpr std::array<DTypeTraits, kDTypeCount> kTraits = {{
+    {DType::F32, "f32", "F32", 32, 1, 4, true, false, f32ToFloat, f32FromFloat},
+    {DType::F16, "f16", "F16", 16, 1, 2, true, false, f16ToFloat, f16FromFloat},
+    {DType::BF16, "bf16", "BF16", 16, 1, 2, true, false, bf16ToFloatRow, bf16FromFloatRow},
+    {DType::I8, "i8", "I8", 8, 1, 1, false, false, intToFloat<std::int8_t>, intFromFloat<std::int8_t>},
+    {DType::I32, "i32", "I32", 32, 1, 4, false, false, intToFloat<std::int32_t>, intFromFloat<std::int32_t>},
+    {DType::U8, "u8", "U8", 8, 1, 1, false, false, intToFloat<std::uint8_t>, intFromFloat<std::uint8_t>},
+    {DType::F8E4M3, "f8e4m3", "F8_E4M3", 8, 1, 1, true, false, f8ToFloat, f8FromFloat},
+    {DType::Q4_0, "q4_0", "", 4, BlockQ4_0::kValues, sizeof(BlockQ4_0), false, true,
+     blockToFloat<BlockQ4_0, dequantizeRowQ4_0>, blockFromFloat<BlockQ4_0, quantizeRowQ4_0>},
+    {DType::Q4_1, "q4_1", "", 4, BlockQ4_1::kValues, sizeof(BlockQ4_1), false, true,
+     blockToFloat<BlockQ4_1, dequantizeRowQ4_1>, blockFromFloat<BlockQ4_1, quantizeRowQ4_1>},
+    {DType::NF4, "nf4", "", 4, BlockNf4::kValues, sizeof(BlockNf4), false, true,
+     blockToFloat<BlockNf4, dequantizeRowNf4>, blockFromFloat<BlockNf4, quantizeRowNf4>},
+    {DType::Q8_0, "q8_0", "", 8, BlockQ8_0::kValues, sizeof(BlockQ8_0), false, true,
+     blockToFloat<BlockQ8_0, dequantizeRowQ8_0>, blockFromFloat<BlockQ8_0, quantizeRowQ8_0>},
 }};
+
+constexpr bool rowsMatchTheirEnumValues() {
+    for (std::size_t i = 0; i < kTraits.size(); ++i)
+        if (static_cast<std::size_t>(kTraits[i].dtype) != i) return false;
+    return true;
+}
+static_assert(rowsMatchTheirEnumValues(), "dtype.cpp: kTraits rows must follow the DType enum order");
+
+constexpr bool rowsAreConsistent() {
+    for (const auto& r : kTraits) {
+        if (r.blockSize < 1 || r.bytesPerBlock == 0) return false;
+        // The packed elements fit in a block; a plain format is exactly its elements.
+        const std::size_t payloadBits = static_cast<std::size_t>(r.bits) * static_cast<std::size_t>(r.blockSize);
+        if (payloadBits > r.bytesPerBlock * 8) return false;
+        if (!r.isQuantized && (r.blockSize != 1 || payloadBits != r.bytesPerBlock * 8)) return false;
+        if (r.isQuantized && r.blockSize == 1) return false;
+        if (!r.toFloat || !r.fromFloat) return false;
+    }
+    return true;
+}
+static_assert(rowsAreConsistent(), "dtype.cpp: a row's bits, block size and bytes per block disagree");
 
 } // namespace
 
 const DTypeTraits& traits(DType t) {
-    const auto& row = kTraits.at(static_cast<std::size_t>(t));
-    return row;
+    const auto i = static_cast<std::size_t>(t);
+    if (i >= kTraits.size()) throw BackendError("dtype value " + std::to_string(i) + " has no traits row");
+    return kTraits[i];
 }
+
+std::span<const DTypeTraits> dtypeTable() { return kTraits; }
 
 DType dtypeFromName(std::string_view name) {
     std::string known;
@@ -85,7 +141,7 @@ DType dtypeFromName(std::string_view name) {
 
 bool dtypeFromSafetensors(std::string_view name, DType& out) noexcept {
     for (const auto& t : kTraits)
-        if (name == t.safetensorsName) {
+        if (*t.safetensorsName && name == t.safetensorsName) {
             out = t.dtype;
             return true;
         }
@@ -101,7 +157,11 @@ DType dtypeFromSafetensors(std::string_view name) {
 
 std::size_t storageBytes(DType t, std::size_t n) {
     const auto& tr = traits(t);
-    return (n + tr.blockSize - 1) / tr.blockSize * tr.bytesPerBlock;
+    const auto block = static_cast<std::size_t>(tr.blockSize);
+    if (n % block != 0)
+        throw BackendError(std::to_string(n) + " elements of " + tr.name + " are not a whole number of its blocks of " +
+                           std::to_string(block));
+    return n / block * tr.bytesPerBlock;
 }
 
 std::uint16_t floatToHalf(float f) {
@@ -144,5 +204,30 @@ std::uint16_t floatToBf16(float f) {
 }
 
 float bf16ToFloat(std::uint16_t b) { return floatOf(static_cast<std::uint32_t>(b) << 16); }
+
+std::uint8_t floatToFp8E4M3(float f) {
+    const std::uint32_t x = bitsOf(f);
+    const auto sign = static_cast<std::uint8_t>((x >> 24) & 0x80u);
+    const std::uint32_t absx = x & 0x7fffffffu;
+    if (absx > 0x7f800000u) return 0x7fu; // nan, whatever its sign (as CUDA's cvt writes it)
+    if (absx >= 0x43e00000u) return static_cast<std::uint8_t>(sign | 0x7eu); // >= 448 (and inf): saturate
+    if (absx < 0x3c800000u) {
+        // Below the smallest normal 2^-6: multiples of 2^-9. The scaling is exact, rint rounds to
+        // nearest even, and a result of 8 is the smallest normal's encoding (0x08).
+        return static_cast<std::uint8_t>(sign | static_cast<std::uint8_t>(std::rint(floatOf(absx) * 512.0f)));
+    }
+    // Keep 3 of 23 mantissa bits, rounding to nearest even (a carry moves into the exponent), then
+    // rebias the exponent from 127 to 7. Below 448 nothing rounds past 0x7e.
+    const std::uint32_t rounded = (absx + 0x7ffffu + ((absx >> 20) & 1u)) >> 20;
+    return static_cast<std::uint8_t>(sign | (rounded - (120u << 3)));
+}
+
+float fp8E4M3ToFloat(std::uint8_t b) {
+    const float sign = (b & 0x80u) ? -1.0f : 1.0f;
+    const std::uint32_t exp = (b >> 3) & 0x0fu, mant = b & 0x07u;
+    if (exp == 15 && mant == 7) return std::numeric_limits<float>::quiet_NaN();
+    if (exp == 0) return sign * static_cast<float>(mant) * 0.001953125f; // mant * 2^-9
+    return sign * floatOf(((exp + 120u) << 23) | (mant << 20));
+}
 
 } // namespace lathe

@@ -24,7 +24,7 @@ public:
     using Error::Error;
 };
 
-// A backend failure: a CUDA/cuBLAS call, out of device memory, an unsupported op/dtype pair.
+// A backend failure: a CUDA/cuBLAS call, out of device memory, an unsupported op descriptor.
 class BackendError : public Error {
 public:
     using Error::Error;

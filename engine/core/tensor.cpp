@@ -21,17 +21,33 @@ HostStorage::HostStorage(std::size_t bytes)
 
 HostStorage::~HostStorage() { std::free(m_data); }
 
+void checkBlockShape(const Shape& shape, DType dtype) {
+    // Block formats quantize along the last dimension: every row holds whole blocks, so rows can be
+    // sliced and addressed by bytes.
+    const auto& tr = traits(dtype);
+    if (tr.blockSize > 1 && (shape.empty() || shape.back() % tr.blockSize != 0))
+        throw BackendError(std::string("a ") + tr.name + " tensor of shape " + shapeToString(shape) +
+                           " needs a last dimension that is a multiple of its block size " +
+                           std::to_string(tr.blockSize));
+}
+
+std::size_t tensorBytes(const Shape& shape, DType dtype) {
+    checkBlockShape(shape, dtype);
+    return storageBytes(dtype, static_cast<std::size_t>(lathe::numel(shape)));
+}
+
 Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, DType dtype, std::size_t offsetBytes)
     : m_storage(std::move(storage)), m_offset(offsetBytes), m_shape(std::move(shape)), m_dtype(dtype) {
     for (auto d : m_shape)
         if (d < 0) throw BackendError("negative extent in shape " + shapeToString(m_shape));
+    checkBlockShape(m_shape, m_dtype);
     if (m_storage && m_offset + bytes() > m_storage->bytes())
         throw BackendError("tensor " + describe() + " does not fit its storage of " +
                            std::to_string(m_storage->bytes()) + " bytes");
 }
 
 Tensor Tensor::host(const Shape& shape, DType dtype) {
-    auto st = std::make_shared<HostStorage>(storageBytes(dtype, static_cast<std::size_t>(lathe::numel(shape))));
+    auto st = std::make_shared<HostStorage>(tensorBytes(shape, dtype));
     return Tensor(std::move(st), shape, dtype);
 }
 

@@ -45,6 +45,12 @@ public:
     ~HostStorage() override;
 };
 
+// Block formats (traits(dtype).blockSize > 1) need a last dimension that is a whole number of blocks;
+// throws BackendError naming the shape otherwise.
+void checkBlockShape(const Shape& shape, DType dtype);
+// Storage bytes of a contiguous tensor (after checkBlockShape).
+std::size_t tensorBytes(const Shape& shape, DType dtype);
+
 class Tensor {
 public:
     Tensor() = default;

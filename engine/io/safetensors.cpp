@@ -58,8 +58,8 @@ void checkNesting(const char* p, std::size_t n, const std::string& name) {
 
 std::string supportedDtypes() {
     std::string out;
-    for (DType t : {DType::F32, DType::F16, DType::BF16, DType::I8, DType::I32, DType::U8})
-        out += (out.empty() ? "" : ", ") + std::string(traits(t).safetensorsName);
+    for (const auto& row : dtypeTable())
+        if (*row.safetensorsName) out += (out.empty() ? "" : ", ") + std::string(row.safetensorsName);
     return out;
 }
 
@@ -261,6 +261,9 @@ void writeSafetensors(const std::string& path, const std::vector<std::pair<std::
         if (!t.defined()) throw DataError(path + ": tensor " + quoted(tname) + " has no data");
         if (!t.isHost()) throw DataError(path + ": tensor " + quoted(tname) + " is on " + t.device().toString() +
                                          "; download it to the host before writing");
+        if (!*traits(t.dtype()).safetensorsName)
+            throw DataError(path + ": tensor " + quoted(tname) + " is " + dtypeName(t.dtype()) +
+                            ", which safetensors has no dtype for");
         OrderedJson info;
         info["dtype"] = traits(t.dtype()).safetensorsName;
         info["shape"] = t.shape();

@@ -116,7 +116,7 @@ void sgemmRowMajor(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_
 }
 
 CpuBackend::CpuBackend(int threads)
-    : m_threads(resolveThreads(threads)), m_pool(std::make_shared<HostPool>()) {
+    : m_threads(resolveThreads(threads)), m_pool(std::make_shared<HostPool>()), m_ops(buildOpTable()) {
     // OpenBLAS runs single-threaded inside each pool thread: the backend splits GEMMs itself, in
     // chunks that depend on the shape only (so results do not depend on the thread count), and a
     // chunk a busy worker cannot take is run by the caller instead of being waited for.
@@ -160,22 +160,24 @@ DeviceInfo CpuBackend::info() const {
     return d;
 }
 
-bool CpuBackend::supports(Op op, DType dtype) const {
-    switch (op) {
-    case Op::Fill:
-    case Op::Copy:
-        return true;
-    case Op::Convert:
-        return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16 || dtype == DType::I32 ||
-               dtype == DType::I8 || dtype == DType::U8;
-    case Op::Gemm:
-        return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16;
-    case Op::Count:
-        return false;
-    default:
-        return dtype == DType::F32;
+// What the CPU backend runs today, and nothing more: every op in f32; gemm also in f16 and bf16 (f32
+// accumulation); fill, copy and convert for every storage format of the dtype table (block formats
+// through their row codecs).
+OpTable CpuBackend::buildOpTable() {
+    OpTable t;
+    for (int o = 0; o < static_cast<int>(Op::Count); ++o) t.add(OpDesc::uniform(static_cast<Op>(o), DType::F32));
+    t.addUniform({Op::Gemm}, {DType::F16, DType::BF16});
+    for (const auto& from : dtypeTable()) {
+        t.add(OpDesc::uniform(Op::Fill, from.dtype));
+        t.add(OpDesc::uniform(Op::Copy, from.dtype));
+        for (const auto& to : dtypeTable()) t.add(OpDesc::convert(from.dtype, to.dtype));
     }
+    return t;
 }
+
+bool CpuBackend::supports(const OpDesc& desc) const { return m_ops.contains(desc); }
+
+std::vector<OpDesc> CpuBackend::supportedOps() const { return m_ops.all(); }
 
 std::shared_ptr<Storage> CpuBackend::allocate(std::size_t bytes) { return m_pool->allocate(bytes); }
 
@@ -231,8 +233,7 @@ void CpuBackend::fill(Tensor& x, float value) {
 void CpuBackend::convert(const Tensor& src, Tensor& dst) {
     checkCpu(src, "convert", "src");
     checkCpu(dst, "convert", "dst");
-    require(Op::Convert, src.dtype());
-    require(Op::Convert, dst.dtype());
+    require(OpDesc::convert(src.dtype(), dst.dtype()));
     if (src.numel() != dst.numel())
         throw BackendError("cpu convert: src " + src.describe() + " and dst " + dst.describe() +
                            " differ in element count");
@@ -243,26 +244,40 @@ void CpuBackend::convert(const Tensor& src, Tensor& dst) {
     }
     const auto& from = traits(src.dtype());
     const auto& to = traits(dst.dtype());
+    // Work in units of whole blocks of both formats (block sizes are 1, 32 or 64: the larger is a
+    // multiple of the smaller), addressing bytes by blocks, never by bits / 8.
+    const std::int64_t unit = std::max(from.blockSize, to.blockSize);
+    if (unit % from.blockSize != 0 || unit % to.blockSize != 0 || n % unit != 0)
+        throw BackendError("cpu convert: " + src.describe() + " -> " + dst.describe() +
+                           ": the element count is not a whole number of both formats' blocks");
     const auto* s = static_cast<const unsigned char*>(src.data());
     auto* d = static_cast<unsigned char*>(dst.data());
-    const std::size_t sb = static_cast<std::size_t>(from.bits / 8), db = static_cast<std::size_t>(to.bits / 8);
+    auto byteOffset = [](const DTypeTraits& t, std::int64_t element) {
+        return static_cast<std::size_t>(element / t.blockSize) * t.bytesPerBlock;
+    };
+    const std::int64_t units = n / unit;
+    const std::int64_t minUnits = std::max<std::int64_t>(1, kInlineElements / 2 / unit);
     if (src.dtype() == DType::F32) {
-        forEach(n, [&](std::int64_t b, std::int64_t e) {
-            to.fromFloat(reinterpret_cast<const float*>(s) + b, d + b * db, static_cast<std::size_t>(e - b));
-        });
+        forEach(units, [&](std::int64_t b, std::int64_t e) {
+            to.fromFloat(reinterpret_cast<const float*>(s) + b * unit, d + byteOffset(to, b * unit),
+                         static_cast<std::size_t>((e - b) * unit));
+        }, minUnits);
     } else if (dst.dtype() == DType::F32) {
-        forEach(n, [&](std::int64_t b, std::int64_t e) {
-            from.toFloat(s + b * sb, reinterpret_cast<float*>(d) + b, static_cast<std::size_t>(e - b));
-        });
-    } else { // between two non-f32 types: through f32 in small tiles
-        forEach(n, [&](std::int64_t b, std::int64_t e) {
-            float tile[1024];
-            for (std::int64_t i = b; i < e; i += 1024) {
-                const std::size_t len = static_cast<std::size_t>(std::min<std::int64_t>(1024, e - i));
-                from.toFloat(s + i * sb, tile, len);
-                to.fromFloat(tile, d + i * db, len);
+        forEach(units, [&](std::int64_t b, std::int64_t e) {
+            from.toFloat(s + byteOffset(from, b * unit), reinterpret_cast<float*>(d) + b * unit,
+                         static_cast<std::size_t>((e - b) * unit));
+        }, minUnits);
+    } else { // between two non-f32 types: through f32 in tiles of whole units
+        const std::int64_t tileUnits = std::max<std::int64_t>(1, 1024 / unit);
+        forEach(units, [&](std::int64_t b, std::int64_t e) {
+            std::vector<float> tile(static_cast<std::size_t>(tileUnits * unit));
+            for (std::int64_t u = b; u < e; u += tileUnits) {
+                const std::int64_t first = u * unit;
+                const std::size_t len = static_cast<std::size_t>(std::min(tileUnits, e - u) * unit);
+                from.toFloat(s + byteOffset(from, first), tile.data(), len);
+                to.fromFloat(tile.data(), d + byteOffset(to, first), len);
             }
-        });
+        }, minUnits);
     }
 }
 
@@ -270,10 +285,8 @@ void CpuBackend::gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tens
     checkCpu(a, "gemm", "a");
     checkCpu(b, "gemm", "b");
     checkCpu(c, "gemm", "c");
-    require(Op::Gemm, a.dtype());
-    if (b.dtype() != a.dtype() || c.dtype() != a.dtype())
-        throw BackendError("cpu gemm: a, b, c must share one dtype, got " + a.describe() + ", " + b.describe() +
-                           ", " + c.describe());
+    // Mixed dtypes are refused by the table rather than converted behind the caller's back.
+    require(OpDesc::gemm(a.dtype(), b.dtype(), c.dtype(), OpDesc::accumulatorFor(c.dtype())));
     if (a.rank() != 2 || b.rank() != 2 || c.rank() != 2)
         throw BackendError("cpu gemm: expects 2-D tensors, got " + a.describe() + ", " + b.describe() + ", " +
                            c.describe());

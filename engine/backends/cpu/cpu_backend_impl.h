@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace lathe::cpu {
 
@@ -26,7 +27,8 @@ public:
     std::string name() const override { return "cpu"; }
     Device device() const override { return Device{DeviceKind::Cpu, 0}; }
     DeviceInfo info() const override;
-    bool supports(Op op, DType dtype) const override;
+    bool supports(const OpDesc& desc) const override;
+    std::vector<OpDesc> supportedOps() const override;
 
     std::shared_ptr<Storage> allocate(std::size_t bytes) override;
     void copyFromHost(Tensor& dst, const void* src) override;
@@ -92,8 +94,11 @@ private:
         m_threads.parallelFor(n, minPerTask, f);
     }
 
+    static OpTable buildOpTable();
+
     ThreadPool m_threads;
     std::shared_ptr<HostPool> m_pool;
+    OpTable m_ops;
 };
 
 // Argument checks shared by the op files; each throws BackendError naming the op and the tensor.

@@ -1,16 +1,20 @@
 // Private to the CUDA backend: the CudaBackend class, its shared per-device context (stream, byte
-// accounting) and the cuBLAS/cuBLASLt GEMM engine. Only engine/backends/cuda/*.cpp include this.
+// accounting) and the cuBLAS/cuBLASLt GEMM engine. Only engine/backends/cuda/*.cpp include this;
+// cuda_backend.cpp holds the plumbing, ops_<family>.cpp the ops, one family per file.
 #pragma once
 
 #include "engine/backends/backend.h"
 #include "engine/backends/cuda/cuda_check.h"
+#include "engine/core/errors.h"
 
 #include <atomic>
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <string>
 #include <tuple>
+#include <vector>
 
 namespace lathe::cuda {
 
@@ -79,5 +83,115 @@ private:
 
 // DeviceInfo for one device (name, memory, capability, versions); shared by the probe and info().
 DeviceInfo describeDevice(int index);
+
+// One device, one stream. Every op checks its descriptor against the table (cuda_backend.cpp), its
+// tensors' device and shapes, then launches on the stream; nothing synchronises unless it must read
+// a result back (error flags, copyToHost).
+class CudaBackend final : public Backend {
+public:
+    explicit CudaBackend(int index);
+    ~CudaBackend() override;
+
+    std::string name() const override { return "cuda:" + std::to_string(m_ctx->index); }
+    Device device() const override { return Device{DeviceKind::Cuda, m_ctx->index}; }
+    DeviceInfo info() const override;
+    bool supports(const OpDesc& desc) const override { return m_ops.contains(desc); }
+    std::vector<OpDesc> supportedOps() const override { return m_ops.all(); }
+
+    // cuda_backend.cpp: memory and transfers
+    std::shared_ptr<Storage> allocate(std::size_t bytes) override;
+    void copyFromHost(Tensor& dst, const void* src) override;
+    void copyToHost(const Tensor& src, void* dst) override;
+    void copy(const Tensor& src, Tensor& dst) override;
+    void synchronize() override;
+    std::uint64_t peakAllocatedBytes() const override { return m_ctx->peakBytes.load(); }
+    void resetPeakAllocated() override { m_ctx->peakBytes.store(m_ctx->currentBytes.load()); }
+    std::uint64_t currentAllocatedBytes() const override { return m_ctx->currentBytes.load(); }
+    std::unique_ptr<DeviceTimer> createTimer() override;
+
+    // ops_convert.cpp
+    void fill(Tensor& x, float value) override;
+    void convert(const Tensor& src, Tensor& dst) override;
+    // ops_gemm.cpp
+    void gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tensor& c, float alpha, float beta) override;
+    // ops_elementwise.cpp
+    void biasAdd(Tensor& x, const Tensor& bias) override;
+    void biasGrad(const Tensor& dy, Tensor& dbias, bool accumulate) override;
+    void add(const Tensor& a, const Tensor& b, Tensor& out) override;
+    void mul(const Tensor& a, const Tensor& b, Tensor& out) override;
+    void axpy(float alpha, const Tensor& x, Tensor& y) override;
+    void scale(Tensor& x, float s) override;
+    void relu(const Tensor& x, Tensor& y) override;
+    void reluBackward(const Tensor& x, const Tensor& dy, Tensor& dx) override;
+    void gelu(const Tensor& x, Tensor& y) override;
+    void geluBackward(const Tensor& x, const Tensor& dy, Tensor& dx) override;
+    void dropout(const Tensor& x, Tensor& y, Tensor& mask, float p, std::uint64_t seed) override;
+    // ops_softmax.cpp
+    void softmax(const Tensor& x, Tensor& y) override;
+    void softmaxCrossEntropy(const Tensor& logits, const Tensor& labels, Tensor& losses, Tensor& dlogits,
+                             float gradScale) override;
+    void argmaxRows(const Tensor& x, Tensor& out) override;
+    // ops_conv.cpp (convolution and pooling)
+    void conv2dForward(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dGeometry& g) override;
+    void conv2dBackwardData(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dGeometry& g) override;
+    void conv2dBackwardWeight(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dGeometry& g,
+                              bool accumulate) override;
+    void maxPool2dForward(const Tensor& x, Tensor& y, Tensor& argmax, const Pool2dGeometry& g) override;
+    void maxPool2dBackward(const Tensor& dy, const Tensor& argmax, Tensor& dx, const Pool2dGeometry& g) override;
+    // ops_norm_embed.cpp
+    void layerNormForward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y, Tensor& mean,
+                          Tensor& rstd, float eps) override;
+    void layerNormBackward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                           const Tensor& rstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta, bool accumulate) override;
+    void embeddingForward(const Tensor& ids, const Tensor& table, Tensor& y) override;
+    void embeddingBackward(const Tensor& ids, const Tensor& dy, Tensor& dtable, bool accumulate) override;
+    // ops_optim.cpp
+    void sgdStep(Tensor& param, const Tensor& grad, Tensor& velocity, const SgdParams& p, bool firstStep) override;
+    void adamStep(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamParams& p,
+                  std::int64_t step) override;
+
+private:
+    // The descriptors this backend runs today (cuda_backend.cpp).
+    static OpTable buildOpTable();
+
+    cudaStream_t stream() const { return m_ctx->stream; }
+    cudaError_t allocRaw(void** p, std::size_t bytes);
+
+    // Every op starts here: the descriptor must be supported, the tensors must live on this device,
+    // and this device must be current for the launches that follow.
+    void begin(const OpDesc& desc, std::initializer_list<const Tensor*> tensors);
+    void begin(Op op, DType dt, std::initializer_list<const Tensor*> tensors) {
+        begin(OpDesc::uniform(op, dt), tensors);
+    }
+
+    // Argument checks; each throws BackendError naming the op and the tensor.
+    void checkOnDevice(const Tensor& t, const char* op, const char* what) const;
+    static void checkSame(const char* op, std::initializer_list<const Tensor*> tensors);
+    static void checkRank(const Tensor& t, int rank, const char* op, const char* what);
+    static void checkShape(const Tensor& t, const Shape& shape, DType dt, const char* op, const char* what);
+    static void checkBias(const Tensor& x, const Tensor& bias, const char* op);
+    static void checkConv(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& y, const char* op,
+                          const char* yName);
+    static void checkPool(const Pool2dGeometry& g, const Tensor& x, const Tensor& y, const Tensor& argmax,
+                          const char* op);
+    // Images per im2col chunk, so the columns stay under their byte budget (ops_conv.cpp).
+    std::int64_t chunkImages(const Conv2dGeometry& g) const;
+
+    void resetErrorFlag();
+    // Reads the device-side error flag back (a synchronisation point) and throws with `describe(row, value)`.
+    template <class F>
+    void throwIfFlagged(F&& describe) {
+        LATHE_CUDA_CHECK(cudaMemcpyAsync(m_errorHost, m_errorFlag, 2 * sizeof(int), cudaMemcpyDeviceToHost, stream()));
+        LATHE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+        if (m_errorHost[0] != -1) throw BackendError(describe(m_errorHost[0], m_errorHost[1]));
+    }
+
+    std::shared_ptr<CudaContext> m_ctx;
+    DeviceInfo m_info;
+    GemmEngine m_gemm;
+    OpTable m_ops;
+    int* m_errorFlag = nullptr;  // device: first bad (row, value), -1 when none
+    int* m_errorHost = nullptr;  // pinned mirror
+};
 
 } // namespace lathe::cuda

@@ -1,0 +1,113 @@
+// The CUDA backend's convolution (im2col + GEMM in chunks of images) and max pooling (conv.cu, pool.cu).
+#include "engine/backends/cuda/cuda_backend_impl.h"
+#include "engine/backends/cuda/cuda_kernels.h"
+
+#include "engine/core/errors.h"
+
+#include <algorithm>
+
+namespace lathe::cuda {
+namespace {
+
+// Conv columns are capped at this many bytes; larger batches are processed in chunks of images.
+constexpr std::size_t kColumnBudgetBytes = 64u << 20;
+
+} // namespace
+
+void CudaBackend::checkConv(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& y, const char* op,
+                      const char* yName) {
+    if (g.outH() <= 0 || g.outW() <= 0)
+        throw BackendError(std::string(op) + ": geometry gives an empty output");
+    checkShape(x, {g.batch, g.inChannels, g.height, g.width}, DType::F32, op, "x");
+    checkShape(w, {g.outChannels, g.inChannels, g.kernelH, g.kernelW}, DType::F32, op, "w");
+    checkShape(y, {g.batch, g.outChannels, g.outH(), g.outW()}, DType::F32, op, yName);
+}
+
+void CudaBackend::checkPool(const Pool2dGeometry& g, const Tensor& x, const Tensor& y, const Tensor& argmax,
+                      const char* op) {
+    if (g.outH() <= 0 || g.outW() <= 0)
+        throw BackendError(std::string(op) + ": geometry gives an empty output");
+    const Shape out{g.batch, g.channels, g.outH(), g.outW()};
+    checkShape(x, {g.batch, g.channels, g.height, g.width}, DType::F32, op, "x");
+    checkShape(y, out, DType::F32, op, "y");
+    checkShape(argmax, out, DType::I32, op, "argmax");
+}
+
+std::int64_t CudaBackend::chunkImages(const Conv2dGeometry& g) const {
+    const std::size_t perImage = static_cast<std::size_t>(g.inChannels * g.kernelH * g.kernelW * g.outH() *
+                                                          g.outW()) * sizeof(float);
+    const std::int64_t fit = perImage ? static_cast<std::int64_t>(kColumnBudgetBytes / perImage) : g.batch;
+    return std::max<std::int64_t>(1, std::min<std::int64_t>(fit, std::max<std::int64_t>(g.batch, 1)));
+}
+
+void CudaBackend::conv2dForward(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dGeometry& g) {
+    begin(Op::Conv2dForward, x.dtype(), {&x, &w, &y});
+    checkConv(g, x, w, y, "conv2d_forward", "y");
+    const std::int64_t kdim = g.inChannels * g.kernelH * g.kernelW, p = g.outH() * g.outW();
+    const std::int64_t nb = chunkImages(g);
+    Tensor col = empty({kdim, nb * p});            // (C*KH*KW, nb*OH*OW)
+    Tensor out = empty({g.outChannels, nb * p});   // (K, nb*OH*OW)
+    for (std::int64_t n0 = 0; n0 < g.batch; n0 += nb) {
+        const std::int64_t cnt = std::min(nb, g.batch - n0);
+        launchIm2col(x.ptr<float>(), col.ptr<float>(), g, n0, cnt, stream());
+        // out (K, cnt*P) = w (K, CKK) @ col (CKK, cnt*P)
+        m_gemm.run(DType::F32, Trans::No, Trans::No, g.outChannels, cnt * p, kdim, 1.0f, w.data(), kdim,
+                   col.data(), cnt * p, 0.0f, out.data(), cnt * p);
+        // (K, cnt, P) -> y[n0 .. n0+cnt) (cnt, K, P)
+        launchPermute012To102(out.ptr<float>(), y.ptr<float>() + n0 * g.outChannels * p, g.outChannels, cnt, p,
+                              stream());
+    }
+}
+
+void CudaBackend::conv2dBackwardData(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dGeometry& g) {
+    begin(Op::Conv2dBackwardData, dy.dtype(), {&dy, &w, &dx});
+    checkConv(g, dx, w, dy, "conv2d_backward_data", "dy");
+    const std::int64_t kdim = g.inChannels * g.kernelH * g.kernelW, p = g.outH() * g.outW();
+    const std::int64_t nb = chunkImages(g);
+    Tensor dyT = empty({g.outChannels, nb * p}); // (K, nb*OH*OW)
+    Tensor col = empty({kdim, nb * p});          // (C*KH*KW, nb*OH*OW)
+    for (std::int64_t n0 = 0; n0 < g.batch; n0 += nb) {
+        const std::int64_t cnt = std::min(nb, g.batch - n0);
+        launchPermute012To102(dy.ptr<float>() + n0 * g.outChannels * p, dyT.ptr<float>(), cnt, g.outChannels, p,
+                              stream());
+        // col (CKK, cnt*P) = w^T (CKK, K) @ dyT (K, cnt*P)
+        m_gemm.run(DType::F32, Trans::Yes, Trans::No, kdim, cnt * p, g.outChannels, 1.0f, w.data(), kdim,
+                   dyT.data(), cnt * p, 0.0f, col.data(), cnt * p);
+        launchCol2im(col.ptr<float>(), dx.ptr<float>(), g, n0, cnt, stream());
+    }
+}
+
+void CudaBackend::conv2dBackwardWeight(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dGeometry& g,
+                          bool accumulate) {
+    begin(Op::Conv2dBackwardWeight, x.dtype(), {&x, &dy, &dw});
+    checkConv(g, x, dw, dy, "conv2d_backward_weight", "dy");
+    const std::int64_t kdim = g.inChannels * g.kernelH * g.kernelW, p = g.outH() * g.outW();
+    const std::int64_t nb = chunkImages(g);
+    Tensor dyT = empty({g.outChannels, nb * p}); // (K, nb*OH*OW)
+    Tensor col = empty({kdim, nb * p});          // (C*KH*KW, nb*OH*OW)
+    if (g.batch == 0 && !accumulate) fill(dw, 0.0f);
+    for (std::int64_t n0 = 0; n0 < g.batch; n0 += nb) {
+        const std::int64_t cnt = std::min(nb, g.batch - n0);
+        launchIm2col(x.ptr<float>(), col.ptr<float>(), g, n0, cnt, stream());
+        launchPermute012To102(dy.ptr<float>() + n0 * g.outChannels * p, dyT.ptr<float>(), cnt, g.outChannels, p,
+                              stream());
+        // dw (K, CKK) (+)= dyT (K, cnt*P) @ col^T (cnt*P, CKK)
+        const float beta = (accumulate || n0 > 0) ? 1.0f : 0.0f;
+        m_gemm.run(DType::F32, Trans::No, Trans::Yes, g.outChannels, kdim, cnt * p, 1.0f, dyT.data(), cnt * p,
+                   col.data(), cnt * p, beta, dw.data(), kdim);
+    }
+}
+
+void CudaBackend::maxPool2dForward(const Tensor& x, Tensor& y, Tensor& argmax, const Pool2dGeometry& g) {
+    begin(Op::MaxPool2dForward, x.dtype(), {&x, &y, &argmax});
+    checkPool(g, x, y, argmax, "maxpool2d_forward");
+    launchMaxPool2dForward(x.ptr<float>(), y.ptr<float>(), argmax.ptr<std::int32_t>(), g, stream());
+}
+
+void CudaBackend::maxPool2dBackward(const Tensor& dy, const Tensor& argmax, Tensor& dx, const Pool2dGeometry& g) {
+    begin(Op::MaxPool2dBackward, dy.dtype(), {&dy, &argmax, &dx});
+    checkPool(g, dx, dy, argmax, "maxpool2d_backward");
+    launchMaxPool2dBackward(dy.ptr<float>(), argmax.ptr<std::int32_t>(), dx.ptr<float>(), g, stream());
+}
+
+} // namespace lathe::cuda

@@ -1,0 +1,40 @@
+// The CUDA backend's row-wise ops: softmax, softmax cross-entropy and argmax (softmax.cu, reduce.cu).
+#include "engine/backends/cuda/cuda_backend_impl.h"
+#include "engine/backends/cuda/cuda_kernels.h"
+
+#include "engine/core/errors.h"
+
+namespace lathe::cuda {
+
+void CudaBackend::softmax(const Tensor& x, Tensor& y) {
+    begin(Op::Softmax, x.dtype(), {&x, &y});
+    checkSame("softmax", {&x, &y});
+    checkRank(x, 2, "softmax", "x");
+    launchSoftmax(x.data(), y.data(), x.dtype(), x.dim(0), x.dim(1), stream());
+}
+
+void CudaBackend::softmaxCrossEntropy(const Tensor& logits, const Tensor& labels, Tensor& losses, Tensor& dlogits,
+                         float gradScale) {
+    begin(Op::SoftmaxCrossEntropy, logits.dtype(), {&logits, &labels, &losses, &dlogits});
+    checkRank(logits, 2, "softmax_cross_entropy", "logits");
+    const std::int64_t rows = logits.dim(0), cols = logits.dim(1);
+    checkShape(labels, {rows}, DType::I32, "softmax_cross_entropy", "labels");
+    checkShape(losses, {rows}, DType::F32, "softmax_cross_entropy", "losses");
+    checkShape(dlogits, logits.shape(), DType::F32, "softmax_cross_entropy", "dlogits");
+    resetErrorFlag();
+    launchSoftmaxCrossEntropy(logits.ptr<float>(), labels.ptr<std::int32_t>(), losses.ptr<float>(),
+                              dlogits.ptr<float>(), rows, cols, gradScale, m_errorFlag, stream());
+    throwIfFlagged([&](int row, int label) {
+        return "softmax_cross_entropy: label " + std::to_string(label) + " at row " + std::to_string(row) +
+               " is out of range [0, " + std::to_string(cols) + ") for " + logits.describe();
+    });
+}
+
+void CudaBackend::argmaxRows(const Tensor& x, Tensor& out) {
+    begin(Op::ArgmaxRows, x.dtype(), {&x, &out});
+    checkRank(x, 2, "argmax_rows", "x");
+    checkShape(out, {x.dim(0)}, DType::I32, "argmax_rows", "out");
+    launchArgmaxRows(x.data(), x.dtype(), out.ptr<std::int32_t>(), x.dim(0), x.dim(1), stream());
+}
+
+} // namespace lathe::cuda
