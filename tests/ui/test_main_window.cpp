@@ -118,8 +118,11 @@ private slots:
         QVERIFY(window.runAction()->isEnabled());
 
         // The live charts got every run of the sweep.
-        QTRY_VERIFY(window.dashboard()->chart(LiveDashboard::Chart::LatencyOverTime)->plot()->graphCount() >= 3);
-        QVERIFY(window.dashboard()->chart(LiveDashboard::Chart::Training)->plot()->graphCount() >= 3);
+        QTRY_VERIFY(window.dashboard()->chart(QStringLiteral("latency")) &&
+                    window.dashboard()->chart(QStringLiteral("latency"))->plot()->graphCount() >= 3);
+        QVERIFY(window.dashboard()->chart(QStringLiteral("training_loss"))->plot()->graphCount() >= 3);
+        QVERIFY(window.dashboard()->chart(QStringLiteral("throughput"))->plot()->graphCount() >= 3);
+        QVERIFY(!window.dashboard()->chart(QStringLiteral("other"))); // every series the engine streams has its chart
         QVERIFY(window.dashboard()->pointCount() > 100);
         saveScreenshot(window, QStringLiteral("main-window-e2e.png"));
 

@@ -1,0 +1,200 @@
+// Chart specs: series-name parsing, the built-in charts and the registry strategy families add to.
+#include "ui/charts/chart_spec.h"
+
+#include "engine/core/errors.h"
+
+#include <QCoreApplication>
+
+#include <algorithm>
+#include <climits>
+#include <mutex>
+
+namespace lathe::ui {
+
+namespace {
+bool isBatchSuffix(std::string_view part) {
+    return part.size() >= 2 && part[0] == 'b' &&
+           std::all_of(part.begin() + 1, part.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+QString tr(const char* text) { return QCoreApplication::translate("ChartSpec", text); }
+
+std::vector<ChartSpec> builtinSpecs() {
+    std::vector<ChartSpec> out;
+    {
+        ChartSpec s;
+        s.id = QStringLiteral("latency");
+        s.title = tr("Latency of each timed forward");
+        s.x = XSource::Step;
+        s.xAxis = {tr("timed forward"), tr("repeat #")};
+        s.yAxis = {tr("latency"), QStringLiteral("ms"), true};
+        s.draw = DrawStyle::Line;
+        s.matches = matchBase({"latency_ms"});
+        s.legendShowsBase = false;
+        s.order = 100;
+        out.push_back(std::move(s));
+    }
+    {
+        ChartSpec s;
+        s.id = QStringLiteral("latency_cdf");
+        s.title = tr("Latency distribution (CDF)");
+        s.x = XSource::CdfValue;
+        s.xAxis = {tr("latency"), QStringLiteral("ms"), true};
+        s.yAxis = {tr("fraction of forwards at most x"), {}};
+        s.draw = DrawStyle::StepCdf;
+        s.matches = matchBase({"latency_ms"});
+        s.legendShowsBase = false;
+        s.order = 200;
+        out.push_back(std::move(s));
+    }
+    {
+        ChartSpec s;
+        s.id = QStringLiteral("throughput");
+        s.title = tr("Throughput by batch size");
+        s.x = XSource::BatchSize;
+        s.xAxis = {tr("batch size"), {}, true, 2};
+        s.yAxis = {tr("throughput"), tr("samples/s"), true};
+        s.draw = DrawStyle::LineMarkers;
+        s.matches = matchBase({"throughput_per_s"});
+        s.legendShowsBase = false;
+        s.order = 300;
+        out.push_back(std::move(s));
+    }
+    {
+        ChartSpec s;
+        s.id = QStringLiteral("training_loss");
+        s.title = tr("Training loss per step");
+        s.x = XSource::Step;
+        s.xAxis = {tr("optimizer step"), {}};
+        s.yAxis = {tr("loss"), {}};
+        s.draw = DrawStyle::Line;
+        s.matches = matchBase({"loss"});
+        s.legendShowsBase = false;
+        s.order = 400;
+        out.push_back(std::move(s));
+    }
+    {
+        ChartSpec s;
+        s.id = QStringLiteral("epochs");
+        s.title = tr("Accuracy and loss per epoch");
+        s.x = XSource::Epoch;
+        s.xAxis = {tr("epoch"), {}};
+        s.yAxis = {tr("accuracy"), tr("fraction")};
+        s.y2Axis = AxisSpec{tr("train loss"), {}};
+        s.onY2 = matchBase({"train_loss"});
+        s.draw = DrawStyle::LineMarkers;
+        s.matches = matchBase({"train_accuracy", "val_accuracy", "accuracy", "train_loss"});
+        s.order = 500;
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+ChartSpec otherSpec() {
+    ChartSpec s;
+    s.id = QString::fromLatin1(ChartSpecRegistry::kOtherId);
+    s.title = tr("Other metrics");
+    s.x = XSource::Step;
+    s.xAxis = {tr("step"), {}};
+    s.yAxis = {tr("value"), {}};
+    s.draw = DrawStyle::LineMarkers;
+    s.matches = [](const SeriesName&) { return true; };
+    s.order = INT_MAX;
+    return s;
+}
+
+struct Registry {
+    std::mutex mutex;
+    std::vector<ChartSpec> added;
+};
+
+Registry& registry() {
+    static Registry r;
+    return r;
+}
+
+const std::vector<ChartSpec>& builtins() {
+    static const std::vector<ChartSpec> specs = builtinSpecs();
+    return specs;
+}
+} // namespace
+
+SeriesName parseSeriesName(std::string_view series) {
+    SeriesName out;
+    std::string_view rest = series;
+    const auto lastSlash = rest.rfind('/');
+    if (lastSlash != std::string_view::npos && isBatchSuffix(rest.substr(lastSlash + 1))) {
+        const std::string_view digits = rest.substr(lastSlash + 2);
+        std::int64_t batch = 0;
+        for (char c : digits) {
+            batch = batch > (INT64_MAX - 9) / 10 ? INT64_MAX : batch * 10 + (c - '0');
+        }
+        out.batch = batch;
+        rest = rest.substr(0, lastSlash);
+    }
+    // Base names carry no '/', so whatever precedes the last one is the measure step's label.
+    const auto labelEnd = rest.rfind('/');
+    if (labelEnd != std::string_view::npos) {
+        out.label = std::string(rest.substr(0, labelEnd));
+        rest = rest.substr(labelEnd + 1);
+    }
+    out.base = std::string(rest);
+    return out;
+}
+
+SeriesMatcher matchBase(std::initializer_list<const char*> bases) {
+    std::vector<std::string> names(bases.begin(), bases.end());
+    return [names = std::move(names)](const SeriesName& s) {
+        return std::find(names.begin(), names.end(), s.base) != names.end();
+    };
+}
+
+void ChartSpecRegistry::add(ChartSpec spec) {
+    if (spec.id.isEmpty() || !spec.matches) {
+        throw ConfigError("chart spec '" + spec.id.toStdString() + "': needs an id and a series matcher");
+    }
+    if (find(spec.id)) {
+        throw ConfigError("chart spec '" + spec.id.toStdString() + "' is registered twice");
+    }
+    if (spec.order >= INT_MAX) spec.order = INT_MAX - 1; // "other" stays last
+    Registry& r = registry();
+    const std::lock_guard lock(r.mutex);
+    r.added.push_back(std::move(spec));
+}
+
+std::vector<ChartSpec> ChartSpecRegistry::specs() {
+    std::vector<ChartSpec> out = builtins();
+    {
+        Registry& r = registry();
+        const std::lock_guard lock(r.mutex);
+        out.insert(out.end(), r.added.begin(), r.added.end());
+    }
+    std::stable_sort(out.begin(), out.end(), [](const ChartSpec& a, const ChartSpec& b) { return a.order < b.order; });
+    out.push_back(otherSpec());
+    return out;
+}
+
+std::optional<ChartSpec> ChartSpecRegistry::find(const QString& id) {
+    for (ChartSpec& s : specs()) {
+        if (s.id == id) return std::move(s);
+    }
+    return std::nullopt;
+}
+
+std::vector<QString> ChartSpecRegistry::route(std::string_view series) {
+    const SeriesName name = parseSeriesName(series);
+    std::vector<QString> ids;
+    for (const ChartSpec& s : specs()) {
+        if (s.id != QLatin1String(kOtherId) && s.matches(name)) ids.push_back(s.id);
+    }
+    if (ids.empty()) ids.push_back(QString::fromLatin1(kOtherId));
+    return ids;
+}
+
+void ChartSpecRegistry::resetToBuiltins() {
+    Registry& r = registry();
+    const std::lock_guard lock(r.mutex);
+    r.added.clear();
+}
+
+} // namespace lathe::ui
