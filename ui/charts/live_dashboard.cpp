@@ -13,6 +13,7 @@
 #include <QVBoxLayout>
 
 #include <algorithm>
+#include <optional>
 
 namespace lathe::ui {
 
@@ -217,7 +218,7 @@ void LiveDashboard::restyle(Panel& panel) {
         const SeriesLook look = seriesLook(run, variant, runCount);
         // Width-1 pens take the raster engine's fast line path; a wider pen is stroked as polygons,
         // which costs seconds per replot once a dense graph holds a few hundred thousand points.
-        QPen pen(look.color, draw == DrawStyle::Line ? 1.0 : 1.5, look.dash);
+        QPen pen(look.color, sparseMarkers(draw) ? 1.0 : 1.5, look.dash);
         t->graph->setPen(pen);
         t->graph->setLineStyle(draw == DrawStyle::Markers ? QCPGraph::lsNone
                                : draw == DrawStyle::StepCdf ? QCPGraph::lsStepLeft
@@ -354,19 +355,32 @@ void LiveDashboard::updateCdfs() {
     }
 }
 
-void LiveDashboard::replotDirty() {
+void LiveDashboard::replotDirty(double budgetMs) {
     updateCdfs();
-    for (auto& p : m_panels) {
-        if (p->styleDirty) restyle(*p);
-        if (!p->dirty) continue;
-        if (sparseMarkers(p->spec.draw)) {
-            for (Trace* t : p->traces) {
+    const std::size_t n = m_panels.size();
+    double spentMs = 0;
+    std::optional<std::size_t> firstDeferred;
+    for (std::size_t k = 0; k < n; ++k) {
+        const std::size_t index = (m_nextPanel + k) % n;
+        Panel& p = *m_panels[index];
+        if (p.styleDirty) restyle(p);
+        if (!p.dirty) continue;
+        const double costMs = p.view->plot()->replotTime(false);
+        if (budgetMs > 0 && spentMs > 0 && spentMs + costMs > budgetMs) {
+            if (!firstDeferred) firstDeferred = index;
+            continue;
+        }
+        spentMs += costMs;
+        if (sparseMarkers(p.spec.draw)) {
+            for (Trace* t : p.traces) {
                 t->graph->setScatterSkip(std::max(0, t->graph->dataCount() / kMarkersPerLine - 1));
             }
         }
-        p->view->requestReplot();
-        p->dirty = false;
+        p.view->requestReplot();
+        p.dirty = false;
     }
+    // The charts left out this time go first next time.
+    m_nextPanel = firstDeferred.value_or(0);
 }
 
 void LiveDashboard::setDroppedCount(std::uint64_t dropped) {

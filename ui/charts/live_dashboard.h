@@ -42,8 +42,11 @@ public:
     // The legend name of a run ("#12 sparsity=0.5").
     void setRunLabel(std::int64_t runId, const QString& label);
     void appendSamples(const std::vector<MetricSample>& samples);
-    // One queued replot per chart that received data since the last call.
-    void replotDirty();
+    // One queued replot per chart that received data since the last call. With a budget, charts are
+    // taken in turn until their last replot times add up to `budgetMs` (at least one per call); the
+    // others stay dirty for the next call, so a slow machine refreshes charts less often instead of
+    // freezing the window. 0: every dirty chart.
+    void replotDirty(double budgetMs = 0);
     void setDroppedCount(std::uint64_t dropped);
     std::uint64_t droppedCount() const { return m_dropped; }
     QLabel* droppedLabel() const { return m_droppedLabel; }
@@ -69,6 +72,7 @@ private:
     void updateCdfs();
 
     std::vector<std::unique_ptr<Panel>> m_panels; // display order
+    std::size_t m_nextPanel = 0;                  // where the next budgeted replot round starts
     std::vector<std::unique_ptr<Trace>> m_traces;
     std::map<SeriesKey, std::vector<Trace*>> m_routes;
     std::vector<Trace*> m_pending; // traces with samples waiting for addData
