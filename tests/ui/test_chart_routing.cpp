@@ -101,9 +101,10 @@ private slots:
         QTest::newRow("labelled throughput") << "after/throughput_per_s" << "throughput";
         QTest::newRow("throughput with batch") << "throughput_per_s/b64" << "throughput";
         QTest::newRow("loss per step") << "loss" << "training_loss";
-        QTest::newRow("loss per epoch") << "train_loss" << "epochs";
-        QTest::newRow("train accuracy") << "train_accuracy" << "epochs";
-        QTest::newRow("val accuracy") << "val_accuracy" << "epochs";
+        QTest::newRow("loss per epoch") << "train_loss" << "epoch_loss";
+        QTest::newRow("train accuracy") << "train_accuracy" << "accuracy";
+        QTest::newRow("val accuracy") << "val_accuracy" << "accuracy";
+        QTest::newRow("labelled accuracy") << "after/accuracy" << "accuracy";
         QTest::newRow("unknown") << "queue_depth" << "other";
         QTest::newRow("not latency") << "serve_latency_ms" << "other";
         QTest::newRow("not loss") << "kd_soft_loss" << "other";
@@ -182,7 +183,7 @@ private slots:
         dashboard.replotDirty();
         QCoreApplication::processEvents();
 
-        QCOMPARE(dashboard.chartIds(), (QStringList{"latency", "latency_cdf", "throughput", "training_loss", "epochs", "other"}));
+        QCOMPARE(dashboard.chartIds(), (QStringList{"latency", "latency_cdf", "throughput", "training_loss", "accuracy", "epoch_loss", "other"}));
 
         // Routing: the labelled measure step's latency sits on the latency charts, not throughput.
         const QList<QCPGraph*> before = dashboard.graphsOf(2, "before/latency_ms/b4");
@@ -191,8 +192,8 @@ private slots:
         QCOMPARE(before[1]->parentPlot(), dashboard.chart("latency_cdf")->plot());
         QCOMPARE(dashboard.graphsOf(2, "before/throughput_per_s").front()->parentPlot(), dashboard.chart("throughput")->plot());
         QCOMPARE(dashboard.graphsOf(2, "queue_depth").front()->parentPlot(), dashboard.chart("other")->plot());
-        QCOMPARE(dashboard.graphsOf(1, "train_loss").front()->valueAxis(), dashboard.chart("epochs")->plot()->yAxis2);
-        QCOMPARE(dashboard.graphsOf(1, "val_accuracy").front()->valueAxis(), dashboard.chart("epochs")->plot()->yAxis);
+        QCOMPARE(dashboard.graphsOf(1, "train_loss").front()->parentPlot(), dashboard.chart("epoch_loss")->plot());
+        QCOMPARE(dashboard.graphsOf(1, "val_accuracy").front()->parentPlot(), dashboard.chart("accuracy")->plot());
         QCOMPARE(dashboard.pointCount(), 3 * runSamples(1, 1).size() + 2);
 
         // Every graph of a chart has its own pen (colour, dash) or marker.

@@ -60,7 +60,7 @@ class TestMainWindow : public QObject {
         doc["dataset"]["limit"] = 1000;
         doc["baseline"]["train"]["epochs"] = 2;
         doc["baseline"]["train"]["limit"] = 4000;
-        doc["measure"] = {{"batch_sizes", {1, 16}}, {"warmup", 5}, {"repeats", 60}};
+        doc["measure"] = {{"batch_sizes", {1, 16, 64}}, {"warmup", 5}, {"repeats", 60}};
         return doc;
     }
 
@@ -125,6 +125,7 @@ private slots:
         QVERIFY(!window.dashboard()->chart(QStringLiteral("other"))); // every series the engine streams has its chart
         QVERIFY(window.dashboard()->pointCount() > 100);
         saveScreenshot(window, QStringLiteral("main-window-e2e.png"));
+        saveScreenshot(*window.dashboard(), QStringLiteral("dashboard-sweep.png"));
 
         // In the store and in the table.
         RunStore reader(m_db.toStdString(), RunStore::Mode::ReadOnly);

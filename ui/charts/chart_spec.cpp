@@ -40,7 +40,7 @@ std::vector<ChartSpec> builtinSpecs() {
         s.title = tr("Latency distribution (CDF)");
         s.x = XSource::CdfValue;
         s.xAxis = {tr("latency"), QStringLiteral("ms"), true};
-        s.yAxis = {tr("fraction of forwards at most x"), {}};
+        s.yAxis = {tr("cumulative fraction"), {}};
         s.draw = DrawStyle::StepCdf;
         s.matches = matchBase({"latency_ms"});
         s.legendShowsBase = false;
@@ -75,16 +75,27 @@ std::vector<ChartSpec> builtinSpecs() {
     }
     {
         ChartSpec s;
-        s.id = QStringLiteral("epochs");
-        s.title = tr("Accuracy and loss per epoch");
+        s.id = QStringLiteral("accuracy");
+        s.title = tr("Accuracy per epoch");
         s.x = XSource::Epoch;
         s.xAxis = {tr("epoch"), {}};
         s.yAxis = {tr("accuracy"), tr("fraction")};
-        s.y2Axis = AxisSpec{tr("train loss"), {}};
-        s.onY2 = matchBase({"train_loss"});
         s.draw = DrawStyle::LineMarkers;
-        s.matches = matchBase({"train_accuracy", "val_accuracy", "accuracy", "train_loss"});
+        s.matches = matchBase({"train_accuracy", "val_accuracy", "accuracy"});
         s.order = 500;
+        out.push_back(std::move(s));
+    }
+    {
+        ChartSpec s;
+        s.id = QStringLiteral("epoch_loss");
+        s.title = tr("Training loss per epoch");
+        s.x = XSource::Epoch;
+        s.xAxis = {tr("epoch"), {}};
+        s.yAxis = {tr("mean training loss"), {}};
+        s.draw = DrawStyle::LineMarkers;
+        s.matches = matchBase({"train_loss"});
+        s.legendShowsBase = false;
+        s.order = 600;
         out.push_back(std::move(s));
     }
     return out;

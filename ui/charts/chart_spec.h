@@ -53,9 +53,6 @@ struct ChartSpec {
     AxisSpec yAxis;
     DrawStyle draw = DrawStyle::Line;
     SeriesMatcher matches;
-    // Optional right-hand axis: the series `onY2` accepts (among those `matches` took) are drawn on it.
-    std::optional<AxisSpec> y2Axis;
-    SeriesMatcher onY2;
     // The base name in legend entries (off when the chart holds a single kind of series).
     bool legendShowsBase = true;
     // Charts are shown in ascending order; built-ins use 100, 200, ...; "other" is always last.

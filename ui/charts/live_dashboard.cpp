@@ -22,7 +22,7 @@ constexpr int kCdfPoints = 256;
 // Line charts carry one marker every so many points (the shape tells series apart where hue does
 // not, and a series of a single point still shows).
 constexpr int kMarkersPerLine = 12;
-constexpr int kMinChartHeight = 250;
+constexpr int kMinChartHeight = 200;
 
 template <typename T>
 int indexOf(const std::vector<T>& v, const T& x) {
@@ -133,11 +133,6 @@ LiveDashboard::Panel& LiveDashboard::panelFor(const QString& specId) {
         ticker->setScaleStrategy(QCPAxisTickerFixed::ssMultiples);
         plot->xAxis->setTicker(ticker);
     }
-    if (spec.y2Axis) {
-        plot->yAxis2->setVisible(true);
-        plot->yAxis2->setLabel(spec.y2Axis->text());
-        view->setLogScale(plot->yAxis2, spec.y2Axis->log, spec.y2Axis->logBase);
-    }
     panel->view = view;
     // Display order: by the spec's order, then by arrival.
     auto at = std::find_if(m_panels.begin(), m_panels.end(), [&](const auto& p) { return p->spec.order > spec.order; });
@@ -162,12 +157,11 @@ void LiveDashboard::relayout() {
 
 LiveDashboard::Trace* LiveDashboard::addTrace(Panel& panel, std::int64_t runId, const std::string& series) {
     QCustomPlot* plot = panel.view->plot();
-    const bool onY2 = panel.spec.y2Axis && panel.spec.onY2 && panel.spec.onY2(parseSeriesName(series));
     auto trace = std::make_unique<Trace>();
     trace->panel = &panel;
     trace->runId = runId;
     trace->series = series;
-    trace->graph = plot->addGraph(plot->xAxis, onY2 ? plot->yAxis2 : plot->yAxis);
+    trace->graph = plot->addGraph(plot->xAxis, plot->yAxis);
     trace->graph->setAdaptiveSampling(true);
     if (std::find(panel.runs.begin(), panel.runs.end(), runId) == panel.runs.end()) panel.runs.push_back(runId);
     if (std::find(panel.variants.begin(), panel.variants.end(), series) == panel.variants.end()) panel.variants.push_back(series);
