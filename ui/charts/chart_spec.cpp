@@ -117,11 +117,20 @@ ChartSpec otherSpec() {
 struct Registry {
     std::mutex mutex;
     std::vector<ChartSpec> added;
+    bool familiesRegistered = false;
 };
 
 Registry& registry() {
     static Registry r;
     return r;
+}
+
+// The families' add() calls come back into specs(): the flag is set first so they do not recurse.
+void ensureFamilies() {
+    Registry& r = registry();
+    if (r.familiesRegistered) return;
+    r.familiesRegistered = true;
+    registerChartFamilies();
 }
 
 const std::vector<ChartSpec>& builtins() {
@@ -174,6 +183,7 @@ void ChartSpecRegistry::add(ChartSpec spec) {
 }
 
 std::vector<ChartSpec> ChartSpecRegistry::specs() {
+    ensureFamilies();
     std::vector<ChartSpec> out = builtins();
     {
         Registry& r = registry();

@@ -1,6 +1,7 @@
 // Chart specs: which charts the dashboard can show, how each one draws (axes, log scales, lines or
 // markers) and which metric series it takes. A strategy family adds its charts with
-// ChartSpecRegistry::add() from its own folder; the dashboard only reads the table.
+// ChartSpecRegistry::add() from a LATHE_CHART_SPECS function in its own folder; the dashboard only
+// reads the table.
 #pragma once
 
 #include <QString>
@@ -62,6 +63,7 @@ struct ChartSpec {
 // Matches a series whose base name is one of `bases`.
 SeriesMatcher matchBase(std::initializer_list<const char*> bases);
 
+// The registry; used from the UI thread.
 class ChartSpecRegistry {
 public:
     static constexpr const char* kOtherId = "other";
@@ -73,8 +75,21 @@ public:
     // The ids of every chart that takes `series` (a series can feed several, e.g. latency over time
     // and its CDF), in display order; {"other"} when none does.
     static std::vector<QString> route(std::string_view series);
-    // Removes the charts added through add() (tests).
+    // Removes the charts added through add(), those of LATHE_CHART_SPECS included (tests).
     static void resetToBuiltins();
 };
 
+// Calls every LATHE_CHART_SPECS function once; defined in a source the build generates from the
+// ui/**/*_charts.cpp files. The registry calls it on first use.
+void registerChartFamilies();
+
 } // namespace lathe::ui
+
+// Defines the chart registration of one file, ui/<somewhere>/<name>_charts.cpp, at global scope; the
+// argument is the file's name without extension, and the file uses it once:
+//   LATHE_CHART_SPECS(prune_charts) { ChartSpecRegistry::add(sparsitySpec()); }
+#define LATHE_CHART_SPECS(stem)                                                        \
+    namespace lathe::ui {                                                              \
+    void registerChartSpecs_##stem();                                                  \
+    }                                                                                  \
+    void lathe::ui::registerChartSpecs_##stem()
