@@ -19,99 +19,35 @@ bool isBatchSuffix(std::string_view part) {
 
 QString tr(const char* text) { return QCoreApplication::translate("ChartSpec", text); }
 
+// The charts of the series the engine streams today (see docs/engine-seams.md, "Charts").
 std::vector<ChartSpec> builtinSpecs() {
-    std::vector<ChartSpec> out;
-    {
-        ChartSpec s;
-        s.id = QStringLiteral("latency");
-        s.title = tr("Latency of each timed forward");
-        s.x = XSource::Step;
-        s.xAxis = {tr("timed forward"), tr("repeat #")};
-        s.yAxis = {tr("latency"), QStringLiteral("ms"), true};
-        s.draw = DrawStyle::Line;
-        s.matches = matchBase({"latency_ms"});
-        s.legendShowsBase = false;
-        s.order = 100;
-        out.push_back(std::move(s));
-    }
-    {
-        ChartSpec s;
-        s.id = QStringLiteral("latency_cdf");
-        s.title = tr("Latency distribution (CDF)");
-        s.x = XSource::CdfValue;
-        s.xAxis = {tr("latency"), QStringLiteral("ms"), true};
-        s.yAxis = {tr("cumulative fraction"), {}};
-        s.draw = DrawStyle::StepCdf;
-        s.matches = matchBase({"latency_ms"});
-        s.legendShowsBase = false;
-        s.order = 200;
-        out.push_back(std::move(s));
-    }
-    {
-        ChartSpec s;
-        s.id = QStringLiteral("throughput");
-        s.title = tr("Throughput by batch size");
-        s.x = XSource::BatchSize;
-        s.xAxis = {tr("batch size"), {}, true, 2};
-        s.yAxis = {tr("throughput"), tr("samples/s"), true};
-        s.draw = DrawStyle::LineMarkers;
-        s.matches = matchBase({"throughput_per_s"});
-        s.legendShowsBase = false;
-        s.order = 300;
-        out.push_back(std::move(s));
-    }
-    {
-        ChartSpec s;
-        s.id = QStringLiteral("training_loss");
-        s.title = tr("Training loss per step");
-        s.x = XSource::Step;
-        s.xAxis = {tr("optimizer step"), {}};
-        s.yAxis = {tr("loss"), {}};
-        s.draw = DrawStyle::Line;
-        s.matches = matchBase({"loss"});
-        s.legendShowsBase = false;
-        s.order = 400;
-        out.push_back(std::move(s));
-    }
-    {
-        ChartSpec s;
-        s.id = QStringLiteral("accuracy");
-        s.title = tr("Accuracy per epoch");
-        s.x = XSource::Epoch;
-        s.xAxis = {tr("epoch"), {}};
-        s.yAxis = {tr("accuracy"), tr("fraction")};
-        s.draw = DrawStyle::LineMarkers;
-        s.matches = matchBase({"train_accuracy", "val_accuracy", "accuracy"});
-        s.order = 500;
-        out.push_back(std::move(s));
-    }
-    {
-        ChartSpec s;
-        s.id = QStringLiteral("epoch_loss");
-        s.title = tr("Training loss per epoch");
-        s.x = XSource::Epoch;
-        s.xAxis = {tr("epoch"), {}};
-        s.yAxis = {tr("mean training loss"), {}};
-        s.draw = DrawStyle::LineMarkers;
-        s.matches = matchBase({"train_loss"});
-        s.legendShowsBase = false;
-        s.order = 600;
-        out.push_back(std::move(s));
-    }
-    return out;
+    const QString ms = QStringLiteral("ms");
+    return {
+        {.id = QStringLiteral("latency"), .title = tr("Latency of each timed forward"), .x = XSource::Step,
+         .xAxis = {tr("timed forward"), tr("repeat #")}, .yAxis = {tr("latency"), ms, true}, .draw = DrawStyle::Line,
+         .matches = matchBase({"latency_ms"}), .legendShowsBase = false, .order = 100},
+        {.id = QStringLiteral("latency_cdf"), .title = tr("Latency distribution (CDF)"), .x = XSource::CdfValue,
+         .xAxis = {tr("latency"), ms, true}, .yAxis = {tr("cumulative fraction"), {}}, .draw = DrawStyle::StepCdf,
+         .matches = matchBase({"latency_ms"}), .legendShowsBase = false, .order = 200},
+        {.id = QStringLiteral("throughput"), .title = tr("Throughput by batch size"), .x = XSource::BatchSize,
+         .xAxis = {tr("batch size"), {}, true, 2}, .yAxis = {tr("throughput"), tr("samples/s"), true},
+         .draw = DrawStyle::LineMarkers, .matches = matchBase({"throughput_per_s"}), .legendShowsBase = false, .order = 300},
+        {.id = QStringLiteral("training_loss"), .title = tr("Training loss per step"), .x = XSource::Step,
+         .xAxis = {tr("optimizer step"), {}}, .yAxis = {tr("loss"), {}}, .draw = DrawStyle::Line,
+         .matches = matchBase({"loss"}), .legendShowsBase = false, .order = 400},
+        {.id = QStringLiteral("accuracy"), .title = tr("Accuracy per epoch"), .x = XSource::Epoch,
+         .xAxis = {tr("epoch"), {}}, .yAxis = {tr("accuracy"), tr("fraction")}, .draw = DrawStyle::LineMarkers,
+         .matches = matchBase({"train_accuracy", "val_accuracy", "accuracy"}), .legendShowsBase = true, .order = 500},
+        {.id = QStringLiteral("epoch_loss"), .title = tr("Training loss per epoch"), .x = XSource::Epoch,
+         .xAxis = {tr("epoch"), {}}, .yAxis = {tr("mean training loss"), {}}, .draw = DrawStyle::LineMarkers,
+         .matches = matchBase({"train_loss"}), .legendShowsBase = false, .order = 600},
+    };
 }
 
 ChartSpec otherSpec() {
-    ChartSpec s;
-    s.id = QString::fromLatin1(ChartSpecRegistry::kOtherId);
-    s.title = tr("Other metrics");
-    s.x = XSource::Step;
-    s.xAxis = {tr("step"), {}};
-    s.yAxis = {tr("value"), {}};
-    s.draw = DrawStyle::LineMarkers;
-    s.matches = [](const SeriesName&) { return true; };
-    s.order = INT_MAX;
-    return s;
+    return {.id = QString::fromLatin1(ChartSpecRegistry::kOtherId), .title = tr("Other metrics"), .x = XSource::Step,
+            .xAxis = {tr("step"), {}}, .yAxis = {tr("value"), {}}, .draw = DrawStyle::LineMarkers,
+            .matches = [](const SeriesName&) { return true; }, .legendShowsBase = true, .order = INT_MAX};
 }
 
 struct Registry {
