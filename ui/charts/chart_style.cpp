@@ -38,14 +38,15 @@ LegendSwatch::LegendSwatch(QCPLegend* legend, LegendEntry entry) : QCPAbstractLe
 }
 
 void LegendSwatch::draw(QCPPainter* painter) {
+    // Text and swatch centred in the item's full height: the font's line height with descenders,
+    // not the tight bounding box, so "p", "[" and "_" keep their lower parts.
     painter->setFont(font());
     painter->setPen(QPen(textColor()));
     const QSize iconSize = mParentLegend->iconSize();
-    const QRect textRect = painter->fontMetrics().boundingRect(0, 0, 0, iconSize.height(), Qt::TextDontClip, m_entry.text);
-    const int textHeight = qMax(textRect.height(), iconSize.height());
-    painter->drawText(mRect.x() + iconSize.width() + mParentLegend->iconTextPadding(), mRect.y(), textRect.width(), textHeight,
-                      Qt::TextDontClip, m_entry.text);
-    const QRect iconRect(mRect.topLeft(), iconSize);
+    const int textX = mRect.x() + iconSize.width() + mParentLegend->iconTextPadding();
+    painter->drawText(QRect(textX, mRect.y(), mRect.right() - textX + 1, mRect.height()), Qt::AlignLeft | Qt::AlignVCenter,
+                      m_entry.text);
+    const QRect iconRect(mRect.x(), mRect.y() + (mRect.height() - iconSize.height()) / 2, iconSize.width(), iconSize.height());
     painter->save();
     painter->setClipRect(iconRect, Qt::IntersectClip);
     painter->setAntialiasing(true);
@@ -66,8 +67,8 @@ void LegendSwatch::draw(QCPPainter* painter) {
 QSize LegendSwatch::minimumOuterSizeHint() const {
     const QFontMetrics metrics(font());
     const QSize iconSize = mParentLegend->iconSize();
-    const QRect textRect = metrics.boundingRect(0, 0, 0, iconSize.height(), Qt::TextDontClip, m_entry.text);
-    QSize result(iconSize.width() + mParentLegend->iconTextPadding() + textRect.width(), qMax(textRect.height(), iconSize.height()));
+    QSize result(iconSize.width() + mParentLegend->iconTextPadding() + metrics.horizontalAdvance(m_entry.text) + 2,
+                 qMax(metrics.height() + 4, iconSize.height()));
     result.rwidth() += mMargins.left() + mMargins.right();
     result.rheight() += mMargins.top() + mMargins.bottom();
     return result;
