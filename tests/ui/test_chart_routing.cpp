@@ -13,7 +13,10 @@
 
 #include <qcustomplot.h>
 
+#include <QMenu>
 #include <QtTest>
+
+#include <memory>
 
 #include <cmath>
 #include <set>
@@ -225,12 +228,30 @@ private slots:
         QCOMPARE(batchTicker->logBase(), 2.0);
         QCOMPARE(throughput->xAxis->label(), QStringLiteral("batch size"));
         QVERIFY(throughput->xAxis->range().contains(1) && throughput->xAxis->range().contains(64));
-        // The toggle of the context menu.
+        // The toggles of the context menu.
         ChartView* loss = dashboard.chart("training_loss");
-        loss->setLogScale(loss->plot()->yAxis, true);
+        auto actionOf = [](QMenu* menu, const QString& text) {
+            for (QAction* a : menu->actions()) {
+                if (a->text() == text) return a;
+            }
+            return static_cast<QAction*>(nullptr);
+        };
+        std::unique_ptr<QMenu> menu(loss->createContextMenu(nullptr));
+        QAction* logY = actionOf(menu.get(), QStringLiteral("Logarithmic y axis"));
+        QVERIFY(logY && logY->isCheckable() && !logY->isChecked());
+        logY->trigger();
         QVERIFY(isLog(loss->plot()->yAxis));
-        loss->setLogScale(loss->plot()->yAxis, false);
+        logY->trigger();
         QVERIFY(!isLog(loss->plot()->yAxis));
+        menu.reset(dashboard.chart("latency")->createContextMenu(nullptr));
+        QVERIFY(actionOf(menu.get(), QStringLiteral("Logarithmic y axis"))->isChecked());
+        QVERIFY(!actionOf(menu.get(), QStringLiteral("Logarithmic x axis"))->isChecked());
+        QAction* legend = actionOf(menu.get(), QStringLiteral("Show legend"));
+        QVERIFY(legend->isChecked());
+        legend->trigger();
+        QVERIFY(!dashboard.chart("latency")->legendShown());
+        legend->trigger();
+        QVERIFY(dashboard.chart("latency")->legendShown());
 
         // Single points show: markers on per-epoch and per-batch-size graphs, and a lone
         // throughput point ("before", batch 4) is a marker.

@@ -279,26 +279,32 @@ void ChartView::onMouseMove(QMouseEvent* event) {
     }
 }
 
-void ChartView::contextMenuEvent(QContextMenuEvent* event) {
-    QMenu menu(this);
-    menu.addAction(tr("Reset view"), this, &ChartView::resetView);
-    menu.addAction(tr("Show legend"), this, [this](bool on) {
-            // Out of the layout when hidden, so the plot takes the legend's rows.
-            QCPLegend* legend = m_plot->legend;
-            if (!on && legend->layout()) {
-                m_plot->plotLayout()->take(legend);
-                m_plot->plotLayout()->simplify();
-            } else if (on && !legend->layout()) {
-                m_plot->plotLayout()->addElement(1, 0, legend);
-                m_plot->plotLayout()->setRowStretchFactor(1, 0.001);
-            }
-            legend->setVisible(on);
-            m_plot->replot(QCustomPlot::rpQueuedReplot);
-        })->setCheckable(true);
-    menu.actions().last()->setChecked(m_plot->legend->visible());
+void ChartView::setLegendShown(bool on) {
+    // Out of the layout when hidden, so the plot takes the legend's rows.
+    QCPLegend* legend = m_plot->legend;
+    if (!on && legend->layout()) {
+        m_plot->plotLayout()->take(legend);
+        m_plot->plotLayout()->simplify();
+    } else if (on && !legend->layout()) {
+        m_plot->plotLayout()->addElement(1, 0, legend);
+        m_plot->plotLayout()->setRowStretchFactor(1, 0.001);
+    }
+    legend->setVisible(on);
+    m_plot->replot(QCustomPlot::rpQueuedReplot);
+}
+
+bool ChartView::legendShown() const { return m_plot->legend->visible(); }
+
+QMenu* ChartView::createContextMenu(QWidget* parent) {
+    auto* menu = new QMenu(parent);
+    menu->addAction(tr("Reset view"), this, &ChartView::resetView);
+    QAction* legend = menu->addAction(tr("Show legend"));
+    legend->setCheckable(true);
+    legend->setChecked(legendShown());
+    connect(legend, &QAction::toggled, this, &ChartView::setLegendShown);
     const std::pair<QCPAxis*, QString> axes[] = {{m_plot->xAxis, tr("Logarithmic x axis")}, {m_plot->yAxis, tr("Logarithmic y axis")}};
     for (const auto& [axis, text] : axes) {
-        QAction* a = menu.addAction(text);
+        QAction* a = menu->addAction(text);
         a->setCheckable(true);
         a->setChecked(isLogScale(axis));
         QCPAxis* target = axis;
@@ -307,9 +313,15 @@ void ChartView::contextMenuEvent(QContextMenuEvent* event) {
             setLogScale(target, on, base);
         });
     }
-    menu.addSeparator();
-    menu.addAction(tr("Export as PNG or PDF..."), this, &ChartView::exportWithDialog);
-    menu.exec(event->globalPos());
+    menu->addSeparator();
+    menu->addAction(tr("Export as PNG or PDF..."), this, &ChartView::exportWithDialog);
+    return menu;
+}
+
+void ChartView::contextMenuEvent(QContextMenuEvent* event) {
+    QMenu* menu = createContextMenu(this);
+    menu->exec(event->globalPos());
+    delete menu;
 }
 
 void ChartView::exportWithDialog() {

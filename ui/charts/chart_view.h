@@ -15,6 +15,7 @@ class QCPGraph;
 class QCPItemTracer;
 class QCPItemText;
 class QLabel;
+class QMenu;
 
 namespace lathe::ui {
 
@@ -46,6 +47,10 @@ public:
     void setLegendEntries(const std::vector<LegendEntry>& entries);
     // The legend's items as shown (capped at kMaxLegendRows rows).
     int legendItemCount() const;
+    void setLegendShown(bool on);
+    bool legendShown() const;
+    // The right-click menu: reset view, legend, log x / log y, export (the caller owns it).
+    QMenu* createContextMenu(QWidget* parent);
 
 signals:
     void replotted();
