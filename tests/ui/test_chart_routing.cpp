@@ -148,6 +148,21 @@ private slots:
         dashboard.replotDirty();
         QCOMPARE(dashboard.chartIds(), QStringList{QStringLiteral("sparsity")});
         QCOMPARE(dashboard.chart(QStringLiteral("sparsity"))->plot()->graph(0)->lineStyle(), QCPGraph::lsNone);
+
+        // A chart over time: x is the sample's tMs in seconds.
+        ChartSpec queue;
+        queue.id = QStringLiteral("queue");
+        queue.title = QStringLiteral("Queue depth");
+        queue.x = XSource::TimeS;
+        queue.xAxis = {QStringLiteral("time"), QStringLiteral("s")};
+        queue.yAxis = {QStringLiteral("requests waiting"), {}};
+        queue.matches = matchBase({"queue_depth"});
+        ChartSpecRegistry::add(queue);
+        dashboard.appendSamples({makeSample(1, "queue_depth", 7, 2500, 3)});
+        const QCPGraph* depth = dashboard.graphsOf(1, "queue_depth").front();
+        QCOMPARE(depth->parentPlot(), dashboard.chart(QStringLiteral("queue"))->plot());
+        QCOMPARE(depth->data()->constBegin()->key, 2.5);
+        QCOMPARE(dashboard.chart(QStringLiteral("queue"))->plot()->xAxis->label(), QStringLiteral("time (s)"));
     }
 
     void stylesKeepSeriesApart() {
