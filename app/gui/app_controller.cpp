@@ -64,6 +64,26 @@ void AppController::deleteRuns(const QList<qint64>& runIds) {
     }
 }
 
+QString AppController::setDatabasePath(const QString& path) {
+    if (m_running) {
+        return tr("an experiment is running; switch the database when it has finished");
+    }
+    if (m_shutDown) {
+        return tr("the engine has shut down");
+    }
+    // The worker owns the only write connection; it opens the new file on its own thread. It is idle
+    // (no experiment runs), so the wait is the time to open the file.
+    QString error;
+    QMetaObject::invokeMethod(m_worker, [&] { error = m_worker->setDatabasePath(path); }, Qt::BlockingQueuedConnection);
+    if (!error.isEmpty()) {
+        return error;
+    }
+    m_databasePath = path;
+    m_databaseError.clear();
+    emit databaseChanged(path);
+    return {};
+}
+
 void AppController::shutdown() {
     if (m_shutDown) {
         return;

@@ -33,6 +33,9 @@ public:
     // Stops the running experiment between batches; its current run is stored as cancelled.
     void cancelRun();
     void deleteRuns(const QList<qint64>& runIds);
+    // Switches the engine to another run database at once (created and migrated when new), on the
+    // engine thread. Refused while an experiment runs. Returns the reason on failure (the old one stays).
+    QString setDatabasePath(const QString& path);
     // Cancels, stops the thread and waits for it (the current batch finishes, the store is closed).
     void shutdown();
 
@@ -46,6 +49,7 @@ signals:
     void experimentFinished(bool cancelled, const QString& error);
     void runsDeleted(int count, const QString& error);
     void runningChanged(bool running);
+    void databaseChanged(const QString& path);
 
 private:
     QString m_databasePath;

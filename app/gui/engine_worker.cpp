@@ -70,6 +70,18 @@ void EngineWorker::startRun(const QString& docJson, const QString& sourcePath, c
     }
 }
 
+QString EngineWorker::setDatabasePath(const QString& path) {
+    try {
+        auto next = std::make_unique<RunStore>(path.toStdString(), RunStore::Mode::ReadWrite);
+        next->recoverInterrupted();
+        m_store = std::move(next);
+        m_databasePath = path;
+        return {};
+    } catch (const std::exception& e) {
+        return QString::fromUtf8(e.what());
+    }
+}
+
 void EngineWorker::deleteRuns(const QList<qint64>& runIds) {
     try {
         std::vector<std::int64_t> ids(runIds.begin(), runIds.end());

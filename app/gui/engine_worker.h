@@ -37,6 +37,10 @@ public slots:
     // Slot form of requestCancel() for queued use.
     void cancelRun() { requestCancel(); }
     void deleteRuns(const QList<qint64>& runIds);
+    // Closes the store and opens (creating and migrating) the one at `path`, marking runs a crashed
+    // process left `running` as interrupted. Returns the reason on failure, the old store then stays.
+    QString setDatabasePath(const QString& path);
+    QString databasePath() const { return m_databasePath; }
 
 signals:
     void experimentStarted(const QString& name, int runCount);

@@ -38,6 +38,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <utility>
+
 namespace lathe::app {
 
 using namespace lathe::ui;
@@ -239,6 +241,11 @@ void MainWindow::connectEngine() {
         m_pump->stop();
         m_progress->finish(!error.isEmpty() ? tr("Failed: %1").arg(error) : cancelled ? tr("Cancelled") : tr("Finished"));
         m_runsModel->refresh();
+        if (!m_pendingDatabase.isEmpty() && !m_closeAfterRun) {
+            const QString path = std::exchange(m_pendingDatabase, QString());
+            const QString switchError = switchDatabase(path);
+            if (!switchError.isEmpty()) AppSettings::setDatabasePath(m_controller->databasePath());
+        }
         if (m_closeAfterRun) {
             QTimer::singleShot(0, this, &QWidget::close);
         }
@@ -406,14 +413,47 @@ void MainWindow::exportRuns(const QList<qint64>& runIds, const QString& chosenPa
 
 void MainWindow::showSettings() {
     SettingsDialog dialog(this);
-    if (dialog.exec() == QDialog::Accepted && dialog.apply()) {
-        QMessageBox::information(this, tr("Settings"), tr("The new run database is used from the next start of Lathe."));
+    if (dialog.exec() != QDialog::Accepted) return;
+    const QString error = applySettings(dialog);
+    if (!error.isEmpty()) {
+        QMessageBox::warning(this, tr("Settings"), tr("The run database stays %1:\n%2").arg(m_controller->databasePath(), error));
     }
+}
+
+QString MainWindow::applySettings(SettingsDialog& dialog) {
+    const QString previous = AppSettings::databasePath();
+    if (!dialog.apply()) return {};
+    const QString error = switchDatabase(AppSettings::databasePath());
+    if (!error.isEmpty()) AppSettings::setDatabasePath(previous);
+    return error;
+}
+
+QString MainWindow::switchDatabase(const QString& path) {
+    if (path == m_controller->databasePath()) return {};
+    if (m_controller->isRunning()) {
+        m_pendingDatabase = path;
+        m_log->appendMessage(0, tr("the run database switches to %1 when the running experiment has finished").arg(path));
+        return {};
+    }
+    const QString error = m_controller->setDatabasePath(path);
+    if (!error.isEmpty()) {
+        m_log->appendMessage(2, tr("cannot open the run database %1: %2").arg(path, error));
+        return error;
+    }
+    m_pendingDatabase.clear();
+    if (!m_runsModel->open(path)) {
+        m_log->appendMessage(2, tr("cannot read the run database: %1").arg(m_runsModel->lastError()));
+    }
+    m_details->clear();
+    m_dashboard->clear();
+    m_log->appendMessage(0, tr("run database %1").arg(path));
+    statusBar()->showMessage(tr("Run database: %1").arg(path), 5000);
+    return {};
 }
 
 void MainWindow::exportCurrentChart() {
     LiveDashboard* d = m_tabs->currentWidget() == m_details ? m_details->dashboard() : m_dashboard;
-    const QString dir = QFileDialog::getExistingDirectory(this, tr("Export the four charts (PNG and PDF) to"));
+    const QString dir = QFileDialog::getExistingDirectory(this, tr("Export the charts (PNG and PDF) to"));
     if (dir.isEmpty()) return;
     int n = 0;
     for (ChartView* c : d->charts()) {

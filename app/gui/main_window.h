@@ -20,6 +20,7 @@ class RunDetails;
 class RunProgress;
 class RunsTableModel;
 class RunsView;
+class SettingsDialog;
 }
 
 namespace lathe::app {
@@ -59,6 +60,12 @@ public:
     void compareRuns(const QList<qint64>& runIds);
     void rerun(qint64 runId);
     void exportRuns(const QList<qint64>& runIds, const QString& path = {});
+    // Stores the dialog's choices and switches to its run database at once. Returns the reason when
+    // the database cannot be opened (the current one stays, and so does the stored setting).
+    QString applySettings(ui::SettingsDialog& dialog);
+    // The engine, the runs table and the run details move to `path` now, or when the running
+    // experiment has finished. Returns the reason on failure.
+    QString switchDatabase(const QString& path);
 
 protected:
     void closeEvent(QCloseEvent* event) override;
@@ -101,6 +108,7 @@ private:
     QAction* m_filterAction = nullptr;
     QAction* m_quitAction = nullptr;
     bool m_closeAfterRun = false;
+    QString m_pendingDatabase; // chosen during a run: switched to when it has finished
 };
 
 } // namespace lathe::app

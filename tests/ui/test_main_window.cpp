@@ -60,7 +60,7 @@ class TestMainWindow : public QObject {
         doc["dataset"]["limit"] = 1000;
         doc["baseline"]["train"]["epochs"] = 2;
         doc["baseline"]["train"]["limit"] = 4000;
-        doc["measure"] = {{"batch_sizes", {1, 16}}, {"warmup", 5}, {"repeats", 60}};
+        doc["measure"] = {{"batch_sizes", {1, 16, 64}}, {"warmup", 5}, {"repeats", 60}};
         return doc;
     }
 
@@ -118,10 +118,14 @@ private slots:
         QVERIFY(window.runAction()->isEnabled());
 
         // The live charts got every run of the sweep.
-        QTRY_VERIFY(window.dashboard()->chart(LiveDashboard::Chart::LatencyOverTime)->plot()->graphCount() >= 3);
-        QVERIFY(window.dashboard()->chart(LiveDashboard::Chart::Training)->plot()->graphCount() >= 3);
+        QTRY_VERIFY(window.dashboard()->chart(QStringLiteral("latency")) &&
+                    window.dashboard()->chart(QStringLiteral("latency"))->plot()->graphCount() >= 3);
+        QVERIFY(window.dashboard()->chart(QStringLiteral("training_loss"))->plot()->graphCount() >= 3);
+        QVERIFY(window.dashboard()->chart(QStringLiteral("throughput"))->plot()->graphCount() >= 3);
+        QVERIFY(!window.dashboard()->chart(QStringLiteral("other"))); // every series the engine streams has its chart
         QVERIFY(window.dashboard()->pointCount() > 100);
         saveScreenshot(window, QStringLiteral("main-window-e2e.png"));
+        saveScreenshot(*window.dashboard(), QStringLiteral("dashboard-sweep.png"));
 
         // In the store and in the table.
         RunStore reader(m_db.toStdString(), RunStore::Mode::ReadOnly);

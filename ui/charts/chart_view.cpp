@@ -1,4 +1,5 @@
-// ChartView: QCustomPlot plus the interactions every Lathe chart shares.
+// ChartView: QCustomPlot plus the interactions every Lathe chart shares (pan, zoom, read-out, log
+// axes, legend below the plot, export).
 #include "ui/charts/chart_view.h"
 
 #include <qcustomplot.h>
@@ -8,8 +9,10 @@
 #include <QFileInfo>
 #include <QLabel>
 #include <QMenu>
+#include <QResizeEvent>
 #include <QVBoxLayout>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -45,14 +48,26 @@ ChartView::ChartView(const QString& title, QWidget* parent)
         axis->setLabelColor(text);
         axis->grid()->setPen(QPen(pal.color(QPalette::Mid), 0, Qt::DotLine));
     }
-    m_plot->legend->setVisible(true);
-    m_plot->legend->setBrush(QBrush(pal.color(QPalette::Base)));
-    m_plot->legend->setTextColor(pal.color(QPalette::Text));
-    m_plot->legend->setBorderPen(QPen(pal.color(QPalette::Mid)));
+    // The legend lives in its own row below the axis rect, so it never covers data.
+    QCPLegend* legend = m_plot->legend;
+    m_plot->axisRect()->insetLayout()->take(legend);
+    m_plot->plotLayout()->addElement(1, 0, legend);
+    m_plot->plotLayout()->setRowStretchFactor(1, 0.001);
+    m_plot->plotLayout()->setRowSpacing(0);
+    legend->setVisible(true);
+    legend->setBrush(Qt::NoBrush);
+    legend->setBorderPen(Qt::NoPen);
+    legend->setTextColor(pal.color(QPalette::Text));
+    legend->setMargins(QMargins(6, 2, 6, 6));
+    legend->setRowSpacing(2);
+    legend->setColumnSpacing(12);
+    legend->setIconSize(26, 12);
     QFont lf = font();
     lf.setPointSizeF(lf.pointSizeF() * 0.85);
-    m_plot->legend->setFont(lf);
-    m_plot->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
+    legend->setFont(lf);
+    for (QCPAxis* axis : {m_plot->xAxis, m_plot->yAxis, m_plot->yAxis2}) {
+        connect(axis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this, [this, axis] { updateTicker(axis); });
+    }
 
     m_tracer = new QCPItemTracer(m_plot);
     m_tracer->setStyle(QCPItemTracer::tsCircle);
@@ -83,28 +98,131 @@ QString ChartView::title() const { return m_title->text(); }
 
 void ChartView::resetView() {
     m_follow = true;
-    m_plot->rescaleAxes(true);
-    for (QCPAxis* axis : {m_plot->xAxis, m_plot->yAxis, m_plot->yAxis2}) {
-        QCPRange r = axis->range();
-        if (r.size() <= 0) {
-            r = QCPRange(r.lower - 0.5, r.upper + 0.5);
-        }
-        if (axis != m_plot->xAxis) {
-            r = QCPRange(r.lower - r.size() * 0.05, r.upper + r.size() * 0.05);
-        }
-        axis->setRange(r);
-    }
+    fitToData();
     m_plot->replot(QCustomPlot::rpQueuedReplot);
 }
 
 void ChartView::requestReplot() {
     if (m_follow) {
-        m_plot->rescaleAxes(true);
-        for (QCPAxis* axis : {m_plot->yAxis, m_plot->yAxis2}) {
-            const QCPRange r = axis->range();
-            const double pad = r.size() > 0 ? r.size() * 0.05 : 0.5;
-            axis->setRange(r.lower - pad, r.upper + pad);
+        fitToData();
+    }
+    m_plot->replot(QCustomPlot::rpQueuedReplot);
+}
+
+void ChartView::fitToData() {
+    for (QCPAxis* axis : {m_plot->xAxis, m_plot->yAxis, m_plot->yAxis2}) {
+        // The data's own extent (positive values only on a log axis); QCustomPlot's rescale would
+        // keep the old span around a single value, which the padding below would widen every tick.
+        const bool log = axis->scaleType() == QCPAxis::stLogarithmic;
+        const QCP::SignDomain domain = log ? QCP::sdPositive : QCP::sdBoth;
+        bool any = false;
+        QCPRange r;
+        for (QCPAbstractPlottable* p : axis->plottables()) {
+            if (!p->visible()) continue;
+            bool found = false;
+            const QCPRange pr = p->keyAxis() == axis ? p->getKeyRange(found, domain) : p->getValueRange(found, domain);
+            if (!found) continue;
+            if (!any) r = pr;
+            else r.expand(pr);
+            any = true;
         }
+        if (!any) {
+            continue;
+        }
+        // A margin around the data so markers at the edges show whole: a share of the span on a
+        // linear axis, the same share of the decades on a log axis.
+        const double share = axis == m_plot->xAxis ? 0.03 : 0.05;
+        if (log) {
+            if (r.upper <= r.lower * (1 + 1e-9)) {
+                r = QCPRange(r.lower / 1.5, r.upper * 1.5);
+            } else {
+                const double f = std::max(1.05, std::pow(r.upper / r.lower, share));
+                r = QCPRange(r.lower / f, r.upper * f);
+            }
+        } else if (r.size() <= 0) {
+            const double half = r.lower != 0 ? std::abs(r.lower) * 0.1 : 0.5;
+            r = QCPRange(r.lower - half, r.upper + half);
+        } else {
+            r = QCPRange(r.lower - r.size() * share, r.upper + r.size() * share);
+        }
+        axis->setRange(r);
+    }
+}
+
+void ChartView::setLogScale(QCPAxis* axis, bool log, double base) {
+    axis->setScaleType(log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
+    axis->setProperty("logBase", base);
+    axis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+    updateTicker(axis);
+    if (m_follow) fitToData();
+    m_plot->replot(QCustomPlot::rpQueuedReplot);
+}
+
+bool ChartView::isLogScale(QCPAxis* axis) const { return axis->scaleType() == QCPAxis::stLogarithmic; }
+
+void ChartView::updateTicker(QCPAxis* axis) {
+    // Power-of-base ticks read well over a decade or more; a narrower span would get one tick or
+    // none, so it keeps evenly spaced ones (still drawn on the log scale).
+    const QCPRange r = axis->range();
+    const double base = axis->property("logBase").isValid() ? axis->property("logBase").toDouble() : 10.0;
+    const bool wide = axis->scaleType() == QCPAxis::stLogarithmic && r.lower > 0 && r.upper / r.lower >= base;
+    auto* logTicker = dynamic_cast<QCPAxisTickerLog*>(axis->ticker().data());
+    if (wide && (!logTicker || logTicker->logBase() != base)) {
+        auto ticker = QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog);
+        ticker->setLogBase(base);
+        ticker->setSubTickCount(base == 10 ? 8 : 0);
+        axis->setTicker(ticker);
+    } else if (!wide && logTicker) {
+        axis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+    }
+}
+
+void ChartView::setLegendEntries(const std::vector<LegendEntry>& entries) {
+    m_legend = entries;
+    m_legendColumns = 0;
+    layoutLegend();
+}
+
+int ChartView::legendItemCount() const {
+    int n = 0;
+    for (int i = 0; i < m_plot->legend->itemCount(); ++i) n += m_plot->legend->item(i) ? 1 : 0;
+    return n;
+}
+
+void ChartView::resizeEvent(QResizeEvent* event) {
+    QWidget::resizeEvent(event);
+    layoutLegend();
+}
+
+void ChartView::layoutLegend() {
+    QCPLegend* legend = m_plot->legend;
+    const QFontMetrics metrics(legend->font());
+    int widest = 0;
+    for (const LegendEntry& e : m_legend) {
+        widest = std::max(widest, metrics.horizontalAdvance(e.text));
+    }
+    const int itemWidth = legend->iconSize().width() + legend->iconTextPadding() + widest + 10;
+    const int available = std::max(1, width() - legend->margins().left() - legend->margins().right() - 8);
+    const int columns = std::max(1, std::min<int>(static_cast<int>(std::max<std::size_t>(m_legend.size(), 1)),
+                                                  available / (itemWidth + legend->columnSpacing())));
+    if (columns == m_legendColumns && legend->itemCount() > 0) {
+        return;
+    }
+    m_legendColumns = columns;
+    legend->clearItems();
+    legend->simplify(); // drop the empty cells of the old grid
+    legend->setWrap(columns);
+    legend->setFillOrder(QCPLayoutGrid::foColumnsFirst, false);
+    const std::size_t capacity = static_cast<std::size_t>(columns * kMaxLegendRows);
+    const std::size_t shown = m_legend.size() <= capacity ? m_legend.size() : capacity - 1;
+    for (std::size_t i = 0; i < shown; ++i) {
+        legend->addItem(new LegendSwatch(legend, m_legend[i]));
+    }
+    if (shown < m_legend.size()) {
+        LegendEntry more;
+        more.line = false;
+        more.text = tr("+%1 more (hover a line for its name)").arg(m_legend.size() - shown);
+        legend->addItem(new LegendSwatch(legend, more));
     }
     m_plot->replot(QCustomPlot::rpQueuedReplot);
 }
@@ -161,17 +279,49 @@ void ChartView::onMouseMove(QMouseEvent* event) {
     }
 }
 
+void ChartView::setLegendShown(bool on) {
+    // Out of the layout when hidden, so the plot takes the legend's rows.
+    QCPLegend* legend = m_plot->legend;
+    if (!on && legend->layout()) {
+        m_plot->plotLayout()->take(legend);
+        m_plot->plotLayout()->simplify();
+    } else if (on && !legend->layout()) {
+        m_plot->plotLayout()->addElement(1, 0, legend);
+        m_plot->plotLayout()->setRowStretchFactor(1, 0.001);
+    }
+    legend->setVisible(on);
+    m_plot->replot(QCustomPlot::rpQueuedReplot);
+}
+
+bool ChartView::legendShown() const { return m_plot->legend->visible(); }
+
+QMenu* ChartView::createContextMenu(QWidget* parent) {
+    auto* menu = new QMenu(parent);
+    menu->addAction(tr("Reset view"), this, &ChartView::resetView);
+    QAction* legend = menu->addAction(tr("Show legend"));
+    legend->setCheckable(true);
+    legend->setChecked(legendShown());
+    connect(legend, &QAction::toggled, this, &ChartView::setLegendShown);
+    const std::pair<QCPAxis*, QString> axes[] = {{m_plot->xAxis, tr("Logarithmic x axis")}, {m_plot->yAxis, tr("Logarithmic y axis")}};
+    for (const auto& [axis, text] : axes) {
+        QAction* a = menu->addAction(text);
+        a->setCheckable(true);
+        a->setChecked(isLogScale(axis));
+        QCPAxis* target = axis;
+        connect(a, &QAction::toggled, this, [this, target](bool on) {
+            const double base = target->property("logBase").isValid() ? target->property("logBase").toDouble() : 10.0;
+            setLogScale(target, on, base);
+        });
+    }
+    menu->addSeparator();
+    menu->addAction(tr("Export as PNG or PDF..."), this, &ChartView::exportWithDialog);
+    return menu;
+}
+
 void ChartView::contextMenuEvent(QContextMenuEvent* event) {
-    QMenu menu(this);
-    menu.addAction(tr("Reset view"), this, &ChartView::resetView);
-    menu.addAction(tr("Show legend"), this, [this](bool on) {
-            m_plot->legend->setVisible(on);
-            m_plot->replot(QCustomPlot::rpQueuedReplot);
-        })->setCheckable(true);
-    menu.actions().last()->setChecked(m_plot->legend->visible());
-    menu.addSeparator();
-    menu.addAction(tr("Export as PNG or PDF..."), this, &ChartView::exportWithDialog);
-    menu.exec(event->globalPos());
+    QMenu* menu = createContextMenu(this);
+    menu->exec(event->globalPos());
+    delete menu;
 }
 
 void ChartView::exportWithDialog() {

@@ -19,7 +19,10 @@ PlotPump::PlotPump(LiveDashboard* dashboard, QObject* parent) : QObject(parent),
 }
 
 void PlotPump::start() { m_timer.start(); }
-void PlotPump::stop() { m_timer.stop(); }
+void PlotPump::stop() {
+    m_timer.stop();
+    m_dashboard->replotDirty();
+}
 
 void PlotPump::tick() {
     if (!m_ring) {
@@ -41,9 +44,10 @@ void PlotPump::tick() {
         m_dashboard->setDroppedCount(dropped);
         emit droppedChanged(dropped);
     }
-    m_dashboard->replotDirty();
+    m_dashboard->replotDirty(kReplotBudgetMs);
     m_lastTickMs = static_cast<double>(clock.nsecsElapsed()) / 1e6;
     m_maxTickMs = std::max(m_maxTickMs, m_lastTickMs);
+    emit ticked(m_ticks);
 }
 
 } // namespace lathe::ui

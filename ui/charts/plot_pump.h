@@ -22,11 +22,15 @@ class PlotPump : public QObject {
     Q_OBJECT
 public:
     static constexpr int kIntervalMs = 33;
+    // Replot time a tick may queue (see LiveDashboard::replotDirty): two thirds of the interval,
+    // the rest is left to input and painting.
+    static constexpr double kReplotBudgetMs = 22;
     PlotPump(LiveDashboard* dashboard, QObject* parent = nullptr);
 
     void setRing(SampleRing* ring) { m_ring = ring; }
     SampleRing* ring() const { return m_ring; }
     void start();
+    // Stops the timer and replots whatever a budgeted tick left dirty.
     void stop();
     bool isActive() const { return m_timer.isActive(); }
     // Drains and replots once (the timer's work; also for a last drain after a run ends).
@@ -40,6 +44,8 @@ public:
 signals:
     void samplesDrained(qint64 count);
     void droppedChanged(quint64 dropped);
+    // After each tick, charts' replots asked for (they run when the event loop next turns).
+    void ticked(quint64 tick);
 
 private:
     LiveDashboard* m_dashboard;

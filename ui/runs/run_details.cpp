@@ -23,7 +23,6 @@ namespace lathe::ui {
 RunDetails::RunDetails(QWidget* parent)
     : QWidget(parent), m_title(new QLabel(this)), m_dashboard(new LiveDashboard(this)), m_summary(new QTableWidget(this)),
       m_config(new QPlainTextEdit(this)) {
-    m_title->setText(tr("Open a run from the Runs tab (double-click) to see its charts and summary."));
     m_title->setWordWrap(true);
     m_summary->setObjectName(QStringLiteral("summaryTable"));
     m_summary->setEditTriggers(QAbstractItemView::NoEditTriggers);
@@ -41,6 +40,17 @@ RunDetails::RunDetails(QWidget* parent)
     auto* layout = new QVBoxLayout(this);
     layout->addWidget(m_title);
     layout->addWidget(splitter, 1);
+    clear();
+}
+
+void RunDetails::clear() {
+    m_dashboard->clear();
+    m_runIds.clear();
+    m_summary->clear();
+    m_summary->setRowCount(0);
+    m_summary->setColumnCount(0);
+    m_config->clear();
+    m_title->setText(tr("Open a run from the Runs tab (double-click) to see its charts and summary."));
 }
 
 int RunDetails::showRuns(RunStore& store, const QList<qint64>& runIds) {

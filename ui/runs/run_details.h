@@ -23,6 +23,8 @@ public:
     explicit RunDetails(QWidget* parent = nullptr);
     // Loads the runs from `store` (a read-only connection is fine). Returns how many were found.
     int showRuns(RunStore& store, const QList<qint64>& runIds);
+    // Shows nothing (e.g. after switching to another run database).
+    void clear();
     LiveDashboard* dashboard() const { return m_dashboard; }
     QTableWidget* summaryTable() const { return m_summary; }
     QList<qint64> runIds() const { return m_runIds; }

@@ -56,6 +56,7 @@ SettingsDialog::SettingsDialog(QWidget* parent) : QDialog(parent), m_database(ne
 }
 
 QString SettingsDialog::databasePath() const { return m_database->text().trimmed(); }
+void SettingsDialog::setDatabasePath(const QString& path) { m_database->setText(path); }
 QString SettingsDialog::defaultDevice() const { return m_device->currentText(); }
 
 bool SettingsDialog::apply() {

@@ -13,6 +13,7 @@ class SettingsDialog : public QDialog {
 public:
     explicit SettingsDialog(QWidget* parent = nullptr);
     QString databasePath() const;
+    void setDatabasePath(const QString& path);
     QString defaultDevice() const;
     // Writes the choices to QSettings; true when the database location changed.
     bool apply();

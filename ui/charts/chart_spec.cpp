@@ -1,0 +1,157 @@
+// Chart specs: series-name parsing, the built-in charts and the registry strategy families add to.
+#include "ui/charts/chart_spec.h"
+
+#include "engine/core/errors.h"
+
+#include <QCoreApplication>
+
+#include <algorithm>
+#include <climits>
+#include <mutex>
+
+namespace lathe::ui {
+
+namespace {
+bool isBatchSuffix(std::string_view part) {
+    return part.size() >= 2 && part[0] == 'b' &&
+           std::all_of(part.begin() + 1, part.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+QString tr(const char* text) { return QCoreApplication::translate("ChartSpec", text); }
+
+// The charts of the series the engine streams today (see docs/engine-seams.md, "Charts").
+std::vector<ChartSpec> builtinSpecs() {
+    const QString ms = QStringLiteral("ms");
+    return {
+        {.id = QStringLiteral("latency"), .title = tr("Latency of each timed forward"), .x = XSource::Step,
+         .xAxis = {tr("timed forward"), tr("repeat #")}, .yAxis = {tr("latency"), ms, true}, .draw = DrawStyle::Line,
+         .matches = matchBase({"latency_ms"}), .legendShowsBase = false, .order = 100},
+        {.id = QStringLiteral("latency_cdf"), .title = tr("Latency distribution (CDF)"), .x = XSource::CdfValue,
+         .xAxis = {tr("latency"), ms, true}, .yAxis = {tr("cumulative fraction"), {}}, .draw = DrawStyle::StepCdf,
+         .matches = matchBase({"latency_ms"}), .legendShowsBase = false, .order = 200},
+        {.id = QStringLiteral("throughput"), .title = tr("Throughput by batch size"), .x = XSource::BatchSize,
+         .xAxis = {tr("batch size"), {}, true, 2}, .yAxis = {tr("throughput"), tr("samples/s"), true},
+         .draw = DrawStyle::LineMarkers, .matches = matchBase({"throughput_per_s"}), .legendShowsBase = false, .order = 300},
+        {.id = QStringLiteral("training_loss"), .title = tr("Training loss per step"), .x = XSource::Step,
+         .xAxis = {tr("optimizer step"), {}}, .yAxis = {tr("loss"), {}}, .draw = DrawStyle::Line,
+         .matches = matchBase({"loss"}), .legendShowsBase = false, .order = 400},
+        {.id = QStringLiteral("accuracy"), .title = tr("Accuracy per epoch"), .x = XSource::Epoch,
+         .xAxis = {tr("epoch"), {}}, .yAxis = {tr("accuracy"), tr("fraction")}, .draw = DrawStyle::LineMarkers,
+         .matches = matchBase({"train_accuracy", "val_accuracy", "accuracy"}), .legendShowsBase = true, .order = 500},
+        {.id = QStringLiteral("epoch_loss"), .title = tr("Training loss per epoch"), .x = XSource::Epoch,
+         .xAxis = {tr("epoch"), {}}, .yAxis = {tr("mean training loss"), {}}, .draw = DrawStyle::LineMarkers,
+         .matches = matchBase({"train_loss"}), .legendShowsBase = false, .order = 600},
+    };
+}
+
+ChartSpec otherSpec() {
+    return {.id = QString::fromLatin1(ChartSpecRegistry::kOtherId), .title = tr("Other metrics"), .x = XSource::Step,
+            .xAxis = {tr("step"), {}}, .yAxis = {tr("value"), {}}, .draw = DrawStyle::LineMarkers,
+            .matches = [](const SeriesName&) { return true; }, .legendShowsBase = true, .order = INT_MAX};
+}
+
+struct Registry {
+    std::mutex mutex;
+    std::vector<ChartSpec> added;
+    bool familiesRegistered = false;
+};
+
+Registry& registry() {
+    static Registry r;
+    return r;
+}
+
+// The families' add() calls come back into specs(): the flag is set first so they do not recurse.
+void ensureFamilies() {
+    Registry& r = registry();
+    if (r.familiesRegistered) return;
+    r.familiesRegistered = true;
+    registerChartFamilies();
+}
+
+const std::vector<ChartSpec>& builtins() {
+    static const std::vector<ChartSpec> specs = builtinSpecs();
+    return specs;
+}
+} // namespace
+
+SeriesName parseSeriesName(std::string_view series) {
+    SeriesName out;
+    std::string_view rest = series;
+    const auto lastSlash = rest.rfind('/');
+    if (lastSlash != std::string_view::npos && isBatchSuffix(rest.substr(lastSlash + 1))) {
+        const std::string_view digits = rest.substr(lastSlash + 2);
+        std::int64_t batch = 0;
+        for (char c : digits) {
+            batch = batch > (INT64_MAX - 9) / 10 ? INT64_MAX : batch * 10 + (c - '0');
+        }
+        out.batch = batch;
+        rest = rest.substr(0, lastSlash);
+    }
+    // Base names carry no '/', so whatever precedes the last one is the measure step's label.
+    const auto labelEnd = rest.rfind('/');
+    if (labelEnd != std::string_view::npos) {
+        out.label = std::string(rest.substr(0, labelEnd));
+        rest = rest.substr(labelEnd + 1);
+    }
+    out.base = std::string(rest);
+    return out;
+}
+
+SeriesMatcher matchBase(std::initializer_list<const char*> bases) {
+    std::vector<std::string> names(bases.begin(), bases.end());
+    return [names = std::move(names)](const SeriesName& s) {
+        return std::find(names.begin(), names.end(), s.base) != names.end();
+    };
+}
+
+void ChartSpecRegistry::add(ChartSpec spec) {
+    if (spec.id.isEmpty() || !spec.matches) {
+        throw ConfigError("chart spec '" + spec.id.toStdString() + "': needs an id and a series matcher");
+    }
+    if (find(spec.id)) {
+        throw ConfigError("chart spec '" + spec.id.toStdString() + "' is registered twice");
+    }
+    if (spec.order >= INT_MAX) spec.order = INT_MAX - 1; // "other" stays last
+    Registry& r = registry();
+    const std::lock_guard lock(r.mutex);
+    r.added.push_back(std::move(spec));
+}
+
+std::vector<ChartSpec> ChartSpecRegistry::specs() {
+    ensureFamilies();
+    std::vector<ChartSpec> out = builtins();
+    {
+        Registry& r = registry();
+        const std::lock_guard lock(r.mutex);
+        out.insert(out.end(), r.added.begin(), r.added.end());
+    }
+    std::stable_sort(out.begin(), out.end(), [](const ChartSpec& a, const ChartSpec& b) { return a.order < b.order; });
+    out.push_back(otherSpec());
+    return out;
+}
+
+std::optional<ChartSpec> ChartSpecRegistry::find(const QString& id) {
+    for (ChartSpec& s : specs()) {
+        if (s.id == id) return std::move(s);
+    }
+    return std::nullopt;
+}
+
+std::vector<QString> ChartSpecRegistry::route(std::string_view series) {
+    const SeriesName name = parseSeriesName(series);
+    std::vector<QString> ids;
+    for (const ChartSpec& s : specs()) {
+        if (s.id != QLatin1String(kOtherId) && s.matches(name)) ids.push_back(s.id);
+    }
+    if (ids.empty()) ids.push_back(QString::fromLatin1(kOtherId));
+    return ids;
+}
+
+void ChartSpecRegistry::resetToBuiltins() {
+    Registry& r = registry();
+    const std::lock_guard lock(r.mutex);
+    r.added.clear();
+}
+
+} // namespace lathe::ui
