@@ -236,6 +236,7 @@ private:
         ctx.trainStep = &m_trainStep;
         ctx.trainEpoch = &m_trainEpoch;
         ctx.training = &m_training;
+        ctx.trainHooks = &m_trainHooks;
         return ctx;
     }
 
@@ -320,6 +321,7 @@ private:
     json m_filledDoc; // toJson(m_spec), made when a step first inherits
     std::int64_t m_trainStep = 0, m_trainEpoch = 0;
     TrainingState m_training; // kept across the run's steps
+    std::vector<RunTrainHook> m_trainHooks; // added by steps, run by every later training phase
     double m_runStartMs = 0;
     int m_phases = 2;
 };

@@ -17,12 +17,20 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace lathe {
 
 // Logging from the engine to whoever runs it (CLI stderr, GUI log pane).
 enum class LogLevel { Info, Warning, Error };
 using LogFn = std::function<void(LogLevel, const std::string&)>;
+
+// A hook that every training phase after the step that added it runs (see StepContext::addTrainHook).
+struct RunTrainHook {
+    std::string owner;                              // the step that added it, for messages
+    std::function<void(Model&)> afterBackward;      // e.g. mask gradients
+    std::function<void(Model&)> afterOptimizerStep; // e.g. re-apply a mask
+};
 
 struct StepContext {
     // The run's current model. Steps after this one see whatever this step leaves here.
@@ -48,6 +56,8 @@ struct StepContext {
     // The optimizer state and data order the run's training phases hand on (finetune's
     // optimizer_state "continue"). Null: every phase starts afresh.
     TrainingState* training = nullptr;
+    // Hooks every later training phase of the run installs besides its own. Null: not kept.
+    std::vector<RunTrainHook>* trainHooks = nullptr;
     // A second model on this run's backend: {"zoo": name} with fresh weights from the run's seed, or
     // {"path": file} with its weights; relative paths resolve against the experiment file's folder.
     std::function<std::unique_ptr<Model>(const ModelRef&)> loadModel;
@@ -76,6 +86,12 @@ struct StepContext {
         auto& n = (*notesPtr)["simulated"];
         n += (n.empty() ? "" : "; ") + what;
         (*summaryPtr)["simulated"] = 1;
+    }
+    // Keeps a hook for every later training phase of this run: e.g. prune.magnitude's mask keeps the
+    // pruned weights exactly zero through a later finetune. Throws where the run keeps no hooks.
+    void addTrainHook(RunTrainHook hook) const {
+        if (!trainHooks) throw ConfigError(hook.owner + ": this run keeps no training hooks");
+        trainHooks->push_back(std::move(hook));
     }
     void addLayerStat(const std::string& layer, const std::string& key, double value) const {
         if (layerStat) layerStat(layer, key, value);

@@ -1,10 +1,13 @@
 // The `prune` family. `prune.magnitude`: unstructured magnitude pruning — the weights of smallest absolute
 // value of every Linear and Conv2d weight are set to exactly zero, per layer or over the whole model.
-// Dense kernels still multiply the zeros: the summary says how sparse the model is, not that it is faster.
+// The zeros are kept: a mask hook holds them at exactly zero through every later training phase of the run
+// (finetune). Dense kernels still multiply the zeros: the summary says how sparse the model is, not that it
+// is faster.
 #include "engine/strategies/strategy.h"
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <numeric>
 
 namespace lathe {
@@ -40,6 +43,12 @@ void zeroSmallest(std::vector<float*>& refs, std::size_t count) {
     for (std::size_t i = 0; i < count; ++i) *refs[i] = 0.0f;
 }
 
+// 1 where a weight is kept, 0 where it was pruned; on the model's backend.
+struct Mask {
+    std::string name;
+    Tensor keep;
+};
+
 class MagnitudePrune final : public Strategy {
 public:
     explicit MagnitudePrune(MagnitudeParams p) : m_params(p) {}
@@ -67,9 +76,13 @@ public:
         }
 
         double zeros = 0, total = 0;
+        auto masks = std::make_shared<std::vector<Mask>>();
         for (std::size_t i = 0; i < weights.size(); ++i) {
             Tensor& value = weights[i].param->value;
             be.copyFromHost(value, host[i].data());
+            std::vector<float> keep(host[i].size());
+            for (std::size_t j = 0; j < keep.size(); ++j) keep[j] = host[i][j] == 0.0f ? 0.0f : 1.0f;
+            masks->push_back({weights[i].name, be.upload(keep, value.shape())});
             const auto z = static_cast<double>(std::count(host[i].begin(), host[i].end(), 0.0f));
             ctx.addLayerStat(weights[i].name, "sparsity", z / double(host[i].size()));
             zeros += z;
@@ -77,6 +90,19 @@ public:
         }
         be.synchronize();
         ctx.summary()["sparsity"] = zeros / total;
+        // Later training keeps the zeros: gradients masked after backward, weights after each update (an
+        // optimizer with momentum or weight decay would otherwise move them). A layer replaced since
+        // (another shape under the same name) is no longer this mask's business.
+        auto apply = [masks](Model& model, bool gradients) {
+            for (const auto& np : model.namedParameters())
+                for (const auto& m : *masks)
+                    if (m.name == np.name && m.keep.shape() == np.param->value.shape()) {
+                        Tensor& t = gradients ? np.param->grad : np.param->value;
+                        if (t.defined()) model.backend()->mul(t, m.keep, t);
+                    }
+        };
+        ctx.addTrainHook({"prune.magnitude", [apply](Model& m) { apply(m, true); },
+                          [apply](Model& m) { apply(m, false); }});
         ctx.info("prune.magnitude: " + std::to_string(static_cast<long long>(zeros)) + " of " +
                  std::to_string(static_cast<long long>(total)) + " weights are zero (" +
                  (m_params.scope == PruneScope::Global ? "global" : "per layer") + " threshold)");

@@ -122,8 +122,25 @@ TrainResult runTrainingPhase(StepContext& ctx, const TrainParams& requested, con
         }
         ctx.info(line + " (" + std::to_string(e.seconds) + " s)");
     };
-    cb.afterBackward = options.afterBackward;
-    cb.afterOptimizerStep = options.afterOptimizerStep;
+    // The phase's own hooks, then those earlier steps of the run keep (e.g. pruning masks).
+    const std::vector<RunTrainHook> kept = ctx.trainHooks ? *ctx.trainHooks : std::vector<RunTrainHook>{};
+    if (options.afterBackward || !kept.empty())
+        cb.afterBackward = [&](Model& m) {
+            if (options.afterBackward) options.afterBackward(m);
+            for (const auto& h : kept)
+                if (h.afterBackward) h.afterBackward(m);
+        };
+    if (options.afterOptimizerStep || !kept.empty())
+        cb.afterOptimizerStep = [&](Model& m) {
+            if (options.afterOptimizerStep) options.afterOptimizerStep(m);
+            for (const auto& h : kept)
+                if (h.afterOptimizerStep) h.afterOptimizerStep(m);
+        };
+    if (!kept.empty()) {
+        std::string owners;
+        for (const auto& h : kept) owners += (owners.empty() ? "" : ", ") + h.owner;
+        ctx.info(what + ": keeping the training hooks of " + owners);
+    }
     CrossEntropyLoss crossEntropy;
     Loss& loss = options.loss ? *options.loss : crossEntropy;
     const TrainResult r = train(ctx.model(), ctx.backend(), ctx.data().train, params, cb, loss, state.optimizer);
