@@ -49,7 +49,7 @@ elapsed() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 # ---------------------------------------------------------------------------------------------------
 # To configure and build (engine, lathe-cli, Qt Test suites).
 pkgs_build=(cmake ninja-build g++ pkg-config qt6-base-dev nlohmann-json3-dev libsqlite3-dev libopenblas-dev
-            zlib1g-dev)
+            zlib1g-dev libssl-dev)
 # The workbench window: plots, the SQLite driver for its read-only views, SVG icons (a plugin, so no
 # linker would notice it missing), and the default data set for the demo experiments.
 pkgs_gui=(libqcustomplot-dev libqt6sql6-sqlite libqt6svg6)
