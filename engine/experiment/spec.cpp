@@ -747,6 +747,11 @@ ExperimentSpec loadExperimentFile(const std::string& path) {
         throw ConfigError(path + ":" + std::to_string(line) + ":" + std::to_string(column) +
                           ": JSON syntax error: " + reason);
     }
+    if (std::vector<ValidationIssue> issues = findDuplicateKeys(text); !issues.empty()) {
+        // Report what else is wrong too, as for any invalid file.
+        for (ValidationIssue& i : validateExperiment(doc, path)) issues.push_back(std::move(i));
+        throw ConfigError(formatIssues(path, issues));
+    }
     ExperimentSpec spec = parseExperiment(doc, path);
     if (doc.is_object() && doc.contains("sweep") && doc.at("sweep").is_object()) {
         const auto ordered = nlohmann::ordered_json::parse(text);

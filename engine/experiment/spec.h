@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lathe {
@@ -71,6 +72,11 @@ struct ValidationIssue {
     std::string pointer; // JSON pointer, "/steps/0/params/sparsity"
     std::string message; // "expected a number in [0, 1), got \"high\""
 };
+
+// Keys given twice in one object of JSON text (a parsed document keeps only the last): each issue has
+// the pointer of the second occurrence and says on which line the first one was. Text that is not
+// valid JSON yields the duplicates found before the syntax error.
+std::vector<ValidationIssue> findDuplicateKeys(std::string_view text);
 
 // Every problem in the document (the GUI shows them at their fields). Empty: valid.
 std::vector<ValidationIssue> validateExperiment(const nlohmann::json& doc);

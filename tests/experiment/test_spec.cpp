@@ -149,6 +149,46 @@ private slots:
         QVERIFY2(error.rfind(path + ":5:56: JSON syntax error: ", 0) == 0, error.c_str());
     }
 
+    // Issue "The first milestone, trustworthy for a new user": a key given twice was silently
+    // replaced by the last one; it is an error at the second occurrence, naming the first one's line.
+    void duplicateKeysAreErrors() {
+        const std::string path = test::sourcePath("tests/data/experiments/duplicate_key.json");
+        const auto lines = splitLines(loadError(path));
+        const std::vector<std::string> want{
+            path + ": /steps/1/params/warmup: duplicate key \"warmup\" (first at line 6)",
+            path + ": /name: duplicate key \"name\" (first at line 2)"};
+        QCOMPARE(lines, want);
+    }
+
+    void duplicateKeyBesideOtherErrors() {
+        // The other problems of the file are reported with it, as for any invalid file.
+        const std::string path = test::sourcePath("tests/data/experiments/duplicate_key_and_error.json");
+        const auto lines = splitLines(loadError(path));
+        QCOMPARE(lines.size(), std::size_t(2));
+        QCOMPARE(lines[0], path + ": /baseline/train/epochs: duplicate key \"epochs\" (first at line 4)");
+        QVERIFY2(lines[1].rfind(path + ": /baseline/train/epochs: expected ", 0) == 0, lines[1].c_str());
+    }
+
+    void duplicateKeyPointers_data() {
+        QTest::addColumn<QString>("text");
+        QTest::addColumn<QStringList>("expected");
+        QTest::newRow("none") << R"({"a": 1, "b": {"a": 2}, "c": [{"a": 3}, {"a": 4}]})" << QStringList{};
+        QTest::newRow("array index counts containers")
+            << R"({"c": [1, [2], {"x": 1}, {"x": 1, "x": 2}]})"
+            << QStringList{"/c/3/x: duplicate key \"x\" (first at line 1)"};
+        QTest::newRow("escaped pointer") << "{\"a/b\": 1,\n \"a/b\": 2}"
+                                         << QStringList{"/a~1b: duplicate key \"a/b\" (first at line 1)"};
+        QTest::newRow("same key in sibling objects is fine") << R"([{"k": 1}, {"k": 2}])" << QStringList{};
+    }
+    void duplicateKeyPointers() {
+        QFETCH(QString, text);
+        QFETCH(QStringList, expected);
+        QStringList got;
+        for (const auto& i : findDuplicateKeys(text.toStdString()))
+            got << QString::fromStdString(i.pointer + ": " + i.message);
+        QCOMPARE(got, expected);
+    }
+
     void missingFileNamesTheFile() {
         const std::string path = test::sourcePath("tests/data/experiments/missing_file.json");
         const std::string error = loadError(path);
