@@ -136,7 +136,7 @@ public:
         req.repeats = m_spec.measure.repeats;
         req.rotateBatches = m_spec.measure.rotateBatches;
         req.accuracy = m_spec.measure.accuracy;
-        req.noisyCv = m_spec.measure.noisyCv;
+        req.noisyCi = m_spec.measure.noisyCi;
         req.seed = m_spec.seed;
         const MeasureOutcome out = measureModel(
             MeasureTarget{*m_model, m_backend, m_eval, m_sink, m_runId, m_runStartMs, &m_cancel,
@@ -144,8 +144,7 @@ public:
             req);
         for (const auto& [k, v] : out.summary) m_summary[k] = v;
         if (out.noisy)
-            log(LogLevel::Warning, "latency CV above " + std::to_string(req.noisyCv) +
-                                       ": the latency figures of this run are noisy");
+            log(LogLevel::Warning, noiseWarning(out, req));
         if (req.accuracy && m_summary.count("baseline_accuracy"))
             m_summary["accuracy_delta"] = m_summary["accuracy"] - m_summary["baseline_accuracy"];
         if (m_summary["model_bytes"] > 0) m_summary["compression_ratio"] = baselineBytes / m_summary["model_bytes"];

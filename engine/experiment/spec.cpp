@@ -197,10 +197,31 @@ json valueToJson(const ParamValue& v) {
     return std::visit([](const auto& x) { return json(x); }, v);
 }
 
+// Keys that older files may still use, with their replacement and why they changed. Where the value
+// does not carry over (a CV is not a CI width), the file must be edited: an error says how.
+struct RenamedKey {
+    const char* oldName;
+    const char* newName;
+    const char* why;
+};
+constexpr RenamedKey kRenamedKeys[] = {
+    {"noisy_cv", "noisy_ci",
+     "noise is now judged by the width of the median's 95% confidence interval relative to the median "
+     "(default 0.05), not by the CV; see docs/experiments.md"},
+};
+
 void checkUnknownKeys(const json& obj, const std::string& pointer, const std::vector<std::string>& known,
                       Issues& issues) {
     for (const auto& [key, value] : obj.items()) {
         if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+        const auto renamed = std::find_if(std::begin(kRenamedKeys), std::end(kRenamedKeys), [&](const RenamedKey& r) {
+            return key == r.oldName && std::find(known.begin(), known.end(), r.newName) != known.end();
+        });
+        if (renamed != std::end(kRenamedKeys)) {
+            issues.push_back({child(pointer, key), "\"" + key + "\" was renamed \"" + renamed->newName + "\": " +
+                                                       renamed->why});
+            continue;
+        }
         issues.push_back({child(pointer, key), unknownNameMessage("key", key, known)});
     }
 }
@@ -263,7 +284,7 @@ const std::vector<ParamField>& measureFields() {
             makeField("repeats", ParamType::Integer, 1, 1e7, "200"),
             makeField("rotate_batches", ParamType::Integer, 1, 1024, "4"),
             makeField("accuracy", ParamType::Boolean, 0, 0, "true"),
-            makeField("noisy_cv", ParamType::Number, 0, 10, "0.1"),
+            makeField("noisy_ci", ParamType::Number, 0, 10, "0.05"),
         };
         v.back().minExclusive = true;
         return v;
@@ -528,7 +549,7 @@ void parseMeasure(const json& m, const std::string& ptr, Issues& issues, Measure
     if (v.has("repeats")) out.repeats = static_cast<int>(v.integer("repeats"));
     if (v.has("rotate_batches")) out.rotateBatches = static_cast<int>(v.integer("rotate_batches"));
     if (v.has("accuracy")) out.accuracy = v.boolean("accuracy");
-    if (v.has("noisy_cv")) out.noisyCv = v.number("noisy_cv");
+    if (v.has("noisy_ci")) out.noisyCi = v.number("noisy_ci");
 }
 
 void parseDocument(const json& doc, const ParseOptions& opt, Issues& issues, ExperimentSpec& spec);
@@ -785,7 +806,7 @@ nlohmann::json toJson(const ExperimentSpec& spec) {
     doc["steps"] = steps;
     doc["measure"] = {{"batch_sizes", spec.measure.batchSizes}, {"warmup", spec.measure.warmup},
                       {"repeats", spec.measure.repeats},        {"rotate_batches", spec.measure.rotateBatches},
-                      {"accuracy", spec.measure.accuracy},      {"noisy_cv", spec.measure.noisyCv}};
+                      {"accuracy", spec.measure.accuracy},      {"noisy_ci", spec.measure.noisyCi}};
     if (!spec.sweep.empty()) doc["sweep"] = spec.sweep;
     doc["seed"] = spec.seed;
     if (!spec.tags.empty()) doc["tags"] = spec.tags;

@@ -46,7 +46,7 @@ struct MeasureSpec {
     int repeats = 200;
     int rotateBatches = 4;      // distinct input batches cycled through while timing
     bool accuracy = true;
-    double noisyCv = 0.10;      // a latency CV above this flags the run as noisy
+    double noisyCi = 0.05;      // a median latency CI wider than this fraction of the median: noisy
 };
 
 struct ExperimentSpec {

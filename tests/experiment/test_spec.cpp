@@ -60,7 +60,12 @@ private slots:
         row("unknown top-level key", "unknown_top_key.json",
             {"/mesure: unknown key \"mesure\" (did you mean \"measure\"?)"}, 1);
         row("wrong type", "wrong_type.json",
-            {"/steps/0/params/noisy_cv: expected a number in (0, 10], got \"high\""}, 1);
+            {"/steps/0/params/noisy_ci: expected a number in (0, 10], got \"high\""}, 1);
+        const char* renamed = "\"noisy_cv\" was renamed \"noisy_ci\": noise is now judged by the width of the median's "
+                              "95% confidence interval relative to the median (default 0.05), not by the CV; see "
+                              "docs/experiments.md";
+        row("renamed key", "renamed_key.json",
+            {QString("/steps/0/params/noisy_cv: ") + renamed, QString("/measure/noisy_cv: ") + renamed}, 2);
         row("out of range", "out_of_range.json",
             {"/baseline/train/epochs: expected an integer in [1, 1000], got 0",
              "/baseline/train/lr: expected a number in (0, 10], got -0.1",

@@ -45,7 +45,7 @@ StrategySchema measureBlockSchema() {
     const MeasureSpec defaults;
     nlohmann::json d = {{"batch_sizes", defaults.batchSizes}, {"warmup", defaults.warmup},
                         {"repeats", defaults.repeats},        {"rotate_batches", defaults.rotateBatches},
-                        {"accuracy", defaults.accuracy},      {"noisy_cv", defaults.noisyCv}};
+                        {"accuracy", defaults.accuracy},      {"noisy_ci", defaults.noisyCi}};
     if (const StrategySchema* s = StrategyRegistry::instance().find("measure")) {
         for (ParamField f : s->fields) {
             if (f.name == "label") {

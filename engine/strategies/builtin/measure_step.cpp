@@ -19,7 +19,7 @@ public:
         req.repeats = static_cast<int>(m_params.integer("repeats"));
         req.rotateBatches = static_cast<int>(m_params.integer("rotate_batches"));
         req.accuracy = m_params.boolean("accuracy");
-        req.noisyCv = m_params.number("noisy_cv");
+        req.noisyCi = m_params.number("noisy_ci");
         req.seed = ctx.seed;
         const MeasureOutcome out = measureModel(
             MeasureTarget{ctx.model, ctx.backend, ctx.evalData(), ctx.sink, ctx.runId, ctx.runStartMs, ctx.cancel,
@@ -27,8 +27,7 @@ public:
             req);
         for (const auto& [k, v] : out.summary) ctx.summary[k] = v;
         if (out.noisy && ctx.log)
-            ctx.log(LogLevel::Warning, "measure " + req.label + ": latency CV above " + std::to_string(req.noisyCv) +
-                                           ": the figures are noisy");
+            ctx.log(LogLevel::Warning, "measure " + req.label + ": " + noiseWarning(out, req));
     }
 
 private:
@@ -68,10 +67,12 @@ StrategySchema measureSchema() {
     acc.help = "evaluate accuracy on the experiment's split";
     acc.defaultJson = "true";
     s.fields.push_back(acc);
-    ParamField cv = field("noisy_cv", ParamType::Number, "latency CV above which the point is flagged noisy", 0, 10,
-                          "0.1");
-    cv.minExclusive = true;
-    s.fields.push_back(cv);
+    ParamField ci = field("noisy_ci", ParamType::Number,
+                          "width of the median latency's 95% CI, as a fraction of the median, above which the point "
+                          "is flagged noisy",
+                          0, 10, "0.05");
+    ci.minExclusive = true;
+    s.fields.push_back(ci);
     return s;
 }
 
