@@ -501,7 +501,28 @@ void parseBaseline(const json& b, const std::string& ptr, const ParseOptions& op
     }
 }
 
-void parseSteps(const json& steps, const std::string& ptr, Issues& issues, std::vector<StepSpec>& out) {
+// A `measure` step takes the fields of the experiment's `measure` section that it does not set itself,
+// so one section configures every measurement of the run. A value the section accepts but the step
+// does not is reported at the step (the section's own errors are reported at /measure).
+void inheritMeasureSection(const StrategySchema& schema, const json& section, json& params, const std::string& ptr,
+                           Issues& issues) {
+    for (const ParamField& f : schema.fields) {
+        if (params.contains(f.name) || !section.contains(f.name)) continue;
+        const json& v = section.at(f.name);
+        const auto sectionField = std::find_if(measureFields().begin(), measureFields().end(),
+                                               [&](const ParamField& m) { return m.name == f.name; });
+        ParamValue pv;
+        if (sectionField == measureFields().end() || !checkValue(*sectionField, v, pv).empty()) continue;
+        if (const std::string problem = checkValue(f, v, pv); !problem.empty()) {
+            issues.push_back({ptr, "inherited /measure/" + f.name + ": " + problem});
+            continue;
+        }
+        params[f.name] = v;
+    }
+}
+
+void parseSteps(const json& steps, const std::string& ptr, const json* measureSection, Issues& issues,
+                std::vector<StepSpec>& out) {
     if (!steps.is_array()) {
         issues.push_back({ptr, "expected a list of steps, got " + describe(steps)});
         return;
@@ -534,6 +555,8 @@ void parseSteps(const json& steps, const std::string& ptr, Issues& issues, std::
             issues.push_back({child(sp, "strategy"), unknownNameMessage("strategy", step.strategy, known)});
             continue;
         }
+        if (step.strategy == "measure" && measureSection && measureSection->is_object())
+            inheritMeasureSection(*schema, *measureSection, params, child(sp, "params"), issues);
         auto found = validateParams(*schema, params, child(sp, "params"), &step.paramsJson, &step.params);
         issues.insert(issues.end(), found.begin(), found.end());
         out.push_back(std::move(step));
@@ -646,7 +669,8 @@ void parseDocument(const json& doc, const ParseOptions& opt, Issues& issues, Exp
     else issues.push_back({"", "missing required key \"model\" (e.g. {\"zoo\": \"mlp-784-256-128-10\"})"});
     if (doc.contains("dataset")) parseDataset(doc.at("dataset"), "/dataset", opt, issues, spec.dataset);
     if (doc.contains("baseline")) parseBaseline(doc.at("baseline"), "/baseline", opt, spec.seed, issues, spec.baseline);
-    if (doc.contains("steps")) parseSteps(doc.at("steps"), "/steps", issues, spec.steps);
+    const json* measureSection = doc.contains("measure") ? &doc.at("measure") : nullptr;
+    if (doc.contains("steps")) parseSteps(doc.at("steps"), "/steps", measureSection, issues, spec.steps);
     if (doc.contains("measure")) parseMeasure(doc.at("measure"), "/measure", issues, spec.measure);
     if (doc.contains("sweep")) {
         if (doc.at("sweep").is_object()) spec.sweep = doc.at("sweep");

@@ -66,6 +66,8 @@ private slots:
                               "docs/experiments.md";
         row("renamed key", "renamed_key.json",
             {QString("/steps/0/params/noisy_cv: ") + renamed, QString("/measure/noisy_cv: ") + renamed}, 2);
+        row("inherited measure value out of the step's range", "measure_inherited_out_of_range.json",
+            {"/steps/0/params: inherited /measure/warmup: expected an integer in [0, 100000], got 500000"}, 1);
         row("out of range", "out_of_range.json",
             {"/baseline/train/epochs: expected an integer in [1, 1000], got 0",
              "/baseline/train/lr: expected a number in (0, 10], got -0.1",
@@ -192,6 +194,45 @@ private slots:
         for (const auto& i : findDuplicateKeys(text.toStdString()))
             got << QString::fromStdString(i.pointer + ": " + i.message);
         QCOMPARE(got, expected);
+    }
+
+    // Issue "The first milestone, trustworthy for a new user": a measure step ignored the
+    // experiment's measure section and timed with its own defaults.
+    void measureStepsInheritTheMeasureSection() {
+        const auto spec = loadExperimentFile(test::sourcePath("tests/data/experiments/measure_inherited.json"));
+        QCOMPARE(spec.steps.size(), std::size_t(2));
+        const ParamValues& before = spec.steps[0].params;
+        const ParamValues& after = spec.steps[1].params;
+        // Given in the step: the step wins.
+        QCOMPARE(before.integer("repeats"), std::int64_t(7));
+        QCOMPARE(after.boolean("accuracy"), true);
+        // Not given in the step: the section's value.
+        QCOMPARE(after.integer("repeats"), std::int64_t(30));
+        QCOMPARE(before.boolean("accuracy"), false);
+        for (const ParamValues* p : {&before, &after}) {
+            QCOMPARE(p->integers("batch_sizes"), (std::vector<std::int64_t>{8, 2}));
+            QCOMPARE(p->integer("warmup"), std::int64_t(3));
+            QCOMPARE(p->number("noisy_ci"), 0.2);
+            // Given by neither: the step's own default.
+            QCOMPARE(p->integer("rotate_batches"), std::int64_t(4));
+        }
+        // The stored parameters say what the step used.
+        QCOMPARE(spec.steps[1].paramsJson.at("repeats").get<int>(), 30);
+        QCOMPARE(spec.steps[0].paramsJson.at("label").get<std::string>(), std::string("before"));
+
+        // Without a measure section, the step's defaults.
+        const auto plain = parseExperiment(minimal(), "inline");
+        QCOMPARE(plain.steps[1].params.integer("repeats"), std::int64_t(50));
+        QCOMPARE(plain.steps[1].params.integers("batch_sizes"), (std::vector<std::int64_t>{1, 64}));
+
+        // A sweep over the section reaches the steps of each plan.
+        json doc = minimal();
+        doc["measure"] = {{"repeats", 11}};
+        doc["sweep"] = {{"measure.repeats", {12, 13}}};
+        const auto plans = expandSweep(parseExperiment(doc, "inline"), doc);
+        QCOMPARE(plans.size(), std::size_t(2));
+        QCOMPARE(plans[0].spec.steps[1].params.integer("repeats"), std::int64_t(12));
+        QCOMPARE(plans[1].spec.steps[1].params.integer("repeats"), std::int64_t(13));
     }
 
     void missingFileNamesTheFile() {
