@@ -1,5 +1,6 @@
 // Shared helpers for the Qt Test suites: seeded random inputs, normalized error, test data paths,
-// and the "skipped" exit code CTest understands (77) for suites that need a GPU.
+// and the "skipped" exit code CTest understands (77) for suites that need a GPU or whose every test
+// function skipped (e.g. no Fashion-MNIST).
 #pragma once
 
 #include "engine/backends/backend.h"
@@ -7,6 +8,7 @@
 #include <QtTest>
 
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,7 +51,36 @@ std::string tempDir();
 // The first CUDA backend, or nullptr with the reason.
 std::shared_ptr<Backend> cudaBackendOrNull(std::string* reason = nullptr);
 
+// Whether the four Fashion-MNIST files are where the engine reads them (fashionMnistDir(), which
+// LATHE_FASHION_MNIST_DIR moves); the reason for a skip when they are not.
+bool haveFashionMnist();
+std::string missingFashionMnistReason();
+
+// QTest::qExec, then exit code 77 (CTest: skipped) when the suite passed but every test function
+// in it skipped: a suite that tested nothing must not count as passed. Only when the command line
+// chooses no output of its own (as under CTest); otherwise qExec's result unchanged.
+int execSuite(QObject* suite, int argc, char** argv);
+
 } // namespace lathe::test
+
+// In a test function that needs Fashion-MNIST: skips it (not the suite) when the data is missing.
+#define LATHE_REQUIRE_FASHION_MNIST()                                                                \
+    do {                                                                                             \
+        if (!lathe::test::haveFashionMnist())                                                        \
+            QSKIP(lathe::test::missingFashionMnistReason().c_str());                                 \
+    } while (false)
+
+// QTEST_MAIN and QTEST_GUILESS_MAIN through execSuite.
+#define LATHE_TEST_MAIN_WRAPPER(TestObject, ...)                                                     \
+    int main(int argc, char* argv[]) {                                                               \
+        QT_PREPEND_NAMESPACE(QTest::Internal::callInitMain)<TestObject>();                          \
+        __VA_ARGS__                                                                                  \
+        TestObject tc;                                                                               \
+        QTEST_SET_MAIN_SOURCE_PATH                                                                   \
+        return lathe::test::execSuite(&tc, argc, argv);                                              \
+    }
+#define LATHE_TEST_MAIN(TestObject) LATHE_TEST_MAIN_WRAPPER(TestObject, QTEST_MAIN_SETUP())
+#define LATHE_TEST_GUILESS_MAIN(TestObject) LATHE_TEST_MAIN_WRAPPER(TestObject, QTEST_QAPP_SETUP(QCoreApplication))
 
 // main() for suites that need a CUDA device: exits 77 (CTest "skipped") when there is none.
 #define LATHE_GPU_TEST_MAIN(TestObject)                                                              \
@@ -62,5 +93,5 @@ std::shared_ptr<Backend> cudaBackendOrNull(std::string* reason = nullptr);
         QCoreApplication app(argc, argv);                                                            \
         TestObject tc;                                                                               \
         QTEST_SET_MAIN_SOURCE_PATH                                                                   \
-        return QTest::qExec(&tc, argc, argv);                                                        \
+        return lathe::test::execSuite(&tc, argc, argv);                                              \
     }
