@@ -49,7 +49,8 @@ elapsed() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 # Debian packages
 # ---------------------------------------------------------------------------------------------------
 # To configure and build the engine, lathe-cli and the Qt-free tests (the headless preset: no Qt).
-pkgs_build=(cmake ninja-build g++ pkg-config nlohmann-json3-dev libsqlite3-dev libopenblas-dev zlib1g-dev)
+pkgs_build=(cmake ninja-build g++ pkg-config nlohmann-json3-dev libsqlite3-dev libopenblas-dev zlib1g-dev
+            libssl-dev)
 # The workbench window and the Qt Test suites: Qt, plots, SVG icons (a plugin, so no linker would notice
 # it missing).
 pkgs_gui=(qt6-base-dev libqcustomplot-dev libqt6svg6)

@@ -146,6 +146,7 @@ std::vector<RunRecord> requireRuns(const RunStore* store, const std::string& pat
     if (!missing.empty())
         throw ConfigError("unknown run id" + std::string(missing.find(',') == std::string::npos ? " " : "s ") +
                           missing + " in " + path + (store ? "" : " (no database there)"));
+    store->showOrphansAsInterrupted(runs);
     return runs;
 }
 
@@ -161,6 +162,32 @@ std::vector<std::string> orderedMetricKeys(const std::vector<RunRecord>& runs) {
 }
 
 // ---- runs ---------------------------------------------------------------------------------------
+
+// listRuns, with runs whose owner process is gone shown as `interrupted` (the database, opened
+// read-only, is not changed) and the status filter applied to what is shown: such a run is stored
+// `running` or `queued`, so those are fetched too when `interrupted` is asked for, and the limit is
+// applied after filtering.
+std::vector<RunRecord> listRunsAsTheyAre(const RunStore& store, const RunFilter& filter) {
+    if (filter.statuses.empty()) {
+        std::vector<RunRecord> runs = store.listRuns(filter);
+        store.showOrphansAsInterrupted(runs);
+        return runs;
+    }
+    RunFilter wide = filter;
+    wide.limit = 0;
+    auto asked = [&](const std::string& s) {
+        return std::find(filter.statuses.begin(), filter.statuses.end(), s) != filter.statuses.end();
+    };
+    if (asked(run_status::kInterrupted))
+        for (const char* s : {run_status::kRunning, run_status::kQueued})
+            if (!asked(s)) wide.statuses.emplace_back(s);
+    std::vector<RunRecord> runs = store.listRuns(wide);
+    store.showOrphansAsInterrupted(runs);
+    std::erase_if(runs, [&](const RunRecord& r) { return !asked(r.status); });
+    if (filter.limit > 0 && static_cast<std::int64_t>(runs.size()) > filter.limit)
+        runs.resize(static_cast<std::size_t>(filter.limit));
+    return runs;
+}
 
 int runRuns(const std::vector<std::string>& argv) {
     Args args(argv, {"--db", "--filter", "--status", "--model", "--device", "--tag", "--limit"}, {"--json"});
@@ -188,7 +215,7 @@ int runRuns(const std::vector<std::string>& argv) {
 
     const std::string path = dbPath(args);
     auto store = RunStore::openForReading(path);
-    std::vector<RunRecord> runs = store ? store->listRuns(filter) : std::vector<RunRecord>{};
+    std::vector<RunRecord> runs = store ? listRunsAsTheyAre(*store, filter) : std::vector<RunRecord>{};
     if (args.flag("--json")) {
         nlohmann::json out = nlohmann::json::array();
         for (const auto& r : runs) out.push_back(runToJson(r));

@@ -24,8 +24,13 @@ float floatOf(std::uint32_t u) {
     return f;
 }
 
-void f32ToFloat(const void* s, float* d, std::size_t n) { std::memcpy(d, s, n * 4); }
-void f32FromFloat(const float* s, void* d, std::size_t n) { std::memcpy(d, s, n * 4); }
+// An empty tensor may have no storage: memcpy from or to a null pointer is undefined even for 0 bytes.
+void f32ToFloat(const void* s, float* d, std::size_t n) {
+    if (n) std::memcpy(d, s, n * 4);
+}
+void f32FromFloat(const float* s, void* d, std::size_t n) {
+    if (n) std::memcpy(d, s, n * 4);
+}
 void f16ToFloat(const void* s, float* d, std::size_t n) {
     auto p = static_cast<const std::uint16_t*>(s);
     for (std::size_t i = 0; i < n; ++i) d[i] = halfToFloat(p[i]);

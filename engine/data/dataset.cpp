@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -15,6 +16,11 @@
 namespace lathe {
 
 const char* const kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
+std::string fashionMnistDir() {
+    const char* dir = std::getenv("LATHE_FASHION_MNIST_DIR");
+    return dir && *dir ? std::string(dir) : std::string(kFashionMnistDir);
+}
 
 namespace {
 
@@ -120,7 +126,7 @@ DatasetSplits loadDataset(const std::string& nameOrDir) {
     Source src;
     std::error_code ec;
     if (nameOrDir == "fashion-mnist") {
-        src = {kFashionMnistDir, "fashion-mnist", true};
+        src = {fashionMnistDir(), "fashion-mnist", true};
     } else if (fs::is_directory(nameOrDir, ec)) {
         src.dir = nameOrDir;
         src.label = fs::path(nameOrDir).lexically_normal().filename().string();

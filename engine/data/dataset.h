@@ -39,6 +39,9 @@ struct DatasetSplits {
 
 // Default folder of the fashion-mnist dataset (the Debian package's).
 extern const char* const kFashionMnistDir;
+// Where "fashion-mnist" is read from: $LATHE_FASHION_MNIST_DIR when set (a copy elsewhere, or an empty
+// folder to check what works without the data), else kFashionMnistDir.
+std::string fashionMnistDir();
 std::vector<std::string> datasetNames(); // {"fashion-mnist"}
 // "fashion-mnist", or a folder holding train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
 // t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]. Throws DataError naming the missing file

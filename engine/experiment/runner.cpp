@@ -124,7 +124,7 @@ public:
             }
             checkCancel();
             log(LogLevel::Info, "step " + std::to_string(i) + ": " + step.strategy);
-            auto strategy = StrategyRegistry::instance().create(step.strategy, inherited(step));
+            auto strategy = StrategyRegistry::instance().create(step.strategy, step.params);
             StepContext ctx = context(phase, step.strategy);
             ctx.stepIndex = static_cast<int>(i);
             strategy->apply(ctx);
@@ -141,8 +141,7 @@ public:
             req);
         for (const auto& [k, v] : out.summary) m_summary[k] = v;
         if (out.noisy)
-            log(LogLevel::Warning, "latency CV above " + std::to_string(req.noisyCv) +
-                                       ": the latency figures of this run are noisy");
+            log(LogLevel::Warning, noiseWarning(out, req));
         if (req.accuracy && m_summary.count("baseline_accuracy"))
             m_summary["accuracy_delta"] = m_summary["accuracy"] - m_summary["baseline_accuracy"];
         if (m_summary["model_bytes"] > 0) m_summary["compression_ratio"] = baselineBytes / m_summary["model_bytes"];
@@ -181,27 +180,6 @@ private:
     }
     void report(int phase, double f, const std::string& what) const {
         if (m_progress) m_progress((phase + std::clamp(f, 0.0, 1.0)) / m_phases, what);
-    }
-
-    // The step's values with every field it leaves out that inherits (ParamField::inherits, a JSON
-    // pointer such as "/measure") taken from the experiment as written back with its defaults.
-    ParamValues inherited(const StepSpec& step) {
-        const StrategySchema* schema = StrategyRegistry::instance().find(step.strategy);
-        ParamValues values = step.params;
-        if (!schema) return values;
-        for (const auto& f : schema->fields) {
-            if (f.inherits.empty() || values.has(f.name)) continue;
-            if (m_filledDoc.is_null()) m_filledDoc = toJson(m_spec);
-            const json::json_pointer at(f.inherits + "/" + f.name);
-            if (!m_filledDoc.contains(at))
-                throw ConfigError(step.strategy + ": field \"" + f.name + "\" inherits " + f.inherits + "/" + f.name +
-                                  ", which the experiment does not have");
-            ParamValue v;
-            if (const auto problem = checkValue(f, m_filledDoc.at(at), v); !problem.empty())
-                throw ConfigError(step.strategy + ": inherited " + f.inherits + "/" + f.name + ": " + problem);
-            values.set(f.name, std::move(v));
-        }
-        return values;
     }
 
     StepContext context(int phase, const std::string& what) {
@@ -318,7 +296,6 @@ private:
     std::unique_ptr<Model> m_model;
     std::map<std::string, double> m_summary;
     std::vector<LayerStat>* m_layerStats = nullptr;
-    json m_filledDoc; // toJson(m_spec), made when a step first inherits
     std::int64_t m_trainStep = 0, m_trainEpoch = 0;
     TrainingState m_training; // kept across the run's steps
     std::vector<RunTrainHook> m_trainHooks; // added by steps, run by every later training phase

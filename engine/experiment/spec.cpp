@@ -40,7 +40,7 @@ void checkUnknownKeys(const json& obj, const std::string& pointer, const std::ve
                       Issues& issues) {
     for (const auto& [key, value] : obj.items()) {
         if (std::find(known.begin(), known.end(), key) != known.end()) continue;
-        issues.push_back({child(pointer, key), unknownNameMessage("key", key, known)});
+        issues.push_back({child(pointer, key), unknownKeyMessage(key, known)});
     }
 }
 
@@ -263,7 +263,29 @@ void parseBaseline(const json& b, const std::string& ptr, const ParseOptions& op
     }
 }
 
-void parseSteps(const json& steps, const std::string& ptr, Issues& issues, std::vector<StepSpec>& out) {
+// A field the step leaves out that inherits (ParamField::inherits, e.g. a measure step's "/measure") takes
+// the experiment's value there, its default filled in: checked against the step's field and reported at
+// the step. paramsJson keeps only what the step wrote, so the file written back still inherits.
+void inheritFields(const StrategySchema& schema, const json& filledDoc, const std::string& ptr, StepSpec& step,
+                   Issues& issues) {
+    for (const ParamField& f : schema.fields) {
+        if (f.inherits.empty() || step.params.has(f.name)) continue;
+        const json::json_pointer at(f.inherits + "/" + f.name);
+        if (!filledDoc.contains(at)) {
+            issues.push_back({ptr, "\"" + f.name + "\" inherits " + at.to_string() + ", which the experiment does not have"});
+            continue;
+        }
+        ParamValue v;
+        if (const std::string problem = checkValue(f, filledDoc.at(at), v); !problem.empty()) {
+            issues.push_back({ptr, "inherited " + at.to_string() + ": " + problem});
+            continue;
+        }
+        step.params.set(f.name, std::move(v));
+    }
+}
+
+void parseSteps(const json& steps, const std::string& ptr, const json& filledDoc, Issues& issues,
+                std::vector<StepSpec>& out) {
     if (!steps.is_array()) {
         issues.push_back({ptr, "expected a list of steps, got " + describe(steps)});
         return;
@@ -298,6 +320,7 @@ void parseSteps(const json& steps, const std::string& ptr, Issues& issues, std::
         }
         auto found = validateParams(*schema, params, child(sp, "params"), &step.paramsJson, &step.params);
         issues.insert(issues.end(), found.begin(), found.end());
+        inheritFields(*schema, filledDoc, child(sp, "params"), step, issues);
         out.push_back(std::move(step));
     }
 }
@@ -404,8 +427,9 @@ void parseDocument(const json& doc, const ParseOptions& opt, Issues& issues, Exp
     else issues.push_back({"", "missing required key \"model\" (e.g. {\"zoo\": \"mlp-784-256-128-10\"})"});
     if (doc.contains("dataset")) parseDataset(doc.at("dataset"), "/dataset", opt, issues, spec.dataset);
     if (doc.contains("baseline")) parseBaseline(doc.at("baseline"), "/baseline", opt, spec.seed, issues, spec.baseline);
-    if (doc.contains("steps")) parseSteps(doc.at("steps"), "/steps", issues, spec.steps);
+    // The sections steps may inherit from come first (written back with their defaults).
     if (doc.contains("measure")) parseMeasure(doc.at("measure"), "/measure", issues, spec.measure);
+    if (doc.contains("steps")) parseSteps(doc.at("steps"), "/steps", toJson(spec), issues, spec.steps);
     if (doc.contains("sweep")) {
         if (doc.at("sweep").is_object()) spec.sweep = doc.at("sweep");
         const Issues base = issues;
@@ -502,6 +526,11 @@ ExperimentSpec loadExperimentFile(const std::string& path) {
         }
         throw ConfigError(path + ":" + std::to_string(line) + ":" + std::to_string(column) +
                           ": JSON syntax error: " + reason);
+    }
+    if (std::vector<ValidationIssue> issues = findDuplicateKeys(text); !issues.empty()) {
+        // Report what else is wrong too, as for any invalid file.
+        for (ValidationIssue& i : validateExperiment(doc, path)) issues.push_back(std::move(i));
+        throw ConfigError(formatIssues(path, issues));
     }
     ExperimentSpec spec = parseExperiment(doc, path);
     if (doc.is_object() && doc.contains("sweep") && doc.at("sweep").is_object()) {

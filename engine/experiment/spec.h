@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lathe {
@@ -58,6 +59,11 @@ struct ExperimentSpec {
     // the axes follow key order.
     std::vector<std::string> sweepOrder;
 };
+
+// Keys given twice in one object of JSON text (a parsed document keeps only the last): each issue has
+// the pointer of the second occurrence and says on which line the first one was. Text that is not
+// valid JSON yields the duplicates found before the syntax error.
+std::vector<ValidationIssue> findDuplicateKeys(std::string_view text);
 
 // Every problem in the document (the GUI shows them at their fields). Empty: valid.
 std::vector<ValidationIssue> validateExperiment(const nlohmann::json& doc);

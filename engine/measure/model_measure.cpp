@@ -7,6 +7,7 @@
 #include "engine/measure/stats.h"
 
 #include <chrono>
+#include <cstdio>
 
 namespace lathe {
 
@@ -49,7 +50,7 @@ MeasureOutcome measureModel(const MeasureTarget& t, const MeasureRequest& req) {
             t.sink.push(makeSample(t.runId, series, static_cast<std::int64_t>(i), startedMs[i] - t.runStartMs,
                                    samples[i]));
 
-        const LatencySummary s = summarize(samples, req.noisyCv, req.seed + static_cast<std::uint64_t>(b));
+        const LatencySummary s = summarize(samples, req.noisyCi, req.seed + static_cast<std::uint64_t>(b));
         const double throughput = s.p50 > 0 ? static_cast<double>(b) * 1000.0 / s.p50 : 0.0;
         std::map<std::string, double> keys{{"latency_p50_ms", s.p50},
                                            {"latency_p95_ms", s.p95},
@@ -60,6 +61,7 @@ MeasureOutcome measureModel(const MeasureTarget& t, const MeasureRequest& req) {
                                            {"latency_cv", s.cv},
                                            {"latency_p50_ci_low_ms", s.medianCiLow},
                                            {"latency_p50_ci_high_ms", s.medianCiHigh},
+                                           {"latency_p50_ci_rel", s.medianCiRel},
                                            {"throughput_per_s", throughput}};
         // Throughput against batch size, streamed as it is known (step = batch size).
         t.sink.push(makeSample(t.runId, seriesPrefix + "throughput_per_s", b, steadyClockMs() - t.runStartMs, throughput));
@@ -69,6 +71,10 @@ MeasureOutcome measureModel(const MeasureTarget& t, const MeasureRequest& req) {
         }
         if (bi == 0) put("batch_size", static_cast<double>(b));
         out.noisy = out.noisy || s.noisy;
+        if (bi == 0 || s.medianCiRel > out.worstCiRel) {
+            out.worstCiRel = s.medianCiRel;
+            out.worstBatch = b;
+        }
         done += 1;
     }
 
@@ -80,6 +86,17 @@ MeasureOutcome measureModel(const MeasureTarget& t, const MeasureRequest& req) {
     put("latency_noisy", out.noisy ? 1.0 : 0.0);
     report(1.0, "measured");
     return out;
+}
+
+std::string noiseWarning(const MeasureOutcome& outcome, const MeasureRequest& request) {
+    auto percent = [](double f) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.1f%%", 100.0 * f);
+        return std::string(buf);
+    };
+    return "latency at batch " + std::to_string(outcome.worstBatch) + ": the median's 95% confidence interval is " +
+           percent(outcome.worstCiRel) + " of the median, above noisy_ci " + percent(request.noisyCi) +
+           ": the latency figures are noisy (more repeats or a quieter machine help)";
 }
 
 } // namespace lathe

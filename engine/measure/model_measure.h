@@ -7,6 +7,7 @@
 #include "engine/data/dataset.h"
 #include "engine/core/clock.h"
 #include "engine/core/metrics.h"
+#include "engine/measure/stats.h"
 #include "engine/nn/model.h"
 #include "engine/nn/trainer.h"
 
@@ -28,7 +29,7 @@ struct MeasureSettings {
     int repeats = 200;
     int rotateBatches = 4;      // distinct input batches cycled through while timing
     bool accuracy = true;
-    double noisyCv = 0.10;      // a latency CV above this flags the point as noisy
+    double noisyCi = kDefaultNoisyCi; // median CI wider than this fraction of the median: noisy
 };
 
 struct MeasureRequest : MeasureSettings {
@@ -41,8 +42,13 @@ struct MeasureRequest : MeasureSettings {
 struct MeasureOutcome {
     std::map<std::string, double> summary;
     EvalResult eval;      // empty (count 0) when accuracy was off
-    bool noisy = false;   // some batch size's latency CV exceeded noisyCv
+    bool noisy = false;   // some batch size's median CI was wider than noisyCi of its median
+    double worstCiRel = 0;        // the widest relative median CI over the batch sizes ...
+    std::int64_t worstBatch = 0;  // ... and its batch size
 };
+
+// The log line for a noisy outcome: which batch size, how wide its median's CI, against what.
+std::string noiseWarning(const MeasureOutcome& outcome, const MeasureRequest& request);
 
 struct MeasureTarget {
     Model& model;
@@ -57,7 +63,7 @@ struct MeasureTarget {
 
 // Summary keys written (with the label prefix): accuracy, loss (when accuracy is on); per batch size b:
 // latency_p50_ms@b<b>, latency_p95_ms@b<b>, latency_p99_ms@b<b>, latency_mean_ms@b<b>, latency_cv@b<b>,
-// latency_min_ms@b<b>, latency_max_ms@b<b>, latency_p50_ci_low_ms@b<b>, latency_p50_ci_high_ms@b<b>,
+// latency_min_ms@b<b>, latency_max_ms@b<b>, latency_p50_ci_low_ms@b<b>, latency_p50_ci_high_ms@b<b>, latency_p50_ci_rel@b<b>,
 // throughput_per_s@b<b>; the same keys without "@b<b>" for the FIRST batch size listed (and batch_size
 // naming it), so the plain keys always describe one batch size the file chose; model_bytes, params,
 // peak_device_bytes (backend peak during this measurement, weights included), peak_host_bytes (VmHWM

@@ -39,7 +39,7 @@ double percentile(std::vector<double> values, double q) {
     return sortedPercentile(values, q);
 }
 
-LatencySummary summarize(std::span<const double> samplesMs, double noisyCv, std::uint64_t seed,
+LatencySummary summarize(std::span<const double> samplesMs, double noisyCi, std::uint64_t seed,
                          int bootstrapResamples) {
     LatencySummary s;
     s.count = static_cast<std::int64_t>(samplesMs.size());
@@ -63,7 +63,6 @@ LatencySummary summarize(std::span<const double> samplesMs, double noisyCv, std:
         s.stddev = std::sqrt(sq / static_cast<double>(sorted.size() - 1));
     }
     s.cv = s.mean > 0 ? s.stddev / s.mean : 0.0;
-    s.noisy = s.cv > noisyCv;
 
     // Percentile bootstrap of the median: resample with replacement, take the 2.5th and 97.5th
     // percentiles of the resampled medians.
@@ -81,6 +80,8 @@ LatencySummary summarize(std::span<const double> samplesMs, double noisyCv, std:
     std::sort(medians.begin(), medians.end());
     s.medianCiLow = sortedPercentile(medians, 0.025);
     s.medianCiHigh = sortedPercentile(medians, 0.975);
+    s.medianCiRel = s.p50 > 0 ? (s.medianCiHigh - s.medianCiLow) / s.p50 : 0.0;
+    s.noisy = s.medianCiRel > noisyCi;
     return s;
 }
 

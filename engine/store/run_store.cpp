@@ -50,6 +50,24 @@ namespace {
 std::string_view jsonOrEmptyObject(const std::string& json) {
     return json.empty() ? std::string_view("{}") : std::string_view(json);
 }
+
+// Why a run found `running`/`queued` cannot still be going, or "" when it may be (its owner lives,
+// is this process, or is on another host where liveness cannot be told). hasOwner is false for rows
+// written before schema v2 recorded owners.
+std::string orphanReason(bool hasOwner, std::int64_t pid, const std::string& host, const std::string& status,
+                         const std::string& thisHost) {
+    if (status != run_status::kRunning && status != run_status::kQueued) return {};
+    if (!hasOwner) {
+        // No Lathe of that age can still be writing it; a queued one may yet be started.
+        return status == run_status::kRunning ? "interrupted: found running with no recorded owner process" : "";
+    }
+    if (host != thisHost) return {};
+    if (pid == static_cast<std::int64_t>(::getpid())) return {};
+    if (pid <= 0 || (::kill(static_cast<pid_t>(pid), 0) == -1 && errno == ESRCH))
+        return "interrupted: the process that owned this run (pid " + std::to_string(pid) + " on " + host +
+               ") ended while it was " + status;
+    return {};
+}
 } // namespace
 
 RunStore::RunStore(const std::string& path, Mode mode) : m_path(path), m_mode(mode) {
@@ -362,22 +380,11 @@ int RunStore::recoverInterrupted() {
         auto st = m_statements->get(
             "SELECT id, owner_pid, owner_host, status FROM runs WHERE status IN ('running', 'queued')");
         while (st.step()) {
-            const std::int64_t id = st.integer(0);
-            const bool noOwner = st.isNull(1);
+            // The NULL test first: reading a NULL as an integer converts it (sqlite3_column_type).
+            const bool hasOwner = !st.isNull(1);
             const std::int64_t pid = st.integer(1);
-            const std::string host = st.text(2);
-            const std::string status = st.text(3);
-            if (noOwner) {
-                // Written before schema v2 recorded owners: no Lathe of that age can still be writing it.
-                if (status == run_status::kRunning)
-                    dead.push_back({id, "interrupted: found running with no recorded owner process"});
-                continue;
-            }
-            if (host != m_host) continue; // cannot tell whether a process on another host is alive
-            if (pid == static_cast<std::int64_t>(::getpid())) continue;
-            if (pid <= 0 || (::kill(static_cast<pid_t>(pid), 0) == -1 && errno == ESRCH))
-                dead.push_back({id, "interrupted: the process that owned this run (pid " + std::to_string(pid) +
-                                        " on " + host + ") ended while it was " + status});
+            std::string why = orphanReason(hasOwner, pid, st.text(2), st.text(3), m_host);
+            if (!why.empty()) dead.push_back({st.integer(0), std::move(why)});
         }
     }
     if (dead.empty()) return 0;
@@ -392,6 +399,19 @@ int RunStore::recoverInterrupted() {
     txn.commit();
     ++m_localCommits;
     return marked;
+}
+
+int RunStore::showOrphansAsInterrupted(std::vector<RunRecord>& runs) const {
+    int shown = 0;
+    for (RunRecord& r : runs) {
+        // RunRecord::ownerPid is 0 where the row has none (schema v1).
+        std::string why = orphanReason(r.ownerPid != 0, r.ownerPid, r.ownerHost, r.status, m_host);
+        if (why.empty()) continue;
+        r.status = run_status::kInterrupted;
+        r.error = std::move(why);
+        ++shown;
+    }
+    return shown;
 }
 
 StoreSampleWriter::StoreSampleWriter(RunStore& store, std::size_t batch)

@@ -113,6 +113,10 @@ public:
     // Runs left `running` (or `queued`) by a process on this host that no longer exists become
     // `interrupted`. Runs owned by a live process or by another host are left alone. Returns how many.
     int recoverInterrupted();
+    // The same judgement without writing, for read-only views (lathe-cli runs, show, ...): each run of
+    // `runs` that recoverInterrupted would mark gets status `interrupted` and the reason as its error,
+    // in memory only. Returns how many.
+    int showOrphansAsInterrupted(std::vector<RunRecord>& runs) const;
 
     std::int64_t addExperiment(const std::string& name, const std::string& specJson);
     std::int64_t createRun(const NewRun& run); // status `queued`, owner = this process

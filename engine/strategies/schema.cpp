@@ -96,7 +96,27 @@ const char* typeName(ParamType t) {
     return "?";
 }
 
+// Keys that older files may still use, with their replacement and why they changed. Where the value
+// does not carry over (a CV is not a CI width), the file must be edited: an error says how.
+struct RenamedKey {
+    const char* oldName;
+    const char* newName;
+    const char* why;
+};
+constexpr RenamedKey kRenamedKeys[] = {
+    {"noisy_cv", "noisy_ci",
+     "noise is now judged by the width of the median's 95% confidence interval relative to the median "
+     "(default 0.05), not by the CV; see docs/experiments.md"},
+};
+
 } // namespace
+
+std::string unknownKeyMessage(const std::string& key, const std::vector<std::string>& known) {
+    for (const auto& r : kRenamedKeys)
+        if (key == r.oldName && std::find(known.begin(), known.end(), r.newName) != known.end())
+            return "\"" + key + "\" was renamed \"" + r.newName + "\": " + r.why;
+    return unknownNameMessage("key", key, known);
+}
 
 // ---------------------------------------------------------------- values
 
@@ -264,7 +284,7 @@ void checkFields(const std::vector<ParamField>& fields, const json& obj, const s
     for (const auto& f : fields) known.push_back(f.name);
     for (const auto& [key, value] : obj.items())
         if (std::find(known.begin(), known.end(), key) == known.end())
-            issues.push_back({jsonPointerChild(pointer, key), unknownNameMessage("key", key, known)});
+            issues.push_back({jsonPointerChild(pointer, key), unknownKeyMessage(key, known)});
     json out = json::object();
     for (const auto& f : fields) {
         const bool given = obj.contains(f.name);

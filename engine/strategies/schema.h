@@ -93,6 +93,9 @@ std::string closestMatch(const std::string& word, const std::vector<std::string>
 // "unknown key \"lr_\" (did you mean \"lr\"?)", else the known names listed.
 std::string unknownNameMessage(const std::string& what, const std::string& name,
                                const std::vector<std::string>& known, const std::string& extraKnown = {});
+// An unknown key of an object whose keys are `known`: "was renamed" for a key an older Lathe used, else
+// unknownNameMessage's suggestion.
+std::string unknownKeyMessage(const std::string& key, const std::vector<std::string>& known);
 // JSON pointer helpers: child("/steps", 0) == "/steps/0"; keys are escaped (~0, ~1).
 std::string jsonPointerChild(const std::string& pointer, const std::string& key);
 std::string jsonPointerChild(const std::string& pointer, std::size_t index);

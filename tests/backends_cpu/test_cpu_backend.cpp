@@ -50,6 +50,7 @@ private slots:
     void convertBlockFormats_data();
     void convertBlockFormats();
     void convertBetweenBlockFormats();
+    void rowConvertersAcceptEmptyRows();
     void sgd_data();
     void sgd();
     void adam_data();
@@ -346,6 +347,23 @@ void TestCpuBackend::convertBetweenBlockFormats() {
     // A shape that is not whole blocks is refused with the block size in the message.
     const std::string msg = test::errorOf<BackendError>([&] { (void)m_be->empty({4, 48}, DType::Q4_0); });
     QVERIFY2(msg.find("block size 32") != std::string::npos, msg.c_str());
+}
+
+// An empty tensor has no storage: the traits' row converters get null pointers with n = 0 (a
+// zero-length memcpy from null is undefined; the asan preset's UBSan stops on it).
+void TestCpuBackend::rowConvertersAcceptEmptyRows() {
+    for (DType dt : {DType::F32, DType::F16, DType::BF16, DType::I8, DType::I32, DType::U8}) {
+        const DTypeTraits& tr = traits(dt);
+        tr.fromFloat(nullptr, nullptr, 0);
+        tr.toFloat(nullptr, nullptr, 0);
+        // And a real row still converts.
+        const std::vector<float> in{1.0f, -2.0f, 3.0f, 0.5f};
+        std::vector<unsigned char> buf(storageBytes(dt, in.size()));
+        std::vector<float> out(in.size());
+        tr.fromFloat(in.data(), buf.data(), in.size());
+        tr.toFloat(buf.data(), out.data(), out.size());
+        QVERIFY2(out[0] == 1.0f, tr.name);
+    }
 }
 
 void TestCpuBackend::sgd_data() {

@@ -68,8 +68,7 @@ class TestDataset : public QObject {
 
 private slots:
     void fashionMnist() {
-        if (!fs::exists(std::string(kFashionMnistDir) + "/train-images-idx3-ubyte.gz"))
-            QSKIP("Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)");
+        LATHE_REQUIRE_FASHION_MNIST();
         const DatasetSplits d = loadDataset("fashion-mnist");
         QCOMPARE(d.train.size(), std::int64_t{60000});
         QCOMPARE(d.test.size(), std::int64_t{10000});
@@ -275,5 +274,5 @@ private slots:
     }
 };
 
-QTEST_GUILESS_MAIN(TestDataset)
+LATHE_TEST_GUILESS_MAIN(TestDataset)
 #include "test_dataset.moc"

@@ -105,5 +105,5 @@ private slots:
     }
 };
 
-QTEST_GUILESS_MAIN(TestTorchInterop)
+LATHE_TEST_GUILESS_MAIN(TestTorchInterop)
 #include "test_torch_interop.moc"

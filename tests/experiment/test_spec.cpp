@@ -68,7 +68,12 @@ private slots:
         row("unknown top-level key", "unknown_top_key.json",
             {"/mesure: unknown key \"mesure\" (did you mean \"measure\"?)"}, 1);
         row("wrong type", "wrong_type.json",
-            {"/steps/0/params/noisy_cv: expected a number in (0, 10], got \"high\""}, 1);
+            {"/steps/0/params/noisy_ci: expected a number in (0, 10], got \"high\""}, 1);
+        const char* renamed = "\"noisy_cv\" was renamed \"noisy_ci\": noise is now judged by the width of the median's "
+                              "95% confidence interval relative to the median (default 0.05), not by the CV; see "
+                              "docs/experiments.md";
+        row("renamed key", "renamed_key.json",
+            {QString("/steps/0/params/noisy_cv: ") + renamed, QString("/measure/noisy_cv: ") + renamed}, 2);
         row("out of range", "out_of_range.json",
             {"/baseline/train/epochs: expected an integer in [1, 1000], got 0",
              "/baseline/train/lr: expected a number in (0, 10], got -0.1",
@@ -157,6 +162,87 @@ private slots:
         QVERIFY2(error.rfind(path + ":5:56: JSON syntax error: ", 0) == 0, error.c_str());
     }
 
+    // Issue "The first milestone, trustworthy for a new user": a key given twice was silently
+    // replaced by the last one; it is an error at the second occurrence, naming the first one's line.
+    void duplicateKeysAreErrors() {
+        const std::string path = test::sourcePath("tests/data/experiments/duplicate_key.json");
+        const auto lines = splitLines(loadError(path));
+        const std::vector<std::string> want{
+            path + ": /steps/1/params/warmup: duplicate key \"warmup\" (first at line 6)",
+            path + ": /name: duplicate key \"name\" (first at line 2)"};
+        QCOMPARE(lines, want);
+    }
+
+    void duplicateKeyBesideOtherErrors() {
+        // The other problems of the file are reported with it, as for any invalid file.
+        const std::string path = test::sourcePath("tests/data/experiments/duplicate_key_and_error.json");
+        const auto lines = splitLines(loadError(path));
+        QCOMPARE(lines.size(), std::size_t(2));
+        QCOMPARE(lines[0], path + ": /baseline/train/epochs: duplicate key \"epochs\" (first at line 4)");
+        QVERIFY2(lines[1].rfind(path + ": /baseline/train/epochs: expected ", 0) == 0, lines[1].c_str());
+    }
+
+    void duplicateKeyPointers_data() {
+        QTest::addColumn<QString>("text");
+        QTest::addColumn<QStringList>("expected");
+        QTest::newRow("none") << R"({"a": 1, "b": {"a": 2}, "c": [{"a": 3}, {"a": 4}]})" << QStringList{};
+        QTest::newRow("array index counts containers")
+            << R"({"c": [1, [2], {"x": 1}, {"x": 1, "x": 2}]})"
+            << QStringList{"/c/3/x: duplicate key \"x\" (first at line 1)"};
+        QTest::newRow("escaped pointer") << "{\"a/b\": 1,\n \"a/b\": 2}"
+                                         << QStringList{"/a~1b: duplicate key \"a/b\" (first at line 1)"};
+        QTest::newRow("same key in sibling objects is fine") << R"([{"k": 1}, {"k": 2}])" << QStringList{};
+    }
+    void duplicateKeyPointers() {
+        QFETCH(QString, text);
+        QFETCH(QStringList, expected);
+        QStringList got;
+        for (const auto& i : findDuplicateKeys(text.toStdString()))
+            got << QString::fromStdString(i.pointer + ": " + i.message);
+        QCOMPARE(got, expected);
+    }
+
+    // Issue "The first milestone, trustworthy for a new user": a measure step ignored the
+    // experiment's measure section and timed with its own defaults.
+    void measureStepsInheritTheMeasureSection() {
+        const auto spec = loadExperimentFile(test::sourcePath("tests/data/experiments/measure_inherited.json"));
+        QCOMPARE(spec.steps.size(), std::size_t(2));
+        const ParamValues& before = spec.steps[0].params;
+        const ParamValues& after = spec.steps[1].params;
+        // Given in the step: the step wins.
+        QCOMPARE(before.integer("repeats"), std::int64_t(7));
+        QCOMPARE(after.boolean("accuracy"), true);
+        // Not given in the step: the section's value.
+        QCOMPARE(after.integer("repeats"), std::int64_t(30));
+        QCOMPARE(before.boolean("accuracy"), false);
+        for (const ParamValues* p : {&before, &after}) {
+            QCOMPARE(p->integers("batch_sizes"), (std::vector<std::int64_t>{8, 2}));
+            QCOMPARE(p->integer("warmup"), std::int64_t(3));
+            QCOMPARE(p->number("noisy_ci"), 0.2);
+            // Given by neither: the section's default.
+            QCOMPARE(p->integer("rotate_batches"), std::int64_t(4));
+        }
+        // The step's JSON keeps what it wrote: written back, it still inherits.
+        QVERIFY(!spec.steps[1].paramsJson.contains("repeats"));
+        QCOMPARE(spec.steps[0].paramsJson.at("repeats").get<int>(), 7);
+        QCOMPARE(spec.steps[0].paramsJson.at("label").get<std::string>(), std::string("before"));
+
+        // Without a measure section, the section's defaults: the fields are declared once, with one set
+        // of defaults (MeasureSettings).
+        const auto plain = parseExperiment(minimal(), "inline");
+        QCOMPARE(plain.steps[1].params.integer("repeats"), std::int64_t(MeasureSettings{}.repeats));
+        QCOMPARE(plain.steps[1].params.integers("batch_sizes"), MeasureSettings{}.batchSizes);
+
+        // A sweep over the section reaches the steps of each plan.
+        json doc = minimal();
+        doc["measure"] = {{"repeats", 11}};
+        doc["sweep"] = {{"measure.repeats", {12, 13}}};
+        const auto plans = expandSweep(parseExperiment(doc, "inline"), doc);
+        QCOMPARE(plans.size(), std::size_t(2));
+        QCOMPARE(plans[0].spec.steps[1].params.integer("repeats"), std::int64_t(12));
+        QCOMPARE(plans[1].spec.steps[1].params.integer("repeats"), std::int64_t(13));
+    }
+
     void missingFileNamesTheFile() {
         const std::string path = test::sourcePath("tests/data/experiments/missing_file.json");
         const std::string error = loadError(path);
@@ -183,8 +269,9 @@ private slots:
         QCOMPARE(spec.steps[0].params.integer("epochs"), std::int64_t(1));
         QCOMPARE(spec.steps[0].params.number("lr"), 0.0001);
         QCOMPARE(spec.steps[0].paramsJson.at("optimizer").get<std::string>(), std::string("adam"));
-        // A measure step's settings inherit the experiment's measure section: left out, they stay out.
-        QVERIFY(!spec.steps[1].params.has("batch_sizes"));
+        // A measure step's settings inherit the experiment's measure section (here its defaults); the
+        // step's JSON keeps only what it wrote, so the file written back still inherits.
+        QCOMPARE(spec.steps[1].params.integers("batch_sizes"), (std::vector<std::int64_t>{1, 64, 256}));
         QVERIFY(!spec.steps[1].paramsJson.contains("batch_sizes"));
         QCOMPARE(spec.measure.repeats, 200);
         // toJson round-trips through the parser to the same typed spec.

@@ -39,8 +39,7 @@ void TestAccuracySlow::fashionMnist() {
     QFETCH(QString, model);
     QFETCH(int, epochs);
     QFETCH(double, target);
-    if (!std::filesystem::exists(std::string(kFashionMnistDir) + "/train-images-idx3-ubyte.gz"))
-        QSKIP("Fashion-MNIST not installed (Debian package dataset-fashion-mnist)");
+    LATHE_REQUIRE_FASHION_MNIST();
     const DatasetSplits data = loadDataset("fashion-mnist");
     Backend& be = *cpuBackend();
     auto m = Model::fromArchitecture(zooArchitecture(model.toStdString()));
@@ -60,5 +59,5 @@ void TestAccuracySlow::fashionMnist() {
     QVERIFY2(ev.accuracy >= target, qPrintable(QString("accuracy %1 < %2").arg(ev.accuracy).arg(target)));
 }
 
-QTEST_GUILESS_MAIN(TestAccuracySlow)
+LATHE_TEST_GUILESS_MAIN(TestAccuracySlow)
 #include "test_accuracy_slow.moc"

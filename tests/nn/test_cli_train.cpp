@@ -41,11 +41,10 @@ private slots:
 
 void TestCliTrain::initTestCase() {
     if (qEnvironmentVariableIsEmpty("LATHE_CLI")) QSKIP("LATHE_CLI (path of lathe-cli) not set");
-    if (!std::filesystem::exists(std::string(lathe::kFashionMnistDir) + "/train-images-idx3-ubyte.gz"))
-        QSKIP("Fashion-MNIST not installed (Debian package dataset-fashion-mnist)");
 }
 
 void TestCliTrain::trainSaveEval() {
+    LATHE_REQUIRE_FASHION_MNIST();
     const QString model = QString::fromStdString(lathe::test::tempDir()) + "/mlp.safetensors";
     const auto t = runCli({"train", "--model", "mlp-784-256-128-10", "--dataset", "fashion-mnist", "--epochs", "2",
                            "--limit", "1000", "--seed", "7", "--device", "cpu", "--save", model, "--json"});
@@ -82,5 +81,5 @@ void TestCliTrain::unknownModel() {
     QVERIFY2(r.err.contains("unknown model \"vgg16\" (known: mlp-784-256-128-10, cnn-2conv)"), qPrintable(r.err));
 }
 
-QTEST_GUILESS_MAIN(TestCliTrain)
+LATHE_TEST_GUILESS_MAIN(TestCliTrain)
 #include "test_cli_train.moc"

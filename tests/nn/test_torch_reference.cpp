@@ -181,7 +181,7 @@ int main(int argc, char** argv) {
     }
     TestTorchReference tc;
     QTEST_SET_MAIN_SOURCE_PATH
-    return QTest::qExec(&tc, argc, argv);
+    return lathe::test::execSuite(&tc, argc, argv);
 }
 
 #include "test_torch_reference.moc"

@@ -27,8 +27,6 @@ const char* kSmallCnn = R"({"name":"small-cnn","input":{"shape":[1,28,28],"scale
   {"type":"flatten"},{"type":"linear","in":196,"out":32},{"type":"gelu"},{"type":"dropout","p":0.3},
   {"type":"layernorm","dim":32},{"type":"linear","in":32,"out":10}]})";
 
-bool haveFashionMnist() { return std::filesystem::exists(std::string(kFashionMnistDir) + "/train-labels-idx1-ubyte.gz"); }
-
 const DatasetSplits& fashion() {
     static const DatasetSplits splits = loadDataset("fashion-mnist");
     return splits;
@@ -98,7 +96,7 @@ void TestTraining::deterministic() {
 // test accuracy on the first 2,000 test images: 0.79; 0.72 leaves room for a different BLAS while a
 // broken backward, optimizer or preprocessing stays near chance (0.1).
 void TestTraining::shortFashionTraining() {
-    if (!haveFashionMnist()) QSKIP("Fashion-MNIST not installed (Debian package dataset-fashion-mnist)");
+    LATHE_REQUIRE_FASHION_MNIST();
     Backend& be = *cpuBackend();
     const Dataset train2k = fashion().train.head(2000);
     const Dataset test2k = fashion().test.head(2000);
@@ -280,5 +278,5 @@ void TestTraining::badInputs() {
     QVERIFY_THROWS_EXCEPTION(ConfigError, makeSgd(SgdParams{0.0f, 0.9f, 0.0f, false}));
 }
 
-QTEST_GUILESS_MAIN(TestTraining)
+LATHE_TEST_GUILESS_MAIN(TestTraining)
 #include "test_training.moc"

@@ -47,6 +47,7 @@ private slots:
     void exportCsvAndJson();
     void deleteNeedsYes();
     void readCommandsMigrateAnOldDatabase();
+    void orphanedRunsShowAsInterrupted();
 
 private:
     QString m_db;
@@ -272,6 +273,71 @@ void TestStoreCli::readCommandsMigrateAnOldDatabase() {
     QCOMPARE(runs[0].toObject()["name"].toString(), QString("from v1"));
     QCOMPARE(runs[0].toObject()["summary"].toObject()["accuracy"].toDouble(), 0.75);
     QCOMPARE(RunStore(path, RunStore::Mode::ReadOnly).schemaVersion(), RunStore::currentSchemaVersion());
+}
+
+// Issue "The first milestone, trustworthy for a new user": a run whose process died showed as
+// `running` forever in `lathe-cli runs` until something opened the store for writing.
+void TestStoreCli::orphanedRunsShowAsInterrupted() {
+    // A pid nobody has: a child that has exited and been reaped.
+    QProcess child;
+    child.start("true", {});
+    QVERIFY(child.waitForStarted());
+    const qint64 deadPid = child.processId();
+    QVERIFY(child.waitForFinished());
+    QVERIFY(deadPid > 0);
+
+    const std::string path = test::tempDir() + "/orphans.sqlite";
+    std::int64_t orphan = 0, alive = 0, done = 0;
+    {
+        RunStore store(path);
+        NewRun r;
+        r.experimentId = store.addExperiment("orphans", R"({"name":"orphans"})");
+        r.model = "mlp-784-256-128-10";
+        r.device = "cpu";
+        r.name = "left running";
+        orphan = store.createRun(r);
+        r.name = "still running"; // owned by this test process, which is alive
+        alive = store.createRun(r);
+        r.name = "finished";
+        done = store.createRun(r);
+        for (auto id : {orphan, alive, done}) store.startRun(id);
+        store.finishRun(done, run_status::kDone);
+    }
+    {
+        sqlite3* db = nullptr;
+        QCOMPARE(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+        const std::string sql = "UPDATE runs SET owner_pid = " + std::to_string(deadPid) + " WHERE id = " + std::to_string(orphan);
+        QCOMPARE(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+        sqlite3_close(db);
+    }
+    const QString db = QString::fromStdString(path);
+    auto statuses = [&](const QStringList& extra) {
+        const Result r = cli(QStringList{"runs", "--db", db, "--json"} + extra);
+        std::map<std::int64_t, QString> out;
+        for (const auto& v : QJsonDocument::fromJson(r.out).array())
+            out[v.toObject()["id"].toInteger()] = v.toObject()["status"].toString();
+        return out;
+    };
+    using Statuses = std::map<std::int64_t, QString>;
+    QCOMPARE(statuses({}), (Statuses{{orphan, "interrupted"}, {alive, "running"}, {done, "done"}}));
+    // Filters apply to the status shown.
+    QCOMPARE(statuses({"--status", "interrupted"}), (Statuses{{orphan, "interrupted"}}));
+    QCOMPARE(statuses({"--status", "running"}), (Statuses{{alive, "running"}}));
+    QCOMPARE(statuses({"--status", "interrupted,done", "--limit", "1"}).size(), std::size_t(1));
+
+    const Result json = cli({"runs", "--db", db, "--json", "--status", "interrupted"});
+    const QString error = QJsonDocument::fromJson(json.out).array().at(0).toObject()["error"].toString();
+    QVERIFY2(error.contains(QString("pid %1").arg(deadPid)), qPrintable(error));
+    const Result table = cli({"runs", "--db", db});
+    QCOMPARE(table.exitCode, 0);
+    QVERIFY2(table.out.contains("interrupted"), table.out.constData());
+    const Result show = cli({"show", QString::number(orphan), "--db", db});
+    QVERIFY2(show.out.startsWith(QByteArray("run ") + QByteArray::number(orphan) + "  interrupted"), show.out.constData());
+
+    // Reading wrote nothing: the stored status is unchanged until a writer recovers the run.
+    RunStore reader(path, RunStore::Mode::ReadOnly);
+    QCOMPARE(reader.run(orphan)->status, std::string(run_status::kRunning));
+    QCOMPARE(reader.run(alive)->status, std::string(run_status::kRunning));
 }
 
 QTEST_GUILESS_MAIN(TestStoreCli)

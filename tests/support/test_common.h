@@ -44,6 +44,11 @@ std::vector<std::uint8_t> fileBytes(const std::string& path);
 // A fresh temporary directory for this process (removed at exit).
 std::string tempDir();
 
+// Whether the four Fashion-MNIST files are where the engine reads them (fashionMnistDir(), which
+// LATHE_FASHION_MNIST_DIR moves); the reason for a skip when they are not.
+bool haveFashionMnist();
+std::string missingFashionMnistReason();
+
 // The first CUDA backend, or nullptr with the reason.
 std::shared_ptr<Backend> cudaBackendOrNull(std::string* reason = nullptr);
 

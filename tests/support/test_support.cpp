@@ -3,8 +3,11 @@
 
 #include "engine/backends/registry.h"
 #include "engine/core/rng.h"
+#include "engine/data/dataset.h"
 
+#include <filesystem>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <cstdlib>
@@ -84,6 +87,74 @@ std::shared_ptr<Backend> cudaBackendOrNull(std::string* reason) {
         if (reason) *reason = e.what();
         return nullptr;
     }
+}
+
+bool haveFashionMnist() {
+    const std::string dir = fashionMnistDir();
+    for (const char* stem : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                             "t10k-labels-idx1-ubyte"}) {
+        std::error_code ec;
+        const std::string base = dir + "/" + stem;
+        if (!std::filesystem::is_regular_file(base + ".gz", ec) && !std::filesystem::is_regular_file(base, ec))
+            return false;
+    }
+    return true;
+}
+
+std::string missingFashionMnistReason() {
+    return "Fashion-MNIST is not in " + fashionMnistDir() +
+           " (Debian package dataset-fashion-mnist, or LATHE_FASHION_MNIST_DIR)";
+}
+
+int execSuite(QObject* suite, int argc, char** argv) {
+    QStringList args;
+    for (int i = 0; i < argc; ++i) args << QString::fromLocal8Bit(argv[i]);
+    // Output options of QTest: leave a caller who chose one alone.
+    static const QStringList kOutputOptions{"-o", "-txt", "-csv", "-xml", "-lightxml", "-junitxml", "-teamcity", "-tap"};
+    for (int i = 1; i < args.size(); ++i)
+        if (kOutputOptions.contains(args[i])) return QTest::qExec(suite, args);
+
+    // The usual text on stdout, and a TAP copy that says which functions passed and which skipped.
+    QTemporaryFile tap(QDir::tempPath() + "/lathe-test-XXXXXX.tap");
+    if (!tap.open()) return QTest::qExec(suite, args);
+    tap.close();
+    args << "-o" << "-,txt" << "-o" << tap.fileName() + ",tap";
+    const int rc = QTest::qExec(suite, args);
+    if (rc != 0) return rc;
+
+    QFile in(tap.fileName());
+    if (!in.open(QIODevice::ReadOnly | QIODevice::Text)) return rc;
+    int passed = 0, skipped = 0;
+    while (!in.atEnd()) {
+        const QString line = QString::fromUtf8(in.readLine()).trimmed();
+        // "ok 3 - name(row)" or "ok 3 - name() # SKIP reason"; initTestCase and cleanupTestCase pass
+        // even when every real test function skipped, so they do not count.
+        if (!line.startsWith("ok ")) continue;
+        if (line.contains(" # SKIP")) ++skipped;
+        else if (!line.contains("initTestCase()") && !line.contains("cleanupTestCase()")) ++passed;
+    }
+    if (skipped > 0 && passed == 0) {
+        std::fprintf(stderr, "SKIPPED: every test function of %s skipped\n", suite->metaObject()->className());
+        return kSkipExitCode;
+    }
+    return rc;
+}
+
+bool haveFashionMnist() {
+    const std::string dir = fashionMnistDir();
+    for (const char* stem : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                             "t10k-labels-idx1-ubyte"}) {
+        std::error_code ec;
+        const std::string base = dir + "/" + stem;
+        if (!std::filesystem::is_regular_file(base + ".gz", ec) && !std::filesystem::is_regular_file(base, ec))
+            return false;
+    }
+    return true;
+}
+
+std::string missingFashionMnistReason() {
+    return "Fashion-MNIST is not in " + fashionMnistDir() +
+           " (Debian package dataset-fashion-mnist, or LATHE_FASHION_MNIST_DIR)";
 }
 
 } // namespace lathe::test

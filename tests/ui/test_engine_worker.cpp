@@ -38,6 +38,7 @@ private slots:
     }
 
     void runsAnExperimentAndSignals() {
+        LATHE_REQUIRE_FASHION_MNIST();
         AppController controller(m_db);
         QVERIFY2(controller.databaseError().isEmpty(), qPrintable(controller.databaseError()));
         QSignalSpy experimentStarted(&controller, &AppController::experimentStarted);
@@ -87,6 +88,7 @@ private slots:
     }
 
     void cancelDuringARun() {
+        LATHE_REQUIRE_FASHION_MNIST();
         AppController controller(m_db);
         QSignalSpy progress(&controller, &AppController::progressChanged);
         QSignalSpy runFinished(&controller, &AppController::runFinished);
@@ -109,6 +111,7 @@ private slots:
     }
 
     void shutdownDuringARunStoresItCancelled() {
+        LATHE_REQUIRE_FASHION_MNIST();
         qint64 runId = 0;
         {
             AppController controller(m_db);
@@ -141,6 +144,7 @@ private slots:
     }
 
     void deletesGoThroughTheEngineThread() {
+        LATHE_REQUIRE_FASHION_MNIST();
         AppController controller(m_db);
         std::vector<std::int64_t> ids;
         {
@@ -157,5 +161,5 @@ private slots:
     }
 };
 
-QTEST_MAIN(TestEngineWorker)
+LATHE_TEST_MAIN(TestEngineWorker)
 #include "test_engine_worker.moc"

@@ -77,6 +77,7 @@ private slots:
     }
 
     void runsABundledExperiment() {
+        LATHE_REQUIRE_FASHION_MNIST();
         AppController controller(m_db);
         MainWindow window(&controller);
         window.resize(1600, 1000);
@@ -164,6 +165,7 @@ private slots:
     }
 
     void closingDuringARunCancelsIt() {
+        LATHE_REQUIRE_FASHION_MNIST();
         AppController controller(m_db);
         MainWindow window(&controller);
         window.show();
@@ -190,5 +192,5 @@ private slots:
     }
 };
 
-QTEST_MAIN(TestMainWindow)
+LATHE_TEST_MAIN(TestMainWindow)
 #include "test_main_window.moc"

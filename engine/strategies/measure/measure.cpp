@@ -25,8 +25,7 @@ public:
                                                 req);
         for (const auto& [k, v] : out.summary) ctx.summary()[k] = v;
         if (out.noisy)
-            ctx.warn("measure " + req.label + ": latency CV above " + std::to_string(req.noisyCv) +
-                     ": the figures are noisy");
+            ctx.warn("measure " + req.label + ": " + noiseWarning(out, req));
     }
 
 private:

@@ -18,8 +18,10 @@ const SchemaBuilder<MeasureSettings>& measureSettingsSchema() {
                   {.min = 1, .max = 1024, .unit = "batches",
                    .help = "distinct input batches cycled through while timing"});
         s.boolean("accuracy", &MeasureSettings::accuracy, d.accuracy, "evaluate accuracy on the experiment's split");
-        s.number("noisy_cv", &MeasureSettings::noisyCv, d.noisyCv,
-                 {.min = 0, .max = 10, .minExclusive = true, .help = "latency CV above which the point is flagged noisy"});
+        s.number("noisy_ci", &MeasureSettings::noisyCi, d.noisyCi,
+                 {.min = 0, .max = 10, .minExclusive = true,
+                  .help = "width of the median latency's 95% CI, as a fraction of the median, above which the point "
+                          "is flagged noisy"});
         return s;
     }();
     return b;

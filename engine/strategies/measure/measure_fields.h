@@ -7,7 +7,7 @@
 
 namespace lathe {
 
-// batch_sizes, warmup, repeats, rotate_batches, accuracy, noisy_cv with MeasureSettings' defaults.
+// batch_sizes, warmup, repeats, rotate_batches, accuracy, noisy_ci with MeasureSettings' defaults.
 const SchemaBuilder<MeasureSettings>& measureSettingsSchema();
 
 } // namespace lathe
