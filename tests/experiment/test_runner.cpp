@@ -212,7 +212,8 @@ private slots:
         json doc = tinyExperiment();
         doc["steps"] = json::array({json{{"strategy", "measure"}, {"params", {{"label", "mid"}, {"repeats", 5}}}}});
         const ExperimentSpec spec = parseExperiment(doc, "tiny.json");
-        QVERIFY(!spec.steps[0].params.has("batch_sizes"));
+        QVERIFY(!spec.steps[0].paramsJson.contains("batch_sizes"));
+        QCOMPARE(spec.steps[0].params.integers("batch_sizes"), (std::vector<std::int64_t>{1, 16}));
         Runner runner(*f.store, RunnerOptions{"", m_cacheDir});
         std::atomic<bool> cancel{false};
         const auto outcomes = runner.run(spec, doc, f.events, cancel);
