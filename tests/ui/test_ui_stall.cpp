@@ -143,8 +143,19 @@ private slots:
               idle.p99(), idle.max());
         // Timing bounds are judged only where the machine itself is quiet: on an oversubscribed host an
         // idle event loop is already descheduled for tens of ms, and the figures say nothing about Lathe.
-        const bool quiet = idle.p99() < 10.0;
-        if (!quiet)
+        // Nor in a sanitizer build (asan/tsan presets): it checks memory and threads, and its code runs
+        // several times slower than the release build the bounds are written for (under ASan on two
+        // shared cores: max stall 82-95 ms, p99 18-23 ms).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+        constexpr bool kSanitized = true;
+#else
+        constexpr bool kSanitized = false;
+#endif
+        const bool quiet = idle.p99() < 10.0 && !kSanitized;
+        if (kSanitized)
+            qWarning("timing bounds not judged in a sanitizer build (max stall %.1f ms, p99 %.1f ms)", busy.max(),
+                     busy.p99());
+        else if (!quiet)
             qWarning("timing bounds not judged: the idle event loop already stalls p99 %.1f ms, max %.1f ms here",
                      idle.p99(), idle.max());
         if (quiet) QVERIFY2(rate > 0.9 * kRatePerS, "the producer did not reach the target rate");
