@@ -46,6 +46,7 @@ bool AppController::startRun(const nlohmann::json& doc, const QString& sourcePat
     m_running = true;
     m_worker->resetCancel();
     emit runningChanged(true);
+    queuedCallPosted(m_worker);
     QMetaObject::invokeMethod(m_worker, "startRun", Qt::QueuedConnection,
                               Q_ARG(QString, QString::fromStdString(doc.dump())), Q_ARG(QString, sourcePath),
                               Q_ARG(QString, device));
@@ -60,6 +61,7 @@ void AppController::cancelRun() {
 
 void AppController::deleteRuns(const QList<qint64>& runIds) {
     if (!m_shutDown) {
+        queuedCallPosted(m_worker);
         QMetaObject::invokeMethod(m_worker, "deleteRuns", Qt::QueuedConnection, Q_ARG(QList<qint64>, runIds));
     }
 }

@@ -21,7 +21,11 @@ QString qs(const std::string& s) { return QString::fromStdString(s); }
 EngineWorker::EngineWorker(QString databasePath, SampleRing* ring, QObject* parent)
     : QObject(parent), m_databasePath(std::move(databasePath)), m_ring(ring) {}
 
-EngineWorker::~EngineWorker() = default;
+// The worker is deleted on the engine thread (deleteLater when the thread finishes) after
+// AppController::shutdown() set the cancel flag from the UI thread. QThread::quit()/wait() order the
+// two, but through Qt's own locks, which ThreadSanitizer cannot see; reading the flag with acquire
+// (requestCancel() stores with release) states the order in terms it checks.
+EngineWorker::~EngineWorker() { (void)m_cancel.load(std::memory_order_acquire); }
 
 RunStore& EngineWorker::store() {
     if (!m_store) {
@@ -31,6 +35,7 @@ RunStore& EngineWorker::store() {
 }
 
 void EngineWorker::startRun(const QString& docJson, const QString& sourcePath, const QString& device) {
+    queuedCallArrived(this);
     try {
         const nlohmann::json doc = nlohmann::json::parse(docJson.toStdString());
         const std::string source = sourcePath.isEmpty() ? std::string("(editor)") : sourcePath.toStdString();
@@ -83,6 +88,7 @@ QString EngineWorker::setDatabasePath(const QString& path) {
 }
 
 void EngineWorker::deleteRuns(const QList<qint64>& runIds) {
+    queuedCallArrived(this);
     try {
         std::vector<std::int64_t> ids(runIds.begin(), runIds.end());
         const int n = store().deleteRuns(ids);

@@ -17,6 +17,20 @@ class SampleRing;
 
 namespace lathe::app {
 
+// A queued call runs on the engine thread after the UI-thread code that posted it; Qt's event queue
+// orders the two through its own locks, which ThreadSanitizer (tsan preset; Qt is not instrumented)
+// cannot see. The poster calls queuedCallPosted(receiver) before posting, the slot calls
+// queuedCallArrived(this) first: that states the order where it is checked. No-ops otherwise.
+#if defined(__SANITIZE_THREAD__)
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+inline void queuedCallPosted(void* receiver) { __tsan_release(receiver); }
+inline void queuedCallArrived(void* receiver) { __tsan_acquire(receiver); }
+#else
+inline void queuedCallPosted(void*) {}
+inline void queuedCallArrived(void*) {}
+#endif
+
 class EngineWorker : public QObject {
     Q_OBJECT
 public:
@@ -25,7 +39,7 @@ public:
 
     // Thread-safe (called from the UI thread while startRun blocks the engine thread): the Runner
     // checks the flag between batches and stores the run as cancelled.
-    void requestCancel() { m_cancel.store(true, std::memory_order_relaxed); }
+    void requestCancel() { m_cancel.store(true, std::memory_order_release); }
     // Called by AppController before queuing a run, so a cancel that arrives before the run starts counts.
     void resetCancel() { m_cancel.store(false, std::memory_order_relaxed); }
     bool cancelRequested() const { return m_cancel.load(std::memory_order_relaxed); }

@@ -39,16 +39,6 @@ private:
     std::size_t* m_consumed;
 };
 
-std::string escapePointerToken(const std::string& key) {
-    std::string out;
-    for (char c : key) {
-        if (c == '~') out += "~0";
-        else if (c == '/') out += "~1";
-        else out += c;
-    }
-    return out;
-}
-
 class DuplicateKeyFinder : public nlohmann::json_sax<nlohmann::json> {
 public:
     DuplicateKeyFinder(std::string_view text, const std::size_t* consumed) : m_text(text), m_consumed(consumed) {}
@@ -103,9 +93,12 @@ private:
         return scalar(); // the finished container is one element of its parent
     }
     std::string pointer() const {
-        std::string p;
-        for (const Frame& f : m_frames) p += "/" + (f.isArray ? std::to_string(f.index) : escapePointerToken(f.key));
-        return p;
+        nlohmann::json::json_pointer p;
+        for (const Frame& f : m_frames) {
+            if (f.isArray) p /= f.index;
+            else p /= f.key;
+        }
+        return p.to_string();
     }
     int lineAt(std::size_t offset) {
         offset = std::min(offset, m_text.size());

@@ -28,6 +28,11 @@ class TestUiStallBench : public QObject {
     Q_OBJECT
 private slots:
     void stallAgainstIdleBaseline() {
+        // The bounds are written for a release build: sanitizer builds (asan/tsan presets) run several
+        // times slower (under ASan on two shared cores: max stall 82-95 ms, p99 18-23 ms).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+        QSKIP("timing bounds are not judged in a sanitizer build");
+#endif
         LiveDashboard dashboard;
         dashboard.resize(1400, 900);
         dashboard.show();
