@@ -33,6 +33,7 @@ inline constexpr MetricKeyInfo kMetricKeys[] = {
     {"latency_p99_ms", MetricDirection::LowerIsBetter},
     {"latency_mean_ms", MetricDirection::LowerIsBetter},
     {"latency_cv", MetricDirection::LowerIsBetter},
+    {"latency_p50_ci_rel", MetricDirection::LowerIsBetter}, // width of the median's 95% CI / the median
     {"throughput_per_s", MetricDirection::HigherIsBetter},
     {"batch_size", MetricDirection::Neutral},
     {"speedup_realized", MetricDirection::HigherIsBetter},
