@@ -2,16 +2,17 @@
 // the CUDA backend and on the CPU reference with the same random inputs, one data row per
 // op x dtype x shape. Outputs are compared by normalized error under a named per-dtype tolerance;
 // integer outputs must match exactly; a dtype without a tolerance row fails. A descriptor a backend
-// does not support is skipped as "not supported", never counted as wrong. Needs a CUDA device (exits
-// 77 = skipped otherwise).
+// does not support is reported as "not supported", never counted as wrong. Each compared output prints
+// its normalized error next to its tolerance. Needs a CUDA device (exits 77 = skipped otherwise);
+// Qt-free (tests/support/mini_test.h) so it runs on GPU servers built with the headless preset.
 #include "engine/backends/registry.h"
 #include "engine/core/errors.h"
-#include "tests/support/test_support.h"
-
-#include <QtTest>
+#include "tests/support/mini_test.h"
+#include "tests/support/test_common.h"
 
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
@@ -443,203 +444,233 @@ std::string unsupportedBy(const Backend& be, const OpCase& c) {
     return {};
 }
 
-} // namespace
-
-class TestBackendOps : public QObject {
-    Q_OBJECT
-
-private:
-    std::shared_ptr<Backend> m_cuda;
-    std::shared_ptr<Backend> m_cpu;
-
-private slots:
-    void initTestCase() {
-        std::string reason;
-        m_cuda = test::cudaBackendOrNull(&reason);
-        QVERIFY2(m_cuda, reason.c_str());
-        m_cpu = cpuBackend();
-        const DeviceInfo info = m_cuda->info();
-        qInfo("comparing %s (%s, sm_%d%d) against %s", m_cuda->name().c_str(), info.name.c_str(),
-              info.computeCapabilityMajor, info.computeCapabilityMinor, m_cpu->name().c_str());
-    }
-
-    void everyOpIsCovered() {
-        // A new Op added to the interface must get rows here.
-        std::vector<bool> seen(static_cast<std::size_t>(Op::Count), false);
-        for (const auto& c : allCases()) seen[static_cast<std::size_t>(c.op)] = true;
-        for (std::size_t i = 0; i < seen.size(); ++i)
-            QVERIFY2(seen[i], (std::string("no harness row for op ") + opName(static_cast<Op>(i))).c_str());
-    }
-
-    void matchesCpu_data() {
-        QTest::addColumn<int>("index");
-        const auto& cases = allCases();
-        for (std::size_t i = 0; i < cases.size(); ++i)
-            QTest::newRow(cases[i].name.c_str()) << static_cast<int>(i);
-    }
-
-    void matchesCpu() {
-        QFETCH(int, index);
-        const OpCase& c = allCases()[static_cast<std::size_t>(index)];
-        // "Not supported" is its own outcome: reported as a skip with the reason, never as wrong.
-        if (const auto why = unsupportedBy(*m_cpu, c); !why.empty()) QSKIP(("not supported: " + why).c_str());
-        if (const auto why = unsupportedBy(*m_cuda, c); !why.empty()) QSKIP(("not supported: " + why).c_str());
-
-        const DType primary = c.dtypes.front();
-        Outputs ref, got;
-        try {
-            ref = c.run(*m_cpu, primary);
-        } catch (const std::exception& e) {
-            QFAIL(("cpu reference failed: " + std::string(e.what())).c_str());
-        }
-        try {
-            got = c.run(*m_cuda, primary);
-            m_cuda->synchronize();
-        } catch (const std::exception& e) {
-            QFAIL(("cuda failed: " + std::string(e.what())).c_str());
-        }
-        QCOMPARE(got.size(), ref.size());
-        for (std::size_t k = 0; k < ref.size(); ++k) {
-            const Output& r = ref[k];
-            const Output& g = got[k];
-            QCOMPARE(g.values.size(), r.values.size());
-            bool nonZero = false;
-            for (float v : r.values) nonZero = nonZero || v != 0.0f;
-            QVERIFY2(nonZero, ("reference output " + r.name + " is all zeros: the case tests nothing").c_str());
-            const Tolerance* row = toleranceFor(r.dtype);
-            QVERIFY2(row, ("no tolerance row for " + std::string(dtypeName(r.dtype)) + " (output " + r.name +
-                           "): add one to kTolerances, saying where its number comes from")
-                              .c_str());
-            const double tol = row->normalizedError;
-            if (tol == 0.0) {
-                std::size_t bad = 0, first = 0;
-                for (std::size_t i = 0; i < r.values.size(); ++i)
-                    if (g.values[i] != r.values[i] && bad++ == 0) first = i;
-                QVERIFY2(bad == 0, ("wrong: " + r.name + ": " + std::to_string(bad) + " of " +
-                                    std::to_string(r.values.size()) + " integers differ, first at " +
-                                    std::to_string(first) + " (cuda " + std::to_string(g.values[first]) + ", cpu " +
-                                    std::to_string(r.values[first]) + ")")
-                                       .c_str());
-            } else {
-                const double err = test::normalizedError(g.values, r.values);
-                QVERIFY2(err <= tol, ("wrong: " + r.name + ": normalized error " + std::to_string(err) + " > " +
-                                      std::to_string(tol) + " (" + dtypeName(r.dtype) + " tolerance: " + row->why +
-                                      "), max |diff| " + std::to_string(test::maxAbsDiff(g.values, r.values)))
-                                         .c_str());
-            }
-        }
-    }
-
-    void unsupportedPairThrows() {
-        Tensor a = m_cuda->zeros({4, 4}, DType::I8);
-        Tensor c = m_cuda->zeros({4, 4}, DType::I8);
-        QVERIFY(!m_cuda->supports(OpDesc::uniform(Op::Gemm, DType::I8)));
-        try {
-            m_cuda->gemm(a, Trans::No, a, Trans::No, c);
-            QFAIL("gemm with i8 did not throw");
-        } catch (const BackendError& e) {
-            QCOMPARE(QString(e.what()),
-                     QString::fromStdString(m_cuda->name() + " does not support gemm i8 x i8 -> i8 (acc i32)"));
-        }
-        // Nothing is claimed for the formats that have no CUDA kernels yet.
-        QVERIFY(!m_cuda->supports(OpDesc::convert(DType::F32, DType::Q4_0)));
-        QVERIFY(!m_cuda->supports(OpDesc::gemm(DType::I8, DType::I8, DType::F32, DType::I32)));
-    }
-
-    void outOfRangeLabelsThrow_data() {
-        QTest::addColumn<int>("badLabel");
-        QTest::newRow("too large") << 10;
-        QTest::newRow("negative") << -1;
-    }
-    void outOfRangeLabelsThrow() {
-        QFETCH(int, badLabel);
-        auto lab = test::randomLabels(8, 10, 5);
-        lab[6] = badLabel;
-        Tensor logits = input(*m_cuda, {8, 10}, DType::F32, 6);
-        Tensor labelsT = m_cuda->uploadI32(lab, {8});
-        Tensor losses = m_cuda->empty({8}), d = m_cuda->empty({8, 10});
-        try {
-            m_cuda->softmaxCrossEntropy(logits, labelsT, losses, d, 1.0f);
-            QFAIL("an out-of-range label did not throw");
-        } catch (const BackendError& e) {
-            const std::string msg = e.what();
-            QVERIFY2(msg.find("label " + std::to_string(badLabel)) != std::string::npos, msg.c_str());
-            QVERIFY2(msg.find("row 6") != std::string::npos, msg.c_str());
-        }
-        // The backend is still usable afterwards (the device-side check is not a sticky fault).
-        lab[6] = 3;
-        Tensor good = m_cuda->uploadI32(lab, {8});
-        m_cuda->softmaxCrossEntropy(logits, good, losses, d, 1.0f);
-        for (float l : m_cuda->downloadF32(losses)) QVERIFY(std::isfinite(l) && l > 0.0f);
-    }
-
-    void outOfRangeIdsThrow() {
-        Tensor table = input(*m_cuda, {5, 3}, DType::F32, 7);
-        Tensor ids = m_cuda->uploadI32({0, 4, 5, 1}, {4});
-        Tensor y = m_cuda->empty({4, 3});
-        try {
-            m_cuda->embeddingForward(ids, table, y);
-            QFAIL("an out-of-range id did not throw");
-        } catch (const BackendError& e) {
-            const std::string msg = e.what();
-            QVERIFY2(msg.find("id 5") != std::string::npos && msg.find("position 2") != std::string::npos, msg.c_str());
-        }
-    }
-
-    void wrongDeviceTensorThrows() {
-        Tensor onCpu = m_cpu->upload(test::randomVector(16, 8), {16});
-        Tensor y = m_cuda->empty({16});
-        QVERIFY_THROWS_EXCEPTION(BackendError, m_cuda->relu(onCpu, y));
-    }
-
-    void byteAccountingFollowsAllocations() {
-        m_cuda->synchronize();
-        const std::uint64_t before = m_cuda->currentAllocatedBytes();
-        m_cuda->resetPeakAllocated();
-        {
-            Tensor big = m_cuda->empty({1 << 20}); // 4 MiB
-            QCOMPARE(m_cuda->currentAllocatedBytes(), before + (4u << 20));
-            QVERIFY(m_cuda->peakAllocatedBytes() >= before + (4u << 20));
-        }
-        QCOMPARE(m_cuda->currentAllocatedBytes(), before);
-        QVERIFY(m_cuda->peakAllocatedBytes() >= before + (4u << 20));
-    }
-
-    void outOfMemoryIsABackendError() {
-        const DeviceInfo info = m_cuda->info();
-        const std::size_t tooMuch = static_cast<std::size_t>(info.memoryTotalBytes) * 4;
-        try {
-            m_cuda->allocate(tooMuch);
-            QFAIL("allocating four times the device memory did not throw");
-        } catch (const BackendError& e) {
-            const std::string msg = e.what();
-            QVERIFY2(msg.find("out of device memory") != std::string::npos && msg.find("free") != std::string::npos,
-                     msg.c_str());
-        }
-        Tensor ok = m_cuda->zeros({16}); // still usable
-        QCOMPARE(m_cuda->downloadF32(ok).size(), std::size_t{16});
-    }
-
-    void timerMeasuresDeviceWork() {
-        Tensor a = input(*m_cuda, {512, 512}, DType::F32, 9), c = m_cuda->empty({512, 512});
-        auto timer = m_cuda->createTimer();
-        timer->start();
-        for (int i = 0; i < 10; ++i) m_cuda->gemm(a, Trans::No, a, Trans::No, c);
-        timer->stop();
-        const double ms = timer->elapsedMs();
-        QVERIFY2(ms > 0.0 && ms < 10000.0, std::to_string(ms).c_str());
-    }
-
-    void infoDescribesTheDevice() {
-        const DeviceInfo info = m_cuda->info();
-        QCOMPARE(QString::fromStdString(info.backend), QStringLiteral("cuda"));
-        QVERIFY(info.available);
-        QVERIFY(!info.name.empty());
-        QVERIFY(info.memoryTotalBytes > 0 && info.memoryFreeBytes <= info.memoryTotalBytes);
-        QVERIFY(info.computeCapabilityMajor >= 7);
-        QVERIFY(!info.runtimeVersion.empty() && !info.driverVersion.empty() && !info.libraryVersion.empty());
-    }
+struct Backends {
+    std::shared_ptr<Backend> cuda;
+    std::shared_ptr<Backend> cpu;
 };
 
-LATHE_GPU_TEST_MAIN(TestBackendOps)
-#include "test_backend_ops.moc"
+// Both backends (made once, the comparison announced once), or the case is skipped (exit 77 when every
+// case is) with the registry's reason.
+const Backends& backendsOrSkip() {
+    static std::string reason;
+    static const Backends b = [] {
+        Backends r{test::cudaBackendOrNull(&reason), nullptr};
+        if (r.cuda) {
+            r.cpu = cpuBackend();
+            const DeviceInfo info = r.cuda->info();
+            std::printf("comparing %s (%s, sm_%d%d) against %s\n", r.cuda->name().c_str(), info.name.c_str(),
+                        info.computeCapabilityMajor, info.computeCapabilityMinor, r.cpu->name().c_str());
+        }
+        return r;
+    }();
+    if (!b.cuda) SKIP("no CUDA device: " + reason);
+    return b;
+}
+
+// One op case against the CPU reference. A REQUIRE or FAIL ends this row only; the next rows still run.
+// Prints one line per compared output: its measured error and the tolerance it is held to.
+void compareRow(const Backends& be, const OpCase& c, int& notSupported) {
+    // "Not supported" is its own outcome: reported with the reason, never as wrong.
+    for (const Backend* b : {be.cpu.get(), be.cuda.get()})
+        if (const auto why = unsupportedBy(*b, c); !why.empty()) {
+            std::printf("  %-55s not supported: %s\n", c.name.c_str(), why.c_str());
+            ++notSupported;
+            return;
+        }
+
+    const DType primary = c.dtypes.front();
+    Outputs ref, got;
+    try {
+        ref = c.run(*be.cpu, primary);
+    } catch (const std::exception& e) {
+        FAIL("cpu reference failed: " + std::string(e.what()));
+    }
+    try {
+        got = c.run(*be.cuda, primary);
+        be.cuda->synchronize();
+    } catch (const std::exception& e) {
+        FAIL("cuda failed: " + std::string(e.what()));
+    }
+    REQUIRE_MSG(got.size() == ref.size(),
+                std::to_string(got.size()) + " outputs from cuda, " + std::to_string(ref.size()) + " from cpu");
+    for (std::size_t k = 0; k < ref.size(); ++k) {
+        const Output& r = ref[k];
+        const Output& g = got[k];
+        REQUIRE_MSG(g.values.size() == r.values.size(), r.name + ": " + std::to_string(g.values.size()) +
+                                                            " values from cuda, " + std::to_string(r.values.size()) +
+                                                            " from cpu");
+        bool nonZero = false;
+        for (float v : r.values) nonZero = nonZero || v != 0.0f;
+        REQUIRE_MSG(nonZero, "reference output " + r.name + " is all zeros: the case tests nothing");
+        const Tolerance* row = toleranceFor(r.dtype);
+        REQUIRE_MSG(row, "no tolerance row for " + std::string(dtypeName(r.dtype)) + " (output " + r.name +
+                             "): add one to kTolerances, saying where its number comes from");
+        const double tol = row->normalizedError;
+        if (tol == 0.0) {
+            std::size_t bad = 0, first = 0;
+            for (std::size_t i = 0; i < r.values.size(); ++i)
+                if (g.values[i] != r.values[i] && bad++ == 0) first = i;
+            std::printf("  %-55s %-8s %-6s %zu of %zu differ (exact required)\n", c.name.c_str(), r.name.c_str(),
+                        dtypeName(r.dtype), bad, r.values.size());
+            REQUIRE_MSG(bad == 0, "wrong: " + r.name + ": " + std::to_string(bad) + " of " +
+                                      std::to_string(r.values.size()) + " integers differ, first at " +
+                                      std::to_string(first) + " (cuda " + std::to_string(g.values[first]) + ", cpu " +
+                                      std::to_string(r.values[first]) + ")");
+        } else {
+            const double err = test::normalizedError(g.values, r.values);
+            const double maxDiff = test::maxAbsDiff(g.values, r.values);
+            std::printf("  %-55s %-8s %-6s normalized error %.3e %s %.1e  max |diff| %.3e\n", c.name.c_str(),
+                        r.name.c_str(), dtypeName(r.dtype), err, err <= tol ? "<=" : "> ", tol, maxDiff);
+            REQUIRE_MSG(err <= tol, "wrong: " + r.name + ": normalized error " + std::to_string(err) + " > " +
+                                        std::to_string(tol) + " (" + dtypeName(r.dtype) + " tolerance: " + row->why +
+                                        "), max |diff| " + std::to_string(maxDiff));
+        }
+    }
+}
+
+} // namespace
+
+TEST_CASE(everyOpIsCovered) {
+    backendsOrSkip();
+    // A new Op added to the interface must get rows here.
+    std::vector<bool> seen(static_cast<std::size_t>(Op::Count), false);
+    for (const auto& c : allCases()) seen[static_cast<std::size_t>(c.op)] = true;
+    for (std::size_t i = 0; i < seen.size(); ++i)
+        REQUIRE_MSG(seen[i], std::string("no harness row for op ") + opName(static_cast<Op>(i)));
+}
+
+TEST_CASE(matchesCpu) {
+    const Backends& be = backendsOrSkip();
+    int notSupported = 0;
+    for (const OpCase& c : allCases()) {
+        ROW(c.name);
+        try {
+            compareRow(be, c, notSupported);
+        } catch (const minitest::RequireFailed&) {
+        } catch (const std::exception& e) {
+            minitest::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());
+        }
+    }
+    std::printf("  %zu rows, %d not supported\n", allCases().size(), notSupported);
+}
+
+TEST_CASE(unsupportedPairThrows) {
+    const Backends& be = backendsOrSkip();
+    Tensor a = be.cuda->zeros({4, 4}, DType::I8);
+    Tensor c = be.cuda->zeros({4, 4}, DType::I8);
+    REQUIRE(!be.cuda->supports(OpDesc::uniform(Op::Gemm, DType::I8)));
+    try {
+        be.cuda->gemm(a, Trans::No, a, Trans::No, c);
+        FAIL("gemm with i8 did not throw");
+    } catch (const BackendError& e) {
+        CHECK_EQ(std::string(e.what()), be.cuda->name() + " does not support gemm i8 x i8 -> i8 (acc i32)");
+    }
+    // Nothing is claimed for the formats that have no CUDA kernels yet.
+    REQUIRE(!be.cuda->supports(OpDesc::convert(DType::F32, DType::Q4_0)));
+    REQUIRE(!be.cuda->supports(OpDesc::gemm(DType::I8, DType::I8, DType::F32, DType::I32)));
+}
+
+TEST_CASE(outOfRangeLabelsThrow) {
+    const Backends& be = backendsOrSkip();
+    Backend& cuda = *be.cuda;
+    const std::pair<const char*, int> rows[] = {{"too large", 10}, {"negative", -1}};
+    for (const auto& [label, badLabel] : rows) {
+        ROW(label);
+        try {
+            auto lab = test::randomLabels(8, 10, 5);
+            lab[6] = badLabel;
+            Tensor logits = input(cuda, {8, 10}, DType::F32, 6);
+            Tensor labelsT = cuda.uploadI32(lab, {8});
+            Tensor losses = cuda.empty({8}), d = cuda.empty({8, 10});
+            try {
+                cuda.softmaxCrossEntropy(logits, labelsT, losses, d, 1.0f);
+                FAIL("an out-of-range label did not throw");
+            } catch (const BackendError& e) {
+                const std::string msg = e.what();
+                REQUIRE_MSG(msg.find("label " + std::to_string(badLabel)) != std::string::npos, msg);
+                REQUIRE_MSG(msg.find("row 6") != std::string::npos, msg);
+            }
+            // The backend is still usable afterwards (the device-side check is not a sticky fault).
+            lab[6] = 3;
+            Tensor good = cuda.uploadI32(lab, {8});
+            cuda.softmaxCrossEntropy(logits, good, losses, d, 1.0f);
+            for (float l : cuda.downloadF32(losses)) REQUIRE(std::isfinite(l) && l > 0.0f);
+        } catch (const minitest::RequireFailed&) {
+        }
+    }
+}
+
+TEST_CASE(outOfRangeIdsThrow) {
+    Backend& cuda = *backendsOrSkip().cuda;
+    Tensor table = input(cuda, {5, 3}, DType::F32, 7);
+    Tensor ids = cuda.uploadI32({0, 4, 5, 1}, {4});
+    Tensor y = cuda.empty({4, 3});
+    try {
+        cuda.embeddingForward(ids, table, y);
+        FAIL("an out-of-range id did not throw");
+    } catch (const BackendError& e) {
+        const std::string msg = e.what();
+        REQUIRE_MSG(msg.find("id 5") != std::string::npos && msg.find("position 2") != std::string::npos, msg);
+    }
+}
+
+TEST_CASE(wrongDeviceTensorThrows) {
+    const Backends& be = backendsOrSkip();
+    Tensor onCpu = be.cpu->upload(test::randomVector(16, 8), {16});
+    Tensor y = be.cuda->empty({16});
+    CHECK_THROWS_AS(be.cuda->relu(onCpu, y), BackendError);
+}
+
+TEST_CASE(byteAccountingFollowsAllocations) {
+    Backend& cuda = *backendsOrSkip().cuda;
+    cuda.synchronize();
+    const std::uint64_t before = cuda.currentAllocatedBytes();
+    cuda.resetPeakAllocated();
+    {
+        Tensor big = cuda.empty({1 << 20}); // 4 MiB
+        CHECK_EQ(cuda.currentAllocatedBytes(), before + (4u << 20));
+        REQUIRE(cuda.peakAllocatedBytes() >= before + (4u << 20));
+    }
+    CHECK_EQ(cuda.currentAllocatedBytes(), before);
+    REQUIRE(cuda.peakAllocatedBytes() >= before + (4u << 20));
+}
+
+TEST_CASE(outOfMemoryIsABackendError) {
+    Backend& cuda = *backendsOrSkip().cuda;
+    const DeviceInfo info = cuda.info();
+    const std::size_t tooMuch = static_cast<std::size_t>(info.memoryTotalBytes) * 4;
+    try {
+        cuda.allocate(tooMuch);
+        FAIL("allocating four times the device memory did not throw");
+    } catch (const BackendError& e) {
+        const std::string msg = e.what();
+        REQUIRE_MSG(msg.find("out of device memory") != std::string::npos && msg.find("free") != std::string::npos,
+                    msg);
+    }
+    Tensor ok = cuda.zeros({16}); // still usable
+    CHECK_EQ(cuda.downloadF32(ok).size(), std::size_t{16});
+}
+
+TEST_CASE(timerMeasuresDeviceWork) {
+    Backend& cuda = *backendsOrSkip().cuda;
+    Tensor a = input(cuda, {512, 512}, DType::F32, 9), c = cuda.empty({512, 512});
+    auto timer = cuda.createTimer();
+    timer->start();
+    for (int i = 0; i < 10; ++i) cuda.gemm(a, Trans::No, a, Trans::No, c);
+    timer->stop();
+    const double ms = timer->elapsedMs();
+    std::printf("  10 gemm 512x512x512 f32: %.3f ms\n", ms);
+    REQUIRE_MSG(ms > 0.0 && ms < 10000.0, std::to_string(ms));
+}
+
+TEST_CASE(infoDescribesTheDevice) {
+    const DeviceInfo info = backendsOrSkip().cuda->info();
+    CHECK_EQ(info.backend, std::string("cuda"));
+    REQUIRE(info.available);
+    REQUIRE(!info.name.empty());
+    REQUIRE(info.memoryTotalBytes > 0 && info.memoryFreeBytes <= info.memoryTotalBytes);
+    REQUIRE(info.computeCapabilityMajor >= 7);
+    REQUIRE(!info.runtimeVersion.empty() && !info.driverVersion.empty() && !info.libraryVersion.empty());
+}
+
+MINI_TEST_MAIN()
