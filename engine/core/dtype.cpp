@@ -118,11 +118,12 @@ constexpr bool rowsAreConsistent() {
         if (payloadBits > r.bytesPerBlock * 8) return false;
         if (!r.isQuantized && (r.blockSize != 1 || payloadBits != r.bytesPerBlock * 8)) return false;
         if (r.isQuantized && r.blockSize == 1) return false;
-        if (!r.toFloat || !r.fromFloat) return false;
     }
     return true;
 }
 static_assert(rowsAreConsistent(), "dtype.cpp: a row's bits, block size and bytes per block disagree");
+// Every row's converters are set: test_dtypes converts through each one (comparing function pointers is not
+// a constant expression under the sanitizers, so it is not asserted here).
 
 } // namespace
 
