@@ -89,14 +89,4 @@ constexpr MetricDirection metricDirection(std::string_view key) {
     return MetricDirection::Neutral;
 }
 
-// Position of a base key in kMetricKeys, or -1.
-constexpr int metricKeyRank(std::string_view key) {
-    int i = 0;
-    for (const auto& info : kMetricKeys) {
-        if (info.key == key) return i;
-        ++i;
-    }
-    return -1;
-}
-
 } // namespace lathe

@@ -9,7 +9,6 @@
 #include "engine/measure/environment.h"
 #include "engine/measure/model_measure.h"
 #include "engine/measure/sha256.h"
-#include "engine/nn/zoo.h"
 #include "engine/strategies/train/training.h"
 
 #include <cstdlib>
@@ -200,12 +199,9 @@ private:
         };
         ctx.loadModel = [this](const ModelRef& ref) {
             ModelRef resolved = ref;
-            const fs::path base = m_spec.sourceName.empty() ? fs::path() : fs::path(m_spec.sourceName).parent_path();
-            for (std::string* p : {&resolved.path, &resolved.architecturePath})
-                if (!p->empty() && fs::path(*p).is_relative() && !base.empty()) *p = (base / *p).lexically_normal().string();
-            auto model = loadModel(resolved, m_spec.seed);
-            model->to(m_backend);
-            return model;
+            resolved.path = resolveAgainstExperiment(m_spec, ref.path);
+            resolved.architecturePath = resolveAgainstExperiment(m_spec, ref.architecturePath);
+            return loadModel(resolved, m_spec.seed, m_backend);
         };
         ctx.layerStat = [this](const std::string& layer, const std::string& key, double value) {
             m_layerStats->push_back({layer, key, value});
@@ -228,15 +224,12 @@ private:
                 log(LogLevel::Warning, "baseline model " + b.modelPath + " is \"" + m_model->name() +
                                            "\", the experiment names \"" + m_spec.model.zoo + "\"");
             log(LogLevel::Info, "baseline loaded from " + b.modelPath);
-        } else if (!m_spec.model.path.empty()) {
-            m_model = loadModel(m_spec.model.path, m_spec.model.architecturePath);
-            m_model->to(m_backend);
-            initHash = sha256File(m_spec.model.path);
-            log(LogLevel::Info, "model loaded from " + m_spec.model.path);
         } else {
-            m_model = Model::fromArchitecture(zooArchitecture(m_spec.model.zoo));
-            m_model->initialize(m_backend, m_spec.seed);
-            m_model->to(m_backend);
+            m_model = loadModel(m_spec.model, m_spec.seed, m_backend);
+            if (!m_spec.model.path.empty()) {
+                initHash = sha256File(m_spec.model.path);
+                log(LogLevel::Info, "model loaded from " + m_spec.model.path);
+            }
         }
         if (!b.train) {
             if (b.modelPath.empty() && m_spec.model.path.empty())

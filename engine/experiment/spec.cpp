@@ -155,8 +155,8 @@ struct ParseOptions {
 };
 
 std::string resolvePath(const ParseOptions& opt, const std::string& p) {
-    if (p.empty() || fs::path(p).is_absolute() || opt.baseDir.empty()) return p;
-    return (fs::path(opt.baseDir) / p).lexically_normal().string();
+    if (opt.baseDir.empty()) return p;
+    return resolveAgainstFolder(opt.baseDir, p);
 }
 
 void checkFile(const ParseOptions& opt, const std::string& pointer, const std::string& resolved, Issues& issues) {
@@ -455,6 +455,17 @@ std::string stemOf(const std::string& sourceName) {
 } // namespace
 
 // ---------------------------------------------------------------- public
+
+std::string resolveAgainstFolder(const std::string& folder, const std::string& path) {
+    if (path.empty() || fs::path(path).is_absolute() || folder.empty()) return path;
+    return (fs::path(folder) / path).lexically_normal().string();
+}
+
+std::string resolveAgainstExperiment(const ExperimentSpec& spec, const std::string& path) {
+    if (spec.sourceName.empty()) return path;
+    const std::string folder = fs::path(spec.sourceName).parent_path().string();
+    return resolveAgainstFolder(folder.empty() ? "." : folder, path);
+}
 
 const StrategySchema& datasetSectionSchema() { return datasetSchemaBuilder().schema(); }
 const StrategySchema& measureSectionSchema() { return measureSettingsSchema().schema(); }

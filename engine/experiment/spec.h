@@ -79,6 +79,10 @@ const StrategySchema& datasetSectionSchema();
 const StrategySchema& measureSectionSchema();
 // Throws ConfigError "<sourceName>: <pointer>: <message>" for the first problem (all of them listed).
 ExperimentSpec parseExperiment(const nlohmann::json& doc, const std::string& sourceName);
+// A path as an experiment file means it: relative paths resolve against the file's folder (absolute ones,
+// and any path of an experiment not read from a file, stay as they are).
+std::string resolveAgainstFolder(const std::string& folder, const std::string& path);
+std::string resolveAgainstExperiment(const ExperimentSpec& spec, const std::string& path);
 // Reads, parses JSON (syntax errors with line and column) and validates.
 ExperimentSpec loadExperimentFile(const std::string& path);
 nlohmann::json toJson(const ExperimentSpec& spec);

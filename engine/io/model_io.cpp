@@ -113,14 +113,19 @@ std::unique_ptr<Model> loadModel(const std::string& path, const std::string& arc
     return model;
 }
 
-std::unique_ptr<Model> loadModel(const ModelRef& ref, std::uint64_t seed) {
+std::unique_ptr<Model> loadModel(const ModelRef& ref, std::uint64_t seed, Backend& be) {
     if (ref.zoo.empty() == ref.path.empty())
         throw ConfigError("a model is either a zoo name or a .safetensors path (got " +
                           (ref.zoo.empty() ? std::string("neither") : "both \"" + ref.zoo + "\" and \"" + ref.path + "\"") +
                           ")");
-    if (!ref.path.empty()) return loadModel(ref.path, ref.architecturePath);
-    auto model = Model::fromArchitecture(zooArchitecture(ref.zoo));
-    model->initialize(*cpuBackend(), seed);
+    std::unique_ptr<Model> model;
+    if (!ref.path.empty()) {
+        model = loadModel(ref.path, ref.architecturePath);
+    } else {
+        model = Model::fromArchitecture(zooArchitecture(ref.zoo));
+        model->initialize(be, seed);
+    }
+    model->to(be);
     return model;
 }
 

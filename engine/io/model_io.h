@@ -30,8 +30,8 @@ struct ModelRef {
     std::string architecturePath; // architecture JSON for files exported from PyTorch
 };
 
-// The model a ModelRef names, on the CPU backend (call Model::to): zoo models get PyTorch-default
-// weights drawn from seed. Throws ConfigError when the ref names neither or both, else as loadModel.
-std::unique_ptr<Model> loadModel(const ModelRef& ref, std::uint64_t seed);
+// The model a ModelRef names, on `be`: zoo models get PyTorch-default weights drawn from seed, files
+// their weights. Throws ConfigError when the ref names neither or both, else as loadModel.
+std::unique_ptr<Model> loadModel(const ModelRef& ref, std::uint64_t seed, Backend& be);
 
 } // namespace lathe

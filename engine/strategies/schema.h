@@ -201,18 +201,6 @@ public:
                    member);
     }
 
-    // The field declared last has no default: it must be given.
-    SchemaBuilder& required() {
-        lastField().defaultJson.clear();
-        return *this;
-    }
-    // The field declared last may be left out and then inherits from `from` (a JSON pointer in the
-    // experiment); its member keeps the value the caller had in Params (see read()).
-    SchemaBuilder& inherits(std::string from) {
-        lastField().defaultJson.clear();
-        lastField().inherits = std::move(from);
-        return *this;
-    }
     // Adds the fields (and binders) of another builder whose params are a member of these params. With
     // `inheritsFrom`, each of them may be left out and inherits (see inherits()).
     template <class Part>
@@ -277,11 +265,6 @@ private:
     SchemaBuilder& add(ParamField field, const json& def, Binder binder, Member Params::*member) {
         return add(std::move(field), def, std::move(binder), [member](const Params& p) { return json(p.*member); });
     }
-    ParamField& lastField() {
-        if (m_schema.fields.empty()) throw ConfigError(m_schema.name + ": no field declared yet");
-        return m_schema.fields.back();
-    }
-
     StrategySchema m_schema;
     std::vector<Binder> m_binders;
     std::vector<Writer> m_writers;

@@ -4,6 +4,7 @@
 #include "engine/core/errors.h"
 #include "engine/experiment/runner.h"
 #include "engine/experiment/spec.h"
+#include "engine/nn/zoo.h"
 #include "engine/store/run_store.h"
 #include "tests/support/test_support.h"
 
@@ -43,6 +44,16 @@ public:
 class FailingStrategy final : public Strategy {
 public:
     void apply(StepContext&) override { throw DataError("test.fail: deliberate failure in step"); }
+};
+
+// A strategy that loads a second model through the context and makes it the run's model.
+class ReplacingStrategy final : public Strategy {
+public:
+    void apply(StepContext& ctx) override {
+        auto other = ctx.loadModel(ModelRef{"cnn-2conv", "", ""});
+        if (other->backend() != &ctx.backend()) throw DataError("test.replace: loaded on another backend");
+        ctx.replaceModel(std::move(other));
+    }
 };
 
 // A strategy that says its figures are simulated, for the notes test.
@@ -245,6 +256,26 @@ private slots:
         QCOMPARE(rec->notes.at("simulated"), std::string("test: latency from a model"));
         QCOMPARE(rec->summary.at("simulated"), 1.0);
         QCOMPARE(f.store->notes(outcomes[0].runId).size(), std::size_t(1));
+    }
+
+    void stepReplacesTheModelWithALoadedOne() {
+        // StepContext::loadModel + replaceModel: later steps and the final measurement see the new model.
+        auto& registry = StrategyRegistry::instance();
+        if (!registry.find("test.replace"))
+            registry.addEntry({"test.replace", "test", "replaces the model with a fresh cnn-2conv", {}},
+                              [](const ParamValues&) -> std::unique_ptr<Strategy> {
+                                  return std::make_unique<ReplacingStrategy>();
+                              });
+        Fixture f("replace");
+        json doc = tinyExperiment();
+        doc["steps"] = json::array({json{{"strategy", "test.replace"}}});
+        const ExperimentSpec spec = parseExperiment(doc, "tiny.json");
+        Runner runner(*f.store, RunnerOptions{"", m_cacheDir});
+        std::atomic<bool> cancel{false};
+        const auto outcomes = runner.run(spec, doc, f.events, cancel);
+        QVERIFY2(outcomes[0].status == run_status::kDone, outcomes[0].error.c_str());
+        auto cnn = Model::fromArchitecture(zooArchitecture("cnn-2conv"));
+        QCOMPARE(outcomes[0].summary.at("params"), double(cnn->parameterCount()));
     }
 
     void failingStepIsStoredAsFailed() {

@@ -261,6 +261,19 @@ private slots:
         QCOMPARE(spec.baseline.trainJson.at("lr").get<double>(), 0.001);
     }
 
+    void pathsResolveAgainstTheExperimentFile() {
+        ExperimentSpec spec;
+        spec.sourceName = "/data/exp/x.json";
+        QCOMPARE(resolveAgainstExperiment(spec, "models/t.safetensors"), std::string("/data/exp/models/t.safetensors"));
+        QCOMPARE(resolveAgainstExperiment(spec, "../t.safetensors"), std::string("/data/t.safetensors"));
+        QCOMPARE(resolveAgainstExperiment(spec, "/abs/t.safetensors"), std::string("/abs/t.safetensors"));
+        QCOMPARE(resolveAgainstExperiment(spec, ""), std::string());
+        spec.sourceName = "x.json"; // a file in the working folder
+        QCOMPARE(resolveAgainstExperiment(spec, "t.safetensors"), std::string("t.safetensors"));
+        spec.sourceName.clear(); // not read from a file: left as written
+        QCOMPARE(resolveAgainstExperiment(spec, "m/t.safetensors"), std::string("m/t.safetensors"));
+    }
+
     void defaultsAreFilledIn() {
         const auto spec = parseExperiment(minimal(), "inline");
         QCOMPARE(spec.name, std::string("t"));
