@@ -14,17 +14,19 @@ nlohmann::json fashionInput() {
     return {{"shape", {1, 28, 28}}, {"scale", 1.0 / 255.0}, {"mean", kFashionMean}, {"std", kFashionStd}};
 }
 
-nlohmann::json mlp() {
-    return {{"name", "mlp-784-256-128-10"},
-            {"input", fashionInput()},
-            {"classes", 10},
-            {"layers",
-             {{{"type", "flatten"}},
-              {{"type", "linear"}, {"in", 784}, {"out", 256}},
-              {{"type", "relu"}},
-              {{"type", "linear"}, {"in", 256}, {"out", 128}},
-              {{"type", "relu"}},
-              {{"type", "linear"}, {"in", 128}, {"out", 10}}}}};
+// A multilayer perceptron 784 -> hidden... -> 10 with ReLU between, named after its widths.
+nlohmann::json mlp(const std::vector<int>& hidden) {
+    std::string name = "mlp-784";
+    nlohmann::json layers = nlohmann::json::array({{{"type", "flatten"}}});
+    int in = 784;
+    for (const int h : hidden) {
+        layers.push_back({{"type", "linear"}, {"in", in}, {"out", h}});
+        layers.push_back({{"type", "relu"}});
+        name += "-" + std::to_string(h);
+        in = h;
+    }
+    layers.push_back({{"type", "linear"}, {"in", in}, {"out", 10}});
+    return {{"name", name + "-10"}, {"input", fashionInput()}, {"classes", 10}, {"layers", layers}};
 }
 
 // Two conv+pool blocks and a fully connected head; dropout before the classifier keeps the
@@ -49,10 +51,13 @@ nlohmann::json cnn() {
 
 } // namespace
 
-std::vector<std::string> zooNames() { return {"mlp-784-256-128-10", "cnn-2conv"}; }
+// The baselines, then the small students of distillation experiments.
+std::vector<std::string> zooNames() { return {"mlp-784-256-128-10", "cnn-2conv", "mlp-784-64-10", "mlp-784-32-10"}; }
 
 nlohmann::json zooArchitecture(const std::string& name) {
-    if (name == "mlp-784-256-128-10") return mlp();
+    if (name == "mlp-784-256-128-10") return mlp({256, 128});
+    if (name == "mlp-784-64-10") return mlp({64});
+    if (name == "mlp-784-32-10") return mlp({32});
     if (name == "cnn-2conv") return cnn();
     std::string known;
     for (const auto& n : zooNames()) known += (known.empty() ? "" : ", ") + n;

@@ -131,12 +131,13 @@ void TestModel::badArchitecture() {
 }
 
 void TestModel::zooNamesAndUnknown() {
-    QCOMPARE(zooNames(), (std::vector<std::string>{"mlp-784-256-128-10", "cnn-2conv"}));
+    QCOMPARE(zooNames(), (std::vector<std::string>{"mlp-784-256-128-10", "cnn-2conv", "mlp-784-64-10", "mlp-784-32-10"}));
     try {
         zooArchitecture("resnet-50");
         QFAIL("no ConfigError");
     } catch (const ConfigError& e) {
-        QCOMPARE(QString(e.what()), QString("unknown model \"resnet-50\" (known: mlp-784-256-128-10, cnn-2conv)"));
+        QCOMPARE(QString(e.what()), QString("unknown model \"resnet-50\" (known: mlp-784-256-128-10, cnn-2conv, mlp-784-64-10, "
+                                         "mlp-784-32-10)"));
     }
 }
 
@@ -152,6 +153,12 @@ void TestModel::zooParameters_data() {
     QTest::newRow("cnn") << "cnn-2conv" << 421642LL
                          << QStringList{"layers.0.weight", "layers.0.bias", "layers.3.weight", "layers.3.bias",
                                         "layers.7.weight", "layers.7.bias", "layers.10.weight", "layers.10.bias"};
+    // 784*64+64 + 64*10+10
+    QTest::newRow("mlp-64") << "mlp-784-64-10" << 50890LL
+                            << QStringList{"layers.1.weight", "layers.1.bias", "layers.3.weight", "layers.3.bias"};
+    // 784*32+32 + 32*10+10
+    QTest::newRow("mlp-32") << "mlp-784-32-10" << 25450LL
+                            << QStringList{"layers.1.weight", "layers.1.bias", "layers.3.weight", "layers.3.bias"};
 }
 
 void TestModel::zooParameters() {
