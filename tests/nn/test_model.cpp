@@ -179,7 +179,8 @@ void TestModel::zooParameters() {
         QCOMPARE(m->namedParameters()[2].param->value.shape(), (Shape{64, 32, 3, 3}));
         QCOMPARE(m->namedParameters()[4].param->value.shape(), (Shape{128, 3136}));
     } else {
-        QCOMPARE(m->namedParameters()[0].param->value.shape(), (Shape{256, 784}));
+        const std::int64_t hidden = name.section('-', 2, 2).toLongLong(); // mlp-784-<first hidden>-...
+        QCOMPARE(m->namedParameters()[0].param->value.shape(), (Shape{hidden, 784}));
     }
 }
 
