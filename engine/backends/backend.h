@@ -136,6 +136,16 @@ public:
     // dlogits (N, C) = (softmax - onehot) * gradScale. Labels out of range throw.
     virtual void softmaxCrossEntropy(const Tensor& logits, const Tensor& labels, Tensor& losses,
                                      Tensor& dlogits, float gradScale) = 0;
+    // Knowledge distillation (Hinton et al. 2015) per row, student and teacher logits (N, C), labels I32 (N):
+    //   soft = T^2 * KL(softmax(teacher / T) || softmax(student / T)), hard = -log softmax(student)[label],
+    //   parts (N, 2) = (soft, hard), losses (N) = alpha * soft + (1 - alpha) * hard,
+    //   dstudent (N, C) = gradScale * (alpha * T * (softmax(student / T) - softmax(teacher / T))
+    //                                  + (1 - alpha) * (softmax(student) - onehot)).
+    // The hard part is softmaxCrossEntropy's arithmetic, so alpha = 0 gives its results bit for bit.
+    // temperature > 0 and alpha in [0, 1], else BackendError; labels out of range throw.
+    virtual void distillationLoss(const Tensor& student, const Tensor& teacher, const Tensor& labels,
+                                  float temperature, float alpha, Tensor& losses, Tensor& parts, Tensor& dstudent,
+                                  float gradScale) = 0;
     // x (N, C) -> out I32 (N): index of the first maximum.
     virtual void argmaxRows(const Tensor& x, Tensor& out) = 0;
 

@@ -11,7 +11,7 @@ const char* opName(Op op) {
     static constexpr std::array<const char*, static_cast<std::size_t>(Op::Count)> kNames = {
         "fill", "convert", "copy", "gemm", "bias_add", "bias_grad", "add", "mul", "axpy", "scale",
         "relu", "relu_backward", "gelu", "gelu_backward", "dropout", "softmax", "softmax_cross_entropy",
-        "argmax_rows", "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight",
+        "distillation_loss", "argmax_rows", "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight",
         "maxpool2d_forward", "maxpool2d_backward", "layernorm_forward", "layernorm_backward",
         "embedding_forward", "embedding_backward", "sgd_step", "adam_step"};
     return kNames.at(static_cast<std::size_t>(op));
@@ -72,6 +72,7 @@ OpDesc OpDesc::uniform(Op op, DType dt) {
     case Op::SgdStep:
     case Op::AdamStep: return OpDesc(op, {dt, dt}, dt);
     case Op::LayerNormForward: return OpDesc(op, {dt, dt, dt}, dt);
+    case Op::DistillationLoss: return OpDesc(op, {dt, dt, DType::I32}, dt);
     case Op::SoftmaxCrossEntropy:
     case Op::MaxPool2dBackward: return OpDesc(op, {dt, DType::I32}, dt);
     case Op::ArgmaxRows: return OpDesc(op, {dt}, DType::I32);

@@ -18,7 +18,7 @@ enum class Op : std::uint8_t {
     BiasAdd, BiasGrad,
     Add, Mul, Axpy, Scale,
     Relu, ReluBackward, Gelu, GeluBackward, Dropout,
-    Softmax, SoftmaxCrossEntropy, ArgmaxRows,
+    Softmax, SoftmaxCrossEntropy, DistillationLoss, ArgmaxRows,
     Conv2dForward, Conv2dBackwardData, Conv2dBackwardWeight,
     MaxPool2dForward, MaxPool2dBackward,
     LayerNormForward, LayerNormBackward,

@@ -122,6 +122,13 @@ Dataset Dataset::head(std::int64_t n) const {
 
 std::vector<std::string> datasetNames() { return {"fashion-mnist"}; }
 
+bool knownDatasetShape(const std::string& name, Shape& sampleShape, int& classes) {
+    if (name != "fashion-mnist") return false;
+    sampleShape = {1, 28, 28};
+    classes = 10;
+    return true;
+}
+
 DatasetSplits loadDataset(const std::string& nameOrDir) {
     Source src;
     std::error_code ec;

@@ -42,6 +42,9 @@ extern const char* const kFashionMnistDir;
 // Where "fashion-mnist" is read from: $LATHE_FASHION_MNIST_DIR when set (a copy elsewhere, or an empty
 // folder to check what works without the data), else kFashionMnistDir.
 std::string fashionMnistDir();
+// The sample shape and class count of a named dataset (datasetNames()), known without reading it; false
+// for a folder or an unknown name.
+bool knownDatasetShape(const std::string& name, Shape& sampleShape, int& classes);
 std::vector<std::string> datasetNames(); // {"fashion-mnist"}
 // "fashion-mnist", or a folder holding train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
 // t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]. Throws DataError naming the missing file

@@ -5,6 +5,7 @@
 
 #include "engine/core/errors.h"
 #include "engine/data/dataset.h"
+#include "engine/io/model_io.h"
 #include "engine/nn/zoo.h"
 #include "engine/strategies/measure/measure_fields.h"
 #include "engine/strategies/train/training.h"
@@ -325,6 +326,49 @@ void parseSteps(const json& steps, const std::string& ptr, const json& filledDoc
     }
 }
 
+// What validation knows of the experiment's model before the chain: a zoo model's or an architecture
+// file's input shape and classes. A saved model without an architecture file beside it is not read here.
+std::optional<ModelSignature> modelSignatureOf(const ExperimentSpec& spec) {
+    if (!spec.baseline.modelPath.empty()) return std::nullopt;
+    try {
+        nlohmann::json arch;
+        if (!spec.model.zoo.empty()) arch = zooArchitecture(spec.model.zoo);
+        else if (!spec.model.architecturePath.empty()) arch = readArchitectureFile(spec.model.architecturePath);
+        else return std::nullopt;
+        const auto model = Model::fromArchitecture(arch);
+        return ModelSignature{model->name(), model->inputShape(), model->numClasses()};
+    } catch (const Error&) {
+        return std::nullopt; // reported where the model section is checked, or at the run
+    }
+}
+
+// The steps' checks against the model each receives (StrategySchema::checkModel), in chain order, so a
+// step after a distillation is checked against its student. Steps with invalid params are skipped.
+void checkStepModels(const json& steps, const ParseOptions& opt, const ExperimentSpec& spec, std::size_t firstIssue,
+                     Issues& issues) {
+    ModelCheck check;
+    check.model = modelSignatureOf(spec);
+    ModelSignature data{spec.dataset.name, {}, 0};
+    if (knownDatasetShape(spec.dataset.name, data.input, data.classes)) check.data = data;
+    check.resolvePath = [&opt](const std::string& p) { return resolvePath(opt, p); };
+    check.issues = &issues;
+    const auto& registry = StrategyRegistry::instance();
+    for (std::size_t i = 0, s = 0; i < steps.size() && s < spec.steps.size(); ++i) {
+        const std::string params = child(child("/steps", i), "params");
+        const StepSpec& step = spec.steps[s];
+        if (!steps[i].is_object() || !steps[i].contains("strategy") || !steps[i].at("strategy").is_string() ||
+            steps[i].at("strategy").get<std::string>() != step.strategy)
+            continue; // a step that failed to parse has no StepSpec
+        ++s;
+        const StrategySchema* schema = registry.find(step.strategy);
+        const bool paramsValid = std::none_of(issues.begin() + static_cast<std::ptrdiff_t>(firstIssue), issues.end(),
+                                              [&](const ValidationIssue& is) { return is.pointer.rfind(params, 0) == 0; });
+        if (!step.enabled || !schema || !schema->checkModel || !paramsValid) continue;
+        check.pointer = params;
+        schema->checkModel(step.params, check);
+    }
+}
+
 void parseMeasure(const json& m, const std::string& ptr, Issues& issues, MeasureSpec& out) {
     if (!requireObject(m, ptr, issues)) return;
     ParamValues v;
@@ -429,7 +473,11 @@ void parseDocument(const json& doc, const ParseOptions& opt, Issues& issues, Exp
     if (doc.contains("baseline")) parseBaseline(doc.at("baseline"), "/baseline", opt, spec.seed, issues, spec.baseline);
     // The sections steps may inherit from come first (written back with their defaults).
     if (doc.contains("measure")) parseMeasure(doc.at("measure"), "/measure", issues, spec.measure);
-    if (doc.contains("steps")) parseSteps(doc.at("steps"), "/steps", toJson(spec), issues, spec.steps);
+    if (doc.contains("steps")) {
+        const std::size_t before = issues.size();
+        parseSteps(doc.at("steps"), "/steps", toJson(spec), issues, spec.steps);
+        checkStepModels(doc.at("steps"), opt, spec, before, issues);
+    }
     if (doc.contains("sweep")) {
         if (doc.at("sweep").is_object()) spec.sweep = doc.at("sweep");
         const Issues base = issues;

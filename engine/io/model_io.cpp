@@ -24,14 +24,6 @@ nlohmann::json parseArchitectureText(const std::string& text, const std::string&
     }
 }
 
-nlohmann::json readArchitectureFile(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw DataError(path + ": cannot open the architecture JSON");
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return parseArchitectureText(ss.str(), path);
-}
-
 // A parameter is filled from a file tensor of its own dtype, or, for f32 parameters, from f16/bf16
 // (PyTorch exports made with .half() or .bfloat16()): the widening is exact.
 Tensor hostValueFor(const Parameter& p, const std::string& name, const Tensor& src, const std::string& path) {
@@ -51,6 +43,14 @@ Tensor hostValueFor(const Parameter& p, const std::string& name, const Tensor& s
 }
 
 } // namespace
+
+nlohmann::json readArchitectureFile(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw DataError(path + ": cannot open the architecture JSON");
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return parseArchitectureText(ss.str(), path);
+}
 
 void saveModel(Model& model, const std::string& path) {
     Backend* be = model.backend();
@@ -114,13 +114,21 @@ std::unique_ptr<Model> loadModel(const std::string& path, const std::string& arc
 }
 
 std::unique_ptr<Model> loadModel(const ModelRef& ref, std::uint64_t seed, Backend& be) {
-    if (ref.zoo.empty() == ref.path.empty())
-        throw ConfigError("a model is either a zoo name or a .safetensors path (got " +
-                          (ref.zoo.empty() ? std::string("neither") : "both \"" + ref.zoo + "\" and \"" + ref.path + "\"") +
+    const bool fresh = ref.path.empty() && !ref.architecturePath.empty() && ref.zoo.empty();
+    if (!fresh && ref.zoo.empty() == ref.path.empty())
+        throw ConfigError("a model is a zoo name, a .safetensors path or an architecture file (got " +
+                          (ref.zoo.empty() ? std::string("none") : "both \"" + ref.zoo + "\" and \"" + ref.path + "\"") +
                           ")");
     std::unique_ptr<Model> model;
     if (!ref.path.empty()) {
         model = loadModel(ref.path, ref.architecturePath);
+    } else if (fresh) {
+        try {
+            model = Model::fromArchitecture(readArchitectureFile(ref.architecturePath));
+        } catch (const ConfigError& e) {
+            throw ConfigError(ref.architecturePath + ": " + e.what());
+        }
+        model->initialize(be, seed);
     } else {
         model = Model::fromArchitecture(zooArchitecture(ref.zoo));
         model->initialize(be, seed);

@@ -13,6 +13,8 @@ namespace lathe {
 constexpr const char* kArchitectureKey = "lathe.architecture";
 
 void saveModel(Model& model, const std::string& path);
+// The JSON of an architecture file; DataError naming the file when it cannot be read or parsed.
+nlohmann::json readArchitectureFile(const std::string& path);
 // architecturePath: an architecture JSON file; when given it is used instead of the file's metadata
 // (required for files exported from PyTorch, which have none). Parameters land on the CPU backend.
 // Every parameter must be present with its exact shape, and no other tensor may be in the file.
@@ -22,16 +24,18 @@ void saveModel(Model& model, const std::string& path);
 // ConfigError ("<architecturePath>: <pointer>: ...") for an invalid architecture file.
 std::unique_ptr<Model> loadModel(const std::string& path, const std::string& architecturePath = {});
 
-// Where a model comes from: a zoo name (fresh weights) or a .safetensors file (with an architecture JSON
-// for PyTorch exports). The experiment's "model" section, and a second model a strategy asks for.
+// Where a model comes from: a zoo name (fresh weights), a .safetensors file (with an architecture JSON
+// for PyTorch exports), or an architecture JSON alone (fresh weights). The experiment's "model" section,
+// and a second model a strategy asks for (a distillation's student).
 struct ModelRef {
-    std::string zoo;              // "mlp-784-256-128-10", or empty when path is set
+    std::string zoo;              // "mlp-784-256-128-10", or empty when path or architecturePath is set
     std::string path;             // a .safetensors model
-    std::string architecturePath; // architecture JSON for files exported from PyTorch
+    std::string architecturePath; // architecture JSON: beside path for PyTorch exports, or on its own
 };
 
-// The model a ModelRef names, on `be`: zoo models get PyTorch-default weights drawn from seed, files
-// their weights. Throws ConfigError when the ref names neither or both, else as loadModel.
+// The model a ModelRef names, on `be`: zoo models and bare architectures get PyTorch-default weights drawn
+// from seed, files their weights. Throws ConfigError when the ref names no model or both a zoo name and a
+// file, else as loadModel (an unreadable architecture file: ConfigError naming it).
 std::unique_ptr<Model> loadModel(const ModelRef& ref, std::uint64_t seed, Backend& be);
 
 } // namespace lathe

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 namespace lathe {
@@ -15,6 +16,7 @@ struct LossBatch {
     const Tensor& x;      // (N, inputShape...) preprocessed model input, e.g. for a teacher's forward
     const Tensor& labels; // I32 (N)
     std::int64_t step = 0; // global optimizer step, from 1
+    std::span<const std::int64_t> indices = {}; // the rows' sample indices in the dataset (e.g. cached targets)
 };
 
 // How a new loss plugs in (one subclass, passed to train()):

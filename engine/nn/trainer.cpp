@@ -204,7 +204,7 @@ TrainResult train(Model& model, Backend& be, const Dataset& data, const TrainPar
             Tensor logits = model.forward(xb, ctx); // (bn, classes)
             Tensor losses = interval.losses.slice0(interval.rows, interval.rows + bn); // (bn)
             Tensor dlogits = buf.dlogits.slice0(0, bn);                                // (bn, classes)
-            loss.compute(be, logits, LossBatch{xb, yb, step}, losses, dlogits, 1.0f / static_cast<float>(bn));
+            loss.compute(be, logits, LossBatch{xb, yb, step, idx}, losses, dlogits, 1.0f / static_cast<float>(bn));
             Tensor pred = interval.pred.slice0(interval.rows, interval.rows + bn); // I32 (bn)
             be.argmaxRows(logits, pred);
             model.backward(dlogits);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "engine/core/errors.h"
+#include "engine/core/shape.h"
 
 #include <nlohmann/json.hpp>
 
@@ -11,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -39,11 +41,18 @@ struct ParamField {
     bool required() const { return defaultJson.empty() && inherits.empty(); }
 };
 
+class ParamValues;
+struct ModelCheck;
+
 struct StrategySchema {
     std::string name;     // "family.method" or a plain verb: "train", "finetune", "measure"
     std::string family;   // "train", "measure", "quantize"...
     std::string summary;  // one line
     std::vector<ParamField> fields;
+    // Optional: checks the step's params against the model it receives (as far as validation knows it)
+    // and, for a step that replaces the model (a distillation's student), says what it leaves. Validation
+    // calls it in chain order once the params are valid (SchemaBuilder::checkModel).
+    std::function<void(const ParamValues& values, ModelCheck& check)> checkModel;
     const ParamField* field(const std::string& name) const;
 };
 
@@ -70,6 +79,27 @@ private:
 struct ValidationIssue {
     std::string pointer; // JSON pointer, "/steps/0/params/sparsity"
     std::string message; // "expected a number in [0, 1), got \"high\""
+};
+
+// What validation knows of a model (or of a dataset's samples) without loading it.
+struct ModelSignature {
+    std::string name;   // "mlp-784-64-10", "fashion-mnist"
+    Shape input;        // per sample, e.g. {1, 28, 28}
+    int classes = 0;
+};
+std::string describeSignature(const ModelSignature& s); // "mlp-784-64-10 (input [1, 28, 28], 10 classes)"
+
+// A step's view, at validation, of the model it receives (StrategySchema::checkModel).
+struct ModelCheck {
+    std::optional<ModelSignature> model; // the model the step receives; empty: not known before the run
+    std::optional<ModelSignature> data;  // the dataset's sample shape and classes, where known
+    std::string pointer;                 // the step's params, "/steps/2/params"
+    // A path as the experiment writes it, resolved against the experiment file's folder.
+    std::function<std::string(const std::string&)> resolvePath;
+    std::vector<ValidationIssue>* issues = nullptr;
+    void issue(const std::string& field, const std::string& message) const {
+        if (issues) issues->push_back({field.empty() ? pointer : pointer + "/" + field, message});
+    }
 };
 
 // Checks obj against fields: unknown keys (with "did you mean" suggestions; extraKeys are allowed too),
@@ -124,7 +154,7 @@ template <class Params>
 class SchemaBuilder {
 public:
     SchemaBuilder(std::string name, std::string family, std::string summary)
-        : m_schema{std::move(name), std::move(family), std::move(summary), {}} {}
+        : m_schema{std::move(name), std::move(family), std::move(summary), {}, {}} {}
 
     SchemaBuilder& number(const char* name, double Params::*member, double def, FieldRange r) {
         return add(numeric(name, ParamType::Number, r), json(def),
@@ -218,6 +248,15 @@ public:
             });
             m_writers.push_back([member, write](const Params& p) { return write(p.*member); });
         }
+        return *this;
+    }
+
+    // The step's check against the model it receives (StrategySchema::checkModel), given typed params.
+    // Call it after the last field.
+    template <class F>
+    SchemaBuilder& checkModel(F check) {
+        const SchemaBuilder reader = *this;
+        m_schema.checkModel = [reader, check](const ParamValues& v, ModelCheck& c) { check(reader.read(v), c); };
         return *this;
     }
 

@@ -88,7 +88,7 @@ private slots:
              QString::fromStdString("/steps/1/strategy: unknown strategy \"quantize.int8\" (known: " + knownStrategies() + ")")},
             2);
         row("unknown model", "unknown_model.json",
-            {"/model/zoo: unknown model \"mlp-784-256-10\" (did you mean \"mlp-784-256-128-10\"?)"}, 1);
+            {"/model/zoo: unknown model \"mlp-784-256-10\" (did you mean \"mlp-784-64-10\"?)"}, 1);
         row("missing model", "missing_model.json",
             {"missing required key \"model\" (e.g. {\"zoo\": \"mlp-784-256-128-10\"})"}, 1);
         row("zoo and path", "model_zoo_and_path.json",

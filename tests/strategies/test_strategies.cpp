@@ -5,7 +5,7 @@
 #include "engine/core/errors.h"
 #include "engine/nn/zoo.h"
 #include "engine/strategies/strategy.h"
-#include "tests/nn/band_dataset.h"
+#include "tests/strategies/strategy_fixture.h"
 
 #include <QtTest>
 
@@ -14,6 +14,7 @@
 
 using namespace lathe;
 using json = nlohmann::json;
+using lathe::test::ContextFixture;
 
 namespace {
 
@@ -45,42 +46,9 @@ SchemaBuilder<Knobs> knobsSchema() {
     return b;
 }
 
-class NullSink final : public MetricSink {
-public:
-    void push(const MetricSample&) override {}
-};
-
 class NoOp final : public Strategy {
 public:
     void apply(StepContext&) override {}
-};
-
-// A StepContext over a model and the CPU backend, with summary, notes and layer stats collected here.
-struct ContextFixture {
-    std::unique_ptr<Model> model;
-    DatasetSplits data;
-    NullSink sink;
-    std::map<std::string, double> summary;
-    std::map<std::string, std::string> notes;
-    std::vector<std::tuple<std::string, std::string, double>> stats;
-    std::vector<RunTrainHook> hooks;
-    StepContext ctx;
-
-    explicit ContextFixture(const std::string& zoo) {
-        model = Model::fromArchitecture(zooArchitecture(zoo));
-        model->initialize(*cpuBackend(), 11);
-        model->to(*cpuBackend());
-        ctx.modelSlot = &model;
-        ctx.backendPtr = cpuBackend().get();
-        data.train = test::bands(300, 1);
-        data.test = test::bands(60, 2);
-        ctx.dataPtr = &data;
-        ctx.trainHooks = &hooks;
-        ctx.sinkPtr = &sink;
-        ctx.summaryPtr = &summary;
-        ctx.notesPtr = &notes;
-        ctx.layerStat = [this](const std::string& l, const std::string& k, double v) { stats.emplace_back(l, k, v); };
-    }
 };
 
 // |w| of every prunable weight (rank >= 2), in parameter order.

@@ -105,6 +105,10 @@ private slots:
         QTest::newRow("throughput with batch") << "throughput_per_s/b64" << "throughput";
         QTest::newRow("loss per step") << "loss" << "training_loss";
         QTest::newRow("loss per epoch") << "train_loss" << "epoch_loss";
+        QTest::newRow("scratch loss") << "loss_scratch" << "training_loss";
+        QTest::newRow("scratch val accuracy") << "val_accuracy_scratch" << "accuracy";
+        QTest::newRow("distillation soft part") << "loss_soft" << "distill_loss_parts";
+        QTest::newRow("distillation hard part") << "loss_hard" << "distill_loss_parts";
         QTest::newRow("train accuracy") << "train_accuracy" << "accuracy";
         QTest::newRow("val accuracy") << "val_accuracy" << "accuracy";
         QTest::newRow("labelled accuracy") << "after/accuracy" << "accuracy";

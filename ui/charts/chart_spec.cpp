@@ -19,7 +19,9 @@ bool isBatchSuffix(std::string_view part) {
 
 QString tr(const char* text) { return QCoreApplication::translate("ChartSpec", text); }
 
-// The charts of the series the engine streams today (see docs/engine-seams.md, "Charts").
+// The charts of the series the engine streams today (see docs/engine-seams.md, "Charts"). The training
+// charts also take the "_scratch" series of a model trained beside the run's own (a distillation's
+// scratch student), so the two curves share axes.
 std::vector<ChartSpec> builtinSpecs() {
     const QString ms = QStringLiteral("ms");
     return {
@@ -34,13 +36,15 @@ std::vector<ChartSpec> builtinSpecs() {
          .draw = DrawStyle::LineMarkers, .matches = matchBase({"throughput_per_s"}), .legendShowsBase = false, .order = 300},
         {.id = QStringLiteral("training_loss"), .title = tr("Training loss per step"), .x = XSource::Step,
          .xAxis = {tr("optimizer step"), {}}, .yAxis = {tr("loss"), {}}, .draw = DrawStyle::Line,
-         .matches = matchBase({"loss"}), .legendShowsBase = false, .order = 400},
+         .matches = matchBase({"loss", "loss_scratch"}), .legendShowsBase = true, .order = 400},
         {.id = QStringLiteral("accuracy"), .title = tr("Accuracy per epoch"), .x = XSource::Epoch,
          .xAxis = {tr("epoch"), {}}, .yAxis = {tr("accuracy"), tr("fraction")}, .draw = DrawStyle::LineMarkers,
-         .matches = matchBase({"train_accuracy", "val_accuracy", "accuracy"}), .legendShowsBase = true, .order = 500},
+         .matches = matchBase({"train_accuracy", "val_accuracy", "accuracy", "train_accuracy_scratch",
+                               "val_accuracy_scratch"}),
+         .legendShowsBase = true, .order = 500},
         {.id = QStringLiteral("epoch_loss"), .title = tr("Training loss per epoch"), .x = XSource::Epoch,
          .xAxis = {tr("epoch"), {}}, .yAxis = {tr("mean training loss"), {}}, .draw = DrawStyle::LineMarkers,
-         .matches = matchBase({"train_loss"}), .legendShowsBase = false, .order = 600},
+         .matches = matchBase({"train_loss", "train_loss_scratch"}), .legendShowsBase = true, .order = 600},
     };
 }
 
@@ -152,6 +156,7 @@ void ChartSpecRegistry::resetToBuiltins() {
     Registry& r = registry();
     const std::lock_guard lock(r.mutex);
     r.added.clear();
+    r.familiesRegistered = false; // the families' charts come back on the next use
 }
 
 } // namespace lathe::ui

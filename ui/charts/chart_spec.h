@@ -75,7 +75,8 @@ public:
     // The ids of every chart that takes `series` (a series can feed several, e.g. latency over time
     // and its CDF), in display order; {"other"} when none does.
     static std::vector<QString> route(std::string_view series);
-    // Removes the charts added through add(), those of LATHE_CHART_SPECS included (tests).
+    // Removes the charts tests added through add(); those of LATHE_CHART_SPECS are registered again on
+    // the next use.
     static void resetToBuiltins();
 };
 

@@ -217,6 +217,35 @@ void CpuBackend::softmax(const Tensor& x, Tensor& y) {
     }, std::max<std::int64_t>(1, kInlineElements / 8 / std::max<std::int64_t>(1, c)));
 }
 
+namespace {
+
+// One row of softmax cross-entropy: returns -log softmax(in)[label] and writes d = (softmax - onehot) *
+// gradScale. Log-sum-exp around the row maximum: no overflow for large logits. distillationLoss's hard part
+// is this same arithmetic, so its alpha = 0 reproduces cross-entropy bit for bit.
+float crossEntropyRow(const float* in, std::int64_t c, std::int32_t label, float gradScale, float* d) {
+    const float mx = *std::max_element(in, in + c);
+    double sum = 0.0;
+    for (std::int64_t j = 0; j < c; ++j) {
+        d[j] = std::exp(in[j] - mx);
+        sum += d[j];
+    }
+    const float lse = mx + static_cast<float>(std::log(sum));
+    const float inv = static_cast<float>(1.0 / sum);
+    for (std::int64_t j = 0; j < c; ++j) d[j] = d[j] * inv * gradScale;
+    d[label] -= gradScale;
+    return lse - in[label];
+}
+
+void checkLabels(const Tensor& labels, std::int64_t c, const char* op) {
+    const std::int32_t* lab = labels.ptr<const std::int32_t>();
+    for (std::int64_t r = 0; r < labels.numel(); ++r)
+        if (lab[r] < 0 || lab[r] >= c)
+            throw BackendError(std::string("cpu ") + op + ": label " + std::to_string(lab[r]) + " at row " +
+                               std::to_string(r) + " is outside [0, " + std::to_string(c) + ")");
+}
+
+} // namespace
+
 void CpuBackend::softmaxCrossEntropy(const Tensor& logits, const Tensor& labels, Tensor& losses, Tensor& dlogits,
                                      float gradScale) {
     checkRows(logits, "softmax_cross_entropy", "logits");
@@ -227,31 +256,67 @@ void CpuBackend::softmaxCrossEntropy(const Tensor& logits, const Tensor& labels,
     checkShape(losses, {n}, "softmax_cross_entropy", "losses");
     checkDType(losses, DType::F32, "softmax_cross_entropy", "losses");
     checkSameShape(logits, dlogits, "softmax_cross_entropy", "logits", "dlogits");
+    checkLabels(labels, c, "softmax_cross_entropy");
     const std::int32_t* lab = labels.ptr<const std::int32_t>();
-    for (std::int64_t r = 0; r < n; ++r)
-        if (lab[r] < 0 || lab[r] >= c)
-            throw BackendError("cpu softmax_cross_entropy: label " + std::to_string(lab[r]) + " at row " +
-                               std::to_string(r) + " is outside [0, " + std::to_string(c) + ")");
     const float* px = logits.ptr<const float>();
     float *pl = losses.ptr<float>(), *pd = dlogits.ptr<float>();
     forEach(n, [&](std::int64_t b, std::int64_t e) {
-        for (std::int64_t r = b; r < e; ++r) {
-            const float* in = px + r * c;
-            float* d = pd + r * c;
-            // log-sum-exp around the row maximum: no overflow for large logits.
-            const float mx = *std::max_element(in, in + c);
-            double sum = 0.0;
-            for (std::int64_t j = 0; j < c; ++j) {
-                d[j] = std::exp(in[j] - mx);
-                sum += d[j];
-            }
-            const float lse = mx + static_cast<float>(std::log(sum));
-            pl[r] = lse - in[lab[r]];
-            const float inv = static_cast<float>(1.0 / sum);
-            for (std::int64_t j = 0; j < c; ++j) d[j] = d[j] * inv * gradScale;
-            d[lab[r]] -= gradScale;
-        }
+        for (std::int64_t r = b; r < e; ++r) pl[r] = crossEntropyRow(px + r * c, c, lab[r], gradScale, pd + r * c);
     }, std::max<std::int64_t>(1, kInlineElements / 8 / std::max<std::int64_t>(1, c)));
+}
+
+void CpuBackend::distillationLoss(const Tensor& student, const Tensor& teacher, const Tensor& labels,
+                                  float temperature, float alpha, Tensor& losses, Tensor& parts, Tensor& dstudent,
+                                  float gradScale) {
+    const char* op = "distillation_loss";
+    checkRows(student, op, "student");
+    require(Op::DistillationLoss, student.dtype());
+    const std::int64_t n = student.dim(0), c = student.dim(1);
+    checkSameShape(student, teacher, op, "student", "teacher");
+    checkDType(teacher, DType::F32, op, "teacher");
+    checkShape(labels, {n}, op, "labels");
+    checkDType(labels, DType::I32, op, "labels");
+    checkShape(losses, {n}, op, "losses");
+    checkDType(losses, DType::F32, op, "losses");
+    checkShape(parts, {n, 2}, op, "parts");
+    checkDType(parts, DType::F32, op, "parts");
+    checkSameShape(student, dstudent, op, "student", "dstudent");
+    if (!(temperature > 0.0f) || !std::isfinite(temperature))
+        throw BackendError("cpu distillation_loss: temperature " + std::to_string(temperature) + " is not > 0");
+    if (!(alpha >= 0.0f && alpha <= 1.0f))
+        throw BackendError("cpu distillation_loss: alpha " + std::to_string(alpha) + " is outside [0, 1]");
+    checkLabels(labels, c, op);
+    const std::int32_t* lab = labels.ptr<const std::int32_t>();
+    const float *ps = student.ptr<const float>(), *pt = teacher.ptr<const float>();
+    float *pl = losses.ptr<float>(), *pp = parts.ptr<float>(), *pd = dstudent.ptr<float>();
+    const float invT = 1.0f / temperature, hardWeight = 1.0f - alpha, softScale = alpha * temperature * gradScale;
+    forEach(n, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t r = b; r < e; ++r) {
+            const float* s = ps + r * c;
+            const float* t = pt + r * c;
+            float* d = pd + r * c;
+            const float hard = crossEntropyRow(s, c, lab[r], gradScale, d);
+            // log-softmax of both at temperature T, around their maxima
+            const float ms = *std::max_element(s, s + c) * invT, mt = *std::max_element(t, t + c) * invT;
+            double qs = 0.0, pts = 0.0;
+            for (std::int64_t j = 0; j < c; ++j) {
+                qs += std::exp(s[j] * invT - ms);
+                pts += std::exp(t[j] * invT - mt);
+            }
+            const float logQ = ms + static_cast<float>(std::log(qs)), logP = mt + static_cast<float>(std::log(pts));
+            double kl = 0.0;
+            for (std::int64_t j = 0; j < c; ++j) {
+                const float lp = t[j] * invT - logP, lq = s[j] * invT - logQ;
+                const float p = std::exp(lp), q = std::exp(lq);
+                if (p > 0.0f) kl += static_cast<double>(p) * (lp - lq);
+                d[j] = hardWeight * d[j] + softScale * (q - p);
+            }
+            const float soft = temperature * temperature * static_cast<float>(kl);
+            pp[2 * r] = soft;
+            pp[2 * r + 1] = hard;
+            pl[r] = alpha * soft + hardWeight * hard;
+        }
+    }, std::max<std::int64_t>(1, kInlineElements / 16 / std::max<std::int64_t>(1, c)));
 }
 
 void CpuBackend::argmaxRows(const Tensor& x, Tensor& out) {

@@ -136,7 +136,7 @@ OpTable CudaBackend::buildOpTable() {
     t.addUniform({Op::Gemm, Op::BiasAdd, Op::BiasGrad, Op::Add, Op::Mul, Op::Axpy, Op::Scale, Op::Relu,
                   Op::ReluBackward, Op::Gelu, Op::GeluBackward, Op::Dropout, Op::Softmax, Op::ArgmaxRows},
                  floats);
-    t.addUniform({Op::SoftmaxCrossEntropy, Op::Conv2dForward, Op::Conv2dBackwardData, Op::Conv2dBackwardWeight,
+    t.addUniform({Op::SoftmaxCrossEntropy, Op::DistillationLoss, Op::Conv2dForward, Op::Conv2dBackwardData, Op::Conv2dBackwardWeight,
                   Op::MaxPool2dForward, Op::MaxPool2dBackward, Op::LayerNormForward, Op::LayerNormBackward,
                   Op::EmbeddingForward, Op::EmbeddingBackward, Op::SgdStep, Op::AdamStep},
                  {DType::F32});

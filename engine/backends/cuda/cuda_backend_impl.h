@@ -130,6 +130,8 @@ public:
     void softmax(const Tensor& x, Tensor& y) override;
     void softmaxCrossEntropy(const Tensor& logits, const Tensor& labels, Tensor& losses, Tensor& dlogits,
                              float gradScale) override;
+    void distillationLoss(const Tensor& student, const Tensor& teacher, const Tensor& labels, float temperature,
+                          float alpha, Tensor& losses, Tensor& parts, Tensor& dstudent, float gradScale) override;
     void argmaxRows(const Tensor& x, Tensor& out) override;
     // ops_conv.cpp (convolution and pooling)
     void conv2dForward(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dGeometry& g) override;

@@ -39,6 +39,11 @@ void launchSoftmax(const void* x, void* y, DType dt, std::int64_t rows, std::int
 void launchSoftmaxCrossEntropy(const float* logits, const std::int32_t* labels, float* losses, float* dlogits,
                                std::int64_t rows, std::int64_t cols, float gradScale, int* errorFlag,
                                cudaStream_t stream);
+// student, teacher (N, C) F32, labels (N) I32 -> losses (N), parts (N, 2) = (soft, hard), dstudent (N, C):
+// Backend::distillationLoss. errorFlag as above.
+void launchDistillationLoss(const float* student, const float* teacher, const std::int32_t* labels, float* losses,
+                            float* parts, float* dstudent, std::int64_t rows, std::int64_t cols, float temperature,
+                            float alpha, float gradScale, int* errorFlag, cudaStream_t stream);
 
 // ---- reduce.cu
 // dbias (C) (+)= sum over outer and inner of dy (outer, C, inner)

@@ -10,8 +10,6 @@
 #include <cmath>
 
 namespace lathe {
-namespace {
-
 SchemaBuilder<TrainParams> trainingFields(const char* name, const char* summary, std::int64_t epochs, double lr) {
     SchemaBuilder<TrainParams> b(name, "train", summary);
     b.integer("epochs", &TrainParams::epochs, epochs,
@@ -31,6 +29,8 @@ SchemaBuilder<TrainParams> trainingFields(const char* name, const char* summary,
               {.min = 0, .max = 1e12, .unit = "steps", .help = "stop after this many optimizer steps (0: no limit)"});
     return b;
 }
+
+namespace {
 
 // `finetune`: the training fields plus whether the optimizer state of the run's previous phase goes on.
 struct FinetuneParams {
@@ -100,24 +100,27 @@ TrainResult runTrainingPhase(StepContext& ctx, const TrainParams& requested, con
     }
 
     auto tMs = [&] { return steadyClockMs() - ctx.runStartMs; };
+    const std::string& suffix = options.seriesSuffix;
     TrainCallbacks cb;
     cb.cancel = ctx.cancel;
     cb.onStep = [&](const StepReport& r) {
         // One sample per logging interval: its last step, its mean loss.
         const std::int64_t phaseStep = r.step - params.startStep;
-        ctx.sink().push(makeSample(ctx.runId, "loss", stepOffset + phaseStep, tMs(), r.loss));
+        const double t = tMs();
+        ctx.sink().push(makeSample(ctx.runId, "loss" + suffix, stepOffset + phaseStep, t, r.loss));
+        if (options.onInterval) options.onInterval(stepOffset + phaseStep, t);
         if (ctx.progress) ctx.progress(std::min(1.0, double(phaseStep) / double(totalSteps)), what);
     };
     cb.onEpoch = [&](const EpochReport& e) {
         const std::int64_t epoch = epochOffset + e.epoch;
-        ctx.sink().push(makeSample(ctx.runId, "train_loss", epoch, tMs(), e.trainLoss));
-        ctx.sink().push(makeSample(ctx.runId, "train_accuracy", epoch, tMs(), e.trainAccuracy));
+        ctx.sink().push(makeSample(ctx.runId, "train_loss" + suffix, epoch, tMs(), e.trainLoss));
+        ctx.sink().push(makeSample(ctx.runId, "train_accuracy" + suffix, epoch, tMs(), e.trainAccuracy));
         std::string line = what + ": epoch " + std::to_string(e.epoch) + "/" + std::to_string(params.epochs) +
                            " loss " + std::to_string(e.trainLoss) + " train accuracy " +
                            std::to_string(e.trainAccuracy);
         if (validate) {
             const EvalResult v = evaluate(ctx.model(), ctx.backend(), ctx.evalData(), 256, ctx.cancel);
-            ctx.sink().push(makeSample(ctx.runId, "val_accuracy", epoch, tMs(), v.accuracy));
+            ctx.sink().push(makeSample(ctx.runId, "val_accuracy" + suffix, epoch, tMs(), v.accuracy));
             line += " val accuracy " + std::to_string(v.accuracy);
         }
         ctx.info(line + " (" + std::to_string(e.seconds) + " s)");

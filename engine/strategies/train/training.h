@@ -13,6 +13,9 @@ namespace lathe {
 
 // The fields of `train` / baseline.train, bound to TrainParams (seed excluded: the run sets it).
 const SchemaBuilder<TrainParams>& trainSchemaBuilder();
+// The same fields under another strategy's name, with its own default epochs and learning rate (for
+// finetune, and for strategies that train a model of their own, e.g. a distillation's student).
+SchemaBuilder<TrainParams> trainingFields(const char* name, const char* summary, std::int64_t epochs, double lr);
 
 // Whether a training phase continues the run's optimizer state (ctx.training) or starts afresh.
 enum class OptimizerStateMode { Fresh, Continue };
@@ -25,6 +28,12 @@ struct TrainingPhaseOptions {
     Loss* loss = nullptr;  // null: cross-entropy
     std::function<void(Model&)> afterBackward;      // TrainCallbacks hooks
     std::function<void(Model&)> afterOptimizerStep;
+    // Appended to every series name the phase streams ("loss" -> "loss_scratch"), for a phase trained
+    // beside the run's own (a distillation's scratch student).
+    std::string seriesSuffix;
+    // Once per logging interval, after "loss" is pushed: the series step and time of that sample, e.g.
+    // for a loss's own parts ("loss_soft", "loss_hard").
+    std::function<void(std::int64_t seriesStep, double tMs)> onInterval;
 };
 
 // Trains ctx.model() on ctx.data().train, streaming "loss" once per logging interval, "train_loss" and

@@ -1,0 +1,281 @@
+// The `distill` family: knowledge distillation of the current model (the teacher) into a student given
+// by the step — `distill.logits` (one student) and `distill.progressive` (teacher -> intermediate ->
+// ... -> student, each round's student teaching the next). Every run also trains the final student from
+// scratch with the same initial weights, epochs, seed and batch order, and stores both, so the gain of
+// distillation is measured on every run rather than assumed: summary accuracy (distilled),
+// accuracy_scratch, distill_gain (their difference) and teacher_accuracy. After the step the student is
+// the current model, so later steps (quantize, prune, measure) act on it.
+#include "engine/strategies/distill/distillation_loss.h"
+#include "engine/strategies/train/training.h"
+
+#include "engine/core/rng.h"
+#include "engine/io/model_io.h"
+#include "engine/nn/zoo.h"
+
+#include <algorithm>
+#include <memory>
+#include <optional>
+#include <sstream>
+
+namespace lathe {
+namespace {
+
+struct DistillParams {
+    std::string students;  // one model (distill.logits), or a comma-separated chain (distill.progressive)
+    float temperature = 4.0f;
+    float alpha = 0.9f;
+    TeacherTargets targets = TeacherTargets::Cached;
+    std::int64_t seed = 0; // 0: from the run's seed
+    TrainParams train;
+};
+
+std::string trim(const std::string& s) {
+    const auto b = s.find_first_not_of(" \t");
+    if (b == std::string::npos) return {};
+    return s.substr(b, s.find_last_not_of(" \t") - b + 1);
+}
+
+std::vector<std::string> splitStudents(const std::string& list) {
+    std::vector<std::string> out;
+    std::stringstream ss(list);
+    std::string item;
+    while (std::getline(ss, item, ',')) out.push_back(trim(item));
+    return out;
+}
+
+bool isZooName(const std::string& s) {
+    const auto names = zooNames();
+    return std::find(names.begin(), names.end(), s) != names.end();
+}
+
+// A student as the step writes it: a zoo name, an architecture JSON (fresh weights) or a .safetensors
+// model (its weights as the starting point).
+ModelRef studentRef(const std::string& s) {
+    ModelRef ref;
+    if (isZooName(s)) ref.zoo = s;
+    else if (s.ends_with(".json")) ref.architecturePath = s;
+    else ref.path = s;
+    return ref;
+}
+
+std::string shapeText(const Shape& s) {
+    std::string out;
+    for (const auto d : s) out += (out.empty() ? "" : ", ") + std::to_string(d);
+    return "[" + out + "]";
+}
+
+// Why a student cannot learn from this teacher on this data, or "".
+std::string mismatch(const ModelSignature& teacher, const ModelSignature& student,
+                     const std::optional<ModelSignature>& data) {
+    if (student.input != teacher.input)
+        return "the student " + student.name + " takes input " + shapeText(student.input) + " but the teacher " +
+               teacher.name + " takes " + shapeText(teacher.input);
+    if (student.classes != teacher.classes)
+        return "the student " + student.name + " has " + std::to_string(student.classes) + " classes but the teacher " +
+               teacher.name + " has " + std::to_string(teacher.classes);
+    if (data && numel(student.input) != numel(data->input))
+        return "the student " + student.name + " takes input " + shapeText(student.input) + " but " + data->name +
+               " has samples of shape " + shapeText(data->input);
+    if (data && student.classes < data->classes)
+        return "the student " + student.name + " has " + std::to_string(student.classes) + " classes but " +
+               data->name + " has " + std::to_string(data->classes);
+    return {};
+}
+
+ModelSignature signatureOf(const Model& m) { return {m.name(), m.inputShape(), m.numClasses()}; }
+
+// Validation: every student named must exist and fit its teacher (the experiment's model, then the
+// previous student) and the data; the last student is the model later steps receive.
+void checkStudents(const DistillParams& p, ModelCheck& check, bool chain) {
+    const auto list = chain ? splitStudents(p.students) : std::vector<std::string>{trim(p.students)};
+    const char* field = chain ? "students" : "student";
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        const std::string& s = list[i];
+        const std::string where = chain ? "student " + std::to_string(i + 1) + " of \"" + p.students + "\": " : "";
+        if (s.empty()) {
+            check.issue(field, where + "empty: name a zoo model, an architecture .json or a .safetensors model");
+            check.model.reset();
+            return;
+        }
+        std::optional<ModelSignature> student;
+        try {
+            if (isZooName(s)) {
+                student = signatureOf(*Model::fromArchitecture(zooArchitecture(s)));
+            } else if (s.ends_with(".json")) {
+                const std::string path = check.resolvePath ? check.resolvePath(s) : s;
+                student = signatureOf(*Model::fromArchitecture(readArchitectureFile(path)));
+            } else if (!s.ends_with(".safetensors")) {
+                check.issue(field,
+                            where + "\"" + s + "\" is not a zoo model (" + [] {
+                                std::string k;
+                                for (const auto& n : zooNames()) k += (k.empty() ? "" : ", ") + n;
+                                return k;
+                            }() + "), an architecture .json or a .safetensors model");
+                check.model.reset();
+                return;
+            } // a .safetensors student is read at the run
+        } catch (const Error& e) {
+            check.issue(field, where + e.what());
+            check.model.reset();
+            return;
+        }
+        if (!student) {
+            check.model.reset();
+            continue;
+        }
+        if (check.model) {
+            if (const std::string why = mismatch(*check.model, *student, check.data); !why.empty())
+                check.issue(field, where + why);
+        }
+        check.model = student;
+    }
+}
+
+class Distill final : public Strategy {
+public:
+    Distill(std::string name, DistillParams p, bool chain) : m_name(std::move(name)), m_params(std::move(p)), m_chain(chain) {}
+
+    void apply(StepContext& ctx) override {
+        const auto students = m_chain ? splitStudents(m_params.students)
+                                      : std::vector<std::string>{trim(m_params.students)};
+        Backend& be = ctx.backend();
+        const EvalResult teacherEval = evaluate(ctx.model(), be, ctx.evalData(), 256, ctx.cancel);
+        ctx.summary()["teacher_accuracy"] = teacherEval.accuracy;
+        ctx.info(m_name + ": teacher " + ctx.model().name() + " accuracy " + std::to_string(teacherEval.accuracy));
+        // Hooks of earlier steps (e.g. pruning masks) hold the teacher's weights, not a student's.
+        if (ctx.trainHooks && !ctx.trainHooks->empty()) {
+            ctx.info(m_name + ": the training hooks of earlier steps stay with the teacher");
+            ctx.trainHooks->clear();
+        }
+
+        std::string rounds;
+        for (std::size_t round = 0; round < students.size(); ++round) {
+            const bool last = round + 1 == students.size();
+            const std::string what = m_chain ? m_name + " round " + std::to_string(round + 1) + "/" +
+                                                   std::to_string(students.size())
+                                             : m_name;
+            const ModelRef ref = studentRef(students[round]);
+            std::unique_ptr<Model> student = loadStudent(ctx, ref);
+            const ModelSignature dataSig{ctx.data().train.name, ctx.data().train.sampleShape, ctx.data().train.numClasses};
+            if (const std::string why = mismatch(signatureOf(ctx.model()), signatureOf(*student), dataSig); !why.empty())
+                throw ConfigError(m_name + ": " + why);
+
+            TrainParams p = m_params.train;
+            p.seed = m_params.seed > 0 ? mix64(static_cast<std::uint64_t>(m_params.seed) + round)
+                                       : mix64(ctx.seed ^ (0xd157111ull + 131ull * static_cast<std::uint64_t>(ctx.stepIndex) + round));
+            if (last) trainScratch(ctx, ref, p);
+
+            // The distilled student: its own training phase on a context whose model is the student.
+            std::unique_ptr<Model> slot = std::move(student);
+            StepContext sc = ctx;
+            sc.modelSlot = &slot;
+            sc.trainHooks = nullptr;
+            const std::int64_t samples =
+                p.limit > 0 ? std::min<std::int64_t>(p.limit, ctx.data().train.size()) : ctx.data().train.size();
+            DistillationSettings s{m_params.temperature, m_params.alpha, m_params.targets};
+            DistillationLoss loss(ctx.model(), *slot, be, ctx.data().train, samples, s,
+                                  static_cast<std::int64_t>(p.logInterval) * p.batchSize, ctx.cancel);
+            TrainingPhaseOptions options;
+            options.loss = &loss;
+            options.optimizerState = OptimizerStateMode::Fresh;
+            options.onInterval = [&](std::int64_t step, double tMs) {
+                const auto parts = loss.takeIntervalParts(be);
+                if (parts.rows == 0) return;
+                ctx.sink().push(makeSample(ctx.runId, "loss_soft", step, tMs, parts.soft));
+                ctx.sink().push(makeSample(ctx.runId, "loss_hard", step, tMs, parts.hard));
+            };
+            ctx.info(what + ": " + slot->name() + " (" + std::to_string(slot->parameterCount()) +
+                     " parameters) learns from " + ctx.model().name() + " at T = " + std::to_string(s.temperature) +
+                     ", alpha = " + std::to_string(s.alpha) + ", teacher logits " +
+                     (s.targets == TeacherTargets::Cached ? "cached once for " + std::to_string(samples) + " samples"
+                                                          : std::string("computed per batch")));
+            runTrainingPhase(sc, p, what, options);
+            const EvalResult e = evaluate(*slot, be, ctx.evalData(), 256, ctx.cancel);
+            rounds += (rounds.empty() ? "" : "; ") + slot->name() + " " + std::to_string(e.accuracy);
+            ctx.replaceModel(std::move(slot)); // the teacher goes; the student teaches the next round
+            if (last) {
+                auto& sum = ctx.summary();
+                sum["accuracy"] = e.accuracy;
+                sum["distill_gain"] = e.accuracy - sum["accuracy_scratch"];
+                ctx.info(m_name + ": distilled accuracy " + std::to_string(e.accuracy) + ", from scratch " +
+                         std::to_string(sum["accuracy_scratch"]) + ", gain " + std::to_string(sum["distill_gain"]));
+            }
+        }
+        if (m_chain) ctx.notes()["distill_rounds"] = rounds;
+    }
+
+private:
+    // A fresh student (zoo name or architecture) takes its initial weights from the step's seed when one is
+    // given; a .safetensors student keeps its weights.
+    std::unique_ptr<Model> loadStudent(StepContext& ctx, const ModelRef& ref) const {
+        std::unique_ptr<Model> m = ctx.loadModel(ref);
+        if (m_params.seed > 0 && ref.path.empty()) m->initialize(ctx.backend(), static_cast<std::uint64_t>(m_params.seed));
+        return m;
+    }
+
+    // The same student from the same initial weights, trained alone on the labels with the same epochs,
+    // seed and batch order; streamed as "*_scratch" series next to the distilled student's.
+    void trainScratch(StepContext& ctx, const ModelRef& ref, const TrainParams& p) {
+        std::unique_ptr<Model> scratch = loadStudent(ctx, ref);
+        std::int64_t step = ctx.trainStep ? *ctx.trainStep : 0, epoch = ctx.trainEpoch ? *ctx.trainEpoch : 0;
+        StepContext sc = ctx;
+        sc.modelSlot = &scratch;
+        sc.training = nullptr;
+        sc.trainHooks = nullptr;
+        sc.trainStep = &step;
+        sc.trainEpoch = &epoch;
+        TrainingPhaseOptions options;
+        options.seriesSuffix = "_scratch";
+        runTrainingPhase(sc, p, m_name + " (scratch baseline)", options);
+        const EvalResult e = evaluate(*scratch, ctx.backend(), ctx.evalData(), 256, ctx.cancel);
+        ctx.summary()["accuracy_scratch"] = e.accuracy;
+        ctx.info(m_name + ": " + scratch->name() + " trained from scratch: accuracy " + std::to_string(e.accuracy));
+    }
+
+    std::string m_name;
+    DistillParams m_params;
+    bool m_chain;
+};
+
+SchemaBuilder<DistillParams> distillSchema(const char* name, const char* summary, bool chain) {
+    SchemaBuilder<DistillParams> b(name, "distill", summary);
+    if (chain)
+        b.text("students", &DistillParams::students, "mlp-784-64-10, mlp-784-32-10",
+               "the chain after the teacher, comma-separated: each a zoo model, an architecture .json (fresh "
+               "weights) or a .safetensors model; each round's student teaches the next");
+    else
+        b.text("student", &DistillParams::students, "mlp-784-64-10",
+               "a zoo model, an architecture .json (fresh weights) or a .safetensors model (its weights as the start)");
+    b.number("temperature", &DistillParams::temperature, 4.0,
+             {.min = 0, .max = 100, .minExclusive = true, .help = "T: softens both softmaxes; the soft loss is scaled by T^2"});
+    b.number("alpha", &DistillParams::alpha, 0.9,
+             {.min = 0, .max = 1, .help = "weight of the soft (teacher) loss; 1 - alpha weighs cross-entropy on the labels"});
+    b.choice("teacher_logits", &DistillParams::targets,
+             {{"cache", TeacherTargets::Cached}, {"on_the_fly", TeacherTargets::OnTheFly}}, TeacherTargets::Cached,
+             "cache: one teacher pass over the training samples before training (the teacher runs without dropout, "
+             "so its logits never change; fastest when the student trains several epochs); on_the_fly: a teacher forward "
+             "per batch. Both give the same logits up to float rounding");
+    b.integer("seed", &DistillParams::seed, 0,
+              {.min = 0, .max = 4e18, .help = "the students' initial weights and batch order (0: from the run's seed); "
+                                              "a sweep over it repeats the comparison with the same teacher"});
+    b.include(trainingFields(name, "", 5, 0.001), &DistillParams::train);
+    b.checkModel([chain](const DistillParams& p, ModelCheck& c) { checkStudents(p, c, chain); });
+    return b;
+}
+
+} // namespace
+} // namespace lathe
+
+LATHE_STRATEGY_FAMILY(distill) {
+    using namespace lathe;
+    registry.add(distillSchema("distill.logits",
+                               "train a student on the current model's soft targets (and the labels), beside the same "
+                               "student trained from scratch",
+                               false),
+                 [](const DistillParams& p) { return std::make_unique<Distill>("distill.logits", p, false); });
+    registry.add(distillSchema("distill.progressive",
+                               "distill through a chain of ever smaller students (teacher -> intermediate -> student), "
+                               "the last beside the same student trained from scratch",
+                               true),
+                 [](const DistillParams& p) { return std::make_unique<Distill>("distill.progressive", p, true); });
+}
