@@ -28,6 +28,7 @@ struct Conv2dGeometry {
     std::int64_t outW() const { return (width + 2 * padW - kernelW) / strideW + 1; }
     std::int64_t inPerGroup() const { return inChannels / groups; }   // C/G
     std::int64_t outPerGroup() const { return outChannels / groups; } // K/G
+    bool depthwise() const { return groups > 1 && groups == inChannels; }
 };
 
 struct Pool2dGeometry {

@@ -186,8 +186,6 @@ void depthwisePlaneBackwardWeight(const float* in, const float* dy, double* acc,
     });
 }
 
-bool isDepthwise(const Conv2dGeometry& g) { return g.groups > 1 && g.inPerGroup() == 1; }
-
 } // namespace
 
 // Grouped convolutions run the dense path once per group on the group's channel slices (for groups = 1
@@ -204,7 +202,7 @@ void CpuBackend::conv2dForward(const Tensor& x, const Tensor& w, Tensor& y, cons
     const std::int64_t inSize = g.inChannels * g.height * g.width, outSize = g.outChannels * p;
     const float *px = x.ptr<const float>(), *pw = w.ptr<const float>();
     float* py = y.ptr<float>();
-    if (isDepthwise(g)) {
+    if (g.depthwise()) {
         // One (image, output channel) plane per iteration; output channel k reads input channel k / (K/C).
         const std::int64_t planes = g.batch * g.outChannels, kg = g.outPerGroup(), kk = g.kernelH * g.kernelW;
         forEach(planes, [&](std::int64_t b, std::int64_t e) {
@@ -256,7 +254,7 @@ void CpuBackend::conv2dBackwardData(const Tensor& dy, const Tensor& w, Tensor& d
     const std::int64_t inSize = g.inChannels * g.height * g.width, outSize = g.outChannels * p;
     const float *pdy = dy.ptr<const float>(), *pw = w.ptr<const float>();
     float* pdx = dx.ptr<float>();
-    if (isDepthwise(g)) {
+    if (g.depthwise()) {
         // One (image, input channel) plane per iteration, gathering its K/C output channels in order.
         const std::int64_t planes = g.batch * g.inChannels, kg = g.outPerGroup(), kk = g.kernelH * g.kernelW;
         const std::int64_t plane = g.height * g.width;
@@ -315,7 +313,7 @@ void CpuBackend::conv2dBackwardWeight(const Tensor& x, const Tensor& dy, Tensor&
     const std::int64_t wSize = g.outChannels * ckk;
     const float *px = x.ptr<const float>(), *pdy = dy.ptr<const float>();
     float* pdw = dw.ptr<float>();
-    if (isDepthwise(g)) {
+    if (g.depthwise()) {
         // One output channel per iteration, summing over the images in order (in double), so the result
         // does not depend on the thread count.
         const std::int64_t kg = g.outPerGroup(), kk = g.kernelH * g.kernelW;
