@@ -142,13 +142,14 @@ void TestModel::badArchitecture() {
 }
 
 void TestModel::zooNamesAndUnknown() {
-    QCOMPARE(zooNames(), (std::vector<std::string>{"mlp-784-256-128-10", "cnn-2conv", "mlp-784-64-10", "mlp-784-32-10"}));
+    QCOMPARE(zooNames(), (std::vector<std::string>{"mlp-784-256-128-10", "cnn-2conv", "mlp-784-64-10", "mlp-784-32-10",
+                                                   "cnn-dws"}));
     try {
         zooArchitecture("resnet-50");
         QFAIL("no ConfigError");
     } catch (const ConfigError& e) {
         QCOMPARE(QString(e.what()), QString("unknown model \"resnet-50\" (known: mlp-784-256-128-10, cnn-2conv, mlp-784-64-10, "
-                                         "mlp-784-32-10)"));
+                                         "mlp-784-32-10, cnn-dws)"));
     }
 }
 
@@ -170,6 +171,10 @@ void TestModel::zooParameters_data() {
     // 784*32+32 + 32*10+10
     QTest::newRow("mlp-32") << "mlp-784-32-10" << 25450LL
                             << QStringList{"layers.1.weight", "layers.1.bias", "layers.3.weight", "layers.3.bias"};
+    // 16*9+16 + 16*1*9+16 (depthwise) + 32*16+32 (pointwise) + 1568*10+10
+    QTest::newRow("cnn-dws") << "cnn-dws" << 16554LL
+                             << QStringList{"layers.0.weight", "layers.0.bias", "layers.3.weight", "layers.3.bias",
+                                            "layers.5.weight", "layers.5.bias", "layers.9.weight", "layers.9.bias"};
 }
 
 void TestModel::zooParameters() {
@@ -189,6 +194,10 @@ void TestModel::zooParameters() {
     if (name == "cnn-2conv") {
         QCOMPARE(m->namedParameters()[2].param->value.shape(), (Shape{64, 32, 3, 3}));
         QCOMPARE(m->namedParameters()[4].param->value.shape(), (Shape{128, 3136}));
+    } else if (name == "cnn-dws") { // grouped conv: (out, in / groups, kh, kw)
+        QCOMPARE(m->namedParameters()[2].param->value.shape(), (Shape{16, 1, 3, 3}));
+        QCOMPARE(m->namedParameters()[4].param->value.shape(), (Shape{32, 16, 1, 1}));
+        QCOMPARE(m->namedParameters()[6].param->value.shape(), (Shape{10, 1568}));
     } else {
         const std::int64_t hidden = name.section('-', 2, 2).toLongLong(); // mlp-784-<first hidden>-...
         QCOMPARE(m->namedParameters()[0].param->value.shape(), (Shape{hidden, 784}));

@@ -81,6 +81,7 @@ void TestTorchReference::forwardBackward_data() {
         if (l["type"] == "dropout") l["p"] = 0.0;
     QTest::newRow("cnn-2conv") << QString::fromStdString(cnn.dump()) << 3;
     QTest::newRow("mixed") << QString(kMixed) << 4;
+    QTest::newRow("cnn-dws") << QString::fromStdString(zooArchitecture("cnn-dws").dump()) << 3;
     QTest::newRow("grouped") << QString(kGrouped) << 4;
     QTest::newRow("embedding") << QString(kEmbedding) << 3;
     QTest::newRow("residual") << QString(kResidual) << 5;
