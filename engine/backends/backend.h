@@ -16,13 +16,19 @@ namespace lathe {
 
 enum class Trans : std::uint8_t { No, Yes };
 
-// NCHW convolution geometry (groups = 1, dilation = 1).
+// NCHW convolution geometry (dilation = 1). Groups as PyTorch's nn.Conv2d(groups=G): C and K are both
+// divisible by G, the weight is (K, C/G, KH, KW), and output channel k reads the input channels
+// [(k / (K/G)) * (C/G), (k / (K/G) + 1) * (C/G)). G == C is a depthwise convolution.
 struct Conv2dGeometry {
     std::int64_t batch = 1, inChannels = 1, height = 1, width = 1;
     std::int64_t outChannels = 1, kernelH = 1, kernelW = 1;
     std::int64_t strideH = 1, strideW = 1, padH = 0, padW = 0;
+    std::int64_t groups = 1;
     std::int64_t outH() const { return (height + 2 * padH - kernelH) / strideH + 1; }
     std::int64_t outW() const { return (width + 2 * padW - kernelW) / strideW + 1; }
+    std::int64_t inPerGroup() const { return inChannels / groups; }   // C/G
+    std::int64_t outPerGroup() const { return outChannels / groups; } // K/G
+    bool depthwise() const { return groups > 1 && groups == inChannels; }
 };
 
 struct Pool2dGeometry {
@@ -149,11 +155,12 @@ public:
     // x (N, C) -> out I32 (N): index of the first maximum.
     virtual void argmaxRows(const Tensor& x, Tensor& out) = 0;
 
-    // x (N, C, H, W), w (K, C, KH, KW) -> y (N, K, OH, OW). Bias is a separate biasAdd.
+    // x (N, C, H, W), w (K, C/G, KH, KW) -> y (N, K, OH, OW), G = g.groups. Bias is a separate biasAdd.
+    // Channels not divisible by G, or a w whose shape is not (K, C/G, KH, KW), throw BackendError.
     virtual void conv2dForward(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dGeometry& g) = 0;
     // dy (N, K, OH, OW), w -> dx (N, C, H, W) (overwritten).
     virtual void conv2dBackwardData(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dGeometry& g) = 0;
-    // x, dy -> dw (K, C, KH, KW) (+)= gradient.
+    // x, dy -> dw (K, C/G, KH, KW) (+)= gradient.
     virtual void conv2dBackwardWeight(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dGeometry& g,
                                       bool accumulate) = 0;
 

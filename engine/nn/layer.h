@@ -68,7 +68,7 @@ public:
 };
 
 // Builds a layer from its architecture entry; throws ConfigError naming the bad field.
-// Types: linear{in,out,bias?}, conv2d{in,out,kernel,stride?,padding?,bias?}, maxpool2d{kernel,stride?,padding?},
+// Types: linear{in,out,bias?}, conv2d{in,out,kernel,stride?,padding?,groups?,bias?}, maxpool2d{kernel,stride?,padding?},
 // relu, gelu, dropout{p}, flatten, layernorm{dim,eps?}, embedding{num,dim}; blocks owning sub-layers:
 // residual{layers} (y = x + f(x)) and sequential{layers}.
 std::unique_ptr<Layer> makeLayer(const nlohmann::json& config);

@@ -1,4 +1,4 @@
-// Conv2d (weight (out, in, kh, kw), NCHW) and MaxPool2d, both delegating the arithmetic to the backend.
+// Conv2d (weight (out, in / groups, kh, kw), NCHW) and MaxPool2d, both delegating the arithmetic to the backend.
 #include "engine/nn/config_fields.h"
 #include "engine/nn/layers_common.h"
 
@@ -17,10 +17,12 @@ nlohmann::json pairValue(std::int64_t h, std::int64_t w) {
 class Conv2d final : public Layer {
 public:
     Conv2d(std::int64_t in, std::int64_t out, std::pair<std::int64_t, std::int64_t> kernel,
-           std::pair<std::int64_t, std::int64_t> stride, std::pair<std::int64_t, std::int64_t> padding, bool bias)
-        : m_in(in), m_out(out), m_kernel(kernel), m_stride(stride), m_padding(padding), m_hasBias(bias) {
+           std::pair<std::int64_t, std::int64_t> stride, std::pair<std::int64_t, std::int64_t> padding,
+           std::int64_t groups, bool bias)
+        : m_in(in), m_out(out), m_kernel(kernel), m_stride(stride), m_padding(padding), m_groups(groups),
+          m_hasBias(bias) {
         m_weight.name = "weight";
-        m_weight.value = hostZeros({out, in, kernel.first, kernel.second});
+        m_weight.value = hostZeros(weightShape());
         if (bias) {
             m_bias.name = "bias";
             m_bias.value = hostZeros({out});
@@ -35,9 +37,13 @@ public:
             c["stride"] = pairValue(m_stride.first, m_stride.second);
         if (m_padding != std::make_pair<std::int64_t, std::int64_t>(0, 0))
             c["padding"] = pairValue(m_padding.first, m_padding.second);
+        if (m_groups != 1) c["groups"] = m_groups;
         if (!m_hasBias) c["bias"] = false;
         return c;
     }
+
+    // PyTorch's layout: (out, in / groups, kh, kw).
+    Shape weightShape() const { return {m_out, m_in / m_groups, m_kernel.first, m_kernel.second}; }
 
     Conv2dGeometry geometry(const Shape& input) const {
         if (input.size() != 4 || input[1] != m_in)
@@ -54,6 +60,7 @@ public:
         g.strideW = m_stride.second;
         g.padH = m_padding.first;
         g.padW = m_padding.second;
+        g.groups = m_groups;
         if (g.height + 2 * g.padH < g.kernelH || g.width + 2 * g.padW < g.kernelW)
             shapeError("conv2d with kernel " + pairJson(g.kernelH, g.kernelW) + " and padding " +
                            pairJson(g.padH, g.padW),
@@ -91,8 +98,9 @@ public:
     }
 
     void initialize(Backend& be, Rng& rng) override {
-        const float bound = kaimingBound(m_in * m_kernel.first * m_kernel.second);
-        m_weight.value = uniformTensor(be, rng, {m_out, m_in, m_kernel.first, m_kernel.second}, bound);
+        // PyTorch's fan_in of a grouped convolution: the input channels one output channel sees.
+        const float bound = kaimingBound(m_in / m_groups * m_kernel.first * m_kernel.second);
+        m_weight.value = uniformTensor(be, rng, weightShape(), bound);
         if (m_hasBias) m_bias.value = uniformTensor(be, rng, {m_out}, bound);
     }
 
@@ -101,6 +109,7 @@ public:
 private:
     std::int64_t m_in, m_out;
     std::pair<std::int64_t, std::int64_t> m_kernel, m_stride, m_padding;
+    std::int64_t m_groups;
     bool m_hasBias;
     Parameter m_weight, m_bias;
     Tensor m_x; // (N, C, H, W)
@@ -177,11 +186,17 @@ private:
 } // namespace
 
 std::unique_ptr<Layer> makeConv2d(const nlohmann::json& c, const std::string& ptr) {
-    nnconfig::onlyKeys(c, ptr, {"type", "in", "out", "kernel", "stride", "padding", "bias"});
+    nnconfig::onlyKeys(c, ptr, {"type", "in", "out", "kernel", "stride", "padding", "groups", "bias"});
     const std::int64_t one = 1, zero = 0;
-    return std::make_unique<Conv2d>(nnconfig::integer(c, "in", ptr, 1), nnconfig::integer(c, "out", ptr, 1),
-                                    nnconfig::pair2(c, "kernel", ptr, 1), nnconfig::pair2(c, "stride", ptr, 1, &one),
-                                    nnconfig::pair2(c, "padding", ptr, 0, &zero),
+    const std::int64_t in = nnconfig::integer(c, "in", ptr, 1), out = nnconfig::integer(c, "out", ptr, 1);
+    const std::int64_t groups = nnconfig::integerOr(c, "groups", ptr, 1, 1);
+    // As nn.Conv2d: both channel counts split evenly into the groups.
+    if (in % groups != 0 || out % groups != 0)
+        nnconfig::fail(ptr + "/groups", "must divide both in (" + std::to_string(in) + ") and out (" +
+                                            std::to_string(out) + "), got " + std::to_string(groups));
+    return std::make_unique<Conv2d>(in, out, nnconfig::pair2(c, "kernel", ptr, 1),
+                                    nnconfig::pair2(c, "stride", ptr, 1, &one),
+                                    nnconfig::pair2(c, "padding", ptr, 0, &zero), groups,
                                     nnconfig::boolean(c, "bias", ptr, true));
 }
 

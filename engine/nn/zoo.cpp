@@ -1,4 +1,5 @@
-// The model zoo: the Fashion-MNIST baselines of the dataset paper's benchmark table, as architecture JSON.
+// The model zoo: the Fashion-MNIST baselines of the dataset paper's benchmark table and small students
+// for distillation, as architecture JSON.
 #include "engine/nn/zoo.h"
 
 #include "engine/core/errors.h"
@@ -49,16 +50,38 @@ nlohmann::json cnn() {
               {{"type", "linear"}, {"in", 128}, {"out", 10}}}}};
 }
 
+// A thin CNN student (16,554 parameters, 4% of cnn-2conv): one 3x3 convolution, then a
+// depthwise-separable block (3x3 depthwise, 1x1 pointwise) in the MobileNet manner, and a linear head.
+nlohmann::json cnnDws() {
+    return {{"name", "cnn-dws"},
+            {"input", fashionInput()},
+            {"classes", 10},
+            {"layers",
+             {{{"type", "conv2d"}, {"in", 1}, {"out", 16}, {"kernel", 3}, {"padding", 1}},
+              {{"type", "relu"}},
+              {{"type", "maxpool2d"}, {"kernel", 2}},
+              {{"type", "conv2d"}, {"in", 16}, {"out", 16}, {"kernel", 3}, {"padding", 1}, {"groups", 16}},
+              {{"type", "relu"}},
+              {{"type", "conv2d"}, {"in", 16}, {"out", 32}, {"kernel", 1}},
+              {{"type", "relu"}},
+              {{"type", "maxpool2d"}, {"kernel", 2}},
+              {{"type", "flatten"}},
+              {{"type", "linear"}, {"in", 32 * 7 * 7}, {"out", 10}}}}};
+}
+
 } // namespace
 
 // The baselines, then the small students of distillation experiments.
-std::vector<std::string> zooNames() { return {"mlp-784-256-128-10", "cnn-2conv", "mlp-784-64-10", "mlp-784-32-10"}; }
+std::vector<std::string> zooNames() {
+    return {"mlp-784-256-128-10", "cnn-2conv", "mlp-784-64-10", "mlp-784-32-10", "cnn-dws"};
+}
 
 nlohmann::json zooArchitecture(const std::string& name) {
     if (name == "mlp-784-256-128-10") return mlp({256, 128});
     if (name == "mlp-784-64-10") return mlp({64});
     if (name == "mlp-784-32-10") return mlp({32});
     if (name == "cnn-2conv") return cnn();
+    if (name == "cnn-dws") return cnnDws();
     std::string known;
     for (const auto& n : zooNames()) known += (known.empty() ? "" : ", ") + n;
     throw ConfigError("unknown model \"" + name + "\" (known: " + known + ")");

@@ -1,5 +1,5 @@
 // The model zoo: architectures known by name (the baselines mlp-784-256-128-10 and cnn-2conv, and small
-// students for distillation: mlp-784-64-10, mlp-784-32-10).
+// students for distillation: mlp-784-64-10, mlp-784-32-10 and cnn-dws, a CNN of depthwise-separable convolutions).
 #pragma once
 
 #include <nlohmann/json.hpp>

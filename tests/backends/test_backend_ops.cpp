@@ -264,25 +264,32 @@ std::vector<OpCase> buildCases() {
                                  return Outputs{out(be, "index", o)};
                              }});
 
-    // convolution: the CNN's first layer, a strided padded one, a 1x1
+    // convolution: the CNN's first layer, a strided padded one, a 1x1; grouped ones (a batched GEMM over
+    // the groups) and depthwise ones (direct kernels), with a channel multiplier and odd shapes
     auto geo = [](std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w, std::int64_t k, std::int64_t kh,
-                  std::int64_t kw, std::int64_t s, std::int64_t p) {
+                  std::int64_t kw, std::int64_t s, std::int64_t p, std::int64_t groups = 1) {
         Conv2dGeometry g;
         g.batch = n, g.inChannels = c, g.height = h, g.width = w, g.outChannels = k, g.kernelH = kh, g.kernelW = kw;
         g.strideH = g.strideW = s;
         g.padH = g.padW = p;
+        g.groups = groups;
         return g;
     };
     const std::vector<std::pair<std::string, Conv2dGeometry>> convs = {
         {"n2c1h28w28k8_5x5s1p2", geo(2, 1, 28, 28, 8, 5, 5, 1, 2)},
         {"n3c4h9w7k5_3x3s2p1", geo(3, 4, 9, 7, 5, 3, 3, 2, 1)},
         {"n2c3h8w8k4_1x1s1p0", geo(2, 3, 8, 8, 4, 1, 1, 1, 0)},
-        {"n4c2h6w10k3_2x4s1p0", geo(4, 2, 6, 10, 3, 2, 4, 1, 0)}};
+        {"n4c2h6w10k3_2x4s1p0", geo(4, 2, 6, 10, 3, 2, 4, 1, 0)},
+        {"n2c4h7w6k6_3x3s1p1g2", geo(2, 4, 7, 6, 6, 3, 3, 1, 1, 2)},
+        {"n3c6h9w7k9_3x2s2p0g3", geo(3, 6, 9, 7, 9, 3, 2, 2, 0, 3)},
+        {"n64c16h14w14k16_3x3s1p1g16", geo(64, 16, 14, 14, 16, 3, 3, 1, 1, 16)}, // cnn-dws's depthwise layer
+        {"n2c4h9w11k8_3x3s2p1g4", geo(2, 4, 9, 11, 8, 3, 3, 2, 1, 4)},
+        {"n2c3h7w9k3_5x4s1p2g3", geo(2, 3, 7, 9, 3, 5, 4, 1, 2, 3)}};
     for (const auto& entry : convs) {
         const std::string gname = entry.first;
         const Conv2dGeometry g = entry.second;
         const Shape xs{g.batch, g.inChannels, g.height, g.width};
-        const Shape ws{g.outChannels, g.inChannels, g.kernelH, g.kernelW};
+        const Shape ws{g.outChannels, g.inPerGroup(), g.kernelH, g.kernelW};
         const Shape ys{g.batch, g.outChannels, g.outH(), g.outW()};
         cases.push_back({"conv2d_forward/f32/" + gname, Op::Conv2dForward, {DType::F32},
                          [g, xs, ws, ys](Backend& be, DType) {
@@ -619,6 +626,44 @@ TEST_CASE(wrongDeviceTensorThrows) {
     Tensor onCpu = be.cpu->upload(test::randomVector(16, 8), {16});
     Tensor y = be.cuda->empty({16});
     CHECK_THROWS_AS(be.cuda->relu(onCpu, y), BackendError);
+}
+
+// Channels that groups do not divide, and a weight that is not (K, C/groups, KH, KW), are refused with the
+// op and the shapes in the message, before anything is launched.
+TEST_CASE(groupedConvShapeErrorsThrow) {
+    Backend& cuda = *backendsOrSkip().cuda;
+    struct Row {
+        const char* label;
+        std::int64_t c, k, groups, wIn;
+        const char* expected;
+    };
+    const Row rows[] = {
+        {"C not divisible", 6, 8, 4, 1, "groups=4 must divide both the input channels (C=6) and the output channels (K=8)"},
+        {"K not divisible", 4, 6, 4, 1, "groups=4 must divide both the input channels (C=4) and the output channels (K=6)"},
+        {"weight with all input channels", 4, 4, 2, 4, "expected f32[4, 2, 3, 3] (K, C/groups, KH, KW) for C=4, K=4, groups=2"},
+        {"depthwise weight wrong", 3, 3, 3, 3, "expected f32[3, 1, 3, 3] (K, C/groups, KH, KW) for C=3, K=3, groups=3"}};
+    for (const Row& r : rows) {
+        ROW(r.label);
+        Conv2dGeometry g;
+        g.batch = 2, g.inChannels = r.c, g.height = 5, g.width = 5, g.outChannels = r.k, g.kernelH = g.kernelW = 3;
+        g.padH = g.padW = 1;
+        g.groups = r.groups;
+        Tensor x = input(cuda, {2, r.c, 5, 5}, DType::F32, 70), w = input(cuda, {r.k, r.wIn, 3, 3}, DType::F32, 71);
+        Tensor y = cuda.empty({2, r.k, 5, 5}), dx = cuda.empty({2, r.c, 5, 5});
+        const std::vector<std::pair<std::string, std::function<void()>>> ops = {
+            {"conv2d_forward", [&] { cuda.conv2dForward(x, w, y, g); }},
+            {"conv2d_backward_data", [&] { cuda.conv2dBackwardData(y, w, dx, g); }},
+            {"conv2d_backward_weight", [&] { cuda.conv2dBackwardWeight(x, y, w, g, false); }}};
+        for (const auto& [op, call] : ops) {
+            try {
+                call();
+                FAIL(op + " did not throw");
+            } catch (const BackendError& e) {
+                const std::string msg = e.what();
+                CHECK_MSG(msg.find(op + ": ") != std::string::npos && msg.find(r.expected) != std::string::npos, msg);
+            }
+        }
+    }
 }
 
 TEST_CASE(byteAccountingFollowsAllocations) {

@@ -1,6 +1,6 @@
-// End to end on the GPU: the zoo MLP trained on CUDA follows the CPU's loss curve step by step from the
-// same initial weights and batches, and the zoo CNN's forward pass (conv, pool, dropout, linear) agrees
-// with the CPU's. Uses a synthetic 10-class image set so it needs no dataset files. Needs a CUDA device;
+// End to end on the GPU: the zoo MLP and the depthwise-separable cnn-dws trained on CUDA follow the CPU's
+// loss curve step by step from the same initial weights and batches, and the zoo CNNs' forward passes
+// (conv, grouped conv, pool, dropout, linear) agree with the CPU's. Uses a synthetic 10-class image set so it needs no dataset files. Needs a CUDA device;
 // Qt-free (tests/support/mini_test.h) so it runs on GPU servers built with the headless preset.
 #include "engine/backends/registry.h"
 #include "engine/core/rng.h"
@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <utility>
 
 using namespace lathe;
@@ -61,7 +62,7 @@ Backends backendsOrSkip() {
     return {cuda, cpuBackend()};
 }
 
-std::vector<double> trainLosses(Backend& be, Model& model, const Dataset& data) {
+std::vector<double> trainLosses(Backend& be, Model& model, const Dataset& data, std::int64_t maxSteps = 40) {
     TrainParams p;
     p.epochs = 5;
     p.batchSize = 64;
@@ -69,7 +70,7 @@ std::vector<double> trainLosses(Backend& be, Model& model, const Dataset& data) 
     p.lr = 0.05f;
     p.momentum = 0.9f;
     p.seed = 7;
-    p.maxSteps = 40;
+    p.maxSteps = maxSteps;
     p.logInterval = 1; // the loss of every step
     std::vector<double> losses;
     TrainCallbacks cb;
@@ -112,12 +113,35 @@ TEST_CASE(mlpTrainsLikeTheCpu) {
     CHECK_MSG(gpuEval.accuracy > 0.5, std::to_string(gpuEval.accuracy));
 }
 
+// The grouped convolution's backward (depthwise kernels on the GPU, direct loops on the CPU) through a
+// whole training run: the same per-step tolerance as the MLP.
+TEST_CASE(dwsTrainsLikeTheCpu) {
+    const auto [cuda, cpu] = backendsOrSkip();
+    const Dataset trainSet = syntheticImages(640, 1);
+    auto cpuModel = Model::fromArchitecture(zooArchitecture("cnn-dws"));
+    auto gpuModel = Model::fromArchitecture(zooArchitecture("cnn-dws"));
+    cpuModel->initialize(*cpu, 42);
+    gpuModel->initialize(*cuda, 42);
+    const auto cpuLoss = trainLosses(*cpu, *cpuModel, trainSet, 20);
+    const auto gpuLoss = trainLosses(*cuda, *gpuModel, trainSet, 20);
+    REQUIRE(gpuLoss.size() == cpuLoss.size());
+    REQUIRE(cpuLoss.size() == 20);
+    for (std::size_t i = 0; i < cpuLoss.size(); ++i) {
+        const double rel = std::abs(gpuLoss[i] - cpuLoss[i]) / std::max(std::abs(cpuLoss[i]), 1e-12);
+        CHECK_MSG(rel <= kLossRelTol, "step " + std::to_string(i + 1) + ": cuda loss " + std::to_string(gpuLoss[i]) +
+                                          ", cpu loss " + std::to_string(cpuLoss[i]));
+    }
+}
+
 TEST_CASE(cnnForwardMatchesCpu) {
     const auto [cuda, cpu] = backendsOrSkip();
-    for (const auto& [label, training] : {std::pair{"inference", false}, std::pair{"training (dropout on)", true}}) {
+    for (const auto& [label, name, training] :
+         {std::tuple{"cnn-2conv inference", "cnn-2conv", false},
+          std::tuple{"cnn-2conv training (dropout on)", "cnn-2conv", true},
+          std::tuple{"cnn-dws inference", "cnn-dws", false}}) {
         ROW(label);
-        auto cpuModel = Model::fromArchitecture(zooArchitecture("cnn-2conv"));
-        auto gpuModel = Model::fromArchitecture(zooArchitecture("cnn-2conv"));
+        auto cpuModel = Model::fromArchitecture(zooArchitecture(name));
+        auto gpuModel = Model::fromArchitecture(zooArchitecture(name));
         cpuModel->initialize(*cpu, 5);
         gpuModel->initialize(*cuda, 5);
         const auto x = test::randomVector(16 * 784, 9, 0.0f, 1.0f);

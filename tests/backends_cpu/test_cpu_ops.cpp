@@ -1,5 +1,5 @@
 // Every CPU op checked against a naive double-precision reference written here, on seeded random
-// inputs and several shapes (GEMM with each transpose, conv with stride/padding, pooling, norms...).
+// inputs and several shapes (GEMM with each transpose, conv with stride/padding and groups, pooling, norms...).
 #include "engine/backends/cpu/cpu_backend.h"
 #include "engine/core/errors.h"
 #include "engine/core/rng.h"
@@ -7,7 +7,9 @@
 
 #include <QtTest>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 Q_DECLARE_METATYPE(lathe::Shape)
@@ -50,6 +52,10 @@ private slots:
     void argmaxRows();
     void conv2d_data();
     void conv2d();
+    void conv2dGrouped_data();
+    void conv2dGrouped();
+    void conv2dGroupedErrors_data();
+    void conv2dGroupedErrors();
     void maxPool_data();
     void maxPool();
     void layerNorm_data();
@@ -339,17 +345,21 @@ void TestCpuOps::conv2d_data() {
     QTest::newRow("one image per chunk") << QList<int>{3, 64, 64, 64, 2, 3, 3, 1, 1, 1, 1};
 }
 
-void TestCpuOps::conv2d() {
-    QFETCH(QList<int>, geo);
-    Conv2dGeometry g;
-    g.batch = geo[0], g.inChannels = geo[1], g.height = geo[2], g.width = geo[3], g.outChannels = geo[4];
-    g.kernelH = geo[5], g.kernelW = geo[6], g.strideH = geo[7], g.strideW = geo[8], g.padH = geo[9], g.padW = geo[10];
+namespace {
+
+// Dense (groups = 1) convolution of x (N, C, H, W) with w (K, C, KH, KW) in double: y, and for an output
+// gradient dy the input gradient dx and the weight gradient dw.
+struct ConvReference {
+    std::vector<double> y, dx, dw;
+};
+
+ConvReference denseConvReference(const Conv2dGeometry& g, const std::vector<float>& vx, const std::vector<float>& vw,
+                                 const std::vector<float>& vdy) {
     const std::int64_t oh = g.outH(), ow = g.outW();
-    const Shape sx{g.batch, g.inChannels, g.height, g.width}, sw{g.outChannels, g.inChannels, g.kernelH, g.kernelW};
-    const Shape sy{g.batch, g.outChannels, oh, ow};
-    auto vx = randomVector(numel(sx), 81), vw = randomVector(numel(sw), 82), vdy = randomVector(numel(sy), 83);
-    auto vdw0 = randomVector(numel(sw), 84);
-    std::vector<double> y(numel(sy), 0.0), dx(numel(sx), 0.0), dw(numel(sw), 0.0);
+    ConvReference r;
+    r.y.assign(static_cast<std::size_t>(g.batch * g.outChannels * oh * ow), 0.0);
+    r.dx.assign(vx.size(), 0.0);
+    r.dw.assign(vw.size(), 0.0);
     auto X = [&](std::int64_t n, std::int64_t c, std::int64_t i, std::int64_t j) {
         return ((n * g.inChannels + c) * g.height + i) * g.width + j;
     };
@@ -366,17 +376,62 @@ void TestCpuOps::conv2d() {
                             for (std::int64_t kx = 0; kx < g.kernelW; ++kx) {
                                 const std::int64_t iy = oy * g.strideH - g.padH + ky, ix = ox * g.strideW - g.padW + kx;
                                 if (iy < 0 || iy >= g.height || ix < 0 || ix >= g.width) continue;
-                                y[yi] += double(vx[X(n, c, iy, ix)]) * vw[W(k, c, ky, kx)];
-                                dx[X(n, c, iy, ix)] += double(vw[W(k, c, ky, kx)]) * vdy[yi];
-                                dw[W(k, c, ky, kx)] += double(vx[X(n, c, iy, ix)]) * vdy[yi];
+                                r.y[yi] += double(vx[X(n, c, iy, ix)]) * vw[W(k, c, ky, kx)];
+                                r.dx[X(n, c, iy, ix)] += double(vw[W(k, c, ky, kx)]) * vdy[yi];
+                                r.dw[W(k, c, ky, kx)] += double(vx[X(n, c, iy, ix)]) * vdy[yi];
                             }
                 }
+    return r;
+}
+
+// The channels [c0, c0 + count) of an (N, channels, plane) tensor, as an (N, count, plane) one.
+template <class T>
+std::vector<T> channelSlice(const std::vector<T>& v, std::int64_t n, std::int64_t channels, std::int64_t plane,
+                            std::int64_t c0, std::int64_t count) {
+    std::vector<T> out;
+    out.reserve(static_cast<std::size_t>(n * count * plane));
+    for (std::int64_t i = 0; i < n; ++i) {
+        const auto first = v.begin() + (i * channels + c0) * plane;
+        out.insert(out.end(), first, first + count * plane);
+    }
+    return out;
+}
+
+// Writes an (N, count, plane) slice back at channels [c0, c0 + count) of an (N, channels, plane) tensor.
+template <class T>
+void putChannelSlice(std::vector<T>& v, const std::vector<T>& slice, std::int64_t n, std::int64_t channels,
+                     std::int64_t plane, std::int64_t c0, std::int64_t count) {
+    for (std::int64_t i = 0; i < n; ++i)
+        std::copy(slice.begin() + i * count * plane, slice.begin() + (i + 1) * count * plane,
+                  v.begin() + (i * channels + c0) * plane);
+}
+
+Conv2dGeometry geometryOf(const QList<int>& geo) { // N C H W K KH KW SH SW PH PW [G]
+    Conv2dGeometry g;
+    g.batch = geo[0], g.inChannels = geo[1], g.height = geo[2], g.width = geo[3], g.outChannels = geo[4];
+    g.kernelH = geo[5], g.kernelW = geo[6], g.strideH = geo[7], g.strideW = geo[8], g.padH = geo[9], g.padW = geo[10];
+    if (geo.size() > 11) g.groups = geo[11];
+    return g;
+}
+
+} // namespace
+
+void TestCpuOps::conv2d() {
+    QFETCH(QList<int>, geo);
+    const Conv2dGeometry g = geometryOf(geo);
+    const std::int64_t oh = g.outH(), ow = g.outW();
+    const Shape sx{g.batch, g.inChannels, g.height, g.width}, sw{g.outChannels, g.inChannels, g.kernelH, g.kernelW};
+    const Shape sy{g.batch, g.outChannels, oh, ow};
+    auto vx = randomVector(numel(sx), 81), vw = randomVector(numel(sw), 82), vdy = randomVector(numel(sy), 83);
+    auto vdw0 = randomVector(numel(sw), 84);
+    const ConvReference ref = denseConvReference(g, vx, vw, vdy);
+    std::vector<double> dw = ref.dw;
     Tensor x = m_be->upload(vx, sx), w = m_be->upload(vw, sw), ty = m_be->empty(sy);
     m_be->conv2dForward(x, w, ty, g);
-    QVERIFY(normalizedError(m_be->downloadF32(ty), toF(y)) < kF32Tol);
+    QVERIFY(normalizedError(m_be->downloadF32(ty), toF(ref.y)) < kF32Tol);
     Tensor dy = m_be->upload(vdy, sy), tdx = m_be->upload(randomVector(numel(sx), 85), sx); // overwritten
     m_be->conv2dBackwardData(dy, w, tdx, g);
-    QVERIFY(normalizedError(m_be->downloadF32(tdx), toF(dx)) < kF32Tol);
+    QVERIFY(normalizedError(m_be->downloadF32(tdx), toF(ref.dx)) < kF32Tol);
     Tensor tdw = m_be->upload(vdw0, sw);
     m_be->conv2dBackwardWeight(x, dy, tdw, g, false);
     QVERIFY(normalizedError(m_be->downloadF32(tdw), toF(dw)) < kF32Tol);
@@ -388,6 +443,142 @@ void TestCpuOps::conv2d() {
     // A y of the wrong shape is an error naming the tensor.
     Tensor bad = m_be->empty({g.batch, g.outChannels, oh + 1, ow});
     QVERIFY_THROWS_EXCEPTION(BackendError, m_be->conv2dForward(x, w, bad, g));
+}
+
+void TestCpuOps::conv2dGrouped_data() {
+    QTest::addColumn<QList<int>>("geo"); // N C H W K KH KW SH SW PH PW G
+    QTest::newRow("groups 2, 3x3 pad 1") << QList<int>{2, 4, 7, 6, 6, 3, 3, 1, 1, 1, 1, 2};
+    QTest::newRow("groups 3, odd shapes, stride 2x1, 3x2 kernel") << QList<int>{3, 6, 9, 7, 9, 3, 2, 2, 1, 0, 1, 3};
+    QTest::newRow("groups 2, 1x1 kernel") << QList<int>{4, 6, 5, 5, 4, 1, 1, 1, 1, 0, 0, 2};
+    // ~0.3 MB of one group's columns per image: 20 images span several chunks.
+    QTest::newRow("groups 4, several image chunks") << QList<int>{20, 16, 32, 32, 8, 3, 3, 1, 1, 1, 1, 4};
+    QTest::newRow("depthwise 3x3 pad 1") << QList<int>{2, 5, 8, 8, 5, 3, 3, 1, 1, 1, 1, 5};
+    QTest::newRow("depthwise, channel multiplier 2, stride 2") << QList<int>{3, 4, 9, 11, 8, 3, 3, 2, 2, 1, 1, 4};
+    QTest::newRow("depthwise 5x4 kernel, stride 1x2, pad 2x1") << QList<int>{2, 3, 7, 9, 3, 5, 4, 1, 2, 2, 1, 3};
+    QTest::newRow("depthwise, kernel = input") << QList<int>{1, 2, 4, 4, 2, 4, 4, 1, 1, 0, 0, 2};
+    QTest::newRow("depthwise, padding wider than the kernel reach") << QList<int>{2, 3, 3, 5, 3, 2, 2, 3, 2, 2, 2, 3};
+    // The cnn-dws depthwise layer at a training batch: many planes, run over the thread pool.
+    QTest::newRow("depthwise threaded (cnn-dws layer)") << QList<int>{64, 16, 14, 14, 16, 3, 3, 1, 1, 1, 1, 16};
+}
+
+// A grouped convolution is G independent dense convolutions over the channel slices: the reference runs
+// the dense double-precision reference on each slice, and (for the GEMM path) the backend's own dense
+// convolution on each slice, which must agree bit for bit since it is the same arithmetic. Depthwise
+// convolutions take direct loops that sum in another order: those are held to kF32Tol.
+void TestCpuOps::conv2dGrouped() {
+    QFETCH(QList<int>, geo);
+    const Conv2dGeometry g = geometryOf(geo);
+    const std::int64_t G = g.groups, cg = g.inPerGroup(), kg = g.outPerGroup();
+    const std::int64_t inPlane = g.height * g.width, outPlane = g.outH() * g.outW(), kk = g.kernelH * g.kernelW;
+    const Shape sx{g.batch, g.inChannels, g.height, g.width}, sw{g.outChannels, cg, g.kernelH, g.kernelW};
+    const Shape sy{g.batch, g.outChannels, g.outH(), g.outW()};
+    const auto vx = randomVector(numel(sx), 91), vw = randomVector(numel(sw), 92), vdy = randomVector(numel(sy), 93);
+    const auto vdw0 = randomVector(numel(sw), 94);
+
+    ConvReference ref{std::vector<double>(numel(sy)), std::vector<double>(numel(sx)), std::vector<double>(numel(sw))};
+    std::vector<float> denseY(numel(sy)), denseDx(numel(sx)), denseDw(numel(sw));
+    Conv2dGeometry slice = g;
+    slice.inChannels = cg, slice.outChannels = kg, slice.groups = 1;
+    for (std::int64_t gi = 0; gi < G; ++gi) {
+        const auto xs = channelSlice(vx, g.batch, g.inChannels, inPlane, gi * cg, cg);
+        const auto ws = channelSlice(vw, 1, g.outChannels, cg * kk, gi * kg, kg);
+        const auto dys = channelSlice(vdy, g.batch, g.outChannels, outPlane, gi * kg, kg);
+        const ConvReference r = denseConvReference(slice, xs, ws, dys);
+        putChannelSlice(ref.y, r.y, g.batch, g.outChannels, outPlane, gi * kg, kg);
+        putChannelSlice(ref.dx, r.dx, g.batch, g.inChannels, inPlane, gi * cg, cg);
+        putChannelSlice(ref.dw, r.dw, 1, g.outChannels, cg * kk, gi * kg, kg);
+        Tensor tx = m_be->upload(xs, {g.batch, cg, g.height, g.width}), tw = m_be->upload(ws, {kg, cg, g.kernelH, g.kernelW});
+        Tensor tdy = m_be->upload(dys, {g.batch, kg, g.outH(), g.outW()});
+        Tensor ty = m_be->empty(tdy.shape()), tdx = m_be->empty(tx.shape()), tdw = m_be->empty(tw.shape());
+        m_be->conv2dForward(tx, tw, ty, slice);
+        m_be->conv2dBackwardData(tdy, tw, tdx, slice);
+        m_be->conv2dBackwardWeight(tx, tdy, tdw, slice, false);
+        putChannelSlice(denseY, m_be->downloadF32(ty), g.batch, g.outChannels, outPlane, gi * kg, kg);
+        putChannelSlice(denseDx, m_be->downloadF32(tdx), g.batch, g.inChannels, inPlane, gi * cg, cg);
+        putChannelSlice(denseDw, m_be->downloadF32(tdw), 1, g.outChannels, cg * kk, gi * kg, kg);
+    }
+
+    Tensor x = m_be->upload(vx, sx), w = m_be->upload(vw, sw), dy = m_be->upload(vdy, sy);
+    Tensor y = m_be->empty(sy), dx = m_be->upload(randomVector(numel(sx), 95), sx); // dx is overwritten
+    Tensor dw = m_be->upload(vdw0, sw);
+    m_be->conv2dForward(x, w, y, g);
+    m_be->conv2dBackwardData(dy, w, dx, g);
+    m_be->conv2dBackwardWeight(x, dy, dw, g, false);
+    const auto gotY = m_be->downloadF32(y), gotDx = m_be->downloadF32(dx), gotDw = m_be->downloadF32(dw);
+    const double eY = normalizedError(gotY, toF(ref.y)), eDx = normalizedError(gotDx, toF(ref.dx));
+    const double eDw = normalizedError(gotDw, toF(ref.dw));
+    QVERIFY2(eY < kF32Tol, qPrintable(QString("y: normalized error %1").arg(eY)));
+    QVERIFY2(eDx < kF32Tol, qPrintable(QString("dx: normalized error %1").arg(eDx)));
+    QVERIFY2(eDw < kF32Tol, qPrintable(QString("dw: normalized error %1").arg(eDw)));
+    if (cg > 1) { // the GEMM path: exactly the dense convolution of each slice
+        QCOMPARE(gotY, denseY);
+        QCOMPARE(gotDx, denseDx);
+        QCOMPARE(gotDw, denseDw);
+    }
+    // Accumulating adds the same gradient to what dw held.
+    Tensor acc = m_be->upload(vdw0, sw);
+    m_be->conv2dBackwardWeight(x, dy, acc, g, true);
+    std::vector<double> expected = ref.dw;
+    for (std::size_t i = 0; i < expected.size(); ++i) expected[i] += vdw0[i];
+    QVERIFY(normalizedError(m_be->downloadF32(acc), toF(expected)) < kF32Tol);
+    // Results do not depend on the thread count.
+    auto single = makeCpuBackend(1);
+    Tensor y1 = single->empty(sy), dx1 = single->empty(sx), dw1 = single->empty(sw);
+    Tensor x1 = single->upload(vx, sx), w1 = single->upload(vw, sw), dy1 = single->upload(vdy, sy);
+    single->conv2dForward(x1, w1, y1, g);
+    single->conv2dBackwardData(dy1, w1, dx1, g);
+    single->conv2dBackwardWeight(x1, dy1, dw1, g, false);
+    QCOMPARE(single->downloadF32(y1), gotY);
+    QCOMPARE(single->downloadF32(dx1), gotDx);
+    QCOMPARE(single->downloadF32(dw1), gotDw);
+}
+
+// Channels that groups do not divide, and a weight that is not (K, C/G, KH, KW), are refused by every
+// conv op with a message naming the op and the shapes.
+void TestCpuOps::conv2dGroupedErrors_data() {
+    QTest::addColumn<QList<int>>("geo");      // N C H W K KH KW SH SW PH PW G
+    QTest::addColumn<QList<int>>("weight");   // the w / dw handed over
+    QTest::addColumn<QString>("expected");    // after "cpu <op>: "
+    QTest::newRow("C not divisible") << QList<int>{1, 6, 5, 5, 8, 3, 3, 1, 1, 1, 1, 4} << QList<int>{8, 1, 3, 3}
+                                     << "groups=4 must divide both the input channels (C=6) and the output channels (K=8)";
+    QTest::newRow("K not divisible") << QList<int>{1, 4, 5, 5, 6, 3, 3, 1, 1, 1, 1, 4} << QList<int>{6, 1, 3, 3}
+                                     << "groups=4 must divide both the input channels (C=4) and the output channels (K=6)";
+    QTest::newRow("groups 0") << QList<int>{1, 4, 5, 5, 4, 3, 3, 1, 1, 1, 1, 0} << QList<int>{4, 4, 3, 3}
+                              << "groups=0 must divide";
+    QTest::newRow("weight with all input channels") << QList<int>{1, 4, 5, 5, 4, 3, 3, 1, 1, 1, 1, 2}
+                                                    << QList<int>{4, 4, 3, 3}
+                                                    << "is f32[4, 4, 3, 3] on cpu, expected shape [4, 2, 3, 3] (K, C/groups, "
+                                                       "KH, KW) for C=4, K=4, groups=2";
+    QTest::newRow("depthwise weight wrong") << QList<int>{2, 3, 5, 5, 3, 3, 3, 1, 1, 1, 1, 3} << QList<int>{3, 3, 3, 3}
+                                            << "is f32[3, 3, 3, 3] on cpu, expected shape [3, 1, 3, 3] (K, C/groups, KH, KW) "
+                                               "for C=3, K=3, groups=3";
+}
+
+void TestCpuOps::conv2dGroupedErrors() {
+    QFETCH(QList<int>, geo);
+    QFETCH(QList<int>, weight);
+    QFETCH(QString, expected);
+    const Conv2dGeometry g = geometryOf(geo);
+    const Shape ws{weight[0], weight[1], weight[2], weight[3]};
+    Tensor x = m_be->upload(randomVector(g.batch * g.inChannels * g.height * g.width, 96),
+                            {g.batch, g.inChannels, g.height, g.width});
+    Tensor w = m_be->upload(randomVector(numel(ws), 97), ws);
+    Tensor y = m_be->empty({g.batch, g.outChannels, g.outH(), g.outW()});
+    Tensor dx = m_be->empty(x.shape());
+    const std::vector<std::pair<std::string, std::function<void()>>> ops = {
+        {"conv2d_forward", [&] { m_be->conv2dForward(x, w, y, g); }},
+        {"conv2d_backward_data", [&] { m_be->conv2dBackwardData(y, w, dx, g); }},
+        {"conv2d_backward_weight", [&] { m_be->conv2dBackwardWeight(x, y, w, g, false); }}};
+    for (const auto& [op, call] : ops) {
+        try {
+            call();
+            QFAIL(qPrintable(QString::fromStdString(op) + " did not throw"));
+        } catch (const BackendError& e) {
+            const QString msg = e.what();
+            QVERIFY2(msg.startsWith(QString::fromStdString("cpu " + op + ": ")), qPrintable(msg));
+            QVERIFY2(msg.contains(expected), qPrintable(msg));
+        }
+    }
 }
 
 void TestCpuOps::maxPool_data() {

@@ -70,6 +70,7 @@ private slots:
         QTest::addColumn<QString>("kind");
         QTest::newRow("mlp") << "mlp";
         QTest::newRow("cnn") << "cnn";
+        QTest::newRow("grouped") << "grouped"; // grouped and depthwise convolutions (weights (K, C/groups, kh, kw))
     }
     void models() {
         QFETCH(QString, kind);

@@ -65,6 +65,15 @@ void TestGradcheck::layerBackward_data() {
         InputKind::Uniform);
     row("conv2d-1x1-no-bias", R"({"type":"conv2d","in":3,"out":2,"kernel":1,"bias":false})", "[1,3,3,4]",
         InputKind::Uniform);
+    // Grouped: the GEMM-per-group path (2 input channels per group) and the depthwise loops (one), with a
+    // channel multiplier, a stride and a rectangular kernel.
+    row("conv2d-groups2", R"({"type":"conv2d","in":4,"out":6,"kernel":3,"padding":1,"groups":2})", "[2,4,5,5]",
+        InputKind::Uniform);
+    row("conv2d-depthwise-stride2", R"({"type":"conv2d","in":3,"out":3,"kernel":3,"stride":2,"padding":1,"groups":3})",
+        "[2,3,6,7]", InputKind::Uniform);
+    row("conv2d-depthwise-x2-rect-no-bias",
+        R"({"type":"conv2d","in":2,"out":4,"kernel":[3,2],"padding":[1,0],"groups":2,"bias":false})", "[2,2,5,4]",
+        InputKind::Uniform);
     row("maxpool2d-2", R"({"type":"maxpool2d","kernel":2})", "[2,3,4,4]", InputKind::Distinct);
     row("maxpool2d-3-s2-p1", R"({"type":"maxpool2d","kernel":3,"stride":2,"padding":1})", "[1,2,5,5]",
         InputKind::Distinct);
@@ -234,6 +243,13 @@ void TestGradcheck::wholeModel_data() {
         {"type":"maxpool2d","kernel":2},{"type":"flatten"},{"type":"linear","in":12,"out":6},{"type":"relu"},
         {"type":"dropout","p":0.25},{"type":"linear","in":6,"out":4}]})")
                          << 3;
+    // The cnn-dws sequence (conv, pool, depthwise, pointwise, pool, linear), tiny.
+    QTest::newRow("cnn-dws") << QString(R"({"name":"dws-tiny","input":{"shape":[1,8,8],"scale":1,"mean":0,"std":1},
+        "classes":4,"layers":[{"type":"conv2d","in":1,"out":3,"kernel":3,"padding":1},{"type":"relu"},
+        {"type":"maxpool2d","kernel":2},{"type":"conv2d","in":3,"out":3,"kernel":3,"padding":1,"groups":3},
+        {"type":"relu"},{"type":"conv2d","in":3,"out":4,"kernel":1},{"type":"relu"},{"type":"maxpool2d","kernel":2},
+        {"type":"flatten"},{"type":"linear","in":16,"out":4}]})")
+                             << 3;
     // A residual MLP as a transformer block's feed-forward half stacks them: blocks with nested sequences.
     QTest::newRow("residual-mlp") << QString(R"({"name":"residual-small","input":{"shape":[1,4,4],"scale":1,"mean":0,
         "std":1},"classes":5,"layers":[{"type":"flatten"},{"type":"linear","in":16,"out":8},

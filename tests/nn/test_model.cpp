@@ -20,7 +20,7 @@ namespace {
 // Every layer type once, with non-default options, so the round trip covers every config() branch.
 const char* kAllLayers = R"({"name":"all-layers","input":{"shape":[2,9,8],"scale":0.5,"mean":0.25,"std":2.0},
   "classes":3,"layers":[
-    {"type":"conv2d","in":2,"out":4,"kernel":[3,2],"stride":[1,2],"padding":1,"bias":false},
+    {"type":"conv2d","in":2,"out":4,"kernel":[3,2],"stride":[1,2],"padding":1,"groups":2,"bias":false},
     {"type":"gelu"},
     {"type":"maxpool2d","kernel":3,"stride":2,"padding":1},
     {"type":"relu"},
@@ -111,6 +111,17 @@ void TestModel::badArchitecture_data() {
         "/layers/0: conv2d expects (N, 3, H, W), got shape [1, 1, 4, 4]");
     row("conv-typo", "{" + ok + R"(,"layers":[{"type":"conv2d","in":1,"out":2,"kernal":3}]})",
         "/layers/0/kernal: unknown field");
+    const QString in4 = R"("input":{"shape":[4,4,4]},"classes":3)";
+    row("conv-groups-in", "{" + in4 + R"(,"layers":[{"type":"conv2d","in":4,"out":6,"kernel":1,"groups":3}]})",
+        "/layers/0/groups: must divide both in (4) and out (6), got 3");
+    row("conv-groups-out", "{" + in4 + R"(,"layers":[{"type":"conv2d","in":4,"out":6,"kernel":1,"groups":4}]})",
+        "/layers/0/groups: must divide both in (4) and out (6), got 4");
+    row("conv-groups-zero", "{" + in4 + R"(,"layers":[{"type":"conv2d","in":4,"out":4,"kernel":1,"groups":0}]})",
+        "/layers/0/groups: expected an integer >= 1, got 0");
+    row("conv-groups-string", "{" + in4 + R"(,"layers":[{"type":"conv2d","in":4,"out":4,"kernel":1,"groups":"4"}]})",
+        "/layers/0/groups: expected an integer >= 1, got \"4\"");
+    row("conv-groups-channels", "{" + in4 + R"(,"layers":[{"type":"conv2d","in":2,"out":2,"kernel":1,"groups":2}]})",
+        "/layers/0: conv2d expects (N, 2, H, W), got shape [1, 4, 4, 4]");
     row("dropout-p", "{" + ok + R"(,"layers":[{"type":"flatten"},{"type":"dropout","p":1.5}]})",
         "/layers/1/p: expected a number in [0, 1), got 1.5");
     row("pool-padding", "{" + ok + R"(,"layers":[{"type":"maxpool2d","kernel":2,"padding":2}]})",
@@ -131,13 +142,14 @@ void TestModel::badArchitecture() {
 }
 
 void TestModel::zooNamesAndUnknown() {
-    QCOMPARE(zooNames(), (std::vector<std::string>{"mlp-784-256-128-10", "cnn-2conv", "mlp-784-64-10", "mlp-784-32-10"}));
+    QCOMPARE(zooNames(), (std::vector<std::string>{"mlp-784-256-128-10", "cnn-2conv", "mlp-784-64-10", "mlp-784-32-10",
+                                                   "cnn-dws"}));
     try {
         zooArchitecture("resnet-50");
         QFAIL("no ConfigError");
     } catch (const ConfigError& e) {
         QCOMPARE(QString(e.what()), QString("unknown model \"resnet-50\" (known: mlp-784-256-128-10, cnn-2conv, mlp-784-64-10, "
-                                         "mlp-784-32-10)"));
+                                         "mlp-784-32-10, cnn-dws)"));
     }
 }
 
@@ -159,6 +171,10 @@ void TestModel::zooParameters_data() {
     // 784*32+32 + 32*10+10
     QTest::newRow("mlp-32") << "mlp-784-32-10" << 25450LL
                             << QStringList{"layers.1.weight", "layers.1.bias", "layers.3.weight", "layers.3.bias"};
+    // 16*9+16 + 16*1*9+16 (depthwise) + 32*16+32 (pointwise) + 1568*10+10
+    QTest::newRow("cnn-dws") << "cnn-dws" << 16554LL
+                             << QStringList{"layers.0.weight", "layers.0.bias", "layers.3.weight", "layers.3.bias",
+                                            "layers.5.weight", "layers.5.bias", "layers.9.weight", "layers.9.bias"};
 }
 
 void TestModel::zooParameters() {
@@ -178,6 +194,10 @@ void TestModel::zooParameters() {
     if (name == "cnn-2conv") {
         QCOMPARE(m->namedParameters()[2].param->value.shape(), (Shape{64, 32, 3, 3}));
         QCOMPARE(m->namedParameters()[4].param->value.shape(), (Shape{128, 3136}));
+    } else if (name == "cnn-dws") { // grouped conv: (out, in / groups, kh, kw)
+        QCOMPARE(m->namedParameters()[2].param->value.shape(), (Shape{16, 1, 3, 3}));
+        QCOMPARE(m->namedParameters()[4].param->value.shape(), (Shape{32, 16, 1, 1}));
+        QCOMPARE(m->namedParameters()[6].param->value.shape(), (Shape{10, 1568}));
     } else {
         const std::int64_t hidden = name.section('-', 2, 2).toLongLong(); // mlp-784-<first hidden>-...
         QCOMPARE(m->namedParameters()[0].param->value.shape(), (Shape{hidden, 784}));
@@ -186,13 +206,17 @@ void TestModel::zooParameters() {
 
 // kaiming_uniform(a = sqrt(5)) for weights and U(+-1/sqrt(fan_in)) for biases: every value inside the
 // bound, and the sample standard deviation near bound/sqrt(3) (over >= 288 values the sampling error of
-// the std is below 10%, the tolerance used). LayerNorm starts at ones and zeros.
+// the std is below 10%, the tolerance used). A grouped convolution's fan_in is (in / groups) * kh * kw,
+// as in PyTorch: the depthwise layer below has fan_in 9, not 32 * 9. LayerNorm starts at ones and zeros.
 void TestModel::initialization() {
     Backend& be = *cpuBackend();
     auto m = Model::fromArchitecture(nlohmann::json::parse(kAllLayers));
     auto cnn = Model::fromArchitecture(zooArchitecture("cnn-2conv"));
+    auto depthwise = Model::fromArchitecture(nlohmann::json::parse(R"({"input":{"shape":[32,6,6]},"classes":1152,
+        "layers":[{"type":"conv2d","in":32,"out":32,"kernel":3,"padding":1,"groups":32},{"type":"flatten"}]})"));
     cnn->initialize(be, 5);
     m->initialize(be, 5);
+    depthwise->initialize(be, 5);
     struct Expect {
         Model* model;
         std::string name;
@@ -200,8 +224,9 @@ void TestModel::initialization() {
     };
     const std::vector<Expect> expects = {{cnn.get(), "layers.0.weight", 9},        {cnn.get(), "layers.0.bias", 9},
                                          {cnn.get(), "layers.3.weight", 32 * 9},   {cnn.get(), "layers.7.weight", 3136},
-                                         {cnn.get(), "layers.10.bias", 128},       {m.get(), "layers.0.weight", 2 * 6},
-                                         {m.get(), "layers.6.weight", 60}};
+                                         {cnn.get(), "layers.10.bias", 128},       {m.get(), "layers.0.weight", 1 * 6},
+                                         {m.get(), "layers.6.weight", 60},         {depthwise.get(), "layers.0.weight", 9},
+                                         {depthwise.get(), "layers.0.bias", 9}};
     for (const auto& e : expects) {
         std::vector<float> v;
         for (const auto& np : e.model->namedParameters())

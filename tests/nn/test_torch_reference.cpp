@@ -39,6 +39,14 @@ const char* kMixed = R"({"name":"mixed","input":{"shape":[2,9,8],"scale":0.00392
     {"type":"linear","in":60,"out":16,"bias":false},{"type":"layernorm","dim":16,"eps":0.0001},{"type":"relu"},
     {"type":"linear","in":16,"out":5}]})";
 
+// Grouped convolutions off the zoo's path: 2 groups of 2 channels (a GEMM per group) with a rectangular
+// stride, then a depthwise one with a channel multiplier of 2 and no bias.
+const char* kGrouped = R"({"name":"grouped","input":{"shape":[4,9,8],"scale":0.00392156862745098,"mean":0.5,"std":0.25},
+  "classes":5,"layers":[
+    {"type":"conv2d","in":4,"out":6,"kernel":3,"stride":[2,1],"padding":1,"groups":2},{"type":"gelu"},
+    {"type":"conv2d","in":6,"out":12,"kernel":[2,3],"padding":[0,1],"groups":6,"bias":false},{"type":"relu"},
+    {"type":"flatten"},{"type":"linear","in":384,"out":5}]})";
+
 const char* kEmbedding = R"({"name":"bag","input":{"shape":[6]},"classes":4,"layers":[
     {"type":"embedding","num":50,"dim":8},{"type":"layernorm","dim":8},{"type":"flatten"},
     {"type":"linear","in":48,"out":4}]})";
@@ -73,6 +81,8 @@ void TestTorchReference::forwardBackward_data() {
         if (l["type"] == "dropout") l["p"] = 0.0;
     QTest::newRow("cnn-2conv") << QString::fromStdString(cnn.dump()) << 3;
     QTest::newRow("mixed") << QString(kMixed) << 4;
+    QTest::newRow("cnn-dws") << QString::fromStdString(zooArchitecture("cnn-dws").dump()) << 3;
+    QTest::newRow("grouped") << QString(kGrouped) << 4;
     QTest::newRow("embedding") << QString(kEmbedding) << 3;
     QTest::newRow("residual") << QString(kResidual) << 5;
 }

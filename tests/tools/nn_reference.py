@@ -28,7 +28,7 @@ def make_layer(c):
         return nn.Linear(c["in"], c["out"], bias=c.get("bias", True))
     if t == "conv2d":
         return nn.Conv2d(c["in"], c["out"], pair(c["kernel"]), stride=pair(c.get("stride", 1)),
-                         padding=pair(c.get("padding", 0)), bias=c.get("bias", True))
+                         padding=pair(c.get("padding", 0)), groups=c.get("groups", 1), bias=c.get("bias", True))
     if t == "maxpool2d":
         kernel = pair(c["kernel"])
         return nn.MaxPool2d(kernel, stride=pair(c.get("stride", c["kernel"])), padding=pair(c.get("padding", 0)))

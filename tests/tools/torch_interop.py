@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # PyTorch side of the model-file interop test (tests/data_io/test_torch_interop.cpp).
-#   torch_interop.py export DIR {mlp,cnn}  writes a PyTorch model as DIR/torch_model.safetensors (a plain
+#   torch_interop.py export DIR {mlp,cnn,grouped}  writes a PyTorch model as DIR/torch_model.safetensors (a plain
 #       state_dict, no Lathe metadata), its architecture as DIR/architecture.json, and DIR/torch_io.safetensors
 #       with random uint8 "pixels" and PyTorch's "logits" for them.
 #   torch_interop.py check DIR  loads DIR/lathe_model.safetensors (written by Lathe) into torch with
@@ -78,7 +78,8 @@ class Net(nn.Module):
                 mods.append(nn.Linear(spec["in"], spec["out"], bias=spec.get("bias", True)))
             elif kind == "conv2d":
                 mods.append(nn.Conv2d(spec["in"], spec["out"], spec["kernel"], stride=spec.get("stride", 1),
-                                      padding=spec.get("padding", 0), bias=spec.get("bias", True)))
+                                      padding=spec.get("padding", 0), groups=spec.get("groups", 1),
+                                      bias=spec.get("bias", True)))
             elif kind == "maxpool2d":
                 mods.append(nn.MaxPool2d(spec["kernel"], stride=spec.get("stride", spec["kernel"]),
                                          padding=spec.get("padding", 0)))
@@ -118,8 +119,15 @@ def architecture(kind):
                   {"type": "maxpool2d", "kernel": 2}, {"type": "flatten"},
                   {"type": "linear", "in": 784, "out": 32}, {"type": "relu"}, {"type": "dropout", "p": 0.3},
                   {"type": "linear", "in": 32, "out": 10}]
+    elif kind == "grouped":  # a grouped conv (2 groups) and a depthwise-separable block
+        layers = [{"type": "conv2d", "in": 1, "out": 8, "kernel": 3, "padding": 1}, {"type": "relu"},
+                  {"type": "maxpool2d", "kernel": 2},
+                  {"type": "conv2d", "in": 8, "out": 12, "kernel": 3, "padding": 1, "groups": 2}, {"type": "relu"},
+                  {"type": "conv2d", "in": 12, "out": 12, "kernel": 3, "stride": 2, "padding": 1, "groups": 12},
+                  {"type": "relu"}, {"type": "conv2d", "in": 12, "out": 16, "kernel": 1}, {"type": "relu"},
+                  {"type": "flatten"}, {"type": "linear", "in": 784, "out": 10}]
     else:
-        raise ValueError(f"unknown kind {kind} (mlp, cnn)")
+        raise ValueError(f"unknown kind {kind} (mlp, cnn, grouped)")
     return {"name": f"torch-{kind}", "input": inp, "classes": 10, "layers": layers}
 
 
@@ -172,7 +180,7 @@ def main(argv):
         return export(argv[2], argv[3])
     if len(argv) >= 3 and argv[1] == "check":
         return check(argv[2])
-    print(__doc__ or "usage: torch_interop.py export DIR {mlp,cnn} | check DIR", file=sys.stderr)
+    print(__doc__ or "usage: torch_interop.py export DIR {mlp,cnn,grouped} | check DIR", file=sys.stderr)
     return 2
 
 

@@ -1,6 +1,6 @@
-// CPU convolution (im2col + OpenBLAS SGEMM, col2im for the data gradient) and max pooling with
-// argmax. The batch is cut into chunks of images; the thread pool runs one chunk per task
-// (im2col, one single-threaded SGEMM, and the layout shuffle), so both cores stay busy.
+// CPU convolution (im2col + OpenBLAS SGEMM per group, col2im for the data gradient; direct loops for
+// depthwise) and max pooling with argmax. The batch is cut into chunks of images; the thread pool runs one
+// chunk per task (im2col, single-threaded SGEMMs, and the layout shuffle), so both cores stay busy.
 #include "engine/backends/cpu/cpu_backend_impl.h"
 
 #include "engine/core/errors.h"
@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <utility>
+#include <vector>
 
 namespace lathe::cpu {
 namespace {
@@ -25,6 +27,32 @@ void checkConv(const Conv2dGeometry& g, const char* op) {
                            ", kernel " + std::to_string(g.kernelH) + "x" + std::to_string(g.kernelW) +
                            ", stride " + std::to_string(g.strideH) + "x" + std::to_string(g.strideW) +
                            ", padding " + std::to_string(g.padH) + "x" + std::to_string(g.padW) + ")");
+    if (g.groups < 1 || g.inChannels % g.groups != 0 || g.outChannels % g.groups != 0)
+        throw BackendError(std::string("cpu ") + op + ": groups=" + std::to_string(g.groups) +
+                           " must divide both the input channels (C=" + std::to_string(g.inChannels) +
+                           ") and the output channels (K=" + std::to_string(g.outChannels) + ")");
+}
+
+// w (or dw) must be (K, C/groups, KH, KW); a grouped mismatch says which groups it was checked against.
+void checkWeight(const Tensor& w, const Conv2dGeometry& g, const char* op, const char* what) {
+    const Shape expected{g.outChannels, g.inPerGroup(), g.kernelH, g.kernelW};
+    checkCpu(w, op, what);
+    if (w.shape() == expected) return;
+    std::string message = std::string("cpu ") + op + ": " + what + " is " + w.describe() + ", expected shape " +
+                          shapeToString(expected);
+    if (g.groups != 1)
+        message += " (K, C/groups, KH, KW) for C=" + std::to_string(g.inChannels) +
+                   ", K=" + std::to_string(g.outChannels) + ", groups=" + std::to_string(g.groups);
+    throw BackendError(message);
+}
+
+// The geometry of one group seen as a dense convolution: C/G input and K/G output channels.
+Conv2dGeometry groupSlice(const Conv2dGeometry& g) {
+    Conv2dGeometry s = g;
+    s.inChannels = g.inPerGroup();
+    s.outChannels = g.outPerGroup();
+    s.groups = 1;
+    return s;
 }
 
 // Writes the (C*KH*KW, OH*OW) columns of one image x (C, H, W) into col, whose rows have stride ld.
@@ -72,42 +100,142 @@ void col2im(const float* col, std::int64_t ld, const Conv2dGeometry& g, float* d
             }
 }
 
-// Images per task: the column buffer of one task stays near kChunkColumnBytes (at least one
-// image). It depends on the geometry only, so the results do not depend on the thread count.
+// Images per task: the column buffer of one task (one group's columns) stays near kChunkColumnBytes
+// (at least one image). It depends on the geometry only, so the results do not depend on the thread count.
 std::int64_t imagesPerChunk(const Conv2dGeometry& g) {
-    const std::int64_t perImage = g.inChannels * g.kernelH * g.kernelW * g.outH() * g.outW() * 4;
+    const std::int64_t perImage = g.inPerGroup() * g.kernelH * g.kernelW * g.outH() * g.outW() * 4;
     return std::clamp<std::int64_t>(kChunkColumnBytes / std::max<std::int64_t>(1, perImage), 1,
                                     std::max<std::int64_t>(1, g.batch));
 }
 
+// ---- depthwise (one input channel per group): direct loops over shifted rows. A GEMM per channel
+// would be a (K/G, KH*KW) x (KH*KW, OH*OW) product that spends more time writing its columns than
+// multiplying; see docs/benchmarks/cpu.md for the measurement.
+
+// [lo, hi): the output positions o whose input position o * stride - pad + k lies in [0, size).
+std::pair<std::int64_t, std::int64_t> validOutputs(std::int64_t k, std::int64_t pad, std::int64_t stride,
+                                                   std::int64_t size, std::int64_t outSize) {
+    const std::int64_t first = pad - k; // o * stride >= pad - k
+    const std::int64_t lo = first > 0 ? (first + stride - 1) / stride : 0;
+    const std::int64_t last = size - 1 + pad - k; // o * stride <= size - 1 + pad - k
+    const std::int64_t hi = last < 0 ? 0 : std::min(outSize, last / stride + 1);
+    return {lo, std::max(lo, hi)};
+}
+
+// Calls f(oy, iy, tap, lo, hi, shift) for every output row oy and kernel tap (ky, kx), tap = ky*KW + kx,
+// whose input row iy = oy*SH - PH + ky lies inside the plane: output columns [lo, hi) read the input
+// columns ox*SW + shift. Taps come in (ky, kx) order for each output row, which fixes the summation order.
+template <class F>
+void forEachTap(const Conv2dGeometry& g, F&& f) {
+    const std::int64_t oh = g.outH(), ow = g.outW();
+    for (std::int64_t oy = 0; oy < oh; ++oy)
+        for (std::int64_t ky = 0; ky < g.kernelH; ++ky) {
+            const std::int64_t iy = oy * g.strideH - g.padH + ky;
+            if (iy < 0 || iy >= g.height) continue;
+            for (std::int64_t kx = 0; kx < g.kernelW; ++kx) {
+                const auto [lo, hi] = validOutputs(kx, g.padW, g.strideW, g.width, ow);
+                f(oy, iy, ky * g.kernelW + kx, lo, hi, kx - g.padW);
+            }
+        }
+}
+
+// out (OH, OW) = the input plane in (H, W) correlated with the kernel wk (KH, KW).
+void depthwisePlaneForward(const float* in, const float* wk, float* out, const Conv2dGeometry& g) {
+    const std::int64_t ow = g.outW(), sw = g.strideW;
+    std::fill(out, out + g.outH() * ow, 0.0f);
+    forEachTap(g, [&](std::int64_t oy, std::int64_t iy, std::int64_t tap, std::int64_t lo, std::int64_t hi,
+                      std::int64_t shift) {
+        float* orow = out + oy * ow;
+        const float* irow = in + iy * g.width;
+        const float wv = wk[tap];
+        if (sw == 1) // the common case, kept apart so it vectorises
+            for (std::int64_t ox = lo; ox < hi; ++ox) orow[ox] += wv * irow[ox + shift];
+        else
+            for (std::int64_t ox = lo; ox < hi; ++ox) orow[ox] += wv * irow[ox * sw + shift];
+    });
+}
+
+// dx (H, W) += the output gradient dy (OH, OW) of one output channel spread back through its kernel wk.
+void depthwisePlaneBackwardData(const float* dy, const float* wk, float* dx, const Conv2dGeometry& g) {
+    const std::int64_t ow = g.outW(), sw = g.strideW;
+    forEachTap(g, [&](std::int64_t oy, std::int64_t iy, std::int64_t tap, std::int64_t lo, std::int64_t hi,
+                      std::int64_t shift) {
+        const float* drow = dy + oy * ow;
+        float* xrow = dx + iy * g.width;
+        const float wv = wk[tap];
+        if (sw == 1)
+            for (std::int64_t ox = lo; ox < hi; ++ox) xrow[ox + shift] += wv * drow[ox];
+        else
+            for (std::int64_t ox = lo; ox < hi; ++ox) xrow[ox * sw + shift] += wv * drow[ox];
+    });
+}
+
+// acc (KH*KW) += the weight gradient of one (input plane, output-gradient plane) pair.
+void depthwisePlaneBackwardWeight(const float* in, const float* dy, double* acc, const Conv2dGeometry& g) {
+    const std::int64_t ow = g.outW(), sw = g.strideW;
+    forEachTap(g, [&](std::int64_t oy, std::int64_t iy, std::int64_t tap, std::int64_t lo, std::int64_t hi,
+                      std::int64_t shift) {
+        const float* drow = dy + oy * ow;
+        const float* irow = in + iy * g.width;
+        float s = 0.0f;
+        if (sw == 1)
+            for (std::int64_t ox = lo; ox < hi; ++ox) s += irow[ox + shift] * drow[ox];
+        else
+            for (std::int64_t ox = lo; ox < hi; ++ox) s += irow[ox * sw + shift] * drow[ox];
+        acc[tap] += s;
+    });
+}
+
 } // namespace
 
+// Grouped convolutions run the dense path once per group on the group's channel slices (for groups = 1
+// it is exactly the dense path); depthwise ones take the direct loops above.
 void CpuBackend::conv2dForward(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dGeometry& g) {
     checkConv(g, "conv2d_forward");
     require(Op::Conv2dForward, x.dtype());
     checkShape(x, {g.batch, g.inChannels, g.height, g.width}, "conv2d_forward", "x");
-    checkShape(w, {g.outChannels, g.inChannels, g.kernelH, g.kernelW}, "conv2d_forward", "w");
+    checkWeight(w, g, "conv2d_forward", "w");
     checkShape(y, {g.batch, g.outChannels, g.outH(), g.outW()}, "conv2d_forward", "y");
     checkDType(w, DType::F32, "conv2d_forward", "w");
     checkDType(y, DType::F32, "conv2d_forward", "y");
-    const std::int64_t p = g.outH() * g.outW(), ckk = g.inChannels * g.kernelH * g.kernelW;
+    const std::int64_t p = g.outH() * g.outW(), ckk = g.inPerGroup() * g.kernelH * g.kernelW;
     const std::int64_t inSize = g.inChannels * g.height * g.width, outSize = g.outChannels * p;
-    const std::int64_t per = imagesPerChunk(g), chunks = (g.batch + per - 1) / per;
     const float *px = x.ptr<const float>(), *pw = w.ptr<const float>();
     float* py = y.ptr<float>();
+    if (g.depthwise()) {
+        // One (image, output channel) plane per iteration; output channel k reads input channel k / (K/C).
+        const std::int64_t planes = g.batch * g.outChannels, kg = g.outPerGroup(), kk = g.kernelH * g.kernelW;
+        forEach(planes, [&](std::int64_t b, std::int64_t e) {
+            for (std::int64_t pl = b; pl < e; ++pl) {
+                const std::int64_t n = pl / g.outChannels, k = pl % g.outChannels;
+                depthwisePlaneForward(px + (n * g.inChannels + k / kg) * g.height * g.width, pw + k * kk,
+                                      py + pl * p, g);
+            }
+        }, std::max<std::int64_t>(1, kInlineElements / 2 / std::max<std::int64_t>(1, p * kk)));
+        return;
+    }
+    const Conv2dGeometry sg = groupSlice(g);
+    const std::int64_t kg = sg.outChannels, groupIn = sg.inChannels * g.height * g.width;
+    const std::int64_t per = imagesPerChunk(g), chunks = (g.batch + per - 1) / per;
     m_threads.forChunks(chunks, [&](std::int64_t c) {
         const std::int64_t n0 = c * per, cn = std::min(per, g.batch - n0), ld = cn * p;
-        // col (CKK, cn*P): the columns of cn images side by side; out (K, cn*P) = w (K, CKK) @ col.
+        // col (CKK, cn*P): one group's columns of cn images side by side;
+        // out rows of the group (K/G, cn*P) = w rows of the group (K/G, CKK) @ col.
         Tensor col = empty({ckk, ld});
         float* pc = col.ptr<float>();
-        for (std::int64_t i = 0; i < cn; ++i) im2col(px + (n0 + i) * inSize, g, pc + i * p, ld);
-        if (cn == 1) { // one image: (K, P) is already y's layout
-            sgemmRowMajor(false, false, g.outChannels, p, ckk, 1.0f, pw, ckk, pc, p, 0.0f, py + n0 * outSize, p);
-            return;
+        Tensor out;
+        if (cn > 1) out = empty({g.outChannels, ld});
+        for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+            for (std::int64_t i = 0; i < cn; ++i) im2col(px + (n0 + i) * inSize + gi * groupIn, sg, pc + i * p, ld);
+            const float* wg = pw + gi * kg * ckk;
+            if (cn == 1) // one image: (K, P) is already y's layout
+                sgemmRowMajor(false, false, kg, p, ckk, 1.0f, wg, ckk, pc, p, 0.0f, py + n0 * outSize + gi * kg * p, p);
+            else
+                sgemmRowMajor(false, false, kg, ld, ckk, 1.0f, wg, ckk, pc, ld, 0.0f, out.ptr<float>() + gi * kg * ld,
+                              ld);
         }
-        Tensor out = empty({g.outChannels, ld});
-        float* po = out.ptr<float>();
-        sgemmRowMajor(false, false, g.outChannels, ld, ckk, 1.0f, pw, ckk, pc, ld, 0.0f, po, ld);
+        if (cn == 1) return;
+        const float* po = out.ptr<const float>();
         for (std::int64_t i = 0; i < cn; ++i) // (K, cn, P) -> (cn, K, P)
             for (std::int64_t k = 0; k < g.outChannels; ++k)
                 std::memcpy(py + (n0 + i) * outSize + k * p, po + k * ld + i * p, static_cast<std::size_t>(p) * 4);
@@ -118,15 +246,32 @@ void CpuBackend::conv2dBackwardData(const Tensor& dy, const Tensor& w, Tensor& d
     checkConv(g, "conv2d_backward_data");
     require(Op::Conv2dBackwardData, dy.dtype());
     checkShape(dy, {g.batch, g.outChannels, g.outH(), g.outW()}, "conv2d_backward_data", "dy");
-    checkShape(w, {g.outChannels, g.inChannels, g.kernelH, g.kernelW}, "conv2d_backward_data", "w");
+    checkWeight(w, g, "conv2d_backward_data", "w");
     checkShape(dx, {g.batch, g.inChannels, g.height, g.width}, "conv2d_backward_data", "dx");
     checkDType(w, DType::F32, "conv2d_backward_data", "w");
     checkDType(dx, DType::F32, "conv2d_backward_data", "dx");
-    const std::int64_t p = g.outH() * g.outW(), ckk = g.inChannels * g.kernelH * g.kernelW;
+    const std::int64_t p = g.outH() * g.outW(), ckk = g.inPerGroup() * g.kernelH * g.kernelW;
     const std::int64_t inSize = g.inChannels * g.height * g.width, outSize = g.outChannels * p;
-    const std::int64_t per = imagesPerChunk(g), chunks = (g.batch + per - 1) / per;
     const float *pdy = dy.ptr<const float>(), *pw = w.ptr<const float>();
     float* pdx = dx.ptr<float>();
+    if (g.depthwise()) {
+        // One (image, input channel) plane per iteration, gathering its K/C output channels in order.
+        const std::int64_t planes = g.batch * g.inChannels, kg = g.outPerGroup(), kk = g.kernelH * g.kernelW;
+        const std::int64_t plane = g.height * g.width;
+        forEach(planes, [&](std::int64_t b, std::int64_t e) {
+            for (std::int64_t pl = b; pl < e; ++pl) {
+                const std::int64_t n = pl / g.inChannels, ch = pl % g.inChannels;
+                float* out = pdx + pl * plane;
+                std::fill(out, out + plane, 0.0f);
+                for (std::int64_t k = ch * kg; k < (ch + 1) * kg; ++k)
+                    depthwisePlaneBackwardData(pdy + (n * g.outChannels + k) * p, pw + k * kk, out, g);
+            }
+        }, std::max<std::int64_t>(1, kInlineElements / 2 / std::max<std::int64_t>(1, p * kk * kg)));
+        return;
+    }
+    const Conv2dGeometry sg = groupSlice(g);
+    const std::int64_t kg = sg.outChannels, groupIn = sg.inChannels * g.height * g.width;
+    const std::int64_t per = imagesPerChunk(g), chunks = (g.batch + per - 1) / per;
     m_threads.forChunks(chunks, [&](std::int64_t c) {
         const std::int64_t n0 = c * per, cn = std::min(per, g.batch - n0), ld = cn * p;
         Tensor col = empty({ckk, ld});
@@ -141,12 +286,15 @@ void CpuBackend::conv2dBackwardData(const Tensor& dy, const Tensor& w, Tensor& d
                     std::memcpy(pg + k * ld + i * p, pdy + (n0 + i) * outSize + k * p, static_cast<std::size_t>(p) * 4);
             src = pg;
         }
-        // dcol (CKK, cn*P) = w^T (CKK, K) @ dy (K, cn*P)
-        sgemmRowMajor(true, false, ckk, ld, g.outChannels, 1.0f, pw, ckk, src, ld, 0.0f, pc, ld);
         for (std::int64_t i = 0; i < cn; ++i) {
             float* img = pdx + (n0 + i) * inSize;
             std::fill(img, img + inSize, 0.0f);
-            col2im(pc + i * p, ld, g, img);
+        }
+        for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+            // dcol (CKK, cn*P) = w^T of the group (CKK, K/G) @ dy rows of the group (K/G, cn*P)
+            sgemmRowMajor(true, false, ckk, ld, kg, 1.0f, pw + gi * kg * ckk, ckk, src + gi * kg * ld, ld, 0.0f, pc,
+                          ld);
+            for (std::int64_t i = 0; i < cn; ++i) col2im(pc + i * p, ld, sg, pdx + (n0 + i) * inSize + gi * groupIn);
         }
     });
 }
@@ -157,18 +305,38 @@ void CpuBackend::conv2dBackwardWeight(const Tensor& x, const Tensor& dy, Tensor&
     require(Op::Conv2dBackwardWeight, x.dtype());
     checkShape(x, {g.batch, g.inChannels, g.height, g.width}, "conv2d_backward_weight", "x");
     checkShape(dy, {g.batch, g.outChannels, g.outH(), g.outW()}, "conv2d_backward_weight", "dy");
-    checkShape(dw, {g.outChannels, g.inChannels, g.kernelH, g.kernelW}, "conv2d_backward_weight", "dw");
+    checkWeight(dw, g, "conv2d_backward_weight", "dw");
     checkDType(dy, DType::F32, "conv2d_backward_weight", "dy");
     checkDType(dw, DType::F32, "conv2d_backward_weight", "dw");
-    const std::int64_t p = g.outH() * g.outW(), ckk = g.inChannels * g.kernelH * g.kernelW;
+    const std::int64_t p = g.outH() * g.outW(), ckk = g.inPerGroup() * g.kernelH * g.kernelW;
     const std::int64_t inSize = g.inChannels * g.height * g.width, outSize = g.outChannels * p;
-    const std::int64_t per = imagesPerChunk(g), chunks = (g.batch + per - 1) / per;
     const std::int64_t wSize = g.outChannels * ckk;
+    const float *px = x.ptr<const float>(), *pdy = dy.ptr<const float>();
+    float* pdw = dw.ptr<float>();
+    if (g.depthwise()) {
+        // One output channel per iteration, summing over the images in order (in double), so the result
+        // does not depend on the thread count.
+        const std::int64_t kg = g.outPerGroup(), kk = g.kernelH * g.kernelW;
+        forEach(g.outChannels, [&](std::int64_t b, std::int64_t e) {
+            std::vector<double> acc(static_cast<std::size_t>(kk));
+            for (std::int64_t k = b; k < e; ++k) {
+                std::fill(acc.begin(), acc.end(), 0.0);
+                for (std::int64_t n = 0; n < g.batch; ++n)
+                    depthwisePlaneBackwardWeight(px + (n * g.inChannels + k / kg) * g.height * g.width,
+                                                 pdy + (n * g.outChannels + k) * p, acc.data(), g);
+                for (std::int64_t j = 0; j < kk; ++j)
+                    pdw[k * kk + j] = (accumulate ? pdw[k * kk + j] : 0.0f) + static_cast<float>(acc[j]);
+            }
+        }, std::max<std::int64_t>(1, kInlineElements / 2 / std::max<std::int64_t>(1, g.batch * p * kk)));
+        return;
+    }
+    const Conv2dGeometry sg = groupSlice(g);
+    const std::int64_t kg = sg.outChannels, groupIn = sg.inChannels * g.height * g.width;
+    const std::int64_t per = imagesPerChunk(g), chunks = (g.batch + per - 1) / per;
     if (!accumulate) fill(dw, 0.0f);
     // Each chunk of images writes its own partial dw; the partials are summed in chunk order.
     Tensor partials = empty({chunks, wSize});
     float* pp = partials.ptr<float>();
-    const float *px = x.ptr<const float>(), *pdy = dy.ptr<const float>();
     m_threads.forChunks(chunks, [&](std::int64_t c) {
         const std::int64_t n0 = c * per, cn = std::min(per, g.batch - n0), ld = cn * p;
         Tensor col = empty({ckk, ld});
@@ -183,11 +351,13 @@ void CpuBackend::conv2dBackwardWeight(const Tensor& x, const Tensor& dy, Tensor&
                     std::memcpy(pg + k * ld + i * p, pdy + (n0 + i) * outSize + k * p, static_cast<std::size_t>(p) * 4);
             src = pg;
         }
-        for (std::int64_t i = 0; i < cn; ++i) im2col(px + (n0 + i) * inSize, g, pc + i * p, ld);
-        // partial dw (K, CKK) = dy (K, cn*P) @ col^T (cn*P, CKK)
-        sgemmRowMajor(false, true, g.outChannels, ckk, ld, 1.0f, src, ld, pc, ld, 0.0f, pp + c * wSize, ckk);
+        for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+            for (std::int64_t i = 0; i < cn; ++i) im2col(px + (n0 + i) * inSize + gi * groupIn, sg, pc + i * p, ld);
+            // partial dw rows of the group (K/G, CKK) = dy rows of the group (K/G, cn*P) @ col^T (cn*P, CKK)
+            sgemmRowMajor(false, true, kg, ckk, ld, 1.0f, src + gi * kg * ld, ld, pc, ld, 0.0f,
+                          pp + c * wSize + gi * kg * ckk, ckk);
+        }
     });
-    float* pdw = dw.ptr<float>();
     forEach(wSize, [&](std::int64_t b, std::int64_t e) {
         for (std::int64_t c = 0; c < chunks; ++c) {
             const float* part = pp + c * wSize;

@@ -62,6 +62,12 @@ public:
     void run(DType dt, Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
              const void* a, std::int64_t lda, const void* b, std::int64_t ldb, float beta, void* c,
              std::int64_t ldc);
+    // F32 only: `batch` GEMMs c_i (M, N) = alpha * op(a_i) @ op(b_i) + beta * c_i, where a_i = a + i * strideA
+    // (elements), and likewise b_i and c_i (a grouped convolution's per-group products).
+    void runStridedBatched(Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                           const float* a, std::int64_t lda, std::int64_t strideA, const float* b, std::int64_t ldb,
+                           std::int64_t strideB, float beta, float* c, std::int64_t ldc, std::int64_t strideC,
+                           std::int64_t batch);
     bool tf32() const { return m_tf32; }
 
 private:
@@ -172,8 +178,9 @@ private:
     static void checkRank(const Tensor& t, int rank, const char* op, const char* what);
     static void checkShape(const Tensor& t, const Shape& shape, DType dt, const char* op, const char* what);
     static void checkBias(const Tensor& x, const Tensor& bias, const char* op);
+    // Also checks the groups: C and K divisible by them, w (K, C/groups, KH, KW).
     static void checkConv(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& y, const char* op,
-                          const char* yName);
+                          const char* yName, const char* wName = "w");
     static void checkPool(const Pool2dGeometry& g, const Tensor& x, const Tensor& y, const Tensor& argmax,
                           const char* op);
     // Images per im2col chunk, so the columns stay under their byte budget (ops_conv.cpp).

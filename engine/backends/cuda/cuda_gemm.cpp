@@ -83,6 +83,18 @@ void GemmEngine::run(DType dt, Trans ta, Trans tb, std::int64_t m, std::int64_t 
                                    static_cast<float*>(c), checkedInt(ldc, "ldc")));
 }
 
+void GemmEngine::runStridedBatched(Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                                   const float* a, std::int64_t lda, std::int64_t strideA, const float* b,
+                                   std::int64_t ldb, std::int64_t strideB, float beta, float* c, std::int64_t ldc,
+                                   std::int64_t strideC, std::int64_t batch) {
+    if (m == 0 || n == 0 || batch == 0) return;
+    // C_i^T (N, M) = op(B_i)^T (N, K) @ op(A_i)^T (K, M), as in run()
+    LATHE_CUBLAS_CHECK(cublasSgemmStridedBatched(m_cublas, opOf(tb), opOf(ta), checkedInt(n, "N"), checkedInt(m, "M"),
+                                                 checkedInt(k, "K"), &alpha, b, checkedInt(ldb, "ldb"), strideB, a,
+                                                 checkedInt(lda, "lda"), strideA, &beta, c, checkedInt(ldc, "ldc"),
+                                                 strideC, checkedInt(batch, "batch")));
+}
+
 void GemmEngine::runLt(DType dt, Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
                        const void* a, std::int64_t lda, const void* b, std::int64_t ldb, float beta, void* c,
                        std::int64_t ldc) {

@@ -54,13 +54,22 @@ void launchArgmaxRows(const void* x, DType dt, std::int32_t* out, std::int64_t r
                       cudaStream_t stream);
 
 // ---- conv.cu (F32). Columns are laid out (C*KH*KW, nb*OH*OW): image-major inside a row, so one
-// GEMM covers a whole chunk of nb images.
+// GEMM covers a whole chunk of nb images (one per group: group i owns rows [i, i+1) * (C/G)*KH*KW).
 // x (N, C, H, W), images [n0, n0 + nb) -> col (C*KH*KW, nb*OH*OW)
 void launchIm2col(const float* x, float* col, const Conv2dGeometry& g, std::int64_t n0, std::int64_t nb,
                   cudaStream_t stream);
 // col (C*KH*KW, nb*OH*OW) -> dx (N, C, H, W) images [n0, n0 + nb), overwritten (gathered, no atomics)
 void launchCol2im(const float* col, float* dx, const Conv2dGeometry& g, std::int64_t n0, std::int64_t nb,
                   cudaStream_t stream);
+// Depthwise (g.groups == C, K = C * multiplier): output channel k reads input channel k / (K/C).
+// x (N, C, H, W), w (K, 1, KH, KW) -> y (N, K, OH, OW)
+void launchDepthwiseForward(const float* x, const float* w, float* y, const Conv2dGeometry& g, cudaStream_t stream);
+// dy (N, K, OH, OW), w (K, 1, KH, KW) -> dx (N, C, H, W), overwritten (gathered, no atomics)
+void launchDepthwiseBackwardData(const float* dy, const float* w, float* dx, const Conv2dGeometry& g,
+                                 cudaStream_t stream);
+// x (N, C, H, W), dy (N, K, OH, OW) -> dw (K, 1, KH, KW) (+)= gradient (one block per weight, fixed order)
+void launchDepthwiseBackwardWeight(const float* x, const float* dy, float* dw, const Conv2dGeometry& g,
+                                   bool accumulate, cudaStream_t stream);
 // src (A, B, P) -> dst (B, A, P)
 void launchPermute012To102(const float* src, float* dst, std::int64_t a, std::int64_t b, std::int64_t p,
                            cudaStream_t stream);
