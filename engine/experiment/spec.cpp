@@ -336,7 +336,8 @@ std::optional<ModelSignature> modelSignatureOf(const ExperimentSpec& spec) {
         else if (!spec.model.architecturePath.empty()) arch = readArchitectureFile(spec.model.architecturePath);
         else return std::nullopt;
         const auto model = Model::fromArchitecture(arch);
-        return ModelSignature{model->name(), model->inputShape(), model->numClasses()};
+        return ModelSignature{model->name(), model->inputShape(), model->numClasses(),
+                              static_cast<int>(model->layers().size())};
     } catch (const Error&) {
         return std::nullopt; // reported where the model section is checked, or at the run
     }

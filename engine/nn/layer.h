@@ -33,6 +33,10 @@ struct ForwardContext {
     bool training = false;      // caches activations for backward; enables dropout
     std::uint64_t seed = 0;     // dropout masks: hashed with the layer index and step
     std::int64_t step = 0;
+    // Optional: Model::forward stores the output of its top-level layer `tapLayer` in *tap (a loss that
+    // reads an intermediate feature, e.g. feature distillation).
+    int tapLayer = -1;
+    Tensor* tap = nullptr;
 };
 
 class Layer {

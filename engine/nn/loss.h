@@ -17,6 +17,10 @@ struct LossBatch {
     const Tensor& labels; // I32 (N)
     std::int64_t step = 0; // global optimizer step, from 1
     std::span<const std::int64_t> indices = {}; // the rows' sample indices in the dataset (e.g. cached targets)
+    // For a loss with a featureLayer(): that layer's output for the batch (N, ...), and where compute()
+    // writes the gradient for it (same shape; left undefined: none).
+    const Tensor* feature = nullptr;
+    Tensor* dfeature = nullptr;
 };
 
 // How a new loss plugs in (one subclass, passed to train()):
@@ -36,6 +40,10 @@ public:
     // / d logits. The trainer passes gradScale = 1/N (the batch mean) and reports mean(losses).
     virtual void compute(Backend& be, const Tensor& logits, const LossBatch& batch, Tensor& losses,
                          Tensor& dlogits, float gradScale) = 0;
+    // A loss that also reads an intermediate output of the model (feature distillation): the index of the
+    // top-level layer whose output it needs (LossBatch::feature), or -1 for none. The trainer adds the
+    // gradient compute() writes to LossBatch::dfeature during backward.
+    virtual int featureLayer() const { return -1; }
 };
 
 // Softmax cross-entropy against the labels: the trainer's default.

@@ -114,16 +114,27 @@ void Model::to(Backend& be) {
 
 Tensor Model::forward(const Tensor& x, const ForwardContext& ctx) {
     if (!m_backend) throw BackendError("model " + m_name + " is not placed on a backend (call initialize or to)");
+    if (ctx.tap && (ctx.tapLayer < 0 || ctx.tapLayer >= static_cast<int>(m_layers.size())))
+        throw ConfigError("model " + m_name + " has no layer " + std::to_string(ctx.tapLayer) + " to read (it has " +
+                          std::to_string(m_layers.size()) + ")");
     Tensor h = x;
-    for (auto& l : m_layers) h = l->forward(*m_backend, h, ctx);
+    for (std::size_t i = 0; i < m_layers.size(); ++i) {
+        h = m_layers[i]->forward(*m_backend, h, ctx);
+        if (ctx.tap && static_cast<int>(i) == ctx.tapLayer) *ctx.tap = h;
+    }
     return h;
 }
 
-void Model::backward(const Tensor& dlogits) {
+void Model::backward(const Tensor& dlogits, int featureLayer, const Tensor* dfeature) {
     if (!m_backend) throw BackendError("model " + m_name + " is not placed on a backend (call initialize or to)");
     Tensor d = dlogits;
-    for (auto it = m_layers.rbegin(); it != m_layers.rend(); ++it) {
-        d = (*it)->backward(*m_backend, d);
+    for (int i = static_cast<int>(m_layers.size()) - 1; i >= 0; --i) {
+        if (dfeature && i == featureLayer) { // d is the gradient of layer i's output here
+            Tensor sum = m_backend->empty(d.shape());
+            m_backend->add(d, dfeature->view(d.shape()), sum);
+            d = sum;
+        }
+        d = m_layers[static_cast<std::size_t>(i)]->backward(*m_backend, d);
         if (!d.defined()) break; // an embedding: nothing flows into the ids
     }
 }

@@ -38,8 +38,10 @@ public:
 
     // x (N, inputShape...) -> logits (N, classes).
     Tensor forward(const Tensor& x, const ForwardContext& ctx);
-    // dlogits (N, classes): backpropagates through every layer, accumulating parameter grads.
-    void backward(const Tensor& dlogits);
+    // dlogits (N, classes): backpropagates through every layer, accumulating parameter grads. With
+    // dfeature, that gradient is added to the one flowing into the output of top-level layer featureLayer
+    // (the layer ForwardContext::tapLayer read), e.g. a feature-matching loss's.
+    void backward(const Tensor& dlogits, int featureLayer = -1, const Tensor* dfeature = nullptr);
     void zeroGrad();
     void releaseCache();
 

@@ -201,13 +201,17 @@ TrainResult train(Model& model, Backend& be, const Dataset& data, const TrainPar
             ctx.step = step;
 
             model.zeroGrad();
+            Tensor feature, dfeature;
+            ctx.tapLayer = loss.featureLayer();
+            ctx.tap = ctx.tapLayer >= 0 ? &feature : nullptr;
             Tensor logits = model.forward(xb, ctx); // (bn, classes)
             Tensor losses = interval.losses.slice0(interval.rows, interval.rows + bn); // (bn)
             Tensor dlogits = buf.dlogits.slice0(0, bn);                                // (bn, classes)
-            loss.compute(be, logits, LossBatch{xb, yb, step, idx}, losses, dlogits, 1.0f / static_cast<float>(bn));
+            loss.compute(be, logits, LossBatch{xb, yb, step, idx, ctx.tap, ctx.tap ? &dfeature : nullptr}, losses, dlogits,
+                         1.0f / static_cast<float>(bn));
             Tensor pred = interval.pred.slice0(interval.rows, interval.rows + bn); // I32 (bn)
             be.argmaxRows(logits, pred);
-            model.backward(dlogits);
+            model.backward(dlogits, ctx.tapLayer, dfeature.defined() ? &dfeature : nullptr);
             if (callbacks.afterBackward) callbacks.afterBackward(model);
             optimizer->step(be, named, state);
             if (callbacks.afterOptimizerStep) callbacks.afterOptimizerStep(model);

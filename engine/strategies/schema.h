@@ -86,6 +86,7 @@ struct ModelSignature {
     std::string name;   // "mlp-784-64-10", "fashion-mnist"
     Shape input;        // per sample, e.g. {1, 28, 28}
     int classes = 0;
+    int layers = 0;     // top-level layers of a model (0 for a dataset)
 };
 std::string describeSignature(const ModelSignature& s); // "mlp-784-64-10 (input [1, 28, 28], 10 classes)"
 

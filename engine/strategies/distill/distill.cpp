@@ -1,6 +1,7 @@
 // The `distill` family: knowledge distillation of the current model (the teacher) into a student given
-// by the step — `distill.logits` (one student) and `distill.progressive` (teacher -> intermediate ->
-// ... -> student, each round's student teaching the next). Every run also trains the final student from
+// by the step — `distill.logits` (one student), `distill.features` (the same plus matching one layer's
+// output through a learned projection) and `distill.progressive` (teacher -> intermediate -> ... ->
+// student, each round's student teaching the next). Every run also trains the final student from
 // scratch with the same initial weights, epochs, seed and batch order, and stores both, so the gain of
 // distillation is measured on every run rather than assumed: summary accuracy (distilled),
 // accuracy_scratch, distill_gain (their difference) and teacher_accuracy. After the step the student is
@@ -26,8 +27,13 @@ struct DistillParams {
     float alpha = 0.9f;
     TeacherTargets targets = TeacherTargets::Cached;
     std::int64_t seed = 0; // 0: from the run's seed
+    // distill.features: the weight of the feature MSE and the layers matched (-1: the last layer's input)
+    float beta = 1.0f;
+    std::int64_t studentLayer = -1, teacherLayer = -1;
     TrainParams train;
 };
+
+enum class Kind { Logits, Progressive, Features };
 
 std::string trim(const std::string& s) {
     const auto b = s.find_first_not_of(" \t");
@@ -82,11 +88,18 @@ std::string mismatch(const ModelSignature& teacher, const ModelSignature& studen
     return {};
 }
 
-ModelSignature signatureOf(const Model& m) { return {m.name(), m.inputShape(), m.numClasses()}; }
+ModelSignature signatureOf(const Model& m) {
+    return {m.name(), m.inputShape(), m.numClasses(), static_cast<int>(m.layers().size())};
+}
 
 // Validation: every student named must exist and fit its teacher (the experiment's model, then the
 // previous student) and the data; the last student is the model later steps receive.
-void checkStudents(const DistillParams& p, ModelCheck& check, bool chain) {
+// A matched layer index as the step gives it (-1: the last layer's input) for a model of `layers` layers.
+int resolveLayer(std::int64_t given, int layers) { return given < 0 ? layers - 2 : static_cast<int>(given); }
+
+void checkStudents(const DistillParams& p, ModelCheck& check, Kind kind) {
+    const bool chain = kind == Kind::Progressive;
+    const std::optional<ModelSignature> teacher = check.model;
     const auto list = chain ? splitStudents(p.students) : std::vector<std::string>{trim(p.students)};
     const char* field = chain ? "students" : "student";
     for (std::size_t i = 0; i < list.size(); ++i) {
@@ -129,11 +142,24 @@ void checkStudents(const DistillParams& p, ModelCheck& check, bool chain) {
         }
         check.model = student;
     }
+    if (kind != Kind::Features) return;
+    // The matched layers must exist and come before each model's last layer.
+    auto checkLayer = [&](const char* name, std::int64_t given, const std::optional<ModelSignature>& m) {
+        if (!m || m->layers == 0) return;
+        const int at = resolveLayer(given, m->layers);
+        if (at < 0 || at + 1 >= m->layers)
+            check.issue(name, m->name + " has layers 0.." + std::to_string(m->layers - 1) + ": the matched layer must come "
+                                  "before the last one (0.." + std::to_string(m->layers - 2) + ", or -1 for the last "
+                                  "layer's input), got " + std::to_string(given));
+    };
+    checkLayer("student_layer", p.studentLayer, check.model);
+    checkLayer("teacher_layer", p.teacherLayer, teacher);
 }
 
 class Distill final : public Strategy {
 public:
-    Distill(std::string name, DistillParams p, bool chain) : m_name(std::move(name)), m_params(std::move(p)), m_chain(chain) {}
+    Distill(std::string name, DistillParams p, Kind kind)
+        : m_name(std::move(name)), m_params(std::move(p)), m_kind(kind), m_chain(kind == Kind::Progressive) {}
 
     void apply(StepContext& ctx) override {
         const auto students = m_chain ? splitStudents(m_params.students)
@@ -172,7 +198,14 @@ public:
             sc.trainHooks = nullptr;
             const std::int64_t samples =
                 p.limit > 0 ? std::min<std::int64_t>(p.limit, ctx.data().train.size()) : ctx.data().train.size();
-            DistillationSettings s{m_params.temperature, m_params.alpha, m_params.targets};
+            DistillationSettings s{m_params.temperature, m_params.alpha, m_params.targets, std::nullopt};
+            if (m_kind == Kind::Features) {
+                s.targets = TeacherTargets::OnTheFly;
+                const int layers = static_cast<int>(slot->layers().size()), tLayers = static_cast<int>(ctx.model().layers().size());
+                s.features = FeatureMatch{resolveLayer(m_params.studentLayer, layers),
+                                          resolveLayer(m_params.teacherLayer, tLayers), m_params.beta, p.lr,
+                                          mix64(p.seed ^ 0xfea7ull)};
+            }
             DistillationLoss loss(ctx.model(), *slot, be, ctx.data().train, samples, s,
                                   static_cast<std::int64_t>(p.logInterval) * p.batchSize, ctx.cancel);
             TrainingPhaseOptions options;
@@ -183,12 +216,17 @@ public:
                 if (parts.rows == 0) return;
                 ctx.sink().push(makeSample(ctx.runId, "loss_soft", step, tMs, parts.soft));
                 ctx.sink().push(makeSample(ctx.runId, "loss_hard", step, tMs, parts.hard));
+                if (s.features) ctx.sink().push(makeSample(ctx.runId, "loss_feature", step, tMs, parts.feature));
             };
             ctx.info(what + ": " + slot->name() + " (" + std::to_string(slot->parameterCount()) +
                      " parameters) learns from " + ctx.model().name() + " at T = " + std::to_string(s.temperature) +
                      ", alpha = " + std::to_string(s.alpha) + ", teacher logits " +
                      (s.targets == TeacherTargets::Cached ? "cached once for " + std::to_string(samples) + " samples"
-                                                          : std::string("computed per batch")));
+                                                          : std::string("computed per batch")) +
+                     (s.features ? ", matching the output of its layer " + std::to_string(s.features->studentLayer) +
+                                       " to the teacher's layer " + std::to_string(s.features->teacherLayer) +
+                                       " through a learned projection, beta = " + std::to_string(s.features->beta)
+                                 : std::string()));
             runTrainingPhase(sc, p, what, options);
             const EvalResult e = evaluate(*slot, be, ctx.evalData(), 256, ctx.cancel);
             rounds += (rounds.empty() ? "" : "; ") + slot->name() + " " + std::to_string(e.accuracy);
@@ -234,12 +272,13 @@ private:
 
     std::string m_name;
     DistillParams m_params;
+    Kind m_kind;
     bool m_chain;
 };
 
-SchemaBuilder<DistillParams> distillSchema(const char* name, const char* summary, bool chain) {
+SchemaBuilder<DistillParams> distillSchema(const char* name, const char* summary, Kind kind) {
     SchemaBuilder<DistillParams> b(name, "distill", summary);
-    if (chain)
+    if (kind == Kind::Progressive)
         b.text("students", &DistillParams::students, "mlp-784-64-10, mlp-784-32-10",
                "the chain after the teacher, comma-separated: each a zoo model, an architecture .json (fresh "
                "weights) or a .safetensors model; each round's student teaches the next");
@@ -250,16 +289,26 @@ SchemaBuilder<DistillParams> distillSchema(const char* name, const char* summary
              {.min = 0, .max = 100, .minExclusive = true, .help = "T: softens both softmaxes; the soft loss is scaled by T^2"});
     b.number("alpha", &DistillParams::alpha, 0.9,
              {.min = 0, .max = 1, .help = "weight of the soft (teacher) loss; 1 - alpha weighs cross-entropy on the labels"});
-    b.choice("teacher_logits", &DistillParams::targets,
-             {{"cache", TeacherTargets::Cached}, {"on_the_fly", TeacherTargets::OnTheFly}}, TeacherTargets::Cached,
-             "cache: one teacher pass over the training samples before training (the teacher runs without dropout, "
-             "so its logits never change; fastest when the student trains several epochs); on_the_fly: a teacher forward "
-             "per batch. Both give the same logits up to float rounding");
+    if (kind == Kind::Features) {
+        b.number("beta", &DistillParams::beta, 1.0,
+                 {.min = 0, .max = 1000, .help = "weight of the feature MSE (per sample, mean over the teacher feature)"});
+        b.integer("student_layer", &DistillParams::studentLayer, -1,
+                  {.min = -1, .max = 10000, .help = "the student layer whose output is matched (index in the "
+                                                    "architecture's layers; -1: the last layer's input)"});
+        b.integer("teacher_layer", &DistillParams::teacherLayer, -1,
+                  {.min = -1, .max = 10000, .help = "the teacher layer it is matched to (-1: the last layer's input)"});
+    } else {
+        b.choice("teacher_logits", &DistillParams::targets,
+                 {{"cache", TeacherTargets::Cached}, {"on_the_fly", TeacherTargets::OnTheFly}}, TeacherTargets::Cached,
+                 "cache: one teacher pass over the training samples before training (the teacher runs without "
+                 "dropout, so its logits never change; fastest when the student trains several epochs); on_the_fly: "
+                 "a teacher forward per batch. Both give the same logits up to float rounding");
+    }
     b.integer("seed", &DistillParams::seed, 0,
               {.min = 0, .max = 4e18, .help = "the students' initial weights and batch order (0: from the run's seed); "
                                               "a sweep over it repeats the comparison with the same teacher"});
     b.include(trainingFields(name, "", 5, 0.001), &DistillParams::train);
-    b.checkModel([chain](const DistillParams& p, ModelCheck& c) { checkStudents(p, c, chain); });
+    b.checkModel([kind](const DistillParams& p, ModelCheck& c) { checkStudents(p, c, kind); });
     return b;
 }
 
@@ -271,11 +320,18 @@ LATHE_STRATEGY_FAMILY(distill) {
     registry.add(distillSchema("distill.logits",
                                "train a student on the current model's soft targets (and the labels), beside the same "
                                "student trained from scratch",
-                               false),
-                 [](const DistillParams& p) { return std::make_unique<Distill>("distill.logits", p, false); });
+                               Kind::Logits),
+                 [](const DistillParams& p) { return std::make_unique<Distill>("distill.logits", p, Kind::Logits); });
+    registry.add(distillSchema("distill.features",
+                               "distill.logits plus matching a student layer's output to a teacher layer's through a "
+                               "learned linear projection (MSE), beside the same student trained from scratch",
+                               Kind::Features),
+                 [](const DistillParams& p) { return std::make_unique<Distill>("distill.features", p, Kind::Features); });
     registry.add(distillSchema("distill.progressive",
                                "distill through a chain of ever smaller students (teacher -> intermediate -> student), "
                                "the last beside the same student trained from scratch",
-                               true),
-                 [](const DistillParams& p) { return std::make_unique<Distill>("distill.progressive", p, true); });
+                               Kind::Progressive),
+                 [](const DistillParams& p) {
+                     return std::make_unique<Distill>("distill.progressive", p, Kind::Progressive);
+                 });
 }
