@@ -254,6 +254,18 @@ std::vector<OpCase> buildCases() {
                              be.softmaxCrossEntropy(logits, lab, losses, dlogits, 1.0f / static_cast<float>(s[0]));
                              return Outputs{out(be, "losses", losses), out(be, "dlogits", dlogits)};
                          }});
+    for (const Shape& s : {Shape{64, 10}, Shape{5, 1000}})
+        for (const float alpha : {0.0f, 0.7f})
+            cases.push_back({"distillation_loss/f32/" + shapeName(s) + "/alpha" + std::to_string(alpha).substr(0, 3),
+                             Op::DistillationLoss, {DType::F32}, [s, alpha](Backend& be, DType) {
+                                 Tensor student = input(be, s, DType::F32, 54, -5.0f, 5.0f);
+                                 Tensor teacher = input(be, s, DType::F32, 55, -8.0f, 8.0f);
+                                 Tensor lab = labels(be, s[0], static_cast<int>(s[1]), 56);
+                                 Tensor losses = be.empty({s[0]}), parts = be.empty({s[0], 2}), d = be.empty(s);
+                                 be.distillationLoss(student, teacher, lab, 3.0f, alpha, losses, parts, d,
+                                                     1.0f / static_cast<float>(s[0]));
+                                 return Outputs{out(be, "losses", losses), out(be, "parts", parts), out(be, "dstudent", d)};
+                             }});
     for (DType dt : floats)
         for (const Shape& s : {Shape{64, 10}, Shape{7, 2000}})
             cases.push_back({std::string("argmax_rows/") + dtypeName(dt) + "/" + shapeName(s), Op::ArgmaxRows, {dt},

@@ -161,6 +161,28 @@ private slots:
             }
     }
 
+    void opRefusesBadArguments() {
+        const Tensor s = upload(randomValues(20, 20, -1, 1), {2, 10}), t = upload(randomValues(20, 21, -1, 1), {2, 10});
+        Tensor labels = cpu().empty({2}, DType::I32), losses = cpu().empty({2}), parts = cpu().empty({2, 2});
+        Tensor d = cpu().empty({2, 10});
+        const std::int32_t good[2] = {0, 9}, bad[2] = {0, 10};
+        cpu().copyFromHost(labels, good);
+        auto message = [&](float temperature, float alpha, const Tensor& teacher) -> std::string {
+            try {
+                cpu().distillationLoss(s, teacher, labels, temperature, alpha, losses, parts, d, 0.5f);
+            } catch (const BackendError& e) {
+                return e.what();
+            }
+            return {};
+        };
+        QVERIFY(message(2.0f, 0.5f, t).empty());
+        QVERIFY(message(0.0f, 0.5f, t).find("temperature 0.000000 is not > 0") != std::string::npos);
+        QVERIFY(message(2.0f, 1.5f, t).find("alpha 1.500000 is outside [0, 1]") != std::string::npos);
+        QVERIFY(message(2.0f, 0.5f, upload(randomValues(18, 22, -1, 1), {2, 9})).find("teacher") != std::string::npos);
+        cpu().copyFromHost(labels, bad);
+        QVERIFY(message(2.0f, 0.5f, t).find("label 10 at row 1") != std::string::npos);
+    }
+
     void alphaZeroIsCrossEntropyBitForBit() {
         // The op: alpha = 0 at T = 1 writes softmaxCrossEntropy's losses and gradient exactly.
         constexpr int n = 33, c = 10;
@@ -356,7 +378,11 @@ private slots:
         QVERIFY2(hasIssue(issues, "/steps/0/params/alpha", ""), qPrintable(issuesText(issues)));
         step["params"] = {{"student", "resnet-50"}};
         issues = validate(experimentWith(step));
-        QVERIFY2(hasIssue(issues, "/steps/0/params/student", "not a zoo model"), qPrintable(issuesText(issues)));
+        QVERIFY2(hasIssue(issues, "/steps/0/params/student", "unknown model \"resnet-50\" (known: mlp-784-256-128-10"),
+                 qPrintable(issuesText(issues)));
+        step["params"] = {{"student", "mlp-784-46-10"}};
+        issues = validate(experimentWith(step));
+        QVERIFY2(hasIssue(issues, "/steps/0/params/student", "did you mean \"mlp-784-64-10\""), qPrintable(issuesText(issues)));
         step["params"] = {{"student", "mlp-784-64-10"}};
         QVERIFY2(validate(experimentWith(step)).empty(), qPrintable(issuesText(validate(experimentWith(step)))));
         // Feature matching: the layers must come before each model's last (the MLP teacher has 6 layers).

@@ -164,6 +164,46 @@ private slots:
         QVERIFY(!window.isVisible());
     }
 
+    void distillationDrawsBothStudents() {
+        // The bundled temperature sweep, shrunk: both students' curves share the training charts, the
+        // loss parts have their own chart, and nothing lands in "other".
+        LATHE_REQUIRE_FASHION_MNIST();
+        AppController controller(m_db);
+        MainWindow window(&controller);
+        window.resize(1600, 1000);
+        window.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&window));
+        QString file;
+        for (const QString& f : window.library()->files())
+            if (f.endsWith(QStringLiteral("distill-temperature.json"))) file = f;
+        QVERIFY(!file.isEmpty());
+        QVERIFY(window.openExperiment(file));
+        ExperimentEditor* editor = window.editor();
+        nlohmann::json doc = shrink(editor->document());
+        doc["steps"][0]["params"]["epochs"] = 3;
+        doc["steps"][0]["params"]["limit"] = 4000;
+        doc["sweep"] = {{"steps[0].params.temperature", {2, 4}}};
+        editor->jsonEdit()->setPlainText(QString::fromStdString(doc.dump(2)));
+        editor->applyJsonText();
+        QSignalSpy finished(&controller, &AppController::experimentFinished);
+        QSignalSpy runFinished(&controller, &AppController::runFinished);
+        QVERIFY(window.runExperiment());
+        QVERIFY(finished.wait(300000));
+        QCOMPARE(finished.at(0).at(0).toBool(), false);
+        QCOMPARE(runFinished.count(), 2);
+
+        LiveDashboard* dashboard = window.dashboard();
+        QTRY_VERIFY(dashboard->chart(QStringLiteral("distill_loss_parts")));
+        for (const char* series : {"loss", "loss_scratch"})
+            QVERIFY2(!dashboard->graphsOf(runFinished.at(0).at(0).toLongLong(), series).empty(), series);
+        QVERIFY(!dashboard->graphsOf(runFinished.at(1).at(0).toLongLong(), "val_accuracy_scratch").empty());
+        QCOMPARE(dashboard->chart(QStringLiteral("distill_loss_parts"))->plot()->graphCount(), 4); // 2 runs x soft, hard
+        QVERIFY(!dashboard->chart(QStringLiteral("other")));
+        saveScreenshot(*dashboard, QStringLiteral("dashboard-distill.png"));
+        editor->setModified(false);
+        window.close();
+    }
+
     void closingDuringARunCancelsIt() {
         LATHE_REQUIRE_FASHION_MNIST();
         AppController controller(m_db);

@@ -92,10 +92,11 @@ ModelSignature signatureOf(const Model& m) {
     return {m.name(), m.inputShape(), m.numClasses(), static_cast<int>(m.layers().size())};
 }
 
-// Validation: every student named must exist and fit its teacher (the experiment's model, then the
-// previous student) and the data; the last student is the model later steps receive.
 // A matched layer index as the step gives it (-1: the last layer's input) for a model of `layers` layers.
 int resolveLayer(std::int64_t given, int layers) { return given < 0 ? layers - 2 : static_cast<int>(given); }
+
+// Validation: every student named must exist and fit its teacher (the experiment's model, then the
+// previous student) and the data; the last student is the model later steps receive.
 
 void checkStudents(const DistillParams& p, ModelCheck& check, Kind kind) {
     const bool chain = kind == Kind::Progressive;
@@ -118,12 +119,8 @@ void checkStudents(const DistillParams& p, ModelCheck& check, Kind kind) {
                 const std::string path = check.resolvePath ? check.resolvePath(s) : s;
                 student = signatureOf(*Model::fromArchitecture(readArchitectureFile(path)));
             } else if (!s.ends_with(".safetensors")) {
-                check.issue(field,
-                            where + "\"" + s + "\" is not a zoo model (" + [] {
-                                std::string k;
-                                for (const auto& n : zooNames()) k += (k.empty() ? "" : ", ") + n;
-                                return k;
-                            }() + "), an architecture .json or a .safetensors model");
+                check.issue(field, where + unknownNameMessage("model", s, zooNames(),
+                                                              "or an architecture .json or a .safetensors model"));
                 check.model.reset();
                 return;
             } // a .safetensors student is read at the run
