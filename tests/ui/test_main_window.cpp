@@ -50,6 +50,25 @@ void saveScreenshot(QWidget& window, const QString& name) {
 }
 } // namespace
 
+namespace {
+
+// Shows the window at the size the screenshots use and waits until it is on screen.
+bool showForScreenshots(MainWindow& window) {
+    window.resize(1600, 1000);
+    window.show();
+    return QTest::qWaitForWindowExposed(&window);
+}
+
+// Opens the bundled experiment whose file name ends with `name`, from the window's library.
+bool openBundled(MainWindow& window, const QString& name) {
+    for (const QString& f : window.library()->files())
+        if (f.endsWith(name)) return window.openExperiment(f);
+    qWarning("no bundled %s among: %s", qPrintable(name), qPrintable(window.library()->files().join(QLatin1Char(','))));
+    return false;
+}
+
+} // namespace
+
 class TestMainWindow : public QObject {
     Q_OBJECT
     QString m_db;
@@ -80,9 +99,7 @@ private slots:
         LATHE_REQUIRE_FASHION_MNIST();
         AppController controller(m_db);
         MainWindow window(&controller);
-        window.resize(1600, 1000);
-        window.show();
-        QVERIFY(QTest::qWaitForWindowExposed(&window));
+        QVERIFY(showForScreenshots(window));
 
         // Issue 2's shell: devices and engine version are on screen.
         QVERIFY(window.devices()->tree()->topLevelItemCount() >= 1);
@@ -93,13 +110,7 @@ private slots:
         QCOMPARE(window.cancelAction()->shortcut(), QKeySequence(Qt::Key_Escape));
 
         // The library lists the bundled experiments; open the sweep from it.
-        const QStringList files = window.library()->files();
-        QString sweep;
-        for (const QString& f : files) {
-            if (f.endsWith(QStringLiteral("mlp-lr-sweep.json"))) sweep = f;
-        }
-        QVERIFY2(!sweep.isEmpty(), qPrintable(files.join(QLatin1Char(','))));
-        QVERIFY(window.openExperiment(sweep));
+        QVERIFY(openBundled(window, QStringLiteral("mlp-lr-sweep.json")));
         ExperimentEditor* editor = window.editor();
         QVERIFY(!editor->isModified());
         editor->jsonEdit()->setPlainText(QString::fromStdString(shrink(editor->document()).dump(2)));
@@ -170,14 +181,8 @@ private slots:
         LATHE_REQUIRE_FASHION_MNIST();
         AppController controller(m_db);
         MainWindow window(&controller);
-        window.resize(1600, 1000);
-        window.show();
-        QVERIFY(QTest::qWaitForWindowExposed(&window));
-        QString file;
-        for (const QString& f : window.library()->files())
-            if (f.endsWith(QStringLiteral("distill-temperature.json"))) file = f;
-        QVERIFY(!file.isEmpty());
-        QVERIFY(window.openExperiment(file));
+        QVERIFY(showForScreenshots(window));
+        QVERIFY(openBundled(window, QStringLiteral("distill-temperature.json")));
         ExperimentEditor* editor = window.editor();
         nlohmann::json doc = shrink(editor->document());
         doc["steps"][0]["params"]["epochs"] = 3;
