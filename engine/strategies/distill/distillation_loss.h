@@ -38,8 +38,8 @@ struct FeatureMatch {
 };
 
 struct DistillationSettings {
-    float temperature = 4.0f;
-    float alpha = 0.9f;      // weight of the soft part; 1 - alpha weighs the cross-entropy on the labels
+    float temperature = 2.0f;
+    float alpha = 0.5f;      // weight of the soft part; 1 - alpha weighs the cross-entropy on the labels
     TeacherTargets targets = TeacherTargets::Cached;
     std::optional<FeatureMatch> features; // needs OnTheFly: the teacher's features come from its forward
 };
