@@ -7,6 +7,7 @@
 #include "engine/backends/registry.h"
 #include "engine/core/errors.h"
 #include "engine/core/rng.h"
+#include "engine/measure/flops.h"
 #include "engine/measure/latency.h"
 #include "engine/measure/stats.h"
 #include "engine/nn/model.h"
@@ -211,15 +212,6 @@ std::vector<int> parseBatchSizes(const std::string& text) {
     return out;
 }
 
-// Multiply-add FLOPs of the model's linear layers per sample (2 * in * out each); bias, ReLU and
-// the other element-wise work are left out, as GEMM-based GFLOP/s figures usually do.
-double linearFlopsPerSample(const nlohmann::json& arch) {
-    double flops = 0;
-    for (const auto& l : arch.at("layers"))
-        if (l.at("type") == "linear") flops += 2.0 * l.at("in").get<double>() * l.at("out").get<double>();
-    return flops;
-}
-
 int runMlp(const std::vector<std::string>& argv) {
     Args args(argv, {"--device", "--warmup", "--repeats", "--rotate", "--threads", "--batch-sizes", "--model", "--seed"},
               {"--json"});
@@ -228,7 +220,7 @@ int runMlp(const std::vector<std::string>& argv) {
     const auto batchSizes = parseBatchSizes(args.value("--batch-sizes", "1,64,256"));
     const auto seed = static_cast<std::uint64_t>(args.integer("--seed", 42));
     const nlohmann::json arch = zooArchitecture(modelName);
-    const double flopsPerSample = linearFlopsPerSample(arch);
+    const double flopsPerSample = forwardFlopsPerSample(*Model::fromArchitecture(arch));
     nlohmann::json results = nlohmann::json::array();
     if (!o.json) {
         std::printf("mlp  %s forward (inference), warm-up %d, %d repeats over %d input batches\n", modelName.c_str(),
