@@ -337,7 +337,7 @@ std::optional<ModelSignature> modelSignatureOf(const ExperimentSpec& spec) {
         else return std::nullopt;
         const auto model = Model::fromArchitecture(arch);
         return ModelSignature{model->name(), model->inputShape(), model->numClasses(),
-                              static_cast<int>(model->layers().size())};
+                              static_cast<int>(model->layers().size()), arch};
     } catch (const Error&) {
         return std::nullopt; // reported where the model section is checked, or at the run
     }

@@ -87,6 +87,9 @@ struct ModelSignature {
     Shape input;        // per sample, e.g. {1, 28, 28}
     int classes = 0;
     int layers = 0;     // top-level layers of a model (0 for a dataset)
+    // The model's architecture JSON where validation knows it exactly (null after a step that changes the
+    // model in a way it does not describe), for checks that need layer shapes.
+    nlohmann::json architecture;
 };
 std::string describeSignature(const ModelSignature& s); // "mlp-784-64-10 (input [1, 28, 28], 10 classes)"
 

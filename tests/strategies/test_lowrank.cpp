@@ -261,6 +261,21 @@ private slots:
         QVERIFY(validateExperiment(doc).empty());
     }
 
+    void rankCheckedAfterADistilledStudent() {
+        // The rank is checked against the model the step receives: here the distilled student
+        // mlp-784-32-10 (min(in, out) = 32 for its first layer), not the experiment's MLP.
+        json doc = {{"name", "t"},
+                    {"model", {{"zoo", "mlp-784-256-128-10"}}},
+                    {"dataset", {{"name", "fashion-mnist"}}},
+                    {"steps", {{{"strategy", "distill.logits"}, {"params", {{"student", "mlp-784-32-10"}}}},
+                               {{"strategy", "lowrank.svd"}, {"params", {{"rank", 64}}}}}}};
+        auto issues = validateExperiment(doc);
+        QCOMPARE(issues.size(), std::size_t(1));
+        QCOMPARE(QString::fromStdString(issues[0].pointer), QStringLiteral("/steps/1/params/rank"));
+        doc["steps"][1]["params"]["rank"] = 16;
+        QVERIFY(validateExperiment(doc).empty());
+    }
+
     void modelWithoutLinearFails() {
         test::ContextFixture fx("mlp-784-64-10");
         fx.model = archModel(json::array({{{"type", "conv2d"}, {"in", 1}, {"out", 10}, {"kernel", 28}},

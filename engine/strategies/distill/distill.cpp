@@ -89,7 +89,7 @@ std::string mismatch(const ModelSignature& teacher, const ModelSignature& studen
 }
 
 ModelSignature signatureOf(const Model& m) {
-    return {m.name(), m.inputShape(), m.numClasses(), static_cast<int>(m.layers().size())};
+    return {m.name(), m.inputShape(), m.numClasses(), static_cast<int>(m.layers().size()), m.architecture()};
 }
 
 // A matched layer index as the step gives it (-1: the last layer's input) for a model of `layers` layers.

@@ -6,7 +6,6 @@
 // speedup next to the theoretical one (FLOPs before / after).
 #include "engine/measure/flops.h"
 #include "engine/nn/model_edit.h"
-#include "engine/nn/zoo.h"
 #include "engine/strategies/lowrank/svd.h"
 #include "engine/strategies/measure/measure_fields.h"
 #include "engine/strategies/strategy.h"
@@ -71,17 +70,18 @@ std::string rankProblem(const std::vector<LinearSite>& sites, std::int64_t rank)
     return "rank " + std::to_string(rank) + " is larger than min(in, out) of every selected Linear layer (" + dims + ")";
 }
 
-// Validation: with a zoo model the layers are known, so a rank none of them can take is refused here.
+// Validation: where the architecture is known (a zoo model or an architecture file, or a distilled
+// student), so are the layers, and a rank none of them can take is refused here; otherwise at the run.
 void checkRank(const SvdParams& p, ModelCheck& check) {
-    if (!check.model) return;
-    const auto names = zooNames();
-    if (std::find(names.begin(), names.end(), check.model->name) == names.end()) return; // checked at the run
-    const auto model = Model::fromArchitecture(zooArchitecture(check.model->name));
+    if (!check.model || check.model->architecture.is_null()) return;
+    const auto model = Model::fromArchitecture(check.model->architecture);
     const auto sites = selectLinears(*model, p.layers);
     if (sites.empty()) check.issue("layers", noLinearMessage(*model, p.layers));
     else if (const std::string why = rankProblem(sites, p.rank); !why.empty()) check.issue("rank", why);
-    // The steps after this one see a factored model, no longer the zoo architecture.
+    // The steps after this one see a factored model: same input and classes, other layers.
     check.model->name += " (factored)";
+    check.model->architecture = nullptr;
+    check.model->layers = 0;
 }
 
 std::string fixed(double v, int digits) {
