@@ -63,4 +63,12 @@ struct ContextFixture {
     }
 };
 
+// An experiment over the Fashion-MNIST MLP with one step, for validation tests.
+inline nlohmann::json experimentWith(const nlohmann::json& step, const std::string& name = "strategy-test") {
+    return {{"name", name},
+            {"model", {{"zoo", "mlp-784-256-128-10"}}},
+            {"dataset", {{"name", "fashion-mnist"}}},
+            {"steps", nlohmann::json::array({step})}};
+}
+
 } // namespace lathe::test

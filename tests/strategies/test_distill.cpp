@@ -20,6 +20,7 @@
 using namespace lathe;
 using json = nlohmann::json;
 using lathe::test::ContextFixture;
+using lathe::test::experimentWith;
 
 namespace {
 
@@ -76,13 +77,6 @@ TrainParams shortTraining() {
     p.seed = 7;
     p.logInterval = 3;
     return p;
-}
-
-json experimentWith(const json& step) {
-    return {{"name", "kd"},
-            {"model", {{"zoo", "mlp-784-256-128-10"}}},
-            {"dataset", {{"name", "fashion-mnist"}}},
-            {"steps", json::array({step})}};
 }
 
 std::vector<ValidationIssue> validate(const json& doc, const QString& folder = {}) {

@@ -109,6 +109,7 @@ private slots:
         QTest::newRow("scratch val accuracy") << "val_accuracy_scratch" << "accuracy";
         QTest::newRow("distillation soft part") << "loss_soft" << "distill_loss_parts";
         QTest::newRow("distillation hard part") << "loss_hard" << "distill_loss_parts";
+        QTest::newRow("gradual pruning sparsity") << "sparsity" << "sparsity";
         QTest::newRow("train accuracy") << "train_accuracy" << "accuracy";
         QTest::newRow("val accuracy") << "val_accuracy" << "accuracy";
         QTest::newRow("labelled accuracy") << "after/accuracy" << "accuracy";
@@ -125,17 +126,17 @@ private slots:
 
     void familiesAddCharts() {
         ChartSpec spec;
-        spec.id = QStringLiteral("sparsity");
-        spec.title = QStringLiteral("Sparsity per layer");
+        spec.id = QStringLiteral("rank");
+        spec.title = QStringLiteral("Effective rank per layer");
         spec.xAxis = {QStringLiteral("step"), {}};
-        spec.yAxis = {QStringLiteral("sparsity"), QStringLiteral("fraction")};
+        spec.yAxis = {QStringLiteral("rank"), {}};
         spec.draw = DrawStyle::Markers;
-        spec.matches = matchBase({"sparsity"});
+        spec.matches = matchBase({"effective_rank"});
         spec.order = 350;
-        QCOMPARE(joined(ChartSpecRegistry::route("sparsity")), QStringLiteral("other"));
+        QCOMPARE(joined(ChartSpecRegistry::route("effective_rank")), QStringLiteral("other"));
         ChartSpecRegistry::add(spec);
-        QCOMPARE(joined(ChartSpecRegistry::route("sparsity")), QStringLiteral("sparsity"));
-        QCOMPARE(joined(ChartSpecRegistry::route("after/sparsity")), QStringLiteral("sparsity"));
+        QCOMPARE(joined(ChartSpecRegistry::route("effective_rank")), QStringLiteral("rank"));
+        QCOMPARE(joined(ChartSpecRegistry::route("after/effective_rank")), QStringLiteral("rank"));
         QVERIFY(test::errorOf<ConfigError>([&] { ChartSpecRegistry::add(spec); }).find("twice") != std::string::npos);
         ChartSpec noMatcher;
         noMatcher.id = QStringLiteral("x");
@@ -143,15 +144,15 @@ private slots:
         // Display order follows `order`; "other" stays last.
         QStringList ids;
         for (const ChartSpec& s : ChartSpecRegistry::specs()) ids << s.id;
-        QCOMPARE(ids.indexOf(QStringLiteral("sparsity")), ids.indexOf(QStringLiteral("throughput")) + 1);
+        QCOMPARE(ids.indexOf(QStringLiteral("rank")), ids.indexOf(QStringLiteral("throughput")) + 1);
         QCOMPARE(ids.last(), QStringLiteral("other"));
 
         // The dashboard shows it without any change of its own.
         LiveDashboard dashboard;
-        dashboard.appendSamples({makeSample(1, "sparsity", 0, 0, 0.5), makeSample(1, "sparsity", 1, 1, 0.8)});
+        dashboard.appendSamples({makeSample(1, "effective_rank", 0, 0, 50), makeSample(1, "effective_rank", 1, 1, 40)});
         dashboard.replotDirty();
-        QCOMPARE(dashboard.chartIds(), QStringList{QStringLiteral("sparsity")});
-        QCOMPARE(dashboard.chart(QStringLiteral("sparsity"))->plot()->graph(0)->lineStyle(), QCPGraph::lsNone);
+        QCOMPARE(dashboard.chartIds(), QStringList{QStringLiteral("rank")});
+        QCOMPARE(dashboard.chart(QStringLiteral("rank"))->plot()->graph(0)->lineStyle(), QCPGraph::lsNone);
 
         // A chart over time: x is the sample's tMs in seconds.
         ChartSpec queue;

@@ -65,18 +65,27 @@ const SchemaBuilder<TrainParams>& trainSchemaBuilder() {
     return b;
 }
 
+namespace {
+std::int64_t phaseSamples(const StepContext& ctx, const TrainParams& params) {
+    return params.limit > 0 ? std::min<std::int64_t>(params.limit, ctx.data().train.size()) : ctx.data().train.size();
+}
+} // namespace
+
+std::int64_t trainingPhaseSteps(const StepContext& ctx, const TrainParams& params) {
+    std::int64_t steps = static_cast<std::int64_t>(params.epochs) *
+                         ((phaseSamples(ctx, params) + params.batchSize - 1) / std::max(1, params.batchSize));
+    if (params.maxSteps > 0) steps = std::min(steps, params.maxSteps);
+    return std::max<std::int64_t>(steps, 1);
+}
+
 TrainResult runTrainingPhase(StepContext& ctx, const TrainParams& requested, const std::string& what,
                              const TrainingPhaseOptions& options) {
     const bool validate = options.validate;
     TrainParams params = requested;
     const std::int64_t stepOffset = ctx.trainStep ? *ctx.trainStep : 0;
     const std::int64_t epochOffset = ctx.trainEpoch ? *ctx.trainEpoch : 0;
-    const std::int64_t samples = params.limit > 0 ? std::min<std::int64_t>(params.limit, ctx.data().train.size())
-                                                  : ctx.data().train.size();
-    std::int64_t totalSteps = static_cast<std::int64_t>(params.epochs) *
-                              ((samples + params.batchSize - 1) / std::max(1, params.batchSize));
-    if (params.maxSteps > 0) totalSteps = std::min(totalSteps, params.maxSteps);
-    totalSteps = std::max<std::int64_t>(totalSteps, 1);
+    const std::int64_t samples = phaseSamples(ctx, params);
+    const std::int64_t totalSteps = trainingPhaseSteps(ctx, params);
 
     // The run's training state: continued, or cleared for a fresh optimizer.
     TrainingState local;

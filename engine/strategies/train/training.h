@@ -36,6 +36,10 @@ struct TrainingPhaseOptions {
     std::function<void(std::int64_t seriesStep, double tMs)> onInterval;
 };
 
+// The optimizer steps a phase with these params takes on ctx.data().train (epochs x batches per epoch,
+// capped by max_steps; at least 1), e.g. for a schedule over the phase (prune.gradual).
+std::int64_t trainingPhaseSteps(const StepContext& ctx, const TrainParams& params);
+
 // Trains ctx.model() on ctx.data().train, streaming "loss" once per logging interval, "train_loss" and
 // "train_accuracy" per epoch, and "val_accuracy" per epoch on ctx.evalData() (skipped when
 // validate is false). Adds train_seconds and train_loss to the summary. Leaves its optimizer state and
