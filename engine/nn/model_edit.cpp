@@ -1,5 +1,5 @@
 // ModelEditor: path lookup through blocks, edits with undo on a shape error, placement of new parameters,
-// and the structured shrinking of a Linear pair.
+// and the structured shrinking of a Linear pair or of a Conv2d's filters with their consumer's inputs.
 #include "engine/nn/model_edit.h"
 
 #include "engine/backends/registry.h"
@@ -52,6 +52,31 @@ Tensor gather2d(const Tensor& src, const std::vector<std::int64_t>& rows, const 
     for (std::int64_t r : rows)
         for (std::int64_t c : cols) *d++ = s[r * srcCols + c];
     return out;
+}
+
+// A host F32 tensor of `shape` holding, for each of `outer` groups of src laid out as (outer, n, block), the
+// blocks `keep` of the middle dimension: filters of a conv weight (outer 1), input channels of a consumer conv
+// (block KH*KW), a channel's H*W columns of a Linear after a flatten (block H*W), entries of a bias (block 1).
+Tensor gatherBlocks(const Tensor& src, std::int64_t outer, std::int64_t n, std::int64_t block,
+                    const std::vector<std::int64_t>& keep, const Shape& shape) {
+    Tensor out = Tensor::host(shape, DType::F32);
+    if (out.numel() != outer * static_cast<std::int64_t>(keep.size()) * block || src.numel() != outer * n * block)
+        throw ConfigError("model edit: gather of " + shapeToString(src.shape()) + " into " + shapeToString(shape) +
+                          " does not add up");
+    const float* s = src.ptr<float>();
+    float* d = out.ptr<float>();
+    for (std::int64_t o = 0; o < outer; ++o)
+        for (std::int64_t c : keep) d = std::copy_n(s + (o * n + c) * block, block, d);
+    return out;
+}
+
+// Why `keep` cannot select units of a layer with `out` of them ("" when it can).
+std::string keepProblem(const std::vector<std::int64_t>& keep, std::int64_t out) {
+    if (keep.empty()) return "keep at least one unit";
+    for (std::size_t i = 0; i < keep.size(); ++i)
+        if (keep[i] < 0 || keep[i] >= out || (i > 0 && keep[i] <= keep[i - 1]))
+            return "keep must hold ascending, distinct indices in [0, " + std::to_string(out) + ")";
+    return {};
 }
 
 std::vector<std::int64_t> iota(std::int64_t n) {
@@ -188,6 +213,18 @@ std::unique_ptr<Layer> ModelEditor::remove(const std::string& path) {
     return old;
 }
 
+std::string ModelEditor::replacePair(const std::string& path, const Slot& s, std::size_t j, std::unique_ptr<Layer> a,
+                                     std::unique_ptr<Layer> b) {
+    std::unique_ptr<Layer> oldA = std::move((*s.list)[s.index]), oldB = std::move((*s.list)[j]);
+    (*s.list)[s.index] = std::move(a);
+    (*s.list)[j] = std::move(b);
+    commit([&] {
+        (*s.list)[s.index] = std::move(oldA);
+        (*s.list)[j] = std::move(oldB);
+    });
+    return path.substr(0, path.rfind('.') + 1) + std::to_string(j);
+}
+
 std::string ModelEditor::shrinkLinearOutputs(const std::string& path, const std::vector<std::int64_t>& keep) {
     auto fail = [&](const std::string& why) -> ConfigError {
         return ConfigError("model " + m_model.name() + ": shrink \"" + path + "\": " + why);
@@ -197,10 +234,7 @@ std::string ModelEditor::shrinkLinearOutputs(const std::string& path, const std:
     if (a.type() != "linear") throw fail("expected a linear layer, found " + a.type());
     const nlohmann::json ca = a.config();
     const std::int64_t in = ca["in"].get<std::int64_t>(), out = ca["out"].get<std::int64_t>();
-    if (keep.empty()) throw fail("keep at least one output");
-    for (std::size_t i = 0; i < keep.size(); ++i)
-        if (keep[i] < 0 || keep[i] >= out || (i > 0 && keep[i] <= keep[i - 1]))
-            throw fail("keep must hold ascending, distinct indices in [0, " + std::to_string(out) + ")");
+    if (const std::string why = keepProblem(keep, out); !why.empty()) throw fail(why);
 
     std::size_t j = s.index + 1;
     for (; j < s.list->size(); ++j) {
@@ -235,15 +269,90 @@ std::string ModelEditor::shrinkLinearOutputs(const std::string& path, const std:
     findParameter(*newB, "weight")->value = gather2d(wb, iota(outB), keep); // (outB, k)
     if (bb.defined()) findParameter(*newB, "bias")->value = bb;
 
-    std::unique_ptr<Layer> oldA = std::move((*s.list)[s.index]), oldB = std::move((*s.list)[j]);
-    (*s.list)[s.index] = std::move(newA);
-    (*s.list)[j] = std::move(newB);
-    commit([&] {
-        (*s.list)[s.index] = std::move(oldA);
-        (*s.list)[j] = std::move(oldB);
-    });
-    const std::string::size_type last = path.rfind('.');
-    return path.substr(0, last + 1) + std::to_string(j);
+    return replacePair(path, s, j, std::move(newA), std::move(newB));
+}
+
+std::string ModelEditor::shrinkConvOutputs(const std::string& path, const std::vector<std::int64_t>& keep) {
+    auto fail = [&](const std::string& why) -> ConfigError {
+        return ConfigError("model " + m_model.name() + ": shrink \"" + path + "\": " + why);
+    };
+    const Slot s = resolve(path);
+    Layer& a = *(*s.list)[s.index];
+    if (a.type() != "conv2d") throw fail("expected a conv2d layer, found " + a.type());
+    const nlohmann::json ca = a.config();
+    const std::int64_t out = ca["out"].get<std::int64_t>();
+    if (ca.value("groups", std::int64_t(1)) != 1)
+        throw fail("a grouped or depthwise conv2d ties its filters to its input channels; only groups 1 is shrunk");
+    if (const std::string why = keepProblem(keep, out); !why.empty()) throw fail(why);
+
+    // The consumer: the next conv2d, or the next linear after a flatten.
+    std::size_t j = s.index + 1, flattenAt = 0;
+    bool flattened = false;
+    for (; j < s.list->size(); ++j) {
+        const std::string t = (*s.list)[j]->type();
+        if (t == "conv2d" && !flattened) break;
+        if (t == "linear" && flattened) break;
+        if (t == "flatten" && !flattened) {
+            flattened = true;
+            flattenAt = j;
+            continue;
+        }
+        if (t != "relu" && t != "gelu" && t != "dropout" && !(t == "maxpool2d" && !flattened))
+            throw fail("a " + t + " layer stands between it and its consumer (only relu, gelu, dropout, maxpool2d " +
+                       "and one flatten before a linear may)");
+    }
+    if (j == s.list->size())
+        throw fail("no conv2d, or flatten then linear, follows it in the same sequence to take the shrunk channels");
+    Layer& b = *(*s.list)[j];
+    const nlohmann::json cb = b.config();
+    if (b.type() == "conv2d" && cb.value("groups", std::int64_t(1)) != 1)
+        throw fail("its consumer at index " + std::to_string(j) + " is a grouped or depthwise conv2d (groups " +
+                   std::to_string(cb["groups"].get<std::int64_t>()) + "), whose channels cannot be cut apart here");
+    Backend* be = m_model.backend();
+    if (!be) throw fail("the model has no weights yet (initialise or load it first)");
+
+    // Columns per channel of the consumer: KH*KW for a conv, H*W of the map reaching the flatten for a linear.
+    std::int64_t block = 0;
+    if (flattened) {
+        const std::string prefix = path.substr(0, path.rfind('.') + 1);
+        for (const LayerInfo& info : list())
+            if (info.path == prefix + std::to_string(flattenAt)) {
+                if (info.inputShape.size() != 4 || info.inputShape[1] != out)
+                    throw fail("the flatten at index " + std::to_string(flattenAt) + " receives " +
+                               shapeToString(info.inputShape) + ", expected (1, " + std::to_string(out) + ", H, W)");
+                block = info.inputShape[2] * info.inputShape[3];
+            }
+        if (block == 0) throw fail("the shape at the flatten is unknown");
+        if (cb["in"].get<std::int64_t>() != out * block)
+            throw fail("the linear after the flatten takes " + std::to_string(cb["in"].get<std::int64_t>()) +
+                       " inputs, not " + std::to_string(out) + " channels x " + std::to_string(block));
+    }
+
+    auto download = [&](Layer& l, const char* name) -> Tensor {
+        Parameter* p = findParameter(l, name);
+        if (!p) return Tensor();
+        if (p->value.dtype() != DType::F32) throw fail(std::string("the ") + name + " is not f32");
+        return be->download(p->value);
+    };
+    const Tensor wa = download(a, "weight"), ba = download(a, "bias"); // (out, C, KH, KW), (out)
+    const Tensor wb = download(b, "weight"), bb = download(b, "bias"); // (O, out, KH', KW') or (O, out*H*W)
+    const auto k = static_cast<std::int64_t>(keep.size());
+    if (!flattened) block = wb.dim(2) * wb.dim(3); // KH' * KW'
+
+    nlohmann::json na = ca, nb = cb;
+    na["out"] = k;
+    nb["in"] = flattened ? k * block : k;
+    std::unique_ptr<Layer> newA = makeLayer(na), newB = makeLayer(nb);
+    Shape sa = wa.shape();
+    sa[0] = k;
+    findParameter(*newA, "weight")->value = gatherBlocks(wa, 1, out, wa.numel() / out, keep, sa);
+    if (ba.defined()) findParameter(*newA, "bias")->value = gatherBlocks(ba, 1, out, 1, keep, {k});
+    Shape sb = wb.shape();
+    sb[1] = flattened ? k * block : k;
+    findParameter(*newB, "weight")->value = gatherBlocks(wb, wb.dim(0), out, block, keep, sb);
+    if (bb.defined()) findParameter(*newB, "bias")->value = bb;
+
+    return replacePair(path, s, j, std::move(newA), std::move(newB));
 }
 
 } // namespace lathe

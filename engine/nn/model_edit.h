@@ -1,5 +1,6 @@
 // ModelEditor: the in-place changes strategies make to a model's structure (replace, insert, remove a layer
-// at a path; shrink a Linear's outputs with the next Linear's inputs). Every edit leaves the model consistent.
+// at a path; shrink a Linear's outputs or a Conv2d's filters with the next layer's inputs). Every edit leaves the
+// model consistent.
 #pragma once
 
 #include "engine/nn/model.h"
@@ -53,6 +54,14 @@ public:
     // removed. Only relu, gelu and dropout may stand between the two. Returns the path of that next Linear.
     std::string shrinkLinearOutputs(const std::string& path, const std::vector<std::int64_t>& keep);
 
+    // The same for a Conv2d (groups 1): it keeps the filters `keep` (weight (K, C, KH, KW) rows and bias), and the
+    // next consumer of the same sequence keeps the matching inputs: a Conv2d with groups 1 its input channels, or,
+    // through a flatten, a Linear the H*W consecutive columns each kept channel owns in the flattened NCHW map
+    // (H, W as the model infers them at the flatten). Only relu, gelu, dropout and maxpool2d may stand between
+    // (and relu, gelu, dropout after the flatten). A grouped or depthwise producer or consumer is refused with a
+    // ConfigError before anything changes. Returns the path of the consumer.
+    std::string shrinkConvOutputs(const std::string& path, const std::vector<std::int64_t>& keep);
+
 private:
     struct Slot {
         std::vector<std::unique_ptr<Layer>>* list = nullptr;
@@ -61,6 +70,10 @@ private:
     Slot resolve(const std::string& path) const;
     // Renumbers, checks shapes and places parameters; on a shape error runs `undo`, renumbers and rethrows.
     void commit(const std::function<void()>& undo);
+    // A shrunk layer at `s` and its consumer at index j of the same sequence put in place (undone on a shape
+    // error); returns the consumer's path.
+    std::string replacePair(const std::string& path, const Slot& s, std::size_t j, std::unique_ptr<Layer> a,
+                            std::unique_ptr<Layer> b);
 
     Model& m_model;
 };

@@ -1,10 +1,13 @@
 // Model files shared with PyTorch 1.13 (/usr/bin/python3, Debian python3-torch): a PyTorch state_dict
 // saved as safetensors loads into Lathe with an architecture JSON beside it and gives PyTorch's logits;
-// a Lathe-saved model loads into torch with load_state_dict(strict=True) and gives Lathe's.
+// a Lathe-saved model loads into torch with load_state_dict(strict=True) and gives Lathe's, a structurally
+// pruned one (shrunk filters and neurons, new shapes in its architecture metadata) included.
 // Skipped when torch is not importable.
 #include "engine/backends/registry.h"
 #include "engine/io/model_io.h"
 #include "engine/io/safetensors.h"
+#include "engine/nn/model_edit.h"
+#include "engine/strategies/prune/pruning.h"
 #include "tests/support/test_support.h"
 
 #include <QProcess>
@@ -102,6 +105,39 @@ private slots:
         writeSafetensors(dir + "/lathe_io.safetensors", {{"pixels", *pixels}, {"logits", logitsTensor}}, {});
         const Run checked = runScript({"check", QString::fromStdString(dir)});
         qInfo("%s: Lathe -> PyTorch %s", qPrintable(kind), qPrintable(checked.output.trimmed()));
+        QVERIFY2(checked.exitCode == 0, qPrintable(checked.output));
+    }
+
+    void structurallyPrunedModelLoadsInTorch() {
+        // The CNN's two convolutions and hidden Linear lose 40% of their filters and neurons (smallest L1 norm, as
+        // prune.structured ranks them) with their consumers' inputs; torch builds the module from the saved
+        // architecture (the new shapes) and must give the shrunk model's logits.
+        const std::string dir = test::tempDir() + "/interop-structured";
+        std::filesystem::create_directories(dir);
+        const Run exported = runScript({"export", QString::fromStdString(dir), "cnn"});
+        QVERIFY2(exported.exitCode == 0, qPrintable(exported.output));
+        auto model = loadModel(dir + "/torch_model.safetensors", dir + "/architecture.json");
+        ModelEditor editor(*model);
+        for (const char* path : {"layers.0", "layers.3", "layers.7"}) {
+            Parameter* weight = nullptr;
+            for (Parameter* p : editor.layer(path).parameters())
+                if (p->name == "weight") weight = p;
+            const std::int64_t out = weight->value.dim(0);
+            const auto keep = prune::keptUnits(prune::rowNorms(cpuBackend()->downloadF32(weight->value), out, false), 0.4, 1);
+            if (editor.layer(path).type() == "conv2d") editor.shrinkConvOutputs(path, keep);
+            else editor.shrinkLinearOutputs(path, keep);
+        }
+        QCOMPARE(editor.layer("layers.7").config().at("in").get<std::int64_t>(), std::int64_t(10 * 49)); // 16 -> 10
+        saveModel(*model, dir + "/lathe_model.safetensors");
+        const auto io = readSafetensors(dir + "/torch_io.safetensors");
+        const Tensor* pixels = io.find("pixels");
+        QVERIFY(pixels);
+        const auto ours = latheLogits(*model, *pixels);
+        Tensor logitsTensor = Tensor::host({pixels->dim(0), model->numClasses()}, DType::F32);
+        std::copy(ours.begin(), ours.end(), logitsTensor.ptr<float>());
+        writeSafetensors(dir + "/lathe_io.safetensors", {{"pixels", *pixels}, {"logits", logitsTensor}}, {});
+        const Run checked = runScript({"check", QString::fromStdString(dir)});
+        qInfo("structured: Lathe -> PyTorch %s", qPrintable(checked.output.trimmed()));
         QVERIFY2(checked.exitCode == 0, qPrintable(checked.output));
     }
 };

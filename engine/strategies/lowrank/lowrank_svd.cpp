@@ -8,6 +8,7 @@
 #include "engine/nn/model_edit.h"
 #include "engine/strategies/lowrank/svd.h"
 #include "engine/strategies/measure/measure_fields.h"
+#include "engine/strategies/measure/side_by_side.h"
 #include "engine/strategies/strategy.h"
 
 #include <algorithm>
@@ -117,47 +118,19 @@ public:
         const double flopsAfter = forwardFlopsPerSample(ctx.model());
         const MeasureOutcome after = measure(ctx, "factored", 0.55, 1.0);
 
-        auto& sum = ctx.summary();
-        for (const auto* o : {&before, &after})
-            for (const auto& [k, v] : o->summary) sum[k] = v;
-        sum["original.flops"] = flopsBefore;
-        sum["flops"] = flopsAfter;
-        sum["params"] = static_cast<double>(ctx.model().parameterCount());
-        sum["speedup_theoretical"] = flopsAfter > 0 ? flopsBefore / flopsAfter : 1.0;
-        const auto& batches = m_params.measure.batchSizes;
-        for (std::size_t bi = 0; bi < batches.size(); ++bi) {
-            const std::string tag = "@b" + std::to_string(batches[bi]);
-            const double a = before.summary.at("original.latency_p50_ms" + tag);
-            const double b = after.summary.at("factored.latency_p50_ms" + tag);
-            if (b <= 0) continue;
-            sum["speedup_realized" + tag] = a / b;
-            if (bi == 0) sum["speedup_realized"] = a / b;
-        }
+        const double realized = reportSideBySide(
+            ctx, m_params.measure, {"original", "factored", before, after, flopsBefore, flopsAfter});
         ctx.notes()["lowrank_ranks"] = ranks;
         ctx.info(std::string(kStep) + ": factored " + std::to_string(factored) + " of " + std::to_string(sites.size()) +
                  " Linear layers: " + ranks);
         ctx.info(std::string(kStep) + ": FLOPs per sample " + fixed(flopsBefore, 0) + " -> " + fixed(flopsAfter, 0) +
-                 (sum.count("speedup_realized") ? ", realized speedup " + fixed(sum["speedup_realized"], 3) : ""));
+                 (realized > 0 ? ", realized speedup " + fixed(realized, 3) : ""));
         if (factored == 0) ctx.warn(std::string(kStep) + ": no layer was factored (" + ranks + ")");
     }
 
 private:
-    // Timing (and accuracy) of the current model under `label`, as a measure step with that label would.
     MeasureOutcome measure(StepContext& ctx, const std::string& label, double from, double to) const {
-        if (m_params.measure.batchSizes.empty()) throw ConfigError(std::string(kStep) + ": batch_sizes is empty");
-        MeasureRequest req;
-        static_cast<MeasureSettings&>(req) = m_params.measure;
-        req.label = label;
-        req.seed = ctx.seed;
-        auto progress = [&ctx, from, to, label](double f, const std::string& what) {
-            if (ctx.progress) ctx.progress(from + (to - from) * f, label + ": " + what);
-        };
-        const MeasureOutcome out = measureModel(
-            MeasureTarget{ctx.model(), ctx.backend(), ctx.evalData(), ctx.sink(), ctx.runId, ctx.runStartMs, ctx.cancel,
-                          progress},
-            req);
-        if (out.noisy) ctx.warn(std::string(kStep) + " " + label + ": " + noiseWarning(out, req));
-        return out;
+        return measureLabelled(ctx, m_params.measure, kStep, label, from, to);
     }
 
     // Factors one Linear in place (or skips it); returns its entry of the note.

@@ -2,8 +2,8 @@
 // value of every Linear and Conv2d weight are set to exactly zero, per layer or over the whole model.
 // The zeros are kept: a mask hook holds them at exactly zero through every later training phase of the run
 // (finetune). Dense kernels still multiply the zeros: the summary says how sparse the model is, not that it
-// is faster. The family's other strategies live beside it (nm.cpp, gradual.cpp, sensitivity.cpp) and share
-// pruning.h; this source registers them all.
+// is faster. The family's other strategies live beside it (nm.cpp, gradual.cpp, sensitivity.cpp,
+// structured.cpp) and share pruning.h; this source registers them all.
 #include "engine/strategies/prune/pruning.h"
 
 #include <memory>
@@ -55,4 +55,5 @@ LATHE_STRATEGY_FAMILY(prune) {
     registerNmPrune(registry);
     registerGradualPrune(registry);
     registerSensitivitySweep(registry);
+    registerStructuredPrune(registry);
 }

@@ -84,5 +84,11 @@ void scopeField(SchemaBuilder<Params>& b, PruneScope Params::*member) {
 void registerNmPrune(StrategyRegistry& registry);
 void registerGradualPrune(StrategyRegistry& registry);
 void registerSensitivitySweep(StrategyRegistry& registry);
+void registerStructuredPrune(StrategyRegistry& registry);
+
+// prune.structured's ranking: L1 (or L2) norm of each output row of a weight laid out as (out, rowLength), and
+// the units a layer keeps: all but floor(ratio * n) of smallest norm, at least min(minChannels, n), ascending.
+std::vector<double> rowNorms(const std::vector<float>& weight, std::int64_t out, bool l2);
+std::vector<std::int64_t> keptUnits(const std::vector<double>& norms, double ratio, std::int64_t minChannels);
 
 } // namespace lathe::prune
