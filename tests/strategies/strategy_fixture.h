@@ -3,11 +3,19 @@
 #pragma once
 
 #include "engine/backends/registry.h"
+#include "engine/experiment/runner.h"
+#include "engine/experiment/spec.h"
 #include "engine/io/model_io.h"
+#include "engine/measure/latency.h"
+#include "engine/store/run_store.h"
 #include "engine/nn/zoo.h"
 #include "engine/strategies/strategy.h"
 #include "tests/nn/band_dataset.h"
+#include "tests/support/test_support.h"
 
+#include <QtTest>
+
+#include <limits>
 #include <map>
 #include <string>
 #include <tuple>
@@ -61,7 +69,49 @@ struct ContextFixture {
         ctx.training = &training;
         ctx.loadModel = [](const ModelRef& ref) { return lathe::loadModel(ref, 42, *cpuBackend()); };
     }
+
+    // The per-layer stat a step reported, or NaN when it reported none.
+    double stat(const std::string& layer, const std::string& key) const {
+        for (const auto& [l, k, v] : stats)
+            if (l == layer && k == key) return v;
+        return std::numeric_limits<double>::quiet_NaN();
+    }
 };
+
+// The model saved to a temporary file `name` and loaded back onto the CPU backend (with its shapes and
+// parameter count checked by the caller).
+inline std::unique_ptr<Model> saveAndReload(Model& m, const std::string& name) {
+    const std::string path = tempDir() + "/" + name;
+    saveModel(m, path);
+    auto loaded = loadModel(path);
+    loaded->to(*cpuBackend());
+    return loaded;
+}
+
+// The defaults of a strategy that measures inside its step (before and after), with the timing made as
+// short as possible: one batch of 4, 3 repeats, no accuracy. For tests of what the step does, not of timing.
+inline ParamValues quickMeasuringDefaults(const std::string& strategy) {
+    ParamValues v = defaultValues(*StrategyRegistry::instance().find(strategy));
+    v.set("batch_sizes", std::vector<std::int64_t>{4});
+    v.set("warmup", std::int64_t(0));
+    v.set("repeats", std::int64_t(3));
+    v.set("rotate_batches", std::int64_t(1));
+    v.set("accuracy", false);
+    return v;
+}
+
+// The parameter called name, downloaded.
+inline std::vector<float> paramValues(Model& m, const std::string& name) {
+    for (const auto& np : m.namedParameters())
+        if (np.name == name) return cpuBackend()->downloadF32(np.param->value);
+    throw ConfigError("no parameter " + name);
+}
+
+// The logits of the first 8 samples of data (inference).
+inline std::vector<float> firstLogits(Model& m, const Dataset& data) {
+    const auto batches = makeInputBatches(*cpuBackend(), m, data, 8, 1);
+    return cpuBackend()->downloadF32(m.forward(batches[0], ForwardContext{}));
+}
 
 // An experiment over the Fashion-MNIST MLP with one step, for validation tests.
 inline nlohmann::json experimentWith(const nlohmann::json& step, const std::string& name = "strategy-test") {
@@ -69,6 +119,42 @@ inline nlohmann::json experimentWith(const nlohmann::json& step, const std::stri
             {"model", {{"zoo", "mlp-784-256-128-10"}}},
             {"dataset", {{"name", "fashion-mnist"}}},
             {"steps", nlohmann::json::array({step})}};
+}
+
+// An experiment over a zoo model with one step and its params, for validation tests.
+inline nlohmann::json experimentOnZoo(const std::string& zoo, const std::string& strategy, const nlohmann::json& params) {
+    return {{"name", "t"},
+            {"model", {{"zoo", zoo}}},
+            {"dataset", {{"name", "fashion-mnist"}}},
+            {"steps", {{{"strategy", strategy}, {"params", params}}}}};
+}
+
+// Validation of doc finds exactly one problem, at pointer, with message (unless message is empty).
+inline void expectSingleIssue(const nlohmann::json& doc, const QString& pointer, const QString& message) {
+    const auto issues = validateExperiment(doc);
+    QCOMPARE(issues.size(), std::size_t(1));
+    QCOMPARE(QString::fromStdString(issues[0].pointer), pointer);
+    if (!message.isEmpty()) QCOMPARE(QString::fromStdString(issues[0].message), message);
+}
+
+// Runs one step with default params on the saved model `modelPath` (no signature at validation, so the
+// step finds out at the run what it cannot do) through the Runner into a store under `dir`, on 50 test
+// images; returns the outcome and the error the store kept for the run.
+inline std::pair<RunOutcome, std::string> runStepOnSavedModel(const std::string& dir, const std::string& modelPath,
+                                                              const std::string& strategy) {
+    const nlohmann::json doc = {{"name", "saved-model"},
+                                {"model", {{"path", modelPath}}},
+                                {"dataset", {{"name", "fashion-mnist"}, {"split", "test"}, {"limit", 50}}},
+                                {"device", "cpu"},
+                                {"steps", {{{"strategy", strategy}, {"params", nlohmann::json::object()}}}},
+                                {"measure", {{"batch_sizes", {1}}, {"warmup", 0}, {"repeats", 2}}}};
+    if (!validateExperiment(doc).empty()) throw ConfigError("runStepOnSavedModel: the experiment does not validate");
+    RunStore store(dir + "/runs.sqlite");
+    Runner runner(store, RunnerOptions{"", dir + "/cache"});
+    std::atomic<bool> cancel{false};
+    const auto outcomes = runner.run(parseExperiment(doc, "inline"), doc, RunnerEvents{}, cancel);
+    if (outcomes.size() != 1) throw ConfigError("runStepOnSavedModel: expected one run");
+    return {outcomes[0], store.run(outcomes[0].runId)->error};
 }
 
 } // namespace lathe::test

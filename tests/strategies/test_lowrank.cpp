@@ -29,23 +29,12 @@ constexpr double kReconstructionTol = 2e-5;
 constexpr double kFullRankTol = 1e-4;
 
 ParamValues svdParams(std::int64_t rank, double energy = 0.9) {
-    ParamValues v = defaultValues(*StrategyRegistry::instance().find("lowrank.svd"));
+    ParamValues v = test::quickMeasuringDefaults("lowrank.svd");
     v.set("rank", rank);
     v.set("energy", energy);
-    // Timing is not under test here: one small batch, a few repeats.
-    v.set("batch_sizes", std::vector<std::int64_t>{4});
-    v.set("warmup", std::int64_t(0));
-    v.set("repeats", std::int64_t(3));
-    v.set("rotate_batches", std::int64_t(1));
-    v.set("accuracy", false);
     return v;
 }
 
-std::vector<float> param(Model& m, const std::string& name) {
-    for (const auto& np : m.namedParameters())
-        if (np.name == name) return cpuBackend()->downloadF32(np.param->value);
-    throw ConfigError("no parameter " + name);
-}
 
 bool hasParam(Model& m, const std::string& name) {
     for (const auto& np : m.namedParameters())
@@ -53,16 +42,7 @@ bool hasParam(Model& m, const std::string& name) {
     return false;
 }
 
-std::vector<float> logits(Model& m, const Dataset& data) {
-    const auto batches = makeInputBatches(*cpuBackend(), m, data, 8, 1);
-    return cpuBackend()->downloadF32(m.forward(batches[0], ForwardContext{}));
-}
 
-double statOf(const test::ContextFixture& fx, const std::string& layer, const std::string& key) {
-    for (const auto& [l, k, v] : fx.stats)
-        if (l == layer && k == key) return v;
-    return -1;
-}
 
 // An (8, 784) weight with singular values s: U from the 8x8 Hadamard matrix / sqrt(8), V from unit vectors of
 // the inputs 3, 103, 203, ... with alternating signs, so both factors are orthogonal by construction.
@@ -103,18 +83,18 @@ private slots:
     void reconstructionErrorIsTheDiscardedEnergy() {
         QFETCH(qlonglong, rank);
         test::ContextFixture fx("mlp-784-64-10");
-        const auto w = param(*fx.model, "layers.1.weight"); // (64, 784)
-        const auto bias = param(*fx.model, "layers.1.bias");
+        const auto w = test::paramValues(*fx.model, "layers.1.weight"); // (64, 784)
+        const auto bias = test::paramValues(*fx.model, "layers.1.bias");
         ParamValues v = svdParams(rank);
         v.set("min_saving", false); // full rank saves nothing but must still factor
         StrategyRegistry::instance().create("lowrank.svd", v)->apply(fx.ctx);
 
-        const auto a = param(*fx.model, "layers.1.layers.0.weight"); // (r, 784)
-        const auto b = param(*fx.model, "layers.1.layers.1.weight"); // (64, r)
+        const auto a = test::paramValues(*fx.model, "layers.1.layers.0.weight"); // (r, 784)
+        const auto b = test::paramValues(*fx.model, "layers.1.layers.1.weight"); // (64, r)
         QCOMPARE(a.size(), std::size_t(rank * 784));
         QCOMPARE(b.size(), std::size_t(64 * rank));
         QVERIFY(!hasParam(*fx.model, "layers.1.layers.0.bias"));
-        QCOMPARE(param(*fx.model, "layers.1.layers.1.bias"), bias);
+        QCOMPARE(test::paramValues(*fx.model, "layers.1.layers.1.bias"), bias);
         double err = 0, norm = 0;
         for (int i = 0; i < 64; ++i)
             for (int j = 0; j < 784; ++j) {
@@ -128,19 +108,19 @@ private slots:
         const double expected = lowrank::discardedNorm(svd.s, rank);
         QVERIFY2(std::fabs(std::sqrt(err) - expected) <= kReconstructionTol * std::sqrt(norm),
                  qPrintable(QString("error %1, discarded %2").arg(std::sqrt(err)).arg(expected)));
-        QCOMPARE(statOf(fx, "layers.1.weight", "rank"), double(rank));
-        QCOMPARE(statOf(fx, "layers.1.weight", "params_after"), double(rank * (784 + 64) + 64));
+        QCOMPARE(fx.stat("layers.1.weight", "rank"), double(rank));
+        QCOMPARE(fx.stat("layers.1.weight", "params_after"), double(rank * (784 + 64) + 64));
     }
 
     void fullRankReproducesTheOutputs() {
         test::ContextFixture fx("mlp-784-256-128-10");
-        const auto before = logits(*fx.model, fx.data.test);
+        const auto before = test::firstLogits(*fx.model, fx.data.test);
         ParamValues v = svdParams(256); // layers.3 and layers.5 take their full rank, min(in, out)
         v.set("layers", std::string("all"));
         v.set("min_saving", false);
         StrategyRegistry::instance().create("lowrank.svd", v)->apply(fx.ctx);
         QVERIFY(hasParam(*fx.model, "layers.5.layers.1.bias")); // the classifier too
-        const auto after = logits(*fx.model, fx.data.test);
+        const auto after = test::firstLogits(*fx.model, fx.data.test);
         QCOMPARE(after.size(), before.size());
         double worst = 0, scale = 0;
         for (std::size_t i = 0; i < before.size(); ++i) {
@@ -183,20 +163,20 @@ private slots:
         for (const auto& np : fx.model->namedParameters())
             if (np.name == "layers.1.weight") cpuBackend()->copyFromHost(np.param->value, w.data());
         StrategyRegistry::instance().create("lowrank.svd", svdParams(0, energy))->apply(fx.ctx);
-        QCOMPARE(statOf(fx, "layers.1.weight", "rank"), double(rank));
-        QVERIFY(std::fabs(statOf(fx, "layers.1.weight", "energy_kept") - lowrank::energyKept(kKnownSingular, rank)) < 1e-6);
-        QVERIFY(statOf(fx, "layers.1.weight", "energy_kept") >= energy - 1e-6);
+        QCOMPARE(fx.stat("layers.1.weight", "rank"), double(rank));
+        QVERIFY(std::fabs(fx.stat("layers.1.weight", "energy_kept") - lowrank::energyKept(kKnownSingular, rank)) < 1e-6);
+        QVERIFY(fx.stat("layers.1.weight", "energy_kept") >= energy - 1e-6);
     }
 
     void layerWithoutSavingIsSkipped() {
         test::ContextFixture fx("mlp-784-64-10");
-        const auto w = param(*fx.model, "layers.1.weight");
+        const auto w = test::paramValues(*fx.model, "layers.1.weight");
         // 64 (784 + 64) > 784 * 64: full rank would add weights.
         StrategyRegistry::instance().create("lowrank.svd", svdParams(64))->apply(fx.ctx);
-        QCOMPARE(param(*fx.model, "layers.1.weight"), w);
+        QCOMPARE(test::paramValues(*fx.model, "layers.1.weight"), w);
         QVERIFY(fx.notes.at("lowrank_ranks").find("skipped") != std::string::npos);
         QCOMPARE(fx.summary.at("speedup_theoretical"), 1.0);
-        QCOMPARE(statOf(fx, "layers.1.weight", "params_after"), statOf(fx, "layers.1.weight", "params_before"));
+        QCOMPARE(fx.stat("layers.1.weight", "params_after"), fx.stat("layers.1.weight", "params_before"));
     }
 
     void flopsCountLinearAndConvLayers() {
@@ -211,14 +191,11 @@ private slots:
     void factoredModelSavesAndLoads() {
         test::ContextFixture fx("mlp-784-256-128-10");
         StrategyRegistry::instance().create("lowrank.svd", svdParams(0, 0.7))->apply(fx.ctx);
-        const auto before = logits(*fx.model, fx.data.test);
-        const std::string path = test::tempDir() + "/lowrank-factored.safetensors";
-        saveModel(*fx.model, path);
-        auto loaded = loadModel(path);
-        loaded->to(*cpuBackend());
+        const auto before = test::firstLogits(*fx.model, fx.data.test);
+        auto loaded = test::saveAndReload(*fx.model, "lowrank-factored.safetensors");
         QCOMPARE(loaded->parameterCount(), fx.model->parameterCount());
         QVERIFY(hasParam(*loaded, "layers.1.layers.0.weight"));
-        QCOMPARE(logits(*loaded, fx.data.test), before);
+        QCOMPARE(test::firstLogits(*loaded, fx.data.test), before);
     }
 
     void validationRefusesWithPointers_data() {
@@ -242,22 +219,13 @@ private slots:
         QFETCH(QString, params);
         QFETCH(QString, pointer);
         QFETCH(QString, message);
-        const json doc = {{"name", "t"},
-                          {"model", {{"zoo", model.toStdString()}}},
-                          {"dataset", {{"name", "fashion-mnist"}}},
-                          {"steps", {{{"strategy", "lowrank.svd"}, {"params", json::parse(params.toStdString())}}}}};
-        const auto issues = validateExperiment(doc);
-        QCOMPARE(issues.size(), std::size_t(1));
-        QCOMPARE(QString::fromStdString(issues[0].pointer), pointer);
-        if (!message.isEmpty()) QCOMPARE(QString::fromStdString(issues[0].message), message);
+        test::expectSingleIssue(test::experimentOnZoo(model.toStdString(), "lowrank.svd", json::parse(params.toStdString())),
+                                pointer, message);
     }
 
     void rankSomeLayerTakesIsValid() {
         // 200 fits layers.1 (min 256) but not layers.3 (min 128), which is then kept at full rank and skipped.
-        const json doc = {{"name", "t"},
-                          {"model", {{"zoo", "mlp-784-256-128-10"}}},
-                          {"dataset", {{"name", "fashion-mnist"}}},
-                          {"steps", {{{"strategy", "lowrank.svd"}, {"params", {{"rank", 200}}}}}}};
+        const json doc = test::experimentOnZoo("mlp-784-256-128-10", "lowrank.svd", {{"rank", 200}});
         QVERIFY(validateExperiment(doc).empty());
     }
 
@@ -296,21 +264,10 @@ private slots:
         auto conv = archModel(json::array({{{"type", "conv2d"}, {"in", 1}, {"out", 10}, {"kernel", 28}},
                                            {{"type", "flatten"}}}));
         saveModel(*conv, dir + "/conv.safetensors");
-        const json doc = {{"name", "no-linear"},
-                          {"model", {{"path", dir + "/conv.safetensors"}}},
-                          {"dataset", {{"name", "fashion-mnist"}, {"split", "test"}, {"limit", 50}}},
-                          {"device", "cpu"},
-                          {"steps", {{{"strategy", "lowrank.svd"}, {"params", json::object()}}}},
-                          {"measure", {{"batch_sizes", {1}}, {"warmup", 0}, {"repeats", 2}}}};
-        QVERIFY(validateExperiment(doc).empty());
-        RunStore store(dir + "/runs.sqlite");
-        Runner runner(store, RunnerOptions{"", dir + "/cache"});
-        std::atomic<bool> cancel{false};
-        const auto outcomes = runner.run(parseExperiment(doc, "inline"), doc, RunnerEvents{}, cancel);
-        QCOMPARE(outcomes.size(), std::size_t(1));
-        QCOMPARE(outcomes[0].status, std::string("failed"));
-        QCOMPARE(outcomes[0].error, std::string("lowrank.svd: the model has no Linear layer to factor"));
-        QCOMPARE(store.run(outcomes[0].runId)->error, outcomes[0].error);
+        const auto [outcome, stored] = test::runStepOnSavedModel(dir, dir + "/conv.safetensors", "lowrank.svd");
+        QCOMPARE(outcome.status, std::string("failed"));
+        QCOMPARE(outcome.error, std::string("lowrank.svd: the model has no Linear layer to factor"));
+        QCOMPARE(stored, outcome.error);
     }
 };
 

@@ -70,11 +70,6 @@ ParamValues gradualParams(std::int64_t epochs, double initial, double final, dou
     return v;
 }
 
-double statOf(const ContextFixture& fx, const std::string& layer, const std::string& key) {
-    for (const auto& [l, k, v] : fx.stats)
-        if (l == layer && k == key) return v;
-    return NAN;
-}
 
 } // namespace
 
@@ -114,7 +109,7 @@ private slots:
         for (std::size_t l = 0; l < after.size(); ++l) {
             if (l >= pruned) {
                 QCOMPARE(after[l].values, before[l].values); // the classifier left alone
-                QVERIFY(std::isnan(statOf(fx, after[l].name, "sparsity")));
+                QVERIFY(std::isnan(fx.stat(after[l].name, "sparsity")));
                 continue;
             }
             const std::size_t rowLength = after[l].values.size() / static_cast<std::size_t>(after[l].shape[0]);
@@ -138,7 +133,7 @@ private slots:
                     QVERIFY(maxRemoved <= minKept);
                 }
             layerZeros = zerosIn(after[l].values);
-            QCOMPARE(statOf(fx, after[l].name, "sparsity"), double(layerZeros) / double(after[l].values.size()));
+            QCOMPARE(fx.stat(after[l].name, "sparsity"), double(layerZeros) / double(after[l].values.size()));
             zeros += double(layerZeros);
             total += double(after[l].values.size());
         }
@@ -278,9 +273,9 @@ private slots:
         const auto weights = weightsOf(*fx.model);
         double worst = -1;
         for (const auto& w : weights) {
-            const double d50 = statOf(fx, w.name, "accuracy_drop@50"), d90 = statOf(fx, w.name, "accuracy_drop@90");
+            const double d50 = fx.stat(w.name, "accuracy_drop@50"), d90 = fx.stat(w.name, "accuracy_drop@90");
             QVERIFY(std::isfinite(d50) && std::isfinite(d90));
-            QCOMPARE(statOf(fx, w.name, "sensitivity"), (d50 + d90) / 2);
+            QCOMPARE(fx.stat(w.name, "sensitivity"), (d50 + d90) / 2);
             worst = std::max(worst, (d50 + d90) / 2);
         }
         QCOMPARE(fx.summary.at("most_sensitive_layer_drop"), worst);
@@ -300,7 +295,7 @@ private slots:
         cpuBackend()->copyFromHost(params[0].param->value, first.data());
         QCOMPARE(params[0].name, weights[0].name);
         const double pruned = evaluate(*copy.model, *cpuBackend(), copy.data.test).accuracy;
-        QCOMPARE(statOf(fx, weights[0].name, "accuracy_drop@90"), baseline - pruned);
+        QCOMPARE(fx.stat(weights[0].name, "accuracy_drop@90"), baseline - pruned);
     }
 
     void validationNamesTheField_data() {

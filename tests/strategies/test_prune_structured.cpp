@@ -69,35 +69,15 @@ void setWeight(Model& m, const std::string& name, const std::vector<float>& valu
     QFAIL(("no parameter " + name).c_str());
 }
 
-std::vector<float> param(Model& m, const std::string& name) {
-    for (const auto& np : m.namedParameters())
-        if (np.name == name) return cpuBackend()->downloadF32(np.param->value);
-    throw ConfigError("no parameter " + name);
-}
 
 ParamValues structuredParams(double ratio, std::int64_t minChannels = 1) {
-    ParamValues v = defaultValues(*StrategyRegistry::instance().find("prune.structured"));
+    ParamValues v = test::quickMeasuringDefaults("prune.structured");
     v.set("ratio", ratio);
     v.set("min_channels", minChannels);
-    // Timing is not under test here: one small batch, a few repeats.
-    v.set("batch_sizes", std::vector<std::int64_t>{4});
-    v.set("warmup", std::int64_t(0));
-    v.set("repeats", std::int64_t(3));
-    v.set("rotate_batches", std::int64_t(1));
-    v.set("accuracy", false);
     return v;
 }
 
-std::vector<float> logits(Model& m, const Dataset& data) {
-    const auto batches = makeInputBatches(*cpuBackend(), m, data, 8, 1);
-    return cpuBackend()->downloadF32(m.forward(batches[0], ForwardContext{}));
-}
 
-double statOf(const test::ContextFixture& fx, const std::string& layer, const std::string& key) {
-    for (const auto& [l, k, v] : fx.stats)
-        if (l == layer && k == key) return v;
-    return -1;
-}
 
 const json kConvPoolLinear = json::array({{{"type", "conv2d"}, {"in", 1}, {"out", 6}, {"kernel", 3}, {"padding", 1}},
                                           {{"type", "relu"}},
@@ -137,13 +117,13 @@ private slots:
         setWeight(*fx.model, "layers.0.weight", w);
         ParamValues v = structuredParams(0.5);
         StrategyRegistry::instance().create("prune.structured", v)->apply(fx.ctx);
-        QCOMPARE(param(*fx.model, "layers.0.weight").size(), std::size_t(3 * 9));
-        const auto kept = param(*fx.model, "layers.0.weight");
+        QCOMPARE(test::paramValues(*fx.model, "layers.0.weight").size(), std::size_t(3 * 9));
+        const auto kept = test::paramValues(*fx.model, "layers.0.weight");
         QCOMPARE(kept[0], w[0]);
         QCOMPARE(kept[9], w[1 * 9]);
         QCOMPARE(kept[18], w[5 * 9]);
-        QCOMPARE(statOf(fx, "layers.0.weight", "channels_before"), 6.0);
-        QCOMPARE(statOf(fx, "layers.0.weight", "channels_after"), 3.0);
+        QCOMPARE(fx.stat("layers.0.weight", "channels_before"), 6.0);
+        QCOMPARE(fx.stat("layers.0.weight", "channels_after"), 3.0);
         QVERIFY(fx.summary.at("speedup_theoretical") > 1.0);
         QVERIFY(fx.summary.count("speedup_realized@b4"));
         QVERIFY(fx.summary.at("params") < fx.summary.at("original.params"));
@@ -197,7 +177,7 @@ private slots:
         // Removing filters whose weights and bias are zero (relu(0) = 0, maxpool keeps 0) leaves the logits as
         // they were: the consumer's removed columns only ever multiplied zeros.
         auto m = archModel(kConvPoolLinear);
-        std::vector<float> w = param(*m, "layers.0.weight"), b = param(*m, "layers.0.bias");
+        std::vector<float> w = test::paramValues(*m, "layers.0.weight"), b = test::paramValues(*m, "layers.0.bias");
         for (int f : {1, 4}) {
             std::fill_n(w.begin() + f * 9, 9, 0.0f);
             b[static_cast<std::size_t>(f)] = 0.0f;
@@ -218,14 +198,14 @@ private slots:
                                         {{"type", "conv2d"}, {"in", 8}, {"out", 8}, {"kernel", 3}, {"groups", 8}},
                                         {{"type", "flatten"}},
                                         {{"type", "linear"}, {"in", 8 * 24 * 24}, {"out", 10}}}));
-        const auto before = param(*m, "layers.0.weight");
+        const auto before = test::paramValues(*m, "layers.0.weight");
         try {
             ModelEditor(*m).shrinkConvOutputs("layers.0", {0, 1, 2, 3});
             QFAIL("expected a ConfigError");
         } catch (const ConfigError& e) {
             QVERIFY2(std::string(e.what()).find("grouped or depthwise") != std::string::npos, e.what());
         }
-        QCOMPARE(param(*m, "layers.0.weight"), before);
+        QCOMPARE(test::paramValues(*m, "layers.0.weight"), before);
         try {
             ModelEditor(*m).shrinkConvOutputs("layers.1", {0, 1, 2, 3});
             QFAIL("expected a ConfigError");
@@ -237,17 +217,17 @@ private slots:
     void shrunkModelFinetunes() {
         test::ContextFixture fx("mlp-784-256-128-10");
         StrategyRegistry::instance().create("prune.structured", structuredParams(0.5, 8))->apply(fx.ctx);
-        QCOMPARE(param(*fx.model, "layers.1.weight").size(), std::size_t(128 * 784));
-        QCOMPARE(param(*fx.model, "layers.3.weight").size(), std::size_t(64 * 128));
-        QCOMPARE(param(*fx.model, "layers.5.weight").size(), std::size_t(10 * 64));
-        const auto w = param(*fx.model, "layers.3.weight");
+        QCOMPARE(test::paramValues(*fx.model, "layers.1.weight").size(), std::size_t(128 * 784));
+        QCOMPARE(test::paramValues(*fx.model, "layers.3.weight").size(), std::size_t(64 * 128));
+        QCOMPARE(test::paramValues(*fx.model, "layers.5.weight").size(), std::size_t(10 * 64));
+        const auto w = test::paramValues(*fx.model, "layers.3.weight");
         ParamValues ft = defaultValues(*StrategyRegistry::instance().find("finetune"));
         ft.set("epochs", std::int64_t(1));
         ft.set("batch_size", std::int64_t(50));
         ft.set("lr", 0.01);
         StrategyRegistry::instance().create("finetune", ft)->apply(fx.ctx);
-        QVERIFY(param(*fx.model, "layers.3.weight") != w);
-        QCOMPARE(param(*fx.model, "layers.3.weight").size(), std::size_t(64 * 128));
+        QVERIFY(test::paramValues(*fx.model, "layers.3.weight") != w);
+        QCOMPARE(test::paramValues(*fx.model, "layers.3.weight").size(), std::size_t(64 * 128));
     }
 
     void shrunkModelSavesAndLoads() {
@@ -258,13 +238,10 @@ private slots:
         QCOMPARE(ModelEditor(*fx.model).layer("layers.3").config().at("out").get<std::int64_t>(), std::int64_t(39));
         QCOMPARE(ModelEditor(*fx.model).layer("layers.7").config().at("in").get<std::int64_t>(), std::int64_t(39 * 49));
         QCOMPARE(ModelEditor(*fx.model).layer("layers.10").config().at("in").get<std::int64_t>(), std::int64_t(77));
-        const auto before = logits(*fx.model, fx.data.test);
-        const std::string path = test::tempDir() + "/prune-structured.safetensors";
-        saveModel(*fx.model, path);
-        auto loaded = loadModel(path);
-        loaded->to(*cpuBackend());
+        const auto before = test::firstLogits(*fx.model, fx.data.test);
+        auto loaded = test::saveAndReload(*fx.model, "prune-structured.safetensors");
         QCOMPARE(loaded->parameterCount(), fx.model->parameterCount());
-        QCOMPARE(logits(*loaded, fx.data.test), before);
+        QCOMPARE(test::firstLogits(*loaded, fx.data.test), before);
     }
 
     void validationRefusesWithPointers_data() {
@@ -288,23 +265,14 @@ private slots:
         QFETCH(QString, params);
         QFETCH(QString, pointer);
         QFETCH(QString, message);
-        const json doc = {{"name", "t"},
-                          {"model", {{"zoo", model.toStdString()}}},
-                          {"dataset", {{"name", "fashion-mnist"}}},
-                          {"steps", {{{"strategy", "prune.structured"}, {"params", json::parse(params.toStdString())}}}}};
-        const auto issues = validateExperiment(doc);
-        QCOMPARE(issues.size(), std::size_t(1));
-        QCOMPARE(QString::fromStdString(issues[0].pointer), pointer);
-        if (!message.isEmpty()) QCOMPARE(QString::fromStdString(issues[0].message), message);
+        test::expectSingleIssue(test::experimentOnZoo(model.toStdString(), "prune.structured", json::parse(params.toStdString())),
+                                pointer, message);
     }
 
     void cnnDwsPrunesOnlyWhatItCan() {
         // cnn-dws: the first conv feeds a depthwise conv and the depthwise conv is grouped; only the pointwise
         // conv (16 -> 32, then pool, flatten, the classifier) can lose filters.
-        const json doc = {{"name", "t"},
-                          {"model", {{"zoo", "cnn-dws"}}},
-                          {"dataset", {{"name", "fashion-mnist"}}},
-                          {"steps", {{{"strategy", "prune.structured"}, {"params", {{"layers", "conv"}}}}}}};
+        const json doc = test::experimentOnZoo("cnn-dws", "prune.structured", {{"layers", "conv"}});
         QVERIFY(validateExperiment(doc).empty());
         test::ContextFixture fx("cnn-dws");
         StrategyRegistry::instance().create("prune.structured", structuredParams(0.5, 8))->apply(fx.ctx);
@@ -324,22 +292,11 @@ private slots:
                                              {"layers", {{{"type", "flatten"}}, {{"type", "linear"}, {"in", 784}, {"out", 10}}}}});
         only->initialize(*cpuBackend(), 5);
         saveModel(*only, dir + "/linear.safetensors");
-        const json doc = {{"name", "no-prunable"},
-                          {"model", {{"path", dir + "/linear.safetensors"}}},
-                          {"dataset", {{"name", "fashion-mnist"}, {"split", "test"}, {"limit", 50}}},
-                          {"device", "cpu"},
-                          {"steps", {{{"strategy", "prune.structured"}, {"params", json::object()}}}},
-                          {"measure", {{"batch_sizes", {1}}, {"warmup", 0}, {"repeats", 2}}}};
-        QVERIFY(validateExperiment(doc).empty());
-        RunStore store(dir + "/runs.sqlite");
-        Runner runner(store, RunnerOptions{"", dir + "/cache"});
-        std::atomic<bool> cancel{false};
-        const auto outcomes = runner.run(parseExperiment(doc, "inline"), doc, RunnerEvents{}, cancel);
-        QCOMPARE(outcomes.size(), std::size_t(1));
-        QCOMPARE(outcomes[0].status, std::string("failed"));
-        QCOMPARE(outcomes[0].error, std::string("prune.structured: the model has no Linear or Conv2d layer whose outputs "
-                                                "can be removed (the last layer, the classifier, is never pruned)"));
-        QCOMPARE(store.run(outcomes[0].runId)->error, outcomes[0].error);
+        const auto [outcome, stored] = test::runStepOnSavedModel(dir, dir + "/linear.safetensors", "prune.structured");
+        QCOMPARE(outcome.status, std::string("failed"));
+        QCOMPARE(outcome.error, std::string("prune.structured: the model has no Linear or Conv2d layer whose outputs "
+                                            "can be removed (the last layer, the classifier, is never pruned)"));
+        QCOMPARE(stored, outcome.error);
     }
 };
 
