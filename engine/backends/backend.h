@@ -119,6 +119,14 @@ public:
     virtual void gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tensor& c,
                       float alpha = 1.0f, float beta = 0.0f) = 0;
 
+    // y (N, out) = x (N, in) @ W^T, W (out, in) held in compressed sparse rows: rowPtr I32 (out + 1),
+    // colIdx I32 (nnz), values (nnz) of x's dtype. Row o's nonzeros are values[rowPtr[o] .. rowPtr[o + 1])
+    // in the columns colIdx[...]. out = rowPtr.numel() - 1, in = x.dim(1); y is overwritten. Shapes that
+    // disagree throw BackendError; the CPU backend also checks the index contents (row pointers from 0
+    // to nnz, non-decreasing; columns in [0, in)), the CUDA backend trusts them (checking would sync).
+    virtual void spmmCsr(const Tensor& x, const Tensor& rowPtr, const Tensor& colIdx, const Tensor& values,
+                         Tensor& y) = 0;
+
     // x (outer, C, inner...) += bias (C): C = x.dim(1); inner = product of dims after 1 (1 for 2-D).
     virtual void biasAdd(Tensor& x, const Tensor& bias) = 0;
     // dbias (C) (+)= sum of dy (outer, C, inner...) over outer and inner.

@@ -9,7 +9,7 @@ namespace lathe {
 
 const char* opName(Op op) {
     static constexpr std::array<const char*, static_cast<std::size_t>(Op::Count)> kNames = {
-        "fill", "convert", "copy", "gemm", "bias_add", "bias_grad", "add", "mul", "axpy", "scale",
+        "fill", "convert", "copy", "gemm", "spmm_csr", "bias_add", "bias_grad", "add", "mul", "axpy", "scale",
         "relu", "relu_backward", "gelu", "gelu_backward", "dropout", "softmax", "softmax_cross_entropy",
         "distillation_loss", "argmax_rows", "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight",
         "maxpool2d_forward", "maxpool2d_backward", "layernorm_forward", "layernorm_backward",
@@ -22,6 +22,7 @@ const char* opLayoutName(OpLayout layout) {
     case OpLayout::Dense: return "dense";
     case OpLayout::BlockQuantizedWeights: return "block-quantized weights";
     case OpLayout::Sparse24: return "2:4 sparse weights";
+    case OpLayout::Csr: return "csr sparse weights";
     }
     return "?";
 }
@@ -71,6 +72,8 @@ OpDesc OpDesc::uniform(Op op, DType dt) {
     case Op::LayerNormBackward:
     case Op::SgdStep:
     case Op::AdamStep: return OpDesc(op, {dt, dt}, dt);
+    // x and the CSR values; the row pointers and column indices are i32 by definition of the layout.
+    case Op::SpmmCsr: return OpDesc(op, {dt, dt}, dt, acc, OpLayout::Csr);
     case Op::LayerNormForward: return OpDesc(op, {dt, dt, dt}, dt);
     case Op::DistillationLoss: return OpDesc(op, {dt, dt, DType::I32}, dt);
     case Op::SoftmaxCrossEntropy:

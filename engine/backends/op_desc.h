@@ -14,7 +14,7 @@ namespace lathe {
 
 enum class Op : std::uint8_t {
     Fill, Convert, Copy,
-    Gemm,
+    Gemm, SpmmCsr,
     BiasAdd, BiasGrad,
     Add, Mul, Axpy, Scale,
     Relu, ReluBackward, Gelu, GeluBackward, Dropout,
@@ -34,8 +34,10 @@ enum class OpLayout : std::uint8_t {
     Dense,
     BlockQuantizedWeights, // weights in a block format (q4_0, nf4, ...), dequantized inside the kernel
     Sparse24,              // 2:4 structured-sparse weights (values + metadata)
+    Csr,                   // weights in compressed sparse rows (row pointers, column indices, values)
 };
-const char* opLayoutName(OpLayout layout); // "dense", "block-quantized weights", "2:4 sparse weights"
+// "dense", "block-quantized weights", "2:4 sparse weights", "csr sparse weights"
+const char* opLayoutName(OpLayout layout);
 
 struct OpDesc {
     static constexpr std::size_t kMaxInputs = 3;

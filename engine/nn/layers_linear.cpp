@@ -1,6 +1,10 @@
-// Linear: y = x W^T + b over the last dimension, weight (out, in) as PyTorch lays it out.
+// Linear: y = x W^T + b over the last dimension, weight (out, in) as PyTorch lays it out; optionally
+// run for inference from a CSR copy of a pruned weight (sparse_execution.h).
+#include "engine/backends/csr.h"
 #include "engine/nn/config_fields.h"
 #include "engine/nn/layers_common.h"
+#include "engine/nn/model_edit.h"
+#include "engine/nn/sparse_execution.h"
 
 namespace lathe::nnimpl {
 namespace {
@@ -36,11 +40,35 @@ public:
         const std::int64_t rows = x.numel() / m_in;
         const Tensor x2 = x.view({rows, m_in}); // (M, in)
         Tensor y = be.empty({rows, m_out});     // (M, out)
-        be.gemm(x2, Trans::No, m_weight.value, Trans::Yes, y);
+        if (m_sparse && !ctx.training) {
+            ensureCsr(be);
+            be.spmmCsr(x2, m_csrRowPtr, m_csrColIdx, m_csrValues, y);
+        } else {
+            be.gemm(x2, Trans::No, m_weight.value, Trans::Yes, y);
+        }
         if (m_hasBias) be.biasAdd(y, m_bias.value);
-        if (ctx.training) m_x = x2;
+        if (ctx.training) {
+            m_x = x2;
+            m_csrStale = true; // the optimizer will update the weight in place
+        }
         return y.view(outShape);
     }
+
+    void setSparse(Backend* be, bool on) {
+        m_sparse = on;
+        m_csrStale = true;
+        if (!on) {
+            m_csrRowPtr = m_csrColIdx = m_csrValues = Tensor();
+            return;
+        }
+        if (be) {
+            const OpDesc desc = OpDesc::uniform(Op::SpmmCsr, m_weight.value.dtype());
+            if (!be->supports(desc))
+                throw BackendError(be->name() + " does not support " + desc.toString() + " (sparse linear)");
+            ensureCsr(*be);
+        }
+    }
+    bool sparse() const { return m_sparse; }
 
     Tensor backward(Backend& be, const Tensor& dy) override {
         requireCache(m_x, "linear");
@@ -70,10 +98,30 @@ public:
     void releaseCache() override { m_x = Tensor(); }
 
 private:
+    // Rebuilds the CSR copy when the weight may have changed since it was built: after training, or when
+    // the weight is another tensor (moved by Model::to, replaced by a load) or on another backend.
+    void ensureCsr(Backend& be) {
+        if (!m_csrStale && m_csrSource == m_weight.value.data() && m_csrRowPtr.device() == be.device()) return;
+        const Tensor host = m_weight.value.isHost() ? m_weight.value : be.download(m_weight.value);
+        if (host.dtype() != DType::F32)
+            throw BackendError("linear: sparse execution needs an f32 weight, got " + host.describe());
+        const HostCsr c = csrFromDense(host.ptr<const float>(), m_out, m_in);
+        m_csrRowPtr = be.uploadI32(c.rowPtr, {m_out + 1});
+        m_csrColIdx = be.uploadI32(c.colIdx, {c.nnz()});
+        m_csrValues = be.upload(c.values, {c.nnz()});
+        m_csrSource = m_weight.value.data();
+        m_csrStale = false;
+    }
+
     std::int64_t m_in, m_out;
     bool m_hasBias;
     Parameter m_weight, m_bias;
     Tensor m_x; // (M, in) forward input, training only
+    // Sparse inference: row pointers I32 (out + 1), column indices I32 (nnz), values (nnz).
+    bool m_sparse = false;
+    bool m_csrStale = true;
+    const void* m_csrSource = nullptr; // the weight storage the copy was built from
+    Tensor m_csrRowPtr, m_csrColIdx, m_csrValues;
 };
 
 } // namespace
@@ -85,3 +133,23 @@ std::unique_ptr<Layer> makeLinear(const nlohmann::json& c, const std::string& pt
 }
 
 } // namespace lathe::nnimpl
+
+namespace lathe {
+namespace {
+
+nnimpl::Linear& linearAt(Model& model, const std::string& layerPath) {
+    Layer& layer = ModelEditor(model).layer(layerPath);
+    auto* linear = dynamic_cast<nnimpl::Linear*>(&layer);
+    if (!linear) throw ConfigError("sparse execution: layer " + layerPath + " is a " + layer.type() + ", not a linear");
+    return *linear;
+}
+
+} // namespace
+
+void setSparseExecution(Model& model, const std::string& layerPath, bool on) {
+    linearAt(model, layerPath).setSparse(model.backend(), on);
+}
+
+bool sparseExecution(Model& model, const std::string& layerPath) { return linearAt(model, layerPath).sparse(); }
+
+} // namespace lathe

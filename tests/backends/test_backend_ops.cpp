@@ -5,6 +5,7 @@
 // does not support is reported as "not supported", never counted as wrong. Each compared output prints
 // its normalized error next to its tolerance. Needs a CUDA device (exits 77 = skipped otherwise);
 // Qt-free (tests/support/mini_test.h) so it runs on GPU servers built with the headless preset.
+#include "engine/backends/csr.h"
 #include "engine/backends/registry.h"
 #include "engine/core/errors.h"
 #include "tests/support/mini_test.h"
@@ -161,6 +162,35 @@ std::vector<OpCase> buildCases() {
                                      return Outputs{out(be, "c", c)};
                                  }});
             }
+
+    // spmm_csr: a pruned Linear's weight (out, in) at several densities, batch 1 and larger, an empty
+    // matrix. Zeros are drawn per element (about 1 - density of them), so some rows are empty.
+    struct SpmmShape {
+        std::int64_t n, in, out;
+        double density;
+    };
+    const std::vector<SpmmShape> spmmShapes = {
+        {1, 784, 256, 0.1}, {256, 784, 256, 0.05}, {33, 17, 45, 0.3}, {7, 128, 10, 0.0}, {64, 256, 128, 0.5}};
+    for (const auto& ss : spmmShapes) {
+        char density[16];
+        std::snprintf(density, sizeof density, "%.2f", ss.density);
+        cases.push_back({"spmm_csr/f32/" + std::to_string(ss.n) + "x" + std::to_string(ss.in) + "x" +
+                             std::to_string(ss.out) + "/density" + density,
+                         Op::SpmmCsr, {DType::F32}, [ss](Backend& be, DType d) {
+                             auto w = test::randomVector(static_cast<std::size_t>(ss.out * ss.in), 30);
+                             const auto keep = test::randomVector(w.size(), 31, 0.0f, 1.0f);
+                             for (std::size_t i = 0; i < w.size(); ++i)
+                                 if (keep[i] >= ss.density) w[i] = 0.0f;
+                             const HostCsr c = csrFromDense(w.data(), ss.out, ss.in);
+                             Tensor rowPtr = be.uploadI32(c.rowPtr, {ss.out + 1});
+                             Tensor colIdx = be.uploadI32(c.colIdx, {c.nnz()});
+                             Tensor values = be.upload(c.values, {c.nnz()});
+                             Tensor x = input(be, {ss.n, ss.in}, d, 32);  // (N, in)
+                             Tensor y = input(be, {ss.n, ss.out}, d, 33); // (N, out), overwritten
+                             be.spmmCsr(x, rowPtr, colIdx, values, y);
+                             return Outputs{out(be, "y", y)};
+                         }});
+    }
 
     // bias add / grad: a Linear's (N, C) and a conv's (N, C, H, W)
     for (DType dt : floats)

@@ -31,6 +31,8 @@ private slots:
             << "gemm f16 x q4_0 -> f16 (acc f32) [block-quantized weights]";
         QTest::newRow("2:4") << OpDesc::gemm(DType::F16, DType::F16, DType::F16, DType::F32, OpLayout::Sparse24)
                              << "gemm f16 x f16 -> f16 (acc f32) [2:4 sparse weights]";
+        QTest::newRow("csr") << OpDesc::uniform(Op::SpmmCsr, DType::F32)
+                             << "spmm_csr f32 x f32 -> f32 [csr sparse weights]";
         QTest::newRow("convert") << OpDesc::convert(DType::F32, DType::NF4) << "convert f32 -> nf4";
         QTest::newRow("fill") << OpDesc::uniform(Op::Fill, DType::F8E4M3) << "fill -> f8e4m3";
         QTest::newRow("argmax") << OpDesc::uniform(Op::ArgmaxRows, DType::BF16) << "argmax_rows bf16 -> i32";
@@ -54,6 +56,7 @@ private slots:
         QVERIFY(!(base == OpDesc::gemm(DType::I8, DType::I8, DType::I32, DType::I32)));
         QVERIFY(!(base == OpDesc::gemm(DType::I8, DType::I8, DType::F32, DType::F32)));
         QVERIFY(!(base == OpDesc::gemm(DType::I8, DType::I8, DType::F32, DType::I32, OpLayout::Sparse24)));
+        QVERIFY(!(base == OpDesc::gemm(DType::I8, DType::I8, DType::F32, DType::I32, OpLayout::Csr)));
         QVERIFY(!(base == OpDesc(Op::Conv2dForward, {DType::I8, DType::I8}, DType::F32, DType::I32)));
         QVERIFY(!(OpDesc(Op::Add, {DType::F32}, DType::F32) == OpDesc(Op::Add, {DType::F32, DType::F32}, DType::F32)));
         QVERIFY_THROWS_EXCEPTION(BackendError,

@@ -1,6 +1,7 @@
 // Every CPU op checked against a naive double-precision reference written here, on seeded random
 // inputs and several shapes (GEMM with each transpose, conv with stride/padding and groups, pooling, norms...).
 #include "engine/backends/cpu/cpu_backend.h"
+#include "engine/backends/csr.h"
 #include "engine/core/errors.h"
 #include "engine/core/rng.h"
 #include "tests/support/test_support.h"
@@ -39,6 +40,9 @@ private slots:
     void gemm_data();
     void gemm();
     void gemmBetaZeroOverwritesNan();
+    void spmmCsr_data();
+    void spmmCsr();
+    void spmmCsrRejectsBadInput();
     void biasAddAndGrad_data();
     void biasAddAndGrad();
     void elementwise();
@@ -712,6 +716,80 @@ void TestCpuOps::embedding() {
         QVERIFY_THROWS_EXCEPTION(BackendError, m_be->embeddingForward(tb, tt, ty));
         QVERIFY_THROWS_EXCEPTION(BackendError, m_be->embeddingBackward(tb, dy, dt, true));
     }
+}
+
+// spmm_csr against the dense GEMM of the same weight (zeros included) and against a double reference.
+// The CSR kernel sums a row's nonzeros in another order than OpenBLAS sums the dense row, so the two
+// agree to f32 rounding: kF32Tol, the same bound as the GEMM's own check.
+void TestCpuOps::spmmCsr_data() {
+    QTest::addColumn<int>("n");
+    QTest::addColumn<int>("in");
+    QTest::addColumn<int>("out");
+    QTest::addColumn<double>("density");
+    QTest::newRow("b1 784x256 10%") << 1 << 784 << 256 << 0.10;
+    QTest::newRow("b3 gather path") << 3 << 100 << 37 << 0.25;
+    QTest::newRow("b5 transposed path") << 5 << 100 << 37 << 0.25;
+    QTest::newRow("b64 one full tile") << 64 << 256 << 128 << 0.05;
+    QTest::newRow("b200 partial tile") << 200 << 784 << 256 << 0.05;
+    QTest::newRow("odd 33x17x45") << 33 << 17 << 45 << 0.3;
+    QTest::newRow("mostly empty rows") << 70 << 50 << 60 << 0.01;
+    QTest::newRow("fully empty") << 9 << 40 << 11 << 0.0;
+    QTest::newRow("dense") << 17 << 31 << 13 << 1.0;
+    QTest::newRow("one input") << 8 << 1 << 5 << 0.5;
+}
+
+void TestCpuOps::spmmCsr() {
+    QFETCH(int, n);
+    QFETCH(int, in);
+    QFETCH(int, out);
+    QFETCH(double, density);
+    auto w = randomVector(static_cast<std::size_t>(out * in), 41); // (out, in)
+    const auto keep = randomVector(w.size(), 42, 0.0f, 1.0f);
+    for (std::size_t i = 0; i < w.size(); ++i)
+        if (keep[i] >= density) w[i] = 0.0f;
+    w[0] = density > 0 ? 0.5f : 0.0f; // a "fully empty" row stays fully empty
+    const HostCsr c = csrFromDense(w.data(), out, in);
+    const auto vx = randomVector(static_cast<std::size_t>(n * in), 43); // (N, in)
+    Tensor x = m_be->upload(vx, {n, in});
+    Tensor y = m_be->upload(randomVector(static_cast<std::size_t>(n * out), 44), {n, out}); // overwritten
+    m_be->spmmCsr(x, m_be->uploadI32(c.rowPtr, {out + 1}), m_be->uploadI32(c.colIdx, {c.nnz()}),
+                  m_be->upload(c.values, {c.nnz()}), y);
+    Tensor yDense = m_be->empty({n, out});
+    m_be->gemm(x, Trans::No, m_be->upload(w, {out, in}), Trans::Yes, yDense);
+    std::vector<double> ref(static_cast<std::size_t>(n * out), 0.0);
+    for (int r = 0; r < n; ++r)
+        for (int o = 0; o < out; ++o)
+            for (int j = 0; j < in; ++j) ref[r * out + o] += double(vx[r * in + j]) * w[o * in + j];
+    const auto got = m_be->downloadF32(y), dense = m_be->downloadF32(yDense);
+    QVERIFY2(normalizedError(got, toF(ref)) <= kF32Tol, qPrintable(QString::number(normalizedError(got, toF(ref)))));
+    QVERIFY2(normalizedError(got, dense) <= kF32Tol, qPrintable(QString::number(normalizedError(got, dense))));
+    if (density == 0.0) QCOMPARE(maxAbsDiff(got, std::vector<float>(got.size(), 0.0f)), 0.0);
+}
+
+void TestCpuOps::spmmCsrRejectsBadInput() {
+    // W (3, 4) with nonzeros at (0, 1), (2, 3).
+    Tensor x = m_be->upload(randomVector(8, 45), {2, 4});
+    Tensor y = m_be->empty({2, 3});
+    auto run = [&](std::vector<std::int32_t> rowPtr, std::vector<std::int32_t> col, Tensor& yy) {
+        const auto nnz = static_cast<std::int64_t>(col.size());
+        m_be->spmmCsr(x, m_be->uploadI32(rowPtr, {std::int64_t(rowPtr.size())}), m_be->uploadI32(col, {nnz}),
+                      m_be->upload(std::vector<float>(col.size(), 1.0f), {nnz}), yy);
+    };
+    run({0, 1, 1, 2}, {1, 3}, y); // well-formed
+    auto expectError = [&](const char* what, auto fn) {
+        try {
+            fn();
+            QFAIL(qPrintable(QString("no BackendError for ") + what));
+        } catch (const BackendError& e) {
+            QVERIFY2(QString(e.what()).contains("spmm_csr"), e.what());
+        }
+    };
+    expectError("a column out of range", [&] { run({0, 1, 1, 2}, {1, 4}, y); });
+    expectError("a negative column", [&] { run({0, 1, 1, 2}, {-1, 3}, y); });
+    expectError("decreasing row pointers", [&] { run({0, 2, 1, 2}, {1, 3}, y); });
+    expectError("row pointers not ending at nnz", [&] { run({0, 1, 1, 1}, {1, 3}, y); });
+    Tensor wrongY = m_be->empty({2, 4});
+    expectError("a y of the wrong shape", [&] { run({0, 1, 1, 2}, {1, 3}, wrongY); });
 }
 
 QTEST_GUILESS_MAIN(TestCpuOps)

@@ -2,13 +2,20 @@
 // partial last group keeps min(N, size)) and its mask survives a finetune; prune.gradual follows the cubic
 // schedule step by step (zeros = floor(s_t * count)), streams it and ends at the final sparsity; prune.sensitivity
 // reports per-layer drops and leaves the weights bit for bit; validation refuses bad fields at their pointer.
+#include "engine/backends/cpu/cpu_backend.h"
 #include "engine/core/errors.h"
 #include "engine/experiment/spec.h"
+#include "engine/nn/model_edit.h"
+#include "engine/nn/sparse_execution.h"
+#include "engine/strategies/prune/sparse_paths.h"
+#include "engine/core/rng.h"
 #include "tests/strategies/strategy_fixture.h"
+#include "tests/support/test_common.h"
 
 #include <QtTest>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -71,12 +78,94 @@ ParamValues gradualParams(std::int64_t epochs, double initial, double final, dou
 }
 
 
+std::vector<std::string> linearPaths(Model& m) {
+    std::vector<std::string> out;
+    for (const LayerInfo& l : ModelEditor(m).list())
+        if (l.type == "linear") out.push_back(l.path);
+    return out;
+}
+
+std::vector<float> logitsOf(Model& m, std::int64_t batch) {
+    Rng rng(7);
+    std::vector<float> x(static_cast<std::size_t>(batch * 784));
+    for (float& v : x) v = rng.uniform(-1.0f, 1.0f);
+    Backend& be = *m.backend();
+    return be.downloadF32(m.forward(be.upload(x, {batch, 1, 28, 28}), ForwardContext{}));
+}
+
+ParamValues magnitudeParams(double sparsity, const char* execution) {
+    ParamValues v = defaultsOf("prune.magnitude");
+    v.set("sparsity", sparsity);
+    v.set("execution", std::string(execution));
+    v.set("batch_sizes", std::vector<std::int64_t>{1, 16});
+    return v;
+}
+
 } // namespace
 
 class TestPrune : public QObject {
     Q_OBJECT
 
 private slots:
+    // The CSR path sums each output's nonzeros in another order than the dense GEMM: the logits agree to
+    // f32 rounding of sums over <= 784 terms, 1e-5 normalized (the CPU op's own tolerance).
+    void sparseLinearGivesTheDenseLogits() {
+        ContextFixture fx("mlp-784-256-128-10");
+        applyStep(fx, "prune.magnitude", magnitudeParams(0.95, "dense"));
+        const auto dense = logitsOf(*fx.model, 37);
+        for (const auto& path : linearPaths(*fx.model)) setSparseExecution(*fx.model, path, true);
+        QVERIFY(lathe::test::normalizedError(logitsOf(*fx.model, 37), dense) <= 1e-5);
+        // Moved to another backend the copy is rebuilt there.
+        auto other = makeCpuBackend(1);
+        fx.model->to(*other);
+        QVERIFY(lathe::test::normalizedError(logitsOf(*fx.model, 37), dense) <= 1e-5);
+        fx.model->to(*cpuBackend());
+        // After training the copy follows the trained weights, not the pruned ones.
+        finetune(fx);
+        const auto sparseTuned = logitsOf(*fx.model, 37);
+        for (const auto& path : linearPaths(*fx.model)) setSparseExecution(*fx.model, path, false);
+        QVERIFY(lathe::test::normalizedError(sparseTuned, logitsOf(*fx.model, 37)) <= 1e-5);
+        QVERIFY(lathe::test::normalizedError(sparseTuned, dense) > 1e-3);
+        QVERIFY_THROWS_EXCEPTION(ConfigError, setSparseExecution(*fx.model, "layers.0", true)); // a flatten
+    }
+
+    // Which path wins is the machine's business: the test checks that the recorded choice follows the
+    // recorded timings, and that the choice holds in the model.
+    void autoChoiceFollowsItsTimings() {
+        ContextFixture fx("mlp-784-256-128-10");
+        applyStep(fx, "prune.magnitude", magnitudeParams(0.95, "auto"));
+        const auto paths = linearPaths(*fx.model);
+        QCOMPARE(paths.size(), std::size_t(3));
+        const std::string note = fx.notes.at("sparse_paths");
+        for (const auto& path : paths) {
+            const double speedup = fx.stat(path + ".weight", "csr_speedup@b1");
+            QVERIFY(std::isfinite(speedup) && speedup > 0);
+            QVERIFY(std::isfinite(fx.stat(path + ".weight", "csr_speedup@b16")));
+            QCOMPARE(sparseExecution(*fx.model, path), speedup > 1.0);
+            const std::string entry = path + ".weight: " + (speedup >= prune::kCsrMinSpeedup ? "csr" : "dense");
+            QVERIFY2(note.find(entry) != std::string::npos, note.c_str());
+        }
+        QVERIFY(fx.summary.at("speedup_theoretical") > 10.0); // 95 % of every Linear's weights are zero
+        QVERIFY(fx.summary.at("speedup_realized") > 0);
+    }
+
+    void denseExecutionChangesNothing() {
+        ContextFixture fx("mlp-784-256-128-10");
+        applyStep(fx, "prune.magnitude", magnitudeParams(0.9, "dense"));
+        for (const auto& path : linearPaths(*fx.model)) QVERIFY(!sparseExecution(*fx.model, path));
+        QCOMPARE(fx.notes.at("sparse_paths"), std::string("dense (execution = dense)"));
+        QVERIFY(fx.summary.at("speedup_theoretical") > 5.0);
+        QVERIFY(!fx.summary.count("speedup_realized"));
+        for (const auto& [layer, key, value] : fx.stats) QVERIFY(key.rfind("csr_speedup", 0) != 0);
+    }
+
+    void autoHonoursCancel() {
+        ContextFixture fx("mlp-784-256-128-10");
+        std::atomic<bool> cancel{true};
+        fx.ctx.cancel = &cancel;
+        QVERIFY_THROWS_EXCEPTION(CancelledError, applyStep(fx, "prune.magnitude", magnitudeParams(0.9, "auto")));
+    }
+
     void nmKeepsTheLargestOfEachGroup_data() {
         QTest::addColumn<QString>("zoo");
         QTest::addColumn<int>("n");

@@ -43,6 +43,9 @@ public:
     void fill(Tensor& x, float value) override;
     void convert(const Tensor& src, Tensor& dst) override;
     void gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tensor& c, float alpha, float beta) override;
+    // cpu_sparse.cpp
+    void spmmCsr(const Tensor& x, const Tensor& rowPtr, const Tensor& colIdx, const Tensor& values,
+                 Tensor& y) override;
 
     void biasAdd(Tensor& x, const Tensor& bias) override;
     void biasGrad(const Tensor& dy, Tensor& dbias, bool accumulate) override;

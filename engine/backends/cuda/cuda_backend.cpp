@@ -140,6 +140,7 @@ OpTable CudaBackend::buildOpTable() {
                   Op::MaxPool2dForward, Op::MaxPool2dBackward, Op::LayerNormForward, Op::LayerNormBackward,
                   Op::EmbeddingForward, Op::EmbeddingBackward, Op::SgdStep, Op::AdamStep},
                  {DType::F32});
+    t.add(OpDesc::uniform(Op::SpmmCsr, DType::F32)); // cuSPARSE SpMM, ops_sparse.cpp
     const auto convertible = {DType::F32, DType::F16, DType::BF16, DType::I32, DType::I8, DType::U8};
     for (DType from : convertible)
         for (DType to : convertible) t.add(OpDesc::convert(from, to));

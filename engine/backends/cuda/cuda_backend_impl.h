@@ -120,6 +120,9 @@ public:
     void convert(const Tensor& src, Tensor& dst) override;
     // ops_gemm.cpp
     void gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tensor& c, float alpha, float beta) override;
+    // ops_sparse.cpp (cuSPARSE)
+    void spmmCsr(const Tensor& x, const Tensor& rowPtr, const Tensor& colIdx, const Tensor& values,
+                 Tensor& y) override;
     // ops_elementwise.cpp
     void biasAdd(Tensor& x, const Tensor& bias) override;
     void biasGrad(const Tensor& dy, Tensor& dbias, bool accumulate) override;
@@ -201,6 +204,14 @@ private:
     OpTable m_ops;
     int* m_errorFlag = nullptr;  // device: first bad (row, value), -1 when none
     int* m_errorHost = nullptr;  // pinned mirror
+
+    // cuSPARSE handle and SpMM workspace, created by the first sparse op (ops_sparse.cpp), so a
+    // backend that never runs one never initialises cuSPARSE.
+    struct SparseState;
+    struct SparseStateDeleter {
+        void operator()(SparseState* s) const;
+    };
+    std::unique_ptr<SparseState, SparseStateDeleter> m_sparse;
 };
 
 } // namespace lathe::cuda

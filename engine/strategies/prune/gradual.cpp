@@ -4,6 +4,7 @@
 // and every `frequency` steps the weights are re-pruned by magnitude to s_t; in between, masks hold the
 // pruned weights at zero. Afterwards a mask hook keeps the zeros through later training phases.
 #include "engine/strategies/prune/pruning.h"
+#include "engine/strategies/prune/sparse_paths.h"
 #include "engine/strategies/train/training.h"
 
 #include "engine/core/clock.h"
@@ -24,6 +25,7 @@ struct GradualParams {
     double endFraction = 0.75;
     std::int64_t frequency = 10;
     PruneScope scope = PruneScope::Global;
+    ExecutionParams execution;
 };
 
 std::string scheduleProblem(const GradualParams& p) {
@@ -106,6 +108,7 @@ public:
         reportSparsity(ctx, "prune.gradual (" + std::string(m_params.scope == PruneScope::Global ? "global" : "per layer") +
                                 " threshold, final sparsity from step " + std::to_string(stepOffset + schedule.end) + ")",
                        count);
+        chooseSparsePaths(ctx, m_params.execution, "prune.gradual");
     }
 
 private:
@@ -130,6 +133,7 @@ void registerGradualPrune(StrategyRegistry& registry) {
     b.integer("frequency", &GradualParams::frequency, 10,
               {.min = 1, .max = 1e9, .unit = "steps", .help = "dt: prune every this many steps"});
     scopeField(b, &GradualParams::scope);
+    executionFields(b, &GradualParams::execution);
     b.checkModel([](const GradualParams& p, ModelCheck& c) {
         if (const std::string problem = scheduleProblem(p); !problem.empty()) c.issue("initial_sparsity", problem);
     });

@@ -1,10 +1,11 @@
 // The `prune` family. `prune.magnitude`: unstructured magnitude pruning — the weights of smallest absolute
 // value of every Linear and Conv2d weight are set to exactly zero, per layer or over the whole model.
 // The zeros are kept: a mask hook holds them at exactly zero through every later training phase of the run
-// (finetune). Dense kernels still multiply the zeros: the summary says how sparse the model is, not that it
-// is faster. The family's other strategies live beside it (nm.cpp, gradual.cpp, sensitivity.cpp,
+// (finetune). With `execution` auto, each pruned Linear then runs through its CSR copy where that was timed
+// faster (sparse_paths.h). The family's other strategies live beside it (nm.cpp, gradual.cpp, sensitivity.cpp,
 // structured.cpp) and share pruning.h; this source registers them all.
 #include "engine/strategies/prune/pruning.h"
+#include "engine/strategies/prune/sparse_paths.h"
 
 #include <memory>
 
@@ -14,6 +15,7 @@ namespace {
 struct MagnitudeParams {
     double sparsity = 0.5;
     PruneScope scope = PruneScope::Global;
+    ExecutionParams execution;
 };
 
 class MagnitudePrune final : public Strategy {
@@ -33,6 +35,7 @@ public:
         reportSparsity(ctx, std::string("prune.magnitude (") +
                                 (m_params.scope == PruneScope::Global ? "global" : "per layer") + " threshold)",
                        count);
+        chooseSparsePaths(ctx, m_params.execution, "prune.magnitude");
     }
 
 private:
@@ -51,6 +54,7 @@ LATHE_STRATEGY_FAMILY(prune) {
              {.min = 0, .max = 1, .maxExclusive = true,
               .help = "fraction of the Linear and Conv2d weights set to zero"});
     scopeField(b, &MagnitudeParams::scope);
+    executionFields(b, &MagnitudeParams::execution);
     registry.add(b, [](const MagnitudeParams& p) { return std::make_unique<MagnitudePrune>(p); });
     registerNmPrune(registry);
     registerGradualPrune(registry);
