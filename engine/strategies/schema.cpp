@@ -169,12 +169,6 @@ json paramValueToJson(const ParamValue& v) {
 
 // ---------------------------------------------------------------- wording
 
-std::string describeSignature(const ModelSignature& s) {
-    std::string shape;
-    for (const auto d : s.input) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
-    return s.name + " (input [" + shape + "], " + std::to_string(s.classes) + " classes)";
-}
-
 std::string describeJson(const json& v) {
     std::string s = v.dump();
     if (s.size() > 60) s = s.substr(0, 57) + "...";

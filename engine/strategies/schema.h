@@ -91,7 +91,6 @@ struct ModelSignature {
     // model in a way it does not describe), for checks that need layer shapes.
     nlohmann::json architecture;
 };
-std::string describeSignature(const ModelSignature& s); // "mlp-784-64-10 (input [1, 28, 28], 10 classes)"
 
 // A step's view, at validation, of the model it receives (StrategySchema::checkModel).
 struct ModelCheck {

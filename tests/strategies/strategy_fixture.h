@@ -78,16 +78,6 @@ struct ContextFixture {
     }
 };
 
-// The model saved to a temporary file `name` and loaded back onto the CPU backend (with its shapes and
-// parameter count checked by the caller).
-inline std::unique_ptr<Model> saveAndReload(Model& m, const std::string& name) {
-    const std::string path = tempDir() + "/" + name;
-    saveModel(m, path);
-    auto loaded = loadModel(path);
-    loaded->to(*cpuBackend());
-    return loaded;
-}
-
 // The defaults of a strategy that measures inside its step (before and after), with the timing made as
 // short as possible: one batch of 4, 3 repeats, no accuracy. For tests of what the step does, not of timing.
 inline ParamValues quickMeasuringDefaults(const std::string& strategy) {
@@ -155,6 +145,19 @@ inline std::pair<RunOutcome, std::string> runStepOnSavedModel(const std::string&
     const auto outcomes = runner.run(parseExperiment(doc, "inline"), doc, RunnerEvents{}, cancel);
     if (outcomes.size() != 1) throw ConfigError("runStepOnSavedModel: expected one run");
     return {outcomes[0], store.run(outcomes[0].runId)->error};
+}
+
+// Saves m, loads it back (into *loaded when given) and says whether the copy has m's parameter count and
+// exactly m's logits on the first samples of data.
+inline bool reloadsIdentically(Model& m, const Dataset& data, const std::string& name,
+                               std::unique_ptr<Model>* loaded = nullptr) {
+    const std::string path = tempDir() + "/" + name;
+    saveModel(m, path);
+    auto copy = loadModel(path);
+    copy->to(*cpuBackend());
+    const bool same = copy->parameterCount() == m.parameterCount() && firstLogits(*copy, data) == firstLogits(m, data);
+    if (loaded) *loaded = std::move(copy);
+    return same;
 }
 
 } // namespace lathe::test

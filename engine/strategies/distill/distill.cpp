@@ -64,24 +64,18 @@ ModelRef studentRef(const std::string& s) {
     return ref;
 }
 
-std::string shapeText(const Shape& s) {
-    std::string out;
-    for (const auto d : s) out += (out.empty() ? "" : ", ") + std::to_string(d);
-    return "[" + out + "]";
-}
-
 // Why a student cannot learn from this teacher on this data, or "".
 std::string mismatch(const ModelSignature& teacher, const ModelSignature& student,
                      const std::optional<ModelSignature>& data) {
     if (student.input != teacher.input)
-        return "the student " + student.name + " takes input " + shapeText(student.input) + " but the teacher " +
-               teacher.name + " takes " + shapeText(teacher.input);
+        return "the student " + student.name + " takes input " + shapeToString(student.input) + " but the teacher " +
+               teacher.name + " takes " + shapeToString(teacher.input);
     if (student.classes != teacher.classes)
         return "the student " + student.name + " has " + std::to_string(student.classes) + " classes but the teacher " +
                teacher.name + " has " + std::to_string(teacher.classes);
     if (data && numel(student.input) != numel(data->input))
-        return "the student " + student.name + " takes input " + shapeText(student.input) + " but " + data->name +
-               " has samples of shape " + shapeText(data->input);
+        return "the student " + student.name + " takes input " + shapeToString(student.input) + " but " + data->name +
+               " has samples of shape " + shapeToString(data->input);
     if (data && student.classes < data->classes)
         return "the student " + student.name + " has " + std::to_string(student.classes) + " classes but " +
                data->name + " has " + std::to_string(data->classes);
