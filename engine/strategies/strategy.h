@@ -6,3 +6,17 @@
 #include "engine/strategies/context.h"
 #include "engine/strategies/registry.h"
 #include "engine/strategies/schema.h"
+
+#include <cstdio>
+#include <string>
+
+namespace lathe {
+
+// A figure for a log line or a note with a fixed number of decimals: fixed(2.3456, 2) == "2.35".
+inline std::string fixed(double v, int digits) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+    return buf;
+}
+
+} // namespace lathe

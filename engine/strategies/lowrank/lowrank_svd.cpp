@@ -85,12 +85,6 @@ void checkRank(const SvdParams& p, ModelCheck& check) {
     check.model->layers = 0;
 }
 
-std::string fixed(double v, int digits) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-    return buf;
-}
-
 class SvdFactor final : public Strategy {
 public:
     explicit SvdFactor(SvdParams p) : m_params(std::move(p)) {}

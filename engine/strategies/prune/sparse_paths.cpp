@@ -20,12 +20,6 @@ constexpr int kWarmup = 2;
 constexpr int kRepeats = 9;
 constexpr int kModelRepeats = 15;
 
-std::string fixed(double v, int digits) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-    return buf;
-}
-
 // Median wall time of fn() in ms, the backend synchronised around each call.
 template <class F>
 double medianMs(Backend& be, int repeats, F&& fn) {
