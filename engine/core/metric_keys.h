@@ -19,6 +19,7 @@ inline constexpr MetricKeyInfo kMetricKeys[] = {
     // quality
     {"accuracy", MetricDirection::HigherIsBetter},
     {"accuracy_delta", MetricDirection::HigherIsBetter},
+    {"most_sensitive_layer_drop", MetricDirection::LowerIsBetter},
     {"loss", MetricDirection::LowerIsBetter},
     {"perplexity", MetricDirection::LowerIsBetter},
     {"embedding_cosine_mean", MetricDirection::HigherIsBetter},
@@ -44,6 +45,7 @@ inline constexpr MetricKeyInfo kMetricKeys[] = {
     {"compression_ratio", MetricDirection::HigherIsBetter},
     {"sparsity", MetricDirection::Neutral},
     {"params", MetricDirection::LowerIsBetter},
+    {"params_nonzero", MetricDirection::LowerIsBetter},
     {"weight_bits_mean", MetricDirection::LowerIsBetter},
     {"peak_device_bytes", MetricDirection::LowerIsBetter},
     {"peak_host_bytes", MetricDirection::LowerIsBetter},

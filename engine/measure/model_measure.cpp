@@ -11,6 +11,23 @@
 
 namespace lathe {
 
+namespace {
+// Parameters that are not exactly zero (either sign): what a sparse format would store of a pruned
+// model. Elements of a block-quantized tensor all count.
+std::int64_t nonzeroParameters(Model& model, Backend& be) {
+    std::int64_t n = 0;
+    for (const NamedParameter& np : model.namedParameters()) {
+        const Tensor& v = np.param->value;
+        if (!traits(v.dtype()).isFloat) {
+            n += v.numel();
+            continue;
+        }
+        for (float x : be.downloadF32(v)) n += x != 0.0f ? 1 : 0;
+    }
+    return n;
+}
+} // namespace
+
 MeasureOutcome measureModel(const MeasureTarget& t, const MeasureRequest& req) {
     MeasureOutcome out;
     const std::string keyPrefix = req.label.empty() ? "" : req.label + ".";
@@ -81,6 +98,7 @@ MeasureOutcome measureModel(const MeasureTarget& t, const MeasureRequest& req) {
     t.backend.synchronize();
     put("model_bytes", static_cast<double>(t.model.parameterBytes()));
     put("params", static_cast<double>(t.model.parameterCount()));
+    put("params_nonzero", static_cast<double>(nonzeroParameters(t.model, t.backend)));
     put("peak_device_bytes", static_cast<double>(t.backend.peakAllocatedBytes()));
     put("peak_host_bytes", static_cast<double>(peakHostRssBytes()));
     put("latency_noisy", out.noisy ? 1.0 : 0.0);

@@ -66,7 +66,7 @@ struct MeasureTarget {
 // latency_min_ms@b<b>, latency_max_ms@b<b>, latency_p50_ci_low_ms@b<b>, latency_p50_ci_high_ms@b<b>, latency_p50_ci_rel@b<b>,
 // throughput_per_s@b<b>; the same keys without "@b<b>" for the FIRST batch size listed (and batch_size
 // naming it), so the plain keys always describe one batch size the file chose; model_bytes, params,
-// peak_device_bytes (backend peak during this measurement, weights included), peak_host_bytes (VmHWM
+// params_nonzero (parameters not exactly zero: a pruned model's kept weights), peak_device_bytes (backend peak during this measurement, weights included), peak_host_bytes (VmHWM
 // during it where the kernel lets us reset the mark, else the process peak), latency_noisy (0/1).
 MeasureOutcome measureModel(const MeasureTarget& target, const MeasureRequest& request);
 

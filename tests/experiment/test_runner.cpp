@@ -278,6 +278,23 @@ private slots:
         QCOMPARE(outcomes[0].summary.at("params"), double(cnn->parameterCount()));
     }
 
+    void paramsNonzeroCountsWhatPruningKept() {
+        LATHE_REQUIRE_FASHION_MNIST();
+        Fixture f("nonzero");
+        json doc = tinyExperiment();
+        doc["steps"] = json::array({json{{"strategy", "prune.magnitude"},
+                                         {"params", {{"sparsity", 0.5}, {"scope", "global"}, {"execution", "dense"}}}}});
+        const ExperimentSpec spec = parseExperiment(doc, "tiny.json");
+        Runner runner(*f.store, RunnerOptions{"", m_cacheDir});
+        std::atomic<bool> cancel{false};
+        const auto outcomes = runner.run(spec, doc, f.events, cancel);
+        QVERIFY2(outcomes[0].status == run_status::kDone, outcomes[0].error.c_str());
+        // Half of the 784*256 + 256*128 + 128*10 Linear weights are zero (floor(s * count)); the 394 biases stay.
+        const auto& summary = outcomes[0].summary;
+        QCOMPARE(summary.at("params"), 235146.0);
+        QCOMPARE(summary.at("params_nonzero"), 235146.0 - 117376.0);
+    }
+
     void failingStepIsStoredAsFailed() {
         LATHE_REQUIRE_FASHION_MNIST();
         auto& registry = StrategyRegistry::instance();
