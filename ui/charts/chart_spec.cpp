@@ -54,9 +54,38 @@ ChartSpec otherSpec() {
             .matches = [](const SeriesName&) { return true; }, .legendShowsBase = true, .order = INT_MAX};
 }
 
+// Across runs: accuracy against model size, whatever made the models differ (a pruning ratio, an
+// SVD energy, a student's width).
+std::vector<RunsChartSpec> builtinRunsSpecs() {
+    return {{.id = QStringLiteral("accuracy_vs_params"),
+             .title = tr("Accuracy against parameter count"),
+             .xKey = "params",
+             .xAxis = {tr("parameters"), {}, true},
+             .yKeys = matchKeys({"accuracy", "accuracy_scratch"}),
+             .yAxis = {tr("accuracy"), tr("fraction")},
+             .order = 100}};
+}
+
+// Per layer, for every run: the final evaluation's recall per class (stored under "class/<i>") and the
+// bytes of each parameter tensor as stored.
+std::vector<LayerChartSpec> builtinLayerSpecs() {
+    return {{.id = QStringLiteral("class_recall"),
+             .title = tr("Recall per class (evaluated split)"),
+             .yAxis = {tr("recall"), tr("fraction")},
+             .matches = matchKeys({"recall"}),
+             .order = 10},
+            {.id = QStringLiteral("tensor_bytes"),
+             .title = tr("Bytes per parameter tensor, as stored"),
+             .yAxis = {tr("bytes"), {}},
+             .matches = matchKeys({"bytes"}),
+             .order = 20}};
+}
+
 struct Registry {
     std::mutex mutex;
     std::vector<ChartSpec> added;
+    std::vector<LayerChartSpec> layerCharts;
+    std::vector<RunsChartSpec> runsCharts;
     bool familiesRegistered = false;
 };
 
@@ -75,6 +104,16 @@ void ensureFamilies() {
 
 const std::vector<ChartSpec>& builtins() {
     static const std::vector<ChartSpec> specs = builtinSpecs();
+    return specs;
+}
+
+const std::vector<LayerChartSpec>& builtinLayers() {
+    static const std::vector<LayerChartSpec> specs = builtinLayerSpecs();
+    return specs;
+}
+
+const std::vector<RunsChartSpec>& builtinRuns() {
+    static const std::vector<RunsChartSpec> specs = builtinRunsSpecs();
     return specs;
 }
 } // namespace
@@ -107,6 +146,67 @@ SeriesMatcher matchBase(std::initializer_list<const char*> bases) {
     return [names = std::move(names)](const SeriesName& s) {
         return std::find(names.begin(), names.end(), s.base) != names.end();
     };
+}
+
+KeyMatcher matchKeys(std::initializer_list<const char*> keys) {
+    std::vector<std::string> names(keys.begin(), keys.end());
+    return [names = std::move(names)](std::string_view key) {
+        const std::string_view stem = key.substr(0, key.find('@'));
+        return std::find(names.begin(), names.end(), stem) != names.end();
+    };
+}
+
+namespace {
+// Adds `spec` to `list` (under the registry's lock) unless its id is empty, it has no matcher, or the id
+// is taken in `list` or among the built-ins.
+template <class Spec>
+void addUnique(std::vector<Spec>& list, const std::vector<Spec>& builtins, Spec spec, bool hasMatcher,
+               const char* kind) {
+    if (spec.id.isEmpty() || !hasMatcher)
+        throw ConfigError(std::string(kind) + " '" + spec.id.toStdString() + "': needs an id and a key matcher");
+    auto same = [&](const Spec& s) { return s.id == spec.id; };
+    if (std::any_of(list.begin(), list.end(), same) || std::any_of(builtins.begin(), builtins.end(), same))
+        throw ConfigError(std::string(kind) + " '" + spec.id.toStdString() + "' is registered twice");
+    list.push_back(std::move(spec));
+}
+
+// The built-ins and the added specs of one kind, in display order (call with the registry locked).
+template <class Spec> std::vector<Spec> inOrder(const std::vector<Spec>& builtins, const std::vector<Spec>& added) {
+    std::vector<Spec> specs = builtins;
+    specs.insert(specs.end(), added.begin(), added.end());
+    std::stable_sort(specs.begin(), specs.end(), [](const Spec& a, const Spec& b) { return a.order < b.order; });
+    return specs;
+}
+} // namespace
+
+void ChartSpecRegistry::add(LayerChartSpec spec) {
+    ensureFamilies(); // a twin of a family's chart is refused whichever registers first
+    Registry& r = registry();
+    const std::lock_guard lock(r.mutex);
+    const bool hasMatcher = static_cast<bool>(spec.matches);
+    addUnique(r.layerCharts, builtinLayers(), std::move(spec), hasMatcher, "layer chart");
+}
+
+std::vector<LayerChartSpec> ChartSpecRegistry::layerSpecs() {
+    ensureFamilies();
+    Registry& r = registry();
+    const std::lock_guard lock(r.mutex);
+    return inOrder(builtinLayers(), r.layerCharts);
+}
+
+void ChartSpecRegistry::add(RunsChartSpec spec) {
+    ensureFamilies();
+    Registry& r = registry();
+    const std::lock_guard lock(r.mutex);
+    const bool hasMatcher = static_cast<bool>(spec.yKeys) && !spec.xKey.empty();
+    addUnique(r.runsCharts, builtinRuns(), std::move(spec), hasMatcher, "runs chart");
+}
+
+std::vector<RunsChartSpec> ChartSpecRegistry::runsSpecs() {
+    ensureFamilies();
+    Registry& r = registry();
+    const std::lock_guard lock(r.mutex);
+    return inOrder(builtinRuns(), r.runsCharts);
 }
 
 void ChartSpecRegistry::add(ChartSpec spec) {
@@ -156,6 +256,8 @@ void ChartSpecRegistry::resetToBuiltins() {
     Registry& r = registry();
     const std::lock_guard lock(r.mutex);
     r.added.clear();
+    r.layerCharts.clear();
+    r.runsCharts.clear();
     r.familiesRegistered = false; // the families' charts come back on the next use
 }
 

@@ -63,6 +63,34 @@ struct ChartSpec {
 // Matches a series whose base name is one of `bases`.
 SeriesMatcher matchBase(std::initializer_list<const char*> bases);
 
+// Which stat or summary keys a chart takes ("sparsity", "accuracy_drop@0.5", "speedup_realized@b256").
+using KeyMatcher = std::function<bool(std::string_view key)>;
+// Matches `key` itself and its "@..." variants ("speedup_realized" takes "speedup_realized@b256").
+KeyMatcher matchKeys(std::initializer_list<const char*> keys);
+
+// A bar chart of per-layer stats in the run details: the layers along x in the order the run stored
+// them, one bar per run and stat key the chart takes at each layer.
+struct LayerChartSpec {
+    QString id;
+    QString title;
+    AxisSpec yAxis;
+    KeyMatcher matches;
+    int order = 1000;
+};
+
+// A chart across runs (a sweep, or runs picked for comparison): each run is one point per summary
+// metric the chart takes, at x = the run's value of `xKey`; the points of one metric are joined in
+// order of x. Shown when at least two runs have the x metric and one of the y metrics.
+struct RunsChartSpec {
+    QString id;
+    QString title;
+    std::string xKey;
+    AxisSpec xAxis;
+    KeyMatcher yKeys;
+    AxisSpec yAxis;
+    int order = 1000;
+};
+
 // The registry; used from the UI thread.
 class ChartSpecRegistry {
 public:
@@ -75,6 +103,12 @@ public:
     // The ids of every chart that takes `series` (a series can feed several, e.g. latency over time
     // and its CDF), in display order; {"other"} when none does.
     static std::vector<QString> route(std::string_view series);
+    // The same for the run details' per-layer bar charts and charts across runs: ids are unique within
+    // each kind; listed in ascending order.
+    static void add(LayerChartSpec spec);
+    static std::vector<LayerChartSpec> layerSpecs();
+    static void add(RunsChartSpec spec);
+    static std::vector<RunsChartSpec> runsSpecs();
     // Removes the charts tests added through add(); those of LATHE_CHART_SPECS are registered again on
     // the next use.
     static void resetToBuiltins();

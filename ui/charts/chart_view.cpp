@@ -15,8 +15,38 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 namespace lathe::ui {
+
+namespace {
+// QCPAxisTickerLog labels powers of the base only, and below 1.6 decades falls back to linear steps, so
+// a log axis from 0.8 to 23 got ticks at 5, 10, 15, 20 and none under 5. On such short base-10 spans
+// this ticker gives 1-2-5 values (1, 2, 5, 10, 20), or every digit where those are fewer than three.
+class ShortLogTicker final : public QCPAxisTicker {
+protected:
+    QVector<double> createTickVector(double, const QCPRange& range) override {
+        QVector<double> ticks;
+        if (range.lower <= 0 || range.upper <= range.lower) return ticks;
+        static const std::vector<double> kNice{1, 2, 5}, kDigits{1, 2, 3, 4, 5, 6, 7, 8, 9};
+        for (const std::vector<double>* mantissas : {&kNice, &kDigits}) {
+            ticks.clear();
+            for (int e = int(std::floor(std::log10(range.lower))); e <= int(std::ceil(std::log10(range.upper))); ++e) {
+                for (double m : *mantissas) {
+                    const double v = m * std::pow(10.0, e);
+                    if (v >= range.lower && v <= range.upper) ticks << v;
+                }
+            }
+            if (ticks.size() >= 3) break;
+        }
+        return ticks;
+    }
+    int getSubTickCount(double) override { return 0; }
+};
+
+// Where QCPAxisTickerLog stops labelling more than one tick (its own threshold).
+constexpr double kLogTickerMinDecades = 1.6;
+} // namespace
 
 ChartView::ChartView(const QString& title, QWidget* parent)
     : QWidget(parent), m_title(new QLabel(title, this)), m_plot(new QCustomPlot(this)) {
@@ -37,7 +67,10 @@ ChartView::ChartView(const QString& title, QWidget* parent)
     m_plot->setNotAntialiasedElements(QCP::aePlottables);
     m_plot->setMinimumSize(220, 160);
     // Follow the palette (dark or light system theme).
-    const QPalette pal = palette();
+    // The plot's colours are set once, from the active group: a chart built inside a disabled tab (enabled
+    // later) would otherwise keep the greyed text of the disabled group.
+    QPalette pal = palette();
+    pal.setCurrentColorGroup(QPalette::Active);
     m_plot->setBackground(pal.color(QPalette::Base));
     for (QCPAxis* axis : {m_plot->xAxis, m_plot->yAxis, m_plot->xAxis2, m_plot->yAxis2}) {
         const QColor text = pal.color(QPalette::Text);
@@ -161,18 +194,23 @@ void ChartView::setLogScale(QCPAxis* axis, bool log, double base) {
 bool ChartView::isLogScale(QCPAxis* axis) const { return axis->scaleType() == QCPAxis::stLogarithmic; }
 
 void ChartView::updateTicker(QCPAxis* axis) {
-    // Power-of-base ticks read well over a decade or more; a narrower span would get one tick or
-    // none, so it keeps evenly spaced ones (still drawn on the log scale).
+    // Power-of-base ticks read well over a decade and a half or more; a narrower span keeps 1-2-5 ticks
+    // (base 10) or evenly spaced ones (other bases), still drawn on the log scale.
     const QCPRange r = axis->range();
     const double base = axis->property("logBase").isValid() ? axis->property("logBase").toDouble() : 10.0;
-    const bool wide = axis->scaleType() == QCPAxis::stLogarithmic && r.lower > 0 && r.upper / r.lower >= base;
+    const bool log = axis->scaleType() == QCPAxis::stLogarithmic && r.lower > 0 && r.upper > r.lower;
+    const bool wide = log && std::log(r.upper / r.lower) / std::log(base) >= kLogTickerMinDecades;
+    const bool shortLog = log && !wide && base == 10;
     auto* logTicker = dynamic_cast<QCPAxisTickerLog*>(axis->ticker().data());
+    const bool hasShort = dynamic_cast<ShortLogTicker*>(axis->ticker().data()) != nullptr;
     if (wide && (!logTicker || logTicker->logBase() != base)) {
         auto ticker = QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog);
         ticker->setLogBase(base);
         ticker->setSubTickCount(base == 10 ? 8 : 0);
         axis->setTicker(ticker);
-    } else if (!wide && logTicker) {
+    } else if (shortLog && !hasShort) {
+        axis->setTicker(QSharedPointer<QCPAxisTicker>(new ShortLogTicker));
+    } else if (!wide && !shortLog && (logTicker || hasShort)) {
         axis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
     }
 }

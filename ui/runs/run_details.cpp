@@ -1,8 +1,11 @@
-// RunDetails: stored samples -> LiveDashboard, summary -> a metrics table (one column per run).
+// RunDetails: stored samples -> LiveDashboard, per-layer stats -> LayerChartsPanel, summaries ->
+// RunsChartsPanel and a metrics table (one column per run).
 #include "ui/runs/run_details.h"
 
 #include "engine/store/run_store.h"
+#include "ui/charts/layer_charts_panel.h"
 #include "ui/charts/live_dashboard.h"
+#include "ui/charts/runs_charts_panel.h"
 
 #include <QFontDatabase>
 #include <QHeaderView>
@@ -21,8 +24,9 @@
 namespace lathe::ui {
 
 RunDetails::RunDetails(QWidget* parent)
-    : QWidget(parent), m_title(new QLabel(this)), m_dashboard(new LiveDashboard(this)), m_summary(new QTableWidget(this)),
-      m_config(new QPlainTextEdit(this)) {
+    : QWidget(parent), m_title(new QLabel(this)), m_dashboard(new LiveDashboard(this)),
+      m_layers(new LayerChartsPanel(this)), m_across(new RunsChartsPanel(this)), m_tabs(new QTabWidget(this)),
+      m_summary(new QTableWidget(this)), m_config(new QPlainTextEdit(this)) {
     m_title->setWordWrap(true);
     m_summary->setObjectName(QStringLiteral("summaryTable"));
     m_summary->setEditTriggers(QAbstractItemView::NoEditTriggers);
@@ -33,7 +37,11 @@ RunDetails::RunDetails(QWidget* parent)
     side->addTab(m_summary, tr("Summary"));
     side->addTab(m_config, tr("Configuration"));
     auto* splitter = new QSplitter(Qt::Horizontal, this);
-    splitter->addWidget(m_dashboard);
+    m_tabs->setObjectName(QStringLiteral("chartTabs"));
+    m_tabs->addTab(m_dashboard, tr("Series"));
+    m_tabs->addTab(m_layers, tr("Layers"));
+    m_tabs->addTab(m_across, tr("Across runs"));
+    splitter->addWidget(m_tabs);
     splitter->addWidget(side);
     splitter->setStretchFactor(0, 3);
     splitter->setStretchFactor(1, 1);
@@ -45,6 +53,10 @@ RunDetails::RunDetails(QWidget* parent)
 
 void RunDetails::clear() {
     m_dashboard->clear();
+    m_layers->clear();
+    m_across->clear();
+    m_tabs->setCurrentWidget(m_dashboard);
+    m_tabs->setTabEnabled(m_tabs->indexOf(m_layers), false);
     m_runIds.clear();
     m_summary->clear();
     m_summary->setRowCount(0);
@@ -65,15 +77,23 @@ int RunDetails::showRuns(RunStore& store, const QList<qint64>& runIds) {
     }
     std::set<std::string> keys, noteKeys;
     QStringList titles;
+    std::vector<RunLayerStats> layerStats;
+    std::vector<RunSummary> summaries;
     for (const RunRecord& r : records) {
         const QString label = QStringLiteral("#%1 %2").arg(r.id).arg(QString::fromStdString(r.name));
         m_dashboard->setRunLabel(r.id, label);
         m_dashboard->appendSamples(store.samples(r.id));
+        layerStats.push_back({r.id, label, store.layerStats(r.id)});
+        summaries.push_back({r.id, label, {r.summary.begin(), r.summary.end()}});
         for (const auto& [k, v] : r.summary) keys.insert(k);
         for (const auto& [k, v] : r.notes) noteKeys.insert(k);
         titles << QStringLiteral("%1 (%2)").arg(label, QString::fromStdString(r.status));
     }
     m_dashboard->replotDirty();
+    m_layers->setRuns(layerStats);
+    m_across->setRuns(summaries);
+    m_tabs->setTabEnabled(m_tabs->indexOf(m_layers), !m_layers->isEmpty());
+    if (!m_tabs->isTabEnabled(m_tabs->currentIndex())) m_tabs->setCurrentWidget(m_dashboard);
 
     m_summary->clear();
     m_summary->setColumnCount(static_cast<int>(records.size()));

@@ -1,5 +1,6 @@
 // RunDetails: a finished run (or several, overlaid for comparison) from the store: its charts from the
-// stored samples, its summary metrics, its error and its resolved configuration.
+// stored samples, its per-layer stats as bar charts, charts across the runs shown (a sweep's summary
+// metrics against each other), its summary metrics, its error and its resolved configuration.
 #pragma once
 
 #include <QList>
@@ -7,6 +8,7 @@
 
 class QLabel;
 class QPlainTextEdit;
+class QTabWidget;
 class QTableWidget;
 
 namespace lathe {
@@ -15,7 +17,9 @@ class RunStore;
 
 namespace lathe::ui {
 
+class LayerChartsPanel;
 class LiveDashboard;
+class RunsChartsPanel;
 
 class RunDetails : public QWidget {
     Q_OBJECT
@@ -26,12 +30,19 @@ public:
     // Shows nothing (e.g. after switching to another run database).
     void clear();
     LiveDashboard* dashboard() const { return m_dashboard; }
+    LayerChartsPanel* layerCharts() const { return m_layers; }
+    RunsChartsPanel* runsCharts() const { return m_across; }
+    // The chart tabs: "Series", "Layers" (enabled when a run has per-layer stats), "Across runs".
+    QTabWidget* chartTabs() const { return m_tabs; }
     QTableWidget* summaryTable() const { return m_summary; }
     QList<qint64> runIds() const { return m_runIds; }
 
 private:
     QLabel* m_title;
     LiveDashboard* m_dashboard;
+    LayerChartsPanel* m_layers;
+    RunsChartsPanel* m_across;
+    QTabWidget* m_tabs;
     QTableWidget* m_summary;
     QPlainTextEdit* m_config;
     QList<qint64> m_runIds;

@@ -8,13 +8,13 @@
 LATHE_CHART_SPECS(distill_charts) {
     using namespace lathe::ui;
     auto tr = [](const char* text) { return QCoreApplication::translate("ChartSpec", text); };
-    ChartSpecRegistry::add({.id = QStringLiteral("distill_loss_parts"),
-                            .title = tr("Distillation loss: soft (teacher) and hard (labels) parts per step"),
-                            .x = XSource::Step,
-                            .xAxis = {tr("optimizer step"), {}},
-                            .yAxis = {tr("loss"), {}},
-                            .draw = DrawStyle::Line,
-                            .matches = matchBase({"loss_soft", "loss_hard"}),
-                            .legendShowsBase = true,
-                            .order = 450});
+    ChartSpecRegistry::add(ChartSpec{.id = QStringLiteral("distill_loss_parts"),
+                                     .title = tr("Distillation loss: soft (teacher) and hard (labels) parts per step"),
+                                     .x = XSource::Step,
+                                     .xAxis = {tr("optimizer step"), {}},
+                                     .yAxis = {tr("loss"), {}},
+                                     .draw = DrawStyle::Line,
+                                     .matches = matchBase({"loss_soft", "loss_hard"}),
+                                     .legendShowsBase = true,
+                                     .order = 450});
 }

@@ -1,5 +1,7 @@
-// The prune family's chart: the fraction of prunable weights that are zero, per optimizer step, as
-// prune.gradual raises it along its cubic schedule (one sample per pruning step).
+// The prune family's charts: the fraction of prunable weights that are zero per optimizer step, as
+// prune.gradual raises it along its cubic schedule; per layer (run details), the sparsity reached, the
+// sensitivity sweep's accuracy drops, the sparse kernels' speedups over dense and the channels kept; across
+// the runs of a sparsity ladder, the theoretical and realized speedups and the accuracy against sparsity.
 #include "ui/charts/chart_spec.h"
 
 #include <QCoreApplication>
@@ -7,13 +9,50 @@
 LATHE_CHART_SPECS(prune_charts) {
     using namespace lathe::ui;
     auto tr = [](const char* text) { return QCoreApplication::translate("ChartSpec", text); };
-    ChartSpecRegistry::add({.id = QStringLiteral("sparsity"),
-                            .title = tr("Sparsity of the prunable weights per step"),
-                            .x = XSource::Step,
-                            .xAxis = {tr("optimizer step"), {}},
-                            .yAxis = {tr("sparsity"), tr("fraction")},
-                            .draw = DrawStyle::LineMarkers,
-                            .matches = matchBase({"sparsity"}),
-                            .legendShowsBase = false,
-                            .order = 650});
+    const QString fraction = tr("fraction");
+    ChartSpecRegistry::add(ChartSpec{.id = QStringLiteral("sparsity"),
+                                     .title = tr("Sparsity of the prunable weights per step"),
+                                     .x = XSource::Step,
+                                     .xAxis = {tr("optimizer step"), {}},
+                                     .yAxis = {tr("sparsity"), fraction},
+                                     .draw = DrawStyle::LineMarkers,
+                                     .matches = matchBase({"sparsity"}),
+                                     .legendShowsBase = false,
+                                     .order = 650});
+
+    ChartSpecRegistry::add(LayerChartSpec{.id = QStringLiteral("layer_sparsity"),
+                                          .title = tr("Sparsity per layer (zero weights)"),
+                                          .yAxis = {tr("sparsity"), fraction},
+                                          .matches = matchKeys({"sparsity"}),
+                                          .order = 100});
+    ChartSpecRegistry::add(LayerChartSpec{.id = QStringLiteral("layer_sensitivity"),
+                                          .title = tr("Accuracy drop when pruning one layer alone (@ percent pruned)"),
+                                          .yAxis = {tr("accuracy drop"), fraction},
+                                          .matches = matchKeys({"accuracy_drop", "sensitivity"}),
+                                          .order = 200});
+    ChartSpecRegistry::add(LayerChartSpec{.id = QStringLiteral("layer_sparse_speedup"),
+                                          .title = tr("Sparse kernel against dense, per layer (@ batch size)"),
+                                          .yAxis = {tr("speedup over dense"), QStringLiteral("×")},
+                                          .matches = matchKeys({"csr_speedup", "nm24_speedup"}),
+                                          .order = 300});
+    ChartSpecRegistry::add(LayerChartSpec{.id = QStringLiteral("layer_channels"),
+                                          .title = tr("Neurons / channels per layer, before and after"),
+                                          .yAxis = {tr("channels"), {}},
+                                          .matches = matchKeys({"channels_before", "channels_after"}),
+                                          .order = 400});
+
+    ChartSpecRegistry::add(RunsChartSpec{.id = QStringLiteral("speedup_vs_sparsity"),
+                                         .title = tr("Realized against theoretical speedup"),
+                                         .xKey = "sparsity",
+                                         .xAxis = {tr("sparsity"), fraction},
+                                         .yKeys = matchKeys({"speedup_theoretical", "speedup_realized"}),
+                                         .yAxis = {tr("speedup over dense"), QStringLiteral("×"), true},
+                                         .order = 200});
+    ChartSpecRegistry::add(RunsChartSpec{.id = QStringLiteral("accuracy_vs_sparsity"),
+                                         .title = tr("Accuracy against sparsity"),
+                                         .xKey = "sparsity",
+                                         .xAxis = {tr("sparsity"), fraction},
+                                         .yKeys = matchKeys({"accuracy"}),
+                                         .yAxis = {tr("accuracy"), fraction},
+                                         .order = 210});
 }

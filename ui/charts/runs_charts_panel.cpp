@@ -1,0 +1,126 @@
+// RunsChartsPanel: summary metrics of several runs -> one QCPGraph per y metric of each runs chart spec.
+#include "ui/charts/runs_charts_panel.h"
+
+#include "ui/charts/chart_spec.h"
+#include "ui/charts/chart_stack.h"
+#include "ui/charts/chart_style.h"
+#include "ui/charts/chart_view.h"
+
+#include <qcustomplot.h>
+
+#include <QLabel>
+#include <QScrollArea>
+#include <QVBoxLayout>
+
+#include <algorithm>
+#include <cmath>
+
+namespace lathe::ui {
+
+namespace {
+constexpr int kRunsChartHeight = 300;
+
+bool usable(double v, bool log) {
+    return std::isfinite(v) && (!log || v > 0);
+}
+} // namespace
+
+RunsChartsPanel::RunsChartsPanel(QWidget* parent)
+    : QWidget(parent), m_charts(new ChartStack), m_hint(new QLabel(this)) {
+    m_hint->setWordWrap(true);
+    auto* charts = new QWidget;
+    auto* chartsLayout = new QVBoxLayout(charts);
+    chartsLayout->setContentsMargins(0, 0, 0, 0);
+    chartsLayout->addWidget(m_charts);
+    chartsLayout->addStretch(1);
+    auto* scroll = new QScrollArea(this);
+    scroll->setWidgetResizable(true);
+    scroll->setFrameShape(QFrame::NoFrame);
+    scroll->setWidget(charts);
+    auto* layout = new QVBoxLayout(this);
+    layout->setContentsMargins(0, 0, 0, 0);
+    layout->addWidget(m_hint);
+    layout->addWidget(scroll, 1);
+    clear();
+}
+
+void RunsChartsPanel::clear() {
+    m_charts->clear();
+    m_hint->setText(tr("Open two or more runs together (Runs tab: select them, then Compare) to chart their "
+                       "summary metrics against each other, e.g. a sweep's speedup against sparsity."));
+}
+
+bool RunsChartsPanel::isEmpty() const { return m_charts->isEmpty(); }
+
+QStringList RunsChartsPanel::chartIds() const { return m_charts->ids(); }
+
+ChartView* RunsChartsPanel::chart(const QString& id) const { return m_charts->chart(id); }
+
+void RunsChartsPanel::setRuns(const std::vector<RunSummary>& runs) {
+    clear();
+    const QColor base = palette().color(QPalette::Base);
+    for (const RunsChartSpec& spec : ChartSpecRegistry::runsSpecs()) {
+        // The y metrics in the order the runs list them (std::map: alphabetical, so "speedup_realized"
+        // and its "@b<batch>" variants stay together).
+        std::vector<std::string> yKeys;
+        for (const RunSummary& r : runs) {
+            for (const auto& [k, v] : r.summary) {
+                if (spec.yKeys(k) && std::find(yKeys.begin(), yKeys.end(), k) == yKeys.end()) yKeys.push_back(k);
+            }
+        }
+        struct Line {
+            std::string key;
+            std::vector<std::pair<double, double>> points;
+        };
+        std::vector<Line> lines;
+        for (const std::string& k : yKeys) {
+            Line line{k, {}};
+            for (const RunSummary& r : runs) {
+                auto x = r.summary.find(spec.xKey);
+                auto y = r.summary.find(k);
+                if (x == r.summary.end() || y == r.summary.end()) continue;
+                if (!usable(x->second, spec.xAxis.log) || !usable(y->second, spec.yAxis.log)) continue;
+                line.points.emplace_back(x->second, y->second);
+            }
+            if (line.points.size() >= 2) lines.push_back(std::move(line));
+        }
+        if (lines.empty()) continue;
+        auto* view = new ChartView(spec.title, this);
+        view->setObjectName(spec.id);
+        view->setMinimumHeight(kRunsChartHeight);
+        QCustomPlot* plot = view->plot();
+        plot->xAxis->setLabel(spec.xAxis.text());
+        plot->yAxis->setLabel(spec.yAxis.text());
+        view->setLogScale(plot->xAxis, spec.xAxis.log, spec.xAxis.logBase);
+        view->setLogScale(plot->yAxis, spec.yAxis.log, spec.yAxis.logBase);
+        std::vector<LegendEntry> legend;
+        for (std::size_t i = 0; i < lines.size(); ++i) {
+            Line& line = lines[i];
+            std::sort(line.points.begin(), line.points.end());
+            const SeriesLook look = seriesLook(0, static_cast<int>(i), 1);
+            QCPGraph* graph = plot->addGraph();
+            graph->setName(QString::fromStdString(line.key));
+            graph->setPen(QPen(look.color, 1.5, look.dash));
+            graph->setScatterStyle(QCPScatterStyle(look.marker, QPen(look.color, 1.2), QBrush(base), 7));
+            QVector<double> xs, ys;
+            for (const auto& [x, y] : line.points) {
+                xs << x;
+                ys << y;
+            }
+            graph->setData(xs, ys, true);
+            LegendEntry entry;
+            entry.pen = graph->pen();
+            entry.scatter = graph->scatterStyle();
+            entry.text = graph->name();
+            legend.push_back(std::move(entry));
+        }
+        view->setLegendEntries(legend);
+        view->resetView();
+        m_charts->add(spec.id, view);
+    }
+    if (!m_charts->isEmpty()) {
+        m_hint->setText(tr("One point per run (%1 runs shown), joined in order of x.").arg(runs.size()));
+    }
+}
+
+} // namespace lathe::ui
