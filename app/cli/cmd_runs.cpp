@@ -5,6 +5,7 @@
 #include "app/cli/cli.h"
 #include "engine/core/errors.h"
 #include "engine/core/metric_keys.h"
+#include "engine/experiment/run_comparison.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -315,13 +316,69 @@ int runShow(const std::vector<std::string>& argv) {
 
 // ---- compare ------------------------------------------------------------------------------------
 
+// "accuracy,latency_p99_ms" -> the objectives, each with the direction the metric-key table gives it.
+std::vector<std::pair<std::string, MetricDirection>> paretoObjectives(const std::string& list) {
+    std::vector<std::pair<std::string, MetricDirection>> out;
+    std::stringstream in(list);
+    for (std::string key; std::getline(in, key, ',');) {
+        if (key.empty()) continue;
+        const MetricDirection dir = metricDirection(key);
+        if (dir == MetricDirection::Neutral)
+            throw ConfigError("--pareto: " + key + " has no direction (neither higher nor lower is better), so it cannot "
+                              "be an objective");
+        out.emplace_back(key, dir);
+    }
+    if (out.size() < 2) throw ConfigError("--pareto takes two or more comma-separated metrics, e.g. accuracy,latency_p99_ms");
+    return out;
+}
+
+// The runs on the front of the objectives; runs missing an objective are listed apart.
+struct ParetoResult {
+    std::vector<std::int64_t> front, dominated, missing;
+};
+
+ParetoResult paretoOfRuns(const std::vector<RunRecord>& runs, const std::vector<std::pair<std::string, MetricDirection>>& objectives) {
+    std::vector<std::vector<double>> points;
+    std::vector<MetricDirection> dirs;
+    for (const auto& [key, dir] : objectives) dirs.push_back(dir);
+    ParetoResult r;
+    for (const RunRecord& run : runs) {
+        std::vector<double> p;
+        for (const auto& [key, dir] : objectives) {
+            auto it = run.summary.find(key);
+            p.push_back(it == run.summary.end() ? std::nan("") : it->second);
+        }
+        if (std::any_of(p.begin(), p.end(), [](double v) { return std::isnan(v); })) r.missing.push_back(run.id);
+        points.push_back(std::move(p));
+    }
+    const auto front = paretoFront(points, dirs);
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+        if (std::find(r.missing.begin(), r.missing.end(), runs[i].id) != r.missing.end()) continue;
+        const bool on = std::find(front.begin(), front.end(), i) != front.end();
+        (on ? r.front : r.dominated).push_back(runs[i].id);
+    }
+    return r;
+}
+
+std::string idList(const std::vector<std::int64_t>& ids) {
+    std::string s;
+    for (std::int64_t id : ids) s += (s.empty() ? "#" : ", #") + std::to_string(id);
+    return s.empty() ? "none" : s;
+}
+
 int runCompare(const std::vector<std::string>& argv) {
-    Args args(argv, {"--db"}, {"--json"});
+    Args args(argv, {"--db", "--pareto"}, {"--json"});
     const auto ids = parseRunIds(args.positional(), "compare");
     const std::string path = dbPath(args);
     auto store = RunStore::openForReading(path);
     const auto runs = requireRuns(store.get(), path, ids);
     const auto keys = orderedMetricKeys(runs);
+    const auto objectives = args.value("--pareto") ? paretoObjectives(*args.value("--pareto"))
+                                                   : std::vector<std::pair<std::string, MetricDirection>>{};
+    // Latency of every run against the first, at each batch size both timed.
+    std::vector<std::pair<std::int64_t, RunLatencyDifference>> latency;
+    for (std::size_t i = 1; i < runs.size(); ++i)
+        for (const auto& d : latencyDifferences(*store, runs.front().id, runs[i].id)) latency.emplace_back(runs[i].id, d);
 
     auto valueOf = [](const RunRecord& r, const std::string& key) {
         auto it = r.summary.find(key);
@@ -351,6 +408,23 @@ int runCompare(const std::vector<std::string>& argv) {
                 pct.push_back(i == 0 ? nlohmann::json(nullptr) : numberOrNull(deltaPct(base, v)));
             }
             out["metrics"].push_back({{"key", key}, {"values", values}, {"delta", delta}, {"delta_pct", pct}});
+        }
+        out["latency_differences"] = nlohmann::json::array();
+        for (const auto& [id, l] : latency) {
+            const LatencyDifference& d = l.difference;
+            out["latency_differences"].push_back(
+                {{"run_id", id}, {"baseline_run_id", runs.front().id}, {"batch_size", l.batch},
+                 {"baseline_median_ms", d.medianA}, {"median_ms", d.medianB}, {"delta_ms", d.delta},
+                 {"delta_rel", d.relative}, {"ci_low_ms", d.ciLow}, {"ci_high_ms", d.ciHigh},
+                 {"confidence", d.confidence}, {"mann_whitney_u", d.mannWhitneyU}, {"p_value", d.pValue},
+                 {"samples", {d.countA, d.countB}}, {"significant", d.significant}, {"noisy", l.noisy}});
+        }
+        if (!objectives.empty()) {
+            const ParetoResult p = paretoOfRuns(runs, objectives);
+            nlohmann::json obj = nlohmann::json::array();
+            for (const auto& [key, dir] : objectives)
+                obj.push_back({{"key", key}, {"better", dir == MetricDirection::HigherIsBetter ? "higher" : "lower"}});
+            out["pareto"] = {{"objectives", obj}, {"front", p.front}, {"dominated", p.dominated}, {"missing", p.missing}};
         }
         std::cout << out.dump(2) << "\n";
         return kExitOk;
@@ -399,6 +473,27 @@ int runCompare(const std::vector<std::string>& argv) {
         o << line << "\n";
     }
     if (keys.empty()) o << "(no summary metrics stored for these runs)\n";
+    if (!latency.empty()) {
+        o << "\nlatency against #" << runs.front().id
+          << " (final measurement, every timed forward: difference of medians, bootstrap 95% CI, Mann-Whitney U):\n";
+        for (const auto& [id, l] : latency) {
+            const LatencyDifference& d = l.difference;
+            char buf[256];
+            std::snprintf(buf, sizeof(buf), "  #%lld @b%lld: %+.3g ms (%+.1f%%), CI [%.3g, %.3g] ms, p = %.2g: %s%s\n",
+                          static_cast<long long>(id), static_cast<long long>(l.batch), d.delta, 100.0 * d.relative,
+                          d.ciLow, d.ciHigh, d.pValue, d.significant ? "significant" : "not significant",
+                          l.noisy ? " (a run's latency is flagged noisy)" : "");
+            o << buf;
+        }
+    }
+    if (!objectives.empty()) {
+        const ParetoResult p = paretoOfRuns(runs, objectives);
+        std::string names;
+        for (const auto& [key, dir] : objectives)
+            names += (names.empty() ? "" : ", ") + key + (dir == MetricDirection::HigherIsBetter ? " (higher)" : " (lower)");
+        o << "\nPareto front of " << names << ": " << idList(p.front) << "\n  dominated: " << idList(p.dominated) << "\n";
+        if (!p.missing.empty()) o << "  missing a metric: " << idList(p.missing) << "\n";
+    }
     std::cout << o.str();
     return kExitOk;
 }
@@ -597,8 +692,10 @@ const Registrar kRuns({"runs",
                        "list stored runs, newest first, with their key metrics", runRuns});
 const Registrar kShow({"show", "show RUN_ID [--db PATH] [--json]",
                        "everything stored about one run: fields, summary, series, layer stats, artifacts", runShow});
-const Registrar kCompare({"compare", "compare RUN_ID... [--db PATH] [--json]",
-                          "summary metrics side by side, with deltas against the first run", runCompare});
+const Registrar kCompare({"compare", "compare RUN_ID... [--db PATH] [--pareto KEY,KEY...] [--json]",
+                          "summary metrics side by side, with deltas against the first run, whether each latency "
+                          "difference is significant, and the Pareto front of the --pareto metrics",
+                          runCompare});
 const Registrar kExport({"export",
                          "export RUN_ID... --format csv|json -o FILE [--table samples|summary] [--db PATH]\n"
                          "  json: runs with config, environment, summary, layer stats, artifacts and samples\n"

@@ -8,10 +8,8 @@
 #include <cmath>
 
 namespace lathe {
-namespace {
 
-// numpy.percentile(values, 100 * q) with method="linear" on already sorted values.
-double sortedPercentile(const std::vector<double>& sorted, double q) {
+double sortedPercentile(std::span<const double> sorted, double q) {
     if (sorted.empty()) return 0.0;
     q = std::clamp(q, 0.0, 1.0);
     const double pos = q * static_cast<double>(sorted.size() - 1);
@@ -21,9 +19,9 @@ double sortedPercentile(const std::vector<double>& sorted, double q) {
     return sorted[lo] + (sorted[hi] - sorted[lo]) * frac;
 }
 
-// Median of v (reordered in place): the mean of the two middle order statistics for even n.
 double medianInPlace(std::vector<double>& v) {
     const std::size_t n = v.size();
+    if (n == 0) return 0.0;
     const std::size_t mid = n / 2;
     std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid), v.end());
     const double upper = v[mid];
@@ -31,8 +29,6 @@ double medianInPlace(std::vector<double>& v) {
     const double lower = *std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid));
     return 0.5 * (lower + upper);
 }
-
-} // namespace
 
 double percentile(std::vector<double> values, double q) {
     std::sort(values.begin(), values.end());

@@ -24,6 +24,10 @@ inline constexpr double kDefaultNoisyCi = 0.05;
 
 // Linear interpolation between closest ranks (numpy's default), q in [0, 1].
 double percentile(std::vector<double> values, double q);
+// The same on values already sorted ascending (0 for none).
+double sortedPercentile(std::span<const double> sorted, double q);
+// The median of v, reordering v: the mean of the two middle order statistics for an even count (0 for none).
+double medianInPlace(std::vector<double>& v);
 // noisyCi: the largest relative width of the median's CI (medianCiRel) not flagged noisy. Without a
 // bootstrap (one sample, or bootstrapResamples <= 0) the CI is the median itself and nothing is noisy.
 LatencySummary summarize(std::span<const double> samplesMs, double noisyCi = kDefaultNoisyCi, std::uint64_t seed = 1,

@@ -44,6 +44,7 @@ private slots:
     void runsJsonFilters();
     void showJson();
     void compareDeltas();
+    void compareSignificanceAndPareto();
     void exportCsvAndJson();
     void deleteNeedsYes();
     void readCommandsMigrateAnOldDatabase();
@@ -195,6 +196,81 @@ void TestStoreCli::compareDeltas() {
     const QJsonObject sparsity = metrics[3].toObject();
     QVERIFY(sparsity["values"].toArray()[0].isNull()); // the base run has none
     QVERIFY(sparsity["delta"].toArray()[1].isNull());
+}
+
+void TestStoreCli::compareSignificanceAndPareto() {
+    // Three runs timed at batch 1 and 4: "fast" 20% below the base, "same" the base's very samples in
+    // reverse order (a difference of exactly zero), "slow and accurate" 30% above it.
+    const QString db = QString::fromStdString(test::tempDir() + "/cli-significance.sqlite");
+    std::int64_t base = 0, fast = 0, same = 0, slow = 0;
+    {
+        RunStore store(db.toStdString());
+        auto add = [&](const std::string& name, double scale, bool reversed, double accuracy) {
+            NewRun r;
+            r.name = name;
+            r.model = "mlp-784-256-128-10";
+            r.dataset = "fashion-mnist";
+            r.device = "cpu";
+            const std::int64_t id = store.createRun(r);
+            store.startRun(id);
+            store.finishRun(id, run_status::kDone);
+            std::vector<MetricSample> samples;
+            for (std::int64_t b : {1, 4}) {
+                for (int i = 0; i < 60; ++i) {
+                    const int k = reversed ? 59 - i : i;
+                    const double ms = scale * double(b) * (1.0 + 0.05 * std::sin(k * 1.7)); // +-5%
+                    samples.push_back(makeSample(id, "latency_ms/b" + std::to_string(b), i, i, ms));
+                }
+            }
+            samples.push_back(makeSample(id, "before/latency_ms/b1", 0, 0, 100.0)); // a measure step's: ignored
+            store.appendSamples(samples);
+            store.setSummary(id, {{"accuracy", accuracy}, {"latency_p50_ms", scale}, {"batch_size", 1}});
+            return id;
+        };
+        base = add("base", 1.0, false, 0.88);
+        fast = add("fast", 0.8, false, 0.86);
+        same = add("same", 1.0, true, 0.85);
+        slow = add("slow and accurate", 1.3, false, 0.89);
+    }
+    const QStringList ids{QString::number(base), QString::number(fast), QString::number(same), QString::number(slow)};
+    Result r = cli(QStringList{"compare"} + ids + QStringList{"--db", db, "--pareto", "accuracy,latency_p50_ms", "--json"});
+    QCOMPARE(r.exitCode, 0);
+    const QJsonObject o = QJsonDocument::fromJson(r.out).object();
+    const QJsonArray diffs = o["latency_differences"].toArray();
+    QCOMPARE(diffs.size(), 6); // three runs, two batch sizes each
+    for (const auto& v : diffs) {
+        const QJsonObject d = v.toObject();
+        const std::int64_t id = d["run_id"].toInteger();
+        QCOMPARE(d["baseline_run_id"].toInteger(), base);
+        QCOMPARE(d["samples"].toArray()[0].toInt(), 60);
+        const double rel = d["delta_rel"].toDouble();
+        if (id == fast) {
+            QVERIFY(d["significant"].toBool());
+            QVERIFY(std::fabs(rel + 0.2) < 1e-9);
+            QVERIFY(d["ci_high_ms"].toDouble() < 0);
+            QVERIFY(d["p_value"].toDouble() < 1e-6);
+        } else if (id == same) {
+            QVERIFY(!d["significant"].toBool());
+            QCOMPARE(d["delta_ms"].toDouble(), 0.0);
+            QVERIFY(d["ci_low_ms"].toDouble() <= 0 && d["ci_high_ms"].toDouble() >= 0);
+            QVERIFY(d["p_value"].toDouble() > 0.9);
+        } else {
+            QCOMPARE(id, slow);
+            QVERIFY(d["significant"].toBool() && d["ci_low_ms"].toDouble() > 0);
+        }
+    }
+    const QJsonObject pareto = o["pareto"].toObject();
+    QCOMPARE(pareto["front"].toArray(), (QJsonArray{qint64(base), qint64(fast), qint64(slow)}));
+    QCOMPARE(pareto["dominated"].toArray(), (QJsonArray{qint64(same)}));
+
+    r = cli(QStringList{"compare"} + ids + QStringList{"--db", db, "--pareto", "accuracy,latency_p50_ms"});
+    QCOMPARE(r.exitCode, 0);
+    QVERIFY2(r.out.contains("@b4: -0.") && r.out.contains(" ms (-20.0%), CI [") && r.out.contains(": not significant") &&
+                 r.out.contains("Pareto front of accuracy (higher), latency_p50_ms (lower): #" + QByteArray::number(base)),
+             r.out.constData());
+    r = cli(QStringList{"compare"} + ids + QStringList{"--db", db, "--pareto", "accuracy,batch_size"});
+    QCOMPARE(r.exitCode, 2);
+    QVERIFY(r.err.contains("batch_size has no direction"));
 }
 
 void TestStoreCli::exportCsvAndJson() {
