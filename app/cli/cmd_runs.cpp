@@ -155,11 +155,7 @@ std::vector<std::string> orderedMetricKeys(const std::vector<RunRecord>& runs) {
     std::set<std::string> all;
     for (const auto& r : runs)
         for (const auto& [k, v] : r.summary) all.insert(k);
-    std::vector<std::string> keys;
-    for (const auto& info : kMetricKeys)
-        if (all.erase(std::string(info.key))) keys.emplace_back(info.key);
-    keys.insert(keys.end(), all.begin(), all.end());
-    return keys;
+    return orderMetricKeys(std::move(all));
 }
 
 // ---- runs ---------------------------------------------------------------------------------------

@@ -105,6 +105,7 @@ MainWindow::MainWindow(AppController* controller, QWidget* parent)
     });
     connect(m_runsView, &RunsView::openRequested, this, &MainWindow::openRun);
     connect(m_runsView, &RunsView::compareRequested, this, &MainWindow::compareRuns);
+    connect(m_details, &RunDetails::runActivated, this, &MainWindow::openRun);
     connect(m_runsView, &RunsView::rerunRequested, this, &MainWindow::rerun);
     connect(m_runsView, &RunsView::exportRequested, this, [this](const QList<qint64>& ids) { exportRuns(ids); });
     connect(m_runsView, &RunsView::deleteRequested, m_controller, &AppController::deleteRuns);

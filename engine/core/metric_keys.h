@@ -2,7 +2,10 @@
 // reports: the order tables show them in, and which direction is better for each.
 #pragma once
 
+#include <set>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace lathe {
 
@@ -89,6 +92,16 @@ constexpr MetricDirection metricDirection(std::string_view key) {
     for (const auto& info : kMetricKeys)
         if (info.key == base) return info.direction;
     return MetricDirection::Neutral;
+}
+
+// `keys` in the order tables show them: the keys of kMetricKeys in its order, then the others
+// alphabetically.
+inline std::vector<std::string> orderMetricKeys(std::set<std::string> keys) {
+    std::vector<std::string> out;
+    for (const auto& info : kMetricKeys)
+        if (keys.erase(std::string(info.key))) out.emplace_back(info.key);
+    out.insert(out.end(), keys.begin(), keys.end());
+    return out;
 }
 
 } // namespace lathe

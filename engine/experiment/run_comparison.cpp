@@ -6,10 +6,7 @@
 
 namespace lathe {
 
-namespace {
-// Batch size -> per-repeat latencies of the final measurement (a measure step's series carry a label
-// prefix, "before/latency_ms/b4", and are left out).
-std::map<std::int64_t, std::vector<double>> finalLatencies(const RunStore& store, std::int64_t runId) {
+std::map<std::int64_t, std::vector<double>> finalLatencySamples(const RunStore& store, std::int64_t runId) {
     static const std::string prefix = "latency_ms/b";
     std::map<std::int64_t, std::vector<double>> out;
     for (const std::string& series : store.seriesNames(runId)) {
@@ -22,6 +19,7 @@ std::map<std::int64_t, std::vector<double>> finalLatencies(const RunStore& store
     return out;
 }
 
+namespace {
 bool flaggedNoisy(const RunStore& store, std::int64_t runId) {
     const auto run = store.run(runId);
     if (!run) return false;
@@ -32,8 +30,8 @@ bool flaggedNoisy(const RunStore& store, std::int64_t runId) {
 
 std::vector<RunLatencyDifference> latencyDifferences(const RunStore& store, std::int64_t baselineRunId,
                                                      std::int64_t runId, std::uint64_t seed) {
-    const auto base = finalLatencies(store, baselineRunId);
-    const auto other = finalLatencies(store, runId);
+    const auto base = finalLatencySamples(store, baselineRunId);
+    const auto other = finalLatencySamples(store, runId);
     const bool noisy = flaggedNoisy(store, baselineRunId) || flaggedNoisy(store, runId);
     std::vector<RunLatencyDifference> out;
     for (const auto& [batch, a] : base) {

@@ -7,6 +7,7 @@
 #include "engine/store/run_store.h"
 
 #include <cstdint>
+#include <map>
 #include <vector>
 
 namespace lathe {
@@ -16,6 +17,10 @@ struct RunLatencyDifference {
     LatencyDifference difference; // the run (B) against the baseline (A), in ms
     bool noisy = false;           // either run's latency_noisy flag was set
 };
+
+// Batch size -> the per-repeat latencies (ms) of a run's final measurement, in the order they were timed
+// (a measure step's series, "before/latency_ms/b4", are not the final measurement's and are left out).
+std::map<std::int64_t, std::vector<double>> finalLatencySamples(const RunStore& store, std::int64_t runId);
 
 // Every batch size both runs timed in their final measurement, ascending (none when either run stored
 // fewer than 2 samples at a batch size). The bootstrap is seeded with `seed`.

@@ -7,7 +7,9 @@
 #include "ui/charts/chart_spec.h"
 #include "ui/charts/chart_view.h"
 #include "ui/charts/layer_charts_panel.h"
+#include "ui/charts/pareto_chart.h"
 #include "ui/charts/runs_charts_panel.h"
+#include "ui/runs/compare_view.h"
 #include "ui/runs/run_details.h"
 
 #include "engine/core/errors.h"
@@ -15,6 +17,8 @@
 
 #include <qcustomplot.h>
 
+#include <QLabel>
+#include <QSignalSpy>
 #include <QTabWidget>
 #include <QTableWidget>
 #include <QtTest>
@@ -23,13 +27,14 @@ using namespace lathe;
 using namespace lathe::ui;
 
 namespace {
-std::int64_t addDoneRun(RunStore& store, const std::string& name, const std::map<std::string, double>& summary) {
+std::int64_t addDoneRun(RunStore& store, const std::string& name, const std::map<std::string, double>& summary,
+                        const std::string& chain = "train > prune.magnitude > finetune") {
     NewRun r;
     r.name = name;
     r.model = "mlp-784-256-128-10";
     r.dataset = "fashion-mnist";
     r.device = "cpu";
-    r.strategyChain = "train > prune.magnitude > finetune";
+    r.strategyChain = chain;
     r.configJson = R"({"name":")" + name + R"("})";
     const std::int64_t id = store.createRun(r);
     store.startRun(id);
@@ -196,6 +201,118 @@ class TestRunDetails : public QObject {
         details.chartTabs()->setCurrentWidget(across);
         QVERIFY(QTest::qWaitForWindowExposed(&details));
         saveScreenshot(details, QStringLiteral("run-details-across-runs.png"));
+    }
+
+    void compareViewDeltasSignificanceAndCopies() {
+        // Base, a faster and less accurate run, and one with the base's very latencies (reversed).
+        auto withLatency = [&](const std::string& name, double scale, bool reversed, double accuracy) {
+            const auto id = addDoneRun(*m_store, name,
+                                       {{"accuracy", accuracy}, {"latency_p50_ms", scale}, {"model_bytes", 940584}});
+            std::vector<MetricSample> samples;
+            for (int i = 0; i < 60; ++i) {
+                const int k = reversed ? 59 - i : i;
+                samples.push_back(makeSample(id, "latency_ms/b1", i, i, scale * (1.0 + 0.05 * std::sin(k * 1.7))));
+            }
+            m_store->appendSamples(samples);
+            return id;
+        };
+        const auto base = withLatency("dense", 1.0, false, 0.88);
+        const auto fast = withLatency("<script>alert(1)</script> | 2:4, fine-tuned", 0.8, false, 0.86);
+        const auto same = withLatency("same", 1.0, true, 0.88);
+        RunDetails details;
+        details.resize(1100, 700);
+        QCOMPARE(details.showRuns(*m_store, {base, fast, same}), 3);
+        CompareView* view = details.compareView();
+        QCOMPARE(details.chartTabs()->currentWidget(), view);
+        QCOMPARE(view->baselineRunId(), base);
+        using V = CompareView::Verdict;
+        QCOMPARE(view->verdict("accuracy", fast), V::Worse);
+        QCOMPARE(view->verdict("latency_p50_ms", fast), V::Better);
+        QCOMPARE(view->verdict("model_bytes", fast), V::None);
+        QCOMPARE(view->verdict("accuracy", base), V::None);
+        QCOMPARE(view->verdict("latency@b1", fast), V::Better);
+        QCOMPARE(view->verdict("latency@b1", same), V::NotSignificant);
+        // Against the fast run, the others are slower and more accurate.
+        view->setBaseline(fast);
+        QCOMPARE(view->verdict("accuracy", base), V::Better);
+        QCOMPARE(view->verdict("latency@b1", base), V::Worse);
+        QCOMPARE(view->verdict("latency@b1", fast), V::None);
+
+        QTableWidget* table = view->table();
+        const int rows = table->rowCount();
+        QCOMPARE(table->columnCount(), 3);
+        view->setHideIdentical(true); // model_bytes is the same everywhere
+        QCOMPARE(table->rowCount(), rows - 1);
+        view->setTransposed(true);
+        QCOMPARE(table->rowCount(), 3);
+        QCOMPARE(table->columnCount(), rows - 1);
+        QVERIFY(table->verticalHeaderItem(1)->text().startsWith(QStringLiteral("#%1").arg(qlonglong(fast))));
+
+        // Hostile names stay text.
+        const QString md = view->toMarkdown();
+        QVERIFY2(md.contains(QLatin1String("&lt;script&gt;alert(1)&lt;/script&gt; \\| 2:4")), qPrintable(md));
+        QVERIFY(!md.contains(QLatin1String("<script>")));
+        const QStringList mdLines = md.split(QLatin1Char('\n'), Qt::SkipEmptyParts);
+        for (const QString& line : mdLines.mid(2)) // as many cells on every line as in the header
+            QCOMPARE(line.count(QLatin1String(" | ")), mdLines.first().count(QLatin1String(" | ")));
+        const QString csv = view->toCsv();
+        QVERIFY2(csv.contains(QStringLiteral("\"#%1 <script>alert(1)</script> | 2:4, fine-tuned\"").arg(qlonglong(fast))), qPrintable(csv));
+        QCOMPARE(csv.split(QLatin1Char('\n'), Qt::SkipEmptyParts).size(), 4); // header + 3 runs
+        int labelsWithTheName = 0; // the title and the note name the runs: as plain text, not rich text
+        for (QLabel* label : details.findChildren<QLabel*>()) {
+            if (!label->text().contains(QLatin1String("<script>"))) continue;
+            ++labelsWithTheName;
+            QCOMPARE(label->textFormat(), Qt::PlainText);
+        }
+        QVERIFY(labelsWithTheName >= 1);
+        details.show();
+        view->setTransposed(false);
+        view->setHideIdentical(false);
+        view->setBaseline(base);
+        QVERIFY(QTest::qWaitForWindowExposed(&details));
+        saveScreenshot(details, QStringLiteral("run-details-compare.png"));
+    }
+
+    void paretoChartDrawsTheFrontAndOpensRuns() {
+        QCOMPARE(ParetoChart::familyOf("train > prune.magnitude > finetune"), QStringLiteral("prune"));
+        QCOMPARE(ParetoChart::familyOf("train > distill.logits > measure"), QStringLiteral("distill"));
+        QCOMPARE(ParetoChart::familyOf("train > finetune"), QStringLiteral("baseline"));
+        QCOMPARE(ParetoChart::familyOf(""), QStringLiteral("baseline"));
+        const auto dense = addDoneRun(*m_store, "dense", {{"accuracy", 0.887}, {"latency_p99_ms", 1.5}, {"model_bytes", 940584}},
+                                      "train > finetune");
+        const auto unstructured = addDoneRun(*m_store, "unstructured",
+                                             {{"accuracy", 0.885}, {"latency_p99_ms", 1.6}, {"model_bytes", 940584}});
+        const auto structured = addDoneRun(*m_store, "structured",
+                                           {{"accuracy", 0.885}, {"latency_p99_ms", 0.8}, {"model_bytes", 471068}},
+                                           "train > prune.structured > finetune");
+        const auto student = addDoneRun(*m_store, "student", {{"accuracy", 0.85}, {"latency_p99_ms", 0.3}, {"model_bytes", 200000}},
+                                        "train > distill.logits");
+        const auto noLatency = addDoneRun(*m_store, "no latency", {{"accuracy", 0.9}});
+        RunDetails details;
+        details.resize(1100, 900);
+        QSignalSpy activated(&details, &RunDetails::runActivated);
+        QCOMPARE(details.showRuns(*m_store, {dense, unstructured, structured, student, noLatency}), 5);
+        ParetoChart* pareto = details.runsCharts()->pareto();
+        QVERIFY(!pareto->isHidden());
+        // Fastest first: the student, the structured model, the dense one; the unstructured is beaten by the
+        // structured one (as accurate, faster); the run with no latency is not drawn.
+        QCOMPARE(pareto->front(), (std::vector<std::int64_t>{student, structured, dense}));
+        QCOMPARE(pareto->view()->plot()->graphCount(), 1 + 4);
+        QVERIFY(pareto->frontLabel()->text().contains(QLatin1String("structured")));
+        QCOMPARE(pareto->view()->legendItemCount(), 3 + 1); // baseline, prune, distill, the front
+        QVERIFY(pareto->view()->isLogScale(pareto->view()->plot()->xAxis)); // 0.3 to 1.6 ms: >= 5x
+
+        details.show();
+        details.chartTabs()->setCurrentWidget(details.runsCharts());
+        QVERIFY(QTest::qWaitForWindowExposed(&details));
+        QCustomPlot* plot = pareto->view()->plot();
+        plot->replot();
+        const QPoint at(int(plot->xAxis->coordToPixel(0.8)), int(plot->yAxis->coordToPixel(0.885)));
+        QCOMPARE(pareto->runAt(at), structured);
+        QTest::mouseClick(plot, Qt::LeftButton, {}, at);
+        QCOMPARE(activated.size(), 1);
+        QCOMPARE(activated.first().first().toLongLong(), structured);
+        saveScreenshot(details, QStringLiteral("run-details-pareto.png"));
     }
 
     void registryRefusesTwinsAndMatchesVariants() {

@@ -5,6 +5,7 @@
 #include "ui/charts/chart_stack.h"
 #include "ui/charts/chart_style.h"
 #include "ui/charts/chart_view.h"
+#include "ui/charts/pareto_chart.h"
 
 #include <qcustomplot.h>
 
@@ -26,12 +27,14 @@ bool usable(double v, bool log) {
 } // namespace
 
 RunsChartsPanel::RunsChartsPanel(QWidget* parent)
-    : QWidget(parent), m_charts(new ChartStack), m_hint(new QLabel(this)) {
+    : QWidget(parent), m_charts(new ChartStack), m_pareto(new ParetoChart), m_hint(new QLabel(this)) {
     m_hint->setWordWrap(true);
     auto* charts = new QWidget;
     auto* chartsLayout = new QVBoxLayout(charts);
     chartsLayout->setContentsMargins(0, 0, 0, 0);
+    chartsLayout->addWidget(m_pareto);
     chartsLayout->addWidget(m_charts);
+    connect(m_pareto, &ParetoChart::runActivated, this, &RunsChartsPanel::runActivated);
     chartsLayout->addStretch(1);
     auto* scroll = new QScrollArea(this);
     scroll->setWidgetResizable(true);
@@ -46,11 +49,13 @@ RunsChartsPanel::RunsChartsPanel(QWidget* parent)
 
 void RunsChartsPanel::clear() {
     m_charts->clear();
+    m_pareto->setPoints({});
+    m_pareto->hide();
     m_hint->setText(tr("Open two or more runs together (Runs tab: select them, then Compare) to chart their "
                        "summary metrics against each other, e.g. a sweep's speedup against sparsity."));
 }
 
-bool RunsChartsPanel::isEmpty() const { return m_charts->isEmpty(); }
+bool RunsChartsPanel::isEmpty() const { return m_charts->isEmpty() && m_pareto->isHidden(); }
 
 QStringList RunsChartsPanel::chartIds() const { return m_charts->ids(); }
 
@@ -58,6 +63,19 @@ ChartView* RunsChartsPanel::chart(const QString& id) const { return m_charts->ch
 
 void RunsChartsPanel::setRuns(const std::vector<RunSummary>& runs) {
     clear();
+    std::vector<ParetoChart::Point> points;
+    for (const RunSummary& r : runs) {
+        auto accuracy = r.summary.find("accuracy"), p99 = r.summary.find("latency_p99_ms"),
+             bytes = r.summary.find("model_bytes");
+        if (accuracy == r.summary.end() || p99 == r.summary.end()) continue;
+        if (!std::isfinite(accuracy->second) || !(p99->second > 0)) continue;
+        points.push_back({r.runId, r.label, ParetoChart::familyOf(r.strategyChain), accuracy->second, p99->second,
+                          bytes == r.summary.end() ? 0.0 : bytes->second});
+    }
+    if (points.size() >= 2) {
+        m_pareto->setPoints(points);
+        m_pareto->show();
+    }
     const QColor base = palette().color(QPalette::Base);
     for (const RunsChartSpec& spec : ChartSpecRegistry::runsSpecs()) {
         // The y metrics in the order the runs list them (std::map: alphabetical, so "speedup_realized"
@@ -118,8 +136,8 @@ void RunsChartsPanel::setRuns(const std::vector<RunSummary>& runs) {
         view->resetView();
         m_charts->add(spec.id, view);
     }
-    if (!m_charts->isEmpty()) {
-        m_hint->setText(tr("One point per run (%1 runs shown), joined in order of x.").arg(runs.size()));
+    if (!isEmpty()) {
+        m_hint->setText(tr("Charts across the %1 runs shown: one point per run.").arg(runs.size()));
     }
 }
 

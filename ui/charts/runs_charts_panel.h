@@ -1,7 +1,8 @@
 // RunsChartsPanel: charts across runs (a sweep, or runs picked for comparison) from their summary
 // metrics. Every runs chart spec (chart_spec.h) for which at least two runs have its x metric and one of
 // its y metrics becomes a chart: one point per run and y metric, the points of a metric joined in order
-// of x (a sparsity ladder's theoretical and realized speedups against sparsity).
+// of x (a sparsity ladder's theoretical and realized speedups against sparsity). Above them, when two or
+// more runs have accuracy and p99 latency, their Pareto chart (pareto_chart.h).
 #pragma once
 
 #include <QString>
@@ -18,11 +19,13 @@ namespace lathe::ui {
 
 class ChartStack;
 class ChartView;
+class ParetoChart;
 
 struct RunSummary {
     std::int64_t runId = 0;
     QString label;
     std::map<std::string, double> summary;
+    std::string strategyChain; // "train > prune.magnitude > finetune"
 };
 
 class RunsChartsPanel : public QWidget {
@@ -36,9 +39,16 @@ class RunsChartsPanel : public QWidget {
 
     QStringList chartIds() const;
     ChartView* chart(const QString& id) const;
+    // Hidden when fewer than two runs have accuracy and latency_p99_ms.
+    ParetoChart* pareto() const { return m_pareto; }
+
+signals:
+    // A point of the Pareto chart was clicked.
+    void runActivated(std::int64_t runId);
 
   private:
     ChartStack* m_charts;
+    ParetoChart* m_pareto;
     QLabel* m_hint;
 };
 

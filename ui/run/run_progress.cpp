@@ -15,6 +15,7 @@ RunProgress::RunProgress(QWidget* parent) : QWidget(parent), m_bar(new QProgress
     m_bar->setFormat(QStringLiteral("%p%"));
     m_bar->setMaximumWidth(220);
     m_bar->setMinimumWidth(140);
+    m_label->setTextFormat(Qt::PlainText); // messages carry run and experiment names
     auto* layout = new QHBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
     layout->addWidget(m_bar);

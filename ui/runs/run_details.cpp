@@ -6,6 +6,7 @@
 #include "ui/charts/layer_charts_panel.h"
 #include "ui/charts/live_dashboard.h"
 #include "ui/charts/runs_charts_panel.h"
+#include "ui/runs/compare_view.h"
 
 #include <QFontDatabase>
 #include <QHeaderView>
@@ -25,9 +26,11 @@ namespace lathe::ui {
 
 RunDetails::RunDetails(QWidget* parent)
     : QWidget(parent), m_title(new QLabel(this)), m_dashboard(new LiveDashboard(this)),
-      m_layers(new LayerChartsPanel(this)), m_across(new RunsChartsPanel(this)), m_tabs(new QTabWidget(this)),
+      m_layers(new LayerChartsPanel(this)), m_across(new RunsChartsPanel(this)), m_compare(new CompareView(this)),
+      m_tabs(new QTabWidget(this)),
       m_summary(new QTableWidget(this)), m_config(new QPlainTextEdit(this)) {
     m_title->setWordWrap(true);
+    m_title->setTextFormat(Qt::PlainText); // run names are text, even "<b>"
     m_summary->setObjectName(QStringLiteral("summaryTable"));
     m_summary->setEditTriggers(QAbstractItemView::NoEditTriggers);
     m_summary->verticalHeader()->setDefaultSectionSize(m_summary->fontMetrics().height() + 6);
@@ -38,9 +41,11 @@ RunDetails::RunDetails(QWidget* parent)
     side->addTab(m_config, tr("Configuration"));
     auto* splitter = new QSplitter(Qt::Horizontal, this);
     m_tabs->setObjectName(QStringLiteral("chartTabs"));
+    connect(m_across, &RunsChartsPanel::runActivated, this, [this](std::int64_t id) { emit runActivated(id); });
     m_tabs->addTab(m_dashboard, tr("Series"));
     m_tabs->addTab(m_layers, tr("Layers"));
     m_tabs->addTab(m_across, tr("Across runs"));
+    m_tabs->addTab(m_compare, tr("Compare"));
     splitter->addWidget(m_tabs);
     splitter->addWidget(side);
     splitter->setStretchFactor(0, 3);
@@ -55,8 +60,10 @@ void RunDetails::clear() {
     m_dashboard->clear();
     m_layers->clear();
     m_across->clear();
+    m_compare->clear();
     m_tabs->setCurrentWidget(m_dashboard);
     m_tabs->setTabEnabled(m_tabs->indexOf(m_layers), false);
+    m_tabs->setTabEnabled(m_tabs->indexOf(m_compare), false);
     m_runIds.clear();
     m_summary->clear();
     m_summary->setRowCount(0);
@@ -84,7 +91,7 @@ int RunDetails::showRuns(RunStore& store, const QList<qint64>& runIds) {
         m_dashboard->setRunLabel(r.id, label);
         m_dashboard->appendSamples(store.samples(r.id));
         layerStats.push_back({r.id, label, store.layerStats(r.id)});
-        summaries.push_back({r.id, label, {r.summary.begin(), r.summary.end()}});
+        summaries.push_back({r.id, label, r.summary, r.strategyChain});
         for (const auto& [k, v] : r.summary) keys.insert(k);
         for (const auto& [k, v] : r.notes) noteKeys.insert(k);
         titles << QStringLiteral("%1 (%2)").arg(label, QString::fromStdString(r.status));
@@ -93,7 +100,13 @@ int RunDetails::showRuns(RunStore& store, const QList<qint64>& runIds) {
     m_layers->setRuns(layerStats);
     m_across->setRuns(summaries);
     m_tabs->setTabEnabled(m_tabs->indexOf(m_layers), !m_layers->isEmpty());
-    if (!m_tabs->isTabEnabled(m_tabs->currentIndex())) m_tabs->setCurrentWidget(m_dashboard);
+    const bool several = records.size() > 1;
+    if (several) m_compare->setRuns(store, records);
+    else m_compare->clear();
+    m_tabs->setTabEnabled(m_tabs->indexOf(m_compare), several);
+    if (several) m_tabs->setCurrentWidget(m_compare);
+    else if (!m_tabs->isTabEnabled(m_tabs->currentIndex()) || m_tabs->currentWidget() == m_compare)
+        m_tabs->setCurrentWidget(m_dashboard);
 
     m_summary->clear();
     m_summary->setColumnCount(static_cast<int>(records.size()));

@@ -17,6 +17,7 @@ class RunStore;
 
 namespace lathe::ui {
 
+class CompareView;
 class LayerChartsPanel;
 class LiveDashboard;
 class RunsChartsPanel;
@@ -32,16 +33,23 @@ public:
     LiveDashboard* dashboard() const { return m_dashboard; }
     LayerChartsPanel* layerCharts() const { return m_layers; }
     RunsChartsPanel* runsCharts() const { return m_across; }
-    // The chart tabs: "Series", "Layers" (enabled when a run has per-layer stats), "Across runs".
+    CompareView* compareView() const { return m_compare; }
+    // The tabs: "Series", "Layers" (enabled when a run has per-layer stats), "Across runs", "Compare"
+    // (enabled, and shown first, when several runs are open).
     QTabWidget* chartTabs() const { return m_tabs; }
     QTableWidget* summaryTable() const { return m_summary; }
     QList<qint64> runIds() const { return m_runIds; }
+
+signals:
+    // The user asked for one run from a chart across runs (a click on its Pareto point).
+    void runActivated(qint64 runId);
 
 private:
     QLabel* m_title;
     LiveDashboard* m_dashboard;
     LayerChartsPanel* m_layers;
     RunsChartsPanel* m_across;
+    CompareView* m_compare;
     QTabWidget* m_tabs;
     QTableWidget* m_summary;
     QPlainTextEdit* m_config;
