@@ -57,8 +57,9 @@ pkgs_gui=(qt6-base-dev libqcustomplot-dev libqt6svg6)
 pkgs_data=(dataset-fashion-mnist)
 # Tests only: an X server for the end-to-end window test, and PyTorch as the reference the engine's
 # results are compared with (those tests skip, and say so, when it is missing). PyTorch is large,
-# so the plain launch does not install it.
-pkgs_test=(xvfb xauth python3-torch)
+# so the plain launch does not install it. poppler-utils (pdftoppm) renders a PDF report's first page in
+# the report test.
+pkgs_test=(xvfb xauth python3-torch poppler-utils)
 # cpack -G DEB computes the package's Depends with dpkg-shlibdeps (dpkg-dev), which uses file(1).
 pkgs_package=(dpkg-dev file)
 

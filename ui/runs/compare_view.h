@@ -1,11 +1,10 @@
-// CompareView: several stored runs side by side. Every summary metric, with each run's delta against a
-// baseline run chosen in the bar, tinted better or worse by the metric's direction (lower latency, higher
-// accuracy); below the metrics, for each batch size the runs timed, whether a run's latency differs from
-// the baseline's by more than noise (engine/experiment/run_comparison.h). Rows where every run has the same
+// CompareView: several stored runs side by side (ui/runs/comparison_table.h): every summary metric with
+// each run's delta against a baseline run chosen in the bar, tinted green (better) or red (worse), and the
+// latency significance rows, grey where the difference is within noise. Rows where every run has the same
 // value can be hidden, the table transposed (runs as rows), and what is shown copied as CSV or Markdown.
 #pragma once
 
-#include "engine/store/run_store.h"
+#include "ui/runs/comparison_table.h"
 
 #include <QList>
 #include <QString>
@@ -25,9 +24,8 @@ namespace lathe::ui {
 
 class CompareView : public QWidget {
     Q_OBJECT
-public:
-    // How a cell compares with the baseline, by the metric's direction.
-    enum class Verdict { None, Better, Worse, NotSignificant };
+  public:
+    using Verdict = ComparisonTable::Verdict;
 
     explicit CompareView(QWidget* parent = nullptr);
 
@@ -49,33 +47,17 @@ public:
     QString toCsv() const;
     QString toMarkdown() const;
 
-private:
-    struct Cell {
-        QString text;
-        QString toolTip;
-        Verdict verdict = Verdict::None;
-    };
-    struct Row {
-        QString key;   // "accuracy", "latency@b256"
-        QString label; // shown in the header
-        std::vector<Cell> cells; // one per run
-        bool identical = false;
-    };
+  private:
     void rebuild();
-    std::vector<Row> buildRows() const;
-    // The table as shown as text: a header line (the corner, then the column headers), then each row.
     QList<QStringList> shownText() const;
-    // Header texts and cells as shown: rows x columns after hiding and transposing.
-    void shown(QStringList& rowHeaders, QStringList& columnHeaders, std::vector<std::vector<const Cell*>>& cells) const;
 
     QComboBox* m_baseline;
     QCheckBox* m_hideIdentical;
     QCheckBox* m_transpose;
     QLabel* m_note;
     QTableWidget* m_table;
-    std::vector<RunRecord> m_runs;
-    std::vector<std::map<std::int64_t, std::vector<double>>> m_latencies; // per run: batch -> samples
-    std::vector<Row> m_rows;
+    ComparisonTable m_comparison;
+    std::vector<ComparisonTable::Row> m_rows;
 };
 
 } // namespace lathe::ui
