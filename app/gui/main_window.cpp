@@ -1,6 +1,8 @@
 // MainWindow: menus, toolbar, docks and the signal wiring between widgets and the engine thread.
 #include "app/gui/main_window.h"
 
+#include "ui/report/report.h"
+
 #include "app/gui/app_controller.h"
 #include "engine/store/run_store.h"
 #include "ui/charts/chart_view.h"
@@ -10,6 +12,7 @@
 #include "ui/devices/devices_panel.h"
 #include "ui/editor/experiment_editor.h"
 #include "ui/library/experiment_library.h"
+#include "ui/report/report.h"
 #include "ui/run/log_pane.h"
 #include "ui/run/run_progress.h"
 #include "ui/runs/run_details.h"
@@ -389,9 +392,21 @@ void MainWindow::rerun(qint64 runId) {
 void MainWindow::exportRuns(const QList<qint64>& runIds, const QString& chosenPath) {
     RunStore* store = m_runsModel->store();
     if (!store) return;
-    const QString path = !chosenPath.isEmpty() ? chosenPath
-                                               : QFileDialog::getSaveFileName(this, tr("Export runs"), QStringLiteral("runs.json"), tr("JSON (*.json)"));
+    const QString path = !chosenPath.isEmpty()
+                             ? chosenPath
+                             : QFileDialog::getSaveFileName(this, tr("Export runs"), QStringLiteral("report.html"),
+                                                            tr("HTML report (*.html);;PDF report (*.pdf);;Markdown report (*.md);;"
+                                                               "JSON, the numbers (*.json)"));
     if (path.isEmpty()) return;
+    if (!path.endsWith(QLatin1String(".json"), Qt::CaseInsensitive)) {
+        try {
+            writeReport(*store, runIds, path, reportFormatForPath(path));
+            statusBar()->showMessage(tr("Report of %n run(s) written to %1", nullptr, static_cast<int>(runIds.size())).arg(path), 5000);
+        } catch (const std::exception& e) {
+            m_log->appendMessage(2, QString::fromUtf8(e.what()));
+        }
+        return;
+    }
     nlohmann::json out = nlohmann::json::array();
     for (qint64 id : runIds) {
         const auto r = store->run(id);

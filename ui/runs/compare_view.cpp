@@ -118,13 +118,14 @@ void CompareView::rebuild() {
         static_cast<int>(std::count_if(m_rows.begin(), m_rows.end(), [this](const ComparisonTable::Row& r) {
             return m_hideIdentical->isChecked() && r.identical;
         }));
-    m_note->setText(
-        m_comparison.runs().empty()
-            ? QString()
-            : tr("Deltas against %1; green is better, red worse, by each metric's direction. "
-                 "Latency rows: difference of the medians of every timed forward with its 95% "
-                 "bootstrap interval; grey when the interval contains zero.%2")
-                  .arg(m_baseline->currentText(), hidden ? tr(" %1 identical rows hidden.").arg(hidden) : QString()));
+    QStringList note = m_comparison.caveats();
+    if (!m_comparison.runs().empty())
+        note << tr("Deltas against %1; green is better, red worse, by each metric's direction. Latency rows: "
+                   "difference of the medians of every timed forward with its 95% bootstrap interval; grey when "
+                   "the interval contains zero.")
+                    .arg(m_baseline->currentText());
+    if (hidden) note << tr("%1 identical rows hidden.").arg(hidden);
+    m_note->setText(note.join(QLatin1Char(' ')));
 }
 
 CompareView::Verdict CompareView::verdict(const QString& rowKey, std::int64_t runId) const {

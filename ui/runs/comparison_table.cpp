@@ -58,6 +58,25 @@ ComparisonTable::ComparisonTable(const RunStore& store, std::vector<RunRecord> r
         m_latencies.push_back(finalLatencySamples(store, r.id));
 }
 
+QStringList ComparisonTable::caveats() const {
+    QStringList out;
+    if (m_runs.size() < 2) return out;
+    std::set<std::string> datasets;
+    for (const RunRecord& r : m_runs) datasets.insert(r.dataset);
+    if (datasets.size() > 1) {
+        QStringList names;
+        for (const std::string& d : datasets) names << QString::fromStdString(d.empty() ? "(none)" : d);
+        out << tr("The runs were evaluated on different datasets (%1): their accuracies do not compare.")
+                   .arg(names.join(QStringLiteral(", ")));
+    }
+    std::set<std::string> common;
+    for (const auto& [k, v] : m_runs.front().summary) common.insert(k);
+    for (const RunRecord& r : m_runs)
+        std::erase_if(common, [&](const std::string& k) { return !r.summary.count(k); });
+    if (common.empty()) out << tr("No summary metric is stored for every run: each row below is missing some runs.");
+    return out;
+}
+
 std::vector<ComparisonTable::Row> ComparisonTable::rows(std::size_t baseline) const {
     std::vector<Row> rows;
     const int base = static_cast<int>(std::min(baseline, m_runs.empty() ? 0 : m_runs.size() - 1));

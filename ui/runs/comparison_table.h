@@ -44,6 +44,9 @@ class ComparisonTable {
     ComparisonTable(const RunStore& store, std::vector<RunRecord> runs);
 
     const std::vector<RunRecord>& runs() const { return m_runs; }
+    // What makes the comparison weaker, said plainly: runs evaluated on different datasets or splits, no
+    // summary metric that every run has.
+    QStringList caveats() const;
     // The rows against runs()[baseline] (the last run when out of range).
     std::vector<Row> rows(std::size_t baseline) const;
     // `rows` (which must outlive the result) laid out as shown.
