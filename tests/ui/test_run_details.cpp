@@ -7,6 +7,7 @@
 #include "ui/charts/chart_spec.h"
 #include "ui/charts/chart_view.h"
 #include "ui/charts/layer_charts_panel.h"
+#include "ui/charts/lineage_panel.h"
 #include "ui/charts/pareto_chart.h"
 #include "ui/charts/runs_charts_panel.h"
 #include "ui/runs/compare_view.h"
@@ -313,6 +314,46 @@ class TestRunDetails : public QObject {
         QCOMPARE(activated.size(), 1);
         QCOMPARE(activated.first().first().toLongLong(), structured);
         saveScreenshot(details, QStringLiteral("run-details-pareto.png"));
+    }
+
+    void lineageOrdersTheMeasurementsAsTaken() {
+        // prune.structured's own pair (original, pruned) measured before a `measure` step labelled "tuned";
+        // alphabetical order would put "tuned" before... nothing, so "pruned" is stored last on purpose.
+        const auto id = addDoneRun(*m_store, "chain",
+                                   {{"baseline_accuracy", 0.873}, {"baseline_model_bytes", 940584},
+                                    {"original.accuracy", 0.873}, {"original.latency_p50_ms", 0.70}, {"original.model_bytes", 940584},
+                                    {"tuned.accuracy", 0.884}, {"tuned.latency_p50_ms", 0.38}, {"tuned.model_bytes", 471068},
+                                    {"pruned.accuracy", 0.861}, {"pruned.latency_p50_ms", 0.37}, {"pruned.model_bytes", 471068},
+                                    {"accuracy", 0.884}, {"latency_p50_ms", 0.37}, {"model_bytes", 471068}, {"batch_size", 256},
+                                    {"pruned.latency_p50_ms@b1", 0.01}});
+        m_store->appendSamples(std::vector<MetricSample>{makeSample(id, "tuned/latency_ms/b256", 0, 300.0, 0.38),
+                                                        makeSample(id, "original/latency_ms/b256", 0, 100.0, 0.70),
+                                                        makeSample(id, "pruned/latency_ms/b256", 0, 200.0, 0.37)});
+        RunDetails details;
+        details.resize(1000, 800);
+        details.showRuns(*m_store, {id});
+        LineagePanel* lineage = details.lineage();
+        QVERIFY(details.chartTabs()->isTabEnabled(details.chartTabs()->indexOf(lineage)));
+        QStringList names;
+        for (const auto& s : lineage->stages()) names << s.name;
+        QCOMPARE(names, (QStringList{"baseline", "original", "pruned", "tuned", "final"}));
+        QCOMPARE(*lineage->stages()[2].accuracy, 0.861);
+        QVERIFY(!lineage->stages()[0].latencyMs); // the baseline was not timed
+        ChartView* latency = lineage->chart(QStringLiteral("lineage_latency"));
+        QVERIFY(latency && latency->title().contains(QLatin1String("batch 256")));
+        auto* bars = qobject_cast<QCPBars*>(latency->plot()->plottable(0));
+        QCOMPARE(bars->data()->size(), 4);
+        QCOMPARE(bars->data()->at(0)->key, 2.0); // "original", after the untimed baseline
+        QVERIFY(lineage->chart(QStringLiteral("lineage_accuracy")) && lineage->chart(QStringLiteral("lineage_bytes")));
+        details.show();
+        details.chartTabs()->setCurrentWidget(lineage);
+        QVERIFY(QTest::qWaitForWindowExposed(&details));
+        saveScreenshot(details, QStringLiteral("run-details-steps.png"));
+        // Several runs: no lineage.
+        const auto other = addDoneRun(*m_store, "other", {{"accuracy", 0.8}});
+        details.showRuns(*m_store, {id, other});
+        QVERIFY(lineage->isEmpty());
+        QVERIFY(!details.chartTabs()->isTabEnabled(details.chartTabs()->indexOf(lineage)));
     }
 
     void registryRefusesTwinsAndMatchesVariants() {

@@ -21,6 +21,9 @@ CompareView::CompareView(QWidget* parent)
     : QWidget(parent), m_baseline(new QComboBox(this)), m_hideIdentical(new QCheckBox(tr("Hide identical rows"), this)),
       m_transpose(new QCheckBox(tr("Transpose"), this)), m_note(new QLabel(this)), m_table(new QTableWidget(this)) {
     m_baseline->setObjectName(QStringLiteral("compareBaseline"));
+    // Run names can be long (a sweep's label): the bar must not set the details' minimum width.
+    m_baseline->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    m_baseline->setMinimumContentsLength(16);
     m_table->setObjectName(QStringLiteral("compareTable"));
     m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
     m_table->verticalHeader()->setDefaultSectionSize(m_table->fontMetrics().height() + 6);

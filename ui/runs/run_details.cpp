@@ -4,6 +4,7 @@
 
 #include "engine/store/run_store.h"
 #include "ui/charts/layer_charts_panel.h"
+#include "ui/charts/lineage_panel.h"
 #include "ui/charts/live_dashboard.h"
 #include "ui/charts/runs_charts_panel.h"
 #include "ui/runs/compare_view.h"
@@ -27,7 +28,7 @@ namespace lathe::ui {
 RunDetails::RunDetails(QWidget* parent)
     : QWidget(parent), m_title(new QLabel(this)), m_dashboard(new LiveDashboard(this)),
       m_layers(new LayerChartsPanel(this)), m_across(new RunsChartsPanel(this)), m_compare(new CompareView(this)),
-      m_tabs(new QTabWidget(this)),
+      m_lineage(new LineagePanel(this)), m_tabs(new QTabWidget(this)),
       m_summary(new QTableWidget(this)), m_config(new QPlainTextEdit(this)) {
     m_title->setWordWrap(true);
     m_title->setTextFormat(Qt::PlainText); // run names are text, even "<b>"
@@ -44,12 +45,15 @@ RunDetails::RunDetails(QWidget* parent)
     connect(m_across, &RunsChartsPanel::runActivated, this, [this](std::int64_t id) { emit runActivated(id); });
     m_tabs->addTab(m_dashboard, tr("Series"));
     m_tabs->addTab(m_layers, tr("Layers"));
+    m_tabs->addTab(m_lineage, tr("Steps"));
     m_tabs->addTab(m_across, tr("Across runs"));
     m_tabs->addTab(m_compare, tr("Compare"));
     splitter->addWidget(m_tabs);
     splitter->addWidget(side);
     splitter->setStretchFactor(0, 3);
     splitter->setStretchFactor(1, 1);
+    splitter->setSizes({3000, 1000}); // the charts three quarters, the summary one quarter
+    m_summary->horizontalHeader()->setStretchLastSection(true);
     auto* layout = new QVBoxLayout(this);
     layout->addWidget(m_title);
     layout->addWidget(splitter, 1);
@@ -61,7 +65,9 @@ void RunDetails::clear() {
     m_layers->clear();
     m_across->clear();
     m_compare->clear();
+    m_lineage->clear();
     m_tabs->setCurrentWidget(m_dashboard);
+    m_tabs->setTabEnabled(m_tabs->indexOf(m_lineage), false);
     m_tabs->setTabEnabled(m_tabs->indexOf(m_layers), false);
     m_tabs->setTabEnabled(m_tabs->indexOf(m_compare), false);
     m_runIds.clear();
@@ -101,6 +107,9 @@ int RunDetails::showRuns(RunStore& store, const QList<qint64>& runIds) {
     m_across->setRuns(summaries);
     m_tabs->setTabEnabled(m_tabs->indexOf(m_layers), !m_layers->isEmpty());
     const bool several = records.size() > 1;
+    if (records.size() == 1) m_lineage->setRun(store, records.front());
+    else m_lineage->clear();
+    m_tabs->setTabEnabled(m_tabs->indexOf(m_lineage), !m_lineage->isEmpty());
     if (several) m_compare->setRuns(store, records);
     else m_compare->clear();
     m_tabs->setTabEnabled(m_tabs->indexOf(m_compare), several);

@@ -19,6 +19,7 @@ namespace lathe::ui {
 
 class CompareView;
 class LayerChartsPanel;
+class LineagePanel;
 class LiveDashboard;
 class RunsChartsPanel;
 
@@ -34,8 +35,9 @@ public:
     LayerChartsPanel* layerCharts() const { return m_layers; }
     RunsChartsPanel* runsCharts() const { return m_across; }
     CompareView* compareView() const { return m_compare; }
-    // The tabs: "Series", "Layers" (enabled when a run has per-layer stats), "Across runs", "Compare"
-    // (enabled, and shown first, when several runs are open).
+    LineagePanel* lineage() const { return m_lineage; }
+    // The tabs: "Series", "Layers" (enabled when a run has per-layer stats), "Steps" (one run measured at
+    // two points or more), "Across runs", "Compare" (enabled, and shown first, when several runs are open).
     QTabWidget* chartTabs() const { return m_tabs; }
     QTableWidget* summaryTable() const { return m_summary; }
     QList<qint64> runIds() const { return m_runIds; }
@@ -50,6 +52,7 @@ private:
     LayerChartsPanel* m_layers;
     RunsChartsPanel* m_across;
     CompareView* m_compare;
+    LineagePanel* m_lineage;
     QTabWidget* m_tabs;
     QTableWidget* m_summary;
     QPlainTextEdit* m_config;
