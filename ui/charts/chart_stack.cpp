@@ -3,6 +3,7 @@
 
 #include "ui/charts/chart_view.h"
 
+#include <QScrollArea>
 #include <QVBoxLayout>
 
 namespace lathe::ui {
@@ -32,6 +33,19 @@ ChartView* ChartStack::chart(const QString& id) const {
         if (chartId == id) return view;
     }
     return nullptr;
+}
+
+QScrollArea* stackedScrollArea(QWidget* parent, std::initializer_list<QWidget*> widgets) {
+    auto* content = new QWidget;
+    auto* layout = new QVBoxLayout(content);
+    layout->setContentsMargins(0, 0, 0, 0);
+    for (QWidget* w : widgets) layout->addWidget(w);
+    layout->addStretch(1);
+    auto* scroll = new QScrollArea(parent);
+    scroll->setWidgetResizable(true);
+    scroll->setFrameShape(QFrame::NoFrame);
+    scroll->setWidget(content);
+    return scroll;
 }
 
 } // namespace lathe::ui

@@ -6,9 +6,11 @@
 #include <QStringList>
 #include <QWidget>
 
+#include <initializer_list>
 #include <utility>
 #include <vector>
 
+class QScrollArea;
 class QVBoxLayout;
 
 namespace lathe::ui {
@@ -31,5 +33,9 @@ private:
     QVBoxLayout* m_layout;
     std::vector<std::pair<QString, ChartView*>> m_charts;
 };
+
+// A frameless scroll area holding `widgets` one under another (then a stretch), as the run details' chart
+// panels scroll.
+QScrollArea* stackedScrollArea(QWidget* parent, std::initializer_list<QWidget*> widgets);
 
 } // namespace lathe::ui

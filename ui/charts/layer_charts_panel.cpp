@@ -53,19 +53,9 @@ LayerChartsPanel::LayerChartsPanel(QWidget* parent)
     // The table scrolls with the charts, below them, as tall as its rows: one scroll bar for the tab.
     m_table->setVerticalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
     m_table->setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Fixed);
-    auto* content = new QWidget;
-    auto* contentLayout = new QVBoxLayout(content);
-    contentLayout->setContentsMargins(0, 0, 0, 0);
-    contentLayout->addWidget(m_charts);
-    contentLayout->addWidget(m_table);
-    contentLayout->addStretch(1);
-    auto* scroll = new QScrollArea(this);
-    scroll->setWidgetResizable(true);
-    scroll->setFrameShape(QFrame::NoFrame);
-    scroll->setWidget(content);
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
-    layout->addWidget(scroll);
+    layout->addWidget(stackedScrollArea(this, {m_charts, m_table}));
 }
 
 void LayerChartsPanel::clear() {

@@ -68,18 +68,9 @@ std::vector<LineagePanel::Stage> LineagePanel::stagesOf(const RunStore& store, c
 }
 
 LineagePanel::LineagePanel(QWidget* parent) : QWidget(parent), m_charts(new ChartStack) {
-    auto* content = new QWidget;
-    auto* contentLayout = new QVBoxLayout(content);
-    contentLayout->setContentsMargins(0, 0, 0, 0);
-    contentLayout->addWidget(m_charts);
-    contentLayout->addStretch(1);
-    auto* scroll = new QScrollArea(this);
-    scroll->setWidgetResizable(true);
-    scroll->setFrameShape(QFrame::NoFrame);
-    scroll->setWidget(content);
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
-    layout->addWidget(scroll);
+    layout->addWidget(stackedScrollArea(this, {m_charts}));
 }
 
 void LineagePanel::clear() {

@@ -29,17 +29,8 @@ bool usable(double v, bool log) {
 RunsChartsPanel::RunsChartsPanel(QWidget* parent)
     : QWidget(parent), m_charts(new ChartStack), m_pareto(new ParetoChart), m_hint(new QLabel(this)) {
     m_hint->setWordWrap(true);
-    auto* charts = new QWidget;
-    auto* chartsLayout = new QVBoxLayout(charts);
-    chartsLayout->setContentsMargins(0, 0, 0, 0);
-    chartsLayout->addWidget(m_pareto);
-    chartsLayout->addWidget(m_charts);
     connect(m_pareto, &ParetoChart::runActivated, this, &RunsChartsPanel::runActivated);
-    chartsLayout->addStretch(1);
-    auto* scroll = new QScrollArea(this);
-    scroll->setWidgetResizable(true);
-    scroll->setFrameShape(QFrame::NoFrame);
-    scroll->setWidget(charts);
+    auto* scroll = stackedScrollArea(this, {m_pareto, m_charts});
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
     layout->addWidget(m_hint);
