@@ -149,6 +149,39 @@ class TestRunDetails : public QObject {
         saveScreenshot(details, QStringLiteral("run-details-layers.png"));
     }
 
+    void threeRunsOrMoreGetHeatmaps() {
+        QList<qint64> ids;
+        const double ladder[3] = {0.5, 0.7, 0.9};
+        for (double sp : ladder) {
+            const auto id = addDoneRun(*m_store, "ladder", {{"sparsity", sp}});
+            m_store->addLayerStats(id, std::vector<LayerStat>{{"layers.0.weight", "sparsity", sp},
+                                                              {"layers.2.weight", "sparsity", sp / 2},
+                                                              {"layers.4.weight", "sparsity", 0.0}});
+            ids << id;
+        }
+        RunDetails details;
+        details.resize(1100, 800);
+        details.showRuns(*m_store, ids);
+        LayerChartsPanel* panel = details.layerCharts();
+        QCOMPARE(panel->chartIds(), (QStringList{"layer_sparsity:sparsity"}));
+        ChartView* view = panel->chart(QStringLiteral("layer_sparsity:sparsity"));
+        auto* map = qobject_cast<QCPColorMap*>(view->plot()->plottable(0));
+        QVERIFY(map);
+        QCOMPARE(map->data()->keySize(), 3);   // layers
+        QCOMPARE(map->data()->valueSize(), 3); // runs
+        QCOMPARE(map->data()->cell(0, 2), 0.9);
+        QCOMPARE(map->data()->cell(1, 1), 0.35);
+        QCOMPARE(map->dataRange(), QCPRange(0.0, 0.9)); // the colours span the values
+        details.show();
+        details.chartTabs()->setCurrentWidget(panel);
+        QVERIFY(QTest::qWaitForWindowExposed(&details));
+        view->plot()->replot();
+        const QPointF at(view->plot()->xAxis->coordToPixel(1), view->plot()->yAxis->coordToPixel(3));
+        const QString text = panel->barText(QStringLiteral("layer_sparsity:sparsity"), at);
+        QVERIFY2(text.startsWith(QStringLiteral("layers.0 · #3")) && text.endsWith(QLatin1String("sparsity: 0.9")), qPrintable(text));
+        saveScreenshot(details, QStringLiteral("run-details-heatmap.png"));
+    }
+
     void runsWithoutLayerStatsDisableTheTab() {
         const auto id = addDoneRun(*m_store, "plain", {{"accuracy", 0.87}});
         RunDetails details;

@@ -17,6 +17,7 @@
 #include <QVBoxLayout>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 namespace lathe::ui {
@@ -34,16 +35,20 @@ template <class T> void appendOnce(std::vector<T>& list, const T& value) {
     if (std::find(list.begin(), list.end(), value) == list.end()) list.push_back(value);
 }
 
-// One bar series: a run's values of one key, by layer index.
-struct BarSeries {
+
+constexpr int kBarChartHeight = 280;
+// From this many runs on, a per-layer chart is a heatmap per stat key (layers x runs): grouped bars of
+// every run and key stop being readable.
+constexpr std::size_t kHeatmapMinRuns = 3;
+
+} // namespace
+
+// One bar series (or heatmap row): a run's values of one key, by layer index.
+struct LayerChartsPanel::BarSeries {
     int run = 0;
     std::string key;
     std::map<int, double> byLayer;
 };
-
-constexpr int kBarChartHeight = 280;
-
-} // namespace
 
 LayerChartsPanel::LayerChartsPanel(QWidget* parent)
     : QWidget(parent), m_charts(new ChartStack), m_table(new QTableWidget(this)) {
@@ -144,6 +149,10 @@ void LayerChartsPanel::setRuns(const std::vector<RunLayerStats>& all) {
             }
         }
         if (series.empty()) continue;
+        if (runs.size() >= kHeatmapMinRuns) {
+            addHeatmaps(spec, runs, layers, series);
+            continue;
+        }
         // Only the layers this chart has a value for, at ticks 1..n.
         std::vector<int> shown;
         for (const BarSeries& b : series) {
@@ -217,12 +226,112 @@ void LayerChartsPanel::setRuns(const std::vector<RunLayerStats>& all) {
     }
 }
 
+void LayerChartsPanel::showHoverText(ChartView* view, const QString& id) {
+    QCustomPlot* plot = view->plot();
+    connect(plot, &QCustomPlot::mouseMove, view, [this, id, plot](QMouseEvent* event) {
+        const QString text = barText(id, event->position());
+        plot->setToolTip(text);
+        if (text.isEmpty()) QToolTip::hideText();
+        else QToolTip::showText(event->globalPosition().toPoint(), text, plot);
+    });
+}
+
+void LayerChartsPanel::addHeatmaps(const LayerChartSpec& spec, const std::vector<const RunLayerStats*>& runs,
+                                   const std::vector<std::string>& layers, const std::vector<BarSeries>& series) {
+    std::vector<std::string> keys;
+    for (const BarSeries& b : series) appendOnce(keys, b.key);
+    for (const std::string& key : keys) {
+        std::vector<int> shown; // the layers with a value for this key, in model order
+        for (const BarSeries& b : series)
+            if (b.key == key)
+                for (const auto& [l, v] : b.byLayer) appendOnce(shown, l);
+        std::sort(shown.begin(), shown.end());
+        const QString id = spec.id + QLatin1Char(':') + QString::fromStdString(key);
+        auto* view = new ChartView(QStringLiteral("%1 — %2, per run").arg(spec.title, QString::fromStdString(key)), this);
+        view->setObjectName(id);
+        view->setLegendShown(false);
+        const int rows = static_cast<int>(runs.size());
+        view->setMinimumHeight(std::max(kBarChartHeight, 120 + 22 * rows));
+        QCustomPlot* plot = view->plot();
+        auto* map = new QCPColorMap(plot->xAxis, plot->yAxis);
+        map->setName(QString::fromStdString(key));
+        map->data()->setSize(static_cast<int>(shown.size()), rows);
+        map->data()->setRange(QCPRange(1, static_cast<double>(shown.size())), QCPRange(1, rows));
+        for (int x = 0; x < static_cast<int>(shown.size()); ++x)
+            for (int y = 0; y < rows; ++y) map->data()->setCell(x, y, std::nan(""));
+        QCPRange values;
+        bool any = false;
+        for (const BarSeries& b : series) {
+            if (b.key != key) continue;
+            for (const auto& [l, v] : b.byLayer) {
+                const int x = static_cast<int>(std::find(shown.begin(), shown.end(), l) - shown.begin());
+                map->data()->setCell(x, b.run, v);
+                if (!std::isfinite(v)) continue;
+                values = any ? QCPRange(std::min(values.lower, v), std::max(values.upper, v)) : QCPRange(v, v);
+                any = true;
+            }
+        }
+        if (values.size() <= 0) values = QCPRange(values.lower - 0.5, values.upper + 0.5);
+        // Viridis: perceptually even, readable without colour vision, and no white that would read as
+        // "no value" (those cells are transparent).
+        QCPColorGradient gradient;
+        gradient.setColorStopAt(0.0, QColor(0x44, 0x01, 0x54));
+        gradient.setColorStopAt(0.25, QColor(0x3b, 0x52, 0x8b));
+        gradient.setColorStopAt(0.5, QColor(0x21, 0x91, 0x8c));
+        gradient.setColorStopAt(0.75, QColor(0x5e, 0xc9, 0x62));
+        gradient.setColorStopAt(1.0, QColor(0xfd, 0xe7, 0x25));
+        gradient.setNanHandling(QCPColorGradient::nhTransparent);
+        map->setInterpolate(false);
+        auto* scale = new QCPColorScale(plot);
+        plot->plotLayout()->addElement(0, 1, scale);
+        scale->setType(QCPAxis::atRight);
+        scale->axis()->setLabel(spec.yAxis.text());
+        map->setColorScale(scale); // takes the scale's range and gradient: set them after
+        map->setGradient(gradient);
+        map->setDataRange(values);
+        auto* margins = new QCPMarginGroup(plot);
+        plot->axisRect()->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
+        scale->setMarginGroup(QCP::msBottom | QCP::msTop, margins);
+        auto xTicks = QSharedPointer<QCPAxisTickerText>::create();
+        for (std::size_t i = 0; i < shown.size(); ++i)
+            xTicks->addTick(static_cast<double>(i + 1), layerName(layers[static_cast<std::size_t>(shown[i])]));
+        auto yTicks = QSharedPointer<QCPAxisTickerText>::create();
+        const QFontMetrics metrics(plot->yAxis->tickLabelFont());
+        for (int r = 0; r < rows; ++r)
+            yTicks->addTick(r + 1, metrics.elidedText(runs[static_cast<std::size_t>(r)]->label, Qt::ElideMiddle, 260));
+        plot->xAxis->setTicker(xTicks);
+        plot->yAxis->setTicker(yTicks);
+        plot->xAxis->setTickLabelRotation(shown.size() > 6 ? 30 : 0);
+        plot->xAxis->setLabel(tr("layer"));
+        plot->xAxis->setRange(0.5, static_cast<double>(shown.size()) + 0.5);
+        plot->yAxis->setRange(0.5, rows + 0.5);
+        plot->yAxis->setRangeReversed(true); // the first run on top, as in the table
+        view->setFollowsData(false);
+        showHoverText(view, id);
+        m_charts->add(id, view);
+    }
+}
+
 QString LayerChartsPanel::barText(const QString& id, const QPointF& pos) const {
     ChartView* view = chart(id);
     if (!view) return {};
     QCustomPlot* plot = view->plot();
     auto* ticker = dynamic_cast<QCPAxisTickerText*>(plot->xAxis->ticker().data());
+    auto* yTicker = dynamic_cast<QCPAxisTickerText*>(plot->yAxis->ticker().data());
     for (int i = 0; i < plot->plottableCount(); ++i) {
+        if (auto* map = qobject_cast<QCPColorMap*>(plot->plottable(i))) {
+            double key = 0, value = 0;
+            map->pixelsToCoords(pos, key, value);
+            int x = 0, y = 0;
+            map->data()->coordToCell(key, value, &x, &y);
+            if (x < 0 || y < 0 || x >= map->data()->keySize() || y >= map->data()->valueSize()) continue;
+            const double v = map->data()->cell(x, y);
+            if (std::isnan(v)) continue;
+            return QStringLiteral("%1 · %2 · %3: %4")
+                .arg(ticker ? ticker->ticks().value(x + 1) : QString::number(x + 1),
+                     yTicker ? yTicker->ticks().value(y + 1) : QString::number(y + 1), map->name())
+                .arg(v, 0, 'g', 6);
+        }
         auto* bars = qobject_cast<QCPBars*>(plot->plottable(i));
         if (!bars) continue;
         QVariant details;
