@@ -1,9 +1,11 @@
-// lathe-cli bench gemm / bench mlp: median latency, throughput and GFLOP/s per backend and size,
-// after a warm-up, over repeats that rotate through several input buffers (so caches do not
+// lathe-cli bench gemm / bench mlp / bench sparse: median latency, throughput and GFLOP/s per backend and
+// size, after a warm-up, over repeats that rotate through several input buffers (so caches do not
 // flatter the result). Every available backend is measured unless --device names one.
 #include "app/cli/cli.h"
 
 #include "engine/backends/cpu/cpu_backend.h"
+#include "engine/backends/csr.h"
+#include "engine/backends/sparse24.h"
 #include "engine/backends/registry.h"
 #include "engine/core/errors.h"
 #include "engine/core/rng.h"
@@ -205,10 +207,10 @@ std::vector<int> parseBatchSizes(const std::string& text) {
             if (used != item.size() || b < 1 || b > 65536) throw std::invalid_argument(item);
             out.push_back(b);
         } catch (const std::exception&) {
-            throw ConfigError("bench mlp: --batch-sizes: \"" + item + "\" is not an integer in [1, 65536]");
+            throw ConfigError("bench: --batch-sizes: \"" + item + "\" is not an integer in [1, 65536]");
         }
     }
-    if (out.empty()) throw ConfigError("bench mlp: --batch-sizes is empty");
+    if (out.empty()) throw ConfigError("bench: --batch-sizes is empty");
     return out;
 }
 
@@ -266,6 +268,100 @@ int runMlp(const std::vector<std::string>& argv) {
     return kExitOk;
 }
 
+// ---------------------------------------------------------------- sparse
+
+// A 2:4 weight (out, in) as prune.nm leaves it: exactly 2 nonzeros at drawn positions of every group of 4
+// (min(2, width) in a partial last group).
+std::vector<float> weight24(std::int64_t out, std::int64_t in, std::uint64_t seed) {
+    Rng rng(seed);
+    std::vector<float> w(static_cast<std::size_t>(out * in), 0.0f);
+    for (std::int64_t o = 0; o < out; ++o)
+        for (std::int64_t g = 0; g < in; g += 4) {
+            const auto width = static_cast<std::uint64_t>(std::min<std::int64_t>(4, in - g));
+            for (int kept = 0; kept < std::min<int>(2, static_cast<int>(width));) {
+                float& v = w[static_cast<std::size_t>(o * in + g + static_cast<std::int64_t>(rng.below(width)))];
+                if (v != 0.0f) continue;
+                v = rng.uniform(0.05f, 1.0f);
+                ++kept;
+            }
+        }
+    return w;
+}
+
+// Each Linear layer (in x out) with a 2:4 weight, at each batch size: dense GEMM (as Linear runs it),
+// spmm_csr and spmm_24 on the same weight and inputs.
+int runSparse(const std::vector<std::string>& argv) {
+    Args args(argv, {"--device", "--warmup", "--repeats", "--rotate", "--threads", "--batch-sizes", "--layers"},
+              {"--json"});
+    BenchOptions o = parseCommon(args);
+    const auto batchSizes = parseBatchSizes(args.value("--batch-sizes", "1,256"));
+    std::vector<std::pair<std::int64_t, std::int64_t>> layers; // (in, out)
+    std::stringstream list(args.value("--layers", "784x256,256x128"));
+    for (std::string item; std::getline(list, item, ',');) {
+        std::int64_t in = 0, out = 0;
+        char x = 0;
+        std::stringstream is(item);
+        if (!(is >> in >> x >> out) || x != 'x' || !is.eof() || in < 1 || out < 1 || in > 65536 || out > 65536)
+            throw ConfigError("bench sparse: --layers: \"" + item + "\" is not INxOUT with extents in [1, 65536]");
+        layers.emplace_back(in, out);
+    }
+    if (layers.empty()) throw ConfigError("bench sparse: --layers is empty");
+    nlohmann::json results = nlohmann::json::array();
+    if (!o.json) {
+        std::printf("sparse  y = x W^T, W 2:4 (50%% zeros), f32, warm-up %d, %d repeats over %d input batches\n",
+                    o.warmup, o.repeats, o.rotate);
+        for (const auto& u : o.unavailable) std::printf("  (skipped %s)\n", u.c_str());
+        std::printf("%-8s %-12s %6s %12s %12s %12s %10s %10s\n", "backend", "in -> out", "batch", "dense ms",
+                    "csr ms", "2:4 ms", "dense/csr", "dense/2:4");
+    }
+    for (auto& bePtr : o.backends) {
+        Backend& be = *bePtr;
+        const bool csrOk = be.supports(OpDesc::uniform(Op::SpmmCsr, DType::F32));
+        const bool nm24Ok = be.supports(OpDesc::uniform(Op::Spmm24, DType::F32));
+        for (const auto& [in, out] : layers) {
+            const auto w = weight24(out, in, 300);
+            const HostCsr c = csrFromDense(w.data(), out, in);
+            const HostSparse24 s = sparse24FromDense(w.data(), out, in);
+            const Tensor wDense = be.upload(w, {out, in});
+            const Tensor rowPtr = be.uploadI32(c.rowPtr, {out + 1}), colIdx = be.uploadI32(c.colIdx, {c.nnz()});
+            const Tensor csrValues = be.upload(c.values, {c.nnz()});
+            const Tensor values24 = be.upload(s.values, {out, 2 * sparse24Groups(in)});
+            const Tensor meta24 = be.uploadU8(s.meta, {out, sparse24MetaBytesPerRow(in)});
+            for (int batch : batchSizes) {
+                std::vector<Tensor> xs;
+                for (int i = 0; i < o.rotate; ++i)
+                    xs.push_back(be.upload(randomValues(static_cast<std::size_t>(batch * in), 400 + i), {batch, in}));
+                Tensor y = be.empty({batch, out});
+                auto median = [&](const std::function<void(const Tensor&)>& op) {
+                    return summarize(timeRepeats(be, o.warmup, o.repeats, [&](int i) { op(xs[i % o.rotate]); })).p50;
+                };
+                const double denseMs = median([&](const Tensor& x) { be.gemm(x, Trans::No, wDense, Trans::Yes, y); });
+                const double nan = std::nan("");
+                const double csrMs = csrOk ? median([&](const Tensor& x) { be.spmmCsr(x, rowPtr, colIdx, csrValues, y); }) : nan;
+                const double nm24Ms = nm24Ok ? median([&](const Tensor& x) { be.spmm24(x, values24, meta24, y); }) : nan;
+                const std::string label = std::to_string(in) + " -> " + std::to_string(out);
+                if (!o.json)
+                    std::printf("%-8s %-12s %6d %12.4f %12.4f %12.4f %10.2f %10.2f\n", be.name().c_str(), label.c_str(),
+                                batch, denseMs, csrMs, nm24Ms, denseMs / csrMs, denseMs / nm24Ms);
+                nlohmann::json r = backendJson(be);
+                r.update({{"in", in}, {"out", out}, {"batch_size", batch}, {"dense_p50_ms", denseMs},
+                          {"csr_p50_ms", csrOk ? nlohmann::json(csrMs) : nlohmann::json()},
+                          {"nm24_p50_ms", nm24Ok ? nlohmann::json(nm24Ms) : nlohmann::json()},
+                          {"csr_bytes", 8 * c.nnz() + 4 * (out + 1)}, {"nm24_bytes", s.bytes()},
+                          {"dense_bytes", 4 * in * out}});
+                results.push_back(r);
+            }
+        }
+    }
+    if (o.json)
+        std::cout << nlohmann::json({{"bench", "sparse"}, {"date", today()}, {"warmup", o.warmup},
+                                     {"repeats", o.repeats}, {"rotate", o.rotate}, {"unavailable", o.unavailable},
+                                     {"results", results}})
+                         .dump(2)
+                  << "\n";
+    return kExitOk;
+}
+
 const BenchRegistrar kGemm({"gemm",
                             "bench gemm [--device cpu|cuda|cuda:N|auto|all] [--sizes N,MxNxK,...] [--dtype f32|f16|bf16] "
                             "[--threads N] [--warmup N] [--repeats N] [--rotate N] [--json]",
@@ -274,6 +370,11 @@ const BenchRegistrar kMlp({"mlp",
                            "bench mlp [--device cpu|cuda|cuda:N|auto|all] [--batch-sizes 1,64,256] [--model NAME] "
                            "[--threads N] [--warmup N] [--repeats N] [--rotate N] [--json]",
                            "MLP forward latency, throughput and GFLOP/s per backend and batch size", runMlp});
+const BenchRegistrar kSparse({"sparse",
+                              "bench sparse [--device cpu|cuda|cuda:N|auto|all] [--layers INxOUT,...] "
+                              "[--batch-sizes 1,256] [--threads N] [--warmup N] [--repeats N] [--rotate N] [--json]",
+                              "a 2:4 Linear weight: dense GEMM against spmm_csr and spmm_24 per backend, layer and batch",
+                              runSparse});
 
 } // namespace
 } // namespace lathe::cli

@@ -28,20 +28,30 @@ Tensor Backend::upload(const Tensor& hostTensor) {
     return t;
 }
 
-Tensor Backend::upload(const std::vector<float>& values, const Shape& shape) {
+namespace {
+
+// One typed vector of numel(shape) elements into a new tensor of dtype dt on `be`.
+template <class T>
+Tensor uploadVector(Backend& be, const std::vector<T>& values, const Shape& shape, DType dt) {
     if (static_cast<std::int64_t>(values.size()) != numel(shape))
         throw BackendError("upload: " + std::to_string(values.size()) + " values for shape " + shapeToString(shape));
-    Tensor t = empty(shape, DType::F32);
-    copyFromHost(t, values.data());
+    Tensor t = be.empty(shape, dt);
+    be.copyFromHost(t, values.data());
     return t;
 }
 
+} // namespace
+
+Tensor Backend::upload(const std::vector<float>& values, const Shape& shape) {
+    return uploadVector(*this, values, shape, DType::F32);
+}
+
 Tensor Backend::uploadI32(const std::vector<std::int32_t>& values, const Shape& shape) {
-    if (static_cast<std::int64_t>(values.size()) != numel(shape))
-        throw BackendError("upload: " + std::to_string(values.size()) + " values for shape " + shapeToString(shape));
-    Tensor t = empty(shape, DType::I32);
-    copyFromHost(t, values.data());
-    return t;
+    return uploadVector(*this, values, shape, DType::I32);
+}
+
+Tensor Backend::uploadU8(const std::vector<std::uint8_t>& values, const Shape& shape) {
+    return uploadVector(*this, values, shape, DType::U8);
 }
 
 Tensor Backend::download(const Tensor& t) {

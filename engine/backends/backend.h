@@ -105,6 +105,7 @@ public:
     Tensor upload(const Tensor& hostTensor);
     Tensor upload(const std::vector<float>& values, const Shape& shape);
     Tensor uploadI32(const std::vector<std::int32_t>& values, const Shape& shape);
+    Tensor uploadU8(const std::vector<std::uint8_t>& values, const Shape& shape);
     Tensor download(const Tensor& t);               // to a host tensor of the same dtype
     std::vector<float> downloadF32(const Tensor& t); // converted through the dtype traits
 
@@ -126,6 +127,12 @@ public:
     // to nnz, non-decreasing; columns in [0, in)), the CUDA backend trusts them (checking would sync).
     virtual void spmmCsr(const Tensor& x, const Tensor& rowPtr, const Tensor& colIdx, const Tensor& values,
                          Tensor& y) = 0;
+    // y (N, out) = x (N, in) @ W^T, W (out, in) held in the 2:4 format of sparse24.h: values (out, 2 * groups)
+    // of x's dtype, meta U8 (out, ceil(groups / 2)), groups = ceil(in / 4); out = values.dim(0), in = x.dim(1);
+    // y is overwritten. Shapes that disagree throw BackendError; the CPU backend also checks that the
+    // positions of each row's last, partial group stay inside the matrix, the CUDA backend skips any that
+    // do not (checking would sync).
+    virtual void spmm24(const Tensor& x, const Tensor& values, const Tensor& meta, Tensor& y) = 0;
 
     // x (outer, C, inner...) += bias (C): C = x.dim(1); inner = product of dims after 1 (1 for 2-D).
     virtual void biasAdd(Tensor& x, const Tensor& bias) = 0;

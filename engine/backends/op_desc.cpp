@@ -9,7 +9,7 @@ namespace lathe {
 
 const char* opName(Op op) {
     static constexpr std::array<const char*, static_cast<std::size_t>(Op::Count)> kNames = {
-        "fill", "convert", "copy", "gemm", "spmm_csr", "bias_add", "bias_grad", "add", "mul", "axpy", "scale",
+        "fill", "convert", "copy", "gemm", "spmm_csr", "spmm_24", "bias_add", "bias_grad", "add", "mul", "axpy", "scale",
         "relu", "relu_backward", "gelu", "gelu_backward", "dropout", "softmax", "softmax_cross_entropy",
         "distillation_loss", "argmax_rows", "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight",
         "maxpool2d_forward", "maxpool2d_backward", "layernorm_forward", "layernorm_backward",
@@ -74,6 +74,8 @@ OpDesc OpDesc::uniform(Op op, DType dt) {
     case Op::AdamStep: return OpDesc(op, {dt, dt}, dt);
     // x and the CSR values; the row pointers and column indices are i32 by definition of the layout.
     case Op::SpmmCsr: return OpDesc(op, {dt, dt}, dt, acc, OpLayout::Csr);
+    // x and the kept values; the position metadata is u8 by definition of the layout.
+    case Op::Spmm24: return OpDesc(op, {dt, dt}, dt, acc, OpLayout::Sparse24);
     case Op::LayerNormForward: return OpDesc(op, {dt, dt, dt}, dt);
     case Op::DistillationLoss: return OpDesc(op, {dt, dt, DType::I32}, dt);
     case Op::SoftmaxCrossEntropy:

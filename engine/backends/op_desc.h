@@ -14,7 +14,7 @@ namespace lathe {
 
 enum class Op : std::uint8_t {
     Fill, Convert, Copy,
-    Gemm, SpmmCsr,
+    Gemm, SpmmCsr, Spmm24,
     BiasAdd, BiasGrad,
     Add, Mul, Axpy, Scale,
     Relu, ReluBackward, Gelu, GeluBackward, Dropout,
@@ -33,7 +33,7 @@ const char* opName(Op op);
 enum class OpLayout : std::uint8_t {
     Dense,
     BlockQuantizedWeights, // weights in a block format (q4_0, nf4, ...), dequantized inside the kernel
-    Sparse24,              // 2:4 structured-sparse weights (values + metadata)
+    Sparse24,              // 2:4 structured-sparse weights (values + metadata, sparse24.h)
     Csr,                   // weights in compressed sparse rows (row pointers, column indices, values)
 };
 // "dense", "block-quantized weights", "2:4 sparse weights", "csr sparse weights"

@@ -1,6 +1,7 @@
 // Linear: y = x W^T + b over the last dimension, weight (out, in) as PyTorch lays it out; optionally
-// run for inference from a CSR copy of a pruned weight (sparse_execution.h).
+// run for inference from a CSR or 2:4 copy of a pruned weight (sparse_execution.h).
 #include "engine/backends/csr.h"
+#include "engine/backends/sparse24.h"
 #include "engine/nn/config_fields.h"
 #include "engine/nn/layers_common.h"
 #include "engine/nn/model_edit.h"
@@ -40,35 +41,42 @@ public:
         const std::int64_t rows = x.numel() / m_in;
         const Tensor x2 = x.view({rows, m_in}); // (M, in)
         Tensor y = be.empty({rows, m_out});     // (M, out)
-        if (m_sparse && !ctx.training) {
-            ensureCsr(be);
-            be.spmmCsr(x2, m_csrRowPtr, m_csrColIdx, m_csrValues, y);
+        if (m_format != SparseFormat::Dense && !ctx.training) {
+            ensureSparseCopy(be);
+            if (m_format == SparseFormat::Csr) be.spmmCsr(x2, m_csrRowPtr, m_csrColIdx, m_csrValues, y);
+            else be.spmm24(x2, m_nm24Values, m_nm24Meta, y);
         } else {
             be.gemm(x2, Trans::No, m_weight.value, Trans::Yes, y);
         }
         if (m_hasBias) be.biasAdd(y, m_bias.value);
         if (ctx.training) {
             m_x = x2;
-            m_csrStale = true; // the optimizer will update the weight in place
+            m_sparseStale = true; // the optimizer will update the weight in place
         }
         return y.view(outShape);
     }
 
-    void setSparse(Backend* be, bool on) {
-        m_sparse = on;
-        m_csrStale = true;
-        if (!on) {
-            m_csrRowPtr = m_csrColIdx = m_csrValues = Tensor();
-            return;
-        }
+    // A format that cannot be set (op not supported, weight not 2:4) throws and leaves the layer dense.
+    void setSparse(Backend* be, SparseFormat format) {
+        m_format = SparseFormat::Dense;
+        m_sparseStale = true;
+        m_csrRowPtr = m_csrColIdx = m_csrValues = m_nm24Values = m_nm24Meta = Tensor();
+        if (format == SparseFormat::Dense) return;
         if (be) {
-            const OpDesc desc = OpDesc::uniform(Op::SpmmCsr, m_weight.value.dtype());
+            const OpDesc desc = sparseFormatOp(format, m_weight.value.dtype());
             if (!be->supports(desc))
                 throw BackendError(be->name() + " does not support " + desc.toString() + " (sparse linear)");
-            ensureCsr(*be);
+        }
+        m_format = format;
+        if (!be) return;
+        try {
+            ensureSparseCopy(*be);
+        } catch (...) {
+            setSparse(nullptr, SparseFormat::Dense);
+            throw;
         }
     }
-    bool sparse() const { return m_sparse; }
+    SparseFormat sparseFormat() const { return m_format; }
 
     Tensor backward(Backend& be, const Tensor& dy) override {
         requireCache(m_x, "linear");
@@ -98,30 +106,39 @@ public:
     void releaseCache() override { m_x = Tensor(); }
 
 private:
-    // Rebuilds the CSR copy when the weight may have changed since it was built: after training, or when
-    // the weight is another tensor (moved by Model::to, replaced by a load) or on another backend.
-    void ensureCsr(Backend& be) {
-        if (!m_csrStale && m_csrSource == m_weight.value.data() && m_csrRowPtr.device() == be.device()) return;
+    // Rebuilds the sparse copy when the weight may have changed since it was built: after training, or
+    // when the weight is another tensor (moved by Model::to, replaced by a load) or on another backend.
+    void ensureSparseCopy(Backend& be) {
+        const Tensor& probe = m_format == SparseFormat::Csr ? m_csrRowPtr : m_nm24Meta; // never empty
+        if (!m_sparseStale && m_sparseSource == m_weight.value.data() && probe.device() == be.device()) return;
         const Tensor host = m_weight.value.isHost() ? m_weight.value : be.download(m_weight.value);
         if (host.dtype() != DType::F32)
             throw BackendError("linear: sparse execution needs an f32 weight, got " + host.describe());
-        const HostCsr c = csrFromDense(host.ptr<const float>(), m_out, m_in);
-        m_csrRowPtr = be.uploadI32(c.rowPtr, {m_out + 1});
-        m_csrColIdx = be.uploadI32(c.colIdx, {c.nnz()});
-        m_csrValues = be.upload(c.values, {c.nnz()});
-        m_csrSource = m_weight.value.data();
-        m_csrStale = false;
+        if (m_format == SparseFormat::Csr) {
+            const HostCsr c = csrFromDense(host.ptr<const float>(), m_out, m_in);
+            m_csrRowPtr = be.uploadI32(c.rowPtr, {m_out + 1});
+            m_csrColIdx = be.uploadI32(c.colIdx, {c.nnz()});
+            m_csrValues = be.upload(c.values, {c.nnz()});
+        } else {
+            const HostSparse24 s = sparse24FromDense(host.ptr<const float>(), m_out, m_in);
+            m_nm24Values = be.upload(s.values, {m_out, Sparse24Layout::kKept * sparse24Groups(m_in)});
+            m_nm24Meta = be.uploadU8(s.meta, {m_out, sparse24MetaBytesPerRow(m_in)});
+        }
+        m_sparseSource = m_weight.value.data();
+        m_sparseStale = false;
     }
 
     std::int64_t m_in, m_out;
     bool m_hasBias;
     Parameter m_weight, m_bias;
     Tensor m_x; // (M, in) forward input, training only
-    // Sparse inference: row pointers I32 (out + 1), column indices I32 (nnz), values (nnz).
-    bool m_sparse = false;
-    bool m_csrStale = true;
-    const void* m_csrSource = nullptr; // the weight storage the copy was built from
+    // Sparse inference from one copy: CSR row pointers I32 (out + 1), column indices I32 (nnz), values (nnz);
+    // or 2:4 values (out, 2 * groups) and metadata U8 (out, ceil(groups / 2)).
+    SparseFormat m_format = SparseFormat::Dense;
+    bool m_sparseStale = true;
+    const void* m_sparseSource = nullptr; // the weight storage the copy was built from
     Tensor m_csrRowPtr, m_csrColIdx, m_csrValues;
+    Tensor m_nm24Values, m_nm24Meta;
 };
 
 } // namespace
@@ -146,10 +163,30 @@ nnimpl::Linear& linearAt(Model& model, const std::string& layerPath) {
 
 } // namespace
 
-void setSparseExecution(Model& model, const std::string& layerPath, bool on) {
-    linearAt(model, layerPath).setSparse(model.backend(), on);
+const char* sparseFormatName(SparseFormat format) {
+    switch (format) {
+    case SparseFormat::Dense: return "dense";
+    case SparseFormat::Csr: return "csr";
+    case SparseFormat::Nm24: return "2:4";
+    }
+    return "?";
 }
 
-bool sparseExecution(Model& model, const std::string& layerPath) { return linearAt(model, layerPath).sparse(); }
+OpDesc sparseFormatOp(SparseFormat format, DType dt) {
+    switch (format) {
+    case SparseFormat::Dense: return OpDesc::uniform(Op::Gemm, dt);
+    case SparseFormat::Csr: return OpDesc::uniform(Op::SpmmCsr, dt);
+    case SparseFormat::Nm24: return OpDesc::uniform(Op::Spmm24, dt);
+    }
+    throw BackendError("sparse execution: no such format");
+}
+
+void setSparseExecution(Model& model, const std::string& layerPath, SparseFormat format) {
+    linearAt(model, layerPath).setSparse(model.backend(), format);
+}
+
+SparseFormat sparseExecution(Model& model, const std::string& layerPath) {
+    return linearAt(model, layerPath).sparseFormat();
+}
 
 } // namespace lathe

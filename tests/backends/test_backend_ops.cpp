@@ -7,6 +7,7 @@
 // Qt-free (tests/support/mini_test.h) so it runs on GPU servers built with the headless preset.
 #include "engine/backends/csr.h"
 #include "engine/backends/registry.h"
+#include "engine/backends/sparse24.h"
 #include "engine/core/errors.h"
 #include "tests/support/mini_test.h"
 #include "tests/support/test_common.h"
@@ -191,6 +192,27 @@ std::vector<OpCase> buildCases() {
                              return Outputs{out(be, "y", y)};
                          }});
     }
+
+    // spmm_24: random 2:4 weights (0, 1 or 2 nonzeros per group of 4), inputs not a multiple of 4 (partial
+    // last groups of 1, 2 and 3 columns), batch 1 to 256, one to 130 output rows.
+    struct Spmm24Shape {
+        std::int64_t n, in, out;
+    };
+    const std::vector<Spmm24Shape> spmm24Shapes = {{1, 784, 256}, {256, 784, 256}, {3, 13, 7},   {17, 30, 130},
+                                                   {256, 787, 1}, {5, 785, 130},    {256, 256, 128}};
+    for (const auto& ss : spmm24Shapes)
+        cases.push_back({"spmm_24/f32/" + std::to_string(ss.n) + "x" + std::to_string(ss.in) + "x" +
+                             std::to_string(ss.out),
+                         Op::Spmm24, {DType::F32}, [ss](Backend& be, DType d) {
+                             const auto w = test::randomSparse24(ss.out, ss.in, 34);
+                             const HostSparse24 s = sparse24FromDense(w.data(), ss.out, ss.in);
+                             Tensor values = be.upload(s.values, {ss.out, 2 * sparse24Groups(ss.in)});
+                             Tensor meta = be.uploadU8(s.meta, {ss.out, sparse24MetaBytesPerRow(ss.in)});
+                             Tensor x = input(be, {ss.n, ss.in}, d, 35);  // (N, in)
+                             Tensor y = input(be, {ss.n, ss.out}, d, 36); // (N, out), overwritten
+                             be.spmm24(x, values, meta, y);
+                             return Outputs{out(be, "y", y)};
+                         }});
 
     // bias add / grad: a Linear's (N, C) and a conv's (N, C, H, W)
     for (DType dt : floats)

@@ -33,6 +33,8 @@ private slots:
                              << "gemm f16 x f16 -> f16 (acc f32) [2:4 sparse weights]";
         QTest::newRow("csr") << OpDesc::uniform(Op::SpmmCsr, DType::F32)
                              << "spmm_csr f32 x f32 -> f32 [csr sparse weights]";
+        QTest::newRow("spmm 2:4") << OpDesc::uniform(Op::Spmm24, DType::F32)
+                                  << "spmm_24 f32 x f32 -> f32 [2:4 sparse weights]";
         QTest::newRow("convert") << OpDesc::convert(DType::F32, DType::NF4) << "convert f32 -> nf4";
         QTest::newRow("fill") << OpDesc::uniform(Op::Fill, DType::F8E4M3) << "fill -> f8e4m3";
         QTest::newRow("argmax") << OpDesc::uniform(Op::ArgmaxRows, DType::BF16) << "argmax_rows bf16 -> i32";

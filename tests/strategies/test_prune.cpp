@@ -3,6 +3,7 @@
 // schedule step by step (zeros = floor(s_t * count)), streams it and ends at the final sparsity; prune.sensitivity
 // reports per-layer drops and leaves the weights bit for bit; validation refuses bad fields at their pointer.
 #include "engine/backends/cpu/cpu_backend.h"
+#include "engine/backends/sparse24.h"
 #include "engine/core/errors.h"
 #include "engine/experiment/spec.h"
 #include "engine/nn/model_edit.h"
@@ -101,32 +102,117 @@ ParamValues magnitudeParams(double sparsity, const char* execution) {
     return v;
 }
 
+ParamValues nmParams(const char* execution) {
+    ParamValues v = defaultsOf("prune.nm");
+    v.set("execution", std::string(execution));
+    v.set("batch_sizes", std::vector<std::int64_t>{1, 16});
+    return v;
+}
+
+void setAll(Model& m, SparseFormat format) {
+    for (const auto& path : linearPaths(m)) setSparseExecution(m, path, format);
+}
+
+// The format a layer should run in from its recorded speedups at b1: the fastest sparse one when it
+// beats dense by the margin, else dense.
+SparseFormat expectedFormat(const ContextFixture& fx, const std::string& weight) {
+    const double csr = fx.stat(weight, "csr_speedup@b1"), nm24 = fx.stat(weight, "nm24_speedup@b1");
+    const bool has24 = !std::isnan(nm24);
+    const double best = has24 && nm24 > csr ? nm24 : csr;
+    if (best < prune::kSparseMinSpeedup) return SparseFormat::Dense;
+    return has24 && nm24 > csr ? SparseFormat::Nm24 : SparseFormat::Csr;
+}
+
 } // namespace
 
 class TestPrune : public QObject {
     Q_OBJECT
 
 private slots:
-    // The CSR path sums each output's nonzeros in another order than the dense GEMM: the logits agree to
-    // f32 rounding of sums over <= 784 terms, 1e-5 normalized (the CPU op's own tolerance).
+    // The sparse paths sum each output's stored weights in another order than the dense GEMM: the logits
+    // agree to f32 rounding of sums over <= 784 terms, 1e-5 normalized (the CPU ops' own tolerance). CSR
+    // after unstructured pruning, 2:4 and CSR after 2:4 pruning.
+    void sparseLinearGivesTheDenseLogits_data() {
+        QTest::addColumn<bool>("nm");
+        QTest::addColumn<int>("format");
+        QTest::newRow("csr after prune.magnitude 95%") << false << int(SparseFormat::Csr);
+        QTest::newRow("2:4 after prune.nm") << true << int(SparseFormat::Nm24);
+        QTest::newRow("csr after prune.nm") << true << int(SparseFormat::Csr);
+    }
     void sparseLinearGivesTheDenseLogits() {
+        QFETCH(bool, nm);
+        QFETCH(int, format);
+        const auto f = static_cast<SparseFormat>(format);
         ContextFixture fx("mlp-784-256-128-10");
-        applyStep(fx, "prune.magnitude", magnitudeParams(0.95, "dense"));
+        if (nm) applyStep(fx, "prune.nm", nmParams("dense"));
+        else applyStep(fx, "prune.magnitude", magnitudeParams(0.95, "dense"));
         const auto dense = logitsOf(*fx.model, 37);
-        for (const auto& path : linearPaths(*fx.model)) setSparseExecution(*fx.model, path, true);
+        setAll(*fx.model, f);
+        for (const auto& path : linearPaths(*fx.model)) QCOMPARE(sparseExecution(*fx.model, path), f);
         QVERIFY(lathe::test::normalizedError(logitsOf(*fx.model, 37), dense) <= 1e-5);
         // Moved to another backend the copy is rebuilt there.
         auto other = makeCpuBackend(1);
         fx.model->to(*other);
         QVERIFY(lathe::test::normalizedError(logitsOf(*fx.model, 37), dense) <= 1e-5);
         fx.model->to(*cpuBackend());
-        // After training the copy follows the trained weights, not the pruned ones.
+        // After training (the mask keeps the pattern) the copy follows the trained weights, not the pruned ones.
         finetune(fx);
         const auto sparseTuned = logitsOf(*fx.model, 37);
-        for (const auto& path : linearPaths(*fx.model)) setSparseExecution(*fx.model, path, false);
+        setAll(*fx.model, SparseFormat::Dense);
         QVERIFY(lathe::test::normalizedError(sparseTuned, logitsOf(*fx.model, 37)) <= 1e-5);
         QVERIFY(lathe::test::normalizedError(sparseTuned, dense) > 1e-3);
-        QVERIFY_THROWS_EXCEPTION(ConfigError, setSparseExecution(*fx.model, "layers.0", true)); // a flatten
+        QVERIFY_THROWS_EXCEPTION(ConfigError, setSparseExecution(*fx.model, "layers.0", f)); // a flatten
+    }
+
+    void nm24RefusesAWeightThatIsNot24() {
+        ContextFixture fx("mlp-784-256-128-10");
+        // 50% unstructured zeros leave many groups of 4 with 3+ nonzeros.
+        applyStep(fx, "prune.magnitude", magnitudeParams(0.5, "dense"));
+        const std::string msg = lathe::test::errorOf<BackendError>(
+            [&] { setSparseExecution(*fx.model, "layers.1", SparseFormat::Nm24); });
+        QVERIFY2(msg.find("row ") != std::string::npos && msg.find("nonzeros; 2:4 allows 2") != std::string::npos,
+                 msg.c_str());
+        QCOMPARE(sparseExecution(*fx.model, "layers.1"), SparseFormat::Dense); // the refused layer stays dense
+    }
+
+    // prune.nm with execution auto: every Linear is timed dense, CSR and 2:4; the recorded choice follows
+    // the recorded figures, holds in the model, and the switched model gives the dense logits.
+    void nmAutoChoiceFollowsItsTimings() {
+        ContextFixture fx("mlp-784-256-128-10");
+        applyStep(fx, "prune.nm", nmParams("auto"));
+        const std::string note = fx.notes.at("sparse_paths");
+        double bytesSaved = 0;
+        for (const auto& path : linearPaths(*fx.model)) {
+            const std::string weight = path + ".weight";
+            for (const char* key : {"csr_speedup@b1", "csr_speedup@b16", "nm24_speedup@b1", "nm24_speedup@b16"}) {
+                const double speedup = fx.stat(weight, key);
+                QVERIFY2(std::isfinite(speedup) && speedup > 0, key);
+            }
+            const SparseFormat expected = expectedFormat(fx, weight);
+            QCOMPARE(sparseExecution(*fx.model, path), expected);
+            const std::string entry = weight + ": " + sparseFormatName(expected);
+            QVERIFY2(note.find(entry) != std::string::npos, note.c_str());
+            const Shape shape = ModelEditor(*fx.model).layer(path).parameters()[0]->value.shape(); // (out, in)
+            QCOMPARE(fx.stat(weight, "nm24_bytes"), double(sparse24Bytes(shape[0], shape[1])));
+            if (expected == SparseFormat::Nm24) bytesSaved += 4.0 * double(shape[0] * shape[1]) - fx.stat(weight, "nm24_bytes");
+            if (expected == SparseFormat::Csr) bytesSaved += 4.0 * double(shape[0] * shape[1]) - fx.stat(weight, "csr_bytes");
+        }
+        QCOMPARE(fx.summary.at("model_bytes_sparse"), double(fx.model->parameterBytes()) - bytesSaved);
+        QVERIFY(std::fabs(fx.summary.at("speedup_theoretical") - 2.0) < 0.01); // half of every Linear's weights
+        QVERIFY(fx.summary.at("speedup_realized") > 0);
+        const auto chosen = logitsOf(*fx.model, 37);
+        setAll(*fx.model, SparseFormat::Dense);
+        QVERIFY(lathe::test::normalizedError(chosen, logitsOf(*fx.model, 37)) <= 1e-5);
+    }
+
+    // Conv2d weights pruned 2:4 stay dense, and the note says so; the Linear layers are still timed.
+    void nmOnACnnKeepsConvolutionsDense() {
+        ContextFixture fx("cnn-2conv");
+        applyStep(fx, "prune.nm", nmParams("auto"));
+        const std::string note = fx.notes.at("sparse_paths");
+        QVERIFY2(note.find("2 Conv2d weight(s) pruned and run dense") != std::string::npos, note.c_str());
+        for (const auto& path : linearPaths(*fx.model))
+            QVERIFY(std::isfinite(fx.stat(path + ".weight", "nm24_speedup@b1")));
     }
 
     // Which path wins is the machine's business: the test checks that the recorded choice follows the
@@ -141,8 +227,14 @@ private slots:
             const double speedup = fx.stat(path + ".weight", "csr_speedup@b1");
             QVERIFY(std::isfinite(speedup) && speedup > 0);
             QVERIFY(std::isfinite(fx.stat(path + ".weight", "csr_speedup@b16")));
-            QCOMPARE(sparseExecution(*fx.model, path), speedup > 1.0);
-            const std::string entry = path + ".weight: " + (speedup >= prune::kCsrMinSpeedup ? "csr" : "dense");
+            // 2:4 is timed only where the unstructured zeros happen to leave every group of 4 with <= 2 nonzeros.
+            const Tensor& w = ModelEditor(*fx.model).layer(path).parameters()[0]->value; // (out, in)
+            const auto host = cpuBackend()->downloadF32(w);
+            QCOMPARE(!std::isnan(fx.stat(path + ".weight", "nm24_speedup@b1")),
+                     isSparse24(host.data(), w.dim(0), w.dim(1)));
+            const SparseFormat expected = expectedFormat(fx, path + ".weight");
+            QCOMPARE(sparseExecution(*fx.model, path), expected);
+            const std::string entry = path + ".weight: " + sparseFormatName(expected);
             QVERIFY2(note.find(entry) != std::string::npos, note.c_str());
         }
         QVERIFY(fx.summary.at("speedup_theoretical") > 10.0); // 95 % of every Linear's weights are zero
@@ -152,7 +244,7 @@ private slots:
     void denseExecutionChangesNothing() {
         ContextFixture fx("mlp-784-256-128-10");
         applyStep(fx, "prune.magnitude", magnitudeParams(0.9, "dense"));
-        for (const auto& path : linearPaths(*fx.model)) QVERIFY(!sparseExecution(*fx.model, path));
+        for (const auto& path : linearPaths(*fx.model)) QCOMPARE(sparseExecution(*fx.model, path), SparseFormat::Dense);
         QCOMPARE(fx.notes.at("sparse_paths"), std::string("dense (execution = dense)"));
         QVERIFY(fx.summary.at("speedup_theoretical") > 5.0);
         QVERIFY(!fx.summary.count("speedup_realized"));
@@ -187,7 +279,7 @@ private slots:
         QFETCH(bool, allButLast);
         ContextFixture fx(zoo.toStdString());
         const auto before = weightsOf(*fx.model);
-        ParamValues v = defaultsOf("prune.nm");
+        ParamValues v = nmParams("dense");
         v.set("n", std::int64_t(n));
         v.set("m", std::int64_t(m));
         v.set("layers", std::string(allButLast ? "all_but_last" : "all"));
@@ -233,7 +325,7 @@ private slots:
 
     void nmMaskSurvivesFinetune() {
         ContextFixture fx("mlp-784-256-128-10");
-        applyStep(fx, "prune.nm", defaultsOf("prune.nm"));
+        applyStep(fx, "prune.nm", nmParams("dense"));
         const auto pruned = weightsOf(*fx.model);
         finetune(fx);
         const auto tuned = weightsOf(*fx.model);

@@ -171,11 +171,13 @@ private slots:
             total += double(n);
         }
         QCOMPARE(fx.summary.at("sparsity"), zeros / total);
-        // One `sparsity` per weight, then (execution auto) its csr_speedup at the default batch sizes 1 and 256.
-        QCOMPARE(fx.stats.size(), std::size_t(3 + 3 * 2));
+        // One `sparsity` per weight, then (execution auto) its csr_bytes, then its csr_speedup at the default
+        // batch sizes 1 and 256 (unstructured 50% leaves groups of 3+ nonzeros: no 2:4 figures).
+        QCOMPARE(fx.stats.size(), std::size_t(3 + 3 + 3 * 2));
         QVERIFY(std::get<0>(fx.stats[0]).ends_with(".weight")); // the parameter's PyTorch name
         QCOMPARE(std::get<1>(fx.stats[0]), std::string("sparsity"));
-        QCOMPARE(std::get<1>(fx.stats[3]), std::string("csr_speedup@b1"));
+        QCOMPARE(std::get<1>(fx.stats[3]), std::string("csr_bytes"));
+        QCOMPARE(std::get<1>(fx.stats[6]), std::string("csr_speedup@b1"));
     }
 
     void pruneMagnitudeGlobal() {

@@ -16,6 +16,10 @@ constexpr int kSkipExitCode = 77;
 // Uniform in [lo, hi) from a fixed seed; never all zeros.
 std::vector<float> randomVector(std::size_t n, std::uint64_t seed, float lo = -1.0f, float hi = 1.0f);
 std::vector<std::int32_t> randomLabels(std::size_t n, int classes, std::uint64_t seed);
+// A (rows, cols) row-major weight with 0, 1 or 2 nonzeros (drawn) at drawn positions of every group of 4
+// columns (a last, partial group included): what the 2:4 format holds. Nonzeros are in [-1, -0.05] or
+// [0.05, 1], never zero.
+std::vector<float> randomSparse24(std::int64_t rows, std::int64_t cols, std::uint64_t seed);
 
 // ||a - b|| / max(||b||, tiny): the normalized error used against references.
 double normalizedError(const std::vector<float>& a, const std::vector<float>& b);

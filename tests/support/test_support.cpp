@@ -6,6 +6,7 @@
 #include "engine/data/dataset.h"
 
 #include <filesystem>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -20,6 +21,22 @@ std::vector<float> randomVector(std::size_t n, std::uint64_t seed, float lo, flo
     std::vector<float> v(n);
     for (auto& x : v) x = rng.uniform(lo, hi);
     return v;
+}
+
+std::vector<float> randomSparse24(std::int64_t rows, std::int64_t cols, std::uint64_t seed) {
+    Rng rng(seed);
+    std::vector<float> w(static_cast<std::size_t>(rows * cols), 0.0f);
+    for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t g = 0; g < cols; g += 4) {
+            const auto width = static_cast<std::uint64_t>(std::min<std::int64_t>(4, cols - g));
+            const std::uint64_t kept = std::min<std::uint64_t>(width, rng.below(3)); // 0, 1 or 2
+            for (std::uint64_t k = 0; k < kept; ++k) {
+                const std::int64_t c = g + static_cast<std::int64_t>(rng.below(width)); // may repeat: fewer kept
+                const float v = rng.uniform(0.05f, 1.0f);
+                w[static_cast<std::size_t>(r * cols + c)] = rng.below(2) ? v : -v;
+            }
+        }
+    return w;
 }
 
 std::vector<std::int32_t> randomLabels(std::size_t n, int classes, std::uint64_t seed) {

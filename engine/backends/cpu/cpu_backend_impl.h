@@ -46,6 +46,7 @@ public:
     // cpu_sparse.cpp
     void spmmCsr(const Tensor& x, const Tensor& rowPtr, const Tensor& colIdx, const Tensor& values,
                  Tensor& y) override;
+    void spmm24(const Tensor& x, const Tensor& values, const Tensor& meta, Tensor& y) override;
 
     void biasAdd(Tensor& x, const Tensor& bias) override;
     void biasGrad(const Tensor& dy, Tensor& dbias, bool accumulate) override;
@@ -98,6 +99,10 @@ private:
         }
         m_threads.parallelFor(n, minPerTask, f);
     }
+
+    // cpu_sparse.cpp: y = x @ W^T over one sparse format's view of W's rows (spmmCsr, spmm24).
+    template <class Weights>
+    void sparseProduct(const Weights& w, const Tensor& x, std::int64_t macsPerRow, Tensor& y);
 
     static OpTable buildOpTable();
 

@@ -141,6 +141,7 @@ OpTable CudaBackend::buildOpTable() {
                   Op::EmbeddingForward, Op::EmbeddingBackward, Op::SgdStep, Op::AdamStep},
                  {DType::F32});
     t.add(OpDesc::uniform(Op::SpmmCsr, DType::F32)); // cuSPARSE SpMM, ops_sparse.cpp
+    t.add(OpDesc::uniform(Op::Spmm24, DType::F32));  // our own kernel, sparse24.cu (no cuSPARSELt)
     const auto convertible = {DType::F32, DType::F16, DType::BF16, DType::I32, DType::I8, DType::U8};
     for (DType from : convertible)
         for (DType to : convertible) t.add(OpDesc::convert(from, to));

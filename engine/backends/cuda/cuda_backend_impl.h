@@ -123,6 +123,8 @@ public:
     // ops_sparse.cpp (cuSPARSE)
     void spmmCsr(const Tensor& x, const Tensor& rowPtr, const Tensor& colIdx, const Tensor& values,
                  Tensor& y) override;
+    // ops_sparse.cpp (our own kernel, sparse24.cu)
+    void spmm24(const Tensor& x, const Tensor& values, const Tensor& meta, Tensor& y) override;
     // ops_elementwise.cpp
     void biasAdd(Tensor& x, const Tensor& bias) override;
     void biasGrad(const Tensor& dy, Tensor& dbias, bool accumulate) override;

@@ -74,6 +74,11 @@ void launchDepthwiseBackwardWeight(const float* x, const float* dy, float* dw, c
 void launchPermute012To102(const float* src, float* dst, std::int64_t a, std::int64_t b, std::int64_t p,
                            cudaStream_t stream);
 
+// ---- sparse24.cu (F32), our own kernel (no cuSPARSELt): Backend::spmm24.
+// x (N, in), values (out, 2 * groups), meta (out, ceil(groups / 2)) in sparse24.h's layout -> y (N, out)
+void launchSpmm24(const float* x, const float* values, const std::uint8_t* meta, float* y, std::int64_t n,
+                  std::int64_t in, std::int64_t out, cudaStream_t stream);
+
 // ---- pool.cu (F32)
 // x (N, C, H, W) -> y, argmax (N, C, OH, OW)
 void launchMaxPool2dForward(const float* x, float* y, std::int32_t* argmax, const Pool2dGeometry& g,

@@ -1,7 +1,9 @@
-// The CUDA backend's sparse-weight product through cuSPARSE's generic SpMM (CSR x dense), used by the
-// pruned Linear's inference path. Row-major x (N, in) and y (N, out) are read by cuSPARSE as the
+// The CUDA backend's sparse-weight products, used by the pruned Linear's inference paths: CSR through
+// cuSPARSE's generic SpMM (CSR x dense), 2:4 through our own kernel (sparse24.cu). Row-major x (N, in) and y (N, out) are read by cuSPARSE as the
 // column-major matrices x^T (in, N) and y^T (out, N), so y^T = W x^T is one non-transposed SpMM.
 #include "engine/backends/cuda/cuda_backend_impl.h"
+#include "engine/backends/cuda/cuda_kernels.h"
+#include "engine/backends/sparse24.h"
 
 #include "engine/core/errors.h"
 
@@ -97,6 +99,20 @@ void CudaBackend::spmmCsr(const Tensor& x, const Tensor& rowPtr, const Tensor& c
     LATHE_CUSPARSE_CHECK(cusparseSpMM(h, CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_NON_TRANSPOSE, &alpha,
                                       w.d, xT.d, &beta, yT.d, CUDA_R_32F, CUSPARSE_SPMM_ALG_DEFAULT,
                                       m_sparse->workspace));
+}
+
+void CudaBackend::spmm24(const Tensor& x, const Tensor& values, const Tensor& meta, Tensor& y) {
+    const char* op = "spmm_24";
+    begin(OpDesc::uniform(Op::Spmm24, x.dtype()), {&x, &values, &meta, &y});
+    if (x.rank() != 2 || values.rank() != 2)
+        throw BackendError("spmm_24: expects x (N, in) and values (out, 2 * groups), got " + x.describe() + ", " +
+                           values.describe());
+    const std::int64_t n = x.dim(0), in = x.dim(1), out = values.dim(0);
+    checkShape(values, {out, Sparse24Layout::kKept * sparse24Groups(in)}, x.dtype(), op, "values");
+    checkShape(meta, {out, sparse24MetaBytesPerRow(in)}, DType::U8, op, "meta");
+    checkShape(y, {n, out}, x.dtype(), op, "y");
+    launchSpmm24(x.ptr<float>(), values.ptr<float>(), meta.ptr<std::uint8_t>(), y.ptr<float>(), n, in, out,
+                 stream());
 }
 
 } // namespace lathe::cuda

@@ -1,8 +1,10 @@
 // `prune.nm`: semi-structured N:M sparsity (2:4 by default, the pattern sparse tensor cores run): in every
 // group of M consecutive inputs of each output row of a Linear or Conv2d weight, the N of largest
-// magnitude are kept and the rest set to zero; a mask keeps them zero through later training. The weights
-// stay dense here: no sparse kernel runs, so the model is as fast as before.
+// magnitude are kept and the rest set to zero; a mask keeps them zero through later training. With
+// `execution` auto, each pruned Linear then runs through its 2:4 or CSR copy where that was timed faster
+// (sparse_paths.h); Conv2d weights always stay dense (no sparse convolution kernel).
 #include "engine/strategies/prune/pruning.h"
+#include "engine/strategies/prune/sparse_paths.h"
 
 #include <algorithm>
 #include <cmath>
@@ -38,6 +40,7 @@ struct NmParams {
     int n = 2;
     int m = 4;
     LayerSelection layers = LayerSelection::All;
+    ExecutionParams execution;
 };
 
 std::string nmProblem(int n, int m) {
@@ -73,6 +76,12 @@ public:
             ctx.info("prune.nm: an input dimension is not a multiple of " + std::to_string(m_params.m) +
                      ": its last partial group keeps its min(N, size) largest weights");
         reportSparsity(ctx, "prune.nm (" + pattern + ")", count);
+        chooseSparsePaths(ctx, m_params.execution, "prune.nm");
+        std::size_t convolutions = 0;
+        for (const auto& w : weights) convolutions += w.param->value.rank() == 4 ? 1 : 0;
+        if (convolutions > 0)
+            ctx.notes()["sparse_paths"] += "; " + std::to_string(convolutions) +
+                                           " Conv2d weight(s) pruned and run dense (no sparse convolution kernel)";
     }
 
 private:
@@ -89,6 +98,7 @@ void registerNmPrune(StrategyRegistry& registry) {
               {.min = 2, .max = 64, .help = "group size: consecutive inputs of one output row (a Conv2d's C*KH*KW)"});
     b.choice("layers", &NmParams::layers, {{"all", LayerSelection::All}, {"all_but_last", LayerSelection::AllButLast}},
              LayerSelection::All, "prune every Linear and Conv2d weight, or all but the last (the classifier)");
+    executionFields(b, &NmParams::execution);
     b.checkModel([](const NmParams& p, ModelCheck& c) {
         if (const std::string problem = nmProblem(p.n, p.m); !problem.empty()) c.issue("n", problem);
     });

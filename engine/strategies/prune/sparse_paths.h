@@ -1,9 +1,12 @@
-// After an unstructured pruning step: each pruned Linear is timed dense and through its CSR copy
-// (Backend::spmmCsr), and runs sparse only where that was faster. The choice and its figures go to the
-// run: note `sparse_paths`, per-layer `csr_speedup@b<batch>`, summary `speedup_theoretical` and
-// `speedup_realized` (whole-model latency before the switch / after).
+// After a pruning step: each pruned Linear is timed dense, through its CSR copy (Backend::spmmCsr) and,
+// when its weight is 2:4, through its 2:4 copy (Backend::spmm24), and runs in the fastest sparse format
+// only where that beat dense. The choice and its figures go to the run: note `sparse_paths`, per-layer
+// `csr_speedup@b<batch>`, `nm24_speedup@b<batch>`, `csr_bytes`, `nm24_bytes`, summary
+// `speedup_theoretical`, `speedup_realized` (whole-model latency before the switch / after) and
+// `model_bytes_sparse`.
 #pragma once
 
+#include "engine/nn/sparse_execution.h"
 #include "engine/strategies/strategy.h"
 
 #include <cstdint>
@@ -31,15 +34,17 @@ void executionFields(SchemaBuilder<Params>& b, ExecutionParams Params::*member) 
     b.include(executionBatchSchema(), member, "/measure");
 }
 
-// One Linear's timings and choice, as recorded.
-// A layer switches to CSR only when CSR was at least this many times faster at the first batch size:
-// a win within the timing noise (a few percent here) does not change how the model runs.
-inline constexpr double kCsrMinSpeedup = 1.1;
+// A layer switches to a sparse format only when that format was at least this many times faster than
+// dense at the first batch size: a win within the timing noise (a few percent here) does not change how
+// the model runs.
+inline constexpr double kSparseMinSpeedup = 1.1;
 
+// One Linear's timings and choice, as recorded.
 struct SparsePath {
-    std::string weight;                // "layers.1.weight"
-    std::vector<double> denseMs, csrMs; // median latency of the layer's forward, per batch size
-    bool csr = false;
+    std::string weight; // "layers.1.weight"
+    // Median latency of the layer's forward per batch size; nm24Ms stays empty when the weight is not 2:4.
+    std::vector<double> denseMs, csrMs, nm24Ms;
+    SparseFormat format = SparseFormat::Dense;
 };
 
 // Chooses (Auto) or keeps dense (Dense) and reports; returns the per-layer timings (empty for Dense).
