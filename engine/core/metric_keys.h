@@ -49,6 +49,7 @@ inline constexpr MetricKeyInfo kMetricKeys[] = {
     {"sparsity", MetricDirection::Neutral},
     {"params", MetricDirection::LowerIsBetter},
     {"params_nonzero", MetricDirection::LowerIsBetter},
+    {"model_bytes_sparse", MetricDirection::LowerIsBetter},
     {"weight_bits_mean", MetricDirection::LowerIsBetter},
     {"peak_device_bytes", MetricDirection::LowerIsBetter},
     {"peak_host_bytes", MetricDirection::LowerIsBetter},

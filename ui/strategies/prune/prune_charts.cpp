@@ -35,6 +35,11 @@ LATHE_CHART_SPECS(prune_charts) {
                                           .yAxis = {tr("speedup over dense"), QStringLiteral("×")},
                                           .matches = matchKeys({"csr_speedup", "nm24_speedup"}),
                                           .order = 300});
+    ChartSpecRegistry::add(LayerChartSpec{.id = QStringLiteral("layer_sparse_bytes"),
+                                          .title = tr("Weight bytes per layer as a sparse copy (CSR, 2:4)"),
+                                          .yAxis = {tr("bytes"), {}},
+                                          .matches = matchKeys({"csr_bytes", "nm24_bytes"}),
+                                          .order = 350});
     ChartSpecRegistry::add(LayerChartSpec{.id = QStringLiteral("layer_channels"),
                                           .title = tr("Neurons / channels per layer, before and after"),
                                           .yAxis = {tr("channels"), {}},
