@@ -38,6 +38,13 @@ struct Pool2dGeometry {
     std::int64_t outW() const { return (width + 2 * padW - kernelW) / strideW + 1; }
 };
 
+// torch.nn.BatchNorm2d's settings for one forward (training: batch statistics, tracked into the running ones).
+struct BatchNormParams {
+    float eps = 1e-5f;
+    float momentum = 0.1f; // running = (1 - momentum) * running + momentum * batch statistic
+    bool training = true;
+};
+
 struct SgdParams {
     float lr = 0.01f, momentum = 0.0f, weightDecay = 0.0f;
     bool nesterov = false;
@@ -191,6 +198,21 @@ public:
     virtual void layerNormBackward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
                                    const Tensor& rstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta,
                                    bool accumulate) = 0;
+
+    // Batch normalization over the channel dimension, as torch.nn.BatchNorm2d: x, y (N, C, inner...) with
+    // C = x.dim(1) and M = N * inner values per channel; gamma, beta, runningMean, runningVar, mean, rstd (C).
+    // Training: normalizes with the batch's mean and biased variance, writes them as mean and
+    // rstd = 1 / sqrt(var + eps), and updates runningMean and runningVar with the momentum, the variance taken
+    // unbiased (var * M / (M - 1)); M must exceed 1, else BackendError (as PyTorch refuses one value per channel).
+    // Evaluation: normalizes with the running statistics, which stay as they are; mean and rstd receive them.
+    virtual void batchNormForward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& runningMean,
+                                  Tensor& runningVar, Tensor& y, Tensor& mean, Tensor& rstd,
+                                  const BatchNormParams& p) = 0;
+    // The gradient of a training forward (mean, rstd as it wrote them): with xhat = (x - mean) * rstd,
+    // dx (overwritten) = gamma * rstd * (dy - mean_M(dy) - xhat * mean_M(dy * xhat)),
+    // dgamma (+)= sum_M dy * xhat, dbeta (+)= sum_M dy.
+    virtual void batchNormBackward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                   const Tensor& rstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta, bool accumulate) = 0;
 
     // ids I32 (N), table (V, D) -> y (N, D). Ids out of range throw.
     virtual void embeddingForward(const Tensor& ids, const Tensor& table, Tensor& y) = 0;

@@ -13,7 +13,7 @@ const char* opName(Op op) {
         "relu", "relu_backward", "gelu", "gelu_backward", "dropout", "softmax", "softmax_cross_entropy",
         "distillation_loss", "argmax_rows", "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight",
         "maxpool2d_forward", "maxpool2d_backward", "layernorm_forward", "layernorm_backward",
-        "embedding_forward", "embedding_backward", "sgd_step", "adam_step"};
+        "batchnorm_forward", "batchnorm_backward",        "embedding_forward", "embedding_backward", "sgd_step", "adam_step"};
     return kNames.at(static_cast<std::size_t>(op));
 }
 
@@ -70,13 +70,15 @@ OpDesc OpDesc::uniform(Op op, DType dt) {
     case Op::ReluBackward:
     case Op::GeluBackward:
     case Op::LayerNormBackward:
+    case Op::BatchNormBackward:
     case Op::SgdStep:
     case Op::AdamStep: return OpDesc(op, {dt, dt}, dt);
     // x and the CSR values; the row pointers and column indices are i32 by definition of the layout.
     case Op::SpmmCsr: return OpDesc(op, {dt, dt}, dt, acc, OpLayout::Csr);
     // x and the kept values; the position metadata is u8 by definition of the layout.
     case Op::Spmm24: return OpDesc(op, {dt, dt}, dt, acc, OpLayout::Sparse24);
-    case Op::LayerNormForward: return OpDesc(op, {dt, dt, dt}, dt);
+    case Op::LayerNormForward:
+    case Op::BatchNormForward: return OpDesc(op, {dt, dt, dt}, dt);
     case Op::DistillationLoss: return OpDesc(op, {dt, dt, DType::I32}, dt);
     case Op::SoftmaxCrossEntropy:
     case Op::MaxPool2dBackward: return OpDesc(op, {dt, DType::I32}, dt);

@@ -22,6 +22,7 @@ enum class Op : std::uint8_t {
     Conv2dForward, Conv2dBackwardData, Conv2dBackwardWeight,
     MaxPool2dForward, MaxPool2dBackward,
     LayerNormForward, LayerNormBackward,
+    BatchNormForward, BatchNormBackward,
     EmbeddingForward, EmbeddingBackward,
     SgdStep, AdamStep,
     Count

@@ -57,7 +57,10 @@ void intFromFloat(const float* s, void* d, std::size_t n) {
     // Saturating round-to-nearest, as a quantizer would store it.
     auto p = static_cast<T*>(d);
     constexpr double lo = static_cast<double>(std::numeric_limits<T>::min());
-    constexpr double hi = static_cast<double>(std::numeric_limits<T>::max());
+    // For 64-bit T the maximum rounds up to 2^63 as a double, which T cannot hold: the bound is the largest
+    // double below it.
+    constexpr double hi = sizeof(T) < 8 ? static_cast<double>(std::numeric_limits<T>::max())
+                                        : static_cast<double>(std::numeric_limits<T>::max()) - 1024.0;
     for (std::size_t i = 0; i < n; ++i) {
         double v = static_cast<double>(s[i]);
         v = v < lo ? lo : (v > hi ? hi : v);
@@ -101,6 +104,7 @@ constexpr std::array<DTypeTraits, kDTypeCount> kTraits = {{
      blockToFloat<BlockNf4, dequantizeRowNf4>, blockFromFloat<BlockNf4, quantizeRowNf4>},
     {DType::Q8_0, "q8_0", "", 8, BlockQ8_0::kValues, sizeof(BlockQ8_0), false, true,
      blockToFloat<BlockQ8_0, dequantizeRowQ8_0>, blockFromFloat<BlockQ8_0, quantizeRowQ8_0>},
+    {DType::I64, "i64", "I64", 64, 1, 8, false, false, intToFloat<std::int64_t>, intFromFloat<std::int64_t>},
 }};
 
 constexpr bool rowsMatchTheirEnumValues() {

@@ -20,6 +20,7 @@ enum class DType : std::uint8_t {
     Q4_1,   // INT4 group-wise with offset, 32 values + fp16 scale + fp16 minimum (ggml's block_q4_1)
     NF4,    // 4-bit NormalFloat (QLoRA / bitsandbytes), 64 values + f32 absmax
     Q8_0,   // INT8 group-wise, 32 values + fp16 scale (ggml's block_q8_0)
+    I64,    // 64-bit integers: PyTorch's counters (BatchNorm's num_batches_tracked) in model files; storage only
     Count
 };
 constexpr std::size_t kDTypeCount = static_cast<std::size_t>(DType::Count);

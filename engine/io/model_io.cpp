@@ -1,4 +1,4 @@
-// Models as safetensors files: parameters under their PyTorch names, the architecture JSON in the
+// Models as safetensors files: parameters and buffers under their PyTorch names, the architecture JSON in the
 // metadata. Loading checks the file against the architecture tensor by tensor before using it.
 #include "engine/io/model_io.h"
 
@@ -24,13 +24,13 @@ nlohmann::json parseArchitectureText(const std::string& text, const std::string&
     }
 }
 
-// A parameter is filled from a file tensor of its own dtype, or, for f32 parameters, from f16/bf16
-// (PyTorch exports made with .half() or .bfloat16()): the widening is exact.
-Tensor hostValueFor(const Parameter& p, const std::string& name, const Tensor& src, const std::string& path) {
-    const DType want = p.value.dtype();
-    if (src.shape() != p.value.shape())
+// A parameter or buffer (whose current value is `expected`) is filled from a file tensor of its own dtype,
+// or, for f32 ones, from f16/bf16 (PyTorch exports made with .half() or .bfloat16()): the widening is exact.
+Tensor hostValueFor(const Tensor& expected, const std::string& name, const Tensor& src, const std::string& path) {
+    const DType want = expected.dtype();
+    if (src.shape() != expected.shape())
         throw DataError(path + ": tensor " + quoted(name) + " has shape " + shapeToString(src.shape()) +
-                        ", the architecture expects " + shapeToString(p.value.shape()));
+                        ", the architecture expects " + shapeToString(expected.shape()));
     if (src.dtype() == want) return src;
     if (want == DType::F32 && (src.dtype() == DType::F16 || src.dtype() == DType::BF16)) {
         Tensor out = Tensor::host(src.shape(), DType::F32);
@@ -57,6 +57,10 @@ void saveModel(Model& model, const std::string& path) {
     if (!be) throw DataError(path + ": the model has no weights yet (it was never initialised or loaded)");
     std::vector<std::pair<std::string, Tensor>> tensors;
     for (const auto& np : model.namedParameters()) tensors.emplace_back(np.name, be->download(np.param->value));
+    for (const auto& nb : model.namedBuffers()) {
+        const Tensor& v = nb.buffer->value;
+        tensors.emplace_back(nb.name, v.isHost() ? v : be->download(v));
+    }
     std::map<std::string, std::string> metadata;
     metadata[kArchitectureKey] = model.architecture().dump();
     // What the safetensors Python package writes for torch state dicts; some loaders look for it.
@@ -90,23 +94,26 @@ std::unique_ptr<Model> loadModel(const std::string& path, const std::string& arc
         throw ConfigError(archSource + ": " + e.what());
     }
 
+    // The state: parameters, then buffers (running statistics), as PyTorch's state_dict holds both.
+    std::vector<std::pair<std::string, Tensor*>> state;
+    for (const auto& np : model->namedParameters()) state.emplace_back(np.name, &np.param->value);
+    for (const auto& nb : model->namedBuffers()) state.emplace_back(nb.name, &nb.buffer->value);
     std::set<std::string> expected;
     std::string expectedList;
-    for (const auto& np : model->namedParameters()) {
-        expected.insert(np.name);
-        expectedList += (expectedList.empty() ? "" : ", ") + np.name;
+    for (const auto& [name, value] : state) {
+        expected.insert(name);
+        expectedList += (expectedList.empty() ? "" : ", ") + name;
     }
     for (const auto& [name, t] : file.tensors)
         if (!expected.count(name))
             throw DataError(path + ": unexpected tensor " + quoted(name) + " (the architecture " +
-                            quoted(model->name()) + " has no such parameter; it has " + expectedList + ")");
-    for (const auto& np : model->namedParameters()) {
-        const Tensor* src = file.find(np.name);
+                            quoted(model->name()) + " has no such parameter or buffer; it has " + expectedList + ")");
+    for (const auto& [name, value] : state) {
+        const Tensor* src = file.find(name);
         if (!src)
-            throw DataError(path + ": missing tensor " + quoted(np.name) + " (the architecture expects " +
-                            std::string(dtypeName(np.param->value.dtype())) +
-                            shapeToString(np.param->value.shape()) + ")");
-        np.param->value = hostValueFor(*np.param, np.name, *src, path);
+            throw DataError(path + ": missing tensor " + quoted(name) + " (the architecture expects " +
+                            std::string(dtypeName(value->dtype())) + shapeToString(value->shape()) + ")");
+        *value = hostValueFor(*value, name, *src, path);
     }
     // Host values set from outside are uploaded by to(); on the CPU that is one copy per tensor.
     model->to(*cpuBackend());

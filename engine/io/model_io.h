@@ -17,7 +17,8 @@ void saveModel(Model& model, const std::string& path);
 nlohmann::json readArchitectureFile(const std::string& path);
 // architecturePath: an architecture JSON file; when given it is used instead of the file's metadata
 // (required for files exported from PyTorch, which have none). Parameters land on the CPU backend.
-// Every parameter must be present with its exact shape, and no other tensor may be in the file.
+// Every parameter and buffer (BatchNorm's running statistics) must be present with its exact shape, and no
+// other tensor may be in the file.
 // Dtypes: a parameter loads from its own dtype; f32 parameters also load from f16 and bf16 tensors,
 // widened exactly (PyTorch .half()/.bfloat16() exports). Anything else is a mismatch.
 // Throws DataError on a missing/extra tensor, a shape or dtype mismatch, naming the tensor and file;

@@ -1,6 +1,6 @@
 // Arithmetic cost of a model's forward pass: multiply-adds x 2 of its Linear and Conv2d layers per sample,
-// the figure speedup_theoretical compares. Bias, activations, pooling and norms are left out, as GEMM-based
-// FLOP counts usually do.
+// the figure speedup_theoretical compares. Bias, activations, pooling and norms (layernorm, batchnorm2d: a scale
+// and shift per element at inference) are left out, as GEMM-based FLOP counts usually do.
 #pragma once
 
 #include "engine/nn/model.h"

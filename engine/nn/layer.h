@@ -29,8 +29,24 @@ struct NamedParameter {
     Parameter* param;
 };
 
+// A tensor a layer keeps beside its parameters that training does not optimise (PyTorch's buffer): BatchNorm's
+// running statistics. Buffers are saved and loaded with the parameters under the same naming, move between
+// backends with the model, and have no gradient; the layer itself updates them.
+struct Buffer {
+    std::string name;  // local name: "running_mean"
+    Tensor value;      // on the model's backend, or in host memory when `host` is set
+    bool host = false; // kept in host memory on every backend: a counter the layer updates on the host
+};
+
+struct NamedBuffer {
+    std::string name; // full name: "layers.1.running_mean"
+    Buffer* buffer;
+};
+
 struct ForwardContext {
-    bool training = false;      // caches activations for backward; enables dropout
+    // Set by the trainer only: caches activations for backward, enables dropout, and makes BatchNorm use and
+    // track batch statistics. Evaluation, measurement and a teacher's forward leave it false.
+    bool training = false;
     std::uint64_t seed = 0;     // dropout masks: hashed with the layer index and step
     std::int64_t step = 0;
     // Optional: Model::forward stores the output of its top-level layer `tapLayer` in *tap (a loss that
@@ -59,6 +75,11 @@ public:
     virtual void namedParameters(const std::string& prefix, std::vector<NamedParameter>& out) {
         for (Parameter* p : parameters()) out.push_back({prefix + p->name, p});
     }
+    // Every buffer of the layer, its sub-layers' included; named as the parameters are.
+    virtual std::vector<Buffer*> buffers() { return {}; }
+    virtual void namedBuffers(const std::string& prefix, std::vector<NamedBuffer>& out) {
+        for (Buffer* b : buffers()) out.push_back({prefix + b->name, b});
+    }
     // A block's own sub-layers (residual, sequential); null for a leaf layer. ModelEditor edits these.
     virtual std::vector<std::unique_ptr<Layer>>* sublayers() { return nullptr; }
     // PyTorch's default initialisation for the layer type, drawn from rng.
@@ -73,7 +94,8 @@ public:
 
 // Builds a layer from its architecture entry; throws ConfigError naming the bad field.
 // Types: linear{in,out,bias?}, conv2d{in,out,kernel,stride?,padding?,groups?,bias?}, maxpool2d{kernel,stride?,padding?},
-// relu, gelu, dropout{p}, flatten, layernorm{dim,eps?}, embedding{num,dim}; blocks owning sub-layers:
+// relu, gelu, dropout{p}, flatten, layernorm{dim,eps?}, batchnorm2d{features,eps?,momentum?}, embedding{num,dim};
+// blocks owning sub-layers:
 // residual{layers} (y = x + f(x)) and sequential{layers}.
 std::unique_ptr<Layer> makeLayer(const nlohmann::json& config);
 // Same, with errors prefixed by the entry's JSON pointer in its document ("/layers/3/out: ...").

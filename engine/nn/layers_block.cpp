@@ -18,16 +18,13 @@ public:
         return {{"type", type()}, {"layers", layers}};
     }
 
-    std::vector<Parameter*> parameters() override {
-        std::vector<Parameter*> out;
-        for (auto& l : m_layers)
-            for (Parameter* p : l->parameters()) out.push_back(p);
-        return out;
-    }
-
+    std::vector<Parameter*> parameters() override { return children(&Layer::parameters); }
     void namedParameters(const std::string& prefix, std::vector<NamedParameter>& out) override {
-        for (std::size_t i = 0; i < m_layers.size(); ++i)
-            m_layers[i]->namedParameters(prefix + "layers." + std::to_string(i) + ".", out);
+        namedChildren(&Layer::namedParameters, prefix, out);
+    }
+    std::vector<Buffer*> buffers() override { return children(&Layer::buffers); }
+    void namedBuffers(const std::string& prefix, std::vector<NamedBuffer>& out) override {
+        namedChildren(&Layer::namedBuffers, prefix, out);
     }
 
     std::vector<std::unique_ptr<Layer>>* sublayers() override { return &m_layers; }
@@ -40,6 +37,21 @@ public:
     }
 
 protected:
+    // The children's parameters or buffers, in order.
+    template <class T>
+    std::vector<T*> children(std::vector<T*> (Layer::*of)()) {
+        std::vector<T*> out;
+        for (auto& l : m_layers)
+            for (T* t : (*l.*of)()) out.push_back(t);
+        return out;
+    }
+    // The same under their full names: child i's under prefix + "layers.<i>.".
+    template <class Named>
+    void namedChildren(void (Layer::*of)(const std::string&, std::vector<Named>&), const std::string& prefix,
+                       std::vector<Named>& out) {
+        for (std::size_t i = 0; i < m_layers.size(); ++i) (*m_layers[i].*of)(prefix + "layers." + std::to_string(i) + ".", out);
+    }
+
     // The shape after every child; a child's error names its place in the block ("layers/2: ...").
     Shape chainShape(const Shape& input) const {
         Shape s = input;

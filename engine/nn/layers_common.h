@@ -55,6 +55,7 @@ std::unique_ptr<Layer> makeGelu(const nlohmann::json& c, const std::string& ptr)
 std::unique_ptr<Layer> makeDropout(const nlohmann::json& c, const std::string& ptr);
 std::unique_ptr<Layer> makeFlatten(const nlohmann::json& c, const std::string& ptr);
 std::unique_ptr<Layer> makeLayerNorm(const nlohmann::json& c, const std::string& ptr);
+std::unique_ptr<Layer> makeBatchNorm2d(const nlohmann::json& c, const std::string& ptr);
 std::unique_ptr<Layer> makeEmbedding(const nlohmann::json& c, const std::string& ptr);
 std::unique_ptr<Layer> makeResidual(const nlohmann::json& c, const std::string& ptr);
 std::unique_ptr<Layer> makeSequential(const nlohmann::json& c, const std::string& ptr);

@@ -109,6 +109,7 @@ void Model::to(Backend& be) {
             m_backend != &be)
             p->grad = be.zeros(p->value.shape(), p->value.dtype());
     }
+    for (const auto& nb : namedBuffers()) placeBuffer(*nb.buffer, nb.name, m_backend, be);
     m_backend = &be;
 }
 
@@ -154,6 +155,23 @@ std::vector<NamedParameter> Model::namedParameters() {
     std::vector<NamedParameter> out;
     for (auto& l : m_layers) l->namedParameters("layers." + std::to_string(l->index) + ".", out);
     return out;
+}
+
+std::vector<NamedBuffer> Model::namedBuffers() {
+    std::vector<NamedBuffer> out;
+    for (auto& l : m_layers) l->namedBuffers("layers." + std::to_string(l->index) + ".", out);
+    return out;
+}
+
+void Model::placeBuffer(Buffer& b, const std::string& name, Backend* from, Backend& to) {
+    if (!b.value.defined()) throw BackendError("buffer " + name + " has no value");
+    if (b.value.isHost() && (b.host || (from == &to && b.value.device() == to.device()))) return;
+    if (!b.value.isHost() && b.value.device() == to.device() && !b.host) return;
+    if (!b.value.isHost() && !from)
+        throw BackendError("buffer " + name + " is on " + b.value.device().toString() +
+                           " and the model has no backend to read it from");
+    const Tensor host = b.value.isHost() ? b.value : from->download(b.value);
+    b.value = b.host ? host : to.upload(host);
 }
 
 std::int64_t Model::parameterCount() const {

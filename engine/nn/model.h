@@ -32,7 +32,7 @@ public:
 
     // Fresh PyTorch-default weights on `be`, drawn from seed.
     void initialize(Backend& be, std::uint64_t seed);
-    // Moves every parameter (and allocates gradients) onto `be`.
+    // Moves every parameter (and allocates gradients) and every buffer (but those kept on the host) onto `be`.
     void to(Backend& be);
     Backend* backend() const { return m_backend; }
 
@@ -46,11 +46,16 @@ public:
     void releaseCache();
 
     std::vector<NamedParameter> namedParameters();
+    // Buffers (layer.h) under their full names, as PyTorch's state_dict lists them beside the parameters.
+    std::vector<NamedBuffer> namedBuffers();
     std::int64_t parameterCount() const;
     std::uint64_t parameterBytes() const; // as stored (dtype-aware)
 
 private:
     friend class ModelEditor; // edits m_layers in place (model_edit.h)
+    // Puts a buffer on `to`: from the backend `from` it lives on (null: a host value set from outside), or into
+    // host memory for a buffer kept there.
+    static void placeBuffer(Buffer& b, const std::string& name, Backend* from, Backend& to);
     std::string m_name;
     Shape m_inputShape;
     int m_numClasses = 0;

@@ -26,6 +26,12 @@ Parameter* findParameter(Layer& layer, const std::string& localName) {
     return nullptr;
 }
 
+Buffer* findBuffer(Layer& layer, const std::string& localName) {
+    for (Buffer* b : layer.buffers())
+        if (b->name == localName) return b;
+    return nullptr;
+}
+
 void listInto(const LayerList& list, const std::string& prefix, int depth, Shape s, std::vector<LayerInfo>& out) {
     for (std::size_t i = 0; i < list.size(); ++i) {
         Layer& l = *list[i];
@@ -176,6 +182,7 @@ void ModelEditor::commit(const std::function<void()>& undo) {
                 p->grad = be->zeros(p->value.shape(), p->value.dtype());
         }
     }
+    for (const auto& nb : m_model.namedBuffers()) Model::placeBuffer(*nb.buffer, nb.name, be, *be);
     m_model.zeroGrad();
 }
 
@@ -213,14 +220,15 @@ std::unique_ptr<Layer> ModelEditor::remove(const std::string& path) {
     return old;
 }
 
-std::string ModelEditor::replacePair(const std::string& path, const Slot& s, std::size_t j, std::unique_ptr<Layer> a,
-                                     std::unique_ptr<Layer> b) {
-    std::unique_ptr<Layer> oldA = std::move((*s.list)[s.index]), oldB = std::move((*s.list)[j]);
-    (*s.list)[s.index] = std::move(a);
-    (*s.list)[j] = std::move(b);
+std::string ModelEditor::replaceInSequence(const std::string& path, const Slot& s, std::size_t j,
+                                           std::vector<std::pair<std::size_t, std::unique_ptr<Layer>>> layers) {
+    std::vector<std::pair<std::size_t, std::unique_ptr<Layer>>> old;
+    for (auto& [at, layer] : layers) {
+        old.emplace_back(at, std::move((*s.list)[at]));
+        (*s.list)[at] = std::move(layer);
+    }
     commit([&] {
-        (*s.list)[s.index] = std::move(oldA);
-        (*s.list)[j] = std::move(oldB);
+        for (auto& [at, layer] : old) (*s.list)[at] = std::move(layer);
     });
     return path.substr(0, path.rfind('.') + 1) + std::to_string(j);
 }
@@ -269,7 +277,10 @@ std::string ModelEditor::shrinkLinearOutputs(const std::string& path, const std:
     findParameter(*newB, "weight")->value = gather2d(wb, iota(outB), keep); // (outB, k)
     if (bb.defined()) findParameter(*newB, "bias")->value = bb;
 
-    return replacePair(path, s, j, std::move(newA), std::move(newB));
+    std::vector<std::pair<std::size_t, std::unique_ptr<Layer>>> layers;
+    layers.emplace_back(s.index, std::move(newA));
+    layers.emplace_back(j, std::move(newB));
+    return replaceInSequence(path, s, j, std::move(layers));
 }
 
 std::string ModelEditor::shrinkConvOutputs(const std::string& path, const std::vector<std::int64_t>& keep) {
@@ -285,9 +296,10 @@ std::string ModelEditor::shrinkConvOutputs(const std::string& path, const std::v
         throw fail("a grouped or depthwise conv2d ties its filters to its input channels; only groups 1 is shrunk");
     if (const std::string why = keepProblem(keep, out); !why.empty()) throw fail(why);
 
-    // The consumer: the next conv2d, or the next linear after a flatten.
+    // The consumer: the next conv2d, or the next linear after a flatten; the batch norms on the way shrink too.
     std::size_t j = s.index + 1, flattenAt = 0;
     bool flattened = false;
+    std::vector<std::size_t> norms;
     for (; j < s.list->size(); ++j) {
         const std::string t = (*s.list)[j]->type();
         if (t == "conv2d" && !flattened) break;
@@ -297,9 +309,13 @@ std::string ModelEditor::shrinkConvOutputs(const std::string& path, const std::v
             flattenAt = j;
             continue;
         }
+        if (t == "batchnorm2d" && !flattened) {
+            norms.push_back(j);
+            continue;
+        }
         if (t != "relu" && t != "gelu" && t != "dropout" && !(t == "maxpool2d" && !flattened))
-            throw fail("a " + t + " layer stands between it and its consumer (only relu, gelu, dropout, maxpool2d " +
-                       "and one flatten before a linear may)");
+            throw fail("a " + t + " layer stands between it and its consumer (only relu, gelu, dropout, maxpool2d, " +
+                       "batchnorm2d and one flatten before a linear may)");
     }
     if (j == s.list->size())
         throw fail("no conv2d, or flatten then linear, follows it in the same sequence to take the shrunk channels");
@@ -352,7 +368,25 @@ std::string ModelEditor::shrinkConvOutputs(const std::string& path, const std::v
     findParameter(*newB, "weight")->value = gatherBlocks(wb, wb.dim(0), out, block, keep, sb);
     if (bb.defined()) findParameter(*newB, "bias")->value = bb;
 
-    return replacePair(path, s, j, std::move(newA), std::move(newB));
+    std::vector<std::pair<std::size_t, std::unique_ptr<Layer>>> layers;
+    layers.emplace_back(s.index, std::move(newA));
+    layers.emplace_back(j, std::move(newB));
+    // A batch norm keeps the kept channels' scale, shift and running statistics (its batch count unchanged).
+    for (const std::size_t at : norms) {
+        Layer& n = *(*s.list)[at];
+        nlohmann::json cn = n.config();
+        cn["features"] = k;
+        std::unique_ptr<Layer> newN = makeLayer(cn);
+        for (Parameter* p : n.parameters())
+            findParameter(*newN, p->name)->value = gatherBlocks(be->download(p->value), 1, out, 1, keep, {k});
+        for (Buffer* b : n.buffers()) {
+            const Tensor host = b->value.isHost() ? b->value : be->download(b->value);
+            findBuffer(*newN, b->name)->value =
+                b->value.rank() == 1 ? gatherBlocks(host, 1, out, 1, keep, {k}) : host;
+        }
+        layers.emplace_back(at, std::move(newN));
+    }
+    return replaceInSequence(path, s, j, std::move(layers));
 }
 
 } // namespace lathe

@@ -1,6 +1,6 @@
 // ModelEditor: the in-place changes strategies make to a model's structure (replace, insert, remove a layer
-// at a path; shrink a Linear's outputs or a Conv2d's filters with the next layer's inputs). Every edit leaves the
-// model consistent.
+// at a path; shrink a Linear's outputs or a Conv2d's filters, with a BatchNorm2d between, and the next layer's
+// inputs). Every edit leaves the model consistent.
 #pragma once
 
 #include "engine/nn/model.h"
@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lathe {
@@ -57,9 +58,10 @@ public:
     // The same for a Conv2d (groups 1): it keeps the filters `keep` (weight (K, C, KH, KW) rows and bias), and the
     // next consumer of the same sequence keeps the matching inputs: a Conv2d with groups 1 its input channels, or,
     // through a flatten, a Linear the H*W consecutive columns each kept channel owns in the flattened NCHW map
-    // (H, W as the model infers them at the flatten). Only relu, gelu, dropout and maxpool2d may stand between
+    // (H, W as the model infers them at the flatten). Only relu, gelu, dropout, maxpool2d and batchnorm2d may stand between
     // (and relu, gelu, dropout after the flatten). A grouped or depthwise producer or consumer is refused with a
-    // ConfigError before anything changes. Returns the path of the consumer.
+    // ConfigError before anything changes. A batchnorm2d between the two (before any flatten) keeps the same
+    // channels: its weight, bias, running_mean and running_var entries. Returns the path of the consumer.
     std::string shrinkConvOutputs(const std::string& path, const std::vector<std::int64_t>& keep);
 
 private:
@@ -70,10 +72,10 @@ private:
     Slot resolve(const std::string& path) const;
     // Renumbers, checks shapes and places parameters; on a shape error runs `undo`, renumbers and rethrows.
     void commit(const std::function<void()>& undo);
-    // A shrunk layer at `s` and its consumer at index j of the same sequence put in place (undone on a shape
-    // error); returns the consumer's path.
-    std::string replacePair(const std::string& path, const Slot& s, std::size_t j, std::unique_ptr<Layer> a,
-                            std::unique_ptr<Layer> b);
+    // Shrunk layers put in place at their indices of the sequence of `s` (all undone on a shape error);
+    // returns the path of the consumer, at index j.
+    std::string replaceInSequence(const std::string& path, const Slot& s, std::size_t j,
+                                  std::vector<std::pair<std::size_t, std::unique_ptr<Layer>>> layers);
 
     Model& m_model;
 };

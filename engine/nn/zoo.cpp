@@ -50,6 +50,25 @@ nlohmann::json cnn() {
               {{"type", "linear"}, {"in", 128}, {"out", 10}}}}};
 }
 
+// cnn-2conv with a BatchNorm2d after each convolution (conv-BN-ReLU blocks; the convolutions lose their bias,
+// which the norm's shift replaces, as in torchvision's models), so the two compare layer for layer.
+nlohmann::json cnnBn() {
+    nlohmann::json arch = cnn();
+    arch["name"] = "cnn-bn";
+    nlohmann::json layers = nlohmann::json::array();
+    for (auto& l : arch["layers"]) {
+        if (l["type"] != "conv2d") {
+            layers.push_back(l);
+            continue;
+        }
+        l["bias"] = false;
+        layers.push_back(l);
+        layers.push_back({{"type", "batchnorm2d"}, {"features", l["out"]}});
+    }
+    arch["layers"] = layers;
+    return arch;
+}
+
 // A thin CNN student (16,554 parameters, 4% of cnn-2conv): one 3x3 convolution, then a
 // depthwise-separable block (3x3 depthwise, 1x1 pointwise) in the MobileNet manner, and a linear head.
 nlohmann::json cnnDws() {
@@ -73,7 +92,7 @@ nlohmann::json cnnDws() {
 
 // The baselines, then the small students of distillation experiments.
 std::vector<std::string> zooNames() {
-    return {"mlp-784-256-128-10", "cnn-2conv", "mlp-784-64-10", "mlp-784-32-10", "cnn-dws"};
+    return {"mlp-784-256-128-10", "cnn-2conv", "cnn-bn", "mlp-784-64-10", "mlp-784-32-10", "cnn-dws"};
 }
 
 nlohmann::json zooArchitecture(const std::string& name) {
@@ -82,6 +101,7 @@ nlohmann::json zooArchitecture(const std::string& name) {
     if (name == "mlp-784-32-10") return mlp({32});
     if (name == "cnn-2conv") return cnn();
     if (name == "cnn-dws") return cnnDws();
+    if (name == "cnn-bn") return cnnBn();
     std::string known;
     for (const auto& n : zooNames()) known += (known.empty() ? "" : ", ") + n;
     throw ConfigError("unknown model \"" + name + "\" (known: " + known + ")");

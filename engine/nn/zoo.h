@@ -1,5 +1,6 @@
-// The model zoo: architectures known by name (the baselines mlp-784-256-128-10 and cnn-2conv, and small
-// students for distillation: mlp-784-64-10, mlp-784-32-10 and cnn-dws, a CNN of depthwise-separable convolutions).
+// The model zoo: architectures known by name (the baselines mlp-784-256-128-10 and cnn-2conv, cnn-bn (cnn-2conv
+// with BatchNorm2d after each convolution), and small students for distillation: mlp-784-64-10, mlp-784-32-10 and
+// cnn-dws, a CNN of depthwise-separable convolutions).
 #pragma once
 
 #include <nlohmann/json.hpp>

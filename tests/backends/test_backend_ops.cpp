@@ -442,6 +442,43 @@ std::vector<OpCase> buildCases() {
                              }});
     }
 
+    // batch norm over (N, C, H, W): training (batch statistics, running ones updated) and evaluation (running
+    // statistics) forwards, and the backward; an offset mean checks the variance's stability, and (64, 8, 28, 28)
+    // gives each channel's block 50,176 values to sum
+    for (const Shape& s : {Shape{4, 6, 5, 7}, Shape{64, 8, 28, 28}, Shape{3, 16, 1, 1}}) {
+        for (bool training : {true, false})
+            cases.push_back({"batchnorm_forward/f32/" + shapeName(s) + (training ? "/train" : "/eval"),
+                             Op::BatchNormForward, {DType::F32}, [s, training](Backend& be, DType) {
+                                 const std::int64_t c = s[1];
+                                 Tensor x = input(be, s, DType::F32, 140, 2.0f, 5.0f);
+                                 Tensor gamma = input(be, {c}, DType::F32, 141), beta = input(be, {c}, DType::F32, 142);
+                                 Tensor rm = input(be, {c}, DType::F32, 143, 2.0f, 4.0f);
+                                 Tensor rv = input(be, {c}, DType::F32, 144, 0.5f, 2.0f);
+                                 Tensor y = be.empty(s), mean = be.empty({c}), rstd = be.empty({c});
+                                 BatchNormParams p;
+                                 p.eps = 1e-3f;
+                                 p.momentum = 0.3f;
+                                 p.training = training;
+                                 be.batchNormForward(x, gamma, beta, rm, rv, y, mean, rstd, p);
+                                 return Outputs{out(be, "y", y), out(be, "mean", mean), out(be, "rstd", rstd),
+                                                out(be, "running_mean", rm), out(be, "running_var", rv)};
+                             }});
+        for (bool acc : {false, true})
+            cases.push_back({"batchnorm_backward/f32/" + shapeName(s) + (acc ? "/accumulate" : "/overwrite"),
+                             Op::BatchNormBackward, {DType::F32}, [s, acc](Backend& be, DType) {
+                                 const std::int64_t c = s[1];
+                                 Tensor x = input(be, s, DType::F32, 145);
+                                 Tensor gamma = input(be, {c}, DType::F32, 146), beta = input(be, {c}, DType::F32, 147);
+                                 Tensor rm = be.zeros({c}), rv = be.zeros({c});
+                                 Tensor y = be.empty(s), mean = be.empty({c}), rstd = be.empty({c});
+                                 be.batchNormForward(x, gamma, beta, rm, rv, y, mean, rstd, BatchNormParams{});
+                                 Tensor dy = input(be, s, DType::F32, 148), dx = be.empty(s);
+                                 Tensor dg = input(be, {c}, DType::F32, 149), db = input(be, {c}, DType::F32, 150);
+                                 be.batchNormBackward(dy, x, gamma, mean, rstd, dx, dg, db, acc);
+                                 return Outputs{out(be, "dx", dx), out(be, "dgamma", dg), out(be, "dbeta", db)};
+                             }});
+    }
+
     // embedding: repeated ids make the backward scatter-add collide
     for (const auto& sizes : std::vector<std::array<std::int64_t, 3>>{{40, 50, 16}, {256, 7, 33}}) {
         const std::int64_t n = sizes[0], vocab = sizes[1], dim = sizes[2];

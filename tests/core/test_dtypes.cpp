@@ -69,6 +69,20 @@ private slots:
         QVERIFY(!dtypeFromSafetensors("", out));
     }
 
+    // i64 (BatchNorm's num_batches_tracked in PyTorch files): rounds to nearest and saturates like the other
+    // integer rows, at the largest double below 2^63 (2^63 itself is out of range).
+    void i64ConvertsAndSaturates() {
+        const std::vector<float> in = {3.6f, -2.5f, 1e30f, -1e30f, 16777216.0f};
+        std::vector<std::int64_t> out(in.size());
+        traits(DType::I64).fromFloat(in.data(), out.data(), in.size());
+        QCOMPARE(out, (std::vector<std::int64_t>{4, -3, 9223372036854774784LL, std::numeric_limits<std::int64_t>::min(),
+                                                 16777216}));
+        QCOMPARE(traits(DType::I64).bytesPerBlock, sizeof(std::int64_t));
+        DType dt;
+        QVERIFY(dtypeFromSafetensors("I64", dt));
+        QCOMPARE(dt, DType::I64);
+    }
+
     void blockStructsMatchTheirRows() {
         QCOMPARE(traits(DType::Q4_0).bytesPerBlock, sizeof(BlockQ4_0));
         QCOMPARE(traits(DType::Q4_1).bytesPerBlock, sizeof(BlockQ4_1));

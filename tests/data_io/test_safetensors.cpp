@@ -124,7 +124,7 @@ private slots:
         QTest::newRow("header huge") << "header_huge.safetensors" << "header length 4611686018427387904 exceeds the limit of 100000000 bytes";
         QTest::newRow("bad json") << "bad_json.safetensors" << "invalid JSON header: [json.exception.parse_error";
         QTest::newRow("not an object") << "not_object.safetensors" << "the JSON header is not an object";
-        QTest::newRow("wrong dtype") << "wrong_dtype.safetensors" << "tensor \"weight\": unsupported dtype \"F64\" (supported: F32, F16, BF16, I8, I32, U8, F8_E4M3)";
+        QTest::newRow("wrong dtype") << "wrong_dtype.safetensors" << "tensor \"weight\": unsupported dtype \"F64\" (supported: F32, F16, BF16, I8, I32, U8, F8_E4M3, I64)";
         QTest::newRow("overlap") << "overlapping_offsets.safetensors" << "tensor \"bias\": data_offsets [20, 32] overlap tensor \"weight\" [0, 24]";
         QTest::newRow("past end") << "offsets_past_end.safetensors" << "tensor \"bias\": data_offsets [24, 60] reach past the end of the data section (36 bytes";
         QTest::newRow("reversed") << "offsets_reversed.safetensors" << "tensor \"bias\": data_offsets [36,24] begin after they end";

@@ -1,7 +1,8 @@
 // Model files shared with PyTorch 1.13 (/usr/bin/python3, Debian python3-torch): a PyTorch state_dict
 // saved as safetensors loads into Lathe with an architecture JSON beside it and gives PyTorch's logits;
 // a Lathe-saved model loads into torch with load_state_dict(strict=True) and gives Lathe's, a structurally
-// pruned one (shrunk filters and neurons, new shapes in its architecture metadata) included.
+// pruned one (shrunk filters and neurons, new shapes in its architecture metadata; with BatchNorm2d, its shrunk
+// parameters and running statistics) included.
 // Skipped when torch is not importable.
 #include "engine/backends/registry.h"
 #include "engine/io/model_io.h"
@@ -12,6 +13,7 @@
 
 #include <QProcess>
 
+#include <cmath>
 #include <filesystem>
 
 using namespace lathe;
@@ -74,6 +76,8 @@ private slots:
         QTest::newRow("mlp") << "mlp";
         QTest::newRow("cnn") << "cnn";
         QTest::newRow("grouped") << "grouped"; // grouped and depthwise convolutions (weights (K, C/groups, kh, kw))
+        // BatchNorm2d in evaluation mode: weight and bias, running statistics and the i64 num_batches_tracked
+        QTest::newRow("cnn-bn") << "cnn-bn";
     }
     void models() {
         QFETCH(QString, kind);
@@ -108,26 +112,49 @@ private slots:
         QVERIFY2(checked.exitCode == 0, qPrintable(checked.output));
     }
 
+    void structurallyPrunedModelLoadsInTorch_data() {
+        QTest::addColumn<QString>("kind");
+        QTest::addColumn<QStringList>("paths");
+        QTest::addColumn<QString>("classifierInput"); // the hidden Linear, whose inputs follow the last conv
+        QTest::newRow("cnn") << "cnn" << QStringList{"layers.0", "layers.3", "layers.7"} << "layers.7";
+        // Convolutions ranked by the |gamma| of the batch norm after them (bn_gamma), which shrinks with them.
+        QTest::newRow("cnn-bn") << "cnn-bn" << QStringList{"layers.0", "layers.4", "layers.9"} << "layers.9";
+    }
     void structurallyPrunedModelLoadsInTorch() {
-        // The CNN's two convolutions and hidden Linear lose 40% of their filters and neurons (smallest L1 norm, as
-        // prune.structured ranks them) with their consumers' inputs; torch builds the module from the saved
-        // architecture (the new shapes) and must give the shrunk model's logits.
-        const std::string dir = test::tempDir() + "/interop-structured";
+        // The CNN's two convolutions and hidden Linear lose 40% of their filters and neurons (smallest L1 norm, or
+        // smallest batch-norm |gamma| for a conv followed by one, as prune.structured ranks them) with their
+        // consumers' inputs; torch builds the module from the saved architecture (the new shapes) and must give the
+        // shrunk model's logits.
+        QFETCH(QString, kind);
+        QFETCH(QStringList, paths);
+        QFETCH(QString, classifierInput);
+        const std::string dir = test::tempDir() + "/interop-structured-" + kind.toStdString();
         std::filesystem::create_directories(dir);
-        const Run exported = runScript({"export", QString::fromStdString(dir), "cnn"});
+        const Run exported = runScript({"export", QString::fromStdString(dir), kind});
         QVERIFY2(exported.exitCode == 0, qPrintable(exported.output));
         auto model = loadModel(dir + "/torch_model.safetensors", dir + "/architecture.json");
         ModelEditor editor(*model);
-        for (const char* path : {"layers.0", "layers.3", "layers.7"}) {
-            Parameter* weight = nullptr;
+        auto weightOf = [&](const std::string& path) {
             for (Parameter* p : editor.layer(path).parameters())
-                if (p->name == "weight") weight = p;
-            const std::int64_t out = weight->value.dim(0);
-            const auto keep = prune::keptUnits(prune::rowNorms(cpuBackend()->downloadF32(weight->value), out, false), 0.4, 1);
+                if (p->name == "weight") return cpuBackend()->downloadF32(p->value);
+            return std::vector<float>();
+        };
+        for (const QString& qpath : paths) {
+            const std::string path = qpath.toStdString();
+            const std::int64_t out = editor.layer(path).config().at("out").get<std::int64_t>();
+            const std::string next = "layers." + std::to_string(std::stoi(path.substr(7)) + 1);
+            std::vector<double> scores;
+            if (editor.layer(next).type() == "batchnorm2d") {
+                for (float g : weightOf(next)) scores.push_back(std::fabs(double(g)));
+            } else {
+                scores = prune::rowNorms(weightOf(path), out, false);
+            }
+            const auto keep = prune::keptUnits(scores, 0.4, 1);
             if (editor.layer(path).type() == "conv2d") editor.shrinkConvOutputs(path, keep);
             else editor.shrinkLinearOutputs(path, keep);
         }
-        QCOMPARE(editor.layer("layers.7").config().at("in").get<std::int64_t>(), std::int64_t(10 * 49)); // 16 -> 10
+        QCOMPARE(editor.layer(classifierInput.toStdString()).config().at("in").get<std::int64_t>(),
+                 std::int64_t(10 * 49)); // 16 -> 10 channels
         saveModel(*model, dir + "/lathe_model.safetensors");
         const auto io = readSafetensors(dir + "/torch_io.safetensors");
         const Tensor* pixels = io.find("pixels");

@@ -83,6 +83,11 @@ void TestGradcheck::layerBackward_data() {
     row("flatten", R"({"type":"flatten"})", "[2,3,2,2]", InputKind::Uniform);
     row("layernorm", R"({"type":"layernorm","dim":6})", "[4,6]", InputKind::Uniform);
     row("layernorm-3d-eps", R"({"type":"layernorm","dim":5,"eps":0.001})", "[2,3,5]", InputKind::Uniform);
+    // BatchNorm2d in training mode: the batch statistics depend on every input, so each input's gradient has the
+    // terms through the mean and variance; one with a single value per channel per sample (1x1 maps).
+    row("batchnorm2d", R"({"type":"batchnorm2d","features":3})", "[4,3,3,5]", InputKind::Uniform);
+    row("batchnorm2d-1x1-eps", R"({"type":"batchnorm2d","features":5,"eps":0.01,"momentum":0.5})", "[6,5,1,1]",
+        InputKind::Uniform);
     // Blocks: the input gradient is the sum of the identity path and the path through the sub-layers.
     row("sequential", R"({"type":"sequential","layers":[{"type":"linear","in":5,"out":4},{"type":"gelu"},
         {"type":"linear","in":4,"out":3}]})", "[3,5]", InputKind::Uniform);
@@ -250,6 +255,13 @@ void TestGradcheck::wholeModel_data() {
         {"type":"relu"},{"type":"conv2d","in":3,"out":4,"kernel":1},{"type":"relu"},{"type":"maxpool2d","kernel":2},
         {"type":"flatten"},{"type":"linear","in":16,"out":4}]})")
                              << 3;
+    // The cnn-bn sequence (conv without bias, batchnorm2d, relu, pool, twice), tiny, in training mode.
+    QTest::newRow("cnn-bn") << QString(R"({"name":"bn-tiny","input":{"shape":[1,8,8],"scale":1,"mean":0,"std":1},
+        "classes":4,"layers":[{"type":"conv2d","in":1,"out":3,"kernel":3,"padding":1,"bias":false},
+        {"type":"batchnorm2d","features":3},{"type":"relu"},{"type":"maxpool2d","kernel":2},
+        {"type":"conv2d","in":3,"out":4,"kernel":3,"padding":1,"bias":false},{"type":"batchnorm2d","features":4},
+        {"type":"relu"},{"type":"maxpool2d","kernel":2},{"type":"flatten"},{"type":"linear","in":16,"out":4}]})")
+                            << 4;
     // A residual MLP as a transformer block's feed-forward half stacks them: blocks with nested sequences.
     QTest::newRow("residual-mlp") << QString(R"({"name":"residual-small","input":{"shape":[1,4,4],"scale":1,"mean":0,
         "std":1},"classes":5,"layers":[{"type":"flatten"},{"type":"linear","in":16,"out":8},

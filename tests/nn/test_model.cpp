@@ -4,6 +4,8 @@
 #include "engine/backends/registry.h"
 #include "engine/core/errors.h"
 #include "engine/io/model_io.h"
+#include "engine/io/safetensors.h"
+#include "engine/nn/optim.h"
 #include "engine/nn/model.h"
 #include "engine/nn/zoo.h"
 #include "tests/support/test_support.h"
@@ -11,6 +13,7 @@
 #include <QtTest>
 
 #include <cmath>
+#include <cstring>
 
 using namespace lathe;
 using namespace lathe::test;
@@ -21,6 +24,7 @@ namespace {
 const char* kAllLayers = R"({"name":"all-layers","input":{"shape":[2,9,8],"scale":0.5,"mean":0.25,"std":2.0},
   "classes":3,"layers":[
     {"type":"conv2d","in":2,"out":4,"kernel":[3,2],"stride":[1,2],"padding":1,"groups":2,"bias":false},
+    {"type":"batchnorm2d","features":4,"eps":0.001,"momentum":0.05},
     {"type":"gelu"},
     {"type":"maxpool2d","kernel":3,"stride":2,"padding":1},
     {"type":"relu"},
@@ -55,6 +59,7 @@ private slots:
     void moveBetweenBackends();
     void saveAndLoad();
     void dropoutOnlyInTraining();
+    void batchNormBuffers();
 };
 
 void TestModel::architectureRoundTrip_data() {
@@ -126,6 +131,10 @@ void TestModel::badArchitecture_data() {
         "/layers/1/p: expected a number in [0, 1), got 1.5");
     row("pool-padding", "{" + ok + R"(,"layers":[{"type":"maxpool2d","kernel":2,"padding":2}]})",
         "/layers/0/padding: must be at most half the kernel size");
+    row("batchnorm-features", "{" + ok + R"(,"layers":[{"type":"batchnorm2d","features":2}]})",
+        "/layers/0: batchnorm2d expects (N, 2, H, W), got shape [1, 1, 4, 4]");
+    row("batchnorm-momentum", "{" + ok + R"(,"layers":[{"type":"batchnorm2d","features":1,"momentum":1.5}]})",
+        "/layers/0/momentum: expected a number in [0, 1], got 1.5");
     row("wrong-output", "{" + ok + R"(,"layers":[{"type":"flatten"},{"type":"linear","in":16,"out":4}]})",
         "/layers/1: the model's output per sample is [1, 4], expected [1, 3] (/classes)");
 }
@@ -142,13 +151,13 @@ void TestModel::badArchitecture() {
 }
 
 void TestModel::zooNamesAndUnknown() {
-    QCOMPARE(zooNames(), (std::vector<std::string>{"mlp-784-256-128-10", "cnn-2conv", "mlp-784-64-10", "mlp-784-32-10",
-                                                   "cnn-dws"}));
+    QCOMPARE(zooNames(), (std::vector<std::string>{"mlp-784-256-128-10", "cnn-2conv", "cnn-bn", "mlp-784-64-10",
+                                                   "mlp-784-32-10", "cnn-dws"}));
     try {
         zooArchitecture("resnet-50");
         QFAIL("no ConfigError");
     } catch (const ConfigError& e) {
-        QCOMPARE(QString(e.what()), QString("unknown model \"resnet-50\" (known: mlp-784-256-128-10, cnn-2conv, mlp-784-64-10, "
+        QCOMPARE(QString(e.what()), QString("unknown model \"resnet-50\" (known: mlp-784-256-128-10, cnn-2conv, cnn-bn, mlp-784-64-10, "
                                          "mlp-784-32-10, cnn-dws)"));
     }
 }
@@ -165,6 +174,11 @@ void TestModel::zooParameters_data() {
     QTest::newRow("cnn") << "cnn-2conv" << 421642LL
                          << QStringList{"layers.0.weight", "layers.0.bias", "layers.3.weight", "layers.3.bias",
                                         "layers.7.weight", "layers.7.bias", "layers.10.weight", "layers.10.bias"};
+    // cnn-2conv without the conv biases, with a BatchNorm2d's weight and bias per filter: 421642 - 96 + 2*96
+    QTest::newRow("cnn-bn") << "cnn-bn" << 421738LL
+                            << QStringList{"layers.0.weight", "layers.1.weight", "layers.1.bias", "layers.4.weight",
+                                           "layers.5.weight", "layers.5.bias", "layers.9.weight", "layers.9.bias",
+                                           "layers.12.weight", "layers.12.bias"};
     // 784*64+64 + 64*10+10
     QTest::newRow("mlp-64") << "mlp-784-64-10" << 50890LL
                             << QStringList{"layers.1.weight", "layers.1.bias", "layers.3.weight", "layers.3.bias"};
@@ -194,6 +208,9 @@ void TestModel::zooParameters() {
     if (name == "cnn-2conv") {
         QCOMPARE(m->namedParameters()[2].param->value.shape(), (Shape{64, 32, 3, 3}));
         QCOMPARE(m->namedParameters()[4].param->value.shape(), (Shape{128, 3136}));
+    } else if (name == "cnn-bn") { // conv (no bias), then the norm's weight and bias (features)
+        QCOMPARE(m->namedParameters()[1].param->value.shape(), (Shape{32}));
+        QCOMPARE(m->namedParameters()[3].param->value.shape(), (Shape{64, 32, 3, 3}));
     } else if (name == "cnn-dws") { // grouped conv: (out, in / groups, kh, kw)
         QCOMPARE(m->namedParameters()[2].param->value.shape(), (Shape{16, 1, 3, 3}));
         QCOMPARE(m->namedParameters()[4].param->value.shape(), (Shape{32, 16, 1, 1}));
@@ -207,7 +224,8 @@ void TestModel::zooParameters() {
 // kaiming_uniform(a = sqrt(5)) for weights and U(+-1/sqrt(fan_in)) for biases: every value inside the
 // bound, and the sample standard deviation near bound/sqrt(3) (over >= 288 values the sampling error of
 // the std is below 10%, the tolerance used). A grouped convolution's fan_in is (in / groups) * kh * kw,
-// as in PyTorch: the depthwise layer below has fan_in 9, not 32 * 9. LayerNorm starts at ones and zeros.
+// as in PyTorch: the depthwise layer below has fan_in 9, not 32 * 9. LayerNorm and BatchNorm2d start at ones
+// and zeros, BatchNorm2d's running statistics at zeros (mean) and ones (variance).
 void TestModel::initialization() {
     Backend& be = *cpuBackend();
     auto m = Model::fromArchitecture(nlohmann::json::parse(kAllLayers));
@@ -225,7 +243,7 @@ void TestModel::initialization() {
     const std::vector<Expect> expects = {{cnn.get(), "layers.0.weight", 9},        {cnn.get(), "layers.0.bias", 9},
                                          {cnn.get(), "layers.3.weight", 32 * 9},   {cnn.get(), "layers.7.weight", 3136},
                                          {cnn.get(), "layers.10.bias", 128},       {m.get(), "layers.0.weight", 1 * 6},
-                                         {m.get(), "layers.6.weight", 60},         {depthwise.get(), "layers.0.weight", 9},
+                                         {m.get(), "layers.7.weight", 60},         {depthwise.get(), "layers.0.weight", 9},
                                          {depthwise.get(), "layers.0.bias", 9}};
     for (const auto& e : expects) {
         std::vector<float> v;
@@ -243,11 +261,20 @@ void TestModel::initialization() {
             QVERIFY2(std::abs(sd / (bound / std::sqrt(3.0)) - 1.0) < 0.1, e.name.c_str());
         }
     }
+    int norms = 0;
     for (const auto& np : m->namedParameters()) {
-        if (np.name == "layers.7.weight")
-            for (float x : be.downloadF32(np.param->value)) QCOMPARE(x, 1.0f);
-        if (np.name == "layers.7.bias")
-            for (float x : be.downloadF32(np.param->value)) QCOMPARE(x, 0.0f);
+        if (np.name != "layers.8.weight" && np.name != "layers.8.bias" && np.name != "layers.1.weight" &&
+            np.name != "layers.1.bias")
+            continue;
+        ++norms;
+        const float expected = np.name.ends_with("weight") ? 1.0f : 0.0f;
+        for (float x : be.downloadF32(np.param->value)) QCOMPARE(x, expected);
+    }
+    QCOMPARE(norms, 4);
+    for (const auto& nb : m->namedBuffers()) {
+        if (nb.name == "layers.1.num_batches_tracked") continue;
+        const float expected = nb.name == "layers.1.running_var" ? 1.0f : 0.0f;
+        for (float x : be.downloadF32(nb.buffer->value)) QCOMPARE(x, expected);
     }
     // Same seed, same weights; another seed, other weights.
     auto again = Model::fromArchitecture(zooArchitecture("cnn-2conv"));
@@ -332,6 +359,76 @@ void TestModel::dropoutOnlyInTraining() {
     train.step = 2;
     QVERIFY(be.downloadF32(m->forward(x, train)) != t1);
     m->releaseCache();
+}
+
+// BatchNorm2d's running statistics are buffers: not parameters (no gradient, never optimised), tracked by
+// training forwards only, saved under PyTorch's names (num_batches_tracked as an i64 scalar) and reloaded so
+// that evaluation gives the same logits bit for bit.
+void TestModel::batchNormBuffers() {
+    Backend& be = *cpuBackend();
+    auto m = Model::fromArchitecture(zooArchitecture("cnn-bn"));
+    m->initialize(be, 3);
+    QStringList params, buffers;
+    for (const auto& np : m->namedParameters()) params << QString::fromStdString(np.name);
+    for (const auto& nb : m->namedBuffers()) buffers << QString::fromStdString(nb.name);
+    QVERIFY(!params.contains("layers.1.running_mean"));
+    QCOMPARE(buffers, (QStringList{"layers.1.running_mean", "layers.1.running_var", "layers.1.num_batches_tracked",
+                                   "layers.5.running_mean", "layers.5.running_var", "layers.5.num_batches_tracked"}));
+    auto buffer = [&](const char* name) -> Buffer& {
+        for (const auto& nb : m->namedBuffers())
+            if (nb.name == name) return *nb.buffer;
+        throw std::runtime_error(name);
+    };
+    QCOMPARE(be.downloadF32(buffer("layers.1.running_var").value), std::vector<float>(32, 1.0f));
+
+    ForwardContext train;
+    train.training = true;
+    auto optimizer = makeSgd(SgdParams{0.01f, 0.0f, 0.0f, false});
+    OptimizerState state;
+    for (int step = 1; step <= 3; ++step) {
+        train.step = step;
+        Tensor x = be.upload(randomVector(8 * 784, static_cast<std::uint64_t>(30 + step)), {8, 1, 28, 28});
+        m->zeroGrad();
+        Tensor logits = m->forward(x, train);
+        m->backward(be.upload(randomVector(8 * 10, 40), {8, 10}));
+        const auto mean = be.downloadF32(buffer("layers.1.running_mean").value);
+        const auto w = be.downloadF32(m->namedParameters()[1].param->value); // layers.1.weight (gamma)
+        optimizer->step(be, m->namedParameters(), state);
+        m->releaseCache();
+        QCOMPARE(be.downloadF32(buffer("layers.1.running_mean").value), mean); // the optimizer leaves buffers alone
+        QVERIFY(be.downloadF32(m->namedParameters()[1].param->value) != w);
+    }
+    QCOMPARE(*buffer("layers.5.num_batches_tracked").value.ptr<std::int64_t>(), std::int64_t(3));
+    QVERIFY(be.downloadF32(buffer("layers.1.running_var").value) != std::vector<float>(32, 1.0f));
+
+    // Evaluation reads the running statistics and leaves them (and the count) as they are.
+    const auto x = randomVector(5 * 784, 50);
+    const auto rv = be.downloadF32(buffer("layers.5.running_var").value);
+    const auto eval = forwardEval(*m, be, x, 5);
+    QCOMPARE(forwardEval(*m, be, x, 5), eval);
+    QCOMPARE(be.downloadF32(buffer("layers.5.running_var").value), rv);
+    QCOMPARE(*buffer("layers.5.num_batches_tracked").value.ptr<std::int64_t>(), std::int64_t(3));
+
+    const std::string path = tempDir() + "/cnn_bn.safetensors";
+    saveModel(*m, path);
+    const Tensor* count = nullptr;
+    const auto file = readSafetensors(path);
+    count = file.find("layers.1.num_batches_tracked");
+    QVERIFY(count);
+    QCOMPARE(count->dtype(), DType::I64);
+    QCOMPARE(count->shape(), Shape{});
+    auto loaded = loadModel(path);
+    loaded->to(be);
+    QCOMPARE(forwardEval(*loaded, be, x, 5), eval);
+    const auto a = m->namedBuffers(), b = loaded->namedBuffers();
+    QCOMPARE(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        QCOMPARE(b[i].name, a[i].name);
+        QCOMPARE(b[i].buffer->value.dtype(), a[i].buffer->value.dtype());
+        QCOMPARE(be.download(b[i].buffer->value).bytes(), be.download(a[i].buffer->value).bytes());
+        QVERIFY(std::memcmp(be.download(b[i].buffer->value).data(), be.download(a[i].buffer->value).data(),
+                            a[i].buffer->value.bytes()) == 0);
+    }
 }
 
 QTEST_GUILESS_MAIN(TestModel)

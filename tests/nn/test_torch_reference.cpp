@@ -1,6 +1,8 @@
 // One forward + backward of whole models checked against PyTorch 1.13 (Debian python3-torch), run as
-// /usr/bin/python3 tests/tools/nn_reference.py: same weights under the same names, same raw pixels,
-// the preprocessing of the architecture, mean cross-entropy. Skipped (77) where torch is missing.
+// /usr/bin/python3 tests/tools/nn_reference.py: same weights and buffers under the same names, same raw pixels,
+// the preprocessing of the architecture, mean cross-entropy; two earlier training-mode batches first, so
+// BatchNorm's running statistics are compared after three updates, and an evaluation-mode forward after the
+// step (BatchNorm on its running statistics). Skipped (77) where torch is missing.
 #include "engine/backends/registry.h"
 #include "engine/data/dataset.h"
 #include "engine/nn/model.h"
@@ -59,6 +61,18 @@ const char* kResidual = R"({"name":"residual","input":{"shape":[1,6,6],"scale":0
       {"type":"linear","in":12,"out":12,"bias":false}]},{"type":"gelu"}]},
     {"type":"linear","in":12,"out":4}]})";
 
+// BatchNorm2d in training and evaluation mode, with its own eps and momentum and inside a residual block (the
+// buffers' names nest like the parameters'). A conv bias right before a norm has a zero gradient (the norm removes
+// the mean), which no relative error can compare, so the first conv has none, as in torchvision, and the one in the
+// block is followed by a relu before its norm.
+const char* kBatchNorm = R"({"name":"bn","input":{"shape":[2,9,8],"scale":0.00392156862745098,"mean":0.5,"std":0.25},
+  "classes":5,"layers":[
+    {"type":"conv2d","in":2,"out":4,"kernel":3,"padding":1,"bias":false},
+    {"type":"batchnorm2d","features":4,"eps":0.001,"momentum":0.2},{"type":"relu"},
+    {"type":"residual","layers":[{"type":"conv2d","in":4,"out":4,"kernel":3,"padding":1},{"type":"relu"},
+      {"type":"batchnorm2d","features":4}]},
+    {"type":"maxpool2d","kernel":2},{"type":"flatten"},{"type":"linear","in":64,"out":5}]})";
+
 std::vector<float> jsonFloats(const nlohmann::json& j) { return j.get<std::vector<float>>(); }
 
 } // namespace
@@ -82,6 +96,11 @@ void TestTorchReference::forwardBackward_data() {
     QTest::newRow("cnn-2conv") << QString::fromStdString(cnn.dump()) << 3;
     QTest::newRow("mixed") << QString(kMixed) << 4;
     QTest::newRow("cnn-dws") << QString::fromStdString(zooArchitecture("cnn-dws").dump()) << 3;
+    auto cnnBn = zooArchitecture("cnn-bn");
+    for (auto& l : cnnBn["layers"])
+        if (l["type"] == "dropout") l["p"] = 0.0;
+    QTest::newRow("cnn-bn") << QString::fromStdString(cnnBn.dump()) << 3;
+    QTest::newRow("batchnorm") << QString(kBatchNorm) << 4;
     QTest::newRow("grouped") << QString(kGrouped) << 4;
     QTest::newRow("embedding") << QString(kEmbedding) << 3;
     QTest::newRow("residual") << QString(kResidual) << 5;
@@ -109,15 +128,15 @@ void TestTorchReference::forwardBackward() {
     doc["input_shape"] = xs;
     const auto labels = randomLabels(static_cast<std::size_t>(n), static_cast<int>(classes), 7);
     doc["labels"] = labels;
+    for (const auto& nb : model->namedBuffers()) {
+        const Tensor& v = nb.buffer->value;
+        if (v.dtype() == DType::I64) doc["buffers"][nb.name] = {{"shape", v.shape()}, {"data", std::vector<std::int64_t>{*v.ptr<std::int64_t>()}}};
+        else doc["buffers"][nb.name] = {{"shape", v.shape()}, {"data", be.downloadF32(v)}};
+    }
     Tensor x;
     Rng rng(11);
-    if (ids) {
-        std::vector<std::int32_t> v(static_cast<std::size_t>(numel(xs)));
-        for (auto& id : v) id = static_cast<std::int32_t>(rng.below(50));
-        doc["ids"] = v;
-        x = be.uploadI32(v, xs);
-    } else {
-        // Raw pixels through the architecture's preprocessing, as training feeds them.
+    // Raw pixels through the architecture's preprocessing, as training feeds them.
+    auto pixelBatch = [&](std::vector<std::uint8_t>& pixels) {
         Dataset d;
         d.name = "random";
         d.sampleShape = model->inputShape();
@@ -130,17 +149,34 @@ void TestTorchReference::forwardBackward() {
         std::vector<float> xf(d.pixels.size());
         std::vector<std::int32_t> y(static_cast<std::size_t>(n));
         makeBatch(d, idx, model->preprocess(), xf.data(), y.data());
-        doc["pixels"] = d.pixels;
-        x = be.upload(xf, xs);
+        pixels = d.pixels;
+        return be.upload(xf, xs);
+    };
+    ForwardContext ctx;
+    ctx.training = true;
+    ctx.seed = 1;
+    ctx.step = 1;
+    if (!ids)
+        for (int k = 0; k < 2; ++k) { // earlier batches: they move the running statistics only
+            std::vector<std::uint8_t> pixels;
+            model->forward(pixelBatch(pixels), ctx);
+            model->releaseCache();
+            doc["warmup_pixels"].push_back(pixels);
+        }
+    if (ids) {
+        std::vector<std::int32_t> v(static_cast<std::size_t>(numel(xs)));
+        for (auto& id : v) id = static_cast<std::int32_t>(rng.below(50));
+        doc["ids"] = v;
+        x = be.uploadI32(v, xs);
+    } else {
+        std::vector<std::uint8_t> pixels;
+        x = pixelBatch(pixels);
+        doc["pixels"] = pixels;
     }
     for (const auto& np : model->namedParameters())
         doc["params"][np.name] = {{"shape", np.param->value.shape()}, {"data", be.downloadF32(np.param->value)}};
 
     // Lathe: forward, mean cross-entropy, backward layer by layer (keeping the input gradient).
-    ForwardContext ctx;
-    ctx.training = true;
-    ctx.seed = 1;
-    ctx.step = 1;
     model->zeroGrad();
     Tensor logits = model->forward(x, ctx);
     Tensor losses = be.empty({n});
@@ -150,6 +186,8 @@ void TestTorchReference::forwardBackward() {
     Tensor d = dlogits;
     for (auto it = model->layers().rbegin(); it != model->layers().rend() && d.defined(); ++it)
         d = (*it)->backward(be, d);
+    model->releaseCache();
+    const auto evalLogits = be.downloadF32(model->forward(x, ForwardContext{}));
     const auto lossValues = be.downloadF32(losses);
     const double loss = std::accumulate(lossValues.begin(), lossValues.end(), 0.0) / static_cast<double>(n);
 
@@ -173,13 +211,29 @@ void TestTorchReference::forwardBackward() {
         const double eDx = normalizedError(be.downloadF32(d), jsonFloats(ref["input_grad"]));
         QVERIFY2(eDx < 1e-4, qPrintable(QString("input gradient: normalized error %1").arg(eDx)));
     }
+    const double eEval = normalizedError(evalLogits, jsonFloats(ref["eval_logits"]));
+    QVERIFY2(eEval < 1e-5, qPrintable(QString("evaluation logits: normalized error %1").arg(eEval)));
+    // Running statistics after three training forwards: per-channel sums of up to 2,352 values, in double here
+    // and in float in PyTorch, agree to ~1e-7 relative; 1e-5 leaves margin and catches a biased variance
+    // (a factor M / (M - 1) off) or a wrong momentum.
+    QCOMPARE(ref["buffers"].size(), model->namedBuffers().size());
+    for (const auto& nb : model->namedBuffers()) {
+        QVERIFY2(ref["buffers"].contains(nb.name), nb.name.c_str());
+        const Tensor& v = nb.buffer->value;
+        if (v.dtype() == DType::I64) {
+            QCOMPARE(*v.ptr<std::int64_t>(), ref["buffers"][nb.name][0].get<std::int64_t>());
+            QCOMPARE(*v.ptr<std::int64_t>(), std::int64_t(3));
+            continue;
+        }
+        const double e = normalizedError(be.downloadF32(v), jsonFloats(ref["buffers"][nb.name]));
+        QVERIFY2(e < 1e-5, qPrintable(QString("%1: normalized error %2").arg(QString::fromStdString(nb.name)).arg(e)));
+    }
     QCOMPARE(ref["grads"].size(), model->namedParameters().size());
     for (const auto& np : model->namedParameters()) {
         QVERIFY2(ref["grads"].contains(np.name), np.name.c_str());
         const double e = normalizedError(be.downloadF32(np.param->grad), jsonFloats(ref["grads"][np.name]));
         QVERIFY2(e < 1e-4, qPrintable(QString("%1: normalized error %2").arg(QString::fromStdString(np.name)).arg(e)));
     }
-    model->releaseCache();
 }
 
 int main(int argc, char** argv) {

@@ -1,5 +1,6 @@
-// prune.structured and the editor's shrinking: the ranking removes the rows and filters of smallest norm, the
-// kept units' outputs are unchanged by shrinking (linear->linear, conv->conv, conv->pool->flatten->linear), the
+// prune.structured and the editor's shrinking: the ranking removes the rows and filters of smallest norm (or of
+// smallest batch-norm |gamma|), the kept units' outputs are unchanged by shrinking (linear->linear, conv->conv,
+// conv->pool->flatten->linear, with a batchnorm2d between), the
 // shrunk model fine-tunes, saves and loads with its new shapes, and validation and the run refuse what cannot be
 // pruned.
 #include "engine/core/errors.h"
@@ -69,6 +70,31 @@ void setWeight(Model& m, const std::string& name, const std::vector<float>& valu
     QFAIL(("no parameter " + name).c_str());
 }
 
+// Random scales, shifts and running statistics for every batchnorm2d of m (they start as ones and zeros), so a
+// shrink that kept another channel's entries would show.
+void randomizeNorms(Model& m) {
+    Backend& be = *cpuBackend();
+    Rng rng(77);
+    auto fill = [&](Tensor& t, float lo, float hi) {
+        std::vector<float> v(static_cast<std::size_t>(t.numel()));
+        for (auto& f : v) f = static_cast<float>(lo + (hi - lo) * rng.uniform());
+        be.copyFromHost(t, v.data());
+    };
+    for (const LayerInfo& info : ModelEditor(m).list()) {
+        if (info.type != "batchnorm2d") continue;
+        Layer& l = ModelEditor(m).layer(info.path);
+        for (Parameter* p : l.parameters()) fill(p->value, -1.5f, 1.5f);
+        for (Buffer* b : l.buffers())
+            if (b->name == "running_mean") fill(b->value, -0.5f, 0.5f);
+            else if (b->name == "running_var") fill(b->value, 0.2f, 2.0f);
+    }
+}
+
+std::vector<float> bufferValues(Model& m, const std::string& name) {
+    for (const auto& nb : m.namedBuffers())
+        if (nb.name == name) return cpuBackend()->downloadF32(nb.buffer->value);
+    return {};
+}
 
 ParamValues structuredParams(double ratio, std::int64_t minChannels = 1) {
     ParamValues v = test::quickMeasuringDefaults("prune.structured");
@@ -143,12 +169,24 @@ private slots:
                   {"type":"linear","in":676,"out":10}])"
             << "layers.0" << 2;
         QTest::newRow("conv->pool->flatten->linear") << QString::fromStdString(kConvPoolLinear.dump()) << "layers.0" << 3;
+        // A BatchNorm2d between the conv and its consumer shrinks with it (evaluation mode: running statistics).
+        QTest::newRow("conv->bn->pool->flatten->linear")
+            << R"([{"type":"conv2d","in":1,"out":8,"kernel":3,"padding":1,"bias":false},{"type":"batchnorm2d","features":8},
+                  {"type":"relu"},{"type":"maxpool2d","kernel":2},{"type":"flatten"},{"type":"linear","in":1568,"out":10}])"
+            << "layers.0" << 4;
+        QTest::newRow("conv->bn->conv")
+            << R"([{"type":"conv2d","in":1,"out":8,"kernel":3,"padding":1},{"type":"gelu"},
+                  {"type":"batchnorm2d","features":8,"eps":0.001},
+                  {"type":"conv2d","in":8,"out":4,"kernel":3,"stride":2},{"type":"flatten"},
+                  {"type":"linear","in":676,"out":10}])"
+            << "layers.0" << 3;
     }
     void keptUnitsKeepTheirOutputs() {
         QFETCH(QString, layers);
         QFETCH(QString, path);
         QFETCH(int, upTo);
         auto m = archModel(json::parse(layers.toStdString()));
+        randomizeNorms(*m);
         const Tensor x = randomBatch();
         const auto before = prefixOutput(*m, static_cast<std::size_t>(upTo), x);
         ModelEditor editor(*m);
@@ -171,6 +209,81 @@ private slots:
                     const float b = after[(s * keep.size() + c) * per + e];
                     QVERIFY2(std::fabs(a - b) <= kKeptTol * scale, qPrintable(QString("sample %1 unit %2").arg(s).arg(c)));
                 }
+    }
+
+    void bnGammaKeepsTheLargestScales() {
+        // Network slimming: the filters whose batch norm has the largest |gamma| stay, whatever the filters' norms.
+        test::ContextFixture fx("cnn-bn");
+        fx.model = archModel(json::array({{{"type", "conv2d"}, {"in", 1}, {"out", 6}, {"kernel", 3}, {"padding", 1}, {"bias", false}},
+                                          {{"type", "batchnorm2d"}, {"features", 6}},
+                                          {{"type", "relu"}},
+                                          {{"type", "maxpool2d"}, {"kernel", 2}},
+                                          {{"type", "flatten"}},
+                                          {{"type", "linear"}, {"in", 6 * 196}, {"out", 10}}}));
+        randomizeNorms(*fx.model);
+        // |gamma| 0.5, 3, 0.1, 2, 0.05, 1: ratio 0.5 removes filters 4, 2 and 0.
+        setWeight(*fx.model, "layers.1.weight", {0.5f, -3.0f, 0.1f, 2.0f, -0.05f, 1.0f});
+        const auto w = test::paramValues(*fx.model, "layers.0.weight");
+        const auto beta = test::paramValues(*fx.model, "layers.1.bias");
+        const auto var = bufferValues(*fx.model, "layers.1.running_var");
+        ParamValues v = structuredParams(0.5);
+        v.set("criterion", std::string("bn_gamma"));
+        v.set("layers", std::string("conv"));
+        StrategyRegistry::instance().create("prune.structured", v)->apply(fx.ctx);
+        QCOMPARE(test::paramValues(*fx.model, "layers.1.weight"), (std::vector<float>{-3.0f, 2.0f, 1.0f}));
+        QCOMPARE(test::paramValues(*fx.model, "layers.1.bias"), (std::vector<float>{beta[1], beta[3], beta[5]}));
+        QCOMPARE(bufferValues(*fx.model, "layers.1.running_var"), (std::vector<float>{var[1], var[3], var[5]}));
+        const auto kept = test::paramValues(*fx.model, "layers.0.weight");
+        QCOMPARE(kept.size(), std::size_t(3 * 9));
+        QCOMPARE(std::vector<float>(kept.begin(), kept.begin() + 9), std::vector<float>(w.begin() + 9, w.begin() + 18));
+        QCOMPARE(ModelEditor(*fx.model).layer("layers.5").config().at("in").get<std::int64_t>(), std::int64_t(3 * 196));
+    }
+
+    void bnGammaWithoutBatchNormIsRefused() {
+        // A model known at validation: every conv without a batch norm after it is named in one issue.
+        test::expectSingleIssue(test::experimentOnZoo("cnn-2conv", "prune.structured",
+                                                      {{"criterion", "bn_gamma"}, {"layers", "conv"}}),
+                                "/steps/0/params/criterion",
+                                "prune.structured: criterion bn_gamma: layers.0 (conv2d) is not directly followed by a "
+                                "batchnorm2d, whose |weight| bn_gamma ranks its filters by (use criterion l1 or l2); "
+                                "layers.3 (conv2d) is not directly followed by a batchnorm2d, whose |weight| bn_gamma "
+                                "ranks its filters by (use criterion l1 or l2)");
+        test::expectSingleIssue(test::experimentOnZoo("cnn-bn", "prune.structured", {{"criterion", "bn_gamma"}}),
+                                "/steps/0/params/criterion",
+                                "prune.structured: criterion bn_gamma: layers.9 is a linear layer; bn_gamma ranks "
+                                "Conv2d filters by the batchnorm2d after them (use layers \"conv\", or criterion l1 or l2)");
+        QVERIFY(validateExperiment(test::experimentOnZoo("cnn-bn", "prune.structured",
+                                                         {{"criterion", "bn_gamma"}, {"layers", "conv"}}))
+                    .empty());
+        // At the run (a model validation could not see): a ConfigError naming the layer, nothing changed.
+        test::ContextFixture fx("cnn-2conv");
+        ParamValues v = structuredParams(0.5);
+        v.set("criterion", std::string("bn_gamma"));
+        v.set("layers", std::string("conv"));
+        const auto before = test::paramValues(*fx.model, "layers.0.weight");
+        try {
+            StrategyRegistry::instance().create("prune.structured", v)->apply(fx.ctx);
+            QFAIL("expected a ConfigError");
+        } catch (const ConfigError& e) {
+            QVERIFY2(std::string(e.what()).find("layers.0 (conv2d) is not directly followed by a batchnorm2d") !=
+                         std::string::npos,
+                     e.what());
+        }
+        QCOMPARE(test::paramValues(*fx.model, "layers.0.weight"), before);
+    }
+
+    void cnnBnShrinksWithItsNorms() {
+        // cnn-bn under l1 (any criterion shrinks the norms): 32 -> 20 and 64 -> 39 filters, the norms with them;
+        // the shrunk model saves and reloads with its new shapes and gives the same logits.
+        test::ContextFixture fx("cnn-bn");
+        ParamValues v = structuredParams(0.4, 8);
+        v.set("layers", std::string("conv"));
+        StrategyRegistry::instance().create("prune.structured", v)->apply(fx.ctx);
+        QCOMPARE(ModelEditor(*fx.model).layer("layers.1").config().at("features").get<std::int64_t>(), std::int64_t(20));
+        QCOMPARE(ModelEditor(*fx.model).layer("layers.5").config().at("features").get<std::int64_t>(), std::int64_t(39));
+        QCOMPARE(bufferValues(*fx.model, "layers.5.running_mean").size(), std::size_t(39));
+        QCOMPARE(ModelEditor(*fx.model).layer("layers.9").config().at("in").get<std::int64_t>(), std::int64_t(39 * 49));
+        QVERIFY(test::reloadsIdentically(*fx.model, fx.data.test, "prune-structured-bn.safetensors"));
     }
 
     void removedUnitsLeaveTheLogitsOfAZeroedUnit() {

@@ -1,12 +1,16 @@
 #!/usr/bin/python3
 """PyTorch reference for Lathe's layers: builds the torch.nn.Sequential an architecture JSON describes
 (residual and sequential blocks as modules holding an nn.Sequential `layers`),
-loads the given weights under their PyTorch names, runs one forward and backward of the mean
-cross-entropy, and writes logits, loss, the input gradient and every parameter gradient.
+loads the given weights and buffers under their PyTorch names, runs the optional warm-up batches through
+training-mode forwards (they only move BatchNorm's running statistics), then one forward and backward of the
+mean cross-entropy, and writes logits, loss, the input gradient, every parameter gradient, every buffer after
+that step, and the logits of an evaluation-mode forward of the same input.
 
 usage: nn_reference.py CASE.json OUT.json   (run by tests/nn/test_torch_reference.cpp)
 
 CASE.json: {"architecture": {...}, "params": {"layers.0.weight": {"shape": [...], "data": [...]}, ...},
+            "buffers": {"layers.1.running_mean": {"shape": [...], "data": [...]}, ...} (optional),
+            "warmup_pixels": [[...], ...] (optional: raw pixels of earlier batches, each of input_shape),
             "pixels": [...] (raw 0..255 values, preprocessed here as (p * scale - mean) / std)
             or "ids": [...] (for a model that starts with an embedding), "input_shape": [N, ...],
             "labels": [...]}
@@ -42,6 +46,8 @@ def make_layer(c):
         return nn.Flatten()
     if t == "layernorm":
         return nn.LayerNorm(c["dim"], eps=c.get("eps", 1e-5))
+    if t == "batchnorm2d":
+        return nn.BatchNorm2d(c["features"], eps=c.get("eps", 1e-5), momentum=c.get("momentum", 0.1))
     if t == "embedding":
         return nn.Embedding(c["num"], c["dim"])
     if t == "sequential":
@@ -86,22 +92,38 @@ def main():
     net = Net(arch)
     state = {name: torch.tensor(p["data"], dtype=torch.float32).reshape(p["shape"])
              for name, p in case["params"].items()}
+    for name, b in case.get("buffers", {}).items():
+        dtype = torch.long if name.endswith("num_batches_tracked") else torch.float32
+        state[name] = torch.tensor(b["data"], dtype=dtype).reshape(b["shape"])
     net.load_state_dict(state, strict=True)  # same names and shapes as Lathe's, or this raises
     net.train()  # dropout in the cases has p = 0; train mode keeps it comparable anyway
 
     shape = case["input_shape"]
+    pre = arch["input"]
+
+    def preprocess(pixels):
+        p = torch.tensor(pixels, dtype=torch.float32).reshape(shape)
+        return (p * pre.get("scale", 1.0 / 255.0) - pre.get("mean", 0.0)) / pre.get("std", 1.0)
+
+    with torch.no_grad():
+        for pixels in case.get("warmup_pixels", []):
+            net(preprocess(pixels))
     if "ids" in case:
         x = torch.tensor(case["ids"], dtype=torch.long).reshape(shape)
     else:
-        pre = arch["input"]
-        p = torch.tensor(case["pixels"], dtype=torch.float32).reshape(shape)
-        x = ((p * pre.get("scale", 1.0 / 255.0) - pre.get("mean", 0.0)) / pre.get("std", 1.0)).requires_grad_(True)
+        x = preprocess(case["pixels"]).requires_grad_(True)
     labels = torch.tensor(case["labels"], dtype=torch.long)
     logits = net(x)
     loss = nn.functional.cross_entropy(logits, labels)
     loss.backward()
 
+    net.eval()
+    with torch.no_grad():
+        eval_logits = net(x.detach())
+
     out = {
+        "eval_logits": eval_logits.reshape(-1).tolist(),
+        "buffers": {name: b.reshape(-1).tolist() for name, b in net.named_buffers()},
         "logits": logits.detach().reshape(-1).tolist(),
         "loss": loss.item(),
         "input": x.detach().reshape(-1).tolist() if x.dtype == torch.float32 else [],

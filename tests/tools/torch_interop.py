@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # PyTorch side of the model-file interop test (tests/data_io/test_torch_interop.cpp).
-#   torch_interop.py export DIR {mlp,cnn,grouped}  writes a PyTorch model as DIR/torch_model.safetensors (a plain
+#   torch_interop.py export DIR {mlp,cnn,grouped,cnn-bn}  writes a PyTorch model as DIR/torch_model.safetensors (a plain
 #       state_dict, no Lathe metadata), its architecture as DIR/architecture.json, and DIR/torch_io.safetensors
 #       with random uint8 "pixels" and PyTorch's "logits" for them.
 #   torch_interop.py check DIR  loads DIR/lathe_model.safetensors (written by Lathe) into torch with
@@ -19,7 +19,7 @@ except ImportError as e:  # pragma: no cover
     sys.exit(77)
 
 DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I32": torch.int32,
-          "I8": torch.int8, "U8": torch.uint8}
+          "I8": torch.int8, "U8": torch.uint8, "I64": torch.int64}
 NAMES = {v: k for k, v in DTYPES.items()}
 # float32 logits from two GEMM implementations summing in different orders; the CNN's 3136-long
 # dot products see the largest spread. Measured errors are ~1e-7 normalized; this leaves margin.
@@ -93,6 +93,9 @@ class Net(nn.Module):
                 mods.append(nn.Flatten())
             elif kind == "layernorm":
                 mods.append(nn.LayerNorm(spec["dim"], eps=spec.get("eps", 1e-5)))
+            elif kind == "batchnorm2d":
+                mods.append(nn.BatchNorm2d(spec["features"], eps=spec.get("eps", 1e-5),
+                                           momentum=spec.get("momentum", 0.1)))
             else:
                 raise ValueError(f"layer type {kind} has no PyTorch counterpart here")
         self.layers = nn.Sequential(*mods)
@@ -126,8 +129,16 @@ def architecture(kind):
                   {"type": "conv2d", "in": 12, "out": 12, "kernel": 3, "stride": 2, "padding": 1, "groups": 12},
                   {"type": "relu"}, {"type": "conv2d", "in": 12, "out": 16, "kernel": 1}, {"type": "relu"},
                   {"type": "flatten"}, {"type": "linear", "in": 784, "out": 10}]
+    elif kind == "cnn-bn":  # conv-BN blocks, the convolutions without bias (as torchvision's)
+        layers = [{"type": "conv2d", "in": 1, "out": 8, "kernel": 3, "padding": 1, "bias": False},
+                  {"type": "batchnorm2d", "features": 8}, {"type": "relu"}, {"type": "maxpool2d", "kernel": 2},
+                  {"type": "conv2d", "in": 8, "out": 16, "kernel": 3, "padding": 1, "bias": False},
+                  {"type": "batchnorm2d", "features": 16, "eps": 1e-3, "momentum": 0.2}, {"type": "gelu"},
+                  {"type": "maxpool2d", "kernel": 2}, {"type": "flatten"},
+                  {"type": "linear", "in": 784, "out": 32}, {"type": "relu"}, {"type": "dropout", "p": 0.3},
+                  {"type": "linear", "in": 32, "out": 10}]
     else:
-        raise ValueError(f"unknown kind {kind} (mlp, cnn, grouped)")
+        raise ValueError(f"unknown kind {kind} (mlp, cnn, grouped, cnn-bn)")
     return {"name": f"torch-{kind}", "input": inp, "classes": 10, "layers": layers}
 
 
@@ -145,6 +156,13 @@ def export(out_dir, kind):
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
+        # Running statistics as training would leave them (evaluation mode uses them).
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.add_(0.5 * torch.randn_like(m.weight))
+                m.running_mean.copy_(0.3 * torch.randn_like(m.running_mean))
+                m.running_var.copy_(0.5 + torch.rand_like(m.running_var))
+                m.num_batches_tracked.fill_(17)
     write_safetensors(f"{out_dir}/torch_model.safetensors", model.state_dict(), {"format": "pt"})
     with open(f"{out_dir}/architecture.json", "w") as f:
         json.dump(arch, f, indent=2)
@@ -180,7 +198,7 @@ def main(argv):
         return export(argv[2], argv[3])
     if len(argv) >= 3 and argv[1] == "check":
         return check(argv[2])
-    print(__doc__ or "usage: torch_interop.py export DIR {mlp,cnn,grouped} | check DIR", file=sys.stderr)
+    print(__doc__ or "usage: torch_interop.py export DIR {mlp,cnn,grouped,cnn-bn} | check DIR", file=sys.stderr)
     return 2
 
 

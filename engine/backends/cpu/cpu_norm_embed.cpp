@@ -1,4 +1,4 @@
-// CPU layer normalisation (forward and backward) and embedding lookup / scatter-add.
+// CPU layer and batch normalisation (forward and backward) and embedding lookup / scatter-add.
 #include "engine/backends/cpu/cpu_backend_impl.h"
 
 #include "engine/core/errors.h"
@@ -91,6 +91,121 @@ void CpuBackend::layerNormBackward(const Tensor& dy, const Tensor& x, const Tens
             pdb[j] = static_cast<float>(accumulate ? pdb[j] + sb : sb);
         }
     }, std::max<std::int64_t>(1, kInlineElements / 4 / std::max<std::int64_t>(1, n)));
+}
+
+namespace {
+
+// (N, C, inner...) -> N, C, inner, after the checks every batch-norm op shares.
+struct ChannelLayout {
+    std::int64_t n = 0, c = 0, inner = 1;
+    std::int64_t perChannel() const { return n * inner; } // M
+};
+
+ChannelLayout channelLayout(const Tensor& x, const char* op) {
+    if (x.rank() < 2) throw BackendError(std::string("cpu ") + op + ": x is " + x.describe() + ", expected (N, C, ...)");
+    ChannelLayout l;
+    l.n = x.dim(0);
+    l.c = x.dim(1);
+    for (std::size_t i = 2; i < x.rank(); ++i) l.inner *= x.dim(i);
+    return l;
+}
+
+} // namespace
+
+void CpuBackend::batchNormForward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& runningMean,
+                                  Tensor& runningVar, Tensor& y, Tensor& mean, Tensor& rstd, const BatchNormParams& p) {
+    const char* op = "batchnorm_forward";
+    checkCpu(x, op, "x");
+    require(Op::BatchNormForward, x.dtype());
+    const ChannelLayout l = channelLayout(x, op);
+    checkSameShape(x, y, op, "x", "y");
+    for (const Tensor* t : {&gamma, &beta, static_cast<const Tensor*>(&runningMean),
+                            static_cast<const Tensor*>(&runningVar), static_cast<const Tensor*>(&mean),
+                            static_cast<const Tensor*>(&rstd)}) {
+        checkShape(*t, {l.c}, op, "a per-channel tensor");
+        checkDType(*t, DType::F32, op, "a per-channel tensor");
+    }
+    const std::int64_t m = l.perChannel();
+    if (p.training && m < 2)
+        throw BackendError("cpu batchnorm_forward: training needs more than one value per channel, x is " +
+                           x.describe());
+    const float *px = x.ptr<const float>(), *pg = gamma.ptr<const float>(), *pb = beta.ptr<const float>();
+    float *prm = runningMean.ptr<float>(), *prv = runningVar.ptr<float>();
+    float *py = y.ptr<float>(), *pm = mean.ptr<float>(), *pr = rstd.ptr<float>();
+    forEach(l.c, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t c = b; c < e; ++c) {
+            float mu = prm[c], rs = static_cast<float>(1.0 / std::sqrt(static_cast<double>(prv[c]) + p.eps));
+            if (p.training) {
+                // Two passes in double (mean, then centred variance), as layernorm.
+                double sum = 0;
+                for (std::int64_t n = 0; n < l.n; ++n) {
+                    const float* in = px + (n * l.c + c) * l.inner;
+                    for (std::int64_t i = 0; i < l.inner; ++i) sum += in[i];
+                }
+                const double dmu = sum / static_cast<double>(m);
+                double sq = 0;
+                for (std::int64_t n = 0; n < l.n; ++n) {
+                    const float* in = px + (n * l.c + c) * l.inner;
+                    for (std::int64_t i = 0; i < l.inner; ++i) sq += (in[i] - dmu) * (in[i] - dmu);
+                }
+                const double var = sq / static_cast<double>(m);
+                mu = static_cast<float>(dmu);
+                rs = static_cast<float>(1.0 / std::sqrt(var + p.eps));
+                const double unbiased = sq / static_cast<double>(m - 1);
+                prm[c] = static_cast<float>((1.0 - p.momentum) * prm[c] + p.momentum * dmu);
+                prv[c] = static_cast<float>((1.0 - p.momentum) * prv[c] + p.momentum * unbiased);
+            }
+            pm[c] = mu;
+            pr[c] = rs;
+            const float scale = rs * pg[c], shift = pb[c] - mu * scale;
+            for (std::int64_t n = 0; n < l.n; ++n) {
+                const std::int64_t off = (n * l.c + c) * l.inner;
+                for (std::int64_t i = 0; i < l.inner; ++i) py[off + i] = px[off + i] * scale + shift;
+            }
+        }
+    }, std::max<std::int64_t>(1, kInlineElements / 4 / std::max<std::int64_t>(1, m)));
+}
+
+void CpuBackend::batchNormBackward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                   const Tensor& rstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta, bool accumulate) {
+    const char* op = "batchnorm_backward";
+    checkCpu(x, op, "x");
+    require(Op::BatchNormBackward, x.dtype());
+    const ChannelLayout l = channelLayout(x, op);
+    checkSameShape(x, dy, op, "x", "dy");
+    checkSameShape(x, dx, op, "x", "dx");
+    for (const Tensor* t : {&gamma, &mean, &rstd, static_cast<const Tensor*>(&dgamma),
+                            static_cast<const Tensor*>(&dbeta)}) {
+        checkShape(*t, {l.c}, op, "a per-channel tensor");
+        checkDType(*t, DType::F32, op, "a per-channel tensor");
+    }
+    const std::int64_t m = l.perChannel();
+    const float *pdy = dy.ptr<const float>(), *px = x.ptr<const float>(), *pg = gamma.ptr<const float>();
+    const float *pm = mean.ptr<const float>(), *pr = rstd.ptr<const float>();
+    float *pdx = dx.ptr<float>(), *pdg = dgamma.ptr<float>(), *pdb = dbeta.ptr<float>();
+    forEach(l.c, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t c = b; c < e; ++c) {
+            const float mu = pm[c], rs = pr[c];
+            double sdy = 0, sdyx = 0;
+            for (std::int64_t n = 0; n < l.n; ++n) {
+                const std::int64_t off = (n * l.c + c) * l.inner;
+                for (std::int64_t i = 0; i < l.inner; ++i) {
+                    sdy += pdy[off + i];
+                    sdyx += pdy[off + i] * (px[off + i] - mu) * rs;
+                }
+            }
+            const float mdy = static_cast<float>(sdy / static_cast<double>(m));
+            const float mdyx = static_cast<float>(sdyx / static_cast<double>(m));
+            const float k = pg[c] * rs;
+            for (std::int64_t n = 0; n < l.n; ++n) {
+                const std::int64_t off = (n * l.c + c) * l.inner;
+                for (std::int64_t i = 0; i < l.inner; ++i)
+                    pdx[off + i] = k * (pdy[off + i] - mdy - (px[off + i] - mu) * rs * mdyx);
+            }
+            pdg[c] = static_cast<float>(accumulate ? pdg[c] + sdyx : sdyx);
+            pdb[c] = static_cast<float>(accumulate ? pdb[c] + sdy : sdy);
+        }
+    }, std::max<std::int64_t>(1, kInlineElements / 4 / std::max<std::int64_t>(1, m)));
 }
 
 namespace {

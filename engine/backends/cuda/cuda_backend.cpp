@@ -138,6 +138,7 @@ OpTable CudaBackend::buildOpTable() {
                  floats);
     t.addUniform({Op::SoftmaxCrossEntropy, Op::DistillationLoss, Op::Conv2dForward, Op::Conv2dBackwardData, Op::Conv2dBackwardWeight,
                   Op::MaxPool2dForward, Op::MaxPool2dBackward, Op::LayerNormForward, Op::LayerNormBackward,
+                  Op::BatchNormForward, Op::BatchNormBackward,
                   Op::EmbeddingForward, Op::EmbeddingBackward, Op::SgdStep, Op::AdamStep},
                  {DType::F32});
     t.add(OpDesc::uniform(Op::SpmmCsr, DType::F32)); // cuSPARSE SpMM, ops_sparse.cpp

@@ -96,6 +96,16 @@ void launchLayerNormBackward(const float* dy, const float* x, const float* gamma
                              const float* rstd, float* dx, float* dgamma, float* dbeta, std::int64_t rows,
                              std::int64_t dim, bool accumulate, cudaStream_t stream);
 
+// ---- batchnorm.cu (F32)
+// x (N, C, inner), gamma, beta (C) -> y (N, C, inner), mean, rstd (C); training updates runningMean/Var (C)
+void launchBatchNormForward(const float* x, const float* gamma, const float* beta, float* runningMean,
+                            float* runningVar, float* y, float* mean, float* rstd, std::int64_t batch,
+                            std::int64_t channels, std::int64_t inner, const BatchNormParams& p, cudaStream_t stream);
+// dy, x (N, C, inner) -> dx (N, C, inner); dgamma, dbeta (C) (+)=
+void launchBatchNormBackward(const float* dy, const float* x, const float* gamma, const float* mean,
+                             const float* rstd, float* dx, float* dgamma, float* dbeta, std::int64_t batch,
+                             std::int64_t channels, std::int64_t inner, bool accumulate, cudaStream_t stream);
+
 // ---- embedding.cu (F32 tables, I32 ids)
 // ids (N), table (V, D) -> y (N, D); errorFlag as for cross-entropy
 void launchEmbeddingForward(const std::int32_t* ids, const float* table, float* y, std::int64_t n,

@@ -100,7 +100,7 @@ void launchFill(void* x, DType dt, std::int64_t n, float value, cudaStream_t str
     if (n == 0) return;
     const DTypeTraits& tr = traits(dt);
     if (tr.blockSize != 1) throw BackendError(std::string("cuda: fill has no kernel for block format ") + tr.name);
-    std::uint32_t pattern = 0;
+    std::uint64_t pattern = 0;
     tr.fromFloat(&value, &pattern, 1); // little-endian: the element's bytes are the low bytes
     switch (tr.bytesPerBlock) {
     case 1:
@@ -112,7 +112,11 @@ void launchFill(void* x, DType dt, std::int64_t n, float value, cudaStream_t str
                                                                 static_cast<std::uint16_t>(pattern)); // (n)
         break;
     case 4:
-        fill_pattern_kernel<<<gridFor(n), kBlock, 0, stream>>>(static_cast<std::uint32_t*>(x), n, pattern); // (n)
+        fill_pattern_kernel<<<gridFor(n), kBlock, 0, stream>>>(static_cast<std::uint32_t*>(x), n,
+                                                                static_cast<std::uint32_t>(pattern)); // (n)
+        break;
+    case 8:
+        fill_pattern_kernel<<<gridFor(n), kBlock, 0, stream>>>(static_cast<std::uint64_t*>(x), n, pattern); // (n)
         break;
     default: throw BackendError(std::string("cuda: fill has no kernel for ") + tr.name);
     }

@@ -1,4 +1,4 @@
-// The CUDA backend's layer norm and embedding lookups (layernorm.cu, embedding.cu).
+// The CUDA backend's layer and batch norms and embedding lookups (layernorm.cu, batchnorm.cu, embedding.cu).
 #include "engine/backends/cuda/cuda_backend_impl.h"
 #include "engine/backends/cuda/cuda_kernels.h"
 
@@ -35,6 +35,51 @@ void CudaBackend::layerNormBackward(const Tensor& dy, const Tensor& x, const Ten
     launchLayerNormBackward(dy.ptr<float>(), x.ptr<float>(), gamma.ptr<float>(), mean.ptr<float>(),
                             rstd.ptr<float>(), dx.ptr<float>(), dgamma.ptr<float>(), dbeta.ptr<float>(), rows, dim,
                             accumulate, stream());
+}
+
+namespace {
+// N, C and the product of the dims after C of a batch-norm input (N, C, ...).
+void channelLayout(const Tensor& x, const char* op, std::int64_t& n, std::int64_t& c, std::int64_t& inner) {
+    if (x.rank() < 2) throw BackendError(std::string("cuda ") + op + ": x is " + x.describe() + ", expected (N, C, ...)");
+    n = x.dim(0);
+    c = x.dim(1);
+    inner = 1;
+    for (std::size_t i = 2; i < x.rank(); ++i) inner *= x.dim(i);
+}
+} // namespace
+
+void CudaBackend::batchNormForward(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& runningMean,
+                                   Tensor& runningVar, Tensor& y, Tensor& mean, Tensor& rstd, const BatchNormParams& p) {
+    const char* op = "batchnorm_forward";
+    begin(Op::BatchNormForward, x.dtype(), {&x, &gamma, &beta, &runningMean, &runningVar, &y, &mean, &rstd});
+    std::int64_t n = 0, c = 0, inner = 1;
+    channelLayout(x, op, n, c, inner);
+    checkShape(y, x.shape(), DType::F32, op, "y");
+    for (const Tensor* t : {&gamma, &beta, static_cast<const Tensor*>(&runningMean),
+                            static_cast<const Tensor*>(&runningVar), static_cast<const Tensor*>(&mean),
+                            static_cast<const Tensor*>(&rstd)})
+        checkShape(*t, {c}, DType::F32, op, "a per-channel tensor");
+    if (p.training && n * inner < 2)
+        throw BackendError("cuda batchnorm_forward: training needs more than one value per channel, x is " +
+                           x.describe());
+    launchBatchNormForward(x.ptr<float>(), gamma.ptr<float>(), beta.ptr<float>(), runningMean.ptr<float>(),
+                           runningVar.ptr<float>(), y.ptr<float>(), mean.ptr<float>(), rstd.ptr<float>(), n, c, inner,
+                           p, stream());
+}
+
+void CudaBackend::batchNormBackward(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                    const Tensor& rstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta, bool accumulate) {
+    const char* op = "batchnorm_backward";
+    begin(Op::BatchNormBackward, x.dtype(), {&dy, &x, &gamma, &mean, &rstd, &dx, &dgamma, &dbeta});
+    std::int64_t n = 0, c = 0, inner = 1;
+    channelLayout(x, op, n, c, inner);
+    checkShape(dy, x.shape(), DType::F32, op, "dy");
+    checkShape(dx, x.shape(), DType::F32, op, "dx");
+    for (const Tensor* t : {&gamma, &mean, &rstd, static_cast<const Tensor*>(&dgamma), static_cast<const Tensor*>(&dbeta)})
+        checkShape(*t, {c}, DType::F32, op, "a per-channel tensor");
+    launchBatchNormBackward(dy.ptr<float>(), x.ptr<float>(), gamma.ptr<float>(), mean.ptr<float>(), rstd.ptr<float>(),
+                            dx.ptr<float>(), dgamma.ptr<float>(), dbeta.ptr<float>(), n, c, inner, accumulate,
+                            stream());
 }
 
 void CudaBackend::embeddingForward(const Tensor& ids, const Tensor& table, Tensor& y) {

@@ -1,8 +1,8 @@
 // `prune.structured`: removes whole output neurons of Linear layers and filters of Conv2d layers, those of
-// smallest L1 or L2 norm, and the matching inputs of the layer that consumes them (ModelEditor), so the model is
-// physically smaller and runs faster on the same dense kernels. The step times the model before and after
-// shrinking, side by side, like lowrank.svd. BatchNorm does not exist here yet, so the network-slimming
-// criterion (BatchNorm scale) is not offered.
+// smallest L1 or L2 norm, or (network slimming, Liu et al. 2017) the filters whose BatchNorm2d scale |gamma| is
+// smallest, and the matching inputs of the layer that consumes them (ModelEditor), so the model is physically
+// smaller and runs faster on the same dense kernels. The step times the model before and after shrinking, side by
+// side, like lowrank.svd.
 #include "engine/backends/registry.h"
 #include "engine/core/errors.h"
 #include "engine/measure/flops.h"
@@ -18,7 +18,7 @@
 namespace lathe::prune {
 namespace {
 
-enum class Criterion { L1, L2 };
+enum class Criterion { L1, L2, BnGamma };
 enum class StructuredLayers { AllButLast, Conv };
 
 struct StructuredParams {
@@ -51,6 +51,44 @@ std::vector<Site> selectSites(Model& model, StructuredLayers which) {
     return all;
 }
 
+// The path of the batchnorm2d standing right after the layer at `path` in its sequence; "" when there is none.
+std::string followingBatchNorm(const ModelEditor& editor, const std::string& path) {
+    const std::size_t dot = path.rfind('.');
+    const std::string next = path.substr(0, dot + 1) + std::to_string(std::stoll(path.substr(dot + 1)) + 1);
+    try {
+        return editor.layer(next).type() == "batchnorm2d" ? next : std::string();
+    } catch (const ConfigError&) { // the layer is the last of its sequence
+        return {};
+    }
+}
+
+// Why bn_gamma cannot rank the site's outputs ("" when it can).
+std::string bnGammaProblem(const ModelEditor& editor, const Site& s) {
+    if (!s.conv)
+        return s.path + " is a linear layer; bn_gamma ranks Conv2d filters by the batchnorm2d after them (use " +
+               "layers \"conv\", or criterion l1 or l2)";
+    if (followingBatchNorm(editor, s.path).empty())
+        return s.path + " (conv2d) is not directly followed by a batchnorm2d, whose |weight| bn_gamma ranks its " +
+               "filters by (use criterion l1 or l2)";
+    return {};
+}
+
+// The f32 weight of a layer (a Linear's or Conv2d's rows, a BatchNorm2d's gamma), on the host.
+std::vector<float> f32Weight(Backend& be, Layer& layer, const std::string& path) {
+    Parameter* weight = nullptr;
+    for (Parameter* p : layer.parameters())
+        if (p->name == "weight") weight = p;
+    if (!weight || weight->value.dtype() != DType::F32)
+        throw ConfigError(std::string(kStep) + ": " + path + ": expected an f32 weight");
+    return be.downloadF32(weight->value);
+}
+
+std::vector<double> absValues(const std::vector<float>& v) {
+    std::vector<double> out(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) out[i] = std::fabs(static_cast<double>(v[i]));
+    return out;
+}
+
 std::string shrink(ModelEditor& editor, const Site& site, const std::vector<std::int64_t>& keep) {
     return site.conv ? editor.shrinkConvOutputs(site.path, keep) : editor.shrinkLinearOutputs(site.path, keep);
 }
@@ -79,6 +117,13 @@ void checkSites(const StructuredParams& p, ModelCheck& check) {
     ModelEditor editor(*model);
     std::string skipped;
     bool any = false;
+    if (p.criterion == Criterion::BnGamma) {
+        std::string problems;
+        for (const Site& s : selectSites(*model, p.layers))
+            if (const std::string why = bnGammaProblem(editor, s); !why.empty())
+                problems += (problems.empty() ? "" : "; ") + why;
+        if (!problems.empty()) check.issue("criterion", std::string(kStep) + ": criterion bn_gamma: " + problems);
+    }
     for (const Site& s : selectSites(*model, p.layers)) {
         try {
             shrink(editor, s, allChannels(s.channels));
@@ -139,15 +184,19 @@ public:
         // Every layer ranked on the weights as they are before any shrinking: shrinking one layer removes input
         // columns of the next, which would otherwise change that layer's norms.
         std::vector<std::vector<std::int64_t>> keeps;
+        const ModelEditor ranking(ctx.model());
         for (const Site& s : sites) {
-            Parameter* weight = nullptr;
-            for (Parameter* p : ModelEditor(ctx.model()).layer(s.path).parameters())
-                if (p->name == "weight") weight = p;
-            if (!weight || weight->value.dtype() != DType::F32)
-                throw ConfigError(std::string(kStep) + ": " + s.path + ": expected an f32 weight");
-            keeps.push_back(keptUnits(rowNorms(be.downloadF32(weight->value), s.channels,
-                                               m_params.criterion == Criterion::L2),
-                                      m_params.ratio, m_params.minChannels));
+            std::string ranked = s.path;
+            if (m_params.criterion == Criterion::BnGamma) {
+                if (const std::string why = bnGammaProblem(ranking, s); !why.empty())
+                    throw ConfigError(std::string(kStep) + ": criterion bn_gamma: " + why);
+                ranked = followingBatchNorm(ranking, s.path);
+            }
+            const std::vector<float> weight = f32Weight(be, ranking.layer(ranked), ranked);
+            const std::vector<double> scores = m_params.criterion == Criterion::BnGamma
+                                                   ? absValues(weight)
+                                                   : rowNorms(weight, s.channels, m_params.criterion == Criterion::L2);
+            keeps.push_back(keptUnits(scores, m_params.ratio, m_params.minChannels));
         }
 
         const double flopsBefore = forwardFlopsPerSample(ctx.model());
@@ -204,8 +253,10 @@ void registerStructuredPrune(StrategyRegistry& registry) {
               .help = "fraction of each selected layer's outputs removed (rounded down)"});
     b.integer("min_channels", &StructuredParams::minChannels, 8,
               {.min = 1, .max = 1e9, .help = "outputs each layer keeps at least (a smaller layer keeps all)"});
-    b.choice("criterion", &StructuredParams::criterion, {{"l1", Criterion::L1}, {"l2", Criterion::L2}}, Criterion::L1,
-             "norm of an output row or filter (bias excluded) that ranks it");
+    b.choice("criterion", &StructuredParams::criterion,
+             {{"l1", Criterion::L1}, {"l2", Criterion::L2}, {"bn_gamma", Criterion::BnGamma}}, Criterion::L1,
+             "what ranks an output: the L1 or L2 norm of its row or filter (bias excluded), or bn_gamma (network "
+             "slimming): the |weight| of the batchnorm2d directly after a Conv2d, for each of its filters");
     b.choice("layers", &StructuredParams::layers,
              {{"all_but_last", StructuredLayers::AllButLast}, {"conv", StructuredLayers::Conv}},
              StructuredLayers::AllButLast,
