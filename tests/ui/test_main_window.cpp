@@ -7,10 +7,13 @@
 #include "engine/store/run_store.h"
 #include "ui/charts/chart_view.h"
 #include "ui/charts/live_dashboard.h"
+#include "ui/charts/pareto_chart.h"
+#include "ui/charts/runs_charts_panel.h"
 #include "ui/devices/devices_panel.h"
 #include "ui/editor/experiment_editor.h"
 #include "ui/library/experiment_library.h"
 #include "ui/run/log_pane.h"
+#include "ui/runs/compare_view.h"
 #include "ui/runs/run_details.h"
 #include "ui/runs/runs_filter_proxy.h"
 #include "ui/runs/runs_table_model.h"
@@ -160,7 +163,18 @@ private slots:
         QVERIFY(window.runDetails()->dashboard()->pointCount() > 0);
         window.compareRuns({runs[0].id, runs[1].id, runs[2].id});
         QCOMPARE(window.runDetails()->summaryTable()->columnCount(), 3);
+        // Several runs open on the comparison; the Pareto chart across them opens a run when clicked.
+        QCOMPARE(window.runDetails()->chartTabs()->currentWidget(), window.runDetails()->compareView());
+        QCOMPARE(window.runDetails()->compareView()->table()->columnCount(), 3);
         saveScreenshot(window, QStringLiteral("main-window-details.png"));
+        window.runDetails()->chartTabs()->setCurrentWidget(window.runDetails()->runsCharts());
+        ParetoChart* pareto = window.runDetails()->runsCharts()->pareto();
+        QVERIFY(!pareto->isHidden());
+        QVERIFY(!pareto->front().empty());
+        saveScreenshot(window, QStringLiteral("main-window-pareto.png"));
+        emit pareto->runActivated(runs[1].id);
+        QCOMPARE(window.runDetails()->runIds(), (QList<qint64>{runs[1].id}));
+        window.compareRuns({runs[0].id, runs[1].id, runs[2].id});
         window.tabs()->setCurrentIndex(MainWindow::LiveTab);
 
         // Export through the same code as the context menu.
