@@ -211,6 +211,7 @@ class TestRunDetails : public QObject {
         details.resize(1100, 800);
         QCOMPARE(details.showRuns(*m_store, ids), 4);
         RunsChartsPanel* across = details.runsCharts();
+        // accuracy_vs_params is not drawn: every run has the same parameter count.
         QCOMPARE(across->chartIds(), (QStringList{"speedup_vs_sparsity", "accuracy_vs_sparsity"}));
         ChartView* speedup = across->chart(QStringLiteral("speedup_vs_sparsity"));
         QCOMPARE(speedup->plot()->graphCount(), 3);

@@ -91,7 +91,11 @@ void RunsChartsPanel::setRuns(const std::vector<RunSummary>& runs) {
                 if (!usable(x->second, spec.xAxis.log) || !usable(y->second, spec.yAxis.log)) continue;
                 line.points.emplace_back(x->second, y->second);
             }
-            if (line.points.size() >= 2) lines.push_back(std::move(line));
+            // Two runs at least, at two x values at least: runs that share x (a sweep over something else
+            // at the same parameter count) would only stack up on a vertical line.
+            const bool spread = std::any_of(line.points.begin(), line.points.end(),
+                                            [&](const auto& p) { return p.first != line.points.front().first; });
+            if (line.points.size() >= 2 && spread) lines.push_back(std::move(line));
         }
         if (lines.empty()) continue;
         auto* view = new ChartView(spec.title, this);

@@ -1,6 +1,6 @@
 // RunsChartsPanel: charts across runs (a sweep, or runs picked for comparison) from their summary
 // metrics. Every runs chart spec (chart_spec.h) for which at least two runs have its x metric and one of
-// its y metrics becomes a chart: one point per run and y metric, the points of a metric joined in order
+// its y metrics, at two x values at least, becomes a chart: one point per run and y metric, the points of a metric joined in order
 // of x (a sparsity ladder's theoretical and realized speedups against sparsity). Above them, when two or
 // more runs have accuracy and p99 latency, their Pareto chart (pareto_chart.h).
 #pragma once

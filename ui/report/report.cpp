@@ -66,7 +66,7 @@ QString formatTime(double unixS) {
 }
 
 QByteArray chartPng(ChartView* view) {
-    QPixmap pixmap = view->plot()->toPixmap(kChartWidth, kChartHeight, 2.0);
+    QPixmap pixmap = view->plot()->toPixmap(kChartWidth, kChartHeight, 1.0);
     QByteArray bytes;
     QBuffer buffer(&bytes);
     buffer.open(QIODevice::WriteOnly);

@@ -1,5 +1,5 @@
 // Reports a colleague can read without Lathe: one run or a comparison of several, from the run store, as
-// a self-contained HTML file (charts embedded as PNG data), a PDF (Qt's PDF writer; charts as 2x PNG
+// a self-contained HTML file (charts embedded as PNG data), a PDF (Qt's PDF writer; charts as PNG
 // images), or Markdown with its chart PNGs in a folder beside it. Content: the runs, the comparison table
 // (deltas against the first run, latency significance) or one run's summary, the run details' charts
 // (series, per layer, across runs with the Pareto chart), notes and errors, and the methodology
