@@ -80,7 +80,7 @@ std::vector<Figure> charts(const RunStore& store, const QList<qint64>& runIds) {
     details.setAttribute(Qt::WA_DontShowOnScreen);
     details.resize(1400, 1000);
     details.show(); // laid out, never on screen
-    details.showRuns(const_cast<RunStore&>(store), runIds);
+    details.showRuns(store, runIds);
     std::vector<Figure> out;
     for (ChartView* view : details.dashboard()->charts()) out.push_back({view->title(), chartPng(view)});
     for (const QString& id : details.layerCharts()->chartIds()) {

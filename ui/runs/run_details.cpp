@@ -78,7 +78,7 @@ void RunDetails::clear() {
     m_title->setText(tr("Open a run from the Runs tab (double-click) to see its charts and summary."));
 }
 
-int RunDetails::showRuns(RunStore& store, const QList<qint64>& runIds) {
+int RunDetails::showRuns(const RunStore& store, const QList<qint64>& runIds) {
     m_dashboard->clear();
     m_runIds.clear();
     std::vector<RunRecord> records;

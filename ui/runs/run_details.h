@@ -28,7 +28,7 @@ class RunDetails : public QWidget {
 public:
     explicit RunDetails(QWidget* parent = nullptr);
     // Loads the runs from `store` (a read-only connection is fine). Returns how many were found.
-    int showRuns(RunStore& store, const QList<qint64>& runIds);
+    int showRuns(const RunStore& store, const QList<qint64>& runIds);
     // Shows nothing (e.g. after switching to another run database).
     void clear();
     LiveDashboard* dashboard() const { return m_dashboard; }
