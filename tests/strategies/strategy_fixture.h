@@ -6,7 +6,9 @@
 #include "engine/experiment/runner.h"
 #include "engine/experiment/spec.h"
 #include "engine/io/model_io.h"
+#include "engine/core/rng.h"
 #include "engine/measure/latency.h"
+#include "engine/nn/model_edit.h"
 #include "engine/store/run_store.h"
 #include "engine/nn/zoo.h"
 #include "engine/strategies/strategy.h"
@@ -101,6 +103,38 @@ inline std::vector<float> paramValues(Model& m, const std::string& name) {
 inline std::vector<float> firstLogits(Model& m, const Dataset& data) {
     const auto batches = makeInputBatches(*cpuBackend(), m, data, 8, 1);
     return cpuBackend()->downloadF32(m.forward(batches[0], ForwardContext{}));
+}
+
+// A model of the given layers on 1x28x28 inputs (Fashion-MNIST's), PyTorch-default weights drawn from seed 5,
+// on the CPU backend.
+inline std::unique_ptr<Model> customModel(const nlohmann::json& layers, std::int64_t classes = 10) {
+    auto m = Model::fromArchitecture({{"name", "custom"},
+                                      {"input", {{"shape", {1, 28, 28}}, {"scale", 1.0 / 255}}},
+                                      {"classes", classes},
+                                      {"layers", layers}});
+    m->initialize(*cpuBackend(), 5);
+    m->to(*cpuBackend());
+    return m;
+}
+
+// Batch-norm scales and shifts in [-1.5, 1.5], running means in [-0.5, 0.5] and variances in [0.2, 2], so that
+// what a step does with them shows (fresh norms are the identity).
+inline void randomizeNorms(Model& m) {
+    Backend& be = *cpuBackend();
+    Rng rng(77);
+    auto fill = [&](Tensor& t, float lo, float hi) {
+        std::vector<float> v(static_cast<std::size_t>(t.numel()));
+        for (auto& f : v) f = static_cast<float>(lo + (hi - lo) * rng.uniform());
+        be.copyFromHost(t, v.data());
+    };
+    for (const LayerInfo& info : ModelEditor(m).list()) {
+        if (info.type != "batchnorm2d") continue;
+        Layer& l = ModelEditor(m).layer(info.path);
+        for (Parameter* p : l.parameters()) fill(p->value, -1.5f, 1.5f);
+        for (Buffer* b : l.buffers())
+            if (b->name == "running_mean") fill(b->value, -0.5f, 0.5f);
+            else if (b->name == "running_var") fill(b->value, 0.2f, 2.0f);
+    }
 }
 
 // An experiment over the Fashion-MNIST MLP with one step, for validation tests.

@@ -58,15 +58,6 @@ std::vector<float> knownWeight(const std::vector<double>& s) {
 
 const std::vector<double> kKnownSingular{4, 3, 2, 1, 0.5, 0.25, 0.125, 0.0625};
 
-std::unique_ptr<Model> archModel(const json& layers) {
-    auto m = Model::fromArchitecture({{"name", "custom"},
-                                      {"input", {{"shape", {1, 28, 28}}, {"scale", 1.0 / 255}}},
-                                      {"classes", 10},
-                                      {"layers", layers}});
-    m->initialize(*cpuBackend(), 5);
-    return m;
-}
-
 } // namespace
 
 class TestLowrank : public QObject {
@@ -153,7 +144,7 @@ private slots:
 
         // The same through the step, on a layer whose weight has these singular values.
         test::ContextFixture fx("mlp-784-64-10");
-        fx.model = archModel(json::array({{{"type", "flatten"}},
+        fx.model = test::customModel(json::array({{{"type", "flatten"}},
                                           {{"type", "linear"}, {"in", 784}, {"out", 8}},
                                           {{"type", "relu"}},
                                           {{"type", "linear"}, {"in", 8}, {"out", 10}}}));
@@ -244,7 +235,7 @@ private slots:
 
     void modelWithoutLinearFails() {
         test::ContextFixture fx("mlp-784-64-10");
-        fx.model = archModel(json::array({{{"type", "conv2d"}, {"in", 1}, {"out", 10}, {"kernel", 28}},
+        fx.model = test::customModel(json::array({{{"type", "conv2d"}, {"in", 1}, {"out", 10}, {"kernel", 28}},
                                           {{"type", "flatten"}}}));
         try {
             StrategyRegistry::instance().create("lowrank.svd", svdParams(0))->apply(fx.ctx);
@@ -259,7 +250,7 @@ private slots:
         // A saved model has no signature at validation, so the step finds out at the run.
         const std::string dir = test::tempDir() + "/lowrank-run";
         std::filesystem::create_directories(dir);
-        auto conv = archModel(json::array({{{"type", "conv2d"}, {"in", 1}, {"out", 10}, {"kernel", 28}},
+        auto conv = test::customModel(json::array({{{"type", "conv2d"}, {"in", 1}, {"out", 10}, {"kernel", 28}},
                                            {{"type", "flatten"}}}));
         saveModel(*conv, dir + "/conv.safetensors");
         const auto [outcome, stored] = test::runStepOnSavedModel(dir, dir + "/conv.safetensors", "lowrank.svd");

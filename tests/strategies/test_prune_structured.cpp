@@ -28,16 +28,6 @@ namespace {
 // the GEMM (a few ulps of sums over <= 784 terms), well under 1e-5 relative to the largest magnitude.
 constexpr double kKeptTol = 1e-5;
 
-std::unique_ptr<Model> archModel(const json& layers, std::int64_t classes = 10) {
-    auto m = Model::fromArchitecture({{"name", "custom"},
-                                      {"input", {{"shape", {1, 28, 28}}, {"scale", 1.0 / 255}}},
-                                      {"classes", classes},
-                                      {"layers", layers}});
-    m->initialize(*cpuBackend(), 5);
-    m->to(*cpuBackend());
-    return m;
-}
-
 // The first `n` layers of `m` applied to a fixed random batch of 4 samples (1, 28, 28).
 std::vector<float> prefixOutput(Model& m, std::size_t layers, const Tensor& x) {
     Backend& be = *cpuBackend();
@@ -72,24 +62,6 @@ void setWeight(Model& m, const std::string& name, const std::vector<float>& valu
 
 // Random scales, shifts and running statistics for every batchnorm2d of m (they start as ones and zeros), so a
 // shrink that kept another channel's entries would show.
-void randomizeNorms(Model& m) {
-    Backend& be = *cpuBackend();
-    Rng rng(77);
-    auto fill = [&](Tensor& t, float lo, float hi) {
-        std::vector<float> v(static_cast<std::size_t>(t.numel()));
-        for (auto& f : v) f = static_cast<float>(lo + (hi - lo) * rng.uniform());
-        be.copyFromHost(t, v.data());
-    };
-    for (const LayerInfo& info : ModelEditor(m).list()) {
-        if (info.type != "batchnorm2d") continue;
-        Layer& l = ModelEditor(m).layer(info.path);
-        for (Parameter* p : l.parameters()) fill(p->value, -1.5f, 1.5f);
-        for (Buffer* b : l.buffers())
-            if (b->name == "running_mean") fill(b->value, -0.5f, 0.5f);
-            else if (b->name == "running_var") fill(b->value, 0.2f, 2.0f);
-    }
-}
-
 std::vector<float> bufferValues(Model& m, const std::string& name) {
     for (const auto& nb : m.namedBuffers())
         if (nb.name == name) return cpuBackend()->downloadF32(nb.buffer->value);
@@ -134,7 +106,7 @@ private slots:
 
     void stepPicksTheLowestNormFilters() {
         test::ContextFixture fx("mlp-784-64-10");
-        fx.model = archModel(kConvPoolLinear);
+        fx.model = test::customModel(kConvPoolLinear);
         // Filter f has every weight f - 2.5 scaled: |.| sums 2.5, 1.5, 0.5, 0.5, 1.5, 2.5 (times 9): ratio 0.5
         // removes filters 2, 3 and then 4 (of equal norms the earlier, 1, is kept).
         std::vector<float> w(6 * 9);
@@ -185,8 +157,8 @@ private slots:
         QFETCH(QString, layers);
         QFETCH(QString, path);
         QFETCH(int, upTo);
-        auto m = archModel(json::parse(layers.toStdString()));
-        randomizeNorms(*m);
+        auto m = test::customModel(json::parse(layers.toStdString()));
+        test::randomizeNorms(*m);
         const Tensor x = randomBatch();
         const auto before = prefixOutput(*m, static_cast<std::size_t>(upTo), x);
         ModelEditor editor(*m);
@@ -214,13 +186,13 @@ private slots:
     void bnGammaKeepsTheLargestScales() {
         // Network slimming: the filters whose batch norm has the largest |gamma| stay, whatever the filters' norms.
         test::ContextFixture fx("cnn-bn");
-        fx.model = archModel(json::array({{{"type", "conv2d"}, {"in", 1}, {"out", 6}, {"kernel", 3}, {"padding", 1}, {"bias", false}},
+        fx.model = test::customModel(json::array({{{"type", "conv2d"}, {"in", 1}, {"out", 6}, {"kernel", 3}, {"padding", 1}, {"bias", false}},
                                           {{"type", "batchnorm2d"}, {"features", 6}},
                                           {{"type", "relu"}},
                                           {{"type", "maxpool2d"}, {"kernel", 2}},
                                           {{"type", "flatten"}},
                                           {{"type", "linear"}, {"in", 6 * 196}, {"out", 10}}}));
-        randomizeNorms(*fx.model);
+        test::randomizeNorms(*fx.model);
         // |gamma| 0.5, 3, 0.1, 2, 0.05, 1: ratio 0.5 removes filters 4, 2 and 0.
         setWeight(*fx.model, "layers.1.weight", {0.5f, -3.0f, 0.1f, 2.0f, -0.05f, 1.0f});
         const auto w = test::paramValues(*fx.model, "layers.0.weight");
@@ -289,7 +261,7 @@ private slots:
     void removedUnitsLeaveTheLogitsOfAZeroedUnit() {
         // Removing filters whose weights and bias are zero (relu(0) = 0, maxpool keeps 0) leaves the logits as
         // they were: the consumer's removed columns only ever multiplied zeros.
-        auto m = archModel(kConvPoolLinear);
+        auto m = test::customModel(kConvPoolLinear);
         std::vector<float> w = test::paramValues(*m, "layers.0.weight"), b = test::paramValues(*m, "layers.0.bias");
         for (int f : {1, 4}) {
             std::fill_n(w.begin() + f * 9, 9, 0.0f);
@@ -307,7 +279,7 @@ private slots:
     }
 
     void groupedConsumerIsRefusedAndUndone() {
-        auto m = archModel(json::array({{{"type", "conv2d"}, {"in", 1}, {"out", 8}, {"kernel", 3}},
+        auto m = test::customModel(json::array({{{"type", "conv2d"}, {"in", 1}, {"out", 8}, {"kernel", 3}},
                                         {{"type", "conv2d"}, {"in", 8}, {"out", 8}, {"kernel", 3}, {"groups", 8}},
                                         {{"type", "flatten"}},
                                         {{"type", "linear"}, {"in", 8 * 24 * 24}, {"out", 10}}}));
