@@ -16,12 +16,21 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <thread>
+
+#include <time.h>
 
 namespace lathe::test {
 
 namespace {
 constexpr int kWatchdogMs = 5;
+
+double threadCpuMs() {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
 
 // A real event loop: QTest::qWait sleeps 10 ms between event batches, which would read as stalls.
 void spinEventLoop(int ms) {
@@ -34,23 +43,25 @@ void spinEventLoop(int ms) {
 template <typename Spin>
 StallStats watchStalls(Spin spin) {
     StallStats stats;
-    QElapsedTimer sinceLast;
+    QElapsedTimer sinceLast, sinceStart;
+    sinceStart.start();
+    double cpuLast = threadCpuMs();
     QTimer watchdog;
     watchdog.setTimerType(Qt::PreciseTimer);
     watchdog.setInterval(kWatchdogMs);
     QObject::connect(&watchdog, &QTimer::timeout, [&] {
         if (sinceLast.isValid()) {
             const double late = static_cast<double>(sinceLast.nsecsElapsed()) / 1e6 - kWatchdogMs;
-            stats.stallsMs.push_back(std::max(0.0, late));
+            const double cpu = threadCpuMs();
+            stats.ticks.push_back({static_cast<double>(sinceStart.nsecsElapsed()) / 1e6, std::max(0.0, late), cpu - cpuLast});
         }
+        cpuLast = threadCpuMs();
         sinceLast.restart();
     });
     watchdog.start();
     spin();
     watchdog.stop();
-    std::sort(stats.stallsMs.begin(), stats.stallsMs.end());
-    if (stats.stallsMs.empty()) stats.stallsMs.push_back(0);
-    return stats;
+    return stats.window(0, std::numeric_limits<double>::infinity());
 }
 
 double ratio(double busy, double idle) { return idle > 0.01 ? busy / idle : busy / 0.01; }
@@ -59,6 +70,26 @@ double ratio(double busy, double idle) { return idle > 0.01 ? busy / idle : busy
 double StallStats::p50() const { return stallsMs[stallsMs.size() / 2]; }
 double StallStats::p99() const { return stallsMs[std::min(stallsMs.size() - 1, stallsMs.size() * 99 / 100)]; }
 double StallStats::max() const { return stallsMs.back(); }
+
+const WatchdogTick& StallStats::longest() const {
+    static const WatchdogTick kNone;
+    auto it = std::max_element(ticks.begin(), ticks.end(),
+                               [](const WatchdogTick& a, const WatchdogTick& b) { return a.lateMs < b.lateMs; });
+    return it == ticks.end() ? kNone : *it;
+}
+
+StallStats StallStats::window(double fromMs, double toMs) const {
+    StallStats out;
+    for (const WatchdogTick& t : ticks) {
+        if (t.atMs >= fromMs && t.atMs < toMs) {
+            out.ticks.push_back(t);
+            out.stallsMs.push_back(t.lateMs);
+        }
+    }
+    std::sort(out.stallsMs.begin(), out.stallsMs.end());
+    if (out.stallsMs.empty()) out.stallsMs.push_back(0);
+    return out;
+}
 
 StallReport measureStalls(ui::LiveDashboard& dashboard, int ratePerS, int seconds, int idleMs) {
     StallReport report;
@@ -119,13 +150,16 @@ StallReport measureStalls(ui::LiveDashboard& dashboard, int ratePerS, int second
         int maxPerTick = 0;
     };
     QMap<ui::ChartView*, Seen> seen;
+    std::uint64_t lastNewChartTick = 0;
     QObject::connect(&pump, &ui::PlotPump::ticked, &pump, [&](quint64 tick) {
         for (ui::ChartView* chart : dashboard.charts()) {
             auto it = seen.find(chart);
             if (it == seen.end()) {
                 seen.insert(chart, {chart->replotCount(), tick, 0});
+                lastNewChartTick = tick;
                 continue;
             }
+            if (tick == lastNewChartTick + kSettleTicks) report.chartsSettledMs = static_cast<double>(wall.nsecsElapsed()) / 1e6;
             if (tick > it->since + kSettleTicks) it->maxPerTick = std::max(it->maxPerTick, chart->replotCount() - it->lastCount);
             it->lastCount = chart->replotCount();
         }
@@ -137,6 +171,8 @@ StallReport measureStalls(ui::LiveDashboard& dashboard, int ratePerS, int second
         pump.stop();
     });
     report.seconds = static_cast<double>(wall.nsecsElapsed()) / 1e9;
+    report.appearing = report.busy.window(0, report.chartsSettledMs);
+    report.steady = report.busy.window(report.chartsSettledMs, std::numeric_limits<double>::infinity());
     report.ticks = pump.ticks() - ticksBefore;
     report.busyTickHz = static_cast<double>(report.ticks) / report.seconds;
     // Replots of the streaming phase only: the last drain below replots once more.
@@ -168,12 +204,18 @@ void StallReport::print() const {
     qInfo("streamed %lld samples in %.2f s (%.0f samples/s), drained %llu, dropped %llu, points %zu",
           static_cast<long long>(produced), seconds, ratePerS, static_cast<unsigned long long>(drained),
           static_cast<unsigned long long>(dropped), points);
-    qInfo("UI stall, idle event loop (same run): p50 %.2f ms, p99 %.2f ms, max %.2f ms (%zu watchdog ticks)", idle.p50(),
-          idle.p99(), idle.max(), idle.stallsMs.size());
-    qInfo("UI stall, charts fed:                 p50 %.2f ms, p99 %.2f ms, max %.2f ms (%zu watchdog ticks)", busy.p50(),
-          busy.p99(), busy.max(), busy.stallsMs.size());
-    qInfo("fed / idle: p50 x%.2f, p99 x%.2f (+%.2f ms), max x%.2f (+%.2f ms)", ratio(busy.p50(), idle.p50()),
-          ratio(busy.p99(), idle.p99()), busy.p99() - idle.p99(), ratio(busy.max(), idle.max()), busy.max() - idle.max());
+    const auto line = [](const char* what, const StallStats& s) {
+        qInfo("UI stall, %-30s p50 %.2f ms, p99 %.2f ms, max %.2f ms at %.0f ms (UI thread busy %.1f ms of it), %zu watchdog ticks",
+              what, s.p50(), s.p99(), s.max(), s.longest().atMs, s.longest().cpuMs, s.ticks.size());
+    };
+    line("idle event loop (same run):", idle);
+    line("charts fed, whole:", busy);
+    line("charts fed, while appearing:", appearing);
+    line("charts fed, steady:", steady);
+    qInfo("charts settled %.0f ms after streaming began", chartsSettledMs);
+    qInfo("steady / idle: p50 x%.2f, p99 x%.2f (+%.2f ms), max x%.2f (+%.2f ms)", ratio(steady.p50(), idle.p50()),
+          ratio(steady.p99(), idle.p99()), steady.p99() - idle.p99(), ratio(steady.max(), idle.max()),
+          steady.max() - idle.max());
     qInfo("pump: %.1f ticks/s fed, %.1f ticks/s idle (x%.2f), slowest tick %.2f ms", busyTickHz, idleTickHz,
           ratio(busyTickHz, idleTickHz), maxTickMs);
     for (const ChartRate& c : charts) {

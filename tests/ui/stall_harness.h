@@ -16,11 +16,24 @@ class LiveDashboard;
 
 namespace lathe::test {
 
+// One watchdog tick: how late it fired, when, and how much CPU time the UI thread used since the tick
+// before (a stall the UI thread spends computing, rather than waiting for a core the machine gives to
+// other processes).
+struct WatchdogTick {
+    double atMs = 0;   // from the start of the measurement
+    double lateMs = 0;
+    double cpuMs = 0;
+};
+
 struct StallStats {
     std::vector<double> stallsMs; // sorted, one per watchdog tick
+    std::vector<WatchdogTick> ticks; // in time order
     double p50() const;
     double p99() const;
     double max() const;
+    const WatchdogTick& longest() const; // the latest tick of the longest stall
+    // The same statistics over the ticks in [fromMs, toMs).
+    StallStats window(double fromMs, double toMs) const;
 };
 
 struct ChartRate {
@@ -36,8 +49,12 @@ struct StallReport {
     // Idle: the same pump and watchdog with nothing streaming (the machine's own noise floor).
     StallStats idle;
     double idleTickHz = 0;
-    // Busy: charts fed at the target rate.
+    // Busy: charts fed at the target rate, split where the last chart has appeared and settled into the
+    // layout: `appearing` holds the one-off cost of creating the charts (widgets, first layout, first paint),
+    // `steady` the streaming that follows.
     StallStats busy;
+    StallStats appearing, steady;
+    double chartsSettledMs = 0;
     double busyTickHz = 0;
     std::int64_t produced = 0;
     double seconds = 0;
