@@ -11,6 +11,37 @@ void Backend::require(const OpDesc& desc) const {
     if (!supports(desc)) throw BackendError(name() + " does not support " + desc.toString());
 }
 
+OpDesc weightOnlyGemmDesc(WeightFormat format) {
+    switch (format) {
+    case WeightFormat::Int8: return OpDesc::gemm(DType::F32, DType::I8, DType::F32, DType::F32, OpLayout::Int8Groups);
+    case WeightFormat::Int4: return OpDesc::gemm(DType::F32, DType::U8, DType::F32, DType::F32, OpLayout::Int4Groups);
+    case WeightFormat::Nf4: return OpDesc::gemm(DType::F32, DType::U8, DType::F32, DType::F32, OpLayout::Nf4Groups);
+    }
+    throw BackendError("weight-only gemm: no such format");
+}
+
+OpDesc int8GemmDesc() { return OpDesc::gemm(DType::I8, DType::I8, DType::F32, DType::I32); }
+
+void Backend::gemmWeightOnly(const Tensor&, const QuantizedWeights& w, const Tensor*, Activation, Tensor&) {
+    require(weightOnlyGemmDesc(w.spec.format));
+    throw BackendError(name() + ": gemm_weight_only is in its op table but not implemented");
+}
+
+void Backend::quantizeRows(const Tensor& x, Tensor&, Tensor&, bool) {
+    require(Op::QuantizeRows, x.dtype());
+    throw BackendError(name() + ": quantize_rows is in its op table but not implemented");
+}
+
+Tensor Backend::prepackInt8(const Tensor& wq) {
+    require(int8GemmDesc());
+    return wq;
+}
+
+void Backend::gemmInt8(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor*, Activation, Tensor&) {
+    require(int8GemmDesc());
+    throw BackendError(name() + ": the int8 gemm is in its op table but not implemented");
+}
+
 Tensor Backend::empty(const Shape& shape, DType dtype) {
     return Tensor(allocate(tensorBytes(shape, dtype)), shape, dtype);
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "engine/backends/op_desc.h"
+#include "engine/core/quant_matrix.h"
 #include "engine/core/tensor.h"
 
 #include <cstdint>
@@ -44,6 +45,22 @@ struct BatchNormParams {
     float momentum = 0.1f; // running = (1 - momentum) * running + momentum * batch statistic
     bool training = true;
 };
+
+// What a GEMM-based op applies to each output element after the bias, in the same pass over the output.
+enum class Activation : std::uint8_t { None, Relu, Gelu }; // Gelu: exact (erf)
+
+// A weight-only quantized matrix W (rows N, cols K) on a backend, laid out as quant_matrix.h describes:
+// packed I8 (N, K) for Int8, U8 (N, ceil(K / 2)) for Int4 and Nf4; scales F32 (N, groups); zeros U8
+// (N, groups) for asymmetric Int4, undefined otherwise.
+struct QuantizedWeights {
+    QuantSpec spec;
+    std::int64_t rows = 0, cols = 0;
+    Tensor packed, scales, zeros;
+};
+// The descriptor of the weight-only GEMM over f32 activations: "gemm f32 x u8 -> f32 [int4 group-wise weights]".
+OpDesc weightOnlyGemmDesc(WeightFormat format);
+// The descriptor of the W8A8 GEMM: "gemm i8 x i8 -> i32 (dequant f32)".
+OpDesc int8GemmDesc();
 
 struct SgdParams {
     float lr = 0.01f, momentum = 0.0f, weightDecay = 0.0f;
@@ -140,6 +157,25 @@ public:
     // positions of each row's last, partial group stay inside the matrix, the CUDA backend skips any that
     // do not (checking would sync).
     virtual void spmm24(const Tensor& x, const Tensor& values, const Tensor& meta, Tensor& y) = 0;
+
+    // ---- quantized linear algebra (descriptors in supportedOps(); the defaults throw BackendError naming it)
+    // y (M, N) = act(x (M, K) @ W^T + bias), W weight-only quantized (QuantizedWeights): dequantized inside
+    // the kernel, summed in f32. bias F32 (N) or null. Batch 1 reads each code once (a fused dequantize-GEMV);
+    // larger batches dequantize W tile by tile into the f32 GEMM.
+    virtual void gemmWeightOnly(const Tensor& x, const QuantizedWeights& w, const Tensor* bias, Activation act,
+                                Tensor& y);
+    // Activation quantization for the W8A8 GEMM: xq (M, K) I8 = clamp(round(x / s), -127, 127), rounding half
+    // away from zero. dynamic: per row, scale F32 (M) is written with s = max|x row| / 127 (0 for a zero row,
+    // whose codes are 0). Static: scale F32 (1) is read (a calibrated s > 0).
+    virtual void quantizeRows(const Tensor& x, Tensor& xq, Tensor& scale, bool dynamic);
+    // The backend's execution layout of an I8 weight (N, K) for gemmInt8, built once per weight (the
+    // returned tensor is opaque: its dtype and shape are the backend's own).
+    virtual Tensor prepackInt8(const Tensor& wq);
+    // W8A8: y (M, N) F32 = act(acc * xScale[m] * wScale[n] + bias[n]) with acc the exact I32 sum over k of
+    // xq (M, K) I8 times W[n][k] (W as given to prepackInt8, packed). xScale F32 (M) or (1); wScale F32 (N)
+    // or (1); bias F32 (N) or null.
+    virtual void gemmInt8(const Tensor& xq, const Tensor& xScale, const Tensor& packedW, const Tensor& wScale,
+                          const Tensor* bias, Activation act, Tensor& y);
 
     // x (outer, C, inner...) += bias (C): C = x.dim(1); inner = product of dims after 1 (1 for 2-D).
     virtual void biasAdd(Tensor& x, const Tensor& bias) = 0;

@@ -13,7 +13,7 @@ const char* opName(Op op) {
         "relu", "relu_backward", "gelu", "gelu_backward", "dropout", "softmax", "softmax_cross_entropy",
         "distillation_loss", "argmax_rows", "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight",
         "maxpool2d_forward", "maxpool2d_backward", "layernorm_forward", "layernorm_backward",
-        "batchnorm_forward", "batchnorm_backward",        "embedding_forward", "embedding_backward", "sgd_step", "adam_step"};
+        "batchnorm_forward", "batchnorm_backward", "embedding_forward", "embedding_backward", "sgd_step", "adam_step", "quantize_rows"};
     return kNames.at(static_cast<std::size_t>(op));
 }
 
@@ -23,6 +23,9 @@ const char* opLayoutName(OpLayout layout) {
     case OpLayout::BlockQuantizedWeights: return "block-quantized weights";
     case OpLayout::Sparse24: return "2:4 sparse weights";
     case OpLayout::Csr: return "csr sparse weights";
+    case OpLayout::Int8Groups: return "int8 group-wise weights";
+    case OpLayout::Int4Groups: return "int4 group-wise weights";
+    case OpLayout::Nf4Groups: return "nf4 group-wise weights";
     }
     return "?";
 }
@@ -83,6 +86,7 @@ OpDesc OpDesc::uniform(Op op, DType dt) {
     case Op::SoftmaxCrossEntropy:
     case Op::MaxPool2dBackward: return OpDesc(op, {dt, DType::I32}, dt);
     case Op::ArgmaxRows: return OpDesc(op, {dt}, DType::I32);
+    case Op::QuantizeRows: return OpDesc(op, {dt}, DType::I8);
     case Op::EmbeddingForward:
     case Op::EmbeddingBackward: return OpDesc(op, {DType::I32, dt}, dt);
     case Op::Count: break;

@@ -25,6 +25,7 @@ enum class Op : std::uint8_t {
     BatchNormForward, BatchNormBackward,
     EmbeddingForward, EmbeddingBackward,
     SgdStep, AdamStep,
+    QuantizeRows, // f32 activations -> i8 codes with per-row (dynamic) or per-tensor (static) scales
     Count
 };
 const char* opName(Op op);
@@ -36,8 +37,14 @@ enum class OpLayout : std::uint8_t {
     BlockQuantizedWeights, // weights in a block format (q4_0, nf4, ...), dequantized inside the kernel
     Sparse24,              // 2:4 structured-sparse weights (values + metadata, sparse24.h)
     Csr,                   // weights in compressed sparse rows (row pointers, column indices, values)
+    // Weight-only quantized matrices of quant_matrix.h: codes (i8, or u8 holding two 4-bit codes) with
+    // per-group scales (and zero points), dequantized inside the kernel.
+    Int8Groups,            // i8 codes x scale
+    Int4Groups,            // 4-bit codes: (q - zero) x scale, zero 8 when symmetric
+    Nf4Groups,             // 4-bit NormalFloat codes: codebook[q] x absmax
 };
-// "dense", "block-quantized weights", "2:4 sparse weights", "csr sparse weights"
+// "dense", "block-quantized weights", "2:4 sparse weights", "csr sparse weights", "int8 group-wise weights",
+// "int4 group-wise weights", "nf4 group-wise weights"
 const char* opLayoutName(OpLayout layout);
 
 struct OpDesc {

@@ -165,7 +165,8 @@ DeviceInfo CpuBackend::info() const {
 // through their row codecs).
 OpTable CpuBackend::buildOpTable() {
     OpTable t;
-    for (int o = 0; o < static_cast<int>(Op::Count); ++o) t.add(OpDesc::uniform(static_cast<Op>(o), DType::F32));
+    for (int o = 0; o < static_cast<int>(Op::Count); ++o)
+        if (static_cast<Op>(o) != Op::QuantizeRows) t.add(OpDesc::uniform(static_cast<Op>(o), DType::F32));
     t.addUniform({Op::Gemm}, {DType::F16, DType::BF16});
     for (const auto& from : dtypeTable()) {
         t.add(OpDesc::uniform(Op::Fill, from.dtype));
