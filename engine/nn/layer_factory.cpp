@@ -21,7 +21,7 @@ std::unique_ptr<Layer> makeLayer(const nlohmann::json& config, const std::string
         {"linear", nnimpl::makeLinear},   {"conv2d", nnimpl::makeConv2d},   {"maxpool2d", nnimpl::makeMaxPool2d},
         {"relu", nnimpl::makeRelu},       {"gelu", nnimpl::makeGelu},       {"dropout", nnimpl::makeDropout},
         {"flatten", nnimpl::makeFlatten}, {"layernorm", nnimpl::makeLayerNorm}, {"batchnorm2d", nnimpl::makeBatchNorm2d},
-        {"embedding", nnimpl::makeEmbedding},
+        {"embedding", nnimpl::makeEmbedding}, {"qlinear", nnimpl::makeQuantizedLinear},
         {"residual", nnimpl::makeResidual}, {"sequential", nnimpl::makeSequential},
     };
     nnconfig::requireObject(config, pointer);

@@ -183,8 +183,10 @@ std::int64_t Model::parameterCount() const {
 
 std::uint64_t Model::parameterBytes() const {
     std::uint64_t n = 0;
-    for (const auto& l : m_layers)
+    for (const auto& l : m_layers) {
         for (Parameter* p : l->parameters()) n += p->value.bytes();
+        for (Buffer* b : l->buffers()) n += b->value.bytes(); // running statistics, quantization codes and scales
+    }
     return n;
 }
 

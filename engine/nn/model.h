@@ -49,7 +49,7 @@ public:
     // Buffers (layer.h) under their full names, as PyTorch's state_dict lists them beside the parameters.
     std::vector<NamedBuffer> namedBuffers();
     std::int64_t parameterCount() const;
-    std::uint64_t parameterBytes() const; // as stored (dtype-aware)
+    std::uint64_t parameterBytes() const; // as stored (dtype-aware): parameters and buffers
 
 private:
     friend class ModelEditor; // edits m_layers in place (model_edit.h)

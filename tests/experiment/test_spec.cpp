@@ -85,7 +85,7 @@ private slots:
             1);
         row("unknown strategy", "unknown_strategy.json",
             {"/steps/0/strategy: unknown strategy \"finetun\" (did you mean \"finetune\"?)",
-             QString::fromStdString("/steps/1/strategy: unknown strategy \"quantize.int8\" (known: " + knownStrategies() + ")")},
+             QString::fromStdString("/steps/1/strategy: unknown strategy \"compress.zip\" (known: " + knownStrategies() + ")")},
             2);
         row("unknown model", "unknown_model.json",
             {"/model/zoo: unknown model \"mlp-784-256-10\" (did you mean \"mlp-784-64-10\"?)"}, 1);

@@ -197,7 +197,10 @@ void TestModel::zooParameters() {
     QFETCH(QStringList, names);
     auto m = Model::fromArchitecture(zooArchitecture(name.toStdString()));
     QCOMPARE(m->parameterCount(), count);
-    QCOMPARE(m->parameterBytes(), static_cast<std::uint64_t>(count * 4));
+    // What the file stores: the f32 parameters and the buffers (batch norms' running statistics and counter).
+    std::uint64_t bufferBytes = 0;
+    for (const auto& nb : m->namedBuffers()) bufferBytes += nb.buffer->value.bytes();
+    QCOMPARE(m->parameterBytes(), static_cast<std::uint64_t>(count * 4) + bufferBytes);
     QStringList got;
     for (const auto& np : m->namedParameters()) got << QString::fromStdString(np.name);
     QCOMPARE(got, names);

@@ -1,0 +1,182 @@
+// The `quantize` family's conversions. `quantize.int8` (W8A8, or int8 weight-only), `quantize.int4` and
+// `quantize.nf4` (weight-only, group-wise) turn each selected float Linear into a qlinear holding real codes and
+// scales, run by the backend's integer / dequantizing kernels. Static activation scales are calibrated on
+// samples of the training split. The step times the model before and after, side by side ("float." and
+// "quantized." keys and series), and stores per-layer weight SQNR, bits per weight and calibrated clips.
+#include "engine/measure/flops.h"
+#include "engine/nn/model_edit.h"
+#include "engine/strategies/measure/measure_fields.h"
+#include "engine/strategies/measure/side_by_side.h"
+#include "engine/strategies/quantize/quantize_common.h"
+
+namespace lathe::quant {
+namespace {
+
+enum class Granularity { PerChannel, PerTensor };
+
+struct QuantizeParams {
+    // int8
+    Granularity granularity = Granularity::PerChannel;
+    ActivationQuant activations = ActivationQuant::Static;
+    CalibrationSettings calibration;
+    // every format
+    std::int64_t group = 0;
+    bool symmetric = true;
+    SiteSettings sites;
+    MeasureSettings measure;
+};
+
+// The format's checks that need the model: the layers it would convert exist.
+void checkSites(const SiteSettings& s, ModelCheck& check, const std::string& step, const char* suffix) {
+    if (!check.model || check.model->architecture.is_null()) return;
+    const auto model = Model::fromArchitecture(check.model->architecture);
+    try {
+        selectSites(*model, s, step);
+    } catch (const ConfigError& e) {
+        check.issue("skip", e.what());
+    }
+    check.model->name += suffix;
+    check.model->architecture = nullptr;
+    check.model->layers = 0;
+}
+
+class Quantize final : public Strategy {
+public:
+    Quantize(std::string step, QuantChoice choice, QuantizeParams p)
+        : m_step(std::move(step)), m_choice(std::move(choice)), m_params(std::move(p)) {}
+
+    void apply(StepContext& ctx) override {
+        const auto sites = selectSites(ctx.model(), m_params.sites, m_step);
+        const double flops = forwardFlopsPerSample(ctx.model());
+        const MeasureOutcome before = measureLabelled(ctx, m_params.measure, m_step, "float", 0.0, 0.4);
+
+        std::vector<ActivationRecord> records;
+        if (m_choice.needsCalibration()) {
+            if (ctx.progress) ctx.progress(0.4, "calibrating on the training split");
+            std::vector<std::string> paths;
+            for (const auto& s : sites) paths.push_back(s.path);
+            records = recordInputs(ctx, paths, m_choice.calibration, m_step);
+        }
+        ModelEditor editor(ctx.model());
+        for (std::size_t i = 0; i < sites.size(); ++i) {
+            if (ctx.cancel && ctx.cancel->load(std::memory_order_relaxed)) throw CancelledError();
+            if (ctx.progress) ctx.progress(0.5 + 0.1 * double(i) / double(sites.size()), "quantizing " + sites[i].path);
+            const ActivationRecord* record = records.empty() ? nullptr : &records[i];
+            auto q = quantizedSite(ctx, sites[i], m_choice, record);
+            Layer* quantized = q.get();
+            auto old = editor.replace(sites[i].path, std::move(q));
+            recordSiteStats(ctx, sites[i], *old, *quantized, record, m_choice);
+        }
+        ctx.backend().synchronize();
+        reportSizes(ctx);
+        ctx.notes()["quantization"] = m_choice.describe();
+        const MeasureOutcome after = measureLabelled(ctx, m_params.measure, m_step, "quantized", 0.6, 1.0);
+        const double realized =
+            reportSideBySide(ctx, m_params.measure, {"float", "quantized", before, after, flops, flops});
+        ctx.info(m_step + ": " + std::to_string(sites.size()) + " Linear layers to " + m_choice.describe() +
+                 ", " + fixed(ctx.summary()["weight_bits_mean"], 2) + " bits per weight" +
+                 (realized > 0 ? ", realized speedup " + fixed(realized, 3) : ""));
+    }
+
+private:
+    std::string m_step;
+    QuantChoice m_choice;
+    QuantizeParams m_params;
+};
+
+std::vector<std::pair<std::string, ActivationQuant>> activationChoices() {
+    return {{"static", ActivationQuant::Static}, {"dynamic", ActivationQuant::Dynamic}, {"none", ActivationQuant::None}};
+}
+
+std::vector<std::pair<std::string, LayerSelection>> layerChoices() {
+    return {{"all", LayerSelection::All}, {"all_but_last", LayerSelection::AllButLast}};
+}
+
+template <class P>
+void siteFields(SchemaBuilder<P>& b, SiteSettings P::*member) {
+    SchemaBuilder<SiteSettings> s("", "", "");
+    s.choice("layers", &SiteSettings::layers, layerChoices(), LayerSelection::All,
+             "which Linear layers are converted: all, or all but the last (the classifier)");
+    s.text("skip", &SiteSettings::skip, "", "layers kept in float, by path (\"layers.1, layers.5\")");
+    b.include(s, member);
+}
+
+template <class P>
+void calibrationFields(SchemaBuilder<P>& b, CalibrationSettings P::*member) {
+    SchemaBuilder<CalibrationSettings> s("", "", "");
+    s.choice("calibration", &CalibrationSettings::method, calibrationChoices(), CalibrationMethod::Percentile,
+             "how static activation scales clip |x|: minmax, moving_average, percentile, mse or entropy (KL)");
+    s.number("percentile", &CalibrationSettings::percentile, 99.99,
+             {.min = 50, .max = 100, .help = "percentile of |x| kept by \"percentile\" calibration"});
+    s.integer("calibration_samples", &CalibrationSettings::samples, 512,
+              {.min = 1, .max = 1e7, .unit = "samples", .help = "samples of the training split run to calibrate"});
+    b.include(s, member);
+}
+
+} // namespace
+} // namespace lathe::quant
+
+LATHE_STRATEGY_FAMILY(quantize) {
+    using namespace lathe;
+    using namespace lathe::quant;
+    {
+        SchemaBuilder<QuantizeParams> b("quantize.int8", "quantize",
+                                        "int8 weights (W8A8 with int8 activations, or weight-only): real int8 GEMMs "
+                                        "with int32 sums, timed before and after");
+        b.choice("granularity", &QuantizeParams::granularity,
+                 {{"per_channel", Granularity::PerChannel}, {"per_tensor", Granularity::PerTensor}},
+                 Granularity::PerChannel,
+                 "weight scales: one per output channel, or one for the whole weight");
+        b.choice("activations", &QuantizeParams::activations, activationChoices(), ActivationQuant::Static,
+                 "activations: static (a calibrated per-tensor scale), dynamic (per row, at run time) or none "
+                 "(weight-only int8)");
+        calibrationFields(b, &QuantizeParams::calibration);
+        siteFields(b, &QuantizeParams::sites);
+        b.include(measureSettingsSchema(), &QuantizeParams::measure, "/measure");
+        b.checkModel([](const QuantizeParams& p, ModelCheck& c) { checkSites(p.sites, c, "quantize.int8", " (int8)"); });
+        registry.add(b, [](const QuantizeParams& p) {
+            QuantChoice c;
+            c.layer.weights = {WeightFormat::Int8, 0, true};
+            c.layer.activations = p.activations;
+            c.layer.perChannel = p.granularity == Granularity::PerChannel;
+            c.calibration = p.calibration;
+            return std::make_unique<Quantize>("quantize.int8", c, p);
+        });
+    }
+    {
+        SchemaBuilder<QuantizeParams> b("quantize.int4", "quantize",
+                                        "int4 weight-only, group-wise (scale and zero point per group), two codes per "
+                                        "byte; dequantized inside the kernel");
+        b.integer("group", &QuantizeParams::group, 128,
+                  {.min = 1, .max = 1e9, .help = "weights per group along the input (32, 64, 128...); a group that "
+                                                 "does not divide the layer leaves a smaller last group"});
+        b.boolean("symmetric", &QuantizeParams::symmetric, true,
+                  "symmetric codes (scale only) or asymmetric (scale and zero point per group)");
+        siteFields(b, &QuantizeParams::sites);
+        b.include(measureSettingsSchema(), &QuantizeParams::measure, "/measure");
+        b.checkModel([](const QuantizeParams& p, ModelCheck& c) { checkSites(p.sites, c, "quantize.int4", " (int4)"); });
+        registry.add(b, [](const QuantizeParams& p) {
+            QuantChoice c;
+            c.layer.weights = {WeightFormat::Int4, p.group, p.symmetric};
+            c.layer.activations = ActivationQuant::None;
+            return std::make_unique<Quantize>("quantize.int4", c, p);
+        });
+    }
+    {
+        SchemaBuilder<QuantizeParams> b("quantize.nf4", "quantize",
+                                        "4-bit NormalFloat weight-only (the bitsandbytes code book), an absmax per "
+                                        "group; dequantized inside the kernel");
+        b.integer("group", &QuantizeParams::group, 64,
+                  {.min = 1, .max = 1e9, .help = "weights per absmax block along the input (bitsandbytes uses 64)"});
+        siteFields(b, &QuantizeParams::sites);
+        b.include(measureSettingsSchema(), &QuantizeParams::measure, "/measure");
+        b.checkModel([](const QuantizeParams& p, ModelCheck& c) { checkSites(p.sites, c, "quantize.nf4", " (nf4)"); });
+        registry.add(b, [](const QuantizeParams& p) {
+            QuantChoice c;
+            c.layer.weights = {WeightFormat::Nf4, p.group, true};
+            c.layer.activations = ActivationQuant::None;
+            return std::make_unique<Quantize>("quantize.nf4", c, p);
+        });
+    }
+    registerSensitivity(registry);
+}

@@ -1,0 +1,148 @@
+// Shared parts of the quantize strategies (quantize_common.h).
+#include "engine/strategies/quantize/quantize_common.h"
+
+#include "engine/nn/model_edit.h"
+#include "engine/nn/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+namespace lathe::quant {
+namespace {
+
+std::vector<std::string> splitPaths(const std::string& text) {
+    std::vector<std::string> out;
+    std::string item;
+    std::istringstream in(text);
+    while (std::getline(in, item, ',')) {
+        item.erase(0, item.find_first_not_of(" \t"));
+        item.erase(item.find_last_not_of(" \t") + 1);
+        if (!item.empty()) out.push_back(item);
+    }
+    return out;
+}
+
+Tensor* named(Layer& layer, const char* name) {
+    for (Parameter* p : layer.parameters())
+        if (p->name == name) return &p->value;
+    return nullptr;
+}
+
+} // namespace
+
+std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const std::string& step) {
+    std::vector<LinearSite> sites;
+    const ModelEditor editor(model);
+    for (const LayerInfo& info : editor.list()) {
+        if (info.type != "linear") continue;
+        const nlohmann::json c = editor.layer(info.path).config();
+        sites.push_back({info.path, c.at("in").get<std::int64_t>(), c.at("out").get<std::int64_t>(),
+                         c.value("bias", true)});
+    }
+    if (sites.empty()) throw ConfigError(step + ": the model has no float Linear layer to quantize");
+    if (s.layers == LayerSelection::AllButLast) sites.pop_back();
+    for (const std::string& skip : splitPaths(s.skip)) {
+        auto it = std::find_if(sites.begin(), sites.end(), [&](const LinearSite& x) { return x.path == skip; });
+        if (it == sites.end())
+            throw ConfigError(step + ": skip names \"" + skip + "\", which is not a float Linear layer it would convert");
+        sites.erase(it);
+    }
+    if (sites.empty()) throw ConfigError(step + ": every Linear layer is left out (layers, skip); nothing to quantize");
+    return sites;
+}
+
+std::string QuantChoice::describe() const {
+    const WeightFormat f = layer.weights.format;
+    if (layer.activations != ActivationQuant::None) {
+        std::string s = std::string("int8 W8A8 ") + (layer.perChannel ? "per-channel" : "per-tensor") + ", " +
+                        activationQuantName(layer.activations) + " activations";
+        if (needsCalibration()) {
+            s += std::string(" (") + calibrationName(calibration.method);
+            if (calibration.method == CalibrationMethod::Percentile) s += " " + fixed(calibration.percentile, 3);
+            s += ")";
+        }
+        return s;
+    }
+    std::string s = std::string(weightFormatName(f)) + " weight-only, ";
+    s += layer.weights.group > 0 ? "group " + std::to_string(layer.weights.group) : std::string("per channel");
+    if (f == WeightFormat::Int4) s += layer.weights.symmetric ? ", symmetric" : ", asymmetric";
+    return s;
+}
+
+std::unique_ptr<Layer> quantizedSite(StepContext& ctx, const LinearSite& site, const QuantChoice& choice,
+                                     const ActivationRecord* record) {
+    Backend& be = ctx.backend();
+    Layer& layer = ModelEditor(ctx.model()).layer(site.path);
+    Tensor* weight = named(layer, "weight");
+    if (!weight || weight->dtype() != DType::F32)
+        throw ConfigError(site.path + ": expected a float Linear with an f32 weight");
+    const std::vector<float> w = be.downloadF32(*weight);
+    std::vector<float> b;
+    if (site.bias) b = be.downloadF32(*named(layer, "bias"));
+    QuantizedLinearConfig c = choice.layer;
+    c.in = site.in;
+    c.out = site.out;
+    c.bias = site.bias;
+    float inputScale = 0;
+    if (choice.needsCalibration()) {
+        if (!record) throw ConfigError(site.path + ": static activations need a calibration record");
+        const double clip = clipFor(*record, choice.calibration);
+        // A layer whose calibration input was all zeros still needs a positive scale; any will do.
+        inputScale = clip > 0 ? static_cast<float>(clip / 127.0) : 1.0f / 127.0f;
+    }
+    return makeQuantizedLinear(be, c, w.data(), site.bias ? b.data() : nullptr, inputScale);
+}
+
+void recordSiteStats(StepContext& ctx, const LinearSite& site, Layer& floatLayer, Layer& quantized,
+                     const ActivationRecord* record, const QuantChoice& choice) {
+    Backend& be = ctx.backend();
+    const std::string name = site.path + ".weight";
+    const std::vector<float> w = be.downloadF32(*named(floatLayer, "weight"));
+    const std::vector<float> wq = dequantizedWeight(be, quantized);
+    ctx.addLayerStat(name, "weight_sqnr_db", std::min(200.0, sqnrDb(w, wq)));
+    const double biasBytes = site.bias ? double(site.out) * sizeof(float) : 0.0;
+    ctx.addLayerStat(name, "weight_bits",
+                     (double(quantizedLinearBytes(quantized)) - biasBytes) * 8.0 / double(site.in * site.out));
+    if (record && choice.needsCalibration() && !record->absValues.empty()) {
+        const double top = *std::max_element(record->absValues.begin(), record->absValues.end());
+        const double clip = clipFor(*record, choice.calibration);
+        ctx.addLayerStat(name, "input_clip", clip);
+        if (top > 0) ctx.addLayerStat(name, "input_clip_fraction", clip / top);
+    }
+}
+
+void reportSizes(StepContext& ctx) {
+    const ModelEditor editor(ctx.model());
+    double bits = 0, weights = 0;
+    int quantized = 0, keptFloat = 0;
+    for (const LayerInfo& info : editor.list()) {
+        Layer& layer = editor.layer(info.path);
+        if (info.type == "qlinear") {
+            const QuantizedLinearConfig c = quantizedLinearConfig(layer);
+            const double biasBytes = c.bias ? double(c.out) * sizeof(float) : 0.0;
+            bits += (double(quantizedLinearBytes(layer)) - biasBytes) * 8.0;
+            weights += double(c.in * c.out);
+            ++quantized;
+        } else if (info.type == "linear" || info.type == "conv2d") {
+            const Tensor* w = named(layer, "weight");
+            if (!w) continue;
+            bits += double(w->bytes()) * 8.0;
+            weights += double(w->numel());
+            ++keptFloat;
+        }
+    }
+    if (weights > 0) ctx.summary()["weight_bits_mean"] = bits / weights;
+    ctx.summary()["layers_quantized"] = quantized;
+    ctx.summary()["layers_kept_fp"] = keptFloat;
+}
+
+double evalAccuracy(StepContext& ctx, Model& model) {
+    return evaluate(model, ctx.backend(), ctx.evalData(), 256, ctx.cancel).accuracy;
+}
+
+std::vector<float> layerOutput(Backend& be, Layer& layer, const Tensor& x) {
+    return be.downloadF32(layer.forward(be, x, ForwardContext{}));
+}
+
+} // namespace lathe::quant

@@ -1,0 +1,67 @@
+// What the quantize strategies share: which Linear layers a step quantizes, the format it converts them to
+// (a qlinear, quantized_linear.h), the per-layer figures it stores, and the size keys of the summary.
+#pragma once
+
+#include "engine/measure/model_measure.h"
+#include "engine/nn/quantized_linear.h"
+#include "engine/strategies/quantize/calibration.h"
+#include "engine/strategies/strategy.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lathe::quant {
+
+enum class LayerSelection { All, AllButLast };
+
+// Which Linear layers a step converts: all, or all but the last; `skip` lists paths kept in float
+// ("layers.4, layers.6"), the mixed precision a researcher chooses by hand.
+struct SiteSettings {
+    LayerSelection layers = LayerSelection::All;
+    std::string skip;
+};
+
+struct LinearSite {
+    std::string path; // ModelEditor path, "layers.1"
+    std::int64_t in = 0, out = 0;
+    bool bias = true;
+};
+
+// The Linear layers (blocks included, depth-first) a step converts. ConfigError naming the step when a skipped
+// path names no Linear of the model, or when none is left.
+std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const std::string& step);
+
+// The format a step converts to, with what it needs to know.
+struct QuantChoice {
+    QuantizedLinearConfig layer; // in, out and bias are filled per site
+    CalibrationSettings calibration;
+    bool needsCalibration() const { return layer.activations == ActivationQuant::Static; }
+    std::string describe() const; // "int8 W8A8 per-channel, static (percentile 99.99)", "int4 g128 asymmetric"
+};
+
+// The qlinear replacing the float Linear at `site` (its weights as they are now); `record` is the site's
+// calibration record for static activations. The layer is not put in the model.
+std::unique_ptr<Layer> quantizedSite(StepContext& ctx, const LinearSite& site, const QuantChoice& choice,
+                                     const ActivationRecord* record);
+
+// Per-layer figures of a converted site (weight SQNR, bits per weight, the calibrated clip) as layer stats
+// under "<path>.weight".
+void recordSiteStats(StepContext& ctx, const LinearSite& site, Layer& floatLayer, Layer& quantized,
+                     const ActivationRecord* record, const QuantChoice& choice);
+
+// Summary keys of the model as it is now: weight_bits_mean (stored bits per weight of every Linear and Conv2d
+// weight, scales and zero points included), layers_quantized, layers_kept_fp (Linear and Conv2d layers left in
+// float).
+void reportSizes(StepContext& ctx);
+
+// Accuracy on the evaluated split.
+double evalAccuracy(StepContext& ctx, Model& model);
+
+// The output of `layer` for input x, downloaded.
+std::vector<float> layerOutput(Backend& be, Layer& layer, const Tensor& x);
+
+// quantize.sensitivity and quantize.auto_mixed (sensitivity.cpp).
+void registerSensitivity(StrategyRegistry& registry);
+
+} // namespace lathe::quant
