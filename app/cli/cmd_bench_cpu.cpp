@@ -12,7 +12,10 @@
 #include "engine/measure/flops.h"
 #include "engine/measure/latency.h"
 #include "engine/measure/stats.h"
+#include "engine/io/model_io.h"
 #include "engine/nn/model.h"
+#include "engine/nn/model_edit.h"
+#include "engine/nn/quantized_linear.h"
 #include "engine/nn/zoo.h"
 
 #include <nlohmann/json.hpp>
@@ -214,18 +217,55 @@ std::vector<int> parseBatchSizes(const std::string& text) {
     return out;
 }
 
+// --quantize: every Linear of the model becomes a qlinear of this format (no calibration: W8A8 runs with
+// dynamic per-row activation scales, as onnxruntime's quantize_dynamic does).
+QuantizedLinearConfig benchQuantization(const std::string& name, std::int64_t group) {
+    QuantizedLinearConfig c;
+    if (name == "int8_dynamic") c.activations = ActivationQuant::Dynamic;
+    else if (name == "int8_weight_only") c.weights = {WeightFormat::Int8, 0, true};
+    else if (name == "int4") c.weights = {WeightFormat::Int4, group, true};
+    else if (name == "int4_asym") c.weights = {WeightFormat::Int4, group, false};
+    else if (name == "nf4") c.weights = {WeightFormat::Nf4, group, true};
+    else
+        throw ConfigError("bench mlp: --quantize \"" + name +
+                          "\" is not one of none, int8_dynamic, int8_weight_only, int4, int4_asym, nf4");
+    return c;
+}
+
+void quantizeLinears(Model& model, Backend& be, const QuantizedLinearConfig& proto) {
+    ModelEditor editor(model);
+    for (const LayerInfo& info : editor.list()) {
+        if (info.type != "linear") continue;
+        Layer& layer = editor.layer(info.path);
+        std::vector<float> w, b;
+        for (Parameter* p : layer.parameters()) (p->name == "weight" ? w : b) = be.downloadF32(p->value);
+        QuantizedLinearConfig c = proto;
+        const nlohmann::json lc = layer.config();
+        c.in = lc.at("in").get<std::int64_t>();
+        c.out = lc.at("out").get<std::int64_t>();
+        c.bias = !b.empty();
+        editor.replace(info.path, makeQuantizedLinear(be, c, w.data(), b.empty() ? nullptr : b.data()));
+    }
+}
+
 int runMlp(const std::vector<std::string>& argv) {
-    Args args(argv, {"--device", "--warmup", "--repeats", "--rotate", "--threads", "--batch-sizes", "--model", "--seed"},
+    Args args(argv,
+              {"--device", "--warmup", "--repeats", "--rotate", "--threads", "--batch-sizes", "--model", "--seed",
+               "--quantize", "--group", "--save"},
               {"--json"});
     BenchOptions o = parseCommon(args);
     const std::string modelName = args.value("--model", "mlp-784-256-128-10");
     const auto batchSizes = parseBatchSizes(args.value("--batch-sizes", "1,64,256"));
     const auto seed = static_cast<std::uint64_t>(args.integer("--seed", 42));
+    const std::string quantize = args.value("--quantize", "none");
+    const std::int64_t group = args.integer("--group", 128);
+    const std::string savePath = args.value("--save", "");
     const nlohmann::json arch = zooArchitecture(modelName);
     const double flopsPerSample = forwardFlopsPerSample(*Model::fromArchitecture(arch));
     nlohmann::json results = nlohmann::json::array();
     if (!o.json) {
-        std::printf("mlp  %s forward (inference), warm-up %d, %d repeats over %d input batches\n", modelName.c_str(),
+        std::printf("mlp  %s%s forward (inference), warm-up %d, %d repeats over %d input batches\n", modelName.c_str(),
+                    quantize == "none" ? "" : (" (" + quantize + ")").c_str(),
                     o.warmup, o.repeats, o.rotate);
         for (const auto& u : o.unavailable) std::printf("  (skipped %s)\n", u.c_str());
         std::printf("%-8s %6s %12s %12s %14s %10s\n", "backend", "batch", "median ms", "p95 ms", "samples/s", "GFLOP/s");
@@ -234,6 +274,9 @@ int runMlp(const std::vector<std::string>& argv) {
         Backend& be = *bePtr;
         auto model = Model::fromArchitecture(arch);
         model->initialize(be, seed);
+        // The float weights as drawn from the seed, for a reference engine to run the same model.
+        if (!savePath.empty() && &bePtr == &o.backends.front()) saveModel(*model, savePath);
+        if (quantize != "none") quantizeLinears(*model, be, benchQuantization(quantize, group));
         Shape sample = model->inputShape();
         for (int batch : batchSizes) {
             Shape shape{batch};
@@ -250,7 +293,8 @@ int runMlp(const std::vector<std::string>& argv) {
                 std::printf("%-8s %6d %12.4f %12.4f %14.0f %10.2f\n", be.name().c_str(), batch, t.p50, t.p95,
                             throughput, gflops);
             nlohmann::json r = backendJson(be);
-            r.update({{"model", modelName}, {"batch_size", batch}, {"latency_p50_ms", t.p50}, {"latency_p95_ms", t.p95},
+            r.update({{"model", modelName}, {"quantize", quantize}, {"model_bytes", model->parameterBytes()},
+                      {"batch_size", batch}, {"latency_p50_ms", t.p50}, {"latency_p95_ms", t.p95},
                       {"latency_mean_ms", t.mean}, {"latency_min_ms", t.min}, {"latency_cv", t.cv},
                       {"latency_p50_ci95_ms", {t.medianCiLow, t.medianCiHigh}}, {"noisy", t.noisy},
                       {"throughput_per_s", throughput}, {"achieved_gflops", gflops},
@@ -368,6 +412,7 @@ const BenchRegistrar kGemm({"gemm",
                             "GEMM median latency and GFLOP/s per backend and size", runGemm});
 const BenchRegistrar kMlp({"mlp",
                            "bench mlp [--device cpu|cuda|cuda:N|auto|all] [--batch-sizes 1,64,256] [--model NAME] "
+                           "[--quantize int8_dynamic|int8_weight_only|int4|int4_asym|nf4] [--group N] [--save FILE] "
                            "[--threads N] [--warmup N] [--repeats N] [--rotate N] [--json]",
                            "MLP forward latency, throughput and GFLOP/s per backend and batch size", runMlp});
 const BenchRegistrar kSparse({"sparse",
