@@ -1,0 +1,311 @@
+// The quantize family: calibration clips on known distributions; quantize.int8 (W8A8 static with every
+// calibration method, dynamic, per tensor, weight-only), quantize.int4 and quantize.nf4 turn Linears into
+// qlinear layers whose outputs follow the dequantized weights, store their codes and scales for real (model
+// bytes), save and reload bit-identically; sensitivity leaves the model as it was; auto_mixed keeps layers in
+// float until its budget holds; malformed quantized files and bad params are refused, naming what is wrong.
+#include "engine/core/errors.h"
+#include "engine/io/model_io.h"
+#include "engine/io/safetensors.h"
+#include "engine/nn/quantized_linear.h"
+#include "engine/strategies/quantize/calibration.h"
+#include "tests/strategies/strategy_fixture.h"
+#include "tests/support/test_support.h"
+
+#include <QtTest>
+
+#include <cmath>
+#include <cstring>
+
+using namespace lathe;
+using json = nlohmann::json;
+
+namespace {
+
+// Logits of a quantized model against the float ones, relative to the largest float logit. int8 moves them
+// by well under a percent on these small models, 4-bit formats by a few percent.
+constexpr double kInt8LogitTol = 0.03;
+constexpr double kFourBitLogitTol = 0.15;
+
+double relativeDiff(const std::vector<float>& a, const std::vector<float>& b) {
+    double largest = 0, diff = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        largest = std::max(largest, std::fabs(double(a[i])));
+        diff = std::max(diff, std::fabs(double(a[i]) - double(b[i])));
+    }
+    return diff / largest;
+}
+
+int countType(Model& m, const std::string& type) {
+    int n = 0;
+    for (const LayerInfo& info : ModelEditor(m).list()) n += info.type == type ? 1 : 0;
+    return n;
+}
+
+ParamValues quick(const std::string& strategy, std::initializer_list<std::pair<const char*, ParamValue>> set = {}) {
+    ParamValues v = test::quickMeasuringDefaults(strategy);
+    for (const auto& [k, value] : set) v.set(k, value);
+    return v;
+}
+
+void apply(test::ContextFixture& fx, const std::string& strategy, const ParamValues& v) {
+    StrategyRegistry::instance().create(strategy, v)->apply(fx.ctx);
+}
+
+} // namespace
+
+class TestQuantize : public QObject {
+    Q_OBJECT
+
+private slots:
+    void calibrationClips() {
+        using namespace lathe::quant;
+        // 10,000 values |N(0, 1)| and one outlier at 50.
+        ActivationRecord r;
+        Rng rng(3);
+        for (int i = 0; i < 10000; ++i) r.absValues.push_back(std::fabs(rng.normal()));
+        r.absValues.push_back(50.0f);
+        r.batchMax = {50.0f, 1.0f, 1.0f};
+        CalibrationSettings s;
+        s.method = CalibrationMethod::MinMax;
+        QCOMPARE(clipFor(r, s), 50.0);
+        s.method = CalibrationMethod::MovingAverage; // 50, then 1% of the way towards 1, twice
+        const double ma = 50.0 + 0.01 * (1.0 - 50.0);
+        QVERIFY(std::fabs(clipFor(r, s) - (ma + 0.01 * (1.0 - ma))) < 1e-9);
+        s.method = CalibrationMethod::Percentile;
+        s.percentile = 99.0; // the 9,901st of 10,001 sorted values: about 2.576, |N(0, 1)|'s 99th percentile
+        QVERIFY2(std::fabs(clipFor(r, s) - 2.576) < 0.1, qPrintable(QString::number(clipFor(r, s))));
+        // Entropy matches the distribution's shape: the outlier is one value in 10,001 and is left out.
+        s.method = CalibrationMethod::Entropy;
+        QVERIFY2(clipFor(r, s) > 0.5 && clipFor(r, s) < 10.0, qPrintable(QString::number(clipFor(r, s))));
+        // MSE minimises the squared error of the int8 codes: measured by quantizing the values for real, its clip
+        // does at least as well as keeping everything or cutting at the 99th percentile (clipping the outlier
+        // costs 49^2, more than the coarser rounding of 10,000 values).
+        auto error = [&](double clip) {
+            const double step = clip / 127.0;
+            double e = 0;
+            for (float v : r.absValues) {
+                const double q = std::min(127.0, std::round(v / step)) * step;
+                e += (v - q) * (v - q);
+            }
+            return e;
+        };
+        s.method = CalibrationMethod::Mse;
+        const double mse = clipFor(r, s);
+        QVERIFY2(error(mse) <= error(50.0) * 1.01 && error(mse) < error(2.576), qPrintable(QString::number(mse)));
+        QCOMPARE(sqnrDb({1, 2, 3}, {1, 2, 3}), std::numeric_limits<double>::infinity());
+        QVERIFY(std::fabs(sqnrDb({1, 0}, {0.9f, 0}) - 20.0) < 1e-4);
+    }
+
+    void weightOnlyFormatsFollowTheirDequantizedWeights_data() {
+        QTest::addColumn<QString>("strategy");
+        QTest::addColumn<qlonglong>("group");
+        QTest::addColumn<bool>("symmetric");
+        QTest::addColumn<double>("maxBitsPerWeight");
+        QTest::newRow("int4 g128 symmetric") << "quantize.int4" << 128LL << true << 4.26;
+        QTest::newRow("int4 g32 asymmetric") << "quantize.int4" << 32LL << false << 5.26;
+        QTest::newRow("int4 g100 (partial last group)") << "quantize.int4" << 100LL << true << 4.33;
+        QTest::newRow("nf4 g64") << "quantize.nf4" << 64LL << true << 4.51;
+    }
+
+    void weightOnlyFormatsFollowTheirDequantizedWeights() {
+        QFETCH(QString, strategy);
+        QFETCH(qlonglong, group);
+        QFETCH(bool, symmetric);
+        QFETCH(double, maxBitsPerWeight);
+        test::ContextFixture fx("mlp-784-64-10");
+        const auto before = test::firstLogits(*fx.model, fx.data.test);
+        const std::uint64_t floatBytes = fx.model->parameterBytes();
+        ParamValues v = quick(strategy.toStdString(), {{"group", std::int64_t(group)}});
+        if (strategy == "quantize.int4") v.set("symmetric", symmetric);
+        apply(fx, strategy.toStdString(), v);
+        QCOMPARE(countType(*fx.model, "qlinear"), 2);
+        QCOMPARE(countType(*fx.model, "linear"), 0);
+        const auto after = test::firstLogits(*fx.model, fx.data.test);
+        QVERIFY2(relativeDiff(before, after) < kFourBitLogitTol, qPrintable(QString::number(relativeDiff(before, after))));
+        // Each layer computes x W~^T + b with W~ its dequantized weight, to float rounding.
+        Backend& be = *cpuBackend();
+        ModelEditor editor(*fx.model);
+        Layer& first = editor.layer("layers.1");
+        const std::vector<float> w = dequantizedWeight(be, first);
+        const auto batches = makeInputBatches(be, *fx.model, fx.data.test, 3, 1);
+        const Tensor x = batches[0].view({3, 784});
+        const std::vector<float> y = be.downloadF32(first.forward(be, x, ForwardContext{}));
+        const std::vector<float> xs = be.downloadF32(x);
+        std::vector<float> bias;
+        for (Parameter* p : first.parameters()) bias = be.downloadF32(p->value);
+        for (int n = 0; n < 3; ++n)
+            for (int o = 0; o < 64; ++o) {
+                double ref = bias[std::size_t(o)], mag = std::fabs(ref);
+                for (int k = 0; k < 784; ++k) {
+                    ref += double(xs[std::size_t(n * 784 + k)]) * w[std::size_t(o * 784 + k)];
+                    mag += std::fabs(double(xs[std::size_t(n * 784 + k)]) * w[std::size_t(o * 784 + k)]);
+                }
+                QVERIFY2(std::fabs(ref - y[std::size_t(n * 64 + o)]) <= 1e-5 * mag + 1e-6,
+                         qPrintable(QString("row %1 out %2: %3 vs %4").arg(n).arg(o).arg(ref).arg(y[std::size_t(n * 64 + o)])));
+            }
+        // Stored for real: about 4 bits per weight with the scales, and the file is that size.
+        QVERIFY2(fx.summary.at("weight_bits_mean") <= maxBitsPerWeight && fx.summary.at("weight_bits_mean") > 4.0,
+                 qPrintable(QString::number(fx.summary.at("weight_bits_mean"))));
+        QVERIFY(double(fx.model->parameterBytes()) < 0.2 * double(floatBytes));
+        QCOMPARE(fx.summary.at("layers_quantized"), 2.0);
+        QCOMPARE(fx.summary.at("layers_kept_fp"), 0.0);
+        QVERIFY(fx.stat("layers.1.weight", "weight_sqnr_db") > 10.0);
+        QVERIFY(fx.summary.count("float.latency_p50_ms@b4") && fx.summary.count("quantized.latency_p50_ms@b4"));
+        std::unique_ptr<Model> copy;
+        QVERIFY(test::reloadsIdentically(*fx.model, fx.data.test, "q4.safetensors", &copy));
+        QCOMPARE(copy->parameterBytes(), fx.model->parameterBytes());
+    }
+
+    void int8Variants_data() {
+        QTest::addColumn<QString>("activations");
+        QTest::addColumn<QString>("granularity");
+        QTest::addColumn<QString>("calibration");
+        for (const char* c : {"minmax", "moving_average", "percentile", "mse", "entropy"})
+            QTest::newRow(qPrintable(QString("static, per channel, %1").arg(c))) << "static" << "per_channel" << c;
+        QTest::newRow("static, per tensor") << "static" << "per_tensor" << "percentile";
+        QTest::newRow("dynamic") << "dynamic" << "per_channel" << "percentile";
+        QTest::newRow("weight-only") << "none" << "per_channel" << "percentile";
+    }
+
+    void int8Variants() {
+        QFETCH(QString, activations);
+        QFETCH(QString, granularity);
+        QFETCH(QString, calibration);
+        test::ContextFixture fx("mlp-784-64-10");
+        const auto before = test::firstLogits(*fx.model, fx.data.test);
+        const std::uint64_t floatBytes = fx.model->parameterBytes();
+        apply(fx, "quantize.int8",
+              quick("quantize.int8", {{"activations", activations.toStdString()},
+                                      {"granularity", granularity.toStdString()},
+                                      {"calibration", calibration.toStdString()},
+                                      {"calibration_samples", std::int64_t(128)}}));
+        QCOMPARE(countType(*fx.model, "qlinear"), 2);
+        const auto after = test::firstLogits(*fx.model, fx.data.test);
+        QVERIFY2(relativeDiff(before, after) < kInt8LogitTol, qPrintable(QString::number(relativeDiff(before, after))));
+        QVERIFY2(double(fx.model->parameterBytes()) <= 0.27 * double(floatBytes),
+                 qPrintable(QString("%1 of %2").arg(fx.model->parameterBytes()).arg(floatBytes)));
+        if (activations == "static") {
+            QVERIFY(fx.stat("layers.1.weight", "input_clip") > 0);
+            QVERIFY(fx.stat("layers.1.weight", "input_clip_fraction") <= 1.0);
+        }
+        QVERIFY(test::reloadsIdentically(*fx.model, fx.data.test, "q8.safetensors"));
+    }
+
+    void quantizedLayerRunsInferenceOnly() {
+        test::ContextFixture fx("mlp-784-64-10");
+        apply(fx, "quantize.int8", quick("quantize.int8", {{"activations", std::string("dynamic")}}));
+        const auto batches = makeInputBatches(*cpuBackend(), *fx.model, fx.data.test, 2, 1);
+        ForwardContext training;
+        training.training = true;
+        QVERIFY_THROWS_EXCEPTION(ConfigError, fx.model->forward(batches[0], training));
+        QVERIFY_THROWS_EXCEPTION(ConfigError, makeLayer(json{{"type", "qlinear"}, {"in", 4}, {"out", 2},
+                                                           {"weights", "int4"}, {"activations", "static"}}));
+    }
+
+    void skipAndLayersKeepFloat() {
+        test::ContextFixture fx("mlp-784-256-128-10");
+        apply(fx, "quantize.int4", quick("quantize.int4", {{"layers", std::string("all_but_last")},
+                                                           {"skip", std::string("layers.1")}}));
+        ModelEditor editor(*fx.model);
+        QCOMPARE(QString::fromStdString(editor.layer("layers.1").type()), QString("linear"));
+        QCOMPARE(QString::fromStdString(editor.layer("layers.3").type()), QString("qlinear"));
+        QCOMPARE(QString::fromStdString(editor.layer("layers.5").type()), QString("linear"));
+        QCOMPARE(fx.summary.at("layers_kept_fp"), 2.0);
+        test::ContextFixture bad("mlp-784-64-10");
+        QVERIFY_THROWS_EXCEPTION(ConfigError, apply(bad, "quantize.int4", quick("quantize.int4", {{"skip", std::string("layers.2")}})));
+    }
+
+    void calibrationSetClampedToTheTrainingSplit() {
+        test::ContextFixture fx("mlp-784-64-10");
+        std::vector<std::string> warnings;
+        fx.ctx.log = [&](LogLevel level, const std::string& m) {
+            if (level == LogLevel::Warning) warnings.push_back(m);
+        };
+        apply(fx, "quantize.int8", quick("quantize.int8", {{"calibration_samples", std::int64_t(100000)}}));
+        QCOMPARE(warnings.size(), std::size_t(1));
+        QVERIFY(warnings[0].find("using all of them") != std::string::npos);
+    }
+
+    void sensitivityLeavesTheModelAsItCame() {
+        test::ContextFixture fx("mlp-784-256-128-10");
+        const auto before = test::firstLogits(*fx.model, fx.data.test);
+        ParamValues v = defaultValues(*StrategyRegistry::instance().find("quantize.sensitivity"));
+        v.set("format", std::string("int4"));
+        v.set("calibration_samples", std::int64_t(64));
+        apply(fx, "quantize.sensitivity", v);
+        QCOMPARE(countType(*fx.model, "qlinear"), 0);
+        QCOMPARE(test::firstLogits(*fx.model, fx.data.test), before);
+        for (const char* layer : {"layers.1.weight", "layers.3.weight", "layers.5.weight"}) {
+            QVERIFY(!std::isnan(fx.stat(layer, "quant_accuracy_drop")));
+            QVERIFY(fx.stat(layer, "quant_sqnr_db") > 0);
+        }
+        QVERIFY(fx.notes.count("most_sensitive_layer"));
+    }
+
+    void autoMixedHoldsItsBudget() {
+        test::ContextFixture fx("mlp-784-256-128-10");
+        ParamValues v = quick("quantize.auto_mixed");
+        v.set("format", std::string("int4"));
+        v.set("group", std::int64_t(784)); // coarse groups, so that some layer may have to go back
+        v.set("budget_points", 0.0);
+        v.set("calibration_samples", std::int64_t(64));
+        apply(fx, "quantize.auto_mixed", v);
+        const double kept = fx.summary.at("layers_kept_fp"), quantized = fx.summary.at("layers_quantized");
+        QCOMPARE(kept + quantized, 3.0);
+        QCOMPARE(double(countType(*fx.model, "qlinear")), quantized);
+        // Met, or every layer went back and the run says it was not.
+        QVERIFY(fx.summary.at("budget_met") == 1.0 || quantized == 0.0);
+        QVERIFY(fx.notes.count("layers_kept_fp"));
+    }
+
+    void malformedQuantizedFiles() {
+        test::ContextFixture fx("mlp-784-64-10");
+        apply(fx, "quantize.int4", quick("quantize.int4", {{"symmetric", false}}));
+        const std::string good = test::tempDir() + "/q.safetensors";
+        saveModel(*fx.model, good);
+        const SafetensorsFile file = readSafetensors(good);
+        // A file without one layer's scales, and one whose packed codes are cut short.
+        auto rewrite = [&](const std::string& path, const std::string& drop, bool truncate) {
+            std::vector<std::pair<std::string, Tensor>> tensors;
+            for (const auto& [name, t] : file.tensors) {
+                if (name == drop && !truncate) continue;
+                if (name == drop) {
+                    Tensor cut = Tensor::host({t.dim(0) - 1, t.dim(1)}, t.dtype());
+                    std::memcpy(cut.data(), t.data(), cut.bytes());
+                    tensors.push_back({name, cut});
+                } else {
+                    tensors.push_back({name, t});
+                }
+            }
+            writeSafetensors(path, tensors, file.metadata);
+        };
+        const std::string noScale = test::tempDir() + "/no-scale.safetensors";
+        rewrite(noScale, "layers.1.weight_scale", false);
+        try {
+            loadModel(noScale);
+            QFAIL("a file without weight_scale loaded");
+        } catch (const DataError& e) {
+            QVERIFY2(std::string(e.what()).find("layers.1.weight_scale") != std::string::npos, e.what());
+        }
+        const std::string cut = test::tempDir() + "/cut.safetensors";
+        rewrite(cut, "layers.3.weight_packed", true);
+        try {
+            loadModel(cut);
+            QFAIL("a file with short packed codes loaded");
+        } catch (const DataError& e) {
+            QVERIFY2(std::string(e.what()).find("layers.3.weight_packed") != std::string::npos, e.what());
+        }
+    }
+
+    void validationNamesTheField() {
+        test::expectSingleIssue(test::experimentOnZoo("mlp-784-64-10", "quantize.int4", {{"group", 0}}),
+                                "/steps/0/params/group", "");
+        test::expectSingleIssue(test::experimentOnZoo("mlp-784-64-10", "quantize.int8", {{"calibration", "kl"}}),
+                                "/steps/0/params/calibration", "");
+        test::expectSingleIssue(test::experimentOnZoo("mlp-784-64-10", "quantize.nf4", {{"skip", "layers.9"}}),
+                                "/steps/0/params/skip", "");
+    }
+};
+
+QTEST_MAIN(TestQuantize)
+#include "test_quantize.moc"
