@@ -165,6 +165,9 @@ public:
             layerStats.push_back({np.name, "params", static_cast<double>(np.param->value.numel())});
             layerStats.push_back({np.name, "bytes", static_cast<double>(np.param->value.bytes())});
         }
+        // Buffers are stored too: batch norms' running statistics, a quantized layer's codes and scales.
+        for (const auto& nb : m_model->namedBuffers())
+            layerStats.push_back({nb.name, "bytes", static_cast<double>(nb.buffer->value.bytes())});
         return m_summary;
     }
 
