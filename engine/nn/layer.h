@@ -93,7 +93,7 @@ public:
 };
 
 // Builds a layer from its architecture entry; throws ConfigError naming the bad field.
-// Types: linear{in,out,bias?}, conv2d{in,out,kernel,stride?,padding?,groups?,bias?}, maxpool2d{kernel,stride?,padding?},
+// Types: linear{in,out,bias?,dtype? (f32; f16 or bf16 weights for inference)}, conv2d{in,out,kernel,stride?,padding?,groups?,bias?}, maxpool2d{kernel,stride?,padding?},
 // relu, gelu, dropout{p}, flatten, layernorm{dim,eps?}, batchnorm2d{features,eps?,momentum?}, embedding{num,dim},
 // qlinear{in,out,bias?,weights?,group?,symmetric?,activations?,granularity?,activation?} (quantized_linear.h);
 // blocks owning sub-layers:

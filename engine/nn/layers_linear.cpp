@@ -12,9 +12,10 @@ namespace {
 
 class Linear final : public Layer {
 public:
-    Linear(std::int64_t in, std::int64_t out, bool bias) : m_in(in), m_out(out), m_hasBias(bias) {
+    Linear(std::int64_t in, std::int64_t out, bool bias, DType dtype)
+        : m_in(in), m_out(out), m_hasBias(bias), m_dtype(dtype) {
         m_weight.name = "weight";
-        m_weight.value = hostZeros({out, in});
+        m_weight.value = storedAs(hostZeros({out, in}));
         if (bias) {
             m_bias.name = "bias";
             m_bias.value = hostZeros({out});
@@ -25,6 +26,7 @@ public:
     nlohmann::json config() const override {
         nlohmann::json c = {{"type", "linear"}, {"in", m_in}, {"out", m_out}};
         if (!m_hasBias) c["bias"] = false;
+        if (m_dtype != DType::F32) c["dtype"] = dtypeName(m_dtype);
         return c;
     }
 
@@ -41,7 +43,17 @@ public:
         const std::int64_t rows = x.numel() / m_in;
         const Tensor x2 = x.view({rows, m_in}); // (M, in)
         Tensor y = be.empty({rows, m_out});     // (M, out)
-        if (m_format != SparseFormat::Dense && !ctx.training) {
+        if (m_dtype != DType::F32) {
+            // A 16-bit weight is inference storage: the layer's input and output cross into its format and
+            // back, the GEMM sums in f32 (tensor cores on the GPU; widened to f32 on the CPU).
+            if (ctx.training)
+                throw ConfigError(std::string("linear: a ") + dtypeName(m_dtype) +
+                                  " weight is for inference; train or fine-tune before converting it");
+            Tensor x16 = be.empty(x2.shape(), m_dtype), y16 = be.empty(y.shape(), m_dtype);
+            be.convert(x2, x16);
+            be.gemm(x16, Trans::No, m_weight.value, Trans::Yes, y16);
+            be.convert(y16, y);
+        } else if (m_format != SparseFormat::Dense && !ctx.training) {
             ensureSparseCopy(be);
             if (m_format == SparseFormat::Csr) be.spmmCsr(x2, m_csrRowPtr, m_csrColIdx, m_csrValues, y);
             else be.spmm24(x2, m_nm24Values, m_nm24Meta, y);
@@ -99,13 +111,21 @@ public:
 
     void initialize(Backend& be, Rng& rng) override {
         const float bound = kaimingBound(m_in);
-        m_weight.value = uniformTensor(be, rng, {m_out, m_in}, bound);
+        m_weight.value = be.upload(storedAs(be.download(uniformTensor(be, rng, {m_out, m_in}, bound))));
         if (m_hasBias) m_bias.value = uniformTensor(be, rng, {m_out}, bound);
     }
 
     void releaseCache() override { m_x = Tensor(); }
 
 private:
+    // A host f32 tensor in the layer's weight format.
+    Tensor storedAs(const Tensor& host) const {
+        if (m_dtype == DType::F32) return host;
+        Tensor out = Tensor::host(host.shape(), m_dtype);
+        traits(m_dtype).fromFloat(host.ptr<const float>(), out.data(), static_cast<std::size_t>(host.numel()));
+        return out;
+    }
+
     // Rebuilds the sparse copy when the weight may have changed since it was built: after training, or
     // when the weight is another tensor (moved by Model::to, replaced by a load) or on another backend.
     void ensureSparseCopy(Backend& be) {
@@ -130,6 +150,7 @@ private:
 
     std::int64_t m_in, m_out;
     bool m_hasBias;
+    DType m_dtype; // of the weight: f32, or f16 / bf16 for inference
     Parameter m_weight, m_bias;
     Tensor m_x; // (M, in) forward input, training only
     // Sparse inference from one copy: CSR row pointers I32 (out + 1), column indices I32 (nnz), values (nnz);
@@ -144,9 +165,15 @@ private:
 } // namespace
 
 std::unique_ptr<Layer> makeLinear(const nlohmann::json& c, const std::string& ptr) {
-    nnconfig::onlyKeys(c, ptr, {"type", "in", "out", "bias"});
+    nnconfig::onlyKeys(c, ptr, {"type", "in", "out", "bias", "dtype"});
+    DType dtype = DType::F32;
+    if (auto it = c.find("dtype"); it != c.end()) {
+        if (!it->is_string() || (*it != "f32" && *it != "f16" && *it != "bf16"))
+            nnconfig::fail(ptr + "/dtype", "expected \"f32\", \"f16\" or \"bf16\", got " + nnconfig::shortDump(*it));
+        dtype = dtypeFromName(it->get<std::string>());
+    }
     return std::make_unique<Linear>(nnconfig::integer(c, "in", ptr, 1), nnconfig::integer(c, "out", ptr, 1),
-                                    nnconfig::boolean(c, "bias", ptr, true));
+                                    nnconfig::boolean(c, "bias", ptr, true), dtype);
 }
 
 } // namespace lathe::nnimpl

@@ -191,6 +191,32 @@ private slots:
         QVERIFY(test::reloadsIdentically(*fx.model, fx.data.test, "q8.safetensors"));
     }
 
+    void sixteenBitWeights_data() {
+        QTest::addColumn<QString>("strategy");
+        QTest::newRow("fp16") << "quantize.fp16";
+        QTest::newRow("bf16") << "quantize.bf16";
+    }
+
+    void sixteenBitWeights() {
+        QFETCH(QString, strategy);
+        test::ContextFixture fx("mlp-784-64-10");
+        const auto before = test::firstLogits(*fx.model, fx.data.test);
+        const std::uint64_t floatBytes = fx.model->parameterBytes();
+        apply(fx, strategy.toStdString(), quick(strategy.toStdString()));
+        QCOMPARE(countType(*fx.model, "linear"), 2);
+        const auto after = test::firstLogits(*fx.model, fx.data.test);
+        // bf16 keeps 8 bits of mantissa, f16 11: both well inside the int8 tolerance.
+        QVERIFY2(relativeDiff(before, after) < kInt8LogitTol, qPrintable(QString::number(relativeDiff(before, after))));
+        QCOMPARE(fx.summary.at("weight_bits_mean"), 16.0);
+        QVERIFY(double(fx.model->parameterBytes()) < 0.51 * double(floatBytes));
+        QVERIFY(test::reloadsIdentically(*fx.model, fx.data.test, "q16.safetensors"));
+        // Inference storage: a training forward is refused.
+        const auto batches = makeInputBatches(*cpuBackend(), *fx.model, fx.data.test, 2, 1);
+        ForwardContext training;
+        training.training = true;
+        QVERIFY_THROWS_EXCEPTION(ConfigError, fx.model->forward(batches[0], training));
+    }
+
     void quantizedLayerRunsInferenceOnly() {
         test::ContextFixture fx("mlp-784-64-10");
         apply(fx, "quantize.int8", quick("quantize.int8", {{"activations", std::string("dynamic")}}));

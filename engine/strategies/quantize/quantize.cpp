@@ -178,5 +178,21 @@ LATHE_STRATEGY_FAMILY(quantize) {
             return std::make_unique<Quantize>("quantize.nf4", c, p);
         });
     }
+    for (const DType dt : {DType::F16, DType::BF16}) {
+        const std::string name = dt == DType::F16 ? "quantize.fp16" : "quantize.bf16";
+        SchemaBuilder<QuantizeParams> b(name, "quantize",
+                                        std::string(dtypeName(dt)) + " Linear weights (16-bit storage; inputs and outputs "
+                                        "of each layer rounded to the format, sums in f32)");
+        siteFields(b, &QuantizeParams::sites);
+        b.include(measureSettingsSchema(), &QuantizeParams::measure, "/measure");
+        b.checkModel([name, dt](const QuantizeParams& p, ModelCheck& c) {
+            checkSites(p.sites, c, name, (std::string(" (") + dtypeName(dt) + ")").c_str());
+        });
+        registry.add(b, [name, dt](const QuantizeParams& p) {
+            QuantChoice c;
+            c.floatFormat = dt;
+            return std::make_unique<Quantize>(name, c, p);
+        });
+    }
     registerSensitivity(registry);
 }

@@ -2,6 +2,7 @@
 #include "engine/strategies/quantize/quantize_common.h"
 
 #include "engine/nn/model_edit.h"
+#include "engine/nn/layer.h"
 #include "engine/nn/trainer.h"
 
 #include <algorithm>
@@ -29,6 +30,22 @@ Tensor* named(Layer& layer, const char* name) {
     return nullptr;
 }
 
+// The weight a converted layer multiplies by, as f32 (out, in), and the bytes it stores for it (codes, scales
+// and zero points; not the bias).
+std::vector<float> effectiveWeight(Backend& be, Layer& layer) {
+    if (layer.type() == "qlinear") return dequantizedWeight(be, layer);
+    return be.downloadF32(*named(layer, "weight"));
+}
+
+double storedWeightBytes(Layer& layer) {
+    if (layer.type() == "qlinear") {
+        const QuantizedLinearConfig c = quantizedLinearConfig(layer);
+        return double(quantizedLinearBytes(layer)) - (c.bias ? double(c.out) * sizeof(float) : 0.0);
+    }
+    const Tensor* w = named(layer, "weight");
+    return w ? double(w->bytes()) : 0.0;
+}
+
 } // namespace
 
 std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const std::string& step) {
@@ -37,6 +54,7 @@ std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const s
     for (const LayerInfo& info : editor.list()) {
         if (info.type != "linear") continue;
         const nlohmann::json c = editor.layer(info.path).config();
+        if (c.contains("dtype")) continue; // already 16-bit
         sites.push_back({info.path, c.at("in").get<std::int64_t>(), c.at("out").get<std::int64_t>(),
                          c.value("bias", true)});
     }
@@ -53,6 +71,7 @@ std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const s
 }
 
 std::string QuantChoice::describe() const {
+    if (floatFormat != DType::F32) return std::string(dtypeName(floatFormat)) + " weights";
     const WeightFormat f = layer.weights.format;
     if (layer.activations != ActivationQuant::None) {
         std::string s = std::string("int8 W8A8 ") + (layer.perChannel ? "per-channel" : "per-tensor") + ", " +
@@ -80,6 +99,18 @@ std::unique_ptr<Layer> quantizedSite(StepContext& ctx, const LinearSite& site, c
     const std::vector<float> w = be.downloadF32(*weight);
     std::vector<float> b;
     if (site.bias) b = be.downloadF32(*named(layer, "bias"));
+    if (choice.floatFormat != DType::F32) {
+        nlohmann::json config = layer.config();
+        config["dtype"] = dtypeName(choice.floatFormat);
+        auto cast = makeLayer(config);
+        for (Parameter* p : cast->parameters()) {
+            const std::vector<float>& values = p->name == "weight" ? w : b;
+            Tensor host = Tensor::host(p->value.shape(), p->value.dtype());
+            traits(host.dtype()).fromFloat(values.data(), host.data(), values.size());
+            p->value = be.upload(host);
+        }
+        return cast;
+    }
     QuantizedLinearConfig c = choice.layer;
     c.in = site.in;
     c.out = site.out;
@@ -99,11 +130,9 @@ void recordSiteStats(StepContext& ctx, const LinearSite& site, Layer& floatLayer
     Backend& be = ctx.backend();
     const std::string name = site.path + ".weight";
     const std::vector<float> w = be.downloadF32(*named(floatLayer, "weight"));
-    const std::vector<float> wq = dequantizedWeight(be, quantized);
+    const std::vector<float> wq = effectiveWeight(be, quantized);
     ctx.addLayerStat(name, "weight_sqnr_db", std::min(200.0, sqnrDb(w, wq)));
-    const double biasBytes = site.bias ? double(site.out) * sizeof(float) : 0.0;
-    ctx.addLayerStat(name, "weight_bits",
-                     (double(quantizedLinearBytes(quantized)) - biasBytes) * 8.0 / double(site.in * site.out));
+    ctx.addLayerStat(name, "weight_bits", storedWeightBytes(quantized) * 8.0 / double(site.in * site.out));
     if (record && choice.needsCalibration() && !record->absValues.empty()) {
         const double top = *std::max_element(record->absValues.begin(), record->absValues.end());
         const double clip = clipFor(*record, choice.calibration);
@@ -120,8 +149,7 @@ void reportSizes(StepContext& ctx) {
         Layer& layer = editor.layer(info.path);
         if (info.type == "qlinear") {
             const QuantizedLinearConfig c = quantizedLinearConfig(layer);
-            const double biasBytes = c.bias ? double(c.out) * sizeof(float) : 0.0;
-            bits += (double(quantizedLinearBytes(layer)) - biasBytes) * 8.0;
+            bits += storedWeightBytes(layer) * 8.0;
             weights += double(c.in * c.out);
             ++quantized;
         } else if (info.type == "linear" || info.type == "conv2d") {
@@ -129,7 +157,8 @@ void reportSizes(StepContext& ctx) {
             if (!w) continue;
             bits += double(w->bytes()) * 8.0;
             weights += double(w->numel());
-            ++keptFloat;
+            // A 16-bit Linear counts as converted; f32 ones as kept in full precision.
+            ++(w->dtype() == DType::F32 ? keptFloat : quantized);
         }
     }
     if (weights > 0) ctx.summary()["weight_bits_mean"] = bits / weights;

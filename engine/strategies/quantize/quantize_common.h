@@ -34,13 +34,15 @@ std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const s
 
 // The format a step converts to, with what it needs to know.
 struct QuantChoice {
+    // F16 or BF16: the Linear keeps its type with a 16-bit weight (linear{dtype}); F32: a qlinear of `layer`.
+    DType floatFormat = DType::F32;
     QuantizedLinearConfig layer; // in, out and bias are filled per site
     CalibrationSettings calibration;
     bool needsCalibration() const { return layer.activations == ActivationQuant::Static; }
     std::string describe() const; // "int8 W8A8 per-channel, static (percentile 99.99)", "int4 g128 asymmetric"
 };
 
-// The qlinear replacing the float Linear at `site` (its weights as they are now); `record` is the site's
+// The layer replacing the float Linear at `site` (a qlinear, or a Linear with a 16-bit weight) (its weights as they are now); `record` is the site's
 // calibration record for static activations. The layer is not put in the model.
 std::unique_ptr<Layer> quantizedSite(StepContext& ctx, const LinearSite& site, const QuantChoice& choice,
                                      const ActivationRecord* record);
