@@ -195,4 +195,5 @@ LATHE_STRATEGY_FAMILY(quantize) {
         });
     }
     registerSensitivity(registry);
+    registerSmoothQuant(registry);
 }

@@ -65,5 +65,7 @@ std::vector<float> layerOutput(Backend& be, Layer& layer, const Tensor& x);
 
 // quantize.sensitivity and quantize.auto_mixed (sensitivity.cpp).
 void registerSensitivity(StrategyRegistry& registry);
+// quantize.smoothquant (smoothquant.cpp).
+void registerSmoothQuant(StrategyRegistry& registry);
 
 } // namespace lathe::quant
