@@ -37,10 +37,10 @@ constexpr std::int64_t kGemvMaxBatch = 16;
 // Multiply-adds a GEMV task should get at least: below, waking a worker costs more than it saves (the
 // 784 -> 256 layer at batch 1 stays on the calling thread).
 constexpr std::int64_t kMinGemvTaskMacs = 1 << 18;
-// The tiled path dequantizes this many bytes of W at a time (clamped to kMinTileRows..kMaxTileRows rows):
-// small enough to stay in L2 while the GEMM reads it, wide enough that OpenBLAS's packing of x per tile
-// stays small against the tile's arithmetic.
-constexpr std::int64_t kTileBytes = 1 << 20;
+// The tiled path dequantizes this many bytes of W at a time (clamped to kMinTileRows..kMaxTileRows rows).
+// OpenBLAS packs x again for every tile: with 1 MiB tiles (64 rows of a 4096-wide W) a 256-row batch was
+// packed 64 times and the path ran 35% behind the f32 GEMM; with 4 MiB (256 rows), 20-25% behind.
+constexpr std::int64_t kTileBytes = 4 << 20;
 constexpr std::int64_t kMinTileRows = 32, kMaxTileRows = 256;
 
 // What a kernel reads of W: codes (N, rowBytes), scales (N, groups), zero points (N, groups) or null.
@@ -78,6 +78,14 @@ struct ScalarIsa {
         Chunk c;
         for (int i = 0; i < kChunk; ++i) c.v[i] = codeValue<F>(row, k + i, zero);
         return c;
+    }
+    // 32 codes from k (a multiple of 32): the even ones (low nibbles) and the odd ones (high nibbles).
+    template <WeightFormat F>
+    static void decodePairs(const std::uint8_t* row, std::int64_t k, int zero, const Table&, Chunk& even, Chunk& odd) {
+        for (int i = 0; i < kChunk; ++i) {
+            even.v[i] = codeValue<F>(row, k + 2 * i, zero);
+            odd.v[i] = codeValue<F>(row, k + 2 * i + 1, zero);
+        }
     }
     static void fma(Acc& acc, const Chunk& w, const float* x) {
         for (int i = 0; i < kChunk; ++i) acc.v[i] += w.v[i] * x[i];
@@ -117,21 +125,33 @@ struct Avx2Isa {
         const __m256 lo = _mm256_permutevar8x32_ps(t.lo, idx), hi = _mm256_permutevar8x32_ps(t.hi, idx);
         return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
     }
+    // Sixteen 4-bit codes, one per byte, -> their values.
+    template <WeightFormat F>
+    LATHE_AVX2 static Chunk fromCodes(__m128i q, int zero, const Table& t) {
+        const __m256i q0 = _mm256_cvtepu8_epi32(q), q1 = _mm256_cvtepu8_epi32(_mm_srli_si128(q, 8));
+        if constexpr (F == WeightFormat::Int4) {
+            const __m256i z = _mm256_set1_epi32(zero);
+            return {_mm256_cvtepi32_ps(_mm256_sub_epi32(q0, z)), _mm256_cvtepi32_ps(_mm256_sub_epi32(q1, z))};
+        } else {
+            return {lookup(q0, t), lookup(q1, t)};
+        }
+    }
     template <WeightFormat F>
     LATHE_AVX2 static Chunk decode(const std::uint8_t* row, std::int64_t k, int zero, const Table& t) {
         if constexpr (F == WeightFormat::Int8) {
             const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k));
             return {_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)))};
         } else {
-            const __m128i q = unpackNibbles(row + k / 2);
-            const __m256i q0 = _mm256_cvtepu8_epi32(q), q1 = _mm256_cvtepu8_epi32(_mm_srli_si128(q, 8));
-            if constexpr (F == WeightFormat::Int4) {
-                const __m256i z = _mm256_set1_epi32(zero);
-                return {_mm256_cvtepi32_ps(_mm256_sub_epi32(q0, z)), _mm256_cvtepi32_ps(_mm256_sub_epi32(q1, z))};
-            } else {
-                return {lookup(q0, t), lookup(q1, t)};
-            }
+            return fromCodes<F>(unpackNibbles(row + k / 2), zero, t);
         }
+    }
+    template <WeightFormat F>
+    LATHE_AVX2 static void decodePairs(const std::uint8_t* row, std::int64_t k, int zero, const Table& t, Chunk& even,
+                                       Chunk& odd) {
+        const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k / 2));
+        const __m128i mask = _mm_set1_epi8(0x0F);
+        even = fromCodes<F>(_mm_and_si128(b, mask), zero, t);
+        odd = fromCodes<F>(_mm_and_si128(_mm_srli_epi16(b, 4), mask), zero, t);
     }
     LATHE_AVX2 static void fma(Acc& acc, const Chunk& w, const float* x) {
         acc.lo = _mm256_fmadd_ps(w.lo, _mm256_loadu_ps(x), acc.lo);
@@ -165,17 +185,30 @@ struct Avx512Isa {
     using Table = __m512; // the whole nf4 codebook in one register
     LATHE_AVX512 static Table table() { return _mm512_loadu_ps(kNf4Codebook.data()); }
     LATHE_AVX512 static Acc zero() { return _mm512_setzero_ps(); }
+    // Sixteen 4-bit codes, one per byte, -> their values.
+    template <WeightFormat F>
+    LATHE_AVX512 static Chunk fromCodes(__m128i codes, int zero, const Table& t) {
+        const __m512i q = _mm512_maskz_cvtepu8_epi32(kAll, codes);
+        if constexpr (F == WeightFormat::Int4)
+            return _mm512_maskz_cvtepi32_ps(kAll, _mm512_sub_epi32(q, _mm512_set1_epi32(zero)));
+        else return _mm512_maskz_permutexvar_ps(kAll, q, t);
+    }
     template <WeightFormat F>
     LATHE_AVX512 static Chunk decode(const std::uint8_t* row, std::int64_t k, int zero, const Table& t) {
         if constexpr (F == WeightFormat::Int8) {
             const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k));
             return _mm512_maskz_cvtepi32_ps(kAll, _mm512_maskz_cvtepi8_epi32(kAll, b));
         } else {
-            const __m512i q = _mm512_maskz_cvtepu8_epi32(kAll, unpackNibbles(row + k / 2));
-            if constexpr (F == WeightFormat::Int4)
-                return _mm512_maskz_cvtepi32_ps(kAll, _mm512_sub_epi32(q, _mm512_set1_epi32(zero)));
-            else return _mm512_maskz_permutexvar_ps(kAll, q, t);
+            return fromCodes<F>(unpackNibbles(row + k / 2), zero, t);
         }
+    }
+    template <WeightFormat F>
+    LATHE_AVX512 static void decodePairs(const std::uint8_t* row, std::int64_t k, int zero, const Table& t,
+                                         Chunk& even, Chunk& odd) {
+        const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k / 2));
+        const __m128i mask = _mm_set1_epi8(0x0F);
+        even = fromCodes<F>(_mm_and_si128(b, mask), zero, t);
+        odd = fromCodes<F>(_mm_and_si128(_mm_srli_epi16(b, 4), mask), zero, t);
     }
     LATHE_AVX512 static void fma(Acc& acc, const Chunk& w, const float* x) {
         acc = _mm512_fmadd_ps(w, _mm512_loadu_ps(x), acc);
@@ -201,11 +234,15 @@ struct Avx512Isa {
 #pragma GCC diagnostic ignored "-Wpsabi"
 
 // y[r][n] for r < R, n in [n0, n1): sum over n's groups of scale * sum(code * x[r]) over the group. Each
-// chunk of codes is decoded once and multiplied into all R rows of x; a 4-bit group that starts on an odd
-// k (odd group sizes) and each group's last k % 16 codes are summed one at a time.
+// chunk of codes is decoded once and multiplied into all R rows of x, into two accumulators per row: one
+// chain of dependent FMAs kept the batch-1 GEMV at one chunk per FMA latency. 4-bit codes come 32 at a time
+// from one 16-byte load where xPairs (x with each aligned run of 32 values reordered evens first, odds
+// after) is given: the low nibbles then meet the evens and the high nibbles the odds, with no interleave.
+// A 4-bit group that starts on an odd k (odd group sizes) and each group's last k % 16 codes are summed one
+// at a time.
 template <class I, WeightFormat F, int R>
-inline void gemvRows(const QuantView& w, const float* x, std::int64_t ldx, float* y, std::int64_t ldy,
-                     std::int64_t n0, std::int64_t n1) {
+inline void gemvRows(const QuantView& w, const float* x, const float* xPairs, std::int64_t ldx, float* y,
+                     std::int64_t ldy, std::int64_t n0, std::int64_t n1) {
     const typename I::Table table = I::table();
     for (std::int64_t n = n0; n < n1; ++n) {
         const std::uint8_t* row = w.codes + n * w.rowBytes; // (rowBytes)
@@ -219,10 +256,10 @@ inline void gemvRows(const QuantView& w, const float* x, std::int64_t ldx, float
             const std::int64_t k0 = g * w.group, k1 = std::min(w.k, k0 + w.group);
             const float scale = w.scales[n * w.groups + g];
             const int zero = F == WeightFormat::Int4 ? w.zeroOf(n, g) : 0;
-            typename I::Acc acc[R];
+            typename I::Acc acc[R], acc2[R];
             float part[R];
             for (int r = 0; r < R; ++r) {
-                acc[r] = I::zero();
+                acc[r] = acc2[r] = I::zero();
                 part[r] = 0.0f;
             }
             std::int64_t k = k0;
@@ -230,6 +267,25 @@ inline void gemvRows(const QuantView& w, const float* x, std::int64_t ldx, float
                 const float c = codeValue<F>(row, k, zero);
                 for (int r = 0; r < R; ++r) part[r] += c * x[r * ldx + k];
                 ++k;
+            }
+            if constexpr (F != WeightFormat::Int8) {
+                if (xPairs && k % (2 * kChunk) == 0)
+                    for (; k + 2 * kChunk <= k1; k += 2 * kChunk) {
+                        typename I::Chunk even, odd;
+                        I::template decodePairs<F>(row, k, zero, table, even, odd);
+                        for (int r = 0; r < R; ++r) {
+                            I::fma(acc[r], even, xPairs + r * ldx + k);
+                            I::fma(acc2[r], odd, xPairs + r * ldx + k + kChunk);
+                        }
+                    }
+            }
+            for (; k + 2 * kChunk <= k1; k += 2 * kChunk) {
+                const typename I::Chunk c0 = I::template decode<F>(row, k, zero, table);
+                const typename I::Chunk c1 = I::template decode<F>(row, k + kChunk, zero, table);
+                for (int r = 0; r < R; ++r) {
+                    I::fma(acc[r], c0, x + r * ldx + k);
+                    I::fma(acc2[r], c1, x + r * ldx + k + kChunk);
+                }
             }
             for (; k + kChunk <= k1; k += kChunk) {
                 const typename I::Chunk c = I::template decode<F>(row, k, zero, table);
@@ -241,6 +297,7 @@ inline void gemvRows(const QuantView& w, const float* x, std::int64_t ldx, float
             }
             for (int r = 0; r < R; ++r) {
                 I::addScaled(total[r], scale, acc[r]);
+                I::addScaled(total[r], scale, acc2[r]);
                 tail[r] += scale * part[r];
             }
         }
@@ -272,14 +329,14 @@ inline void dequantRows(const QuantView& w, std::int64_t n0, std::int64_t n1, fl
 
 #pragma GCC diagnostic pop
 
-using GemvFn = void (*)(const QuantView&, const float*, std::int64_t, float*, std::int64_t, std::int64_t,
-                        std::int64_t);
+using GemvFn = void (*)(const QuantView&, const float*, const float*, std::int64_t, float*, std::int64_t,
+                        std::int64_t, std::int64_t);
 using DequantFn = void (*)(const QuantView&, std::int64_t, std::int64_t, float*);
 
 template <WeightFormat F, int R>
-void gemvScalar(const QuantView& w, const float* x, std::int64_t ldx, float* y, std::int64_t ldy, std::int64_t n0,
-                std::int64_t n1) {
-    gemvRows<ScalarIsa, F, R>(w, x, ldx, y, ldy, n0, n1);
+void gemvScalar(const QuantView& w, const float* x, const float* xPairs, std::int64_t ldx, float* y,
+                std::int64_t ldy, std::int64_t n0, std::int64_t n1) {
+    gemvRows<ScalarIsa, F, R>(w, x, xPairs, ldx, y, ldy, n0, n1);
 }
 template <WeightFormat F>
 void dequantScalar(const QuantView& w, std::int64_t n0, std::int64_t n1, float* out) {
@@ -288,10 +345,10 @@ void dequantScalar(const QuantView& w, std::int64_t n0, std::int64_t n1, float* 
 
 #ifdef LATHE_WEIGHT_ONLY_X86
 template <WeightFormat F, int R>
-__attribute__((target("avx2,fma"), flatten)) void gemvAvx2(const QuantView& w, const float* x, std::int64_t ldx,
-                                                           float* y, std::int64_t ldy, std::int64_t n0,
-                                                           std::int64_t n1) {
-    gemvRows<Avx2Isa, F, R>(w, x, ldx, y, ldy, n0, n1);
+__attribute__((target("avx2,fma"), flatten)) void gemvAvx2(const QuantView& w, const float* x, const float* xPairs,
+                                                           std::int64_t ldx, float* y, std::int64_t ldy,
+                                                           std::int64_t n0, std::int64_t n1) {
+    gemvRows<Avx2Isa, F, R>(w, x, xPairs, ldx, y, ldy, n0, n1);
 }
 template <WeightFormat F>
 __attribute__((target("avx2,fma"), flatten)) void dequantAvx2(const QuantView& w, std::int64_t n0, std::int64_t n1,
@@ -300,9 +357,9 @@ __attribute__((target("avx2,fma"), flatten)) void dequantAvx2(const QuantView& w
 }
 template <WeightFormat F, int R>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"), flatten)) void gemvAvx512(
-    const QuantView& w, const float* x, std::int64_t ldx, float* y, std::int64_t ldy, std::int64_t n0,
-    std::int64_t n1) {
-    gemvRows<Avx512Isa, F, R>(w, x, ldx, y, ldy, n0, n1);
+    const QuantView& w, const float* x, const float* xPairs, std::int64_t ldx, float* y, std::int64_t ldy,
+    std::int64_t n0, std::int64_t n1) {
+    gemvRows<Avx512Isa, F, R>(w, x, xPairs, ldx, y, ldy, n0, n1);
 }
 template <WeightFormat F>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"), flatten)) void dequantAvx512(
@@ -516,12 +573,26 @@ void CpuBackend::gemmWeightOnly(const Tensor& x, const QuantizedWeights& w, cons
 
     const bool gemv = d.path == WeightOnlyPath::Gemv || (d.path == WeightOnlyPath::Auto && m <= kGemvMaxBatch);
     if (gemv) {
+        // xPairs (M, K): each full, aligned run of 32 values of x reordered evens first, odds after, for the
+        // 4-bit kernels' 32-code loads; only where every group starts on a multiple of 32.
+        const bool pairs = w.spec.format != WeightFormat::Int8 && (w.spec.group % 32 == 0 || w.spec.group >= k);
+        thread_local std::vector<float> xPairs;
+        if (pairs) {
+            xPairs.resize(static_cast<std::size_t>(m * k));
+            for (std::int64_t r = 0; r < m; ++r)
+                for (std::int64_t b = 0; b + 32 <= k; b += 32)
+                    for (std::int64_t i = 0; i < 16; ++i) {
+                        xPairs[static_cast<std::size_t>(r * k + b + i)] = px[r * k + b + 2 * i];
+                        xPairs[static_cast<std::size_t>(r * k + b + 16 + i)] = px[r * k + b + 2 * i + 1];
+                    }
+        }
+        const float* pp = pairs ? xPairs.data() : nullptr;
         // Rows of x in blocks of 4, 2, 1: each block decodes W once.
         const std::int64_t minRows = std::max<std::int64_t>(1, kMinGemvTaskMacs / (k * std::min<std::int64_t>(m, 4)));
         forEach(n, [&](std::int64_t n0, std::int64_t n1) {
             for (std::int64_t r = 0; r < m;) {
                 const int rows = m - r >= 4 ? 4 : m - r >= 2 ? 2 : 1;
-                gemvFor(isa, w.spec.format, rows)(view, px + r * k, k, py + r * n, n, n0, n1);
+                gemvFor(isa, w.spec.format, rows)(view, px + r * k, pp ? pp + r * k : nullptr, k, py + r * n, n, n0, n1);
                 applyBiasActivation(py + r * n + n0, rows, n1 - n0, n, pb ? pb + n0 : nullptr, act);
                 r += rows;
             }
