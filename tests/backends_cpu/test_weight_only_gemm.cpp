@@ -270,6 +270,25 @@ private slots:
         QVERIFY(std::fabs(g[0] - 0.8413447f) < 1e-6f); // x Phi(x) at 1
     }
 
+    // K = 0: no codes, y = act(bias) on every path (the tiled one would size its tiles by K).
+    void emptyRowsGiveTheBias() {
+        QuantizedWeights w;
+        w.spec = {WeightFormat::Int4, 32, true};
+        w.rows = 3;
+        w.packed = m_be->empty({3, 0}, DType::U8);
+        w.scales = m_be->empty({3, 0});
+        Tensor x = m_be->empty({20, 0});
+        Tensor bias = m_be->upload({-1.0f, 0.5f, 2.0f}, {3});
+        for (WeightOnlyPath path : {WeightOnlyPath::Gemv, WeightOnlyPath::Tiled}) {
+            cpu::setWeightOnlyDispatch({WeightOnlyIsa::Auto, path});
+            Tensor y = m_be->upload(randomVector(60, 74), {20, 3});
+            m_be->gemmWeightOnly(x, w, &bias, Activation::Relu, y);
+            const auto got = m_be->downloadF32(y);
+            for (int r = 0; r < 20; ++r) QCOMPARE((std::vector<float>(got.begin() + 3 * r, got.begin() + 3 * r + 3)),
+                                                  (std::vector<float>{0.0f, 0.5f, 2.0f}));
+        }
+    }
+
     void rejectsBadArguments() {
         const int m = 2, n = 3, k = 10;
         const auto w = randomWeight(n, k, 68);

@@ -571,7 +571,9 @@ void CpuBackend::gemmWeightOnly(const Tensor& x, const QuantizedWeights& w, cons
     const float* pb = bias ? bias->ptr<const float>() : nullptr; // (N)
     float* py = y.ptr<float>();             // (M, N)
 
-    const bool gemv = d.path == WeightOnlyPath::Gemv || (d.path == WeightOnlyPath::Auto && m <= kGemvMaxBatch);
+    // K = 0 (no codes) goes to the GEMV too, which writes act(bias) without dividing by K.
+    const bool gemv =
+        d.path == WeightOnlyPath::Gemv || (d.path == WeightOnlyPath::Auto && m <= kGemvMaxBatch) || k == 0;
     if (gemv) {
         // xPairs (M, K): each full, aligned run of 32 values of x reordered evens first, odds after, for the
         // 4-bit kernels' 32-code loads; only where every group starts on a multiple of 32.
@@ -588,7 +590,8 @@ void CpuBackend::gemmWeightOnly(const Tensor& x, const QuantizedWeights& w, cons
         }
         const float* pp = pairs ? xPairs.data() : nullptr;
         // Rows of x in blocks of 4, 2, 1: each block decodes W once.
-        const std::int64_t minRows = std::max<std::int64_t>(1, kMinGemvTaskMacs / (k * std::min<std::int64_t>(m, 4)));
+        const std::int64_t minRows =
+            std::max<std::int64_t>(1, kMinGemvTaskMacs / (std::max<std::int64_t>(k, 1) * std::min<std::int64_t>(m, 4)));
         forEach(n, [&](std::int64_t n0, std::int64_t n1) {
             for (std::int64_t r = 0; r < m;) {
                 const int rows = m - r >= 4 ? 4 : m - r >= 2 ? 2 : 1;

@@ -50,7 +50,7 @@ void CudaBackend::gemmWeightOnly(const Tensor& x, const QuantizedWeights& w, con
     const WeightOnlyView view{w.spec.format, w.packed.ptr<std::uint8_t>(), w.scales.ptr<float>(),
                               hasZeros ? w.zeros.ptr<std::uint8_t>() : nullptr, n, k, w.spec.group, groups, rowBytes};
     const float* pb = bias ? bias->ptr<float>() : nullptr; // (N)
-    if (m <= kGemvMaxBatch) {
+    if (m <= kGemvMaxBatch || k == 0) { // K = 0: the GEMV writes act(bias) and needs no scratch
         launchWeightOnlyGemv(x.ptr<float>(), view, pb, act, y.ptr<float>(), m, stream()); // (M, N)
         return;
     }
