@@ -1,9 +1,7 @@
-// CPU weight-only quantized GEMM: y (M, N) = act(x (M, K) @ W^T + bias) with W (N, K) in quant_matrix.h's
-// int8 / int4 / nf4 group-wise formats. A few rows of x: a fused dequantize-GEMV that decodes each code once
-// per block of up to four rows of x and never writes W in f32. More rows: W dequantized a tile of rows at a
-// time into a per-thread f32 buffer, the f32 GEMM on each tile into its columns of y, then the bias +
-// activation epilogue on that tile while it is in cache. Kernels for AVX-512, AVX2 + FMA and baseline
-// x86-64 are all built and picked at run time.
+// CPU weight-only quantized GEMM: y (M, N) = act(x (M, K) @ W^T + bias), W (N, K) in quant_matrix.h's formats.
+// A few rows of x: a fused dequantize-GEMV that never writes W in f32. More rows: W dequantized a tile at a time
+// into the f32 GEMM, the bias + activation epilogue on each tile while it is in cache. AVX-512, AVX2 + FMA and
+// baseline kernels are all built and picked at run time.
 #include "engine/backends/cpu/cpu_weight_only.h"
 
 #include "engine/backends/cpu/cpu_backend_impl.h"
