@@ -1,10 +1,11 @@
-// lathe-cli bench gemm / bench mlp / bench sparse: median latency, throughput and GFLOP/s per backend and
+// lathe-cli bench gemm / bench mlp / bench sparse / bench weight-only: median latency, throughput and GFLOP/s per backend and
 // size, after a warm-up, over repeats that rotate through several input buffers (so caches do not
 // flatter the result). Every available backend is measured unless --device names one.
 #include "app/cli/cli.h"
 
 #include "engine/backends/cpu/cpu_backend.h"
 #include "engine/backends/csr.h"
+#include "engine/backends/quantized_weights.h"
 #include "engine/backends/sparse24.h"
 #include "engine/backends/registry.h"
 #include "engine/core/errors.h"
@@ -90,11 +91,25 @@ nlohmann::json backendJson(Backend& be) {
             {"library", d.libraryVersion.empty() ? d.runtimeVersion : d.libraryVersion}};
 }
 
+// The median of `op` over the repeats, cycling through the inputs xs.
+double medianMs(Backend& be, const BenchOptions& o, const std::vector<Tensor>& xs,
+                const std::function<void(const Tensor&)>& op) {
+    return summarize(timeRepeats(be, o.warmup, o.repeats, [&](int i) { op(xs[i % xs.size()]); })).p50;
+}
+
 std::string today() {
     const std::time_t now = std::time(nullptr);
     char buf[32];
     std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
     return buf;
+}
+
+// The --json document of a per-layer bench (sparse, weight-only).
+void printLayerBenchJson(const char* bench, const BenchOptions& o, const nlohmann::json& results) {
+    std::cout << nlohmann::json({{"bench", bench}, {"date", today()}, {"warmup", o.warmup}, {"repeats", o.repeats},
+                                 {"rotate", o.rotate}, {"unavailable", o.unavailable}, {"results", results}})
+                     .dump(2)
+              << "\n";
 }
 
 std::vector<float> randomValues(std::size_t n, std::uint64_t seed) {
@@ -314,6 +329,23 @@ int runMlp(const std::vector<std::string>& argv) {
 
 // ---------------------------------------------------------------- sparse
 
+// "INxOUT,..." -> (in, out) pairs; `bench` names the command in errors.
+std::vector<std::pair<std::int64_t, std::int64_t>> parseLayers(const std::string& text, const char* bench) {
+    std::vector<std::pair<std::int64_t, std::int64_t>> layers;
+    std::stringstream list(text);
+    for (std::string item; std::getline(list, item, ',');) {
+        std::int64_t in = 0, out = 0;
+        char x = 0;
+        std::stringstream is(item);
+        if (!(is >> in >> x >> out) || x != 'x' || !is.eof() || in < 1 || out < 1 || in > 65536 || out > 65536)
+            throw ConfigError(std::string(bench) + ": --layers: \"" + item +
+                              "\" is not INxOUT with extents in [1, 65536]");
+        layers.emplace_back(in, out);
+    }
+    if (layers.empty()) throw ConfigError(std::string(bench) + ": --layers is empty");
+    return layers;
+}
+
 // A 2:4 weight (out, in) as prune.nm leaves it: exactly 2 nonzeros at drawn positions of every group of 4
 // (min(2, width) in a partial last group).
 std::vector<float> weight24(std::int64_t out, std::int64_t in, std::uint64_t seed) {
@@ -339,17 +371,7 @@ int runSparse(const std::vector<std::string>& argv) {
               {"--json"});
     BenchOptions o = parseCommon(args);
     const auto batchSizes = parseBatchSizes(args.value("--batch-sizes", "1,256"));
-    std::vector<std::pair<std::int64_t, std::int64_t>> layers; // (in, out)
-    std::stringstream list(args.value("--layers", "784x256,256x128"));
-    for (std::string item; std::getline(list, item, ',');) {
-        std::int64_t in = 0, out = 0;
-        char x = 0;
-        std::stringstream is(item);
-        if (!(is >> in >> x >> out) || x != 'x' || !is.eof() || in < 1 || out < 1 || in > 65536 || out > 65536)
-            throw ConfigError("bench sparse: --layers: \"" + item + "\" is not INxOUT with extents in [1, 65536]");
-        layers.emplace_back(in, out);
-    }
-    if (layers.empty()) throw ConfigError("bench sparse: --layers is empty");
+    const auto layers = parseLayers(args.value("--layers", "784x256,256x128"), "bench sparse");
     nlohmann::json results = nlohmann::json::array();
     if (!o.json) {
         std::printf("sparse  y = x W^T, W 2:4 (50%% zeros), f32, warm-up %d, %d repeats over %d input batches\n",
@@ -376,9 +398,7 @@ int runSparse(const std::vector<std::string>& argv) {
                 for (int i = 0; i < o.rotate; ++i)
                     xs.push_back(be.upload(randomValues(static_cast<std::size_t>(batch * in), 400 + i), {batch, in}));
                 Tensor y = be.empty({batch, out});
-                auto median = [&](const std::function<void(const Tensor&)>& op) {
-                    return summarize(timeRepeats(be, o.warmup, o.repeats, [&](int i) { op(xs[i % o.rotate]); })).p50;
-                };
+                auto median = [&](const std::function<void(const Tensor&)>& op) { return medianMs(be, o, xs, op); };
                 const double denseMs = median([&](const Tensor& x) { be.gemm(x, Trans::No, wDense, Trans::Yes, y); });
                 const double nan = std::nan("");
                 const double csrMs = csrOk ? median([&](const Tensor& x) { be.spmmCsr(x, rowPtr, colIdx, csrValues, y); }) : nan;
@@ -397,12 +417,84 @@ int runSparse(const std::vector<std::string>& argv) {
             }
         }
     }
-    if (o.json)
-        std::cout << nlohmann::json({{"bench", "sparse"}, {"date", today()}, {"warmup", o.warmup},
-                                     {"repeats", o.repeats}, {"rotate", o.rotate}, {"unavailable", o.unavailable},
-                                     {"results", results}})
-                         .dump(2)
-                  << "\n";
+    if (o.json) printLayerBenchJson("sparse", o, results);
+    return kExitOk;
+}
+
+// ---------------------------------------------------------------- weight-only
+
+// Each layer (in x out) at each batch size: the f32 GEMM + bias (as Linear runs it) against gemm_weight_only
+// with the bias fused, on the same weight quantized four ways. At batch 1 both are bound by the bytes they
+// read (codes + scales + zero points + x, or the f32 weight + x): those over the median time give GB/s.
+int runWeightOnly(const std::vector<std::string>& argv) {
+    Args args(argv, {"--device", "--warmup", "--repeats", "--rotate", "--threads", "--batch-sizes", "--layers"},
+              {"--json"});
+    BenchOptions o = parseCommon(args);
+    const auto batchSizes = parseBatchSizes(args.value("--batch-sizes", "1,256"));
+    const auto layers = parseLayers(args.value("--layers", "784x256,256x128,4096x4096"), "bench weight-only");
+    const std::pair<const char*, QuantSpec> variants[] = {{"int8 g128", {WeightFormat::Int8, 128, true}},
+                                                          {"int4 g128 sym", {WeightFormat::Int4, 128, true}},
+                                                          {"int4 g128 asym", {WeightFormat::Int4, 128, false}},
+                                                          {"nf4 g64", {WeightFormat::Nf4, 64, true}}};
+    nlohmann::json results = nlohmann::json::array();
+    if (!o.json) {
+        std::printf("weight-only  y = x W^T + bias, f32 activations, warm-up %d, %d repeats over %d input batches\n",
+                    o.warmup, o.repeats, o.rotate);
+        for (const auto& u : o.unavailable) std::printf("  (skipped %s)\n", u.c_str());
+        std::printf("%-8s %-12s %6s %-15s %10s %10s %8s %10s %10s\n", "backend", "in -> out", "batch", "weights",
+                    "f32 ms", "ms", "speed-up", "f32 GB/s", "GB/s");
+    }
+    for (auto& bePtr : o.backends) {
+        Backend& be = *bePtr;
+        for (const auto& [in, out] : layers) {
+            const auto w = randomValues(static_cast<std::size_t>(in * out), 500); // (out, in)
+            const Tensor wDense = be.upload(w, {out, in});
+            const Tensor bias = be.upload(randomValues(static_cast<std::size_t>(out), 501), {out});
+            std::vector<HostQuantMatrix> hosts;
+            std::vector<QuantizedWeights> quantized;
+            for (const auto& v : variants) {
+                hosts.push_back(quantizeMatrix(w.data(), out, in, v.second));
+                quantized.push_back(uploadQuantizedWeights(be, hosts.back()));
+            }
+            for (int batch : batchSizes) {
+                std::vector<Tensor> xs;
+                for (int i = 0; i < o.rotate; ++i)
+                    xs.push_back(be.upload(randomValues(static_cast<std::size_t>(batch * in), 600 + i), {batch, in}));
+                Tensor y = be.empty({batch, out});
+                auto median = [&](const std::function<void(const Tensor&)>& op) { return medianMs(be, o, xs, op); };
+                const double f32Ms = median([&](const Tensor& x) {
+                    be.gemm(x, Trans::No, wDense, Trans::Yes, y);
+                    be.biasAdd(y, bias);
+                });
+                const double xBytes = 4.0 * static_cast<double>(batch * in);
+                const double f32Gbps = (4.0 * static_cast<double>(in * out) + xBytes) / (f32Ms * 1e-3) / 1e9;
+                for (std::size_t v = 0; v < quantized.size(); ++v) {
+                    const bool ok = be.supports(weightOnlyGemmDesc(quantized[v].spec.format));
+                    const double ms = ok ? median([&](const Tensor& x) {
+                        be.gemmWeightOnly(x, quantized[v], &bias, Activation::None, y);
+                    }) : std::nan("");
+                    const double bytes = static_cast<double>(hosts[v].bytes()) + xBytes;
+                    const double gbps = bytes / (ms * 1e-3) / 1e9;
+                    const std::string label = std::to_string(in) + " -> " + std::to_string(out);
+                    if (!o.json) {
+                        std::printf("%-8s %-12s %6d %-15s %10.4f %10.4f %8.2f", be.name().c_str(), label.c_str(), batch,
+                                    variants[v].first, f32Ms, ms, f32Ms / ms);
+                        if (batch == 1) std::printf(" %10.1f %10.1f\n", f32Gbps, gbps);
+                        else std::printf(" %10s %10s\n", "", "");
+                    }
+                    nlohmann::json r = backendJson(be);
+                    r.update({{"in", in}, {"out", out}, {"batch_size", batch}, {"weights", variants[v].first},
+                              {"supported", ok}, {"f32_p50_ms", f32Ms},
+                              {"weight_only_p50_ms", ok ? nlohmann::json(ms) : nlohmann::json()},
+                              {"speedup", ok ? nlohmann::json(f32Ms / ms) : nlohmann::json()},
+                              {"weight_bytes", hosts[v].bytes()}, {"f32_weight_bytes", 4 * in * out}});
+                    if (batch == 1 && ok) r.update({{"achieved_gbps", gbps}, {"f32_achieved_gbps", f32Gbps}});
+                    results.push_back(r);
+                }
+            }
+        }
+    }
+    if (o.json) printLayerBenchJson("weight-only", o, results);
     return kExitOk;
 }
 
@@ -420,6 +512,12 @@ const BenchRegistrar kSparse({"sparse",
                               "[--batch-sizes 1,256] [--threads N] [--warmup N] [--repeats N] [--rotate N] [--json]",
                               "a 2:4 Linear weight: dense GEMM against spmm_csr and spmm_24 per backend, layer and batch",
                               runSparse});
+const BenchRegistrar kWeightOnly({"weight-only",
+                                  "bench weight-only [--device cpu|cuda|cuda:N|auto|all] [--layers INxOUT,...] "
+                                  "[--batch-sizes 1,256] [--threads N] [--warmup N] [--repeats N] [--rotate N] [--json]",
+                                  "f32 GEMM + bias against the weight-only GEMM over int8 / int4 / nf4 group-wise "
+                                  "weights per backend, layer and batch",
+                                  runWeightOnly});
 
 } // namespace
 } // namespace lathe::cli

@@ -6,6 +6,7 @@
 // its normalized error next to its tolerance. Needs a CUDA device (exits 77 = skipped otherwise);
 // Qt-free (tests/support/mini_test.h) so it runs on GPU servers built with the headless preset.
 #include "engine/backends/csr.h"
+#include "engine/backends/quantized_weights.h"
 #include "engine/backends/registry.h"
 #include "engine/backends/sparse24.h"
 #include "engine/core/errors.h"
@@ -213,6 +214,40 @@ std::vector<OpCase> buildCases() {
                              be.spmm24(x, values, meta, y);
                              return Outputs{out(be, "y", y)};
                          }});
+
+    // gemm_weight_only: each format (int4 both ways) on the fused GEMV (M <= 8; 16-byte code loads where
+    // K and the group allow, single codes where not: K 130, 33, group 5) and on dequantize + cuBLAS (M 64,
+    // 257), with a bias and each activation.
+    struct WeightOnlyShape {
+        std::int64_t m, n, k, group;
+        Activation act;
+    };
+    const std::vector<WeightOnlyShape> weightOnlyShapes = {
+        {1, 256, 784, 128, Activation::None}, {3, 7, 33, 5, Activation::Relu},   {8, 64, 1024, 64, Activation::Gelu},
+        {1, 33, 130, 64, Activation::Gelu},   {64, 256, 784, 128, Activation::Relu},
+        {257, 33, 127, 32, Activation::None}};
+    const std::pair<const char*, QuantSpec> weightOnlyVariants[] = {{"int8", {WeightFormat::Int8, 0, true}},
+                                                                     {"int4-sym", {WeightFormat::Int4, 0, true}},
+                                                                     {"int4-asym", {WeightFormat::Int4, 0, false}},
+                                                                     {"nf4", {WeightFormat::Nf4, 0, true}}};
+    for (const auto& [variant, baseSpec] : weightOnlyVariants)
+        for (const auto& ws : weightOnlyShapes) {
+            QuantSpec spec = baseSpec;
+            spec.group = ws.group;
+            cases.push_back({"gemm_weight_only/" + std::string(variant) + "/g" + std::to_string(ws.group) + "/" +
+                                 std::to_string(ws.m) + "x" + std::to_string(ws.n) + "x" + std::to_string(ws.k),
+                             Op::Gemm, {DType::F32}, [ws, spec](Backend& be, DType d) {
+                                 const auto w = test::randomVector(static_cast<std::size_t>(ws.n * ws.k), 37);
+                                 const HostQuantMatrix q = quantizeMatrix(w.data(), ws.n, ws.k, spec);
+                                 const QuantizedWeights qw = uploadQuantizedWeights(be, q);
+                                 Tensor x = input(be, {ws.m, ws.k}, d, 38);    // (M, K)
+                                 Tensor bias = input(be, {ws.n}, d, 39);       // (N)
+                                 Tensor y = input(be, {ws.m, ws.n}, d, 40);    // (M, N), overwritten
+                                 be.gemmWeightOnly(x, qw, &bias, ws.act, y);
+                                 return Outputs{out(be, "y", y)};
+                             },
+                             {weightOnlyGemmDesc(spec.format)}});
+        }
 
     // bias add / grad: a Linear's (N, C) and a conv's (N, C, H, W)
     for (DType dt : floats)

@@ -96,6 +96,8 @@ void TestCpuBackend::supportsIsTruthful_data() {
     row(OpDesc::gemm(DType::F32, DType::F16, DType::F32, DType::F32), false);
     // f16 sums in f32; a descriptor asking for f16 accumulation is another op.
     row(OpDesc::gemm(DType::F16, DType::F16, DType::F16, DType::F16), false);
+    // The weight-only GEMMs over group-wise int8 / int4 / nf4 weights (cpu_weight_only.cpp).
+    for (WeightFormat f : {WeightFormat::Int8, WeightFormat::Int4, WeightFormat::Nf4}) row(weightOnlyGemmDesc(f), true);
 }
 
 void TestCpuBackend::supportsIsTruthful() {

@@ -161,13 +161,14 @@ DeviceInfo CpuBackend::info() const {
 }
 
 // What the CPU backend runs today, and nothing more: every op in f32; gemm also in f16 and bf16 (f32
-// accumulation); fill, copy and convert for every storage format of the dtype table (block formats
-// through their row codecs).
+// accumulation) and over weight-only quantized weights (int8, int4, nf4 group-wise; cpu_weight_only.cpp);
+// fill, copy and convert for every storage format of the dtype table (block formats through their row codecs).
 OpTable CpuBackend::buildOpTable() {
     OpTable t;
     for (int o = 0; o < static_cast<int>(Op::Count); ++o)
         if (static_cast<Op>(o) != Op::QuantizeRows) t.add(OpDesc::uniform(static_cast<Op>(o), DType::F32));
     t.addUniform({Op::Gemm}, {DType::F16, DType::BF16});
+    for (WeightFormat f : {WeightFormat::Int8, WeightFormat::Int4, WeightFormat::Nf4}) t.add(weightOnlyGemmDesc(f));
     for (const auto& from : dtypeTable()) {
         t.add(OpDesc::uniform(Op::Fill, from.dtype));
         t.add(OpDesc::uniform(Op::Copy, from.dtype));

@@ -47,6 +47,9 @@ public:
     void spmmCsr(const Tensor& x, const Tensor& rowPtr, const Tensor& colIdx, const Tensor& values,
                  Tensor& y) override;
     void spmm24(const Tensor& x, const Tensor& values, const Tensor& meta, Tensor& y) override;
+    // cpu_weight_only.cpp
+    void gemmWeightOnly(const Tensor& x, const QuantizedWeights& w, const Tensor* bias, Activation act,
+                        Tensor& y) override;
 
     void biasAdd(Tensor& x, const Tensor& bias) override;
     void biasGrad(const Tensor& dy, Tensor& dbias, bool accumulate) override;

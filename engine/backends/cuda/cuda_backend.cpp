@@ -143,6 +143,8 @@ OpTable CudaBackend::buildOpTable() {
                  {DType::F32});
     t.add(OpDesc::uniform(Op::SpmmCsr, DType::F32)); // cuSPARSE SpMM, ops_sparse.cpp
     t.add(OpDesc::uniform(Op::Spmm24, DType::F32));  // our own kernel, sparse24.cu (no cuSPARSELt)
+    // Weight-only quantized GEMMs: our own dequantize kernels (weight_only.cu) + cuBLAS, ops_weight_only.cpp.
+    for (WeightFormat f : {WeightFormat::Int8, WeightFormat::Int4, WeightFormat::Nf4}) t.add(weightOnlyGemmDesc(f));
     const auto convertible = {DType::F32, DType::F16, DType::BF16, DType::I32, DType::I8, DType::U8};
     for (DType from : convertible)
         for (DType to : convertible) t.add(OpDesc::convert(from, to));

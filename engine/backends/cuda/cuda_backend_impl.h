@@ -125,6 +125,9 @@ public:
                  Tensor& y) override;
     // ops_sparse.cpp (our own kernel, sparse24.cu)
     void spmm24(const Tensor& x, const Tensor& values, const Tensor& meta, Tensor& y) override;
+    // ops_weight_only.cpp (our own kernels, weight_only.cu, and cuBLAS for larger batches)
+    void gemmWeightOnly(const Tensor& x, const QuantizedWeights& w, const Tensor* bias, Activation act,
+                        Tensor& y) override;
     // ops_elementwise.cpp
     void biasAdd(Tensor& x, const Tensor& bias) override;
     void biasGrad(const Tensor& dy, Tensor& dbias, bool accumulate) override;

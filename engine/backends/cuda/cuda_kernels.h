@@ -79,6 +79,25 @@ void launchPermute012To102(const float* src, float* dst, std::int64_t a, std::in
 void launchSpmm24(const float* x, const float* values, const std::uint8_t* meta, float* y, std::int64_t n,
                   std::int64_t in, std::int64_t out, cudaStream_t stream);
 
+// ---- weight_only.cu (F32 activations), W (N, K) as quant_matrix.h lays it out: Backend::gemmWeightOnly.
+struct WeightOnlyView {
+    WeightFormat format;
+    const std::uint8_t* codes;  // (N, rowBytes)
+    const float* scales;        // (N, groups)
+    const std::uint8_t* zeros;  // (N, groups), or null: int4 symmetric (zero 8), int8, nf4
+    std::int64_t rows, k, group, groups, rowBytes;
+};
+// y (M, N) = act(x (M, K) @ W^T + bias), bias (N) or null: the fused dequantize-GEMV (each code decoded once
+// per four rows of x), for small M.
+void launchWeightOnlyGemv(const float* x, const WeightOnlyView& w, const float* bias, Activation act, float* y,
+                          std::int64_t m, cudaStream_t stream);
+// out (rows, K) = W's rows [n0, n0 + rows) in f32, exactly dequantizeMatrix's values.
+void launchWeightOnlyDequant(const WeightOnlyView& w, std::int64_t n0, std::int64_t rows, float* out,
+                             cudaStream_t stream);
+// y (rows, cols), row stride ldy: y = act(y + bias), bias (cols) or null.
+void launchBiasActivation(float* y, std::int64_t rows, std::int64_t cols, std::int64_t ldy, const float* bias,
+                          Activation act, cudaStream_t stream);
+
 // ---- pool.cu (F32)
 // x (N, C, H, W) -> y, argmax (N, C, OH, OW)
 void launchMaxPool2dForward(const float* x, float* y, std::int32_t* argmax, const Pool2dGeometry& g,

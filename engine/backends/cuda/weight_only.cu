@@ -1,0 +1,215 @@
+// The CUDA backend's weight-only GEMM kernels (W in quant_matrix.h's int8 / int4 / nf4 group-wise formats):
+// a fused dequantize-GEMV for a few rows of x, and for more rows a dequantize kernel into a scratch f32 tile
+// (the cuBLAS GEMM follows, ops_weight_only.cpp) with the bias + activation epilogue kernel after it.
+#include "engine/backends/cuda/cuda_device.cuh"
+#include "engine/backends/cuda/cuda_kernels.h"
+#include "engine/core/quant_blocks.h"
+
+namespace lathe::cuda {
+namespace {
+
+constexpr int kWarp = 32;
+constexpr int kWarpsPerBlock = 4;   // one output row of W per warp
+constexpr int kRowsPerPass = 4;     // rows of x a warp sums at once, reusing each decoded code
+constexpr int kSymmetricZero = 8;   // int4 without stored zero points
+constexpr std::int64_t kMaxSharedX = 48 * 1024; // bytes of x staged per block without opting in to more
+
+static_assert(kNf4Codebook.size() == 16, "one nf4 code is 4 bits");
+__constant__ float kCodebook[16] = {kNf4Codebook[0],  kNf4Codebook[1],  kNf4Codebook[2],  kNf4Codebook[3],
+                                    kNf4Codebook[4],  kNf4Codebook[5],  kNf4Codebook[6],  kNf4Codebook[7],
+                                    kNf4Codebook[8],  kNf4Codebook[9],  kNf4Codebook[10], kNf4Codebook[11],
+                                    kNf4Codebook[12], kNf4Codebook[13], kNf4Codebook[14], kNf4Codebook[15]};
+
+__device__ __forceinline__ float activate(float v, Activation act) {
+    switch (act) {
+    case Activation::Relu: return fmaxf(v, 0.0f);
+    case Activation::Gelu: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752440f));
+    case Activation::None: break;
+    }
+    return v;
+}
+
+// Code i (0-based, in k order) of a 32-bit word of packed codes, before its group's scale.
+template <WeightFormat F>
+__device__ __forceinline__ float decodeInWord(std::uint32_t word, int i, int zero, const float* codebook) {
+    if constexpr (F == WeightFormat::Int8) {
+        return static_cast<float>(static_cast<signed char>((word >> (8 * i)) & 0xFFu));
+    } else {
+        const int q = static_cast<int>((word >> (4 * i)) & 0xFu);
+        if constexpr (F == WeightFormat::Int4) return static_cast<float>(q - zero);
+        else return codebook[q];
+    }
+}
+
+// Code k of a row, before its group's scale.
+template <WeightFormat F>
+__device__ __forceinline__ float decodeAt(const std::uint8_t* row, std::int64_t k, int zero, const float* codebook) {
+    if constexpr (F == WeightFormat::Int8) return decodeInWord<F>(row[k], 0, zero, codebook);
+    else return decodeInWord<F>(row[k >> 1], static_cast<int>(k & 1), zero, codebook);
+}
+
+__device__ __forceinline__ int zeroOf(const WeightOnlyView& w, std::int64_t n, std::int64_t g) {
+    return w.zeros ? w.zeros[n * w.groups + g] : kSymmetricZero;
+}
+
+// Where x[r][k] sits in shared memory: one float of padding after every 32, so that the lanes of a warp,
+// each reading its own run of 16 or 32 consecutive k, hit 32 different banks.
+__device__ __forceinline__ std::int64_t paddedIndex(std::int64_t k) { return k + (k >> 5); }
+
+// Warp w of block (bx, by) computes y[r][n] for n = bx * kWarpsPerBlock + w and the R rows of x from
+// r0 = by * R, their codes decoded once. Vectorized (rows of codes 16-byte aligned, K and the group
+// multiples of the codes in one 16-byte load): each lane loads 16 bytes of codes at a time, all in one
+// group. Otherwise lanes stride over single codes. x is staged in shared memory when it fits.
+template <WeightFormat F, int R, bool kVector>
+__global__ void weight_only_gemv_kernel(const float* __restrict__ x, WeightOnlyView w, const float* __restrict__ bias,
+                                        Activation act, float* __restrict__ y, std::int64_t m, bool sharedX) {
+    extern __shared__ float xs[]; // (R, paddedIndex(K) + 1) when sharedX
+    __shared__ float codebook[16];
+    const std::int64_t k = w.k, r0 = static_cast<std::int64_t>(blockIdx.y) * R;
+    const int rows = static_cast<int>(m - r0 < R ? m - r0 : R);
+    const std::int64_t xStride = sharedX ? paddedIndex(k) + 1 : k;
+    if (threadIdx.x < 16) codebook[threadIdx.x] = kCodebook[threadIdx.x];
+    if (sharedX)
+        for (std::int64_t i = threadIdx.x; i < rows * k; i += blockDim.x)
+            xs[(i / k) * xStride + paddedIndex(i % k)] = x[r0 * k + i];
+    __syncthreads();
+    const float* xp = sharedX ? xs : x + r0 * k; // (rows, xStride)
+
+    const int lane = threadIdx.x % kWarp;
+    const std::int64_t n = static_cast<std::int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
+    if (n >= w.rows) return; // the whole warp leaves together
+    const std::uint8_t* row = w.codes + n * w.rowBytes; // (rowBytes)
+    float acc[R] = {};
+    if constexpr (kVector) {
+        constexpr int kCodesPerLoad = F == WeightFormat::Int8 ? 16 : 32, kCodesPerWord = kCodesPerLoad / 4;
+        const std::int64_t loads = w.rowBytes / 16;
+        for (std::int64_t j = lane; j < loads; j += kWarp) {
+            const uint4 q = reinterpret_cast<const uint4*>(row)[j];
+            const std::int64_t k0 = j * kCodesPerLoad, g = k0 / w.group;
+            const int zero = F == WeightFormat::Int4 ? zeroOf(w, n, g) : 0;
+            const std::uint32_t words[4] = {q.x, q.y, q.z, q.w};
+            float part[R] = {};
+#pragma unroll
+            for (int wd = 0; wd < 4; ++wd)
+#pragma unroll
+                for (int i = 0; i < kCodesPerWord; ++i) {
+                    const float v = decodeInWord<F>(words[wd], i, zero, codebook);
+                    const std::int64_t kk = k0 + wd * kCodesPerWord + i;
+                    const std::int64_t at = sharedX ? paddedIndex(kk) : kk;
+#pragma unroll
+                    for (int r = 0; r < R; ++r)
+                        if (r < rows) part[r] += v * xp[r * xStride + at];
+                }
+            const float scale = w.scales[n * w.groups + g];
+#pragma unroll
+            for (int r = 0; r < R; ++r) acc[r] += scale * part[r];
+        }
+    } else {
+        for (std::int64_t kk = lane; kk < k; kk += kWarp) {
+            const std::int64_t g = kk / w.group;
+            const int zero = F == WeightFormat::Int4 ? zeroOf(w, n, g) : 0;
+            const float v = w.scales[n * w.groups + g] * decodeAt<F>(row, kk, zero, codebook);
+            const std::int64_t at = sharedX ? paddedIndex(kk) : kk;
+#pragma unroll
+            for (int r = 0; r < R; ++r)
+                if (r < rows) acc[r] += v * xp[r * xStride + at];
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        const float sum = warpSum(acc[r]);
+        if (lane == 0 && r < rows) y[(r0 + r) * w.rows + n] = activate(sum + (bias ? bias[n] : 0.0f), act);
+    }
+}
+
+// out (rows, K) = the f32 values of W's rows [n0, n0 + rows), one thread per value.
+template <WeightFormat F>
+__global__ void weight_only_dequant_kernel(WeightOnlyView w, std::int64_t n0, std::int64_t rows, float* out) {
+    const std::int64_t total = rows * w.k;
+    for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < total;
+         i += static_cast<std::int64_t>(blockDim.x) * gridDim.x) {
+        const std::int64_t n = n0 + i / w.k, k = i % w.k, g = k / w.group;
+        const int zero = F == WeightFormat::Int4 ? zeroOf(w, n, g) : 0;
+        out[i] = w.scales[n * w.groups + g] * decodeAt<F>(w.codes + n * w.rowBytes, k, zero, kCodebook);
+    }
+}
+
+__global__ void bias_activation_kernel(float* y, std::int64_t rows, std::int64_t cols, std::int64_t ldy,
+                                       const float* bias, Activation act) {
+    const std::int64_t total = rows * cols;
+    for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < total;
+         i += static_cast<std::int64_t>(blockDim.x) * gridDim.x) {
+        const std::int64_t r = i / cols, c = i % cols;
+        float& v = y[r * ldy + c];
+        v = activate(v + (bias ? bias[c] : 0.0f), act);
+    }
+}
+
+template <WeightFormat F, int R>
+void launchGemv(const float* x, const WeightOnlyView& w, const float* bias, Activation act, float* y,
+                std::int64_t m, cudaStream_t stream) {
+    constexpr int kCodesPerLoad = F == WeightFormat::Int8 ? 16 : 32;
+    const bool vector = w.rowBytes % 16 == 0 && w.k % kCodesPerLoad == 0 &&
+                        (w.group % kCodesPerLoad == 0 || w.group >= w.k) &&
+                        reinterpret_cast<std::uintptr_t>(w.codes) % 16 == 0;
+    const std::int64_t sharedBytes = R * ((w.k + (w.k >> 5)) + 1) * static_cast<std::int64_t>(sizeof(float));
+    const bool sharedX = sharedBytes <= kMaxSharedX;
+    const std::int64_t batchBlocks = (m + R - 1) / R;
+    if (batchBlocks > 65535) throw BackendError("cuda gemm_weight_only: too many rows of x for the GEMV");
+    const dim3 grid(static_cast<unsigned>((w.rows + kWarpsPerBlock - 1) / kWarpsPerBlock),
+                    static_cast<unsigned>(batchBlocks));
+    const std::size_t smem = sharedX ? static_cast<std::size_t>(sharedBytes) : 0;
+    if (vector)
+        weight_only_gemv_kernel<F, R, true><<<grid, kWarpsPerBlock * kWarp, smem, stream>>>(x, w, bias, act, y, m,
+                                                                                          sharedX); // (M, N)
+    else
+        weight_only_gemv_kernel<F, R, false><<<grid, kWarpsPerBlock * kWarp, smem, stream>>>(x, w, bias, act, y, m,
+                                                                                           sharedX); // (M, N)
+    LATHE_CUDA_CHECK_LAUNCH("weight_only_gemv_kernel");
+}
+
+template <WeightFormat F>
+void launchGemvRows(const float* x, const WeightOnlyView& w, const float* bias, Activation act, float* y,
+                    std::int64_t m, cudaStream_t stream) {
+    if (m == 1) launchGemv<F, 1>(x, w, bias, act, y, m, stream);
+    else launchGemv<F, kRowsPerPass>(x, w, bias, act, y, m, stream);
+}
+
+} // namespace
+
+void launchWeightOnlyGemv(const float* x, const WeightOnlyView& w, const float* bias, Activation act, float* y,
+                          std::int64_t m, cudaStream_t stream) {
+    if (m == 0 || w.rows == 0) return;
+    switch (w.format) {
+    case WeightFormat::Int8: return launchGemvRows<WeightFormat::Int8>(x, w, bias, act, y, m, stream);
+    case WeightFormat::Int4: return launchGemvRows<WeightFormat::Int4>(x, w, bias, act, y, m, stream);
+    case WeightFormat::Nf4: return launchGemvRows<WeightFormat::Nf4>(x, w, bias, act, y, m, stream);
+    }
+}
+
+void launchWeightOnlyDequant(const WeightOnlyView& w, std::int64_t n0, std::int64_t rows, float* out,
+                             cudaStream_t stream) {
+    if (rows == 0) return;
+    const unsigned grid = gridFor(rows * w.k);
+    switch (w.format) {
+    case WeightFormat::Int8:
+        weight_only_dequant_kernel<WeightFormat::Int8><<<grid, kBlock, 0, stream>>>(w, n0, rows, out); // (rows, K)
+        break;
+    case WeightFormat::Int4:
+        weight_only_dequant_kernel<WeightFormat::Int4><<<grid, kBlock, 0, stream>>>(w, n0, rows, out); // (rows, K)
+        break;
+    case WeightFormat::Nf4:
+        weight_only_dequant_kernel<WeightFormat::Nf4><<<grid, kBlock, 0, stream>>>(w, n0, rows, out); // (rows, K)
+        break;
+    }
+    LATHE_CUDA_CHECK_LAUNCH("weight_only_dequant_kernel");
+}
+
+void launchBiasActivation(float* y, std::int64_t rows, std::int64_t cols, std::int64_t ldy, const float* bias,
+                          Activation act, cudaStream_t stream) {
+    if (rows == 0 || cols == 0 || (!bias && act == Activation::None)) return;
+    bias_activation_kernel<<<gridFor(rows * cols), kBlock, 0, stream>>>(y, rows, cols, ldy, bias, act); // (rows, cols)
+    LATHE_CUDA_CHECK_LAUNCH("bias_activation_kernel");
+}
+
+} // namespace lathe::cuda
