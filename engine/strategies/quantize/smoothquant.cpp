@@ -7,6 +7,7 @@
 // to rounding; the step checks its logits) and nothing runs at inference that did not before. A layer whose
 // input comes from anything else (the model's input, a GELU, a norm) is quantized unsmoothed and listed.
 #include "engine/measure/flops.h"
+#include "engine/measure/latency.h"
 #include "engine/nn/model_edit.h"
 #include "engine/strategies/measure/measure_fields.h"
 #include "engine/strategies/measure/side_by_side.h"
