@@ -128,8 +128,8 @@ private:
 
 // What this backend runs today, and nothing more: the dense ops' kernels in f32, f16 and bf16 where
 // the .cu files dispatch on dtype (elementwise, softmax, reductions, gemm with f32 accumulation), the
-// rest in f32; copy for every storage format, fill for the elementwise ones; convert between the
-// formats convert.cu instantiates. Block formats have no kernels here yet.
+// rest in f32; the W8A8 pair (quantize_rows, the int8 GEMM); copy for every storage format, fill for the
+// elementwise ones; convert between the formats convert.cu instantiates. Block formats have no kernels here yet.
 OpTable CudaBackend::buildOpTable() {
     OpTable t;
     const auto floats = {DType::F32, DType::F16, DType::BF16};
@@ -143,6 +143,8 @@ OpTable CudaBackend::buildOpTable() {
                  {DType::F32});
     t.add(OpDesc::uniform(Op::SpmmCsr, DType::F32)); // cuSPARSE SpMM, ops_sparse.cpp
     t.add(OpDesc::uniform(Op::Spmm24, DType::F32));  // our own kernel, sparse24.cu (no cuSPARSELt)
+    t.add(OpDesc::uniform(Op::QuantizeRows, DType::F32)); // int8.cu
+    t.add(int8GemmDesc());                                // cuBLASLt int32 GEMM + int8.cu's epilogue
     const auto convertible = {DType::F32, DType::F16, DType::BF16, DType::I32, DType::I8, DType::U8};
     for (DType from : convertible)
         for (DType to : convertible) t.add(OpDesc::convert(from, to));

@@ -79,6 +79,19 @@ void launchPermute012To102(const float* src, float* dst, std::int64_t a, std::in
 void launchSpmm24(const float* x, const float* values, const std::uint8_t* meta, float* y, std::int64_t n,
                   std::int64_t in, std::int64_t out, cudaStream_t stream);
 
+// ---- int8.cu: the W8A8 ops (Backend::quantizeRows, Backend::gemmInt8).
+// x (M, K) F32 -> xq (M, K) I8; dynamic: scale (M) written (one block per row), else scale (1) read on the device.
+void launchQuantizeRows(const float* x, std::int8_t* xq, float* scale, std::int64_t rows, std::int64_t cols,
+                        bool dynamic, cudaStream_t stream);
+// acc (M, N) I32 = x (M, K) I8 @ w^T, w (N, K) I8: exact, one thread per output (shapes cuBLASLt refuses).
+void launchInt8GemmNaive(const std::int8_t* x, const std::int8_t* w, std::int32_t* acc, std::int64_t m,
+                         std::int64_t n, std::int64_t k, cudaStream_t stream);
+// y (M, N) F32 = act(fma(float(acc) * xScale[m or 0], wScale[n or 0], bias[n] or 0)); acc (M, N) I32,
+// xScale (M) or (1), wScale (N) or (1), bias (N) or null.
+void launchInt8Epilogue(const std::int32_t* acc, const float* xScale, bool xPerRow, const float* wScale,
+                        bool wPerColumn, const float* bias, Activation act, float* y, std::int64_t m, std::int64_t n,
+                        cudaStream_t stream);
+
 // ---- pool.cu (F32)
 // x (N, C, H, W) -> y, argmax (N, C, OH, OW)
 void launchMaxPool2dForward(const float* x, float* y, std::int32_t* argmax, const Pool2dGeometry& g,
