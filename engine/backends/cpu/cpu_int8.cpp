@@ -117,12 +117,26 @@ struct Lanes<8> {
     typedef float F __attribute__((vector_size(32)));
     typedef std::int32_t I __attribute__((vector_size(32)));
     typedef std::int8_t B __attribute__((vector_size(8)));
+    typedef std::int8_t Bytes __attribute__((vector_size(32)));
+    // The low byte of each int32 lane, first. AVX2 has no vpmovdb: __builtin_convertvector came out as
+    // 8 extracts and shifts (2.5x the time of the whole AVX-512 row); a byte shuffle is two instructions.
+    static B narrow(const I& t) {
+        Bytes bytes;
+        std::memcpy(&bytes, &t, sizeof bytes);
+        const Bytes pick = {0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28,
+                            0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28};
+        const Bytes low = __builtin_shuffle(bytes, pick);
+        B b;
+        std::memcpy(&b, &low, sizeof b);
+        return b;
+    }
 };
 template <>
 struct Lanes<16> {
     typedef float F __attribute__((vector_size(64)));
     typedef std::int32_t I __attribute__((vector_size(64)));
     typedef std::int8_t B __attribute__((vector_size(16)));
+    static B narrow(const I& t) { return __builtin_convertvector(t, B); } // vpmovdb
 };
 
 template <int W>
@@ -160,7 +174,7 @@ __attribute__((always_inline)) inline void quantizeVec(const float* x, std::int6
         const F d = f - __builtin_convertvector(t, F);
         t -= d >= half; // a true lane compares as -1
         t += d <= -half;
-        const B b = __builtin_convertvector(t, B);
+        const B b = Lanes<W>::narrow(t);
         std::memcpy(q + i, &b, sizeof b);
     }
     for (; i < k; ++i) q[i] = quantizeOne(x[i], s);
@@ -249,16 +263,27 @@ inline void geluTile(const Int8Gemm& g, std::int64_t m0, std::int64_t rows, std:
         for (std::int64_t n = n0; n < n1; ++n) g.y[r * g.w.n + n] = geluExact(g.y[r * g.w.n + n]);
 }
 
-// Portable kernel over rows [m0, m1) and panels [p0, p1), reading xq and the codes directly.
+// Portable kernel over rows [m0, m1) and panels [p0, p1), reading xq directly: each group of 4 activations
+// against the 16 columns' groups of a panel, 64 contiguous bytes (the compiler vectorises the 16 columns).
 void tileScalar(const Int8Gemm& g, std::int64_t m0, std::int64_t m1, std::int64_t p0, std::int64_t p1) {
-    const std::int64_t k = g.w.k, panelBytes = g.w.kp * kPanel, n1 = std::min(g.w.n, p1 * kPanel);
+    const std::int64_t k = g.w.k, full = k / kGroup, panelBytes = g.w.kp * kPanel;
     for (std::int64_t r = m0; r < m1; ++r) {
         const std::int8_t* x = g.xq + r * k; // (K)
-        for (std::int64_t n = p0 * kPanel; n < n1; ++n) {
-            const std::int8_t* w = g.w.codes + (n / kPanel) * panelBytes + (n % kPanel) * kGroup; // column n
-            std::int32_t acc = 0;
-            for (std::int64_t c = 0; c < k; ++c) acc += x[c] * w[(c / kGroup) * kPanel * kGroup + c % kGroup];
-            g.y[r * g.w.n + n] = activateOne(dequantOne(acc, g.xs(r), g.ws(n), g.b(n)), g.act);
+        for (std::int64_t p = p0; p < p1; ++p) {
+            const std::int8_t* w = g.w.codes + p * panelBytes; // (kp / 4, 16, 4)
+            std::int32_t acc[kPanel] = {};
+            for (std::int64_t j = 0; j < full; ++j) {
+                const std::int8_t* xg = x + kGroup * j;          // (4)
+                const std::int8_t* wg = w + j * kPanel * kGroup; // (16, 4)
+                for (std::int64_t c = 0; c < kPanel; ++c)
+                    acc[c] += xg[0] * wg[4 * c] + xg[1] * wg[4 * c + 1] + xg[2] * wg[4 * c + 2] + xg[3] * wg[4 * c + 3];
+            }
+            for (std::int64_t i = 0; i < k % kGroup; ++i) // the last, partial group
+                for (std::int64_t c = 0; c < kPanel; ++c)
+                    acc[c] += x[kGroup * full + i] * w[full * kPanel * kGroup + 4 * c + i];
+            const std::int64_t n0 = p * kPanel, cols = std::min(kPanel, g.w.n - n0);
+            for (std::int64_t c = 0; c < cols; ++c)
+                g.y[r * g.w.n + n0 + c] = activateOne(dequantOne(acc[c], g.xs(r), g.ws(n0 + c), g.b(n0 + c)), g.act);
         }
     }
 }
@@ -267,6 +292,22 @@ void tileScalar(const Int8Gemm& g, std::int64_t m0, std::int64_t m1, std::int64_
 // ---- AVX2: vpmaddwd on int16. x is sign-extended once per call (i16 (M, kp)); each group of 4 codes of 4
 // columns is sign-extended on load. Every pair product fits int16 x int16 -> int32, so this is exact
 // (vpmaddubsw would saturate the pair sums of u8 x s8 codes at int16).
+
+// x (M, K) -> x16 (M, kp): sign-extended, zeros past K. (Left to the compiler, this pass and the one below
+// stayed scalar and took 3-4x the time of the 128 -> 10 layer's whole product at batch 256.)
+LATHE_TARGET_AVX2 void prepareXAvx2(const std::int8_t* x, std::int64_t m, std::int64_t k, std::int64_t kp,
+                                    std::int16_t* x16) {
+    for (std::int64_t r = 0; r < m; ++r) {
+        const std::int8_t* src = x + r * k; // (K)
+        std::int16_t* dst = x16 + r * kp;   // (kp)
+        std::int64_t c = 0;
+        for (; c + 16 <= k; c += 16)
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + c),
+                                _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + c))));
+        for (; c < k; ++c) dst[c] = src[c];
+        for (; c < kp; ++c) dst[c] = 0;
+    }
+}
 
 // Eight sums (columns n0 .. n0 + 7, fewer at the edge) of row r through the epilogue into y.
 LATHE_TARGET_AVX2 inline void storeAvx2(const Int8Gemm& g, __m256i acc, std::int64_t r, std::int64_t n0) {
@@ -333,6 +374,20 @@ LATHE_TARGET_AVX2 void tileAvx2(const Int8Gemm& g, std::int64_t m0, std::int64_t
 // ---- AVX512-VNNI: vpdpbusd multiplies u8 x s8 groups of 4 and adds them to int32 lanes without
 // saturating. x is stored as x + 128 (u8); sum (x + 128) w - 128 sum w = sum x w exactly, the
 // intermediate wrapping, if it did, cancelling modulo 2^32.
+
+// x (M, K) -> xu (M, kp): x + 128 as u8 (the bit pattern with its top bit flipped), zeros past K.
+LATHE_TARGET_VNNI void prepareXVnni(const std::int8_t* x, std::int64_t m, std::int64_t k, std::int64_t kp,
+                                    std::uint8_t* xu) {
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    for (std::int64_t r = 0; r < m; ++r) {
+        const std::int8_t* src = x + r * k; // (K)
+        std::uint8_t* dst = xu + r * kp;    // (kp)
+        std::int64_t c = 0;
+        for (; c + 64 <= k; c += 64) _mm512_storeu_si512(dst + c, _mm512_xor_si512(_mm512_loadu_si512(src + c), flip));
+        for (; c < k; ++c) dst[c] = static_cast<std::uint8_t>(src[c]) ^ 0x80u;
+        for (; c < kp; ++c) dst[c] = 0;
+    }
+}
 
 // acc (16 x i32) += sum of 4 u8 x s8 products per lane. Through asm: GCC 12 copies every accumulator of
 // _mm512_dpbusd_epi32 to a fresh register and back on each loop iteration (out-of-SSA fails on the tied
@@ -565,27 +620,19 @@ void CpuBackend::gemmInt8(const Tensor& xq, const Tensor& xScale, const Tensor& 
 
     // The vector kernels read x in their own form, padded to kp with zeros: one pass over (M, K) bytes.
     Tensor prepared;
-    const std::int64_t k = w.k, kp = w.kp;
+#ifdef LATHE_INT8_X86
     if (path == CpuInt8Path::Avx512Vnni) {
-        prepared = empty({m * kp}, DType::U8);
-        auto* xu = prepared.ptr<std::uint8_t>(); // (M, kp) x + 128
-        for (std::int64_t r = 0; r < m; ++r) {
-            for (std::int64_t c = 0; c < k; ++c) xu[r * kp + c] = static_cast<std::uint8_t>(g.xq[r * k + c]) ^ 0x80u;
-            for (std::int64_t c = k; c < kp; ++c) xu[r * kp + c] = 0;
-        }
-        g.xPrepared = xu;
+        prepared = empty({m * w.kp}, DType::U8);
+        prepareXVnni(g.xq, m, w.k, w.kp, prepared.ptr<std::uint8_t>());
     } else if (path == CpuInt8Path::Avx2) {
-        prepared = empty({m * kp * 2}, DType::U8);
-        auto* x16 = reinterpret_cast<std::int16_t*>(prepared.data()); // (M, kp)
-        for (std::int64_t r = 0; r < m; ++r) {
-            for (std::int64_t c = 0; c < k; ++c) x16[r * kp + c] = g.xq[r * k + c];
-            for (std::int64_t c = k; c < kp; ++c) x16[r * kp + c] = 0;
-        }
-        g.xPrepared = x16;
+        prepared = empty({m * w.kp * 2}, DType::U8);
+        prepareXAvx2(g.xq, m, w.k, w.kp, reinterpret_cast<std::int16_t*>(prepared.data()));
     }
+    g.xPrepared = prepared.defined() ? prepared.data() : nullptr;
+#endif
 
     const TileFn tile = tileFor(path);
-    const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(std::max<std::int64_t>(k, 1));
+    const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(std::max<std::int64_t>(w.k, 1));
     if (m == 1 || macs < kParallelGemmMacs) { // batch 1 is a GEMV on the calling thread
         tile(g, 0, m, 0, w.panels);
         return;
