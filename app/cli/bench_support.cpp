@@ -9,6 +9,7 @@
 #include <ctime>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 
 namespace lathe::cli {
 
@@ -59,6 +60,13 @@ nlohmann::json backendJson(Backend& be) {
     const DeviceInfo d = be.info();
     return {{"backend", be.name()}, {"device_name", d.name}, {"threads", d.threads},
             {"library", d.libraryVersion.empty() ? d.runtimeVersion : d.libraryVersion}};
+}
+
+nlohmann::json benchDocument(const std::string& bench, const BenchOptions& o, nlohmann::json results) {
+    return {{"bench", bench},          {"date", today()},
+            {"warmup", o.warmup},      {"repeats", o.repeats},
+            {"rotate", o.rotate},      {"unavailable", o.unavailable},
+            {"results", std::move(results)}};
 }
 
 std::string today() {

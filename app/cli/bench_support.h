@@ -40,6 +40,8 @@ std::vector<std::pair<std::int64_t, std::int64_t>> parseLayers(const std::string
 
 // backend, device_name, threads, library.
 nlohmann::json backendJson(Backend& be);
+// The document `--json` prints: {"bench": name, date, warmup, repeats, rotate, unavailable, results}.
+nlohmann::json benchDocument(const std::string& bench, const BenchOptions& o, nlohmann::json results);
 std::string today(); // "2026-01-31 14:05 UTC"
 // n values uniform in [-1, 1).
 std::vector<float> randomValues(std::size_t n, std::uint64_t seed);

@@ -19,13 +19,12 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
 #include <functional>
 #include <iostream>
 #include <sstream>
+#include <utility>
 
 namespace lathe::cli {
 namespace {
@@ -116,10 +115,7 @@ int runGemm(const std::vector<std::string>& argv) {
         }
     }
     if (o.json)
-        std::cout << nlohmann::json({{"bench", "gemm"}, {"date", today()}, {"warmup", o.warmup},
-                                     {"repeats", o.repeats}, {"unavailable", o.unavailable}, {"results", results}})
-                         .dump(2)
-                  << "\n";
+        std::cout << benchDocument("gemm", o, std::move(results)).dump(2) << "\n";
     return kExitOk;
 }
 
@@ -169,13 +165,12 @@ int runMlp(const std::vector<std::string>& argv) {
             results.push_back(r);
         }
     }
-    if (o.json)
-        std::cout << nlohmann::json({{"bench", "mlp"}, {"model", modelName}, {"date", today()}, {"warmup", o.warmup},
-                                     {"repeats", o.repeats}, {"rotate", o.rotate},
-                                     {"flops_per_sample", flopsPerSample}, {"unavailable", o.unavailable},
-                                     {"results", results}})
-                         .dump(2)
-                  << "\n";
+    if (o.json) {
+        nlohmann::json doc = benchDocument("mlp", o, std::move(results));
+        doc["model"] = modelName;
+        doc["flops_per_sample"] = flopsPerSample;
+        std::cout << doc.dump(2) << "\n";
+    }
     return kExitOk;
 }
 
@@ -255,11 +250,7 @@ int runSparse(const std::vector<std::string>& argv) {
         }
     }
     if (o.json)
-        std::cout << nlohmann::json({{"bench", "sparse"}, {"date", today()}, {"warmup", o.warmup},
-                                     {"repeats", o.repeats}, {"rotate", o.rotate}, {"unavailable", o.unavailable},
-                                     {"results", results}})
-                         .dump(2)
-                  << "\n";
+        std::cout << benchDocument("sparse", o, std::move(results)).dump(2) << "\n";
     return kExitOk;
 }
 

@@ -16,6 +16,8 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <optional>
+#include <utility>
 
 namespace lathe::cli {
 namespace {
@@ -43,7 +45,8 @@ int runInt8(const std::vector<std::string>& argv) {
     BenchOptions o = parseCommon(args);
     const auto batchSizes = parseBatchSizes(args.value("--batch-sizes", "1,256"));
     const auto layers = parseLayers("bench int8", args.value("--layers", "784x256,256x128,128x10"));
-    const auto forcedPath = args.value("--int8-path");
+    std::optional<CpuInt8Path> forcedPath; // the CPU backend's kernels; ignored by the others
+    if (const auto name = args.value("--int8-path")) forcedPath = int8PathFromName(*name);
     nlohmann::json results = nlohmann::json::array();
     if (!o.json) {
         std::printf("int8  y = relu(x W^T + b): f32 gemm + bias_add + relu against quantize_rows (per row) + "
@@ -62,7 +65,7 @@ int runInt8(const std::vector<std::string>& argv) {
         }
         std::string path = "-";
         if (be.device().kind == DeviceKind::Cpu) {
-            if (forcedPath) setCpuInt8Path(be, int8PathFromName(*forcedPath));
+            if (forcedPath) setCpuInt8Path(be, *forcedPath);
             path = cpuInt8PathName(cpuInt8Path(be));
         }
         std::map<int, std::pair<double, double>> totals; // batch -> (f32 ms, int8 ms) over the layers
@@ -128,11 +131,7 @@ int runInt8(const std::vector<std::string>& argv) {
         }
     }
     if (o.json)
-        std::cout << nlohmann::json({{"bench", "int8"}, {"date", today()}, {"warmup", o.warmup},
-                                     {"repeats", o.repeats}, {"rotate", o.rotate}, {"unavailable", o.unavailable},
-                                     {"results", results}})
-                         .dump(2)
-                  << "\n";
+        std::cout << benchDocument("int8", o, std::move(results)).dump(2) << "\n";
     return kExitOk;
 }
 
