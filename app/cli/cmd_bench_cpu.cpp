@@ -1,6 +1,7 @@
 // lathe-cli bench gemm / bench mlp / bench sparse / bench weight-only: median latency, throughput and GFLOP/s per backend and
 // size, after a warm-up, over repeats that rotate through several input buffers (so caches do not
 // flatter the result). Every available backend is measured unless --device names one.
+#include "app/cli/bench_support.h"
 #include "app/cli/cli.h"
 
 #include "engine/backends/cpu/cpu_backend.h"
@@ -22,101 +23,20 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
 #include <functional>
 #include <iostream>
 #include <sstream>
+#include <utility>
 
 namespace lathe::cli {
 namespace {
-
-// Times `work(i)` (i = repeat index) with the backend's timer: device events on a GPU, a monotonic
-// clock on the CPU. The timer's elapsedMs() waits for the work to finish.
-std::vector<double> timeRepeats(Backend& be, int warmup, int repeats, const std::function<void(int)>& work) {
-    for (int i = 0; i < warmup; ++i) work(i);
-    be.synchronize();
-    auto timer = be.createTimer();
-    std::vector<double> ms;
-    ms.reserve(static_cast<std::size_t>(repeats));
-    for (int i = 0; i < repeats; ++i) {
-        timer->start();
-        work(warmup + i);
-        timer->stop();
-        ms.push_back(timer->elapsedMs());
-    }
-    return ms;
-}
-
-struct BenchOptions {
-    std::vector<std::shared_ptr<Backend>> backends;
-    std::vector<std::string> unavailable; // "cuda: <reason>" when looping over everything
-    int warmup = 20, repeats = 200, rotate = 8;
-    bool json = false;
-};
-
-BenchOptions parseCommon(const Args& args) {
-    BenchOptions o;
-    o.json = args.flag("--json");
-    o.warmup = static_cast<int>(args.integer("--warmup", 20));
-    o.repeats = static_cast<int>(args.integer("--repeats", 200));
-    o.rotate = static_cast<int>(args.integer("--rotate", 8));
-    if (o.warmup < 0 || o.repeats < 1 || o.rotate < 1)
-        throw ConfigError("bench: --warmup must be >= 0, --repeats and --rotate >= 1");
-    const long long threads = args.integer("--threads", 0);
-    if (threads < 0 || threads > 1024) throw ConfigError("bench: --threads must be in [0, 1024]");
-    const auto device = args.value("--device");
-    if (threads > 0 && device && *device != "cpu") throw ConfigError("bench: --threads applies to --device cpu only");
-    auto cpu = [&] { return threads > 0 ? makeCpuBackend(static_cast<int>(threads)) : backendFor("cpu"); };
-    if (device && *device != "all") {
-        o.backends.push_back(*device == "cpu" ? cpu() : backendFor(*device));
-        return o;
-    }
-    for (const auto& e : probeBackends()) {
-        if (!e.info.available) {
-            o.unavailable.push_back(e.info.backend + ": " + e.info.reason);
-            continue;
-        }
-        const std::string name = e.info.device.toString();
-        o.backends.push_back(name == "cpu" ? cpu() : backendFor(name));
-    }
-    return o;
-}
-
-nlohmann::json backendJson(Backend& be) {
-    const DeviceInfo d = be.info();
-    return {{"backend", be.name()}, {"device_name", d.name}, {"threads", d.threads},
-            {"library", d.libraryVersion.empty() ? d.runtimeVersion : d.libraryVersion}};
-}
 
 // The median of `op` over the repeats, cycling through the inputs xs.
 double medianMs(Backend& be, const BenchOptions& o, const std::vector<Tensor>& xs,
                 const std::function<void(const Tensor&)>& op) {
     return summarize(timeRepeats(be, o.warmup, o.repeats, [&](int i) { op(xs[i % xs.size()]); })).p50;
-}
-
-std::string today() {
-    const std::time_t now = std::time(nullptr);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
-    return buf;
-}
-
-// The --json document of a per-layer bench (sparse, weight-only).
-void printLayerBenchJson(const char* bench, const BenchOptions& o, const nlohmann::json& results) {
-    std::cout << nlohmann::json({{"bench", bench}, {"date", today()}, {"warmup", o.warmup}, {"repeats", o.repeats},
-                                 {"rotate", o.rotate}, {"unavailable", o.unavailable}, {"results", results}})
-                     .dump(2)
-              << "\n";
-}
-
-std::vector<float> randomValues(std::size_t n, std::uint64_t seed) {
-    Rng rng(seed);
-    std::vector<float> v(n);
-    for (auto& x : v) x = rng.uniform(-1.0f, 1.0f);
-    return v;
 }
 
 // ---------------------------------------------------------------- gemm
@@ -205,32 +125,11 @@ int runGemm(const std::vector<std::string>& argv) {
         }
     }
     if (o.json)
-        std::cout << nlohmann::json({{"bench", "gemm"}, {"date", today()}, {"warmup", o.warmup},
-                                     {"repeats", o.repeats}, {"unavailable", o.unavailable}, {"results", results}})
-                         .dump(2)
-                  << "\n";
+        std::cout << benchDocument("gemm", o, std::move(results)).dump(2) << "\n";
     return kExitOk;
 }
 
 // ---------------------------------------------------------------- mlp
-
-std::vector<int> parseBatchSizes(const std::string& text) {
-    std::vector<int> out;
-    std::stringstream ss(text);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-        try {
-            std::size_t used = 0;
-            const int b = std::stoi(item, &used);
-            if (used != item.size() || b < 1 || b > 65536) throw std::invalid_argument(item);
-            out.push_back(b);
-        } catch (const std::exception&) {
-            throw ConfigError("bench: --batch-sizes: \"" + item + "\" is not an integer in [1, 65536]");
-        }
-    }
-    if (out.empty()) throw ConfigError("bench: --batch-sizes is empty");
-    return out;
-}
 
 // --quantize: every Linear of the model becomes a qlinear of this format (no calibration: W8A8 runs with
 // dynamic per-row activation scales, as onnxruntime's quantize_dynamic does).
@@ -317,34 +216,16 @@ int runMlp(const std::vector<std::string>& argv) {
             results.push_back(r);
         }
     }
-    if (o.json)
-        std::cout << nlohmann::json({{"bench", "mlp"}, {"model", modelName}, {"date", today()}, {"warmup", o.warmup},
-                                     {"repeats", o.repeats}, {"rotate", o.rotate},
-                                     {"flops_per_sample", flopsPerSample}, {"unavailable", o.unavailable},
-                                     {"results", results}})
-                         .dump(2)
-                  << "\n";
+    if (o.json) {
+        nlohmann::json doc = benchDocument("mlp", o, std::move(results));
+        doc["model"] = modelName;
+        doc["flops_per_sample"] = flopsPerSample;
+        std::cout << doc.dump(2) << "\n";
+    }
     return kExitOk;
 }
 
 // ---------------------------------------------------------------- sparse
-
-// "INxOUT,..." -> (in, out) pairs; `bench` names the command in errors.
-std::vector<std::pair<std::int64_t, std::int64_t>> parseLayers(const std::string& text, const char* bench) {
-    std::vector<std::pair<std::int64_t, std::int64_t>> layers;
-    std::stringstream list(text);
-    for (std::string item; std::getline(list, item, ',');) {
-        std::int64_t in = 0, out = 0;
-        char x = 0;
-        std::stringstream is(item);
-        if (!(is >> in >> x >> out) || x != 'x' || !is.eof() || in < 1 || out < 1 || in > 65536 || out > 65536)
-            throw ConfigError(std::string(bench) + ": --layers: \"" + item +
-                              "\" is not INxOUT with extents in [1, 65536]");
-        layers.emplace_back(in, out);
-    }
-    if (layers.empty()) throw ConfigError(std::string(bench) + ": --layers is empty");
-    return layers;
-}
 
 // A 2:4 weight (out, in) as prune.nm leaves it: exactly 2 nonzeros at drawn positions of every group of 4
 // (min(2, width) in a partial last group).
@@ -371,7 +252,7 @@ int runSparse(const std::vector<std::string>& argv) {
               {"--json"});
     BenchOptions o = parseCommon(args);
     const auto batchSizes = parseBatchSizes(args.value("--batch-sizes", "1,256"));
-    const auto layers = parseLayers(args.value("--layers", "784x256,256x128"), "bench sparse");
+    const auto layers = parseLayers("bench sparse", args.value("--layers", "784x256,256x128"));
     nlohmann::json results = nlohmann::json::array();
     if (!o.json) {
         std::printf("sparse  y = x W^T, W 2:4 (50%% zeros), f32, warm-up %d, %d repeats over %d input batches\n",
@@ -417,7 +298,8 @@ int runSparse(const std::vector<std::string>& argv) {
             }
         }
     }
-    if (o.json) printLayerBenchJson("sparse", o, results);
+    if (o.json)
+        std::cout << benchDocument("sparse", o, std::move(results)).dump(2) << "\n";
     return kExitOk;
 }
 
@@ -431,7 +313,7 @@ int runWeightOnly(const std::vector<std::string>& argv) {
               {"--json"});
     BenchOptions o = parseCommon(args);
     const auto batchSizes = parseBatchSizes(args.value("--batch-sizes", "1,256"));
-    const auto layers = parseLayers(args.value("--layers", "784x256,256x128,4096x4096"), "bench weight-only");
+    const auto layers = parseLayers("bench weight-only", args.value("--layers", "784x256,256x128,4096x4096"));
     const std::pair<const char*, QuantSpec> variants[] = {{"int8 g128", {WeightFormat::Int8, 128, true}},
                                                           {"int4 g128 sym", {WeightFormat::Int4, 128, true}},
                                                           {"int4 g128 asym", {WeightFormat::Int4, 128, false}},
@@ -494,7 +376,8 @@ int runWeightOnly(const std::vector<std::string>& argv) {
             }
         }
     }
-    if (o.json) printLayerBenchJson("weight-only", o, results);
+    if (o.json)
+        std::cout << benchDocument("weight-only", o, std::move(results)).dump(2) << "\n";
     return kExitOk;
 }
 

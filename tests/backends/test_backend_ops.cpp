@@ -249,6 +249,55 @@ std::vector<OpCase> buildCases() {
                              {weightOnlyGemmDesc(spec.format)}});
         }
 
+    // quantize_rows: codes exact (both backends divide in IEEE f32 and round half away from zero), scales
+    // exact (max |x| / 127); a calibrated static scale that clamps some values; batch 1 and rows of odd width.
+    struct QuantShape {
+        std::int64_t m, k;
+    };
+    for (const auto& qs : std::vector<QuantShape>{{1, 784}, {256, 784}, {7, 13}, {300, 1000}})
+        for (bool dynamic : {true, false})
+            cases.push_back({"quantize_rows/f32/" + std::to_string(qs.m) + "x" + std::to_string(qs.k) +
+                                 (dynamic ? "/dynamic" : "/static"),
+                             Op::QuantizeRows, {DType::F32}, [qs, dynamic](Backend& be, DType d) {
+                                 Tensor x = input(be, {qs.m, qs.k}, d, 40, -3.0f, 3.0f); // (M, K)
+                                 Tensor xq = be.empty({qs.m, qs.k}, DType::I8);
+                                 Tensor scale = dynamic ? be.empty({qs.m}) : be.upload(std::vector<float>{0.02f}, {1});
+                                 be.quantizeRows(x, xq, scale, dynamic);
+                                 Outputs o{out(be, "xq", xq)};
+                                 if (dynamic) o.push_back(out(be, "scale", scale));
+                                 return o;
+                             }});
+
+    // gemm_int8: the MLP's layers, batch 1, and K not a multiple of 4 (cuBLASLt has no int8 kernel there;
+    // int8.cu's plain one runs). "acc" is y with unit scales, no bias and no activation, converted to i32:
+    // the int32 sums themselves, exact (every |acc| < 2^24, which float holds exactly). "y" adds per-row and
+    // per-channel scales, a bias and GELU (f32 tolerance: the two libm erff differ in the last ulp).
+    struct Int8Shape {
+        std::int64_t m, k, n;
+    };
+    const std::vector<Int8Shape> int8Shapes = {{1, 784, 256}, {256, 784, 256}, {256, 256, 128}, {256, 128, 10},
+                                               {7, 17, 33},   {3, 5, 1},       {64, 4, 16}};
+    for (const auto& is : int8Shapes)
+        cases.push_back({"gemm_int8/i8/" + std::to_string(is.m) + "x" + std::to_string(is.k) + "x" +
+                             std::to_string(is.n),
+                         Op::Gemm, {DType::I8, DType::F32, DType::I32}, [is](Backend& be, DType) {
+                             Tensor xq = input(be, {is.m, is.k}, DType::I8, 41, -127.0f, 127.0f); // (M, K)
+                             Tensor w = input(be, {is.n, is.k}, DType::I8, 42, -127.0f, 127.0f);  // (N, K)
+                             const Tensor packed = be.prepackInt8(w);
+                             const Tensor one = be.upload(std::vector<float>{1.0f}, {1});
+                             Tensor y = be.empty({is.m, is.n});
+                             be.gemmInt8(xq, one, packed, one, nullptr, Activation::None, y);
+                             Tensor acc = be.empty({is.m, is.n}, DType::I32);
+                             be.convert(y, acc);
+                             Tensor xScale = input(be, {is.m}, DType::F32, 43, 1e-3f, 5e-2f);
+                             Tensor wScale = input(be, {is.n}, DType::F32, 44, 1e-3f, 2e-2f);
+                             Tensor bias = input(be, {is.n}, DType::F32, 45);
+                             Tensor yq = be.empty({is.m, is.n});
+                             be.gemmInt8(xq, xScale, packed, wScale, &bias, Activation::Gelu, yq);
+                             return Outputs{out(be, "acc", acc), out(be, "y", yq)};
+                         },
+                         {int8GemmDesc(), OpDesc::convert(DType::F32, DType::I32)}});
+
     // bias add / grad: a Linear's (N, C) and a conv's (N, C, H, W)
     for (DType dt : floats)
         for (const Shape& s : {Shape{64, 10}, Shape{8, 16, 5, 5}}) {
@@ -708,9 +757,10 @@ TEST_CASE(unsupportedPairThrows) {
     } catch (const BackendError& e) {
         CHECK_EQ(std::string(e.what()), be.cuda->name() + " does not support gemm i8 x i8 -> i8 (acc i32)");
     }
-    // Nothing is claimed for the formats that have no CUDA kernels yet.
+    // Nothing is claimed for the formats that have no CUDA kernels yet; the W8A8 GEMM has them (ops_int8.cpp).
     REQUIRE(!be.cuda->supports(OpDesc::convert(DType::F32, DType::Q4_0)));
-    REQUIRE(!be.cuda->supports(OpDesc::gemm(DType::I8, DType::I8, DType::F32, DType::I32)));
+    REQUIRE(be.cuda->supports(int8GemmDesc()));
+    REQUIRE(!be.cuda->supports(OpDesc::gemm(DType::I8, DType::I8, DType::I32, DType::I32)));
 }
 
 TEST_CASE(outOfRangeLabelsThrow) {

@@ -116,7 +116,8 @@ void sgemmRowMajor(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_
 }
 
 CpuBackend::CpuBackend(int threads)
-    : m_threads(resolveThreads(threads)), m_pool(std::make_shared<HostPool>()), m_ops(buildOpTable()) {
+    : m_threads(resolveThreads(threads)), m_pool(std::make_shared<HostPool>()), m_ops(buildOpTable()),
+      m_int8Path(initialInt8Path(m_int8PathError)) {
     // OpenBLAS runs single-threaded inside each pool thread: the backend splits GEMMs itself, in
     // chunks that depend on the shape only (so results do not depend on the thread count), and a
     // chunk a busy worker cannot take is run by the caller instead of being waited for.
@@ -160,15 +161,16 @@ DeviceInfo CpuBackend::info() const {
     return d;
 }
 
-// What the CPU backend runs today, and nothing more: every op in f32; gemm also in f16 and bf16 (f32
-// accumulation) and over weight-only quantized weights (int8, int4, nf4 group-wise; cpu_weight_only.cpp);
-// fill, copy and convert for every storage format of the dtype table (block formats through their row codecs).
+// What the CPU backend runs today, and nothing more: every op in f32 (quantize_rows f32 -> i8 included);
+// gemm also in f16 and bf16 (f32 accumulation), as the W8A8 int8 GEMM (cpu_int8.cpp) and over weight-only
+// quantized weights (int8, int4, nf4 group-wise; cpu_weight_only.cpp); fill, copy and convert for every
+// storage format of the dtype table (block formats through their row codecs).
 OpTable CpuBackend::buildOpTable() {
     OpTable t;
-    for (int o = 0; o < static_cast<int>(Op::Count); ++o)
-        if (static_cast<Op>(o) != Op::QuantizeRows) t.add(OpDesc::uniform(static_cast<Op>(o), DType::F32));
+    for (int o = 0; o < static_cast<int>(Op::Count); ++o) t.add(OpDesc::uniform(static_cast<Op>(o), DType::F32));
     t.addUniform({Op::Gemm}, {DType::F16, DType::BF16});
     for (WeightFormat f : {WeightFormat::Int8, WeightFormat::Int4, WeightFormat::Nf4}) t.add(weightOnlyGemmDesc(f));
+    t.add(int8GemmDesc());
     for (const auto& from : dtypeTable()) {
         t.add(OpDesc::uniform(Op::Fill, from.dtype));
         t.add(OpDesc::uniform(Op::Copy, from.dtype));

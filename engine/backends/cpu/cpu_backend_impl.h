@@ -3,9 +3,11 @@
 #pragma once
 
 #include "engine/backends/backend.h"
+#include "engine/backends/cpu/cpu_backend.h"
 #include "engine/backends/cpu/host_pool.h"
 #include "engine/backends/cpu/thread_pool.h"
 
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +21,11 @@ constexpr std::int64_t kInlineElements = 1 << 15;
 constexpr double kParallelGemmMacs = 1 << 20;
 // Narrowest GEMM panel given to one task (see CpuBackend::sgemm).
 constexpr std::int64_t kGemmPanel = 128;
+
+constexpr float kInvSqrt2 = 0.70710678118654752440f;
+// The exact (erf) GELU of one value: the gelu op and the int8 GEMM's epilogue share it, so the fused and
+// the separate activation agree bit for bit.
+inline float geluExact(float v) { return 0.5f * v * (1.0f + std::erf(v * kInvSqrt2)); }
 
 class CpuBackend final : public Backend {
 public:
@@ -50,6 +57,13 @@ public:
     // cpu_weight_only.cpp
     void gemmWeightOnly(const Tensor& x, const QuantizedWeights& w, const Tensor* bias, Activation act,
                         Tensor& y) override;
+    // cpu_int8.cpp
+    void quantizeRows(const Tensor& x, Tensor& xq, Tensor& scale, bool dynamic) override;
+    Tensor prepackInt8(const Tensor& wq) override;
+    void gemmInt8(const Tensor& xq, const Tensor& xScale, const Tensor& packedW, const Tensor& wScale,
+                  const Tensor* bias, Activation act, Tensor& y) override;
+    CpuInt8Path int8Path() const { return m_int8Path; }
+    void setInt8Path(CpuInt8Path path); // BackendError when this CPU lacks it
 
     void biasAdd(Tensor& x, const Tensor& bias) override;
     void biasGrad(const Tensor& dy, Tensor& dbias, bool accumulate) override;
@@ -113,9 +127,15 @@ private:
 
     static OpTable buildOpTable();
 
+    // The W8A8 kernels in use (cpu_int8.cpp); m_int8PathError is set when LATHE_CPU_INT8_PATH asked for
+    // one this CPU cannot run (the int8 ops then throw it, the rest of the backend works).
+    CpuInt8Path checkedInt8Path(const char* op) const;
+
     ThreadPool m_threads;
     std::shared_ptr<HostPool> m_pool;
     OpTable m_ops;
+    std::string m_int8PathError; // before m_int8Path: initialInt8Path writes it
+    CpuInt8Path m_int8Path;
 };
 
 // Argument checks shared by the op files; each throws BackendError naming the op and the tensor.
@@ -123,6 +143,10 @@ void checkCpu(const Tensor& t, const char* op, const char* what);
 void checkShape(const Tensor& t, const Shape& expected, const char* op, const char* what);
 void checkSameShape(const Tensor& a, const Tensor& b, const char* op, const char* whatA, const char* whatB);
 void checkDType(const Tensor& t, DType expected, const char* op, const char* what);
+
+// The W8A8 path the CPU backend starts with: LATHE_CPU_INT8_PATH when set (read once), else the best this
+// CPU runs. error receives why the variable's path cannot be used ("" when it can).
+CpuInt8Path initialInt8Path(std::string& error);
 
 // One single-threaded OpenBLAS call on row-major pointers (GEMV when one side is a vector).
 void sgemmRowMajor(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,

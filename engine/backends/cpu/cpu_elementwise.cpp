@@ -12,7 +12,6 @@
 namespace lathe::cpu {
 namespace {
 
-constexpr float kInvSqrt2 = 0.70710678118654752440f;
 constexpr float kInvSqrt2Pi = 0.39894228040143267794f;
 
 // (outer, C, inner) view of a tensor whose dim 1 is the channel dim.
@@ -155,7 +154,7 @@ void CpuBackend::gelu(const Tensor& x, Tensor& y) {
     const float* px = x.ptr<const float>();
     float* py = y.ptr<float>();
     forEach(x.numel(), [&](std::int64_t s, std::int64_t e) {
-        for (std::int64_t i = s; i < e; ++i) py[i] = 0.5f * px[i] * (1.0f + std::erf(px[i] * kInvSqrt2));
+        for (std::int64_t i = s; i < e; ++i) py[i] = geluExact(px[i]);
     }, kInlineElements / 8);
 }
 

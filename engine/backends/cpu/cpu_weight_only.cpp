@@ -24,7 +24,6 @@
 namespace lathe::cpu {
 namespace {
 
-constexpr float kInvSqrt2 = 0.70710678118654752440f;
 constexpr int kChunk = 16;       // codes decoded at once: one AVX-512 register, two AVX2 ones
 constexpr int kSymmetricZero = 8; // int4 without stored zero points (quant_matrix.h)
 
@@ -547,7 +546,7 @@ void applyBiasActivation(float* y, std::int64_t rows, std::int64_t cols, std::in
             for (std::int64_t c = 0; c < cols; ++c) yr[c] = std::max(yr[c], 0.0f);
             break;
         case Activation::Gelu:
-            for (std::int64_t c = 0; c < cols; ++c) yr[c] = 0.5f * yr[c] * (1.0f + std::erf(yr[c] * kInvSqrt2));
+            for (std::int64_t c = 0; c < cols; ++c) yr[c] = geluExact(yr[c]);
             break;
         }
     }

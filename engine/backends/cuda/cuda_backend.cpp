@@ -128,8 +128,8 @@ private:
 
 // What this backend runs today, and nothing more: the dense ops' kernels in f32, f16 and bf16 where
 // the .cu files dispatch on dtype (elementwise, softmax, reductions, gemm with f32 accumulation), the
-// rest in f32; copy for every storage format, fill for the elementwise ones; convert between the
-// formats convert.cu instantiates. Block formats have no kernels here yet.
+// rest in f32; the W8A8 pair (quantize_rows, the int8 GEMM); copy for every storage format, fill for the
+// elementwise ones; convert between the formats convert.cu instantiates. Block formats have no kernels here yet.
 OpTable CudaBackend::buildOpTable() {
     OpTable t;
     const auto floats = {DType::F32, DType::F16, DType::BF16};
@@ -145,6 +145,8 @@ OpTable CudaBackend::buildOpTable() {
     t.add(OpDesc::uniform(Op::Spmm24, DType::F32));  // our own kernel, sparse24.cu (no cuSPARSELt)
     // Weight-only quantized GEMMs: our own dequantize kernels (weight_only.cu) + cuBLAS, ops_weight_only.cpp.
     for (WeightFormat f : {WeightFormat::Int8, WeightFormat::Int4, WeightFormat::Nf4}) t.add(weightOnlyGemmDesc(f));
+    t.add(OpDesc::uniform(Op::QuantizeRows, DType::F32)); // int8.cu
+    t.add(int8GemmDesc());                                // cuBLASLt int32 GEMM + int8.cu's epilogue
     const auto convertible = {DType::F32, DType::F16, DType::BF16, DType::I32, DType::I8, DType::U8};
     for (DType from : convertible)
         for (DType to : convertible) t.add(OpDesc::convert(from, to));

@@ -50,7 +50,7 @@ struct CudaContext {
 };
 
 // Row-major GEMMs on the backend's stream: cublasSgemm for F32 (IEEE FP32 math, no TF32 unless
-// LATHE_CUDA_ALLOW_TF32=1), cuBLASLt with F32 accumulation for F16/BF16.
+// LATHE_CUDA_ALLOW_TF32=1), cuBLASLt with F32 accumulation for F16/BF16, with I32 for the int8 GEMM.
 class GemmEngine {
 public:
     GemmEngine(std::shared_ptr<CudaContext> ctx, int ccMajor);
@@ -68,10 +68,16 @@ public:
                            const float* a, std::int64_t lda, std::int64_t strideA, const float* b, std::int64_t ldb,
                            std::int64_t strideB, float beta, float* c, std::int64_t ldc, std::int64_t strideC,
                            std::int64_t batch);
+    // acc (M, N) I32 = x (M, K) I8 @ w^T, w (N, K) I8 row-major, through cuBLASLt's int8 GEMM (32-bit integer
+    // compute, exact). Returns false, launching nothing, where cuBLASLt has no kernel: its int8 GEMM reads K in
+    // groups of 4 (K a multiple of 4, pointers 4-byte aligned).
+    bool runInt8(std::int64_t m, std::int64_t n, std::int64_t k, const void* x, const void* w, void* acc);
     bool tf32() const { return m_tf32; }
 
 private:
     struct LtPlan;
+    // The fastest cuBLASLt algorithm for the plan's descriptors at operand alignment `align`, if there is one.
+    void pickAlgo(LtPlan& plan, std::uint32_t align);
     using PlanKey = std::tuple<int, int, int, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
                                std::int64_t, int>;
     void runLt(DType dt, Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
@@ -128,6 +134,11 @@ public:
     // ops_weight_only.cpp (our own kernels, weight_only.cu, and cuBLAS for larger batches)
     void gemmWeightOnly(const Tensor& x, const QuantizedWeights& w, const Tensor* bias, Activation act,
                         Tensor& y) override;
+    // ops_int8.cpp (int8.cu, cuBLASLt)
+    void quantizeRows(const Tensor& x, Tensor& xq, Tensor& scale, bool dynamic) override;
+    Tensor prepackInt8(const Tensor& wq) override;
+    void gemmInt8(const Tensor& xq, const Tensor& xScale, const Tensor& packedW, const Tensor& wScale,
+                  const Tensor* bias, Activation act, Tensor& y) override;
     // ops_elementwise.cpp
     void biasAdd(Tensor& x, const Tensor& bias) override;
     void biasGrad(const Tensor& dy, Tensor& dbias, bool accumulate) override;

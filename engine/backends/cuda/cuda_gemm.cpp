@@ -95,6 +95,57 @@ void GemmEngine::runStridedBatched(Trans ta, Trans tb, std::int64_t m, std::int6
                                                  strideC, checkedInt(batch, "batch")));
 }
 
+void GemmEngine::pickAlgo(LtPlan& plan, std::uint32_t align) {
+    cublasLtMatmulPreference_t pref = nullptr;
+    LATHE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    const std::uint64_t ws = m_ltWorkspaceBytes;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+        cublasLtMatmulPreferenceSetAttribute(pref, attr, &align, sizeof align);
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(m_lt, plan.desc, plan.layoutA, plan.layoutB,
+                                                             plan.layoutC, plan.layoutC, pref, 1, &result, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st == CUBLAS_STATUS_SUCCESS && found > 0) {
+        plan.algo = result.algo;
+        plan.haveAlgo = true;
+    }
+}
+
+bool GemmEngine::runInt8(std::int64_t m, std::int64_t n, std::int64_t k, const void* x, const void* w, void* acc) {
+    if (m == 0 || n == 0) return true;
+    const std::uint32_t align = std::min({alignmentOf(x), alignmentOf(w), alignmentOf(acc)});
+    if (k == 0 || k % 4 != 0 || align < 4) return false;
+    const PlanKey key{static_cast<int>(DType::I8), static_cast<int>(Trans::No), static_cast<int>(Trans::Yes), m, n, k,
+                      k, k, n, static_cast<int>(align)};
+    auto it = m_plans.find(key);
+    if (it == m_plans.end()) {
+        auto plan = std::make_unique<LtPlan>();
+        LATHE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32I, CUDA_R_32I));
+        // acc^T (N, M), column-major = W (N, K) @ x^T (K, M). Lt's A is W, whose row-major bytes are the
+        // column-major (K, N) matrix, transposed; Lt's B is x, whose bytes are x^T (K, M) as it stands: the
+        // "TN" layout cuBLASLt's int8 kernels take.
+        const cublasOperation_t opA = CUBLAS_OP_T, opB = CUBLAS_OP_N;
+        LATHE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA));
+        LATHE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB));
+        LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutA, CUDA_R_8I, k, n, k));  // W as (K, N)
+        LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutB, CUDA_R_8I, k, m, k));  // x^T (K, M)
+        LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutC, CUDA_R_32I, n, m, n)); // acc^T (N, M)
+        pickAlgo(*plan, align);
+        it = m_plans.emplace(key, std::move(plan)).first;
+    }
+    LtPlan& plan = *it->second;
+    if (!plan.haveAlgo) return false;
+    if (!m_ltWorkspace) LATHE_CUDA_CHECK(cudaMalloc(&m_ltWorkspace, m_ltWorkspaceBytes));
+    const std::int32_t alpha = 1, beta = 0; // CUBLAS_COMPUTE_32I scales in int32
+    LATHE_CUBLAS_CHECK(cublasLtMatmul(m_lt, plan.desc, &alpha, w, plan.layoutA, x, plan.layoutB, &beta, acc,
+                                      plan.layoutC, acc, plan.layoutC, &plan.algo, m_ltWorkspace, m_ltWorkspaceBytes,
+                                      m_ctx->stream));
+    return true;
+}
+
 void GemmEngine::runLt(DType dt, Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
                        const void* a, std::int64_t lda, const void* b, std::int64_t ldb, float beta, void* c,
                        std::int64_t ldc) {
@@ -117,23 +168,7 @@ void GemmEngine::runLt(DType dt, Trans ta, Trans tb, std::int64_t m, std::int64_
         LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutB, type, bRows, bCols, lda));
         LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutC, type, n, m, ldc));
 
-        cublasLtMatmulPreference_t pref = nullptr;
-        LATHE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-        const std::uint64_t ws = m_ltWorkspaceBytes;
-        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
-        for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                          CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
-            cublasLtMatmulPreferenceSetAttribute(pref, attr, &align, sizeof align);
-        cublasLtMatmulHeuristicResult_t result{};
-        int found = 0;
-        const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(m_lt, plan->desc, plan->layoutA, plan->layoutB,
-                                                                 plan->layoutC, plan->layoutC, pref, 1, &result,
-                                                                 &found);
-        cublasLtMatmulPreferenceDestroy(pref);
-        if (st == CUBLAS_STATUS_SUCCESS && found > 0) {
-            plan->algo = result.algo;
-            plan->haveAlgo = true;
-        }
+        pickAlgo(*plan, align);
         it = m_plans.emplace(key, std::move(plan)).first;
     }
     LtPlan& plan = *it->second;

@@ -97,6 +97,18 @@ void launchWeightOnlyDequant(const WeightOnlyView& w, std::int64_t n0, std::int6
 // y (rows, cols), row stride ldy: y = act(y + bias), bias (cols) or null.
 void launchBiasActivation(float* y, std::int64_t rows, std::int64_t cols, std::int64_t ldy, const float* bias,
                           Activation act, cudaStream_t stream);
+// ---- int8.cu: the W8A8 ops (Backend::quantizeRows, Backend::gemmInt8).
+// x (M, K) F32 -> xq (M, K) I8; dynamic: scale (M) written (one block per row), else scale (1) read on the device.
+void launchQuantizeRows(const float* x, std::int8_t* xq, float* scale, std::int64_t rows, std::int64_t cols,
+                        bool dynamic, cudaStream_t stream);
+// acc (M, N) I32 = x (M, K) I8 @ w^T, w (N, K) I8: exact, one thread per output (shapes cuBLASLt refuses).
+void launchInt8GemmNaive(const std::int8_t* x, const std::int8_t* w, std::int32_t* acc, std::int64_t m,
+                         std::int64_t n, std::int64_t k, cudaStream_t stream);
+// y (M, N) F32 = act(fma(float(acc) * xScale[m or 0], wScale[n or 0], bias[n] or 0)); acc (M, N) I32,
+// xScale (M) or (1), wScale (N) or (1), bias (N) or null.
+void launchInt8Epilogue(const std::int32_t* acc, const float* xScale, bool xPerRow, const float* wScale,
+                        bool wPerColumn, const float* bias, Activation act, float* y, std::int64_t m, std::int64_t n,
+                        cudaStream_t stream);
 
 // ---- pool.cu (F32)
 // x (N, C, H, W) -> y, argmax (N, C, OH, OW)

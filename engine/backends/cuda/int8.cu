@@ -1,0 +1,106 @@
+// The CUDA backend's W8A8 kernels: activation quantization (one block per row for the dynamic scale), an
+// exact int32 product for the shapes cuBLASLt's int8 GEMM does not take, and the epilogue that turns the
+// int32 sums into y = act(fma(float(acc) * xScale, wScale, bias)), the CPU backend's arithmetic lane for lane.
+#include "engine/backends/cuda/cuda_device.cuh"
+#include "engine/backends/cuda/cuda_kernels.h"
+
+namespace lathe::cuda {
+namespace {
+
+constexpr float kInvSqrt2 = 0.70710678118654752440f;
+
+// clamp(v / s, -127, 127) rounded half away from zero (roundf), NaN to 0: the CPU's quantizeOne. The
+// division is IEEE (no fast math in this build), so both backends write the same codes.
+__device__ __forceinline__ std::int8_t quantize_one(float v, float s) {
+    float q = v / s;
+    if (q != q) q = 0.0f;
+    q = fminf(fmaxf(q, -127.0f), 127.0f);
+    return static_cast<std::int8_t>(roundf(q));
+}
+
+// One block per row r: scale[r] = max |x[r]| / 127, then the row's codes (0 for a zero row).
+__global__ void quantize_rows_dynamic_kernel(const float* x, std::int8_t* xq, float* scale, std::int64_t cols) {
+    __shared__ float scratch[32];
+    const std::int64_t r = blockIdx.x;
+    const float* xr = x + r * cols;    // (K)
+    std::int8_t* qr = xq + r * cols;   // (K)
+    float m = 0.0f;
+    for (std::int64_t i = threadIdx.x; i < cols; i += blockDim.x) m = fmaxf(m, fabsf(xr[i]));
+    m = blockMax(m, scratch);
+    const float s = m / 127.0f;
+    if (threadIdx.x == 0) scale[r] = s;
+    for (std::int64_t i = threadIdx.x; i < cols; i += blockDim.x) qr[i] = s == 0.0f ? 0 : quantize_one(xr[i], s);
+}
+
+// The calibrated scale is read on the device: checking s > 0 on the host would synchronise.
+__global__ void quantize_rows_static_kernel(const float* x, std::int8_t* xq, const float* scale, std::int64_t n) {
+    const float s = scale[0];
+    for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
+         i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+        xq[i] = quantize_one(x[i], s);
+}
+
+// One thread per output: the plain sum, for shapes cuBLASLt refuses (K not a multiple of 4).
+__global__ void int8_gemm_naive_kernel(const std::int8_t* x, const std::int8_t* w, std::int32_t* acc, std::int64_t m,
+                                       std::int64_t n, std::int64_t k) {
+    for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < m * n;
+         i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+        const std::int8_t* xr = x + (i / n) * k; // (K)
+        const std::int8_t* wr = w + (i % n) * k; // (K)
+        std::int32_t s = 0;
+        for (std::int64_t c = 0; c < k; ++c) s += static_cast<std::int32_t>(xr[c]) * wr[c];
+        acc[i] = s;
+    }
+}
+
+// The fused multiply-add is written out (nvcc would contract, but where is its choice), so the result
+// rounds as the CPU's does; GELU differs by erff's last-ulp differences only.
+__global__ void int8_epilogue_kernel(const std::int32_t* acc, const float* xScale, bool xPerRow, const float* wScale,
+                                     bool wPerColumn, const float* bias, Activation act, float* y, std::int64_t m,
+                                     std::int64_t n) {
+    for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < m * n;
+         i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+        const std::int64_t r = i / n, c = i % n;
+        const float scaled = static_cast<float>(acc[i]) * xScale[xPerRow ? r : 0];
+        float v = __fmaf_rn(scaled, wScale[wPerColumn ? c : 0], bias ? bias[c] : 0.0f);
+        if (act == Activation::Relu) v = v > 0.0f ? v : 0.0f;
+        if (act == Activation::Gelu) v = 0.5f * v * (1.0f + erff(v * kInvSqrt2));
+        y[i] = v;
+    }
+}
+
+} // namespace
+
+void launchQuantizeRows(const float* x, std::int8_t* xq, float* scale, std::int64_t rows, std::int64_t cols,
+                        bool dynamic, cudaStream_t stream) {
+    if (rows == 0 || cols == 0) {
+        if (dynamic && rows > 0) LATHE_CUDA_CHECK(cudaMemsetAsync(scale, 0, rows * sizeof(float), stream));
+        return;
+    }
+    if (dynamic) {
+        quantize_rows_dynamic_kernel<<<static_cast<unsigned>(rows), rowBlock(cols), 0, stream>>>(x, xq, scale,
+                                                                                                 cols); // (M, K)
+        LATHE_CUDA_CHECK_LAUNCH("quantize_rows_dynamic_kernel");
+    } else {
+        quantize_rows_static_kernel<<<gridFor(rows * cols), kBlock, 0, stream>>>(x, xq, scale, rows * cols); // (M, K)
+        LATHE_CUDA_CHECK_LAUNCH("quantize_rows_static_kernel");
+    }
+}
+
+void launchInt8GemmNaive(const std::int8_t* x, const std::int8_t* w, std::int32_t* acc, std::int64_t m,
+                         std::int64_t n, std::int64_t k, cudaStream_t stream) {
+    if (m == 0 || n == 0) return;
+    int8_gemm_naive_kernel<<<gridFor(m * n), kBlock, 0, stream>>>(x, w, acc, m, n, k); // (M, N)
+    LATHE_CUDA_CHECK_LAUNCH("int8_gemm_naive_kernel");
+}
+
+void launchInt8Epilogue(const std::int32_t* acc, const float* xScale, bool xPerRow, const float* wScale,
+                        bool wPerColumn, const float* bias, Activation act, float* y, std::int64_t m, std::int64_t n,
+                        cudaStream_t stream) {
+    if (m == 0 || n == 0) return;
+    int8_epilogue_kernel<<<gridFor(m * n), kBlock, 0, stream>>>(acc, xScale, xPerRow, wScale, wPerColumn, bias, act, y,
+                                                                m, n); // (M, N)
+    LATHE_CUDA_CHECK_LAUNCH("int8_epilogue_kernel");
+}
+
+} // namespace lathe::cuda
