@@ -32,6 +32,16 @@ void Backend::quantizeRows(const Tensor& x, Tensor&, Tensor&, bool) {
     throw BackendError(name() + ": quantize_rows is in its op table but not implemented");
 }
 
+void Backend::im2colRows(const Tensor& x, Tensor&, const Conv2dGeometry&) {
+    require(Op::Im2colRows, x.dtype());
+    throw BackendError(name() + ": im2col_rows is in its op table but not implemented");
+}
+
+void Backend::rowsToChannels(const Tensor& rows, Tensor&, std::int64_t) {
+    require(Op::RowsToChannels, rows.dtype());
+    throw BackendError(name() + ": rows_to_channels is in its op table but not implemented");
+}
+
 Tensor Backend::prepackInt8(const Tensor& wq) {
     require(int8GemmDesc());
     return wq;

@@ -177,6 +177,13 @@ public:
     virtual void gemmInt8(const Tensor& xq, const Tensor& xScale, const Tensor& packedW, const Tensor& wScale,
                           const Tensor* bias, Activation act, Tensor& y);
 
+    // A convolution as a GEMM over rows, for the quantized conv (groups 1): cols (N * OH * OW, C * KH * KW) F32
+    // holds, in row n * OH * OW + oh * OW + ow, the input patch under that output position in the weight's
+    // (c, kh, kw) order, zero where the patch reaches into the padding.
+    virtual void im2colRows(const Tensor& x, Tensor& cols, const Conv2dGeometry& g);
+    // y (N, K, P...) = the per-image transpose of rows (N * P, K): y[n][k][p] = rows[n * P + p][k]; N = images.
+    virtual void rowsToChannels(const Tensor& rows, Tensor& y, std::int64_t images);
+
     // x (outer, C, inner...) += bias (C): C = x.dim(1); inner = product of dims after 1 (1 for 2-D).
     virtual void biasAdd(Tensor& x, const Tensor& bias) = 0;
     // dbias (C) (+)= sum of dy (outer, C, inner...) over outer and inner.

@@ -13,7 +13,8 @@ const char* opName(Op op) {
         "relu", "relu_backward", "gelu", "gelu_backward", "dropout", "softmax", "softmax_cross_entropy",
         "distillation_loss", "argmax_rows", "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight",
         "maxpool2d_forward", "maxpool2d_backward", "layernorm_forward", "layernorm_backward",
-        "batchnorm_forward", "batchnorm_backward", "embedding_forward", "embedding_backward", "sgd_step", "adam_step", "quantize_rows"};
+        "batchnorm_forward", "batchnorm_backward", "embedding_forward", "embedding_backward", "sgd_step", "adam_step", "quantize_rows",
+        "im2col_rows", "rows_to_channels"};
     return kNames.at(static_cast<std::size_t>(op));
 }
 
@@ -61,6 +62,8 @@ OpDesc OpDesc::uniform(Op op, DType dt) {
     case Op::Gelu:
     case Op::Dropout:
     case Op::Softmax:
+    case Op::Im2colRows:
+    case Op::RowsToChannels:
     case Op::MaxPool2dForward: return OpDesc(op, {dt}, dt);
     case Op::Gemm:
     case Op::Conv2dForward:

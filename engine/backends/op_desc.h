@@ -26,6 +26,7 @@ enum class Op : std::uint8_t {
     EmbeddingForward, EmbeddingBackward,
     SgdStep, AdamStep,
     QuantizeRows, // f32 activations -> i8 codes with per-row (dynamic) or per-tensor (static) scales
+    Im2colRows, RowsToChannels, // a convolution as a GEMM over rows (the quantized conv's path)
     Count
 };
 const char* opName(Op op);

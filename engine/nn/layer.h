@@ -95,7 +95,8 @@ public:
 // Builds a layer from its architecture entry; throws ConfigError naming the bad field.
 // Types: linear{in,out,bias?,dtype? (f32; f16 or bf16 weights for inference)}, conv2d{in,out,kernel,stride?,padding?,groups?,bias?}, maxpool2d{kernel,stride?,padding?},
 // relu, gelu, dropout{p}, flatten, layernorm{dim,eps?}, batchnorm2d{features,eps?,momentum?}, embedding{num,dim},
-// qlinear{in,out,bias?,weights?,group?,symmetric?,activations?,granularity?,activation?} (quantized_linear.h);
+// qlinear{in,out,bias?,weights?,group?,symmetric?,activations?,granularity?,activation?} and
+// qconv2d{in,out,kernel,stride?,padding?, the same quantization fields} (quantized_linear.h);
 // blocks owning sub-layers:
 // residual{layers} (y = x + f(x)) and sequential{layers}.
 std::unique_ptr<Layer> makeLayer(const nlohmann::json& config);

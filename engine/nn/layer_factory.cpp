@@ -22,6 +22,7 @@ std::unique_ptr<Layer> makeLayer(const nlohmann::json& config, const std::string
         {"relu", nnimpl::makeRelu},       {"gelu", nnimpl::makeGelu},       {"dropout", nnimpl::makeDropout},
         {"flatten", nnimpl::makeFlatten}, {"layernorm", nnimpl::makeLayerNorm}, {"batchnorm2d", nnimpl::makeBatchNorm2d},
         {"embedding", nnimpl::makeEmbedding}, {"qlinear", nnimpl::makeQuantizedLinear},
+        {"qconv2d", nnimpl::makeQuantizedConv2d},
         {"residual", nnimpl::makeResidual}, {"sequential", nnimpl::makeSequential},
     };
     nnconfig::requireObject(config, pointer);

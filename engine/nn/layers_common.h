@@ -49,6 +49,7 @@ inline void requireCache(const Tensor& t, const std::string& layer) {
 
 std::unique_ptr<Layer> makeLinear(const nlohmann::json& c, const std::string& ptr);
 std::unique_ptr<Layer> makeQuantizedLinear(const nlohmann::json& c, const std::string& ptr);
+std::unique_ptr<Layer> makeQuantizedConv2d(const nlohmann::json& c, const std::string& ptr);
 std::unique_ptr<Layer> makeConv2d(const nlohmann::json& c, const std::string& ptr);
 std::unique_ptr<Layer> makeMaxPool2d(const nlohmann::json& c, const std::string& ptr);
 std::unique_ptr<Layer> makeRelu(const nlohmann::json& c, const std::string& ptr);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <tuple>
 
 namespace lathe {
 namespace {
@@ -31,13 +32,11 @@ constexpr std::initializer_list<std::pair<const char*, Activation>> kActivations
 constexpr std::initializer_list<std::pair<const char*, WeightFormat>> kFormats = {
     {"int8", WeightFormat::Int8}, {"int4", WeightFormat::Int4}, {"nf4", WeightFormat::Nf4}};
 
-QuantizedLinearConfig configFromJson(const nlohmann::json& c, const std::string& ptr) {
-    nnconfig::onlyKeys(c, ptr,
-                       {"type", "in", "out", "bias", "weights", "group", "symmetric", "activations", "granularity",
-                        "activation"});
+// The quantization fields of a qlinear or qconv2d entry; in and out are the GEMM's (for a conv, C*KH*KW and K).
+QuantizedLinearConfig quantFields(const nlohmann::json& c, const std::string& ptr, std::int64_t in, std::int64_t out) {
     QuantizedLinearConfig q;
-    q.in = nnconfig::integer(c, "in", ptr, 1);
-    q.out = nnconfig::integer(c, "out", ptr, 1);
+    q.in = in;
+    q.out = out;
     q.bias = nnconfig::boolean(c, "bias", ptr, true);
     q.weights.format = choice(c, "weights", ptr, WeightFormat::Int8, kFormats);
     q.weights.group = nnconfig::integerOr(c, "group", ptr, 0, 0);
@@ -50,6 +49,13 @@ QuantizedLinearConfig configFromJson(const nlohmann::json& c, const std::string&
                                                   weightFormatName(q.weights.format) + " weights");
     if (q.weights.format != WeightFormat::Int4) q.weights.symmetric = true;
     return q;
+}
+
+QuantizedLinearConfig configFromJson(const nlohmann::json& c, const std::string& ptr) {
+    nnconfig::onlyKeys(c, ptr,
+                       {"type", "in", "out", "bias", "weights", "group", "symmetric", "activations", "granularity",
+                        "activation"});
+    return quantFields(c, ptr, nnconfig::integer(c, "in", ptr, 1), nnconfig::integer(c, "out", ptr, 1));
 }
 
 class QuantizedLinear final : public Layer {
@@ -224,10 +230,71 @@ private:
     const void* m_packedFor = nullptr;
 };
 
+// The quantized Conv2d (groups 1): the input patches under each output position as rows (Backend::im2colRows),
+// the quantized GEMM of a qlinear over them (W as (K, C*KH*KW), the conv weight's own memory order), and the
+// rows back to channels (Backend::rowsToChannels).
+class QuantizedConv2d final : public Layer {
+public:
+    QuantizedConv2d(const QuantizedConvShape& shape, const QuantizedLinearConfig& gemm) : m_shape(shape), m_core(gemm) {}
+
+    std::string type() const override { return "qconv2d"; }
+    nlohmann::json config() const override {
+        nlohmann::json c = m_core.config();
+        c["type"] = "qconv2d";
+        c["in"] = m_shape.inChannels;
+        c["out"] = m_core.settings().out;
+        c["kernel"] = {m_shape.kernelH, m_shape.kernelW};
+        if (m_shape.strideH != 1 || m_shape.strideW != 1) c["stride"] = {m_shape.strideH, m_shape.strideW};
+        if (m_shape.padH != 0 || m_shape.padW != 0) c["padding"] = {m_shape.padH, m_shape.padW};
+        return c;
+    }
+    Shape outputShape(const Shape& input) const override {
+        if (input.size() != 4 || input[1] != m_shape.inChannels)
+            nnimpl::shapeError("qconv2d", "(N, " + std::to_string(m_shape.inChannels) + ", H, W)", input);
+        const Conv2dGeometry g = geometry(input);
+        if (g.outH() <= 0 || g.outW() <= 0) nnimpl::shapeError("qconv2d", "an input at least as large as the kernel", input);
+        return {g.batch, g.outChannels, g.outH(), g.outW()};
+    }
+    Tensor forward(Backend& be, const Tensor& x, const ForwardContext& ctx) override {
+        const Shape outShape = outputShape(x.shape());
+        const Conv2dGeometry g = geometry(x.shape());
+        Tensor cols = be.empty({g.batch * g.outH() * g.outW(), m_core.settings().in}); // (N*OH*OW, C*KH*KW)
+        be.im2colRows(x, cols, g);
+        const Tensor rows = m_core.forward(be, cols, ctx); // (N*OH*OW, K)
+        Tensor y = be.empty(outShape);
+        be.rowsToChannels(rows, y, g.batch);
+        return y;
+    }
+    Tensor backward(Backend& be, const Tensor& dy) override { return m_core.backward(be, dy); }
+    std::vector<Parameter*> parameters() override { return m_core.parameters(); }
+    std::vector<Buffer*> buffers() override { return m_core.buffers(); }
+    QuantizedLinear& core() { return m_core; }
+
+private:
+    Conv2dGeometry geometry(const Shape& input) const {
+        Conv2dGeometry g;
+        g.batch = input[0];
+        g.inChannels = m_shape.inChannels;
+        g.height = input[2];
+        g.width = input[3];
+        g.outChannels = m_core.settings().out;
+        g.kernelH = m_shape.kernelH;
+        g.kernelW = m_shape.kernelW;
+        g.strideH = m_shape.strideH;
+        g.strideW = m_shape.strideW;
+        g.padH = m_shape.padH;
+        g.padW = m_shape.padW;
+        return g;
+    }
+
+    QuantizedConvShape m_shape;
+    QuantizedLinear m_core;
+};
+
 QuantizedLinear& asQuantized(Layer& layer) {
-    auto* q = dynamic_cast<QuantizedLinear*>(&layer);
-    if (!q) throw ConfigError("layer of type " + layer.type() + " is not a qlinear");
-    return *q;
+    if (auto* q = dynamic_cast<QuantizedLinear*>(&layer)) return *q;
+    if (auto* c = dynamic_cast<QuantizedConv2d*>(&layer)) return c->core();
+    throw ConfigError("layer of type " + layer.type() + " is not a qlinear or qconv2d");
 }
 
 } // namespace
@@ -273,9 +340,34 @@ std::vector<float> dequantizedWeight(Backend& be, Layer& layer) { return asQuant
 
 std::uint64_t quantizedLinearBytes(Layer& layer) { return asQuantized(layer).storedBytes(); }
 
+std::unique_ptr<Layer> makeQuantizedConv2d(Backend& be, const QuantizedLinearConfig& gemm,
+                                           const QuantizedConvShape& shape, const float* w, const float* bias,
+                                           float inputScale) {
+    if (gemm.in != shape.inChannels * shape.kernelH * shape.kernelW)
+        throw ConfigError("qconv2d: the GEMM's in (" + std::to_string(gemm.in) + ") is not C*KH*KW (" +
+                          std::to_string(shape.inChannels * shape.kernelH * shape.kernelW) + ")");
+    auto layer = std::make_unique<QuantizedConv2d>(shape, configFromJson(gemm.toJson(), ""));
+    layer->core().quantizeFrom(be, w, bias, inputScale);
+    return layer;
+}
+
 namespace nnimpl {
 std::unique_ptr<Layer> makeQuantizedLinear(const nlohmann::json& c, const std::string& ptr) {
     return std::make_unique<QuantizedLinear>(configFromJson(c, ptr));
+}
+
+std::unique_ptr<Layer> makeQuantizedConv2d(const nlohmann::json& c, const std::string& ptr) {
+    nnconfig::onlyKeys(c, ptr,
+                       {"type", "in", "out", "kernel", "stride", "padding", "bias", "weights", "group", "symmetric",
+                        "activations", "granularity", "activation"});
+    const std::int64_t one = 1, zero = 0;
+    QuantizedConvShape s;
+    s.inChannels = nnconfig::integer(c, "in", ptr, 1);
+    std::tie(s.kernelH, s.kernelW) = nnconfig::pair2(c, "kernel", ptr, 1);
+    std::tie(s.strideH, s.strideW) = nnconfig::pair2(c, "stride", ptr, 1, &one);
+    std::tie(s.padH, s.padW) = nnconfig::pair2(c, "padding", ptr, 0, &zero);
+    return std::make_unique<QuantizedConv2d>(
+        s, quantFields(c, ptr, s.inChannels * s.kernelH * s.kernelW, nnconfig::integer(c, "out", ptr, 1)));
 }
 } // namespace nnimpl
 

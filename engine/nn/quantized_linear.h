@@ -41,13 +41,24 @@ struct QuantizedLinearConfig {
     std::int64_t group() const { return weights.group <= 0 || weights.group > in ? in : weights.group; }
 };
 
+// The convolution a qconv2d runs (groups 1): its input channels, kernel, stride and padding. Its weight is the
+// qlinear GEMM's, (K, C*KH*KW): the Conv2d weight (K, C, KH, KW) in its own memory order.
+struct QuantizedConvShape {
+    std::int64_t inChannels = 1, kernelH = 1, kernelW = 1, strideH = 1, strideW = 1, padH = 0, padW = 0;
+};
+
 // A qlinear from float weights w (out, in), bias (out) or null, and for static W8A8 the calibrated activation
 // scale (max |x| the quantized range should cover / 127). Tensors land on `be`.
 std::unique_ptr<Layer> makeQuantizedLinear(Backend& be, const QuantizedLinearConfig& config, const float* w,
                                            const float* bias, float inputScale = 0.0f);
-// The config of a qlinear layer (ConfigError when `layer` is not one).
+// A qconv2d ("qconv2d": a Conv2d with groups 1 run as im2col rows through the quantized GEMM of `gemm`, whose in
+// is C*KH*KW and out K) from float weights w (K, C, KH, KW), bias (K) or null, and a static input scale.
+std::unique_ptr<Layer> makeQuantizedConv2d(Backend& be, const QuantizedLinearConfig& gemm,
+                                           const QuantizedConvShape& shape, const float* w, const float* bias,
+                                           float inputScale = 0.0f);
+// The config of a qlinear layer, or of a qconv2d's GEMM (ConfigError when `layer` is neither).
 QuantizedLinearConfig quantizedLinearConfig(const Layer& layer);
-// The weight a qlinear multiplies by, dequantized to f32 (out, in): what the kernels compute with.
+// The weight a qlinear (or qconv2d) multiplies by, dequantized to f32 (out, in): what the kernels compute with.
 std::vector<float> dequantizedWeight(Backend& be, Layer& layer);
 // Bytes the layer stores: codes, scales, zero points, input scale and bias.
 std::uint64_t quantizedLinearBytes(Layer& layer);

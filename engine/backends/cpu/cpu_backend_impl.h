@@ -84,6 +84,8 @@ public:
     void argmaxRows(const Tensor& x, Tensor& out) override;
 
     void conv2dForward(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dGeometry& g) override;
+    void im2colRows(const Tensor& x, Tensor& cols, const Conv2dGeometry& g) override;
+    void rowsToChannels(const Tensor& rows, Tensor& y, std::int64_t images) override;
     void conv2dBackwardData(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dGeometry& g) override;
     void conv2dBackwardWeight(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dGeometry& g,
                               bool accumulate) override;

@@ -438,4 +438,62 @@ void CpuBackend::maxPool2dBackward(const Tensor& dy, const Tensor& argmax, Tenso
     }, std::max<std::int64_t>(1, kInlineElements / 2 / std::max<std::int64_t>(1, inPlane)));
 }
 
+void CpuBackend::im2colRows(const Tensor& x, Tensor& cols, const Conv2dGeometry& g) {
+    checkCpu(x, "im2col_rows", "x");
+    checkCpu(cols, "im2col_rows", "cols");
+    require(Op::Im2colRows, x.dtype());
+    if (g.groups != 1) throw BackendError("cpu im2col_rows: groups must be 1, got " + std::to_string(g.groups));
+    if (g.outH() <= 0 || g.outW() <= 0) throw BackendError("cpu im2col_rows: geometry gives an empty output");
+    checkShape(x, {g.batch, g.inChannels, g.height, g.width}, "im2col_rows", "x");
+    const std::int64_t p = g.outH() * g.outW(), ckk = g.inChannels * g.kernelH * g.kernelW;
+    checkShape(cols, {g.batch * p, ckk}, "im2col_rows", "cols");
+    const float* px = x.ptr<const float>();
+    float* pc = cols.ptr<float>();
+    // One output position per row: its patch, channel by channel, each kernel row a run of the input row.
+    forEach(g.batch * p, [&](std::int64_t r0, std::int64_t r1) {
+        for (std::int64_t r = r0; r < r1; ++r) {
+            const std::int64_t n = r / p, q = r % p, oy = q / g.outW(), ox = q % g.outW();
+            float* row = pc + r * ckk;
+            for (std::int64_t c = 0; c < g.inChannels; ++c) {
+                const float* plane = px + (n * g.inChannels + c) * g.height * g.width;
+                for (std::int64_t ky = 0; ky < g.kernelH; ++ky) {
+                    const std::int64_t iy = oy * g.strideH - g.padH + ky;
+                    float* out = row + (c * g.kernelH + ky) * g.kernelW;
+                    for (std::int64_t kx = 0; kx < g.kernelW; ++kx) {
+                        const std::int64_t ix = ox * g.strideW - g.padW + kx;
+                        out[kx] = (iy >= 0 && iy < g.height && ix >= 0 && ix < g.width) ? plane[iy * g.width + ix] : 0.0f;
+                    }
+                }
+            }
+        }
+    }, std::max<std::int64_t>(1, kInlineElements / std::max<std::int64_t>(1, ckk)));
+}
+
+void CpuBackend::rowsToChannels(const Tensor& rows, Tensor& y, std::int64_t images) {
+    checkCpu(rows, "rows_to_channels", "rows");
+    checkCpu(y, "rows_to_channels", "y");
+    require(Op::RowsToChannels, rows.dtype());
+    if (rows.rank() != 2 || images < 1 || rows.dim(0) % images != 0)
+        throw BackendError("cpu rows_to_channels: rows " + rows.describe() + " is not (images * P, K) for " +
+                           std::to_string(images) + " images");
+    const std::int64_t k = rows.dim(1), p = rows.dim(0) / images;
+    if (y.dtype() != DType::F32 || y.rank() < 2 || y.dim(0) != images || y.dim(1) != k || y.numel() != rows.numel())
+        throw BackendError("cpu rows_to_channels: y " + y.describe() + " is not (" + std::to_string(images) + ", " +
+                           std::to_string(k) + ", " + std::to_string(p) + " positions)");
+    const float* src = rows.ptr<const float>();
+    float* dst = y.ptr<float>();
+    // Blocks of 32 positions x 32 channels keep both sides of the transpose in cache lines.
+    constexpr std::int64_t kBlock = 32;
+    forEach(images * ((p + kBlock - 1) / kBlock), [&](std::int64_t t0, std::int64_t t1) {
+        const std::int64_t blocks = (p + kBlock - 1) / kBlock;
+        for (std::int64_t t = t0; t < t1; ++t) {
+            const std::int64_t n = t / blocks, q0 = (t % blocks) * kBlock, q1 = std::min(p, q0 + kBlock);
+            for (std::int64_t k0 = 0; k0 < k; k0 += kBlock)
+                for (std::int64_t q = q0; q < q1; ++q)
+                    for (std::int64_t c = k0; c < std::min(k, k0 + kBlock); ++c)
+                        dst[(n * k + c) * p + q] = src[(n * p + q) * k + c];
+        }
+    }, std::max<std::int64_t>(1, kInlineElements / (kBlock * std::max<std::int64_t>(1, k))));
+}
+
 } // namespace lathe::cpu

@@ -51,6 +51,35 @@ __global__ void im2col_kernel(const float* x, float* col, ConvDims d, std::int64
     }
 }
 
+// x (N, C, H, W) -> cols (N*OH*OW, C*KH*KW), one thread per element (consecutive threads: one row's taps).
+__global__ void im2col_rows_kernel(const float* x, float* cols, ConvDims d, std::int64_t n) {
+    const std::int64_t ckk = d.c * d.kh * d.kw, p = d.oh * d.ow, total = n * p * ckk;
+    for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < total;
+         i += static_cast<std::int64_t>(blockDim.x) * gridDim.x) {
+        const std::int64_t r = i / ckk, t = i % ckk;
+        const std::int64_t img = r / p, q = r % p, oy = q / d.ow, ox = q % d.ow;
+        const std::int64_t kx = t % d.kw, ky = (t / d.kw) % d.kh, c = t / (d.kw * d.kh);
+        const std::int64_t y = oy * d.sh - d.ph + ky, xx = ox * d.sw - d.pw + kx;
+        cols[i] = (y >= 0 && y < d.h && xx >= 0 && xx < d.w) ? x[((img * d.c + c) * d.h + y) * d.w + xx] : 0.0f;
+    }
+}
+
+// rows (N*P, K) -> y (N, K, P) through a 32 x 33 shared tile (the extra column keeps the transposed reads off
+// one bank).
+__global__ void rows_to_channels_kernel(const float* rows, float* y, std::int64_t p, std::int64_t k) {
+    __shared__ float tile[32][33];
+    const std::int64_t img = blockIdx.z, q0 = blockIdx.x * 32, c0 = blockIdx.y * 32;
+    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+        const std::int64_t q = q0 + j, c = c0 + threadIdx.x;
+        if (q < p && c < k) tile[j][threadIdx.x] = rows[(img * p + q) * k + c];
+    }
+    __syncthreads();
+    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+        const std::int64_t c = c0 + j, q = q0 + threadIdx.x;
+        if (q < p && c < k) y[(img * k + c) * p + q] = tile[threadIdx.x][j];
+    }
+}
+
 // col (C*KH*KW, nb*OH*OW) -> dx (N, C, H, W): each input pixel gathers the columns that read it.
 __global__ void col2im_kernel(const float* col, float* dx, ConvDims d, std::int64_t n0, std::int64_t nb) {
     const std::int64_t p = d.oh * d.ow;
@@ -150,6 +179,22 @@ void launchIm2col(const float* x, float* col, const Conv2dGeometry& g, std::int6
     if (total == 0) return;
     im2col_kernel<<<gridFor(total), kBlock, 0, stream>>>(x, col, dimsOf(g), n0, nb); // (CKK, nb*OH*OW)
     LATHE_CUDA_CHECK_LAUNCH("im2col_kernel");
+}
+
+void launchIm2colRows(const float* x, float* cols, const Conv2dGeometry& g, cudaStream_t stream) {
+    const std::int64_t total = g.batch * g.outH() * g.outW() * g.inChannels * g.kernelH * g.kernelW;
+    if (total == 0) return;
+    im2col_rows_kernel<<<gridFor(total), kBlock, 0, stream>>>(x, cols, dimsOf(g), g.batch); // (N*OH*OW, CKK)
+    LATHE_CUDA_CHECK_LAUNCH("im2col_rows_kernel");
+}
+
+void launchRowsToChannels(const float* rows, float* y, std::int64_t images, std::int64_t positions,
+                          std::int64_t channels, cudaStream_t stream) {
+    if (images == 0 || positions == 0 || channels == 0) return;
+    const dim3 grid(static_cast<unsigned>((positions + 31) / 32), static_cast<unsigned>((channels + 31) / 32),
+                    static_cast<unsigned>(images));
+    rows_to_channels_kernel<<<grid, dim3(32, 8), 0, stream>>>(rows, y, positions, channels); // (N, K, P)
+    LATHE_CUDA_CHECK_LAUNCH("rows_to_channels_kernel");
 }
 
 void launchCol2im(const float* col, float* dx, const Conv2dGeometry& g, std::int64_t n0, std::int64_t nb,

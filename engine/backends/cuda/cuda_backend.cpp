@@ -146,6 +146,8 @@ OpTable CudaBackend::buildOpTable() {
     // Weight-only quantized GEMMs: our own dequantize kernels (weight_only.cu) + cuBLAS, ops_weight_only.cpp.
     for (WeightFormat f : {WeightFormat::Int8, WeightFormat::Int4, WeightFormat::Nf4}) t.add(weightOnlyGemmDesc(f));
     t.add(OpDesc::uniform(Op::QuantizeRows, DType::F32)); // int8.cu
+    t.add(OpDesc::uniform(Op::Im2colRows, DType::F32));   // conv.cu: the quantized conv's GEMM over rows
+    t.add(OpDesc::uniform(Op::RowsToChannels, DType::F32));
     t.add(int8GemmDesc());                                // cuBLASLt int32 GEMM + int8.cu's epilogue
     const auto convertible = {DType::F32, DType::F16, DType::BF16, DType::I32, DType::I8, DType::U8};
     for (DType from : convertible)

@@ -59,6 +59,11 @@ void launchArgmaxRows(const void* x, DType dt, std::int32_t* out, std::int64_t r
 void launchIm2col(const float* x, float* col, const Conv2dGeometry& g, std::int64_t n0, std::int64_t nb,
                   cudaStream_t stream);
 // col (C*KH*KW, nb*OH*OW) -> dx (N, C, H, W) images [n0, n0 + nb), overwritten (gathered, no atomics)
+// x (N, C, H, W) -> cols (N * OH * OW, C*KH*KW): one row per output position (Backend::im2colRows, groups 1).
+void launchIm2colRows(const float* x, float* cols, const Conv2dGeometry& g, cudaStream_t stream);
+// rows (N * P, K) -> y (N, K, P) (Backend::rowsToChannels).
+void launchRowsToChannels(const float* rows, float* y, std::int64_t images, std::int64_t positions,
+                          std::int64_t channels, cudaStream_t stream);
 void launchCol2im(const float* col, float* dx, const Conv2dGeometry& g, std::int64_t n0, std::int64_t nb,
                   cudaStream_t stream);
 // Depthwise (g.groups == C, K = C * multiplier): output channel k reads input channel k / (K/C).

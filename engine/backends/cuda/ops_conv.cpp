@@ -145,4 +145,26 @@ void CudaBackend::maxPool2dBackward(const Tensor& dy, const Tensor& argmax, Tens
     launchMaxPool2dBackward(dy.ptr<float>(), argmax.ptr<std::int32_t>(), dx.ptr<float>(), g, stream());
 }
 
+void CudaBackend::im2colRows(const Tensor& x, Tensor& cols, const Conv2dGeometry& g) {
+    begin(Op::Im2colRows, x.dtype(), {&x, &cols});
+    if (g.groups != 1) throw BackendError("im2col_rows: groups must be 1, got " + std::to_string(g.groups));
+    if (g.outH() <= 0 || g.outW() <= 0) throw BackendError("im2col_rows: geometry gives an empty output");
+    checkShape(x, {g.batch, g.inChannels, g.height, g.width}, DType::F32, "im2col_rows", "x");
+    checkShape(cols, {g.batch * g.outH() * g.outW(), g.inChannels * g.kernelH * g.kernelW}, DType::F32,
+               "im2col_rows", "cols");
+    launchIm2colRows(x.ptr<float>(), cols.ptr<float>(), g, stream());
+}
+
+void CudaBackend::rowsToChannels(const Tensor& rows, Tensor& y, std::int64_t images) {
+    begin(Op::RowsToChannels, rows.dtype(), {&rows, &y});
+    if (rows.rank() != 2 || images < 1 || rows.dim(0) % images != 0)
+        throw BackendError("rows_to_channels: rows " + rows.describe() + " is not (images * P, K) for " +
+                           std::to_string(images) + " images");
+    const std::int64_t k = rows.dim(1), p = rows.dim(0) / images;
+    if (y.dtype() != DType::F32 || y.rank() < 2 || y.dim(0) != images || y.dim(1) != k || y.numel() != rows.numel())
+        throw BackendError("rows_to_channels: y " + y.describe() + " is not (" + std::to_string(images) + ", " +
+                           std::to_string(k) + ", " + std::to_string(p) + " positions)");
+    launchRowsToChannels(rows.ptr<float>(), y.ptr<float>(), images, p, k, stream());
+}
+
 } // namespace lathe::cuda

@@ -27,11 +27,12 @@ struct QuantizeParams {
 };
 
 // The format's checks that need the model: the layers it would convert exist.
-void checkSites(const SiteSettings& s, ModelCheck& check, const std::string& step, const char* suffix) {
+void checkSites(const SiteSettings& s, ModelCheck& check, const std::string& step, const char* suffix,
+                bool convs = true) {
     if (!check.model || check.model->architecture.is_null()) return;
     const auto model = Model::fromArchitecture(check.model->architecture);
     try {
-        selectSites(*model, s, step);
+        selectSites(*model, s, step, convs);
     } catch (const ConfigError& e) {
         check.issue("skip", e.what());
     }
@@ -46,7 +47,8 @@ public:
         : m_step(std::move(step)), m_choice(std::move(choice)), m_params(std::move(p)) {}
 
     void apply(StepContext& ctx) override {
-        const auto sites = selectSites(ctx.model(), m_params.sites, m_step);
+        // 16-bit formats keep Conv2d layers in f32 (a conv has no 16-bit weight of its own yet).
+        const auto sites = selectSites(ctx.model(), m_params.sites, m_step, m_choice.floatFormat == DType::F32);
         const double flops = forwardFlopsPerSample(ctx.model());
         const MeasureOutcome before = measureLabelled(ctx, m_params.measure, m_step, "float", 0.0, 0.4);
 
@@ -186,7 +188,7 @@ LATHE_STRATEGY_FAMILY(quantize) {
         siteFields(b, &QuantizeParams::sites);
         b.include(measureSettingsSchema(), &QuantizeParams::measure, "/measure");
         b.checkModel([name, dt](const QuantizeParams& p, ModelCheck& c) {
-            checkSites(p.sites, c, name, (std::string(" (") + dtypeName(dt) + ")").c_str());
+            checkSites(p.sites, c, name, (std::string(" (") + dtypeName(dt) + ")").c_str(), false);
         });
         registry.add(b, [name, dt](const QuantizeParams& p) {
             QuantChoice c;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <sstream>
+#include <tuple>
 
 namespace lathe::quant {
 namespace {
@@ -33,12 +34,12 @@ Tensor* named(Layer& layer, const char* name) {
 // The weight a converted layer multiplies by, as f32 (out, in), and the bytes it stores for it (codes, scales
 // and zero points; not the bias).
 std::vector<float> effectiveWeight(Backend& be, Layer& layer) {
-    if (layer.type() == "qlinear") return dequantizedWeight(be, layer);
+    if (layer.type() == "qlinear" || layer.type() == "qconv2d") return dequantizedWeight(be, layer);
     return be.downloadF32(*named(layer, "weight"));
 }
 
 double storedWeightBytes(Layer& layer) {
-    if (layer.type() == "qlinear") {
+    if (layer.type() == "qlinear" || layer.type() == "qconv2d") {
         const QuantizedLinearConfig c = quantizedLinearConfig(layer);
         return double(quantizedLinearBytes(layer)) - (c.bias ? double(c.out) * sizeof(float) : 0.0);
     }
@@ -48,25 +49,46 @@ double storedWeightBytes(Layer& layer) {
 
 } // namespace
 
-std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const std::string& step) {
+std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const std::string& step, bool convs) {
     std::vector<LinearSite> sites;
     const ModelEditor editor(model);
+    auto pair = [](const nlohmann::json& c, const char* key, std::int64_t fallback) {
+        if (!c.contains(key)) return std::pair<std::int64_t, std::int64_t>{fallback, fallback};
+        const nlohmann::json& v = c.at(key);
+        if (v.is_array()) return std::pair<std::int64_t, std::int64_t>{v[0].get<std::int64_t>(), v[1].get<std::int64_t>()};
+        return std::pair<std::int64_t, std::int64_t>{v.get<std::int64_t>(), v.get<std::int64_t>()};
+    };
     for (const LayerInfo& info : editor.list()) {
-        if (info.type != "linear") continue;
         const nlohmann::json c = editor.layer(info.path).config();
-        if (c.contains("dtype")) continue; // already 16-bit
-        sites.push_back({info.path, c.at("in").get<std::int64_t>(), c.at("out").get<std::int64_t>(),
-                         c.value("bias", true)});
+        if (info.type == "linear") {
+            if (c.contains("dtype")) continue; // already 16-bit
+            sites.push_back({info.path, c.at("in").get<std::int64_t>(), c.at("out").get<std::int64_t>(),
+                             c.value("bias", true)});
+        } else if (info.type == "conv2d" && convs && c.value("groups", 1) == 1) {
+            LinearSite site{info.path, 0, c.at("out").get<std::int64_t>(), c.value("bias", true), true, {}};
+            QuantizedConvShape& k = site.convShape;
+            k.inChannels = c.at("in").get<std::int64_t>();
+            std::tie(k.kernelH, k.kernelW) = pair(c, "kernel", 1);
+            std::tie(k.strideH, k.strideW) = pair(c, "stride", 1);
+            std::tie(k.padH, k.padW) = pair(c, "padding", 0);
+            site.in = k.inChannels * k.kernelH * k.kernelW;
+            sites.push_back(site);
+        }
     }
-    if (sites.empty()) throw ConfigError(step + ": the model has no float Linear layer to quantize");
-    if (s.layers == LayerSelection::AllButLast) sites.pop_back();
+    if (sites.empty())
+        throw ConfigError(step + (convs ? ": the model has no float Linear or Conv2d layer to quantize"
+                                        : ": the model has no float Linear layer to quantize"));
+    if (s.layers == LayerSelection::AllButLast) {
+        auto last = std::find_if(sites.rbegin(), sites.rend(), [](const LinearSite& x) { return !x.conv; });
+        if (last != sites.rend()) sites.erase(std::next(last).base());
+    }
     for (const std::string& skip : splitPaths(s.skip)) {
         auto it = std::find_if(sites.begin(), sites.end(), [&](const LinearSite& x) { return x.path == skip; });
         if (it == sites.end())
-            throw ConfigError(step + ": skip names \"" + skip + "\", which is not a float Linear layer it would convert");
+            throw ConfigError(step + ": skip names \"" + skip + "\", which is not a layer it would convert");
         sites.erase(it);
     }
-    if (sites.empty()) throw ConfigError(step + ": every Linear layer is left out (layers, skip); nothing to quantize");
+    if (sites.empty()) throw ConfigError(step + ": every layer is left out (layers, skip); nothing to quantize");
     return sites;
 }
 
@@ -95,7 +117,7 @@ std::unique_ptr<Layer> quantizedSite(StepContext& ctx, const LinearSite& site, c
     Layer& layer = ModelEditor(ctx.model()).layer(site.path);
     Tensor* weight = named(layer, "weight");
     if (!weight || weight->dtype() != DType::F32)
-        throw ConfigError(site.path + ": expected a float Linear with an f32 weight");
+        throw ConfigError(site.path + ": expected a float layer with an f32 weight");
     const std::vector<float> w = be.downloadF32(*weight);
     std::vector<float> b;
     if (site.bias) b = be.downloadF32(*named(layer, "bias"));
@@ -122,6 +144,7 @@ std::unique_ptr<Layer> quantizedSite(StepContext& ctx, const LinearSite& site, c
         // A layer whose calibration input was all zeros still needs a positive scale; any will do.
         inputScale = clip > 0 ? static_cast<float>(clip / 127.0) : 1.0f / 127.0f;
     }
+    if (site.conv) return makeQuantizedConv2d(be, c, site.convShape, w.data(), site.bias ? b.data() : nullptr, inputScale);
     return makeQuantizedLinear(be, c, w.data(), site.bias ? b.data() : nullptr, inputScale);
 }
 
@@ -147,7 +170,7 @@ void reportSizes(StepContext& ctx) {
     int quantized = 0, keptFloat = 0;
     for (const LayerInfo& info : editor.list()) {
         Layer& layer = editor.layer(info.path);
-        if (info.type == "qlinear") {
+        if (info.type == "qlinear" || info.type == "qconv2d") {
             const QuantizedLinearConfig c = quantizedLinearConfig(layer);
             bits += storedWeightBytes(layer) * 8.0;
             weights += double(c.in * c.out);

@@ -22,15 +22,20 @@ struct SiteSettings {
     std::string skip;
 };
 
+// A layer a step converts: a float Linear, or a Conv2d with groups 1 (`conv`), seen as the GEMM it runs:
+// in = C*KH*KW and out = K for a conv.
 struct LinearSite {
     std::string path; // ModelEditor path, "layers.1"
     std::int64_t in = 0, out = 0;
     bool bias = true;
+    bool conv = false;
+    QuantizedConvShape convShape;
 };
 
-// The Linear layers (blocks included, depth-first) a step converts. ConfigError naming the step when a skipped
-// path names no Linear of the model, or when none is left.
-std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const std::string& step);
+// The layers (blocks included, depth-first) a step converts: f32 Linear layers, and with `convs` Conv2d layers
+// of groups 1 (grouped and depthwise ones stay float). `layers: all_but_last` leaves out the last Linear.
+// ConfigError naming the step when a skipped path names no such layer, or when none is left.
+std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const std::string& step, bool convs = true);
 
 // The format a step converts to, with what it needs to know.
 struct QuantChoice {

@@ -68,7 +68,7 @@ public:
     void apply(StepContext& ctx) override {
         const std::string step = "quantize.smoothquant";
         Backend& be = ctx.backend();
-        const auto sites = selectSites(ctx.model(), m_params.sites, step);
+        const auto sites = selectSites(ctx.model(), m_params.sites, step, false);
         const double flops = forwardFlopsPerSample(ctx.model());
         const MeasureOutcome before = measureLabelled(ctx, m_params.measure, step, "float", 0.0, 0.35);
         const std::vector<float> logitsBefore = logits(ctx);
