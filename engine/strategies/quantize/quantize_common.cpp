@@ -48,7 +48,8 @@ double storedWeightBytes(Layer& layer) {
 
 } // namespace
 
-std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const std::string& step) {
+std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const std::string& step,
+                                    const std::string& skipField) {
     std::vector<LinearSite> sites;
     const ModelEditor editor(model);
     for (const LayerInfo& info : editor.list()) {
@@ -63,10 +64,11 @@ std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const s
     for (const std::string& skip : splitPaths(s.skip)) {
         auto it = std::find_if(sites.begin(), sites.end(), [&](const LinearSite& x) { return x.path == skip; });
         if (it == sites.end())
-            throw ConfigError(step + ": skip names \"" + skip + "\", which is not a float Linear layer it would convert");
+            throw ConfigError(step + ": " + skipField + " names \"" + skip +
+                              "\", which is not a float Linear layer it would convert");
         sites.erase(it);
     }
-    if (sites.empty()) throw ConfigError(step + ": every Linear layer is left out (layers, skip); nothing to quantize");
+    if (sites.empty()) throw ConfigError(step + ": every Linear layer is left out (layers, " + skipField + "); nothing to quantize");
     return sites;
 }
 

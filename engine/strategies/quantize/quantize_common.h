@@ -28,9 +28,10 @@ struct LinearSite {
     bool bias = true;
 };
 
-// The Linear layers (blocks included, depth-first) a step converts. ConfigError naming the step when a skipped
-// path names no Linear of the model, or when none is left.
-std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const std::string& step);
+// The Linear layers (blocks included, depth-first) a step converts. ConfigError naming the step (and the skip
+// field, `skipField`) when a skipped path names no Linear of the model, or when none is left.
+std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const std::string& step,
+                                    const std::string& skipField = "skip");
 
 // The format a step converts to, with what it needs to know.
 struct QuantChoice {
