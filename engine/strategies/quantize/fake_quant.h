@@ -26,8 +26,8 @@ struct QatSettings {
 
 // The fields above, for a step's schema (finetune includes them).
 const SchemaBuilder<QatSettings>& qatSchemaBuilder();
-// What a conversion step that reproduces the fine-tuned weights is called, e.g. "quantize.int4 group 128,
-// symmetric", for notes and messages.
+// The format, as the conversion step that keeps the fine-tuned weights describes it ("int4 weight-only,
+// group 128, symmetric"), for notes and messages.
 std::string describeQat(const QatSettings& s);
 
 // Fake quantization of a model's selected Linear weights W with a float master copy M kept on the host:
@@ -35,7 +35,8 @@ std::string describeQat(const QatSettings& s);
 //   afterOptimizerStep(): M += W - Q(M_old) (the optimizer's update, taken at Q(M): the straight-through
 //                         estimator), W = Q(M)
 // where Q is quantizeMatrix then dequantizeMatrix. The forward and backward of every training step so run
-// on Q(M), and the weights stay on the grid when the phase ends. The codec runs on the host: on a GPU each
+// on Q(M), and the weights stay on the grid when the phase ends. A weight decay acts on Q(M) too, and
+// reaches M as part of the update. The codec runs on the host: on a GPU each
 // step waits for its weights' download (a device codec would lift that; the small models here do not need it).
 class WeightFakeQuantizer {
 public:
