@@ -51,6 +51,7 @@ inline constexpr MetricKeyInfo kMetricKeys[] = {
     {"params_nonzero", MetricDirection::LowerIsBetter},
     {"model_bytes_sparse", MetricDirection::LowerIsBetter},
     {"weight_bits_mean", MetricDirection::LowerIsBetter},
+    {"qat_weight_sqnr_db_mean", MetricDirection::HigherIsBetter}, // finetune "qat": master against the grid
     {"peak_device_bytes", MetricDirection::LowerIsBetter},
     {"peak_host_bytes", MetricDirection::LowerIsBetter},
     // hardware

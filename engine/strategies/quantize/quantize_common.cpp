@@ -49,7 +49,8 @@ double storedWeightBytes(Layer& layer) {
 
 } // namespace
 
-std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const std::string& step, bool convs) {
+std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const std::string& step, bool convs,
+                                    const std::string& skipField) {
     std::vector<LinearSite> sites;
     const ModelEditor editor(model);
     auto pair = [](const nlohmann::json& c, const char* key, std::int64_t fallback) {
@@ -85,10 +86,11 @@ std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const s
     for (const std::string& skip : splitPaths(s.skip)) {
         auto it = std::find_if(sites.begin(), sites.end(), [&](const LinearSite& x) { return x.path == skip; });
         if (it == sites.end())
-            throw ConfigError(step + ": skip names \"" + skip + "\", which is not a layer it would convert");
+            throw ConfigError(step + ": " + skipField + " names \"" + skip + "\", which is not a layer it would convert");
         sites.erase(it);
     }
-    if (sites.empty()) throw ConfigError(step + ": every layer is left out (layers, skip); nothing to quantize");
+    if (sites.empty())
+        throw ConfigError(step + ": every layer is left out (layers, " + skipField + "); nothing to quantize");
     return sites;
 }
 

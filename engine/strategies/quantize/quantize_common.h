@@ -34,8 +34,10 @@ struct LinearSite {
 
 // The layers (blocks included, depth-first) a step converts: f32 Linear layers, and with `convs` Conv2d layers
 // of groups 1 (grouped and depthwise ones stay float). `layers: all_but_last` leaves out the last Linear.
-// ConfigError naming the step when a skipped path names no such layer, or when none is left.
-std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const std::string& step, bool convs = true);
+// ConfigError naming the step (and the skip field, `skipField`) when a skipped path names no such layer, or
+// when none is left.
+std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const std::string& step, bool convs = true,
+                                    const std::string& skipField = "skip");
 
 // The format a step converts to, with what it needs to know.
 struct QuantChoice {

@@ -1,13 +1,16 @@
 // The `train` family: `train` and `finetune`, one training loop with two sets of defaults. `train` carries
-// the fields of a baseline's training; `finetune` continues from the current weights with a gentler rate.
+// the fields of a baseline's training; `finetune` continues from the current weights with a gentler rate,
+// optionally quantization-aware (`qat`, engine/strategies/quantize/fake_quant.h).
 #include "engine/strategies/train/training.h"
 
 #include "engine/core/errors.h"
 #include "engine/core/rng.h"
 #include "engine/measure/model_measure.h"
+#include "engine/strategies/quantize/fake_quant.h"
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 namespace lathe {
 SchemaBuilder<TrainParams> trainingFields(const char* name, const char* summary, std::int64_t epochs, double lr) {
@@ -32,29 +35,40 @@ SchemaBuilder<TrainParams> trainingFields(const char* name, const char* summary,
 
 namespace {
 
-// `finetune`: the training fields plus whether the optimizer state of the run's previous phase goes on.
+// `finetune`: the training fields, whether the optimizer state of the run's previous phase goes on, and
+// whether the phase trains through a weight quantizer.
 struct FinetuneParams {
     TrainParams train;
     OptimizerStateMode optimizerState = OptimizerStateMode::Fresh;
+    quant::QatSettings qat;
 };
 
 class TrainingStrategy final : public Strategy {
 public:
-    TrainingStrategy(std::string name, TrainParams params, OptimizerStateMode state = OptimizerStateMode::Fresh)
-        : m_name(std::move(name)), m_params(std::move(params)), m_state(state) {}
+    TrainingStrategy(std::string name, TrainParams params, OptimizerStateMode state = OptimizerStateMode::Fresh,
+                     quant::QatSettings qat = {})
+        : m_name(std::move(name)), m_params(std::move(params)), m_state(state), m_qat(std::move(qat)) {}
     void apply(StepContext& ctx) override {
         // Each step shuffles differently from the baseline and from other steps, reproducibly.
         TrainParams p = m_params;
         p.seed = mix64(ctx.seed ^ (0x5eedull + static_cast<std::uint64_t>(ctx.stepIndex)));
         TrainingPhaseOptions options;
         options.optimizerState = m_state;
+        // The fake quantizer is this phase's own hook: later phases train in float again.
+        std::unique_ptr<quant::WeightFakeQuantizer> fakeQuant;
+        if (m_qat.enabled()) {
+            fakeQuant = quant::startQat(ctx, m_qat, m_name);
+            options.afterOptimizerStep = [&fakeQuant](Model&) { fakeQuant->afterOptimizerStep(); };
+        }
         runTrainingPhase(ctx, p, m_name, options);
+        if (fakeQuant) quant::reportQat(ctx, *fakeQuant, m_qat);
     }
 
 private:
     std::string m_name;
     TrainParams m_params;
     OptimizerStateMode m_state;
+    quant::QatSettings m_qat;
 };
 
 } // namespace
@@ -183,7 +197,9 @@ LATHE_STRATEGY_FAMILY(train) {
                     "training phase go on, as if it had not stopped (layers replaced since then start afresh); "
                     "fresh (default): a new optimizer, so the result does not depend on whether the baseline was "
                     "trained in this run or read from the cache, which keeps weights only");
+    finetune.include(quant::qatSchemaBuilder(), &FinetuneParams::qat);
+    finetune.checkModel([](const FinetuneParams& p, ModelCheck& c) { quant::checkQat(p.qat, c, "finetune"); });
     registry.add(finetune, [](const FinetuneParams& p) {
-        return std::make_unique<TrainingStrategy>("finetune", p.train, p.optimizerState);
+        return std::make_unique<TrainingStrategy>("finetune", p.train, p.optimizerState, p.qat);
     });
 }
