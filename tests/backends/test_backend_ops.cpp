@@ -453,6 +453,23 @@ std::vector<OpCase> buildCases() {
                              be.conv2dBackwardData(dy, w, dx, g);
                              return Outputs{out(be, "dx", dx)};
                          }});
+        // The quantized conv's GEMM over rows (groups 1 only): the patches as rows, and rows back to channels.
+        if (g.groups == 1) {
+            const Shape cs{g.batch * g.outH() * g.outW(), g.inChannels * g.kernelH * g.kernelW};
+            cases.push_back({"im2col_rows/f32/" + gname, Op::Im2colRows, {DType::F32}, [g, xs, cs](Backend& be, DType) {
+                                 Tensor x = input(be, xs, DType::F32, 68);
+                                 Tensor cols = be.empty(cs);
+                                 be.im2colRows(x, cols, g);
+                                 return Outputs{out(be, "cols", cols)};
+                             }});
+            cases.push_back({"rows_to_channels/f32/" + gname, Op::RowsToChannels, {DType::F32},
+                             [g, ys](Backend& be, DType) {
+                                 Tensor rows = input(be, {g.batch * g.outH() * g.outW(), g.outChannels}, DType::F32, 69);
+                                 Tensor y = be.empty(ys);
+                                 be.rowsToChannels(rows, y, g.batch);
+                                 return Outputs{out(be, "y", y)};
+                             }});
+        }
         for (bool acc : {false, true})
             cases.push_back({"conv2d_backward_weight/f32/" + gname + (acc ? "/accumulate" : "/overwrite"),
                              Op::Conv2dBackwardWeight, {DType::F32}, [g, xs, ws, ys, acc](Backend& be, DType) {

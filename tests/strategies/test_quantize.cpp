@@ -240,6 +240,91 @@ private slots:
         QVERIFY2(relativeDiff(before, after) < kInt8LogitTol, qPrintable(QString::number(relativeDiff(before, after))));
     }
 
+    void convolutionsThroughTheirIm2colGemm_data() {
+        QTest::addColumn<QString>("strategy");
+        QTest::addColumn<QString>("activations");
+        QTest::newRow("int8 W8A8 static") << "quantize.int8" << "static";
+        QTest::newRow("int8 W8A8 dynamic") << "quantize.int8" << "dynamic";
+        QTest::newRow("int4 weight-only") << "quantize.int4" << "";
+        QTest::newRow("nf4 weight-only") << "quantize.nf4" << "";
+    }
+
+    void convolutionsThroughTheirIm2colGemm() {
+        QFETCH(QString, strategy);
+        QFETCH(QString, activations);
+        test::ContextFixture fx("cnn-2conv");
+        const auto before = test::firstLogits(*fx.model, fx.data.test);
+        const std::uint64_t floatBytes = fx.model->parameterBytes();
+        ParamValues v = quick(strategy.toStdString(), {});
+        if (!activations.isEmpty()) v.set("activations", activations.toStdString());
+        if (strategy == "quantize.int4") v.set("group", std::int64_t(32));
+        apply(fx, strategy.toStdString(), v);
+        QCOMPARE(countType(*fx.model, "conv2d"), 0);
+        QCOMPARE(countType(*fx.model, "qconv2d"), 2);
+        const auto after = test::firstLogits(*fx.model, fx.data.test);
+        const double tol = strategy == "quantize.int8" ? kInt8LogitTol : kFourBitLogitTol;
+        QVERIFY2(relativeDiff(before, after) < tol, qPrintable(QString::number(relativeDiff(before, after))));
+        QVERIFY(double(fx.model->parameterBytes()) < (strategy == "quantize.int8" ? 0.27 : 0.2) * double(floatBytes));
+        QVERIFY(fx.stat("layers.0.weight", "weight_sqnr_db") > 10.0);
+        QVERIFY(test::reloadsIdentically(*fx.model, fx.data.test, "qconv.safetensors"));
+        // A weight-only qconv2d computes the float convolution of its dequantized weight, to float rounding.
+        if (activations.isEmpty()) {
+            Backend& be = *cpuBackend();
+            Layer& conv = ModelEditor(*fx.model).layer("layers.0");
+            const json c = conv.config();
+            const auto batches = makeInputBatches(be, *fx.model, fx.data.test, 2, 1);
+            Tensor w = be.upload(dequantizedWeight(be, conv), {c.at("out").get<std::int64_t>(), 1,
+                                                               c.at("kernel")[0].get<std::int64_t>(),
+                                                               c.at("kernel")[1].get<std::int64_t>()});
+            Conv2dGeometry g;
+            g.batch = 2;
+            g.height = g.width = 28;
+            g.outChannels = c.at("out").get<std::int64_t>();
+            g.kernelH = c.at("kernel")[0].get<std::int64_t>();
+            g.kernelW = c.at("kernel")[1].get<std::int64_t>();
+            if (c.contains("padding")) {
+                g.padH = c.at("padding")[0].get<std::int64_t>();
+                g.padW = c.at("padding")[1].get<std::int64_t>();
+            }
+            Tensor ref = be.empty({2, g.outChannels, g.outH(), g.outW()});
+            be.conv2dForward(batches[0], w, ref, g);
+            Tensor bias;
+            for (Parameter* p : conv.parameters()) bias = p->value;
+            if (bias.defined()) be.biasAdd(ref, bias);
+            const auto expected = be.downloadF32(ref);
+            const auto got = be.downloadF32(conv.forward(be, batches[0], ForwardContext{}));
+            QCOMPARE(got.size(), expected.size());
+            QVERIFY2(relativeDiff(expected, got) < 1e-5, qPrintable(QString::number(relativeDiff(expected, got))));
+        }
+    }
+
+    void im2colRowsGemmIsTheConvolution() {
+        // conv2d_forward against im2col_rows + gemm (x rows @ W^T) + rows_to_channels: strided, padded,
+        // rectangular, several channels; the GEMM sums in another order, so float rounding only.
+        Backend& be = *cpuBackend();
+        Conv2dGeometry g;
+        g.batch = 3, g.inChannels = 4, g.height = 9, g.width = 7, g.outChannels = 5;
+        g.kernelH = 3, g.kernelW = 2, g.strideH = 2, g.strideW = 1, g.padH = 1, g.padW = 0;
+        Rng rng(9);
+        auto random = [&](const Shape& s) {
+            std::vector<float> v(static_cast<std::size_t>(numel(s)));
+            for (auto& f : v) f = rng.uniform(-1.0f, 1.0f);
+            return be.upload(v, s);
+        };
+        const Tensor x = random({3, 4, 9, 7}), w = random({5, 4, 3, 2});
+        Tensor ref = be.empty({3, 5, g.outH(), g.outW()});
+        be.conv2dForward(x, w, ref, g);
+        const std::int64_t rows = 3 * g.outH() * g.outW();
+        Tensor cols = be.empty({rows, 24}), y2 = be.empty({rows, 5}), y = be.empty(ref.shape());
+        be.im2colRows(x, cols, g);
+        be.gemm(cols, Trans::No, w.view({5, 24}), Trans::Yes, y2);
+        be.rowsToChannels(y2, y, 3);
+        QVERIFY(relativeDiff(be.downloadF32(ref), be.downloadF32(y)) < 1e-6);
+        g.groups = 2;
+        QVERIFY_THROWS_EXCEPTION(BackendError, be.im2colRows(x, cols, g));
+        QVERIFY_THROWS_EXCEPTION(BackendError, be.rowsToChannels(y2, y, 2));
+    }
+
     void quantizedLayerRunsInferenceOnly() {
         test::ContextFixture fx("mlp-784-64-10");
         apply(fx, "quantize.int8", quick("quantize.int8", {{"activations", std::string("dynamic")}}));

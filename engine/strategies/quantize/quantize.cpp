@@ -75,7 +75,7 @@ public:
         const MeasureOutcome after = measureLabelled(ctx, m_params.measure, m_step, "quantized", 0.6, 1.0);
         const double realized =
             reportSideBySide(ctx, m_params.measure, {"float", "quantized", before, after, flops, flops});
-        ctx.info(m_step + ": " + std::to_string(sites.size()) + " Linear layers to " + m_choice.describe() +
+        ctx.info(m_step + ": " + std::to_string(sites.size()) + " layers to " + m_choice.describe() +
                  ", " + fixed(ctx.summary()["weight_bits_mean"], 2) + " bits per weight" +
                  (realized > 0 ? ", realized speedup " + fixed(realized, 3) : ""));
     }
