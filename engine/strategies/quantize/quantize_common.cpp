@@ -86,7 +86,8 @@ std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const s
     for (const std::string& skip : splitPaths(s.skip)) {
         auto it = std::find_if(sites.begin(), sites.end(), [&](const LinearSite& x) { return x.path == skip; });
         if (it == sites.end())
-            throw ConfigError(step + ": " + skipField + " names \"" + skip + "\", which is not a layer it would convert");
+            throw ConfigError(step + ": " + skipField + " names \"" + skip + "\", which is not a float " +
+                              (convs ? "Linear or Conv2d" : "Linear") + " layer it would convert");
         sites.erase(it);
     }
     if (sites.empty())
