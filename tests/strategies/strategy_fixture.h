@@ -17,6 +17,8 @@
 
 #include <QtTest>
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
 #include <map>
 #include <string>
@@ -79,6 +81,16 @@ struct ContextFixture {
         return std::numeric_limits<double>::quiet_NaN();
     }
 };
+
+// The largest |a - b| relative to the largest |a|: how far a converted model's logits moved from the original's.
+inline double relativeDiff(const std::vector<float>& a, const std::vector<float>& b) {
+    double largest = 0, diff = 0;
+    for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
+        largest = std::max(largest, std::fabs(double(a[i])));
+        diff = std::max(diff, std::fabs(double(a[i]) - double(b[i])));
+    }
+    return largest > 0 ? diff / largest : diff;
+}
 
 // The defaults of a strategy that measures inside its step (before and after), with the timing made as
 // short as possible: one batch of 4, 3 repeats, no accuracy. For tests of what the step does, not of timing.

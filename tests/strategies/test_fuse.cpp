@@ -27,15 +27,6 @@ std::vector<float> logits(Model& m, const Dataset& data) {
     return cpuBackend()->downloadF32(m.forward(batches[0], ForwardContext{}));
 }
 
-double relativeDiff(const std::vector<float>& a, const std::vector<float>& b) {
-    double largest = 0, diff = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        largest = std::max(largest, std::fabs(double(a[i])));
-        diff = std::max(diff, std::fabs(double(a[i]) - double(b[i])));
-    }
-    return diff / largest;
-}
-
 int countType(Model& m, const std::string& type) {
     int n = 0;
     for (const LayerInfo& info : ModelEditor(m).list())
@@ -80,7 +71,7 @@ class TestFuse : public QObject {
         StrategyRegistry::instance().create("fuse.bn", test::quickMeasuringDefaults("fuse.bn"))->apply(fx.ctx);
         QCOMPARE(countType(*fx.model, "batchnorm2d"), 0);
         QCOMPARE(countType(*fx.model, "conv2d"), convs);
-        const double diff = relativeDiff(before, logits(*fx.model, fx.data.test));
+        const double diff = test::relativeDiff(before, logits(*fx.model, fx.data.test));
         qInfo("largest logit difference after folding: %.3g of the largest logit", diff);
         QVERIFY2(diff < kFoldTol, qPrintable(QString::number(diff)));
         QCOMPARE(fx.summary.at("layers_folded"), 2.0);

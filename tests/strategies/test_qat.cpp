@@ -25,15 +25,6 @@ constexpr double kConversionLogitTol = 1e-5;
 // weights below 1 in magnitude.
 constexpr double kMasterTol = 1e-6;
 
-double relativeDiff(const std::vector<float>& a, const std::vector<float>& b) {
-    double largest = 0, diff = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        largest = std::max(largest, std::fabs(double(a[i])));
-        diff = std::max(diff, std::fabs(double(a[i]) - double(b[i])));
-    }
-    return diff / largest;
-}
-
 // The finetune of the tests: 2 epochs of the 300 band images (6 steps), lr 1e-3 so the weights move.
 ParamValues finetune(std::initializer_list<std::pair<const char*, ParamValue>> set = {}) {
     ParamValues v = defaultValues(*StrategyRegistry::instance().find("finetune"));
@@ -188,7 +179,7 @@ private slots:
         else v.set("group", std::int64_t(group));
         apply(fx, strategy.toStdString(), v);
         const auto quantizedLogits = test::firstLogits(*fx.model, fx.data.test);
-        const double diff = relativeDiff(floatLogits, quantizedLogits);
+        const double diff = test::relativeDiff(floatLogits, quantizedLogits);
         QVERIFY2(diff < kConversionLogitTol, qPrintable(QString::number(diff)));
         // The stored weights are the fine-tuned ones, bit for bit.
         for (const auto& l : tuned)

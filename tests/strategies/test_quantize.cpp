@@ -26,15 +26,6 @@ namespace {
 constexpr double kInt8LogitTol = 0.03;
 constexpr double kFourBitLogitTol = 0.15;
 
-double relativeDiff(const std::vector<float>& a, const std::vector<float>& b) {
-    double largest = 0, diff = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        largest = std::max(largest, std::fabs(double(a[i])));
-        diff = std::max(diff, std::fabs(double(a[i]) - double(b[i])));
-    }
-    return diff / largest;
-}
-
 int countType(Model& m, const std::string& type) {
     int n = 0;
     for (const LayerInfo& info : ModelEditor(m).list()) n += info.type == type ? 1 : 0;
@@ -125,7 +116,7 @@ private slots:
         QCOMPARE(countType(*fx.model, "qlinear"), 2);
         QCOMPARE(countType(*fx.model, "linear"), 0);
         const auto after = test::firstLogits(*fx.model, fx.data.test);
-        QVERIFY2(relativeDiff(before, after) < kFourBitLogitTol, qPrintable(QString::number(relativeDiff(before, after))));
+        QVERIFY2(test::relativeDiff(before, after) < kFourBitLogitTol, qPrintable(QString::number(test::relativeDiff(before, after))));
         // Each layer computes x W~^T + b with W~ its dequantized weight, to float rounding.
         Backend& be = *cpuBackend();
         ModelEditor editor(*fx.model);
@@ -189,7 +180,7 @@ private slots:
         // background sits in one spike of the histogram, at that spike: it is judged by the experiments'
         // accuracy (docs/benchmarks/quantization.md), not by this bound.
         if (calibration != "entropy")
-            QVERIFY2(relativeDiff(before, after) < kInt8LogitTol, qPrintable(QString::number(relativeDiff(before, after))));
+            QVERIFY2(test::relativeDiff(before, after) < kInt8LogitTol, qPrintable(QString::number(test::relativeDiff(before, after))));
         QVERIFY2(double(fx.model->parameterBytes()) <= 0.27 * double(floatBytes),
                  qPrintable(QString("%1 of %2").arg(fx.model->parameterBytes()).arg(floatBytes)));
         if (activations == "static") {
@@ -214,7 +205,7 @@ private slots:
         QCOMPARE(countType(*fx.model, "linear"), 2);
         const auto after = test::firstLogits(*fx.model, fx.data.test);
         // bf16 keeps 8 bits of mantissa, f16 11: both well inside the int8 tolerance.
-        QVERIFY2(relativeDiff(before, after) < kInt8LogitTol, qPrintable(QString::number(relativeDiff(before, after))));
+        QVERIFY2(test::relativeDiff(before, after) < kInt8LogitTol, qPrintable(QString::number(test::relativeDiff(before, after))));
         QCOMPARE(fx.summary.at("weight_bits_mean"), 16.0);
         QVERIFY(double(fx.model->parameterBytes()) < 0.51 * double(floatBytes));
         QVERIFY(test::reloadsIdentically(*fx.model, fx.data.test, "q16.safetensors"));
@@ -237,7 +228,7 @@ private slots:
         QVERIFY(fx.stat("layers.3.weight", "smoothing_scale_max") >= fx.stat("layers.3.weight", "smoothing_scale_min"));
         QCOMPARE(countType(*fx.model, "qlinear"), 3);
         const auto after = test::firstLogits(*fx.model, fx.data.test);
-        QVERIFY2(relativeDiff(before, after) < kInt8LogitTol, qPrintable(QString::number(relativeDiff(before, after))));
+        QVERIFY2(test::relativeDiff(before, after) < kInt8LogitTol, qPrintable(QString::number(test::relativeDiff(before, after))));
     }
 
     void convolutionsThroughTheirIm2colGemm_data() {
@@ -263,7 +254,7 @@ private slots:
         QCOMPARE(countType(*fx.model, "qconv2d"), 2);
         const auto after = test::firstLogits(*fx.model, fx.data.test);
         const double tol = strategy == "quantize.int8" ? kInt8LogitTol : kFourBitLogitTol;
-        QVERIFY2(relativeDiff(before, after) < tol, qPrintable(QString::number(relativeDiff(before, after))));
+        QVERIFY2(test::relativeDiff(before, after) < tol, qPrintable(QString::number(test::relativeDiff(before, after))));
         QVERIFY(double(fx.model->parameterBytes()) < (strategy == "quantize.int8" ? 0.27 : 0.2) * double(floatBytes));
         QVERIFY(fx.stat("layers.0.weight", "weight_sqnr_db") > 10.0);
         QVERIFY(test::reloadsIdentically(*fx.model, fx.data.test, "qconv.safetensors"));
@@ -294,7 +285,7 @@ private slots:
             const auto expected = be.downloadF32(ref);
             const auto got = be.downloadF32(conv.forward(be, batches[0], ForwardContext{}));
             QCOMPARE(got.size(), expected.size());
-            QVERIFY2(relativeDiff(expected, got) < 1e-5, qPrintable(QString::number(relativeDiff(expected, got))));
+            QVERIFY2(test::relativeDiff(expected, got) < 1e-5, qPrintable(QString::number(test::relativeDiff(expected, got))));
         }
     }
 
@@ -319,7 +310,7 @@ private slots:
         be.im2colRows(x, cols, g);
         be.gemm(cols, Trans::No, w.view({5, 24}), Trans::Yes, y2);
         be.rowsToChannels(y2, y, 3);
-        QVERIFY(relativeDiff(be.downloadF32(ref), be.downloadF32(y)) < 1e-6);
+        QVERIFY(test::relativeDiff(be.downloadF32(ref), be.downloadF32(y)) < 1e-6);
         g.groups = 2;
         QVERIFY_THROWS_EXCEPTION(BackendError, be.im2colRows(x, cols, g));
         QVERIFY_THROWS_EXCEPTION(BackendError, be.rowsToChannels(y2, y, 2));

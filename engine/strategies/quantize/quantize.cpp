@@ -90,31 +90,6 @@ std::vector<std::pair<std::string, ActivationQuant>> activationChoices() {
     return {{"static", ActivationQuant::Static}, {"dynamic", ActivationQuant::Dynamic}, {"none", ActivationQuant::None}};
 }
 
-std::vector<std::pair<std::string, LayerSelection>> layerChoices() {
-    return {{"all", LayerSelection::All}, {"all_but_last", LayerSelection::AllButLast}};
-}
-
-template <class P>
-void siteFields(SchemaBuilder<P>& b, SiteSettings P::*member) {
-    SchemaBuilder<SiteSettings> s("", "", "");
-    s.choice("layers", &SiteSettings::layers, layerChoices(), LayerSelection::All,
-             "which Linear layers are converted: all, or all but the last (the classifier)");
-    s.text("skip", &SiteSettings::skip, "", "layers kept in float, by path (\"layers.1, layers.5\")");
-    b.include(s, member);
-}
-
-template <class P>
-void calibrationFields(SchemaBuilder<P>& b, CalibrationSettings P::*member) {
-    SchemaBuilder<CalibrationSettings> s("", "", "");
-    s.choice("calibration", &CalibrationSettings::method, calibrationChoices(), CalibrationMethod::Percentile,
-             "how static activation scales clip |x|: minmax, moving_average, percentile, mse or entropy (KL)");
-    s.number("percentile", &CalibrationSettings::percentile, 99.99,
-             {.min = 50, .max = 100, .help = "percentile of |x| kept by \"percentile\" calibration"});
-    s.integer("calibration_samples", &CalibrationSettings::samples, 512,
-              {.min = 1, .max = 1e7, .unit = "samples", .help = "samples of the training split run to calibrate"});
-    b.include(s, member);
-}
-
 } // namespace
 } // namespace lathe::quant
 
@@ -132,8 +107,8 @@ LATHE_STRATEGY_FAMILY(quantize) {
         b.choice("activations", &QuantizeParams::activations, activationChoices(), ActivationQuant::Static,
                  "activations: static (a calibrated per-tensor scale), dynamic (per row, at run time) or none "
                  "(weight-only int8)");
-        calibrationFields(b, &QuantizeParams::calibration);
-        siteFields(b, &QuantizeParams::sites);
+        b.include(calibrationSchema(), &QuantizeParams::calibration);
+        b.include(siteSchema(), &QuantizeParams::sites);
         b.include(measureSettingsSchema(), &QuantizeParams::measure, "/measure");
         b.checkModel([](const QuantizeParams& p, ModelCheck& c) { checkSites(p.sites, c, "quantize.int8", " (int8)"); });
         registry.add(b, [](const QuantizeParams& p) {
@@ -154,7 +129,7 @@ LATHE_STRATEGY_FAMILY(quantize) {
                                                  "does not divide the layer leaves a smaller last group"});
         b.boolean("symmetric", &QuantizeParams::symmetric, true,
                   "symmetric codes (scale only) or asymmetric (scale and zero point per group)");
-        siteFields(b, &QuantizeParams::sites);
+        b.include(siteSchema(), &QuantizeParams::sites);
         b.include(measureSettingsSchema(), &QuantizeParams::measure, "/measure");
         b.checkModel([](const QuantizeParams& p, ModelCheck& c) { checkSites(p.sites, c, "quantize.int4", " (int4)"); });
         registry.add(b, [](const QuantizeParams& p) {
@@ -170,7 +145,7 @@ LATHE_STRATEGY_FAMILY(quantize) {
                                         "group; dequantized inside the kernel");
         b.integer("group", &QuantizeParams::group, 64,
                   {.min = 1, .max = 1e9, .help = "weights per absmax block along the input (bitsandbytes uses 64)"});
-        siteFields(b, &QuantizeParams::sites);
+        b.include(siteSchema(), &QuantizeParams::sites);
         b.include(measureSettingsSchema(), &QuantizeParams::measure, "/measure");
         b.checkModel([](const QuantizeParams& p, ModelCheck& c) { checkSites(p.sites, c, "quantize.nf4", " (nf4)"); });
         registry.add(b, [](const QuantizeParams& p) {
@@ -185,7 +160,7 @@ LATHE_STRATEGY_FAMILY(quantize) {
         SchemaBuilder<QuantizeParams> b(name, "quantize",
                                         std::string(dtypeName(dt)) + " Linear weights (16-bit storage; inputs and outputs "
                                         "of each layer rounded to the format, sums in f32)");
-        siteFields(b, &QuantizeParams::sites);
+        b.include(siteSchema(), &QuantizeParams::sites);
         b.include(measureSettingsSchema(), &QuantizeParams::measure, "/measure");
         b.checkModel([name, dt](const QuantizeParams& p, ModelCheck& c) {
             checkSites(p.sites, c, name, (std::string(" (") + dtypeName(dt) + ")").c_str(), false);

@@ -95,6 +95,32 @@ std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const s
     return sites;
 }
 
+const SchemaBuilder<SiteSettings>& siteSchema() {
+    static const SchemaBuilder<SiteSettings> s = [] {
+        SchemaBuilder<SiteSettings> b("", "", "");
+        b.choice("layers", &SiteSettings::layers,
+                 {{"all", LayerSelection::All}, {"all_but_last", LayerSelection::AllButLast}}, LayerSelection::All,
+                 "which layers are converted: all, or all but the last Linear (the classifier)");
+        b.text("skip", &SiteSettings::skip, "", "layers kept in float, by path (\"layers.1, layers.5\")");
+        return b;
+    }();
+    return s;
+}
+
+const SchemaBuilder<CalibrationSettings>& calibrationSchema() {
+    static const SchemaBuilder<CalibrationSettings> s = [] {
+        SchemaBuilder<CalibrationSettings> b("", "", "");
+        b.choice("calibration", &CalibrationSettings::method, calibrationChoices(), CalibrationMethod::Percentile,
+                 "how static activation scales clip |x|: minmax, moving_average, percentile, mse or entropy (KL)");
+        b.number("percentile", &CalibrationSettings::percentile, 99.99,
+                 {.min = 50, .max = 100, .help = "percentile of |x| kept by \"percentile\" calibration"});
+        b.integer("calibration_samples", &CalibrationSettings::samples, 512,
+                  {.min = 1, .max = 1e7, .unit = "samples", .help = "samples of the training split run to calibrate"});
+        return b;
+    }();
+    return s;
+}
+
 std::string QuantChoice::describe() const {
     if (floatFormat != DType::F32) return std::string(dtypeName(floatFormat)) + " weights";
     const WeightFormat f = layer.weights.format;

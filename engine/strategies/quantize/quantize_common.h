@@ -39,6 +39,11 @@ struct LinearSite {
 std::vector<LinearSite> selectSites(Model& model, const SiteSettings& s, const std::string& step, bool convs = true,
                                     const std::string& skipField = "skip");
 
+// The fields every quantize step shares, declared once: `layers` and `skip` (SiteSettings), and `calibration`,
+// `percentile`, `calibration_samples` (CalibrationSettings). A step includes them into its own schema.
+const SchemaBuilder<SiteSettings>& siteSchema();
+const SchemaBuilder<CalibrationSettings>& calibrationSchema();
+
 // The format a step converts to, with what it needs to know.
 struct QuantChoice {
     // F16 or BF16: the Linear keeps its type with a 16-bit weight (linear{dtype}); F32: a qlinear of `layer`.

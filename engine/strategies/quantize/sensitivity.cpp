@@ -184,20 +184,8 @@ void formatFields(SchemaBuilder<P>& b) {
              "int8_weight_only, int4 or nf4 (weight-only)");
     b.integer("group", &SensitivityParams::group, 128, {.min = 1, .max = 1e9, .help = "int4 / nf4 group along the input"});
     b.boolean("symmetric", &SensitivityParams::symmetric, true, "int4: symmetric codes, or a zero point per group");
-    SchemaBuilder<CalibrationSettings> s("", "", "");
-    s.choice("calibration", &CalibrationSettings::method, calibrationChoices(), CalibrationMethod::Percentile,
-             "how static activation scales clip |x|: minmax, moving_average, percentile, mse or entropy (KL)");
-    s.number("percentile", &CalibrationSettings::percentile, 99.99,
-             {.min = 50, .max = 100, .help = "percentile of |x| kept by \"percentile\" calibration"});
-    s.integer("calibration_samples", &CalibrationSettings::samples, 512,
-              {.min = 1, .max = 1e7, .unit = "samples", .help = "samples of the training split run to calibrate"});
-    b.include(s, &SensitivityParams::calibration);
-    SchemaBuilder<SiteSettings> sites("", "", "");
-    sites.choice("layers", &SiteSettings::layers,
-                 {{"all", LayerSelection::All}, {"all_but_last", LayerSelection::AllButLast}}, LayerSelection::All,
-                 "which Linear layers are considered: all, or all but the last (the classifier)");
-    sites.text("skip", &SiteSettings::skip, "", "layers left in float, by path (\"layers.1, layers.5\")");
-    b.include(sites, &SensitivityParams::sites);
+    b.include(calibrationSchema(), &SensitivityParams::calibration);
+    b.include(siteSchema(), &SensitivityParams::sites);
 }
 
 } // namespace

@@ -171,20 +171,8 @@ void registerSmoothQuant(StrategyRegistry& registry) {
                                   "the Linear before it), then int8 W8A8 with calibrated static scales");
     b.number("alpha", &SmoothParams::alpha, 0.5,
              {.min = 0, .max = 1, .help = "migration strength: 0 leaves the activations, 1 moves all of their range"});
-    SchemaBuilder<CalibrationSettings> c("", "", "");
-    c.choice("calibration", &CalibrationSettings::method, calibrationChoices(), CalibrationMethod::Percentile,
-             "how static activation scales clip |x| after smoothing");
-    c.number("percentile", &CalibrationSettings::percentile, 99.99,
-             {.min = 50, .max = 100, .help = "percentile of |x| kept by \"percentile\" calibration"});
-    c.integer("calibration_samples", &CalibrationSettings::samples, 512,
-              {.min = 1, .max = 1e7, .unit = "samples", .help = "samples of the training split run to calibrate"});
-    b.include(c, &SmoothParams::calibration);
-    SchemaBuilder<SiteSettings> sites("", "", "");
-    sites.choice("layers", &SiteSettings::layers,
-                 {{"all", LayerSelection::All}, {"all_but_last", LayerSelection::AllButLast}}, LayerSelection::All,
-                 "which Linear layers are converted: all, or all but the last (the classifier)");
-    sites.text("skip", &SiteSettings::skip, "", "layers kept in float, by path (\"layers.1, layers.5\")");
-    b.include(sites, &SmoothParams::sites);
+    b.include(calibrationSchema(), &SmoothParams::calibration);
+    b.include(siteSchema(), &SmoothParams::sites);
     b.include(measureSettingsSchema(), &SmoothParams::measure, "/measure");
     registry.add(b, [](const SmoothParams& p) { return std::make_unique<SmoothQuant>(p); });
 }
