@@ -26,6 +26,7 @@ enum class Op : std::uint8_t {
     EmbeddingForward, EmbeddingBackward,
     SgdStep, AdamStep,
     QuantizeRows, // f32 activations -> i8 codes with per-row (dynamic) or per-tensor (static) scales
+    GemmBiasAct,  // y = act(x @ W^T + bias): a Linear with its bias and a following ReLU / GELU in the epilogue
     Count
 };
 const char* opName(Op op);
