@@ -4,8 +4,9 @@
 // folded model computes what the unfused one computes in evaluation mode (the batch norm's running
 // statistics), up to float rounding: the step checks that on a batch of the evaluated split and stores the
 // largest difference of the logits. It times the model before and after, side by side ("unfused." and
-// "fused." keys and series).
+// "fused." keys and series). `fuse.activation` (fuse_activation.cpp) registers from here.
 #include "engine/measure/flops.h"
+#include "engine/strategies/fuse/fuse_activation.h"
 #include "engine/measure/latency.h"
 #include "engine/nn/model_edit.h"
 #include "engine/strategies/measure/measure_fields.h"
@@ -182,4 +183,5 @@ LATHE_STRATEGY_FAMILY(fuse) {
     b.include(measureSettingsSchema(), &FuseParams::measure, "/measure");
     b.checkModel([](const FuseParams& p, ModelCheck& c) { checkPairs(p, c); });
     registry.add(b, [](const FuseParams& p) { return std::make_unique<FuseBn>(p); });
+    registerFuseActivation(registry);
 }
