@@ -4,6 +4,7 @@
 // activation, with and without a bias, on 1 and 2 threads; and the argument errors naming the op and tensor.
 #include "engine/backends/cpu/cpu_backend.h"
 #include "engine/core/errors.h"
+#include "engine/nn/quantized_linear.h"
 #include "tests/support/test_support.h"
 
 #include <QtTest>
@@ -21,15 +22,6 @@ namespace {
 // products round at most about K / 16 + 16 times by 2^-24 of that sum (4e-6 for K = 784, the largest here), and
 // erff adds a few ulp. 1e-5 leaves a margin of 2.5; a missing or misplaced bias (|bias| up to 1) is far above it.
 constexpr double kReferenceTol = 1e-5;
-
-const char* actName(Activation a) {
-    switch (a) {
-    case Activation::None: return "none";
-    case Activation::Relu: return "relu";
-    case Activation::Gelu: return "gelu";
-    }
-    return "?";
-}
 
 struct Shape3 {
     std::int64_t m, k, n;
@@ -57,7 +49,7 @@ class TestGemmBiasAct : public QObject {
                 for (Activation act : {Activation::None, Activation::Relu, Activation::Gelu})
                     for (bool withBias : {true, false})
                         QTest::addRow("t%d/%lldx%lldx%lld/%s/%s", threads, static_cast<long long>(s.m),
-                                      static_cast<long long>(s.k), static_cast<long long>(s.n), actName(act),
+                                      static_cast<long long>(s.k), static_cast<long long>(s.n), activationName(act),
                                       withBias ? "bias" : "no-bias")
                             << threads << qint64(s.m) << qint64(s.k) << qint64(s.n) << act << withBias;
     }

@@ -6,17 +6,10 @@
 // "fused." keys and series).
 #include "engine/strategies/fuse/fuse_activation.h"
 
-#include "engine/measure/flops.h"
-#include "engine/measure/latency.h"
 #include "engine/nn/model_edit.h"
 #include "engine/nn/quantized_linear.h"
 #include "engine/nn/sparse_execution.h"
-#include "engine/strategies/measure/measure_fields.h"
-#include "engine/strategies/measure/side_by_side.h"
-#include "engine/strategies/strategy.h"
-
-#include <algorithm>
-#include <cmath>
+#include "engine/strategies/fuse/fuse_common.h"
 
 namespace lathe {
 namespace {
@@ -33,12 +26,6 @@ struct FuseActivationParams {
     std::int64_t checkSamples = 256;
     MeasureSettings measure;
 };
-
-// "layers.3.layers.1" -> ("layers.3.layers.", 1)
-std::pair<std::string, long> splitPath(const std::string& path) {
-    const auto dot = path.rfind('.');
-    return {path.substr(0, dot + 1), std::stol(path.substr(dot + 1))};
-}
 
 std::string nothingToFuseMessage() {
     return std::string(kStep) + ": the model has no Linear or qlinear directly followed by a ReLU or GELU to fuse";
@@ -58,52 +45,26 @@ class FuseActivation final : public Strategy {
     explicit FuseActivation(FuseActivationParams p) : m_params(std::move(p)) {}
 
     void apply(StepContext& ctx) override {
-        Backend& be = ctx.backend();
         if (findActivationFusions(ctx.model()).empty()) throw ConfigError(nothingToFuseMessage());
-        const std::int64_t check = std::min<std::int64_t>(m_params.checkSamples, ctx.evalData().size());
-        const std::vector<float> logitsBefore = logits(ctx, check);
-        const double flopsBefore = forwardFlopsPerSample(ctx.model());
-        const MeasureOutcome before = measureLabelled(ctx, m_params.measure, kStep, "unfused", 0.0, 0.45);
-
-        const std::vector<ActivationFusion> fused = fuseActivations(ctx.model());
-        be.synchronize();
+        std::vector<ActivationFusion> fused;
         std::string list;
-        for (const ActivationFusion& f : fused) {
-            list += (list.empty() ? "" : "; ") + f.layer + " + " + f.activation + " (" + activationName(f.act) + ")";
-            ctx.addLayerStat(f.layer + ".weight", "activation_fused", 1.0);
-        }
-
-        const std::vector<float> logitsAfter = logits(ctx, check);
-        double largest = 0, diff = 0;
-        for (std::size_t i = 0; i < logitsBefore.size(); ++i) {
-            largest = std::max(largest, std::fabs(double(logitsBefore[i])));
-            diff = std::max(diff, std::fabs(double(logitsBefore[i]) - double(logitsAfter[i])));
-        }
-        const double relative = largest > 0 ? diff / largest : diff;
-        ctx.summary()["fuse_max_abs_diff"] = diff;
-        ctx.summary()["fuse_max_rel_diff"] = relative;
-        ctx.summary()["layers_fused"] = static_cast<double>(fused.size());
-        ctx.notes()["activations_fused"] = list;
-        if (relative > kFuseTolerance)
-            throw Error(std::string(kStep) + ": the fused model's logits differ from the unfused ones by " +
-                        fixed(relative, 8) + " of the largest logit (tolerance " + fixed(kFuseTolerance, 8) + ")");
-        const double flopsAfter = forwardFlopsPerSample(ctx.model());
-        const MeasureOutcome after = measureLabelled(ctx, m_params.measure, kStep, "fused", 0.55, 1.0);
-        const double realized =
-            reportSideBySide(ctx, m_params.measure, {"unfused", "fused", before, after, flopsBefore, flopsAfter});
+        const FuseOutcome outcome = runCheckedFuse(
+            ctx, {kStep, "fuse", "fused", kFuseTolerance, m_params.checkSamples, m_params.measure}, [&] {
+                fused = fuseActivations(ctx.model());
+                for (const ActivationFusion& f : fused) {
+                    list += (list.empty() ? "" : "; ") + f.layer + " + " + f.activation + " (" +
+                            activationName(f.act) + ")";
+                    ctx.addLayerStat(f.layer + ".weight", "activation_fused", 1.0);
+                }
+                ctx.summary()["layers_fused"] = static_cast<double>(fused.size());
+                ctx.notes()["activations_fused"] = list;
+            });
         ctx.info(std::string(kStep) + ": fused " + std::to_string(fused.size()) + " activations (" + list +
-                 "); logits within " + fixed(relative, 8) + " of the largest" +
-                 (realized > 0 ? ", realized speedup " + fixed(realized, 3) : ""));
+                 "); logits within " + fixed(outcome.relativeDiff, 8) + " of the largest" +
+                 (outcome.realizedSpeedup > 0 ? ", realized speedup " + fixed(outcome.realizedSpeedup, 3) : ""));
     }
 
   private:
-    // The logits of the first `count` samples of the evaluated split, in evaluation mode.
-    std::vector<float> logits(StepContext& ctx, std::int64_t count) const {
-        Backend& be = ctx.backend();
-        const auto batches = makeInputBatches(be, ctx.model(), ctx.evalData(), count, 1);
-        return be.downloadF32(ctx.model().forward(batches[0], ForwardContext{}));
-    }
-
     FuseActivationParams m_params;
 };
 
@@ -116,10 +77,10 @@ std::vector<ActivationFusion> findActivationFusions(Model& model) {
     for (std::size_t i = 0; i < layers.size(); ++i) {
         if (layers[i].type != "linear" && layers[i].type != "qlinear") continue;
         if (editor.layer(layers[i].path).config().value("activation", "none") != "none") continue;
-        const auto [parent, index] = splitPath(layers[i].path);
+        const auto [parent, index] = splitLayerPath(layers[i].path);
         // The next layer of the same sequence: the first later entry of the list with the same parent.
         for (std::size_t j = i + 1; j < layers.size(); ++j) {
-            const auto [parentB, indexB] = splitPath(layers[j].path);
+            const auto [parentB, indexB] = splitLayerPath(layers[j].path);
             if (parentB != parent || indexB != index + 1) continue;
             if (layers[j].type == "relu") out.push_back({layers[i].path, layers[j].path, Activation::Relu});
             if (layers[j].type == "gelu") out.push_back({layers[i].path, layers[j].path, Activation::Gelu});
