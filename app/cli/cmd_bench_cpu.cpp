@@ -18,6 +18,7 @@
 #include "engine/nn/model.h"
 #include "engine/nn/model_edit.h"
 #include "engine/nn/quantized_linear.h"
+#include "engine/strategies/fuse/fuse_activation.h"
 #include "engine/nn/zoo.h"
 
 #include <nlohmann/json.hpp>
@@ -166,7 +167,7 @@ int runMlp(const std::vector<std::string>& argv) {
     Args args(argv,
               {"--device", "--warmup", "--repeats", "--rotate", "--threads", "--batch-sizes", "--model", "--seed",
                "--quantize", "--group", "--save"},
-              {"--json"});
+              {"--json", "--fuse"});
     BenchOptions o = parseCommon(args);
     const std::string modelName = args.value("--model", "mlp-784-256-128-10");
     const auto batchSizes = parseBatchSizes(args.value("--batch-sizes", "1,64,256"));
@@ -174,13 +175,14 @@ int runMlp(const std::vector<std::string>& argv) {
     const std::string quantize = args.value("--quantize", "none");
     const std::int64_t group = args.integer("--group", 128);
     const std::string savePath = args.value("--save", "");
+    const bool fuse = args.flag("--fuse");
     const nlohmann::json arch = zooArchitecture(modelName);
     const double flopsPerSample = forwardFlopsPerSample(*Model::fromArchitecture(arch));
     nlohmann::json results = nlohmann::json::array();
     if (!o.json) {
-        std::printf("mlp  %s%s forward (inference), warm-up %d, %d repeats over %d input batches\n", modelName.c_str(),
-                    quantize == "none" ? "" : (" (" + quantize + ")").c_str(),
-                    o.warmup, o.repeats, o.rotate);
+        std::printf("mlp  %s%s%s forward (inference), warm-up %d, %d repeats over %d input batches\n",
+                    modelName.c_str(), quantize == "none" ? "" : (" (" + quantize + ")").c_str(),
+                    fuse ? " (activations fused)" : "", o.warmup, o.repeats, o.rotate);
         for (const auto& u : o.unavailable) std::printf("  (skipped %s)\n", u.c_str());
         std::printf("%-8s %6s %12s %12s %14s %10s\n", "backend", "batch", "median ms", "p95 ms", "samples/s", "GFLOP/s");
     }
@@ -191,6 +193,8 @@ int runMlp(const std::vector<std::string>& argv) {
         // The float weights as drawn from the seed, for a reference engine to run the same model.
         if (!savePath.empty() && &bePtr == &o.backends.front()) saveModel(*model, savePath);
         if (quantize != "none") quantizeLinears(*model, be, benchQuantization(quantize, group));
+        // As fuse.activation does, after any quantization: each ReLU into the epilogue of the GEMM before it.
+        if (fuse) fuseActivations(*model);
         Shape sample = model->inputShape();
         for (int batch : batchSizes) {
             Shape shape{batch};
@@ -207,8 +211,9 @@ int runMlp(const std::vector<std::string>& argv) {
                 std::printf("%-8s %6d %12.4f %12.4f %14.0f %10.2f\n", be.name().c_str(), batch, t.p50, t.p95,
                             throughput, gflops);
             nlohmann::json r = backendJson(be);
-            r.update({{"model", modelName}, {"quantize", quantize}, {"model_bytes", model->parameterBytes()},
-                      {"batch_size", batch}, {"latency_p50_ms", t.p50}, {"latency_p95_ms", t.p95},
+            r.update({{"model", modelName}, {"quantize", quantize}, {"fused", fuse},
+                      {"model_bytes", model->parameterBytes()}, {"batch_size", batch}, {"latency_p50_ms", t.p50},
+                      {"latency_p95_ms", t.p95},
                       {"latency_mean_ms", t.mean}, {"latency_min_ms", t.min}, {"latency_cv", t.cv},
                       {"latency_p50_ci95_ms", {t.medianCiLow, t.medianCiHigh}}, {"noisy", t.noisy},
                       {"throughput_per_s", throughput}, {"achieved_gflops", gflops},
@@ -387,8 +392,8 @@ const BenchRegistrar kGemm({"gemm",
                             "GEMM median latency and GFLOP/s per backend and size", runGemm});
 const BenchRegistrar kMlp({"mlp",
                            "bench mlp [--device cpu|cuda|cuda:N|auto|all] [--batch-sizes 1,64,256] [--model NAME] "
-                           "[--quantize int8_dynamic|int8_weight_only|int4|int4_asym|nf4] [--group N] [--save FILE] "
-                           "[--threads N] [--warmup N] [--repeats N] [--rotate N] [--json]",
+                           "[--quantize int8_dynamic|int8_weight_only|int4|int4_asym|nf4] [--group N] [--fuse] "
+                           "[--save FILE] [--threads N] [--warmup N] [--repeats N] [--rotate N] [--json]",
                            "MLP forward latency, throughput and GFLOP/s per backend and batch size", runMlp});
 const BenchRegistrar kSparse({"sparse",
                               "bench sparse [--device cpu|cuda|cuda:N|auto|all] [--layers INxOUT,...] "

@@ -22,6 +22,11 @@ OpDesc weightOnlyGemmDesc(WeightFormat format) {
 
 OpDesc int8GemmDesc() { return OpDesc::gemm(DType::I8, DType::I8, DType::F32, DType::I32); }
 
+void Backend::gemmBiasAct(const Tensor& x, const Tensor&, const Tensor*, Activation, Tensor&) {
+    require(Op::GemmBiasAct, x.dtype());
+    throw BackendError(name() + ": gemm_bias_act is in its op table but not implemented");
+}
+
 void Backend::gemmWeightOnly(const Tensor&, const QuantizedWeights& w, const Tensor*, Activation, Tensor&) {
     require(weightOnlyGemmDesc(w.spec.format));
     throw BackendError(name() + ": gemm_weight_only is in its op table but not implemented");

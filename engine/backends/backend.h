@@ -158,6 +158,12 @@ public:
     // do not (checking would sync).
     virtual void spmm24(const Tensor& x, const Tensor& values, const Tensor& meta, Tensor& y) = 0;
 
+    // y (M, N) = act(x (M, K) @ W^T + bias): a float Linear with the bias and the activation applied to each
+    // tile of y in the GEMM's epilogue, instead of a bias pass and an activation pass over y after it. W (N, K)
+    // as a Linear stores it; bias (N) or null; act as the relu / gelu ops compute it (GELU exact, erf).
+    // Descriptor OpDesc::uniform(Op::GemmBiasAct, dt); the default throws BackendError naming it.
+    virtual void gemmBiasAct(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y);
+
     // ---- quantized linear algebra (descriptors in supportedOps(); the defaults throw BackendError naming it)
     // y (M, N) = act(x (M, K) @ W^T + bias), W weight-only quantized (QuantizedWeights): dequantized inside
     // the kernel, summed in f32. bias F32 (N) or null. Batch 1 reads each code once (a fused dequantize-GEMV);

@@ -13,8 +13,8 @@ const char* opName(Op op) {
         "relu", "relu_backward", "gelu", "gelu_backward", "dropout", "softmax", "softmax_cross_entropy",
         "distillation_loss", "argmax_rows", "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight",
         "maxpool2d_forward", "maxpool2d_backward", "layernorm_forward", "layernorm_backward",
-        "batchnorm_forward", "batchnorm_backward", "embedding_forward", "embedding_backward", "sgd_step", "adam_step", "quantize_rows",
-        "im2col_rows", "rows_to_channels"};
+        "batchnorm_forward", "batchnorm_backward", "embedding_forward", "embedding_backward", "sgd_step", "adam_step",
+        "quantize_rows", "im2col_rows", "rows_to_channels", "gemm_bias_act"};
     return kNames.at(static_cast<std::size_t>(op));
 }
 
@@ -85,6 +85,8 @@ OpDesc OpDesc::uniform(Op op, DType dt) {
     case Op::Spmm24: return OpDesc(op, {dt, dt}, dt, acc, OpLayout::Sparse24);
     case Op::LayerNormForward:
     case Op::BatchNormForward: return OpDesc(op, {dt, dt, dt}, dt);
+    // x, W and the bias (when there is one), summed in f32 for the float formats.
+    case Op::GemmBiasAct: return OpDesc(op, {dt, dt, dt}, dt, acc);
     case Op::DistillationLoss: return OpDesc(op, {dt, dt, DType::I32}, dt);
     case Op::SoftmaxCrossEntropy:
     case Op::MaxPool2dBackward: return OpDesc(op, {dt, DType::I32}, dt);

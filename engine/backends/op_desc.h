@@ -27,6 +27,7 @@ enum class Op : std::uint8_t {
     SgdStep, AdamStep,
     QuantizeRows, // f32 activations -> i8 codes with per-row (dynamic) or per-tensor (static) scales
     Im2colRows, RowsToChannels, // a convolution as a GEMM over rows (the quantized conv's path)
+    GemmBiasAct,  // y = act(x @ W^T + bias): a Linear with its bias and a following ReLU / GELU in the epilogue
     Count
 };
 const char* opName(Op op);

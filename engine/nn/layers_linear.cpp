@@ -1,10 +1,13 @@
-// Linear: y = x W^T + b over the last dimension, weight (out, in) as PyTorch lays it out; optionally
-// run for inference from a CSR or 2:4 copy of a pruned weight (sparse_execution.h).
+// Linear: y = act(x W^T + b) over the last dimension, weight (out, in) as PyTorch lays it out; act is none
+// unless a following ReLU / GELU was fused into it ("activation", fuse.activation), which inference runs in
+// the GEMM's epilogue (Backend::gemmBiasAct); optionally run for inference from a CSR or 2:4 copy of a pruned
+// weight (sparse_execution.h).
 #include "engine/backends/csr.h"
 #include "engine/backends/sparse24.h"
 #include "engine/nn/config_fields.h"
 #include "engine/nn/layers_common.h"
 #include "engine/nn/model_edit.h"
+#include "engine/nn/quantized_linear.h"
 #include "engine/nn/sparse_execution.h"
 
 namespace lathe::nnimpl {
@@ -12,8 +15,8 @@ namespace {
 
 class Linear final : public Layer {
 public:
-    Linear(std::int64_t in, std::int64_t out, bool bias, DType dtype)
-        : m_in(in), m_out(out), m_hasBias(bias), m_dtype(dtype) {
+    Linear(std::int64_t in, std::int64_t out, bool bias, DType dtype, Activation act)
+        : m_in(in), m_out(out), m_hasBias(bias), m_dtype(dtype), m_act(act) {
         m_weight.name = "weight";
         m_weight.value = storedAs(hostZeros({out, in}));
         if (bias) {
@@ -27,6 +30,7 @@ public:
         nlohmann::json c = {{"type", "linear"}, {"in", m_in}, {"out", m_out}};
         if (!m_hasBias) c["bias"] = false;
         if (m_dtype != DType::F32) c["dtype"] = dtypeName(m_dtype);
+        if (m_act != Activation::None) c["activation"] = activationName(m_act);
         return c;
     }
 
@@ -43,6 +47,14 @@ public:
         const std::int64_t rows = x.numel() / m_in;
         const Tensor x2 = x.view({rows, m_in}); // (M, in)
         Tensor y = be.empty({rows, m_out});     // (M, out)
+        const Tensor* bias = m_hasBias ? &m_bias.value : nullptr;
+        // Inference of a dense f32 Linear with a fused activation: one pass over y (bias and activation in the
+        // GEMM's epilogue). A backend without the op runs the same arithmetic as separate ops below.
+        if (m_act != Activation::None && m_dtype == DType::F32 && m_format == SparseFormat::Dense && !ctx.training &&
+            be.supports(OpDesc::uniform(Op::GemmBiasAct, DType::F32))) {
+            be.gemmBiasAct(x2, m_weight.value, bias, m_act, y);
+            return y.view(outShape);
+        }
         if (m_dtype != DType::F32) {
             // A 16-bit weight is inference storage: the layer's input and output cross into its format and
             // back, the GEMM sums in f32 (tensor cores on the GPU; widened to f32 on the CPU).
@@ -60,12 +72,19 @@ public:
         } else {
             be.gemm(x2, Trans::No, m_weight.value, Trans::Yes, y);
         }
-        if (m_hasBias) be.biasAdd(y, m_bias.value);
+        if (bias) be.biasAdd(y, *bias);
         if (ctx.training) {
             m_x = x2;
             m_sparseStale = true; // the optimizer will update the weight in place
         }
-        return y.view(outShape);
+        if (m_act == Activation::None) return y.view(outShape);
+        // Training keeps the unfused path: the backward needs the pre-activation z = x W^T + b, which the
+        // fused op overwrites. act(z) as the relu / gelu layers compute it.
+        Tensor a = be.empty({rows, m_out}); // (M, out)
+        if (m_act == Activation::Relu) be.relu(y, a);
+        else be.gelu(y, a);
+        if (ctx.training) m_z = y;
+        return a.view(outShape);
     }
 
     // A format that cannot be set (op not supported, weight not 2:4) throws and leaves the layer dense.
@@ -93,7 +112,15 @@ public:
     Tensor backward(Backend& be, const Tensor& dy) override {
         requireCache(m_x, "linear");
         const std::int64_t rows = m_x.dim(0);
-        const Tensor dy2 = dy.view({rows, m_out}); // (M, out)
+        Tensor dy2 = dy.view({rows, m_out}); // (M, out)
+        if (m_act != Activation::None) {
+            // Through the fused activation first: dz (M, out) = act'(z) * dy.
+            requireCache(m_z, "linear");
+            Tensor dz = be.empty({rows, m_out});
+            if (m_act == Activation::Relu) be.reluBackward(m_z, dy2, dz);
+            else be.geluBackward(m_z, dy2, dz);
+            dy2 = dz;
+        }
         // dW (out, in) += dy^T x ; db (out) += sum over rows of dy
         be.gemm(dy2, Trans::Yes, m_x, Trans::No, m_weight.grad, 1.0f, 1.0f);
         if (m_hasBias) be.biasGrad(dy2, m_bias.grad, true);
@@ -115,7 +142,10 @@ public:
         if (m_hasBias) m_bias.value = uniformTensor(be, rng, {m_out}, bound);
     }
 
-    void releaseCache() override { m_x = Tensor(); }
+    void releaseCache() override {
+        m_x = Tensor();
+        m_z = Tensor();
+    }
 
 private:
     // A host f32 tensor in the layer's weight format.
@@ -151,8 +181,10 @@ private:
     std::int64_t m_in, m_out;
     bool m_hasBias;
     DType m_dtype; // of the weight: f32, or f16 / bf16 for inference
+    Activation m_act; // a fused following activation
     Parameter m_weight, m_bias;
     Tensor m_x; // (M, in) forward input, training only
+    Tensor m_z; // (M, out) pre-activation, training with a fused activation only
     // Sparse inference from one copy: CSR row pointers I32 (out + 1), column indices I32 (nnz), values (nnz);
     // or 2:4 values (out, 2 * groups) and metadata U8 (out, ceil(groups / 2)).
     SparseFormat m_format = SparseFormat::Dense;
@@ -165,15 +197,22 @@ private:
 } // namespace
 
 std::unique_ptr<Layer> makeLinear(const nlohmann::json& c, const std::string& ptr) {
-    nnconfig::onlyKeys(c, ptr, {"type", "in", "out", "bias", "dtype"});
+    nnconfig::onlyKeys(c, ptr, {"type", "in", "out", "bias", "dtype", "activation"});
     DType dtype = DType::F32;
     if (auto it = c.find("dtype"); it != c.end()) {
         if (!it->is_string() || (*it != "f32" && *it != "f16" && *it != "bf16"))
             nnconfig::fail(ptr + "/dtype", "expected \"f32\", \"f16\" or \"bf16\", got " + nnconfig::shortDump(*it));
         dtype = dtypeFromName(it->get<std::string>());
     }
+    Activation act = Activation::None;
+    if (auto it = c.find("activation"); it != c.end()) {
+        if (!it->is_string() || (*it != "none" && *it != "relu" && *it != "gelu"))
+            nnconfig::fail(ptr + "/activation",
+                           "expected \"none\", \"relu\" or \"gelu\", got " + nnconfig::shortDump(*it));
+        act = *it == "relu" ? Activation::Relu : *it == "gelu" ? Activation::Gelu : Activation::None;
+    }
     return std::make_unique<Linear>(nnconfig::integer(c, "in", ptr, 1), nnconfig::integer(c, "out", ptr, 1),
-                                    nnconfig::boolean(c, "bias", ptr, true), dtype);
+                                    nnconfig::boolean(c, "bias", ptr, true), dtype, act);
 }
 
 } // namespace lathe::nnimpl

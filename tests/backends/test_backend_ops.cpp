@@ -249,6 +249,30 @@ std::vector<OpCase> buildCases() {
                              {weightOnlyGemmDesc(spec.format)}});
         }
 
+    // gemm_bias_act: the f32 Linear with bias and activation in the epilogue (cuBLASLt's BIAS / RELU_BIAS, GELU
+    // as the bias epilogue plus the exact-erf kernel) against the CPU's panels; batch 1, the MLP's layers, shapes
+    // cuBLASLt's heuristic may refuse (odd sizes), K = 0; each activation, with and without a bias.
+    struct BiasActShape {
+        std::int64_t m, k, n;
+    };
+    const std::vector<BiasActShape> biasActShapes = {
+        {1, 784, 256}, {256, 784, 256}, {256, 128, 10}, {7, 13, 33}, {5, 0, 4}};
+    for (const auto& bs : biasActShapes)
+        for (Activation act : {Activation::None, Activation::Relu, Activation::Gelu})
+            for (bool withBias : {true, false}) {
+                const char* actName = act == Activation::None ? "none" : act == Activation::Relu ? "relu" : "gelu";
+                cases.push_back({"gemm_bias_act/f32/" + std::to_string(bs.m) + "x" + std::to_string(bs.k) + "x" +
+                                     std::to_string(bs.n) + "/" + actName + (withBias ? "/bias" : "/no-bias"),
+                                 Op::GemmBiasAct, {DType::F32}, [bs, act, withBias](Backend& be, DType d) {
+                                     Tensor x = input(be, {bs.m, bs.k}, d, 46, -2.0f, 2.0f); // (M, K)
+                                     Tensor w = input(be, {bs.n, bs.k}, d, 47);              // (N, K)
+                                     Tensor bias = input(be, {bs.n}, d, 48);                 // (N)
+                                     Tensor y = input(be, {bs.m, bs.n}, d, 49);              // (M, N), overwritten
+                                     be.gemmBiasAct(x, w, withBias ? &bias : nullptr, act, y);
+                                     return Outputs{out(be, "y", y)};
+                                 }});
+            }
+
     // quantize_rows: codes exact (both backends divide in IEEE f32 and round half away from zero), scales
     // exact (max |x| / 127); a calibrated static scale that clamps some values; batch 1 and rows of odd width.
     struct QuantShape {

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Lathe's CPU MLP forward, FP32 and INT8, next to ONNX Runtime's on the same weights, in the same command.
+"""Lathe's CPU MLP forward, FP32 (unfused and fused) and INT8, next to ONNX Runtime's on the same weights.
 
 `lathe-cli bench mlp` draws the MLP's weights from a seed and saves them (--save); this script builds the
 same model as an ONNX graph (Flatten, Gemm, Relu, Gemm, Relu, Gemm) from that file, quantizes it with
 onnxruntime.quantization.quantize_dynamic (int8 weights, activations quantized per call, its defaults), and
 times both ONNX Runtime sessions with the same thread count, warm-up, repeats, batch sizes and rotating
 inputs as Lathe's FP32 run and its int8 W8A8 run (`--quantize int8_dynamic`: per-channel int8 weights,
-activations quantized per row at run time). Lathe and ONNX Runtime are measured in alternating rounds; each
-figure is the median over rounds of the per-round median latency.
+activations quantized per row at run time). Lathe's FP32 model is timed twice: as built (Linear, then a separate
+ReLU layer) and with `--fuse` (each ReLU fused into the GEMM's epilogue before it, as fuse.activation does, and as
+ONNX Runtime's graph optimizer fuses Gemm + Relu); the INT8 run stays as before, unfused. Lathe and
+ONNX Runtime are measured in alternating rounds; each figure is the median over rounds of the per-round median
+latency.
 
 Run through tests/tools/onnxruntime_env.sh, which makes the virtual environment with onnxruntime and onnx:
   tests/tools/onnxruntime_env.sh tests/tools/bench_vs_onnxruntime.py --threads 1
@@ -70,12 +73,14 @@ def mlp_onnx(weights, path, onnx):
     onnx.save(model, path)
 
 
-def run_lathe(cli, args, quantize, save=None):
+def run_lathe(cli, args, quantize, save=None, fuse=False):
     cmd = [cli, "bench", "mlp", "--device", "cpu", "--json", "--threads", str(args.threads), "--seed", str(args.seed),
            "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--rotate", str(args.rotate),
            "--batch-sizes", ",".join(map(str, args.batch_sizes))]
     if quantize != "none":
         cmd += ["--quantize", quantize]
+    if fuse:
+        cmd += ["--fuse"]
     if save:
         cmd += ["--save", save]
     doc = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
@@ -135,12 +140,14 @@ def main():
         return ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
 
     ort_fp32, ort_int8 = session(fp32_path), session(int8_path)
-    rounds = {"lathe_fp32": [], "lathe_int8": [], "ort_fp32": [], "ort_int8": []}
+    rounds = {"lathe_fp32": [], "lathe_fp32_fused": [], "lathe_int8": [], "ort_fp32": [], "ort_int8": []}
     commands = {}
     for _ in range(args.rounds):
         m, _, commands["fp32"] = run_lathe(cli, args, "none")
         rounds["lathe_fp32"].append(m)
         rounds["ort_fp32"].append(run_ort(ort_fp32, args, np))
+        m, _, commands["fp32_fused"] = run_lathe(cli, args, "none", fuse=True)
+        rounds["lathe_fp32_fused"].append(m)
         m, _, commands["int8"] = run_lathe(cli, args, "int8_dynamic")
         rounds["lathe_int8"].append(m)
         rounds["ort_int8"].append(run_ort(ort_int8, args, np))
@@ -150,6 +157,8 @@ def main():
         med = {k: statistics.median(r[b] for r in v) for k, v in rounds.items()}
         rows.append({"batch_size": b, **{f"{k}_ms": v for k, v in med.items()},
                      "fp32_ratio_vs_ort": med["lathe_fp32"] / med["ort_fp32"],
+                     "fp32_fused_ratio_vs_ort": med["lathe_fp32_fused"] / med["ort_fp32"],
+                     "fp32_fused_over_unfused_lathe": med["lathe_fp32_fused"] / med["lathe_fp32"],
                      "int8_ratio_vs_ort": med["lathe_int8"] / med["ort_int8"],
                      "int8_over_fp32_lathe": med["lathe_int8"] / med["lathe_fp32"],
                      "int8_over_fp32_ort": med["ort_int8"] / med["ort_fp32"]})
@@ -164,10 +173,11 @@ def main():
           f"load average {env['load_average'][0]:.1f}")
     print(f"warm-up {args.warmup}, {args.repeats} repeats over {args.rotate} input batches, "
           f"median of {args.rounds} alternating rounds; same weights (seed {args.seed})")
-    print(f"{'batch':>6} {'Lathe FP32':>11} {'ORT FP32':>9} {'ratio':>6}   {'Lathe INT8':>11} {'ORT INT8':>9} "
-          f"{'ratio':>6}   {'Lathe INT8/FP32':>16} {'ORT INT8/FP32':>14}")
+    print(f"{'batch':>6} {'Lathe FP32':>11} {'fused':>9} {'ORT FP32':>9} {'ratio':>6} {'fused':>6}   "
+          f"{'Lathe INT8':>11} {'ORT INT8':>9} {'ratio':>6}   {'Lathe INT8/FP32':>16} {'ORT INT8/FP32':>14}")
     for r in rows:
-        print(f"{r['batch_size']:>6} {r['lathe_fp32_ms']:>11.4f} {r['ort_fp32_ms']:>9.4f} {r['fp32_ratio_vs_ort']:>6.2f}"
+        print(f"{r['batch_size']:>6} {r['lathe_fp32_ms']:>11.4f} {r['lathe_fp32_fused_ms']:>9.4f} "
+              f"{r['ort_fp32_ms']:>9.4f} {r['fp32_ratio_vs_ort']:>6.2f} {r['fp32_fused_ratio_vs_ort']:>6.2f}"
               f"   {r['lathe_int8_ms']:>11.4f} {r['ort_int8_ms']:>9.4f} {r['int8_ratio_vs_ort']:>6.2f}"
               f"   {r['int8_over_fp32_lathe']:>16.2f} {r['int8_over_fp32_ort']:>14.2f}")
     by_batch = {r["batch_size"]: r for r in rows}
@@ -175,7 +185,8 @@ def main():
         r = by_batch[256]
         for what, value, bound in (("Lathe INT8 / Lathe FP32", r["int8_over_fp32_lathe"], 0.6),
                                    ("Lathe INT8 / ORT INT8", r["int8_ratio_vs_ort"], 1.0),
-                                   ("Lathe FP32 / ORT FP32", r["fp32_ratio_vs_ort"], 1.0)):
+                                   ("Lathe FP32 / ORT FP32", r["fp32_ratio_vs_ort"], 1.0),
+                                   ("Lathe FP32 fused / ORT FP32", r["fp32_fused_ratio_vs_ort"], 1.0)):
             print(f"target batch 256: {what} <= {bound}: {value:.3f} ({'met' if value <= bound else 'NOT met'})")
 
 

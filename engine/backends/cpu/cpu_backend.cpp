@@ -2,6 +2,7 @@
 // and GEMM (OpenBLAS). The other ops live beside this file, one family per file.
 #include "engine/backends/cpu/cpu_backend.h"
 #include "engine/backends/cpu/cpu_backend_impl.h"
+#include "engine/backends/cpu/cpu_weight_only.h"
 
 #include "engine/core/errors.h"
 #include "engine/core/host_info.h"
@@ -125,10 +126,12 @@ CpuBackend::CpuBackend(int threads)
 }
 
 void CpuBackend::sgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
-                       std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+                       std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc,
+                       GemmEpilogue epilogue) {
     const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
     if (macs < kParallelGemmMacs || (m < 2 * kGemmPanel && n < 2 * kGemmPanel)) {
         sgemmRowMajor(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (!epilogue.empty()) applyBiasActivation(c, m, n, ldc, epilogue.bias, epilogue.act);
         return;
     }
     // Split the larger of M and N into panels (multiples of 16, at least kGemmPanel wide, at most 8).
@@ -139,10 +142,15 @@ void CpuBackend::sgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::in
     const std::int64_t panels = (extent + panel - 1) / panel;
     m_threads.forChunks(panels, [&](std::int64_t i) {
         const std::int64_t p0 = i * panel, len = std::min(panel, extent - p0);
-        if (byRows)
+        // c[p0 : p0 + len, :] (len, N), or c[:, p0 : p0 + len] (M, len); its epilogue follows on the same thread.
+        if (byRows) {
             sgemmRowMajor(ta, tb, len, n, k, alpha, ta ? a + p0 : a + p0 * lda, lda, b, ldb, beta, c + p0 * ldc, ldc);
-        else
+            if (!epilogue.empty()) applyBiasActivation(c + p0 * ldc, len, n, ldc, epilogue.bias, epilogue.act);
+        } else {
             sgemmRowMajor(ta, tb, m, len, k, alpha, a, lda, tb ? b + p0 * ldb : b + p0, ldb, beta, c + p0, ldc);
+            if (!epilogue.empty())
+                applyBiasActivation(c + p0, m, len, ldc, epilogue.bias ? epilogue.bias + p0 : nullptr, epilogue.act);
+        }
     });
 }
 
@@ -316,6 +324,29 @@ void CpuBackend::gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tens
     sgemm(tA, tB, m, n, k, alpha, a32.ptr<float>(), a.dim(1), b32.ptr<const float>(), b.dim(1), beta,
                   c32.ptr<float>(), n);
     convert(c32, c);
+}
+
+void CpuBackend::gemmBiasAct(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y) {
+    const char* op = "gemm_bias_act";
+    require(Op::GemmBiasAct, x.dtype());
+    checkCpu(x, op, "x");
+    checkCpu(w, op, "w");
+    checkCpu(y, op, "y");
+    if (x.rank() != 2 || w.rank() != 2)
+        throw BackendError(std::string("cpu ") + op + ": expects a 2-D x and w, got " + x.describe() + ", " +
+                           w.describe());
+    const std::int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
+    checkShape(w, {n, k}, op, "w");
+    checkDType(w, x.dtype(), op, "w");
+    checkShape(y, {m, n}, op, "y");
+    checkDType(y, x.dtype(), op, "y");
+    if (bias) {
+        checkShape(*bias, {n}, op, "bias");
+        checkDType(*bias, x.dtype(), op, "bias");
+    }
+    // x (M, K), w (N, K), bias (N) -> y (M, N)
+    sgemm(false, true, m, n, k, 1.0f, x.ptr<const float>(), k, w.ptr<const float>(), k, 0.0f, y.ptr<float>(), n,
+          GemmEpilogue{bias ? bias->ptr<const float>() : nullptr, act});
 }
 
 } // namespace lathe::cpu

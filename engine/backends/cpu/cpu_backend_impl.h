@@ -27,6 +27,14 @@ constexpr float kInvSqrt2 = 0.70710678118654752440f;
 // the separate activation agree bit for bit.
 inline float geluExact(float v) { return 0.5f * v * (1.0f + std::erf(v * kInvSqrt2)); }
 
+// What a GEMM applies to each panel of c right after writing it, while the panel is in cache:
+// c[i][j] = act(c[i][j] + bias[j]) (applyBiasActivation, cpu_weight_only.h). bias (N) or null.
+struct GemmEpilogue {
+    const float* bias = nullptr;
+    Activation act = Activation::None;
+    bool empty() const { return !bias && act == Activation::None; }
+};
+
 class CpuBackend final : public Backend {
 public:
     explicit CpuBackend(int threads);
@@ -50,6 +58,7 @@ public:
     void fill(Tensor& x, float value) override;
     void convert(const Tensor& src, Tensor& dst) override;
     void gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tensor& c, float alpha, float beta) override;
+    void gemmBiasAct(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y) override;
     // cpu_sparse.cpp
     void spmmCsr(const Tensor& x, const Tensor& rowPtr, const Tensor& colIdx, const Tensor& values,
                  Tensor& y) override;
@@ -108,9 +117,10 @@ public:
                   std::int64_t step) override;
 
     ThreadPool& pool() { return m_threads; }
-    // Row-major f32 GEMM split over the pool (see cpu_backend.cpp).
+    // Row-major f32 GEMM split over the pool (see cpu_backend.cpp); the epilogue runs on each panel of c.
     void sgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
-               std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc);
+               std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc,
+               GemmEpilogue epilogue = {});
 
 private:
     // Element-wise loop over [0, n), inline for small n.

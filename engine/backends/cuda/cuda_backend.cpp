@@ -141,6 +141,7 @@ OpTable CudaBackend::buildOpTable() {
                   Op::BatchNormForward, Op::BatchNormBackward,
                   Op::EmbeddingForward, Op::EmbeddingBackward, Op::SgdStep, Op::AdamStep},
                  {DType::F32});
+    t.add(OpDesc::uniform(Op::GemmBiasAct, DType::F32)); // cuBLASLt with its bias / ReLU epilogue, ops_gemm.cpp
     t.add(OpDesc::uniform(Op::SpmmCsr, DType::F32)); // cuSPARSE SpMM, ops_sparse.cpp
     t.add(OpDesc::uniform(Op::Spmm24, DType::F32));  // our own kernel, sparse24.cu (no cuSPARSELt)
     // Weight-only quantized GEMMs: our own dequantize kernels (weight_only.cu) + cuBLAS, ops_weight_only.cpp.

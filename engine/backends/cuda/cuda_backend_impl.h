@@ -72,6 +72,11 @@ public:
     // compute, exact). Returns false, launching nothing, where cuBLASLt has no kernel: its int8 GEMM reads K in
     // groups of 4 (K a multiple of 4, pointers 4-byte aligned).
     bool runInt8(std::int64_t m, std::int64_t n, std::int64_t k, const void* x, const void* w, void* acc);
+    // y (M, N) F32 = x (M, K) @ w^T + bias, w (N, K) row-major, bias (N) or null, through cuBLASLt with the
+    // bias (and, for relu, the ReLU) in its epilogue: CUBLASLT_EPILOGUE_DEFAULT / BIAS / RELU / RELU_BIAS.
+    // Returns false, launching nothing, where cuBLASLt offers no algorithm for the shape and alignment.
+    bool runF32Epilogue(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, const float* w,
+                        const float* bias, bool relu, float* y);
     bool tf32() const { return m_tf32; }
 
 private:
@@ -126,6 +131,7 @@ public:
     void convert(const Tensor& src, Tensor& dst) override;
     // ops_gemm.cpp
     void gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tensor& c, float alpha, float beta) override;
+    void gemmBiasAct(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y) override;
     // ops_sparse.cpp (cuSPARSE)
     void spmmCsr(const Tensor& x, const Tensor& rowPtr, const Tensor& colIdx, const Tensor& values,
                  Tensor& y) override;

@@ -146,6 +146,53 @@ bool GemmEngine::runInt8(std::int64_t m, std::int64_t n, std::int64_t k, const v
     return true;
 }
 
+bool GemmEngine::runF32Epilogue(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, const float* w,
+                                const float* bias, bool relu, float* y) {
+    if (m == 0 || n == 0) return true;
+    if (k == 0) return false; // no products to run
+    std::uint32_t align = std::min({alignmentOf(x), alignmentOf(w), alignmentOf(y)});
+    if (bias) align = std::min(align, alignmentOf(bias));
+    const cublasLtEpilogue_t epilogue = bias ? (relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS)
+                                             : (relu ? CUBLASLT_EPILOGUE_RELU : CUBLASLT_EPILOGUE_DEFAULT);
+    // The plan key's dtype slot tells the epilogues apart from each other and from runLt's plans.
+    const PlanKey key{1000 + static_cast<int>(epilogue), static_cast<int>(Trans::No), static_cast<int>(Trans::Yes),
+                      m, n, k, k, k, n, static_cast<int>(align)};
+    auto it = m_plans.find(key);
+    if (it == m_plans.end()) {
+        auto plan = std::make_unique<LtPlan>();
+        LATHE_CUBLAS_CHECK(cublasLtMatmulDescCreate(
+            &plan->desc, m_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F));
+        // y^T (N, M), column-major = W (N, K) @ x^T (K, M), as runInt8 lays it out: Lt's A is W, whose row-major
+        // bytes are the column-major (K, N) matrix, transposed; Lt's B is x, whose bytes are x^T (K, M). The
+        // bias runs along Lt's rows, which are y's columns: one value per output feature.
+        const cublasOperation_t opA = CUBLAS_OP_T, opB = CUBLAS_OP_N;
+        LATHE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA));
+        LATHE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB));
+        LATHE_CUBLAS_CHECK(
+            cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
+        LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutA, CUDA_R_32F, k, n, k));  // W as (K, N)
+        LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutB, CUDA_R_32F, k, m, k));  // x^T (K, M)
+        LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutC, CUDA_R_32F, n, m, n)); // y^T (N, M)
+        // The heuristic is asked with a bias pointer of the alignment it will see.
+        if (bias)
+            LATHE_CUBLAS_CHECK(
+                cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+        pickAlgo(*plan, align);
+        it = m_plans.emplace(key, std::move(plan)).first;
+    }
+    LtPlan& plan = *it->second;
+    if (!plan.haveAlgo) return false;
+    if (bias) // the plan is shared by every call of this shape; the bias is this call's
+        LATHE_CUBLAS_CHECK(
+            cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+    if (!m_ltWorkspace) LATHE_CUDA_CHECK(cudaMalloc(&m_ltWorkspace, m_ltWorkspaceBytes));
+    const float alpha = 1.0f, beta = 0.0f;
+    LATHE_CUBLAS_CHECK(cublasLtMatmul(m_lt, plan.desc, &alpha, w, plan.layoutA, x, plan.layoutB, &beta, y,
+                                      plan.layoutC, y, plan.layoutC, &plan.algo, m_ltWorkspace, m_ltWorkspaceBytes,
+                                      m_ctx->stream));
+    return true;
+}
+
 void GemmEngine::runLt(DType dt, Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
                        const void* a, std::int64_t lda, const void* b, std::int64_t ldb, float beta, void* c,
                        std::int64_t ldc) {

@@ -4,13 +4,10 @@
 // folded model computes what the unfused one computes in evaluation mode (the batch norm's running
 // statistics), up to float rounding: the step checks that on a batch of the evaluated split and stores the
 // largest difference of the logits. It times the model before and after, side by side ("unfused." and
-// "fused." keys and series).
-#include "engine/measure/flops.h"
-#include "engine/measure/latency.h"
+// "fused." keys and series). `fuse.activation` (fuse_activation.cpp) registers from here.
 #include "engine/nn/model_edit.h"
-#include "engine/strategies/measure/measure_fields.h"
-#include "engine/strategies/measure/side_by_side.h"
-#include "engine/strategies/strategy.h"
+#include "engine/strategies/fuse/fuse_activation.h"
+#include "engine/strategies/fuse/fuse_common.h"
 
 #include <algorithm>
 #include <cmath>
@@ -33,12 +30,6 @@ struct Pair {
     std::string conv, bn;
 };
 
-// "layers.3.layers.1" -> ("layers.3.layers.", 1)
-std::pair<std::string, long> splitPath(const std::string& path) {
-    const auto dot = path.rfind('.');
-    return {path.substr(0, dot + 1), std::stol(path.substr(dot + 1))};
-}
-
 // Conv2d -> BatchNorm2d pairs, adjacent in the same sequence.
 std::vector<Pair> findPairs(Model& model) {
     const ModelEditor editor(model);
@@ -47,8 +38,8 @@ std::vector<Pair> findPairs(Model& model) {
     for (std::size_t i = 0; i + 1 < layers.size(); ++i) {
         if (layers[i].type != "conv2d") continue;
         for (std::size_t j = i + 1; j < layers.size(); ++j) {
-            const auto [parentA, indexA] = splitPath(layers[i].path);
-            const auto [parentB, indexB] = splitPath(layers[j].path);
+            const auto [parentA, indexA] = splitLayerPath(layers[i].path);
+            const auto [parentB, indexB] = splitLayerPath(layers[j].path);
             if (parentA != parentB || indexB != indexA + 1) continue;
             if (layers[j].type == "batchnorm2d") pairs.push_back({layers[i].path, layers[j].path});
             break;
@@ -83,53 +74,25 @@ class FuseBn final : public Strategy {
     explicit FuseBn(FuseParams p) : m_params(std::move(p)) {}
 
     void apply(StepContext& ctx) override {
-        Backend& be = ctx.backend();
         const auto pairs = findPairs(ctx.model());
         if (pairs.empty()) throw ConfigError(noPairMessage());
-        const std::int64_t check = std::min<std::int64_t>(m_params.checkSamples, ctx.evalData().size());
-        const std::vector<float> logitsBefore = logits(ctx, check);
-        const double flopsBefore = forwardFlopsPerSample(ctx.model());
-        const MeasureOutcome before = measureLabelled(ctx, m_params.measure, kStep, "unfused", 0.0, 0.45);
-
         std::string folded;
-        // Last pair first: removing a batch norm renumbers the layers after it, never those before.
-        for (auto it = pairs.rbegin(); it != pairs.rend(); ++it) {
-            fold(ctx, *it);
-            folded = it->conv + " + " + it->bn + (folded.empty() ? "" : "; ") + folded;
-        }
-        be.synchronize();
-
-        const std::vector<float> logitsAfter = logits(ctx, check);
-        double largest = 0, diff = 0;
-        for (std::size_t i = 0; i < logitsBefore.size(); ++i) {
-            largest = std::max(largest, std::fabs(double(logitsBefore[i])));
-            diff = std::max(diff, std::fabs(double(logitsBefore[i]) - double(logitsAfter[i])));
-        }
-        const double relative = largest > 0 ? diff / largest : diff;
-        ctx.summary()["fold_max_abs_diff"] = diff;
-        ctx.summary()["fold_max_rel_diff"] = relative;
-        ctx.summary()["layers_folded"] = static_cast<double>(pairs.size());
-        ctx.notes()["bn_folded"] = folded;
-        if (relative > kFoldTolerance)
-            throw Error(std::string(kStep) + ": the folded model's logits differ from the unfused ones by " +
-                        fixed(relative, 6) + " of the largest logit (tolerance " + fixed(kFoldTolerance, 6) + ")");
-        const double flopsAfter = forwardFlopsPerSample(ctx.model());
-        const MeasureOutcome after = measureLabelled(ctx, m_params.measure, kStep, "fused", 0.55, 1.0);
-        const double realized =
-            reportSideBySide(ctx, m_params.measure, {"unfused", "fused", before, after, flopsBefore, flopsAfter});
+        const FuseOutcome outcome = runCheckedFuse(
+            ctx, {kStep, "fold", "folded", kFoldTolerance, m_params.checkSamples, m_params.measure}, [&] {
+                // Last pair first: removing a batch norm renumbers the layers after it, never those before.
+                for (auto it = pairs.rbegin(); it != pairs.rend(); ++it) {
+                    fold(ctx, *it);
+                    folded = it->conv + " + " + it->bn + (folded.empty() ? "" : "; ") + folded;
+                }
+                ctx.summary()["layers_folded"] = static_cast<double>(pairs.size());
+                ctx.notes()["bn_folded"] = folded;
+            });
         ctx.info(std::string(kStep) + ": folded " + std::to_string(pairs.size()) + " batch norms (" + folded +
-                 "); logits within " + fixed(relative, 8) + " of the largest" +
-                 (realized > 0 ? ", realized speedup " + fixed(realized, 3) : ""));
+                 "); logits within " + fixed(outcome.relativeDiff, 8) + " of the largest" +
+                 (outcome.realizedSpeedup > 0 ? ", realized speedup " + fixed(outcome.realizedSpeedup, 3) : ""));
     }
 
   private:
-    // The logits of the first `count` samples of the evaluated split, in evaluation mode.
-    std::vector<float> logits(StepContext& ctx, std::int64_t count) const {
-        Backend& be = ctx.backend();
-        const auto batches = makeInputBatches(be, ctx.model(), ctx.evalData(), count, 1);
-        return be.downloadF32(ctx.model().forward(batches[0], ForwardContext{}));
-    }
-
     void fold(StepContext& ctx, const Pair& pair) const {
         Backend& be = ctx.backend();
         ModelEditor editor(ctx.model());
@@ -182,4 +145,5 @@ LATHE_STRATEGY_FAMILY(fuse) {
     b.include(measureSettingsSchema(), &FuseParams::measure, "/measure");
     b.checkModel([](const FuseParams& p, ModelCheck& c) { checkPairs(p, c); });
     registry.add(b, [](const FuseParams& p) { return std::make_unique<FuseBn>(p); });
+    registerFuseActivation(registry);
 }

@@ -159,6 +159,9 @@ private:
         const lowrank::Factors f = lowrank::splitFactors(svd, r);
         nlohmann::json second = {{"type", "linear"}, {"in", r}, {"out", site.out}};
         if (!site.bias) second["bias"] = false;
+        // A fused activation (fuse.activation) follows the product: it goes on the second factor.
+        const std::string act = layer.config().value("activation", "none");
+        if (act != "none") second["activation"] = act;
         auto pair = makeLayer({{"type", "sequential"},
                                {"layers", {{{"type", "linear"}, {"in", site.in}, {"out", r}, {"bias", false}}, second}}});
         auto& children = *pair->sublayers();

@@ -166,6 +166,9 @@ std::unique_ptr<Layer> quantizedSite(StepContext& ctx, const LinearSite& site, c
     c.in = site.in;
     c.out = site.out;
     c.bias = site.bias;
+    // A ReLU / GELU fused into the Linear (fuse.activation) stays fused, in the quantized kernel's epilogue.
+    const std::string fused = layer.config().value("activation", "none");
+    c.epilogue = fused == "relu" ? Activation::Relu : fused == "gelu" ? Activation::Gelu : Activation::None;
     float inputScale = 0;
     if (choice.needsCalibration()) {
         if (!record) throw ConfigError(site.path + ": static activations need a calibration record");

@@ -44,7 +44,10 @@ std::string producerOf(const ModelEditor& editor, const std::string& path) {
         if (i < 0) return {};
         try {
             const Layer& l = editor.layer(parent + std::to_string(i));
-            if (l.type() == "linear" && !l.config().contains("dtype")) return "linear";
+            // A fused GELU (fuse.activation) does not commute with the per-channel scale; a fused ReLU does.
+            const nlohmann::json c = l.config();
+            if (l.type() == "linear" && !c.contains("dtype") && c.value("activation", "none") != "gelu")
+                return "linear";
             return l.type();
         } catch (const ConfigError&) {
             return {};

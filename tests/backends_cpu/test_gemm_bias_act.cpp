@@ -1,0 +1,151 @@
+// The CPU backend's gemm_bias_act (the f32 Linear with its bias and activation in the GEMM's epilogue) against
+// the ops it replaces, gemm + bias_add + relu / gelu, and a double-precision reference: batch 1 (the GEMV), the
+// MLP's layers, shapes split into row panels and into column panels (the bias offset per panel), K = 0; every
+// activation, with and without a bias, on 1 and 2 threads; and the argument errors naming the op and tensor.
+#include "engine/backends/cpu/cpu_backend.h"
+#include "engine/core/errors.h"
+#include "engine/nn/quantized_linear.h"
+#include "tests/support/test_support.h"
+
+#include <QtTest>
+
+#include <cmath>
+
+using namespace lathe;
+using lathe::test::randomVector;
+
+Q_DECLARE_METATYPE(Activation)
+
+namespace {
+
+// Against the double reference, per output relative to sum_k |x_k| |w_k| + |bias|: OpenBLAS's f32 sums of K
+// products round at most about K / 16 + 16 times by 2^-24 of that sum (4e-6 for K = 784, the largest here), and
+// erff adds a few ulp. 1e-5 leaves a margin of 2.5; a missing or misplaced bias (|bias| up to 1) is far above it.
+constexpr double kReferenceTol = 1e-5;
+
+struct Shape3 {
+    std::int64_t m, k, n;
+};
+
+} // namespace
+
+class TestGemmBiasAct : public QObject {
+    Q_OBJECT
+
+  private slots:
+    void matchesUnfusedOps_data() {
+        QTest::addColumn<int>("threads");
+        QTest::addColumn<qint64>("m");
+        QTest::addColumn<qint64>("k");
+        QTest::addColumn<qint64>("n");
+        QTest::addColumn<Activation>("act");
+        QTest::addColumn<bool>("withBias");
+        // batch 1 (GEMV), the MLP's three layers at batch 256 (row panels; the last one single call), a shape
+        // split into column panels (M < N, both beyond one panel), odd small shapes, one output, K = 0.
+        const Shape3 shapes[] = {{1, 784, 256}, {1, 128, 10},  {256, 784, 256}, {256, 256, 128}, {256, 128, 10},
+                                 {130, 300, 520}, {3, 5, 7},   {1, 1, 1},       {300, 17, 1},    {5, 0, 4}};
+        for (int threads : {1, 2})
+            for (const Shape3& s : shapes)
+                for (Activation act : {Activation::None, Activation::Relu, Activation::Gelu})
+                    for (bool withBias : {true, false})
+                        QTest::addRow("t%d/%lldx%lldx%lld/%s/%s", threads, static_cast<long long>(s.m),
+                                      static_cast<long long>(s.k), static_cast<long long>(s.n), activationName(act),
+                                      withBias ? "bias" : "no-bias")
+                            << threads << qint64(s.m) << qint64(s.k) << qint64(s.n) << act << withBias;
+    }
+
+    void matchesUnfusedOps() {
+        QFETCH(int, threads);
+        QFETCH(qint64, m);
+        QFETCH(qint64, k);
+        QFETCH(qint64, n);
+        QFETCH(Activation, act);
+        QFETCH(bool, withBias);
+        auto be = makeCpuBackend(threads);
+        QVERIFY(be->supports(OpDesc::uniform(Op::GemmBiasAct, DType::F32)));
+        const auto xv = randomVector(static_cast<std::size_t>(m * k), 11, -2.0f, 2.0f);
+        const auto wv = randomVector(static_cast<std::size_t>(n * k), 12);
+        const auto bv = randomVector(static_cast<std::size_t>(n), 13);
+        const Tensor x = be->upload(xv, {m, k}); // (M, K)
+        const Tensor w = be->upload(wv, {n, k}); // (N, K)
+        const Tensor bias = be->upload(bv, {n}); // (N)
+        Tensor y = be->upload(randomVector(static_cast<std::size_t>(m * n), 14), {m, n}); // (M, N), overwritten
+        be->gemmBiasAct(x, w, withBias ? &bias : nullptr, act, y);
+        const std::vector<float> fused = be->downloadF32(y);
+
+        // The unfused ops: the same OpenBLAS calls on the same panels, the same f32 additions and the same
+        // activation arithmetic, so the results must agree bit for bit.
+        Tensor z = be->empty({m, n}), a = be->empty({m, n});
+        be->gemm(x, Trans::No, w, Trans::Yes, z);
+        if (withBias) be->biasAdd(z, bias);
+        if (act == Activation::Relu) be->relu(z, a);
+        else if (act == Activation::Gelu) be->gelu(z, a);
+        else a = z;
+        const std::vector<float> unfused = be->downloadF32(a);
+        QCOMPARE(fused.size(), unfused.size());
+        for (std::size_t i = 0; i < fused.size(); ++i)
+            if (fused[i] != unfused[i])
+                QFAIL(qPrintable(QString("output %1: fused %2, unfused %3").arg(i).arg(double(fused[i]), 0, 'g', 9)
+                                     .arg(double(unfused[i]), 0, 'g', 9)));
+
+        // And both against double precision.
+        for (std::int64_t r = 0; r < m; ++r)
+            for (std::int64_t c = 0; c < n; ++c) {
+                double sum = withBias ? bv[c] : 0.0, scale = withBias ? std::fabs(bv[c]) : 0.0;
+                for (std::int64_t i = 0; i < k; ++i) {
+                    sum += double(xv[r * k + i]) * double(wv[c * k + i]);
+                    scale += std::fabs(double(xv[r * k + i]) * double(wv[c * k + i]));
+                }
+                const double want = act == Activation::Relu   ? std::max(sum, 0.0)
+                                    : act == Activation::Gelu ? 0.5 * sum * (1.0 + std::erf(sum / std::sqrt(2.0)))
+                                                              : sum;
+                const double got = fused[static_cast<std::size_t>(r * n + c)];
+                if (std::fabs(got - want) > kReferenceTol * std::max(scale, 1e-3))
+                    QFAIL(qPrintable(QString("y[%1][%2] = %3, reference %4").arg(r).arg(c).arg(got, 0, 'g', 9)
+                                         .arg(want, 0, 'g', 9)));
+            }
+    }
+
+    // The panel split depends on the shape only, so one and two threads give the same bits.
+    void threadCountDoesNotChangeTheResult() {
+        auto one = makeCpuBackend(1), two = makeCpuBackend(2);
+        std::vector<std::vector<float>> results;
+        for (auto* be : {one.get(), two.get()}) {
+            const Tensor x = be->upload(randomVector(256 * 784, 21), {256, 784});
+            const Tensor w = be->upload(randomVector(520 * 784, 22), {520, 784});
+            const Tensor bias = be->upload(randomVector(520, 23), {520});
+            Tensor y = be->empty({256, 520});
+            be->gemmBiasAct(x, w, &bias, Activation::Gelu, y);
+            results.push_back(be->downloadF32(y));
+        }
+        QVERIFY(results[0] == results[1]);
+    }
+
+    void badArgumentsThrowNamingTheTensor() {
+        auto be = makeCpuBackend(1);
+        const Tensor x = be->zeros({4, 8}), w = be->zeros({3, 8}), bias = be->zeros({3});
+        Tensor y = be->zeros({4, 3});
+        auto expect = [&](const char* what, auto&& call) {
+            try {
+                call();
+                QFAIL(qPrintable(QString("no error for a wrong ") + what));
+            } catch (const BackendError& e) {
+                const QString msg = QString::fromUtf8(e.what());
+                QVERIFY2(msg.contains("gemm_bias_act") && msg.contains(what), qPrintable(msg));
+            }
+        };
+        const Tensor wrongW = be->zeros({3, 7}), wrongBias = be->zeros({4});
+        Tensor wrongY = be->zeros({4, 4});
+        expect("w", [&] { be->gemmBiasAct(x, wrongW, &bias, Activation::Relu, y); });
+        expect("bias", [&] { be->gemmBiasAct(x, w, &wrongBias, Activation::Relu, y); });
+        expect("y", [&] { be->gemmBiasAct(x, w, &bias, Activation::Relu, wrongY); });
+        // A dtype without the op is refused by the table, naming the descriptor.
+        const Tensor x16 = be->zeros({4, 8}, DType::F16), w16 = be->zeros({3, 8}, DType::F16);
+        Tensor y16 = be->zeros({4, 3}, DType::F16);
+        QVERIFY(!be->supports(OpDesc::uniform(Op::GemmBiasAct, DType::F16)));
+        expect("f16", [&] { be->gemmBiasAct(x16, w16, nullptr, Activation::None, y16); });
+    }
+};
+
+QTEST_MAIN(TestGemmBiasAct)
+#include "test_gemm_bias_act.moc"
