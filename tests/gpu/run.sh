@@ -87,6 +87,10 @@ if [[ $STEPS != build ]]; then
             step "bench-gemm-$dt" 60 "bench-gemm-$dt.txt" "$cli" bench gemm --device cuda --dtype "$dt" \
                 --sizes 256,1024,4096,1x256x784,256x256x784 --warmup 10 --repeats 50 || failed=1
         done
+        # The quantized GEMMs: W8A8 per MLP layer, and the weight-only GEMV on a 4096 x 4096 layer at batch 1.
+        step bench-int8 60 bench-int8.txt "$cli" bench int8 --device cuda --warmup 10 --repeats 50 || failed=1
+        step bench-weight-only 90 bench-weight-only.txt "$cli" bench weight-only --device cuda \
+            --layers 784x256,4096x4096 --warmup 10 --repeats 50 || failed=1
     else
         note "bench gemm --device cuda: not run, no usable CUDA device (see devices.txt)"
     fi
