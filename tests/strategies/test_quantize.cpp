@@ -340,6 +340,85 @@ private slots:
         QVERIFY_THROWS_EXCEPTION(ConfigError, apply(bad, "quantize.int4", quick("quantize.int4", {{"skip", std::string("layers.2")}})));
     }
 
+    void formatWithoutKernelRefusedFirst() {
+        // A backend that has every op but the weight-only GEMM: the step says so before it measures anything.
+        class NoWeightOnly final : public Backend {
+        public:
+            explicit NoWeightOnly(std::shared_ptr<Backend> inner) : m_inner(std::move(inner)) {}
+            std::string name() const override { return "cpu-without-weight-only"; }
+            Device device() const override { return m_inner->device(); }
+            DeviceInfo info() const override { return m_inner->info(); }
+            bool supports(const OpDesc& d) const override {
+                return d.layout != OpLayout::Nf4Groups && m_inner->supports(d);
+            }
+            std::vector<OpDesc> supportedOps() const override { return m_inner->supportedOps(); }
+            std::shared_ptr<Storage> allocate(std::size_t b) override { return m_inner->allocate(b); }
+            void copyFromHost(Tensor& d, const void* s) override { m_inner->copyFromHost(d, s); }
+            void copyToHost(const Tensor& s, void* d) override { m_inner->copyToHost(s, d); }
+            void copy(const Tensor& s, Tensor& d) override { m_inner->copy(s, d); }
+            void synchronize() override {}
+            std::uint64_t peakAllocatedBytes() const override { return 0; }
+            void resetPeakAllocated() override {}
+            std::uint64_t currentAllocatedBytes() const override { return 0; }
+            std::unique_ptr<DeviceTimer> createTimer() override { return m_inner->createTimer(); }
+            void fill(Tensor& x, float v) override { m_inner->fill(x, v); }
+            void convert(const Tensor& s, Tensor& d) override { m_inner->convert(s, d); }
+            void gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tensor& c, float al, float be) override {
+                m_inner->gemm(a, ta, b, tb, c, al, be);
+            }
+            void spmmCsr(const Tensor&, const Tensor&, const Tensor&, const Tensor&, Tensor&) override {}
+            void spmm24(const Tensor&, const Tensor&, const Tensor&, Tensor&) override {}
+            void biasAdd(Tensor& x, const Tensor& b) override { m_inner->biasAdd(x, b); }
+            void biasGrad(const Tensor&, Tensor&, bool) override {}
+            void add(const Tensor&, const Tensor&, Tensor&) override {}
+            void mul(const Tensor&, const Tensor&, Tensor&) override {}
+            void axpy(float, const Tensor&, Tensor&) override {}
+            void scale(Tensor&, float) override {}
+            void relu(const Tensor& x, Tensor& y) override { m_inner->relu(x, y); }
+            void reluBackward(const Tensor&, const Tensor&, Tensor&) override {}
+            void gelu(const Tensor& x, Tensor& y) override { m_inner->gelu(x, y); }
+            void geluBackward(const Tensor&, const Tensor&, Tensor&) override {}
+            void dropout(const Tensor&, Tensor&, Tensor&, float, std::uint64_t) override {}
+            void softmax(const Tensor&, Tensor&) override {}
+            void softmaxCrossEntropy(const Tensor&, const Tensor&, Tensor&, Tensor&, float) override {}
+            void distillationLoss(const Tensor&, const Tensor&, const Tensor&, float, float, Tensor&, Tensor&, Tensor&,
+                                  float) override {}
+            void argmaxRows(const Tensor& x, Tensor& o) override { m_inner->argmaxRows(x, o); }
+            void conv2dForward(const Tensor&, const Tensor&, Tensor&, const Conv2dGeometry&) override {}
+            void conv2dBackwardData(const Tensor&, const Tensor&, Tensor&, const Conv2dGeometry&) override {}
+            void conv2dBackwardWeight(const Tensor&, const Tensor&, Tensor&, const Conv2dGeometry&, bool) override {}
+            void maxPool2dForward(const Tensor&, Tensor&, Tensor&, const Pool2dGeometry&) override {}
+            void maxPool2dBackward(const Tensor&, const Tensor&, Tensor&, const Pool2dGeometry&) override {}
+            void layerNormForward(const Tensor&, const Tensor&, const Tensor&, Tensor&, Tensor&, Tensor&, float) override {}
+            void layerNormBackward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, Tensor&,
+                                   Tensor&, Tensor&, bool) override {}
+            void batchNormForward(const Tensor&, const Tensor&, const Tensor&, Tensor&, Tensor&, Tensor&, Tensor&,
+                                  Tensor&, const BatchNormParams&) override {}
+            void batchNormBackward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, Tensor&,
+                                   Tensor&, Tensor&, bool) override {}
+            void embeddingForward(const Tensor&, const Tensor&, Tensor&) override {}
+            void embeddingBackward(const Tensor&, const Tensor&, Tensor&, bool) override {}
+            void sgdStep(Tensor&, const Tensor&, Tensor&, const SgdParams&, bool) override {}
+            void adamStep(Tensor&, const Tensor&, Tensor&, Tensor&, const AdamParams&, std::int64_t) override {}
+
+        private:
+            std::shared_ptr<Backend> m_inner;
+        };
+        test::ContextFixture fx("mlp-784-64-10");
+        NoWeightOnly be(cpuBackend());
+        fx.ctx.backendPtr = &be;
+        try {
+            apply(fx, "quantize.nf4", quick("quantize.nf4"));
+            QFAIL("nf4 ran on a backend without its kernel");
+        } catch (const ConfigError& e) {
+            QCOMPARE(QString::fromStdString(e.what()),
+                     QString("quantize.nf4: nf4 weight-only, group 64 cannot run on cpu-without-weight-only, which has "
+                             "no gemm f32 x u8 -> f32 [nf4 group-wise weights]"));
+        }
+        QVERIFY(fx.sink.samples.empty()); // nothing was timed
+        QCOMPARE(countType(*fx.model, "linear"), 2);
+    }
+
     void calibrationSetClampedToTheTrainingSplit() {
         test::ContextFixture fx("mlp-784-64-10");
         std::vector<std::string> warnings;

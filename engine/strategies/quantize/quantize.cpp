@@ -9,6 +9,8 @@
 #include "engine/strategies/measure/side_by_side.h"
 #include "engine/strategies/quantize/quantize_common.h"
 
+#include <algorithm>
+
 namespace lathe::quant {
 namespace {
 
@@ -49,6 +51,8 @@ public:
     void apply(StepContext& ctx) override {
         // 16-bit formats keep Conv2d layers in f32 (a conv has no 16-bit weight of its own yet).
         const auto sites = selectSites(ctx.model(), m_params.sites, m_step, m_choice.floatFormat == DType::F32);
+        requireKernels(ctx, m_choice, m_step,
+                       std::any_of(sites.begin(), sites.end(), [](const LinearSite& s) { return s.conv; }));
         const double flops = forwardFlopsPerSample(ctx.model());
         const MeasureOutcome before = measureLabelled(ctx, m_params.measure, m_step, "float", 0.0, 0.4);
 

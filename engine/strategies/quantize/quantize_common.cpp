@@ -221,6 +221,29 @@ void reportSizes(StepContext& ctx) {
     ctx.summary()["layers_kept_fp"] = keptFloat;
 }
 
+void requireKernels(StepContext& ctx, const QuantChoice& choice, const std::string& step, bool convs) {
+    Backend& be = ctx.backend();
+    std::vector<OpDesc> needed;
+    if (choice.floatFormat != DType::F32) {
+        needed.push_back(OpDesc::uniform(Op::Gemm, choice.floatFormat));
+        needed.push_back(OpDesc::convert(DType::F32, choice.floatFormat));
+        needed.push_back(OpDesc::convert(choice.floatFormat, DType::F32));
+    } else if (choice.layer.activations != ActivationQuant::None) {
+        needed.push_back(OpDesc::uniform(Op::QuantizeRows, DType::F32));
+        needed.push_back(int8GemmDesc());
+    } else {
+        needed.push_back(weightOnlyGemmDesc(choice.layer.weights.format));
+    }
+    if (convs) {
+        needed.push_back(OpDesc::uniform(Op::Im2colRows, DType::F32));
+        needed.push_back(OpDesc::uniform(Op::RowsToChannels, DType::F32));
+    }
+    for (const OpDesc& d : needed)
+        if (!be.supports(d))
+            throw ConfigError(step + ": " + choice.describe() + " cannot run on " + be.name() + ", which has no " +
+                              d.toString());
+}
+
 double evalAccuracy(StepContext& ctx, Model& model) {
     return evaluate(model, ctx.backend(), ctx.evalData(), 256, ctx.cancel).accuracy;
 }

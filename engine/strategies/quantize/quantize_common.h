@@ -69,6 +69,11 @@ void recordSiteStats(StepContext& ctx, const LinearSite& site, Layer& floatLayer
 // float).
 void reportSizes(StepContext& ctx);
 
+// Refuses, before the step does anything, a format the run's backend has no kernel for: ConfigError naming
+// the step, the format, the backend and the op it lacks (e.g. "cuda:0 has no gemm f32 x u8 -> f32 [nf4
+// group-wise weights]"). `convs`: the sites include convolutions (im2col_rows, rows_to_channels).
+void requireKernels(StepContext& ctx, const QuantChoice& choice, const std::string& step, bool convs);
+
 // Accuracy on the evaluated split.
 double evalAccuracy(StepContext& ctx, Model& model);
 

@@ -96,6 +96,8 @@ public:
         const std::string step = "quantize.sensitivity";
         const QuantChoice choice = choiceFor(m_params);
         const auto sites = selectSites(ctx.model(), m_params.sites, step);
+        requireKernels(ctx, choice, step,
+                       std::any_of(sites.begin(), sites.end(), [](const LinearSite& s) { return s.conv; }));
         const double baseline = evalAccuracy(ctx, ctx.model());
         ctx.summary()["accuracy"] = baseline;
         const auto records = recordInputs(ctx, pathsOf(sites), choice.calibration, step);
@@ -121,6 +123,8 @@ public:
         const std::string step = "quantize.auto_mixed";
         const QuantChoice choice = choiceFor(m_params);
         const auto sites = selectSites(ctx.model(), m_params.sites, step);
+        requireKernels(ctx, choice, step,
+                       std::any_of(sites.begin(), sites.end(), [](const LinearSite& s) { return s.conv; }));
         const double flops = forwardFlopsPerSample(ctx.model());
         const MeasureOutcome before = measureLabelled(ctx, m_params.measure, step, "float", 0.0, 0.25);
         const double baseline = evalAccuracy(ctx, ctx.model());

@@ -72,6 +72,9 @@ public:
         const std::string step = "quantize.smoothquant";
         Backend& be = ctx.backend();
         const auto sites = selectSites(ctx.model(), m_params.sites, step, false);
+        QuantChoice w8a8;
+        w8a8.layer.activations = ActivationQuant::Static;
+        requireKernels(ctx, w8a8, step, false);
         const double flops = forwardFlopsPerSample(ctx.model());
         const MeasureOutcome before = measureLabelled(ctx, m_params.measure, step, "float", 0.0, 0.35);
         const std::vector<float> logitsBefore = logits(ctx);
