@@ -80,6 +80,9 @@ public:
     virtual void namedBuffers(const std::string& prefix, std::vector<NamedBuffer>& out) {
         for (Buffer* b : buffers()) out.push_back({prefix + b->name, b});
     }
+    // Weights the layer holds in a quantized form rather than as parameters (a qlinear's codes: out x in),
+    // counted with the parameters so that `params` means the same before and after a conversion.
+    virtual std::int64_t quantizedWeightCount() const { return 0; }
     // A block's own sub-layers (residual, sequential); null for a leaf layer. ModelEditor edits these.
     virtual std::vector<std::unique_ptr<Layer>>* sublayers() { return nullptr; }
     // PyTorch's default initialisation for the layer type, drawn from rng.

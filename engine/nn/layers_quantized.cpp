@@ -127,6 +127,7 @@ public:
         if (m_c.bias) return {&m_bias};
         return {};
     }
+    std::int64_t quantizedWeightCount() const override { return m_c.in * m_c.out; }
     std::vector<Buffer*> buffers() override {
         std::vector<Buffer*> out{&m_packed, &m_scale};
         if (!m_c.weights.symmetric) out.push_back(&m_zero);
@@ -268,6 +269,7 @@ public:
     Tensor backward(Backend& be, const Tensor& dy) override { return m_core.backward(be, dy); }
     std::vector<Parameter*> parameters() override { return m_core.parameters(); }
     std::vector<Buffer*> buffers() override { return m_core.buffers(); }
+    std::int64_t quantizedWeightCount() const override { return m_core.quantizedWeightCount(); }
     QuantizedLinear& core() { return m_core; }
 
 private:

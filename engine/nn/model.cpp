@@ -174,10 +174,22 @@ void Model::placeBuffer(Buffer& b, const std::string& name, Backend* from, Backe
     b.value = b.host ? host : to.upload(host);
 }
 
+namespace {
+// A layer's quantized weights, its sub-layers' included.
+std::int64_t quantizedWeights(Layer& layer) {
+    std::int64_t n = layer.quantizedWeightCount();
+    if (auto* children = layer.sublayers())
+        for (auto& c : *children) n += quantizedWeights(*c);
+    return n;
+}
+} // namespace
+
 std::int64_t Model::parameterCount() const {
     std::int64_t n = 0;
-    for (const auto& l : m_layers)
+    for (const auto& l : m_layers) {
         for (Parameter* p : l->parameters()) n += p->value.numel();
+        n += quantizedWeights(*l);
+    }
     return n;
 }
 

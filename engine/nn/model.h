@@ -48,7 +48,7 @@ public:
     std::vector<NamedParameter> namedParameters();
     // Buffers (layer.h) under their full names, as PyTorch's state_dict lists them beside the parameters.
     std::vector<NamedBuffer> namedBuffers();
-    std::int64_t parameterCount() const;
+    std::int64_t parameterCount() const; // parameters, and the weights quantized layers hold as codes
     std::uint64_t parameterBytes() const; // as stored (dtype-aware): parameters and buffers
 
 private:

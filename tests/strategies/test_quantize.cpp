@@ -110,11 +110,13 @@ private slots:
         test::ContextFixture fx("mlp-784-64-10");
         const auto before = test::firstLogits(*fx.model, fx.data.test);
         const std::uint64_t floatBytes = fx.model->parameterBytes();
+        const std::int64_t params = fx.model->parameterCount();
         ParamValues v = quick(strategy.toStdString(), {{"group", std::int64_t(group)}});
         if (strategy == "quantize.int4") v.set("symmetric", symmetric);
         apply(fx, strategy.toStdString(), v);
         QCOMPARE(countType(*fx.model, "qlinear"), 2);
         QCOMPARE(countType(*fx.model, "linear"), 0);
+        QCOMPARE(fx.model->parameterCount(), params); // the weights are still counted, as codes
         const auto after = test::firstLogits(*fx.model, fx.data.test);
         QVERIFY2(test::relativeDiff(before, after) < kFourBitLogitTol, qPrintable(QString::number(test::relativeDiff(before, after))));
         // Each layer computes x W~^T + b with W~ its dequantized weight, to float rounding.

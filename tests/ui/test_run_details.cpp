@@ -3,6 +3,8 @@
 // ladder's summaries become charts across runs (one point per run, joined in order of x); a run without
 // layer stats leaves the Layers tab disabled; the spec registry refuses twins. Saves a screenshot of
 // each tab when LATHE_SCREENSHOT_DIR is set.
+#include "engine/experiment/runner.h"
+#include "engine/experiment/spec.h"
 #include "engine/store/run_store.h"
 #include "ui/charts/chart_spec.h"
 #include "ui/charts/chart_view.h"
@@ -236,6 +238,65 @@ class TestRunDetails : public QObject {
         details.chartTabs()->setCurrentWidget(across);
         QVERIFY(QTest::qWaitForWindowExposed(&details));
         saveScreenshot(details, QStringLiteral("run-details-across-runs.png"));
+    }
+
+    void quantizationRunsChartTheirLayersAndTheLadder() {
+        if (!test::haveFashionMnist()) QSKIP(test::missingFashionMnistReason().c_str());
+        // A precision ladder and a sensitivity sweep run for real (fresh weights, 300 test images), stored, then
+        // shown: the ladder's runs as accuracy and latency against model size, the sweep's per-layer figures as
+        // the quantize family's bar charts.
+        const nlohmann::json doc = {
+            {"name", "ladder"},
+            {"model", {{"zoo", "mlp-784-64-10"}}},
+            {"dataset", {{"name", "fashion-mnist"}, {"split", "test"}, {"limit", 300}}},
+            {"device", "cpu"},
+            {"steps", {{{"strategy", "measure"}, {"params", {{"label", "fp32"}}}}}},
+            {"measure", {{"batch_sizes", {64}}, {"warmup", 0}, {"repeats", 3}}},
+            {"sweep",
+             {{"steps[0]",
+               {{{"strategy", "measure"}, {"params", {{"label", "fp32"}}}},
+                {{"strategy", "quantize.int8"}, {"params", {{"calibration_samples", 64}}}},
+                {{"strategy", "quantize.int4"}, {"params", {{"group", 64}}}},
+                {{"strategy", "quantize.sensitivity"}, {"params", {{"format", "int4"}, {"calibration_samples", 64}}}}}}}}};
+        QVERIFY(validateExperiment(doc).empty());
+        Runner runner(*m_store, RunnerOptions{"", test::tempDir() + "/ladder-cache"});
+        std::atomic<bool> cancel{false};
+        const auto outcomes = runner.run(parseExperiment(doc, "inline"), doc, RunnerEvents{}, cancel);
+        QCOMPARE(outcomes.size(), std::size_t(4));
+        QList<qint64> ids;
+        for (const auto& o : outcomes) {
+            QCOMPARE(QString::fromStdString(o.status), QString::fromStdString(run_status::kDone));
+            ids << o.runId;
+        }
+
+        RunDetails details;
+        details.resize(1100, 800);
+        QCOMPARE(details.showRuns(*m_store, ids.mid(0, 3)), 3);
+        RunsChartsPanel* across = details.runsCharts();
+        QVERIFY2(across->chartIds().contains(QStringLiteral("accuracy_vs_model_bytes")),
+                 qPrintable(across->chartIds().join(QLatin1Char(','))));
+        ChartView* ladder = across->chart(QStringLiteral("accuracy_vs_model_bytes"));
+        QCPGraph* accuracy = graphNamed(ladder, QStringLiteral("accuracy"));
+        QVERIFY(accuracy);
+        QCOMPARE(accuracy->data()->size(), 3); // FP32, INT8, INT4: three sizes
+        QVERIFY(accuracy->data()->at(0)->key < accuracy->data()->at(1)->key); // in order of bytes: int4 first
+        details.show();
+        details.chartTabs()->setCurrentWidget(across);
+        QVERIFY(QTest::qWaitForWindowExposed(&details));
+        saveScreenshot(details, QStringLiteral("quantize-ladder.png"));
+
+        QCOMPARE(details.showRuns(*m_store, {ids[3]}), 1);
+        LayerChartsPanel* layers = details.layerCharts();
+        QVERIFY2(layers->chartIds().contains(QStringLiteral("layer_quant_sensitivity")) &&
+                     layers->chartIds().contains(QStringLiteral("layer_quant_sqnr")),
+                 qPrintable(layers->chartIds().join(QLatin1Char(','))));
+        ChartView* sqnr = layers->chart(QStringLiteral("layer_quant_sqnr"));
+        QCPBars* bars = barsNamed(sqnr, QStringLiteral("quant_sqnr_db"));
+        QVERIFY(bars);
+        QCOMPARE(bars->data()->size(), 2); // the two Linear layers
+        QVERIFY(bars->data()->at(0)->value > 0);
+        details.chartTabs()->setCurrentWidget(layers);
+        saveScreenshot(details, QStringLiteral("quantize-sensitivity.png"));
     }
 
     void compareViewDeltasSignificanceAndCopies() {
