@@ -3,10 +3,12 @@
 // and judges the charts by what they add to the idle baseline, so a busy machine does not fail it
 // and a quiet one does not hide a regression:
 //   once the charts exist: p99 stall fed <= p99 idle + 50 ms;  max stall fed <= max idle + 100 ms;
-//   while they appear (widgets created, laid out and painted for the first time, a one-off like opening a
-//   tab): the UI thread's CPU time in the longest stall <= 100 ms. That stall is one event of 40-70 ms on a
-//   quiet machine; its wall time stretches with whatever else the machine runs (117-141 ms beside other
-//   tests), so it is judged by the work the UI thread does in it, not by the scheduler;
+//   while they appear (widgets created, laid out and painted for the first time, a one-off of the first run
+//   a window shows, like opening a tab): the UI thread's CPU time in the longest stall <= 500 ms. That stall is
+//   one event: 45-70 ms of UI-thread CPU offscreen, 63-240 ms under Xvfb (the first paint creates the X11
+//   backing store and rasterizes the glyphs); its wall time also stretches with whatever else the machine
+//   runs, so it is judged by the work the UI thread does in it, with room for the X11 first paint, and
+//   catches a chart creation that grows with the data (a stall of seconds);
 //   pump ticks >= 80 % of the idle pump's tick rate (~30 Hz when quiet); every chart refreshes at
 //   >= 1/3 of it (the pump's replot budget lets a slow machine refresh charts in turn).
 #include "tests/ui/stall_harness.h"
@@ -23,7 +25,7 @@ namespace {
 // 20 Hz display may slip; the max gets twice that for the one-off costs (first layout, log tickers).
 constexpr double kAddedP99Ms = 50;
 constexpr double kAddedMaxMs = 100;
-constexpr double kAppearingCpuMs = 100;
+constexpr double kAppearingCpuMs = 500;
 constexpr double kMinTickShare = 0.8;
 constexpr double kMinReplotShare = 1.0 / 3.0;
 constexpr int kRatePerS = 20000;
