@@ -138,7 +138,8 @@ public:
 
     void initialize(Backend& be, Rng& rng) override {
         const float bound = kaimingBound(m_in);
-        m_weight.value = be.upload(storedAs(be.download(uniformTensor(be, rng, {m_out, m_in}, bound))));
+        m_weight.value = uniformTensor(be, rng, {m_out, m_in}, bound);
+        if (m_dtype != DType::F32) m_weight.value = be.upload(storedAs(be.download(m_weight.value)));
         if (m_hasBias) m_bias.value = uniformTensor(be, rng, {m_out}, bound);
     }
 

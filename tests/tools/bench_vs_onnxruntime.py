@@ -24,10 +24,9 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_vs_pytorch import cpu_model, find_cli  # noqa: E402
+from bench_vs_pytorch import cpu_model, find_cli, time_medians  # noqa: E402
 
 
 def read_safetensors(path, np):
@@ -88,20 +87,9 @@ def run_lathe(cli, args, quantize, save=None, fuse=False):
 
 
 def run_ort(session, args, np):
-    medians = {}
     rng = np.random.default_rng(1000)
-    for batch in args.batch_sizes:
-        inputs = [(rng.random((batch, 1, 28, 28), dtype=np.float32) * 2 - 1) for _ in range(args.rotate)]
-        for i in range(args.warmup):
-            session.run(None, {"x": inputs[i % args.rotate]})
-        samples = []
-        for i in range(args.repeats):
-            x = inputs[(args.warmup + i) % args.rotate]
-            t0 = time.perf_counter_ns()
-            session.run(None, {"x": x})
-            samples.append((time.perf_counter_ns() - t0) / 1e6)
-        medians[batch] = statistics.median(samples)
-    return medians
+    return time_medians(lambda x: session.run(None, {"x": x}), args,
+                        lambda batch: rng.random((batch, 1, 28, 28), dtype=np.float32) * 2 - 1)
 
 
 def main():

@@ -59,21 +59,27 @@ def build_torch_model(torch):
                          nn.Linear(128, 10)).eval()
 
 
-def run_torch(torch, model, args):
+def time_medians(forward, args, make_input):
+    """Median latency in ms of forward(x) per batch size: args.warmup untimed calls, then args.repeats timed
+    ones, cycling through args.rotate inputs made by make_input(batch)."""
     medians = {}
-    with torch.inference_mode():
-        for batch in args.batch_sizes:
-            inputs = [torch.rand(batch, 1, 28, 28) * 2 - 1 for _ in range(args.rotate)]
-            for i in range(args.warmup):
-                model(inputs[i % args.rotate])
-            samples = []
-            for i in range(args.repeats):
-                x = inputs[(args.warmup + i) % args.rotate]
-                t0 = time.perf_counter_ns()
-                model(x)
-                samples.append((time.perf_counter_ns() - t0) / 1e6)
-            medians[batch] = statistics.median(samples)
+    for batch in args.batch_sizes:
+        inputs = [make_input(batch) for _ in range(args.rotate)]
+        for i in range(args.warmup):
+            forward(inputs[i % args.rotate])
+        samples = []
+        for i in range(args.repeats):
+            x = inputs[(args.warmup + i) % args.rotate]
+            t0 = time.perf_counter_ns()
+            forward(x)
+            samples.append((time.perf_counter_ns() - t0) / 1e6)
+        medians[batch] = statistics.median(samples)
     return medians
+
+
+def run_torch(torch, model, args):
+    with torch.inference_mode():
+        return time_medians(model, args, lambda batch: torch.rand(batch, 1, 28, 28) * 2 - 1)
 
 
 def main():
