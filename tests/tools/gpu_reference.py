@@ -460,7 +460,8 @@ def print_table(doc):
               f"{'  ' + r['error'] if 'error' in r else ''}")
     for r in as_list(doc.get("train_epoch")):
         print(f"train      {r['model']:<19} {r.get('images', '-')} images: {fmt(r.get('seconds'), '.2f')} s, "
-              f"{r.get('steps', '-')} steps, loss {fmt(r.get('loss'), '.4f')}{'  ' + r['error'] if 'error' in r else ''}")
+              f"{r.get('steps', '-')} steps, loss {fmt(r.get('loss'), '.4f')}"
+              f"{'  ' + r['error'] if 'error' in r else ''}")
 
 
 def main():
