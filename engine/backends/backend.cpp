@@ -7,6 +7,39 @@
 
 namespace lathe {
 
+namespace {
+
+std::string pair(std::int64_t a, std::int64_t b) { return std::to_string(a) + "x" + std::to_string(b); }
+
+} // namespace
+
+void checkConvGeometry(const Conv2dGeometry& g, const std::string& op) {
+    if (g.batch < 0 || g.inChannels < 1 || g.outChannels < 1 || g.kernelH < 1 || g.kernelW < 1 || g.strideH < 1 ||
+        g.strideW < 1 || g.padH < 0 || g.padW < 0 || g.height + 2 * g.padH < g.kernelH ||
+        g.width + 2 * g.padW < g.kernelW)
+        throw BackendError(op + ": invalid convolution geometry (N=" + std::to_string(g.batch) + ", C=" +
+                           std::to_string(g.inChannels) + ", H=" + std::to_string(g.height) + ", W=" +
+                           std::to_string(g.width) + ", K=" + std::to_string(g.outChannels) + ", kernel " +
+                           pair(g.kernelH, g.kernelW) + ", stride " + pair(g.strideH, g.strideW) + ", padding " +
+                           pair(g.padH, g.padW) + "): kernel and stride must be >= 1, padding >= 0, and the padded "
+                           "input at least one kernel wide");
+    if (g.groups < 1 || g.inChannels % g.groups != 0 || g.outChannels % g.groups != 0)
+        throw BackendError(op + ": groups=" + std::to_string(g.groups) +
+                           " must divide both the input channels (C=" + std::to_string(g.inChannels) +
+                           ") and the output channels (K=" + std::to_string(g.outChannels) + ")");
+}
+
+void checkPoolGeometry(const Pool2dGeometry& g, const std::string& op) {
+    if (g.batch < 0 || g.channels < 1 || g.kernelH < 1 || g.kernelW < 1 || g.strideH < 1 || g.strideW < 1 ||
+        g.padH < 0 || g.padW < 0 || 2 * g.padH > g.kernelH || 2 * g.padW > g.kernelW ||
+        g.height + 2 * g.padH < g.kernelH || g.width + 2 * g.padW < g.kernelW)
+        throw BackendError(op + ": invalid pooling geometry (N=" + std::to_string(g.batch) + ", C=" +
+                           std::to_string(g.channels) + ", input " + pair(g.height, g.width) + ", kernel " +
+                           pair(g.kernelH, g.kernelW) + ", stride " + pair(g.strideH, g.strideW) + ", padding " +
+                           pair(g.padH, g.padW) + "): kernel and stride must be >= 1, padding between 0 and half "
+                           "the kernel, and the padded input at least one kernel wide");
+}
+
 void Backend::require(const OpDesc& desc) const {
     if (!supports(desc)) throw BackendError(name() + " does not support " + desc.toString());
 }

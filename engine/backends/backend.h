@@ -9,6 +9,7 @@
 #include "engine/core/tensor.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +39,13 @@ struct Pool2dGeometry {
     std::int64_t outH() const { return (height + 2 * padH - kernelH) / strideH + 1; }
     std::int64_t outW() const { return (width + 2 * padW - kernelW) / strideW + 1; }
 };
+
+// The geometry checks every backend runs before anything divides by a stride: throw BackendError naming `op`
+// unless kernel and stride are at least 1, padding at least 0, the padded input at least one kernel wide (a
+// non-empty output), and the channel counts positive with the groups dividing C and K. Pooling also keeps the
+// padding at most half the kernel, as torch.nn.MaxPool2d does.
+void checkConvGeometry(const Conv2dGeometry& g, const std::string& op);
+void checkPoolGeometry(const Pool2dGeometry& g, const std::string& op);
 
 // torch.nn.BatchNorm2d's settings for one forward (training: batch statistics, tracked into the running ones).
 struct BatchNormParams {
@@ -97,6 +105,16 @@ public:
     virtual double elapsedMs() = 0; // waits for stop() to complete
 };
 
+// Device work recorded once and replayed with one launch (a CUDA graph): every replay() runs the recorded
+// kernels again on the same buffers. The tensors the recorded work left alive (its outputs) are held here, at
+// fixed addresses, and rewritten by each replay; they are valid once capture() has returned (it replays once).
+class CapturedWork {
+public:
+    virtual ~CapturedWork() = default;
+    virtual void replay() = 0; // enqueued on the backend's stream; returns without waiting
+    virtual const std::vector<Tensor>& outputs() const = 0;
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -124,6 +142,15 @@ public:
     virtual void resetPeakAllocated() = 0;
     virtual std::uint64_t currentAllocatedBytes() const = 0;
     virtual std::unique_ptr<DeviceTimer> createTimer() = 0;
+    // Records the device work `body` enqueues, and the tensors it returns, for replay: launch overhead (a few
+    // microseconds a kernel) is the whole cost of small models at batch 1. nullptr where the backend has
+    // nothing to record (the CPU runs every op as it is called). body must not synchronise or read results
+    // back to the host, and should have run once before (so plans and workspaces exist); a backend that cannot
+    // record what it does throws BackendError saying why.
+    virtual std::unique_ptr<CapturedWork> capture(const std::function<std::vector<Tensor>()>& body) {
+        (void)body;
+        return nullptr;
+    }
 
     // Host <-> backend helpers built on the virtual transfers.
     Tensor upload(const Tensor& hostTensor);

@@ -7,6 +7,8 @@
 #include "engine/backends/cuda_module.h"
 #include "engine/core/errors.h"
 
+#include <cstdlib>
+#include <iterator>
 #include <map>
 #include <mutex>
 
@@ -26,6 +28,16 @@ std::map<std::string, std::shared_ptr<Backend>>& instances() {
 std::vector<DeviceInfo> cudaDevices(std::string& reason) {
     const CudaModuleApi* module = cudaModule(reason);
     return module ? module->probeDevices(reason) : std::vector<DeviceInfo>{};
+}
+
+// At exit, before the CUDA runtime's own exit handlers: the registry's CUDA backends (their streams, cuBLAS
+// handles, pinned buffers) must go while the runtime still runs. Registered once a CUDA backend exists, so after
+// the runtime's handlers, and exit() runs handlers in reverse order; the function-local statics above were
+// constructed earlier still and outlive it.
+void releaseCudaBackends() {
+    std::lock_guard lock(registryMutex());
+    auto& all = instances();
+    for (auto it = all.begin(); it != all.end();) it = it->first.rfind("cuda", 0) == 0 ? all.erase(it) : std::next(it);
 }
 
 } // namespace
@@ -82,7 +94,11 @@ std::shared_ptr<Backend> backendFor(const std::string& requested) {
     }
     std::lock_guard lock(registryMutex());
     auto& slot = instances()["cuda:" + std::to_string(index)];
-    if (!slot) slot = cudaModule(reason)->makeBackend(index); // devices found: the module is loaded
+    if (!slot) {
+        slot = cudaModule(reason)->makeBackend(index); // devices found: the module is loaded
+        static const bool releaseAtExit = std::atexit(releaseCudaBackends) == 0;
+        (void)releaseAtExit;
+    }
     return slot;
 }
 

@@ -14,6 +14,12 @@
 #include "tests/support/test_common.h"
 
 #include <array>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -145,7 +151,10 @@ std::vector<OpCase> buildCases() {
     struct GemmShape {
         std::int64_t m, k, n;
     };
-    const std::vector<GemmShape> gemmShapes = {{1, 784, 256}, {64, 256, 128}, {33, 17, 45}, {128, 1000, 10}};
+    // K = 0 computes c = beta c (no products); K = 16384 on a small output invites split-K, whose partial sums
+    // must stay in f32 for f16/bf16 too.
+    const std::vector<GemmShape> gemmShapes = {{1, 784, 256}, {64, 256, 128}, {33, 17, 45}, {128, 1000, 10},
+                                               {7, 0, 5},     {16, 16384, 16}};
     for (DType dt : floats)
         for (const auto& gs : gemmShapes)
             for (int t = 0; t < 4; ++t) {
@@ -761,6 +770,17 @@ void compareRow(const Backends& be, const OpCase& c, int& notSupported) {
     }
 }
 
+// exitReleasesTheBackendCleanly's child: use the registry's CUDA backend, then leave through exit() as main's
+// return does, with the backend still registered.
+const bool kExitChild = [] {
+    if (!std::getenv("LATHE_TEST_EXIT_CHILD")) return false;
+    auto cuda = backendFor("cuda");
+    Tensor a = cuda->upload(test::randomVector(256 * 256, 88), {256, 256}), c = cuda->empty({256, 256});
+    cuda->gemm(a, Trans::No, a, Trans::Yes, c);
+    (void)cuda->downloadF32(c);
+    std::exit(0);
+}();
+
 } // namespace
 
 TEST_CASE(everyOpIsCovered) {
@@ -943,6 +963,233 @@ TEST_CASE(infoDescribesTheDevice) {
     REQUIRE(info.memoryTotalBytes > 0 && info.memoryFreeBytes <= info.memoryTotalBytes);
     REQUIRE(info.computeCapabilityMajor >= 7);
     REQUIRE(!info.runtimeVersion.empty() && !info.driverVersion.empty() && !info.libraryVersion.empty());
+}
+
+// Geometry a backend cannot run is refused with the op named, before anything divides by a stride (stride 0
+// was a SIGFPE on the GPU path): kernel or stride 0, negative padding, an input smaller than the kernel.
+TEST_CASE(badGeometryThrows) {
+    Backend& cuda = *backendsOrSkip().cuda;
+    struct Row {
+        const char* label;
+        std::int64_t kernel, stride, pad, size;
+    };
+    const Row rows[] = {{"stride 0", 3, 0, 1, 6}, {"kernel 0", 0, 1, 0, 6}, {"negative padding", 3, 1, -1, 6},
+                        {"input smaller than the kernel", 5, 2, 0, 3}};
+    for (const Row& r : rows) {
+        ROW(r.label);
+        Conv2dGeometry g;
+        g.batch = 1, g.inChannels = 2, g.height = g.width = r.size, g.outChannels = 3;
+        g.kernelH = g.kernelW = r.kernel, g.strideH = g.strideW = r.stride, g.padH = g.padW = r.pad;
+        Pool2dGeometry pg;
+        pg.batch = 1, pg.channels = 2, pg.height = pg.width = r.size;
+        pg.kernelH = pg.kernelW = r.kernel, pg.strideH = pg.strideW = r.stride, pg.padH = pg.padW = r.pad;
+        Tensor x = input(cuda, {1, 2, r.size, r.size}, DType::F32, 80), w = cuda.empty({3, 2, 3, 3});
+        Tensor y = cuda.empty({1, 3, 4, 4}), cols = cuda.empty({16, 18}), am = cuda.empty({1, 2, 2, 2}, DType::I32);
+        Tensor py = cuda.empty({1, 2, 2, 2});
+        const std::vector<std::tuple<std::string, std::string, std::function<void()>>> ops = {
+            {"conv2d_forward", "convolution", [&] { cuda.conv2dForward(x, w, y, g); }},
+            {"conv2d_backward_data", "convolution", [&] { cuda.conv2dBackwardData(y, w, x, g); }},
+            {"conv2d_backward_weight", "convolution", [&] { cuda.conv2dBackwardWeight(x, y, w, g, false); }},
+            {"im2col_rows", "convolution", [&] { cuda.im2colRows(x, cols, g); }},
+            {"maxpool2d_forward", "pooling", [&] { cuda.maxPool2dForward(x, py, am, pg); }},
+            {"maxpool2d_backward", "pooling", [&] { cuda.maxPool2dBackward(py, am, x, pg); }}};
+        for (const auto& [op, kind, call] : ops) {
+            try {
+                call();
+                FAIL(op + " did not throw");
+            } catch (const BackendError& e) {
+                const std::string msg = e.what();
+                CHECK_MSG(msg.find(op + ": invalid " + kind + " geometry") != std::string::npos, msg);
+            }
+        }
+    }
+    cuda.synchronize(); // nothing was launched, nothing faulted
+}
+
+// A NaN anywhere in a pooling window wins, the window's first one, as on the CPU (and in PyTorch).
+TEST_CASE(maxPoolPropagatesNaN) {
+    const Backends& be = backendsOrSkip();
+    Pool2dGeometry g;
+    g.batch = 2, g.channels = 3, g.height = g.width = 8; // 2x2 windows, stride 2
+    const std::int64_t n = 2 * 3 * 8 * 8;
+    auto v = test::randomVector(static_cast<std::size_t>(n), 81);
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    for (std::int64_t i = 0; i < n; i += 7) v[static_cast<std::size_t>(i)] = nan; // first, second, ... in windows
+    std::vector<std::vector<float>> ys, ams;
+    for (Backend* b : {be.cpu.get(), be.cuda.get()}) {
+        Tensor x = b->upload(v, {2, 3, 8, 8}), y = b->empty({2, 3, 4, 4}), am = b->empty({2, 3, 4, 4}, DType::I32);
+        b->maxPool2dForward(x, y, am, g);
+        ys.push_back(b->downloadF32(y));
+        ams.push_back(b->downloadF32(am));
+    }
+    int nans = 0;
+    for (std::size_t i = 0; i < ys[0].size(); ++i) {
+        CHECK_MSG(std::isnan(ys[0][i]) == std::isnan(ys[1][i]), "window " + std::to_string(i) + ": cpu " +
+                                                                     std::to_string(ys[0][i]) + ", cuda " +
+                                                                     std::to_string(ys[1][i]));
+        CHECK_MSG(ams[0][i] == ams[1][i], "window " + std::to_string(i) + " argmax: cpu " + std::to_string(ams[0][i]) +
+                                              ", cuda " + std::to_string(ams[1][i]));
+        nans += std::isnan(ys[0][i]) ? 1 : 0;
+    }
+    std::printf("  %d of %zu windows hold a NaN; both backends agree on each\n", nans, ys[0].size());
+    REQUIRE(nans > 10);
+}
+
+// With bad rows all over a large batch (many blocks racing), the error names the first one, every time.
+TEST_CASE(firstBadRowIsReported) {
+    Backend& cuda = *backendsOrSkip().cuda;
+    const std::int64_t rows = 8192;
+    auto lab = test::randomLabels(static_cast<std::size_t>(rows), 10, 82);
+    for (std::int64_t r : {8000, 4096, 517, 6000}) lab[static_cast<std::size_t>(r)] = 10 + static_cast<int>(r % 7);
+    Tensor logits = input(cuda, {rows, 10}, DType::F32, 83), labelsT = cuda.uploadI32(lab, {rows});
+    Tensor losses = cuda.empty({rows}), d = cuda.empty({rows, 10});
+    for (int attempt = 0; attempt < 5; ++attempt) {
+        try {
+            cuda.softmaxCrossEntropy(logits, labelsT, losses, d, 1.0f);
+            FAIL("out-of-range labels did not throw");
+        } catch (const BackendError& e) {
+            const std::string msg = e.what();
+            REQUIRE_MSG(msg.find("label 12 at row 517 ") != std::string::npos, msg);
+        }
+    }
+    std::vector<std::int32_t> ids(20000, 1);
+    ids[19999] = -3, ids[12345] = 99, ids[777] = 50;
+    Tensor idsT = cuda.uploadI32(ids, {20000}), table = input(cuda, {50, 4}, DType::F32, 84);
+    Tensor y = cuda.empty({20000, 4});
+    try {
+        cuda.embeddingForward(idsT, table, y);
+        FAIL("out-of-range ids did not throw");
+    } catch (const BackendError& e) {
+        const std::string msg = e.what();
+        REQUIRE_MSG(msg.find("id 50 at position 777 ") != std::string::npos, msg);
+    }
+}
+
+// A bad id is refused before the gradient is touched: dtable stays as it was, accumulated into or not.
+TEST_CASE(embeddingBackwardLeavesGradientOnBadIds) {
+    Backend& cuda = *backendsOrSkip().cuda;
+    Tensor ids = cuda.uploadI32({0, 3, 7, 1}, {4}), dy = input(cuda, {4, 5}, DType::F32, 85);
+    for (bool accumulate : {false, true}) {
+        ROW(accumulate ? "accumulate" : "overwrite");
+        Tensor dtable = input(cuda, {6, 5}, DType::F32, 86);
+        const auto before = cuda.downloadF32(dtable);
+        CHECK_THROWS_AS(cuda.embeddingBackward(ids, dy, dtable, accumulate), BackendError);
+        CHECK(cuda.downloadF32(dtable) == before);
+    }
+}
+
+// Shapes and settings the CPU refuses are refused on the GPU too, never run silently.
+TEST_CASE(emptyClassesAndNesterovWithoutMomentumThrow) {
+    const Backends& be = backendsOrSkip();
+    for (Backend* b : {be.cpu.get(), be.cuda.get()}) {
+        ROW(b->name());
+        Tensor x = b->empty({4, 0}), am = b->empty({4}, DType::I32), labelsT = b->uploadI32({0, 0, 0, 0}, {4});
+        Tensor losses = b->empty({4}), d = b->empty({4, 0}), parts = b->empty({4, 2});
+        CHECK_THROWS_AS(b->argmaxRows(x, am), BackendError);
+        CHECK_THROWS_AS(b->softmaxCrossEntropy(x, labelsT, losses, d, 1.0f), BackendError);
+        CHECK_THROWS_AS(b->distillationLoss(x, x, labelsT, 2.0f, 0.5f, losses, parts, d, 1.0f), BackendError);
+        Tensor w = b->upload({1, 2, 3}, {3}), g = b->upload({1, 1, 1}, {3}), vel = b->zeros({3});
+        SgdParams p;
+        p.nesterov = true; // momentum 0
+        CHECK_THROWS_AS(b->sgdStep(w, g, vel, p, true), BackendError);
+    }
+}
+
+// copyFromHost must not read the source after it returns: callers overwrite or free it at once. 40 MiB (ten
+// staging chunks) and a small upload, each source scribbled over and freed straight after the call.
+TEST_CASE(uploadDoesNotReadTheSourceAfterReturning) {
+    Backend& cuda = *backendsOrSkip().cuda;
+    for (std::size_t count : {std::size_t{10} << 20, std::size_t{1000}}) {
+        ROW(std::to_string(count) + " floats");
+        const auto expected = test::randomVector(count, 87);
+        std::vector<Tensor> kept;
+        for (int round = 0; round < 3; ++round) {
+            auto* src = new std::vector<float>(expected);
+            Tensor t = cuda.empty({static_cast<std::int64_t>(count)});
+            cuda.copyFromHost(t, src->data());
+            std::fill(src->begin(), src->end(), -1.0f);
+            delete src;
+            kept.push_back(t);
+        }
+        for (const Tensor& t : kept) REQUIRE(cuda.downloadF32(t) == expected);
+    }
+}
+
+TEST_CASE(timerRestartForgetsTheLastStop) {
+    Backend& cuda = *backendsOrSkip().cuda;
+    auto timer = cuda.createTimer();
+    timer->start();
+    timer->stop();
+    REQUIRE(timer->elapsedMs() >= 0.0);
+    timer->start();
+    CHECK_THROWS_AS(timer->elapsedMs(), BackendError); // not stopped since the restart
+    timer->stop();
+    REQUIRE(timer->elapsedMs() >= 0.0);
+}
+
+// A program that uses the registry's CUDA backend and returns from main must release it while the CUDA runtime
+// still runs: the child (this executable again) exits 0 and prints no error on the way out.
+TEST_CASE(exitReleasesTheBackendCleanly) {
+    backendsOrSkip();
+    int pipeFds[2];
+    REQUIRE(pipe(pipeFds) == 0);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, pipeFds[1], 2);
+    posix_spawn_file_actions_addclose(&actions, pipeFds[0]);
+    char self[] = "/proc/self/exe";
+    char* argv[] = {self, nullptr};
+    std::vector<std::string> envStore = {"LATHE_TEST_EXIT_CHILD=1"};
+    for (char** e = environ; *e; ++e) envStore.emplace_back(*e);
+    std::vector<char*> envp;
+    for (auto& e : envStore) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    pid_t pid = 0;
+    const int rc = posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv, envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    close(pipeFds[1]);
+    REQUIRE_MSG(rc == 0, std::string("posix_spawn: ") + std::strerror(rc));
+    std::string err;
+    char buf[512];
+    for (ssize_t got; (got = read(pipeFds[0], buf, sizeof buf)) > 0;) err.append(buf, static_cast<std::size_t>(got));
+    close(pipeFds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status " + std::to_string(status) + ": " + err);
+    CHECK_MSG(err.empty(), "the child printed on exit: " + err);
+}
+
+// Work recorded as a CUDA graph computes what the ops compute when called, and a replay picks up new input
+// written into the same buffer; temporaries made and dropped inside the recording are freed inside it.
+TEST_CASE(capturedWorkReplaysOnNewInput) {
+    const Backends& be = backendsOrSkip();
+    REQUIRE(be.cpu->capture([] { return std::vector<Tensor>{}; }) == nullptr); // nothing to record on the CPU
+    Backend& cuda = *be.cuda;
+    Tensor x = input(cuda, {4, 64}, DType::F32, 90), w = input(cuda, {32, 64}, DType::F32, 91);
+    auto forward = [&] {
+        Tensor y = cuda.empty({4, 32});
+        cuda.gemm(x, Trans::No, w, Trans::Yes, y);
+        Tensor z = cuda.empty({4, 32});
+        cuda.relu(y, z); // y is dropped inside the recording
+        return std::vector<Tensor>{z};
+    };
+    (void)forward();
+    cuda.synchronize();
+    const std::uint64_t before = cuda.currentAllocatedBytes();
+    {
+        auto work = cuda.capture(forward);
+        REQUIRE(work && work->outputs().size() == 1);
+        CHECK(cuda.downloadF32(work->outputs()[0]) == cuda.downloadF32(forward()[0]));
+        for (std::uint64_t seed : {92, 93, 94}) {
+            const auto fresh = test::randomVector(4 * 64, seed);
+            cuda.copyFromHost(x, fresh.data());
+            work->replay();
+            const auto replayed = cuda.downloadF32(work->outputs()[0]);
+            CHECK(replayed == cuda.downloadF32(forward()[0]));
+        }
+    }
+    cuda.synchronize();
+    CHECK_EQ(cuda.currentAllocatedBytes(), before);
 }
 
 MINI_TEST_MAIN()

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <tuple>
 
 Q_DECLARE_METATYPE(lathe::Shape)
 
@@ -60,6 +61,8 @@ private slots:
     void conv2dGrouped();
     void conv2dGroupedErrors_data();
     void conv2dGroupedErrors();
+    void badGeometryThrows_data();
+    void badGeometryThrows();
     void maxPool_data();
     void maxPool();
     void layerNorm_data();
@@ -790,6 +793,59 @@ void TestCpuOps::spmmCsrRejectsBadInput() {
     expectError("row pointers not ending at nnz", [&] { run({0, 1, 1, 1}, {1, 3}, y); });
     Tensor wrongY = m_be->empty({2, 4});
     expectError("a y of the wrong shape", [&] { run({0, 1, 1, 2}, {1, 3}, wrongY); });
+}
+
+// The shared geometry checks (backend.h), which the CUDA backend runs too: kernel or stride 0, negative
+// padding, pooling padding over half the kernel and an input smaller than the kernel are refused by every
+// conv and pool op with the op named, before outH() divides by the stride.
+void TestCpuOps::badGeometryThrows_data() {
+    QTest::addColumn<int>("kernel");
+    QTest::addColumn<int>("stride");
+    QTest::addColumn<int>("pad");
+    QTest::addColumn<int>("size");
+    QTest::addColumn<bool>("convOk"); // pooling only: padding over half the kernel is fine for a convolution
+    QTest::newRow("stride 0") << 3 << 0 << 1 << 6 << false;
+    QTest::newRow("kernel 0") << 0 << 1 << 0 << 6 << false;
+    QTest::newRow("negative padding") << 3 << 1 << -1 << 6 << false;
+    QTest::newRow("input smaller than the kernel") << 5 << 2 << 0 << 3 << false;
+    QTest::newRow("pool padding over half the kernel") << 3 << 1 << 2 << 6 << true;
+}
+
+void TestCpuOps::badGeometryThrows() {
+    QFETCH(int, kernel);
+    QFETCH(int, stride);
+    QFETCH(int, pad);
+    QFETCH(int, size);
+    QFETCH(bool, convOk);
+    Conv2dGeometry g;
+    g.batch = 1, g.inChannels = 2, g.height = g.width = size, g.outChannels = 3;
+    g.kernelH = g.kernelW = kernel, g.strideH = g.strideW = stride, g.padH = g.padW = pad;
+    Pool2dGeometry pg;
+    pg.batch = 1, pg.channels = 2, pg.height = pg.width = size;
+    pg.kernelH = pg.kernelW = kernel, pg.strideH = pg.strideW = stride, pg.padH = pg.padW = pad;
+    Tensor x = m_be->upload(std::vector<float>(static_cast<std::size_t>(2 * size * size), 1.0f), {1, 2, size, size});
+    Tensor w = m_be->zeros({3, 2, 3, 3}), y = m_be->empty({1, 3, 4, 4}), cols = m_be->empty({16, 18});
+    Tensor py = m_be->empty({1, 2, 2, 2}), am = m_be->zeros({1, 2, 2, 2}, DType::I32);
+    const std::vector<std::tuple<QString, QString, std::function<void()>>> ops = {
+        {"conv2d_forward", "convolution", [&] { m_be->conv2dForward(x, w, y, g); }},
+        {"conv2d_backward_data", "convolution", [&] { m_be->conv2dBackwardData(y, w, x, g); }},
+        {"conv2d_backward_weight", "convolution", [&] { m_be->conv2dBackwardWeight(x, y, w, g, false); }},
+        {"im2col_rows", "convolution", [&] { m_be->im2colRows(x, cols, g); }},
+        {"maxpool2d_forward", "pooling", [&] { m_be->maxPool2dForward(x, py, am, pg); }},
+        {"maxpool2d_backward", "pooling", [&] { m_be->maxPool2dBackward(py, am, x, pg); }}};
+    for (const auto& [op, kind, call] : ops) {
+        if (convOk && kind == "convolution") {
+            QVERIFY_THROWS_NO_EXCEPTION(checkConvGeometry(g, op.toStdString()));
+            continue;
+        }
+        try {
+            call();
+            QFAIL(qPrintable(op + " did not throw"));
+        } catch (const BackendError& e) {
+            const QString msg = QString::fromStdString(e.what());
+            QVERIFY2(msg.startsWith("cpu " + op + ": invalid " + kind + " geometry"), qPrintable(msg));
+        }
+    }
 }
 
 QTEST_GUILESS_MAIN(TestCpuOps)

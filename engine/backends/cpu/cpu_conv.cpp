@@ -18,20 +18,7 @@ namespace {
 // Target size of one task's column buffer: a few MiB stays in the shared L3 cache.
 constexpr std::int64_t kChunkColumnBytes = std::int64_t{4} << 20;
 
-void checkConv(const Conv2dGeometry& g, const char* op) {
-    if (g.batch < 0 || g.inChannels < 1 || g.outChannels < 1 || g.kernelH < 1 || g.kernelW < 1 || g.strideH < 1 ||
-        g.strideW < 1 || g.padH < 0 || g.padW < 0 || g.outH() < 1 || g.outW() < 1)
-        throw BackendError(std::string("cpu ") + op + ": invalid convolution geometry (C=" +
-                           std::to_string(g.inChannels) + ", H=" + std::to_string(g.height) +
-                           ", W=" + std::to_string(g.width) + ", K=" + std::to_string(g.outChannels) +
-                           ", kernel " + std::to_string(g.kernelH) + "x" + std::to_string(g.kernelW) +
-                           ", stride " + std::to_string(g.strideH) + "x" + std::to_string(g.strideW) +
-                           ", padding " + std::to_string(g.padH) + "x" + std::to_string(g.padW) + ")");
-    if (g.groups < 1 || g.inChannels % g.groups != 0 || g.outChannels % g.groups != 0)
-        throw BackendError(std::string("cpu ") + op + ": groups=" + std::to_string(g.groups) +
-                           " must divide both the input channels (C=" + std::to_string(g.inChannels) +
-                           ") and the output channels (K=" + std::to_string(g.outChannels) + ")");
-}
+void checkConv(const Conv2dGeometry& g, const char* op) { checkConvGeometry(g, std::string("cpu ") + op); }
 
 // w (or dw) must be (K, C/groups, KH, KW); a grouped mismatch says which groups it was checked against.
 void checkWeight(const Tensor& w, const Conv2dGeometry& g, const char* op, const char* what) {
@@ -368,11 +355,7 @@ void CpuBackend::conv2dBackwardWeight(const Tensor& x, const Tensor& dy, Tensor&
 
 void CpuBackend::maxPool2dForward(const Tensor& x, Tensor& y, Tensor& argmax, const Pool2dGeometry& g) {
     require(Op::MaxPool2dForward, x.dtype());
-    if (g.kernelH < 1 || g.kernelW < 1 || g.strideH < 1 || g.strideW < 1 || g.padH < 0 || g.padW < 0 ||
-        2 * g.padH > g.kernelH || 2 * g.padW > g.kernelW || g.outH() < 1 || g.outW() < 1)
-        throw BackendError("cpu maxpool2d_forward: invalid pooling geometry (kernel " + std::to_string(g.kernelH) +
-                           "x" + std::to_string(g.kernelW) + ", padding at most half the kernel, input " +
-                           std::to_string(g.height) + "x" + std::to_string(g.width) + ")");
+    checkPoolGeometry(g, "cpu maxpool2d_forward");
     const std::int64_t oh = g.outH(), ow = g.outW();
     checkShape(x, {g.batch, g.channels, g.height, g.width}, "maxpool2d_forward", "x");
     checkShape(y, {g.batch, g.channels, oh, ow}, "maxpool2d_forward", "y");
@@ -414,6 +397,7 @@ void CpuBackend::maxPool2dForward(const Tensor& x, Tensor& y, Tensor& argmax, co
 
 void CpuBackend::maxPool2dBackward(const Tensor& dy, const Tensor& argmax, Tensor& dx, const Pool2dGeometry& g) {
     require(Op::MaxPool2dBackward, dy.dtype());
+    checkPoolGeometry(g, "cpu maxpool2d_backward");
     const std::int64_t oh = g.outH(), ow = g.outW();
     checkShape(dy, {g.batch, g.channels, oh, ow}, "maxpool2d_backward", "dy");
     checkShape(argmax, {g.batch, g.channels, oh, ow}, "maxpool2d_backward", "argmax");
@@ -443,7 +427,7 @@ void CpuBackend::im2colRows(const Tensor& x, Tensor& cols, const Conv2dGeometry&
     checkCpu(cols, "im2col_rows", "cols");
     require(Op::Im2colRows, x.dtype());
     if (g.groups != 1) throw BackendError("cpu im2col_rows: groups must be 1, got " + std::to_string(g.groups));
-    if (g.outH() <= 0 || g.outW() <= 0) throw BackendError("cpu im2col_rows: geometry gives an empty output");
+    checkConvGeometry(g, "cpu im2col_rows");
     checkShape(x, {g.batch, g.inChannels, g.height, g.width}, "im2col_rows", "x");
     const std::int64_t p = g.outH() * g.outW(), ckk = g.inChannels * g.kernelH * g.kernelW;
     checkShape(cols, {g.batch * p, ckk}, "im2col_rows", "cols");

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 namespace lathe {
 namespace cuda {
@@ -28,16 +29,21 @@ DeviceGuard::~DeviceGuard() {
 CudaContext::CudaContext(int deviceIndex) : index(deviceIndex) {
     DeviceGuard guard(index);
     LATHE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    int pools = 0;
-    LATHE_CUDA_CHECK(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, index));
-    streamOrderedAlloc = pools != 0;
-    if (streamOrderedAlloc) {
-        // Keep freed blocks in the pool instead of returning them at every synchronisation: a
-        // training step allocates and frees the same activation sizes again and again.
-        cudaMemPool_t pool = nullptr;
-        LATHE_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, index));
-        std::uint64_t threshold = UINT64_MAX;
-        LATHE_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+    try {
+        int pools = 0;
+        LATHE_CUDA_CHECK(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, index));
+        streamOrderedAlloc = pools != 0;
+        if (streamOrderedAlloc) {
+            // Keep freed blocks in the pool instead of returning them at every synchronisation: a
+            // training step allocates and frees the same activation sizes again and again.
+            cudaMemPool_t pool = nullptr;
+            LATHE_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, index));
+            std::uint64_t threshold = UINT64_MAX;
+            LATHE_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+        }
+    } catch (...) { // a constructor that throws runs no destructor
+        cudaStreamDestroy(stream);
+        throw;
     }
 }
 
@@ -103,6 +109,7 @@ public:
         DeviceGuard guard(m_ctx->index);
         LATHE_CUDA_CHECK(cudaEventRecord(m_start, m_ctx->stream));
         m_started = true;
+        m_stopped = false; // a restarted timer measures the new interval, never the last one's stop
     }
     void stop() override {
         if (!m_started) throw BackendError("cuda timer: stop() without start()");
@@ -124,7 +131,77 @@ private:
     bool m_started = false, m_stopped = false;
 };
 
+// A CUDA graph of one capture and its executable, instantiated with auto-free on launch: the allocations the
+// captured work left unfreed (its outputs) are released and made again, at the same addresses, by each launch.
+class CudaCapturedWork final : public CapturedWork {
+public:
+    CudaCapturedWork(std::shared_ptr<CudaContext> ctx, cudaGraph_t graph, cudaGraphExec_t exec,
+                     std::vector<Tensor> outputs)
+        : m_ctx(std::move(ctx)), m_graph(graph), m_exec(exec), m_outputs(std::move(outputs)) {}
+    ~CudaCapturedWork() override {
+        int previous = -1;
+        cudaGetDevice(&previous);
+        if (previous != m_ctx->index) cudaSetDevice(m_ctx->index);
+        cudaStreamSynchronize(m_ctx->stream);
+        m_outputs.clear(); // frees the last launch's allocations (cudaFreeAsync) while the graph still exists
+        cudaStreamSynchronize(m_ctx->stream);
+        cudaGraphExecDestroy(m_exec);
+        cudaGraphDestroy(m_graph);
+        if (previous >= 0 && previous != m_ctx->index) cudaSetDevice(previous);
+    }
+    void replay() override {
+        DeviceGuard guard(m_ctx->index);
+        LATHE_CUDA_CHECK(cudaGraphLaunch(m_exec, m_ctx->stream));
+    }
+    const std::vector<Tensor>& outputs() const override { return m_outputs; }
+
+private:
+    std::shared_ptr<CudaContext> m_ctx;
+    cudaGraph_t m_graph;
+    cudaGraphExec_t m_exec;
+    std::vector<Tensor> m_outputs;
+};
+
 } // namespace
+
+std::unique_ptr<CapturedWork> CudaBackend::capture(const std::function<std::vector<Tensor>()>& body) {
+    DeviceGuard guard(m_ctx->index);
+    LATHE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    // Relaxed: a first-use cudaMalloc elsewhere in this thread (a workspace) must not invalidate the capture.
+    LATHE_CUDA_CHECK(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeRelaxed));
+    std::vector<Tensor> outputs;
+    auto endCapture = [&](cudaGraph_t* graph) {
+        const cudaError_t err = cudaStreamEndCapture(stream(), graph);
+        (void)cudaGetLastError();
+        return err;
+    };
+    try {
+        outputs = body();
+    } catch (...) {
+        cudaGraph_t graph = nullptr;
+        endCapture(&graph);
+        if (graph) cudaGraphDestroy(graph);
+        throw;
+    }
+    cudaGraph_t graph = nullptr;
+    const cudaError_t err = endCapture(&graph);
+    if (err != cudaSuccess || !graph) {
+        if (graph) cudaGraphDestroy(graph);
+        throw BackendError(name() + ": the work could not be recorded as a CUDA graph: " + cudaGetErrorString(err) +
+                           " (it synchronised, read a result back, or called something a graph cannot hold)");
+    }
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t ierr = cudaGraphInstantiateWithFlags(&exec, graph, cudaGraphInstantiateFlagAutoFreeOnLaunch);
+    if (ierr != cudaSuccess) {
+        (void)cudaGetLastError();
+        cudaGraphDestroy(graph);
+        throw BackendError(name() + ": instantiating the captured CUDA graph failed: " + cudaGetErrorString(ierr));
+    }
+    auto work = std::make_unique<CudaCapturedWork>(m_ctx, graph, exec, std::move(outputs));
+    work->replay(); // the outputs exist from the first launch on
+    LATHE_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    return work;
+}
 
 // What this backend runs today, and nothing more: the dense ops' kernels in f32, f16 and bf16 where
 // the .cu files dispatch on dtype (elementwise, softmax, reductions, gemm with f32 accumulation), the
@@ -164,15 +241,32 @@ CudaBackend::CudaBackend(int index)
     : m_ctx(std::make_shared<CudaContext>(index)), m_info(describeDevice(index)),
       m_gemm(m_ctx, m_info.computeCapabilityMajor), m_ops(buildOpTable()) {
     DeviceGuard guard(index);
-    LATHE_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&m_errorFlag), 2 * sizeof(int)));
-    LATHE_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&m_errorHost), 2 * sizeof(int)));
+    try {
+        LATHE_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&m_errorFlag), 2 * sizeof(int)));
+        LATHE_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&m_errorHost), 2 * sizeof(int)));
+    } catch (...) { // a constructor that throws runs no destructor (the members' own do run)
+        releaseBuffers();
+        throw;
+    }
     if (m_gemm.tf32()) m_info.libraryVersion += " (TF32 allowed by LATHE_CUDA_ALLOW_TF32)";
 }
 
 CudaBackend::~CudaBackend() {
     cudaStreamSynchronize(m_ctx->stream);
+    releaseBuffers();
+}
+
+void CudaBackend::releaseBuffers() {
+    for (int i = 0; i < 2; ++i) {
+        if (m_stagingDone[i]) cudaEventDestroy(m_stagingDone[i]);
+        if (m_staging[i]) cudaFreeHost(m_staging[i]);
+        m_stagingDone[i] = nullptr;
+        m_staging[i] = nullptr;
+    }
     if (m_errorHost) cudaFreeHost(m_errorHost);
     if (m_errorFlag) cudaFree(m_errorFlag);
+    m_errorHost = nullptr;
+    m_errorFlag = nullptr;
 }
 
 DeviceInfo CudaBackend::info() const {
@@ -212,8 +306,44 @@ void CudaBackend::copyFromHost(Tensor& dst, const void* src) {
     checkOnDevice(dst, "copy_from_host", "dst");
     if (dst.bytes() == 0) return;
     DeviceGuard guard(m_ctx->index);
-    // Pageable source: the call returns once the bytes are staged, so src may be reused after it.
-    LATHE_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src, dst.bytes(), cudaMemcpyHostToDevice, m_ctx->stream));
+    // Callers free or reuse src as soon as this returns, and cudaMemcpyAsync promises nothing then (from
+    // pinned memory it has not even started). So the bytes go through two pinned staging buffers in turn:
+    // each chunk is copied into one (after that buffer's previous transfer has left it) and sent from there,
+    // and the call returns with the last transfers still in flight on the stream.
+    const auto* from = static_cast<const unsigned char*>(src);
+    auto* to = static_cast<unsigned char*>(dst.data());
+    const std::size_t bytes = dst.bytes();
+    if (!m_staging[0] && !allocateStaging()) { // no pinned memory to be had: copy and wait
+        LATHE_CUDA_CHECK(cudaMemcpyAsync(to, from, bytes, cudaMemcpyHostToDevice, m_ctx->stream));
+        LATHE_CUDA_CHECK(cudaStreamSynchronize(m_ctx->stream));
+        return;
+    }
+    for (std::size_t off = 0; off < bytes; off += kStagingBytes) {
+        const std::size_t n = std::min(kStagingBytes, bytes - off);
+        const int b = m_stagingNext;
+        m_stagingNext ^= 1;
+        LATHE_CUDA_CHECK(cudaEventSynchronize(m_stagingDone[b]));
+        std::memcpy(m_staging[b], from + off, n);
+        LATHE_CUDA_CHECK(cudaMemcpyAsync(to + off, m_staging[b], n, cudaMemcpyHostToDevice, m_ctx->stream));
+        LATHE_CUDA_CHECK(cudaEventRecord(m_stagingDone[b], m_ctx->stream));
+    }
+}
+
+bool CudaBackend::allocateStaging() {
+    for (int i = 0; i < 2; ++i) {
+        if (cudaMallocHost(&m_staging[i], kStagingBytes) != cudaSuccess ||
+            cudaEventCreateWithFlags(&m_stagingDone[i], cudaEventDisableTiming) != cudaSuccess) {
+            (void)cudaGetLastError();
+            for (int j = 0; j <= i; ++j) {
+                if (m_stagingDone[j]) cudaEventDestroy(m_stagingDone[j]);
+                if (m_staging[j]) cudaFreeHost(m_staging[j]);
+                m_stagingDone[j] = nullptr;
+                m_staging[j] = nullptr;
+            }
+            return false;
+        }
+    }
+    return true;
 }
 
 void CudaBackend::copyToHost(const Tensor& src, void* dst) {

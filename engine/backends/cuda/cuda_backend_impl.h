@@ -8,6 +8,7 @@
 #include "engine/core/errors.h"
 
 #include <atomic>
+#include <cstring>
 #include <cstdint>
 #include <initializer_list>
 #include <map>
@@ -81,8 +82,9 @@ public:
 
 private:
     struct LtPlan;
-    // The fastest cuBLASLt algorithm for the plan's descriptors at operand alignment `align`, if there is one.
-    void pickAlgo(LtPlan& plan, std::uint32_t align);
+    // The fastest cuBLASLt algorithm for the plan's descriptors at operand alignment `align`, if there is one;
+    // f32Reduction (F16/BF16 outputs) admits only split-K reductions in the F32 compute type.
+    void pickAlgo(LtPlan& plan, std::uint32_t align, bool f32Reduction);
     using PlanKey = std::tuple<int, int, int, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
                                std::int64_t, int>;
     void runLt(DType dt, Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
@@ -125,6 +127,7 @@ public:
     void resetPeakAllocated() override { m_ctx->peakBytes.store(m_ctx->currentBytes.load()); }
     std::uint64_t currentAllocatedBytes() const override { return m_ctx->currentBytes.load(); }
     std::unique_ptr<DeviceTimer> createTimer() override;
+    std::unique_ptr<CapturedWork> capture(const std::function<std::vector<Tensor>()>& body) override;
 
     // ops_convert.cpp
     void fill(Tensor& x, float value) override;
@@ -218,20 +221,33 @@ private:
     std::int64_t chunkImages(const Conv2dGeometry& g) const;
 
     void resetErrorFlag();
+    // Frees the error flag and the staging buffers (destructor, and a constructor that throws).
+    void releaseBuffers();
+    // copyFromHost's two pinned staging buffers and the events of their last transfers; false where pinned
+    // memory cannot be had (copyFromHost then copies and waits).
+    bool allocateStaging();
+    static constexpr std::size_t kStagingBytes = std::size_t{4} << 20;
     // Reads the device-side error flag back (a synchronisation point) and throws with `describe(row, value)`.
     template <class F>
     void throwIfFlagged(F&& describe) {
         LATHE_CUDA_CHECK(cudaMemcpyAsync(m_errorHost, m_errorFlag, 2 * sizeof(int), cudaMemcpyDeviceToHost, stream()));
         LATHE_CUDA_CHECK(cudaStreamSynchronize(stream()));
-        if (m_errorHost[0] != -1) throw BackendError(describe(m_errorHost[0], m_errorHost[1]));
+        std::uint64_t packed = 0; // (row << 32 | value), all ones when nothing was reported (reportBadIndex)
+        std::memcpy(&packed, m_errorHost, sizeof packed);
+        if (packed != ~std::uint64_t{0})
+            throw BackendError(describe(static_cast<int>(packed >> 32),
+                                        static_cast<int>(static_cast<std::uint32_t>(packed & 0xffffffffu))));
     }
 
     std::shared_ptr<CudaContext> m_ctx;
     DeviceInfo m_info;
     GemmEngine m_gemm;
     OpTable m_ops;
-    int* m_errorFlag = nullptr;  // device: first bad (row, value), -1 when none
+    int* m_errorFlag = nullptr;  // device, 8 bytes: the first bad row and its value (reportBadIndex)
     int* m_errorHost = nullptr;  // pinned mirror
+    void* m_staging[2] = {nullptr, nullptr};
+    cudaEvent_t m_stagingDone[2] = {nullptr, nullptr};
+    int m_stagingNext = 0;
 
     // cuSPARSE handle and SpMM workspace, created by the first sparse op (ops_sparse.cpp), so a
     // backend that never runs one never initialises cuSPARSE.

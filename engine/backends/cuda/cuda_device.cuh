@@ -83,9 +83,13 @@ inline int rowBlock(std::int64_t cols) {
     return t;
 }
 
-// Records the first bad (row, value) pair in flag[0..1] (preset to -1 by the host).
+// Records the bad (row, value) pair of the lowest row in the 8-byte flag (preset to all ones by the host):
+// one 64-bit atomicMin on (row << 32 | value), so the first bad row wins whichever thread gets there first,
+// and its value travels with it.
 __device__ __forceinline__ void reportBadIndex(int* flag, std::int64_t row, std::int32_t value) {
-    if (atomicCAS(flag, -1, static_cast<int>(row)) == -1) flag[1] = value;
+    const unsigned long long packed =
+        (static_cast<unsigned long long>(row) << 32) | static_cast<std::uint32_t>(value);
+    atomicMin(reinterpret_cast<unsigned long long*>(flag), packed);
 }
 
 } // namespace lathe::cuda

@@ -2,6 +2,7 @@
 // column-major (N, M) matrix of the same bytes, so C = op(A) op(B) is computed as C^T = op(B)^T op(A)^T,
 // i.e. the cuBLAS call takes B first, then A, with m = N and n = M.
 #include "engine/backends/cuda/cuda_backend_impl.h"
+#include "engine/backends/cuda/cuda_kernels.h"
 
 #include "engine/core/errors.h"
 
@@ -55,9 +56,17 @@ GemmEngine::GemmEngine(std::shared_ptr<CudaContext> ctx, int ccMajor)
     m_tf32 = tf32 && std::strcmp(tf32, "1") == 0;
     DeviceGuard guard(m_ctx->index); // handles bind to the current device
     LATHE_CUBLAS_CHECK(cublasCreate(&m_cublas));
-    LATHE_CUBLAS_CHECK(cublasSetStream(m_cublas, m_ctx->stream));
-    LATHE_CUBLAS_CHECK(cublasSetMathMode(m_cublas, m_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
-    LATHE_CUBLAS_CHECK(cublasLtCreate(&m_lt));
+    // F16/BF16 through cublasGemmEx keep their split-K partial sums in F32, as the backend promises.
+    const cublasMath_t math = static_cast<cublasMath_t>(
+        (m_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH) | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION);
+    try {
+        LATHE_CUBLAS_CHECK(cublasSetStream(m_cublas, m_ctx->stream));
+        LATHE_CUBLAS_CHECK(cublasSetMathMode(m_cublas, math));
+        LATHE_CUBLAS_CHECK(cublasLtCreate(&m_lt));
+    } catch (...) { // the destructor does not run for a constructor that throws
+        cublasDestroy(m_cublas);
+        throw;
+    }
 }
 
 GemmEngine::~GemmEngine() {
@@ -71,6 +80,10 @@ void GemmEngine::run(DType dt, Trans ta, Trans tb, std::int64_t m, std::int64_t 
                      const void* a, std::int64_t lda, const void* b, std::int64_t ldb, float beta, void* c,
                      std::int64_t ldc) {
     if (m == 0 || n == 0) return;
+    if (k == 0) { // no products: C = beta C (cuBLAS would reject the zero leading dimensions of empty A and B)
+        launchScaleMatrix(c, dt, m, n, ldc, beta, m_ctx->stream);
+        return;
+    }
     if (dt == DType::F16 || dt == DType::BF16) {
         runLt(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
@@ -88,6 +101,11 @@ void GemmEngine::runStridedBatched(Trans ta, Trans tb, std::int64_t m, std::int6
                                    std::int64_t ldb, std::int64_t strideB, float beta, float* c, std::int64_t ldc,
                                    std::int64_t strideC, std::int64_t batch) {
     if (m == 0 || n == 0 || batch == 0) return;
+    if (k == 0) {
+        for (std::int64_t i = 0; i < batch; ++i)
+            launchScaleMatrix(c + i * strideC, DType::F32, m, n, ldc, beta, m_ctx->stream);
+        return;
+    }
     // C_i^T (N, M) = op(B_i)^T (N, K) @ op(A_i)^T (K, M), as in run()
     LATHE_CUBLAS_CHECK(cublasSgemmStridedBatched(m_cublas, opOf(tb), opOf(ta), checkedInt(n, "N"), checkedInt(m, "M"),
                                                  checkedInt(k, "K"), &alpha, b, checkedInt(ldb, "ldb"), strideB, a,
@@ -95,19 +113,30 @@ void GemmEngine::runStridedBatched(Trans ta, Trans tb, std::int64_t m, std::int6
                                                  strideC, checkedInt(batch, "batch")));
 }
 
-void GemmEngine::pickAlgo(LtPlan& plan, std::uint32_t align) {
+void GemmEngine::pickAlgo(LtPlan& plan, std::uint32_t align, bool f32Reduction) {
     cublasLtMatmulPreference_t pref = nullptr;
     LATHE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    struct PrefGuard {
+        cublasLtMatmulPreference_t p;
+        ~PrefGuard() { cublasLtMatmulPreferenceDestroy(p); }
+    } guard{pref};
     const std::uint64_t ws = m_ltWorkspaceBytes;
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    LATHE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                                            sizeof ws));
     for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
                       CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
-        cublasLtMatmulPreferenceSetAttribute(pref, attr, &align, sizeof align);
+        LATHE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &align, sizeof align));
+    if (f32Reduction) {
+        // Split-K may reduce only in the compute type (F32) or not at all: never in place in the F16/BF16
+        // output, nor in an output-typed workspace.
+        const std::uint32_t mask = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+        LATHE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+                                                                &mask, sizeof mask));
+    }
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
     const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(m_lt, plan.desc, plan.layoutA, plan.layoutB,
                                                              plan.layoutC, plan.layoutC, pref, 1, &result, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
     if (st == CUBLAS_STATUS_SUCCESS && found > 0) {
         plan.algo = result.algo;
         plan.haveAlgo = true;
@@ -133,7 +162,7 @@ bool GemmEngine::runInt8(std::int64_t m, std::int64_t n, std::int64_t k, const v
         LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutA, CUDA_R_8I, k, n, k));  // W as (K, N)
         LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutB, CUDA_R_8I, k, m, k));  // x^T (K, M)
         LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutC, CUDA_R_32I, n, m, n)); // acc^T (N, M)
-        pickAlgo(*plan, align);
+        pickAlgo(*plan, align, /*f32Reduction=*/false);
         it = m_plans.emplace(key, std::move(plan)).first;
     }
     LtPlan& plan = *it->second;
@@ -177,7 +206,7 @@ bool GemmEngine::runF32Epilogue(std::int64_t m, std::int64_t n, std::int64_t k, 
         if (bias)
             LATHE_CUBLAS_CHECK(
                 cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
-        pickAlgo(*plan, align);
+        pickAlgo(*plan, align, /*f32Reduction=*/false);
         it = m_plans.emplace(key, std::move(plan)).first;
     }
     LtPlan& plan = *it->second;
@@ -215,7 +244,7 @@ void GemmEngine::runLt(DType dt, Trans ta, Trans tb, std::int64_t m, std::int64_
         LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutB, type, bRows, bCols, lda));
         LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutC, type, n, m, ldc));
 
-        pickAlgo(*plan, align);
+        pickAlgo(*plan, align, /*f32Reduction=*/true);
         it = m_plans.emplace(key, std::move(plan)).first;
     }
     LtPlan& plan = *it->second;

@@ -18,6 +18,9 @@ void launchAdd(const void* a, const void* b, void* out, DType dt, std::int64_t n
 void launchMul(const void* a, const void* b, void* out, DType dt, std::int64_t n, cudaStream_t stream);
 void launchAxpy(float alpha, const void* x, void* y, DType dt, std::int64_t n, cudaStream_t stream);
 void launchScale(void* x, float s, DType dt, std::int64_t n, cudaStream_t stream);
+// c (rows, cols), row stride ld: c = beta * c, zeros where beta == 0 (a GEMM with K = 0).
+void launchScaleMatrix(void* c, DType dt, std::int64_t rows, std::int64_t cols, std::int64_t ld, float beta,
+                       cudaStream_t stream);
 void launchRelu(const void* x, void* y, DType dt, std::int64_t n, cudaStream_t stream);
 void launchReluBackward(const void* x, const void* dy, void* dx, DType dt, std::int64_t n, cudaStream_t stream);
 void launchGelu(const void* x, void* y, DType dt, std::int64_t n, cudaStream_t stream);
@@ -143,6 +146,9 @@ void launchBatchNormBackward(const float* dy, const float* x, const float* gamma
                              std::int64_t channels, std::int64_t inner, bool accumulate, cudaStream_t stream);
 
 // ---- embedding.cu (F32 tables, I32 ids)
+// Reports the first id of ids (N) outside [0, vocab) in errorFlag (as for cross-entropy); writes nothing else.
+void launchEmbeddingCheck(const std::int32_t* ids, std::int64_t n, std::int64_t vocab, int* errorFlag,
+                          cudaStream_t stream);
 // ids (N), table (V, D) -> y (N, D); errorFlag as for cross-entropy
 void launchEmbeddingForward(const std::int32_t* ids, const float* table, float* y, std::int64_t n,
                             std::int64_t vocab, std::int64_t dim, int* errorFlag, cudaStream_t stream);

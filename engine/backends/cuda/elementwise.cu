@@ -38,6 +38,15 @@ __global__ void scale_kernel(T* x, float s, std::int64_t n) {
     LATHE_GRID_STRIDE(i, n) x[i] = fromF<T>(toF(x[i]) * s);
 }
 
+// c (rows, cols) with row stride ld: c = beta * c, and zeros where beta is 0 (c is then not read, as BLAS does).
+template <class T>
+__global__ void scale_matrix_kernel(T* c, std::int64_t rows, std::int64_t cols, std::int64_t ld, float beta) {
+    LATHE_GRID_STRIDE(i, rows * cols) {
+        T& v = c[(i / cols) * ld + i % cols];
+        v = fromF<T>(beta == 0.0f ? 0.0f : toF(v) * beta);
+    }
+}
+
 template <class T>
 __global__ void relu_kernel(const T* x, T* y, std::int64_t n) {
     LATHE_GRID_STRIDE(i, n) {
@@ -158,6 +167,16 @@ void launchScale(void* x, float s, DType dt, std::int64_t n, cudaStream_t stream
         using T = decltype(tag);
         scale_kernel<T><<<gridFor(n), kBlock, 0, stream>>>(static_cast<T*>(x), s, n);
         LATHE_CUDA_CHECK_LAUNCH("scale_kernel");
+    });
+}
+
+void launchScaleMatrix(void* c, DType dt, std::int64_t rows, std::int64_t cols, std::int64_t ld, float beta,
+                       cudaStream_t stream) {
+    if (rows * cols == 0) return;
+    dispatchFloat(dt, "scale_matrix", [&](auto tag) {
+        using T = decltype(tag);
+        scale_matrix_kernel<T><<<gridFor(rows * cols), kBlock, 0, stream>>>(static_cast<T*>(c), rows, cols, ld, beta);
+        LATHE_CUDA_CHECK_LAUNCH("scale_matrix_kernel");
     });
 }
 

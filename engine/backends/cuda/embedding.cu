@@ -40,7 +40,21 @@ __global__ void embedding_backward_kernel(const std::int32_t* ids, const float* 
     }
 }
 
+// Reports the first id outside [0, vocab), touching nothing else.
+__global__ void embedding_check_kernel(const std::int32_t* ids, std::int64_t n, std::int64_t vocab, int* errorFlag) {
+    for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
+         i += static_cast<std::int64_t>(blockDim.x) * gridDim.x)
+        if (ids[i] < 0 || ids[i] >= vocab) reportBadIndex(errorFlag, i, ids[i]);
+}
+
 } // namespace
+
+void launchEmbeddingCheck(const std::int32_t* ids, std::int64_t n, std::int64_t vocab, int* errorFlag,
+                          cudaStream_t stream) {
+    if (n == 0) return;
+    embedding_check_kernel<<<gridFor(n), kBlock, 0, stream>>>(ids, n, vocab, errorFlag); // (N)
+    LATHE_CUDA_CHECK_LAUNCH("embedding_check_kernel");
+}
 
 void launchEmbeddingForward(const std::int32_t* ids, const float* table, float* y, std::int64_t n,
                             std::int64_t vocab, std::int64_t dim, int* errorFlag, cudaStream_t stream) {

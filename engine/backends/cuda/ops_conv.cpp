@@ -17,12 +17,7 @@ constexpr std::size_t kColumnBudgetBytes = 64u << 20;
 
 void CudaBackend::checkConv(const Conv2dGeometry& g, const Tensor& x, const Tensor& w, const Tensor& y, const char* op,
                       const char* yName, const char* wName) {
-    if (g.outH() <= 0 || g.outW() <= 0)
-        throw BackendError(std::string(op) + ": geometry gives an empty output");
-    if (g.groups < 1 || g.inChannels % g.groups != 0 || g.outChannels % g.groups != 0)
-        throw BackendError(std::string(op) + ": groups=" + std::to_string(g.groups) +
-                           " must divide both the input channels (C=" + std::to_string(g.inChannels) +
-                           ") and the output channels (K=" + std::to_string(g.outChannels) + ")");
+    checkConvGeometry(g, op);
     const Shape ws{g.outChannels, g.inPerGroup(), g.kernelH, g.kernelW};
     if (g.groups != 1 && (w.dtype() != DType::F32 || w.shape() != ws))
         throw BackendError(std::string(op) + ": " + wName + " is " + w.describe() + ", expected f32" +
@@ -35,8 +30,7 @@ void CudaBackend::checkConv(const Conv2dGeometry& g, const Tensor& x, const Tens
 
 void CudaBackend::checkPool(const Pool2dGeometry& g, const Tensor& x, const Tensor& y, const Tensor& argmax,
                       const char* op) {
-    if (g.outH() <= 0 || g.outW() <= 0)
-        throw BackendError(std::string(op) + ": geometry gives an empty output");
+    checkPoolGeometry(g, op);
     const Shape out{g.batch, g.channels, g.outH(), g.outW()};
     checkShape(x, {g.batch, g.channels, g.height, g.width}, DType::F32, op, "x");
     checkShape(y, out, DType::F32, op, "y");
@@ -148,7 +142,7 @@ void CudaBackend::maxPool2dBackward(const Tensor& dy, const Tensor& argmax, Tens
 void CudaBackend::im2colRows(const Tensor& x, Tensor& cols, const Conv2dGeometry& g) {
     begin(Op::Im2colRows, x.dtype(), {&x, &cols});
     if (g.groups != 1) throw BackendError("im2col_rows: groups must be 1, got " + std::to_string(g.groups));
-    if (g.outH() <= 0 || g.outW() <= 0) throw BackendError("im2col_rows: geometry gives an empty output");
+    checkConvGeometry(g, "im2col_rows");
     checkShape(x, {g.batch, g.inChannels, g.height, g.width}, DType::F32, "im2col_rows", "x");
     checkShape(cols, {g.batch * g.outH() * g.outW(), g.inChannels * g.kernelH * g.kernelW}, DType::F32,
                "im2col_rows", "cols");

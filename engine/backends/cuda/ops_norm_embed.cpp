@@ -107,14 +107,16 @@ void CudaBackend::embeddingBackward(const Tensor& ids, const Tensor& dy, Tensor&
     if (dy.dtype() != DType::F32 || dy.numel() != n * dim)
         throw BackendError("embedding_backward: dy is " + dy.describe() + ", expected " + std::to_string(n) +
                            " x " + std::to_string(dim) + " f32 values");
-    if (!accumulate) LATHE_CUDA_CHECK(cudaMemsetAsync(dtable.data(), 0, dtable.bytes(), stream()));
+    // The ids are checked before dtable is touched: a bad id leaves the gradient as it was, as on the CPU.
     resetErrorFlag();
-    launchEmbeddingBackward(ids.ptr<std::int32_t>(), dy.ptr<float>(), dtable.ptr<float>(), n, vocab, dim,
-                            m_errorFlag, stream());
+    launchEmbeddingCheck(ids.ptr<std::int32_t>(), n, vocab, m_errorFlag, stream());
     throwIfFlagged([&](int row, int id) {
         return "embedding_backward: id " + std::to_string(id) + " at position " + std::to_string(row) +
                " is out of range [0, " + std::to_string(vocab) + ")";
     });
+    if (!accumulate) LATHE_CUDA_CHECK(cudaMemsetAsync(dtable.data(), 0, dtable.bytes(), stream()));
+    launchEmbeddingBackward(ids.ptr<std::int32_t>(), dy.ptr<float>(), dtable.ptr<float>(), n, vocab, dim,
+                            m_errorFlag, stream());
 }
 
 } // namespace lathe::cuda

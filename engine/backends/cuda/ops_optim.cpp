@@ -11,6 +11,7 @@ namespace lathe::cuda {
 void CudaBackend::sgdStep(Tensor& param, const Tensor& grad, Tensor& velocity, const SgdParams& p, bool firstStep) {
     begin(Op::SgdStep, param.dtype(), {&param, &grad});
     checkSame("sgd_step", {&param, &grad});
+    if (p.nesterov && p.momentum == 0.0f) throw BackendError("sgd_step: nesterov needs a momentum > 0");
     float* vel = nullptr;
     if (p.momentum != 0.0f) {
         checkOnDevice(velocity, "sgd_step", "velocity");

@@ -23,6 +23,8 @@ void CudaBackend::softmaxCrossEntropy(const Tensor& logits, const Tensor& labels
     checkShape(labels, {rows}, DType::I32, "softmax_cross_entropy", "labels");
     checkShape(losses, {rows}, DType::F32, "softmax_cross_entropy", "losses");
     checkShape(dlogits, logits.shape(), DType::F32, "softmax_cross_entropy", "dlogits");
+    if (cols == 0 && rows > 0)
+        throw BackendError("softmax_cross_entropy: logits " + logits.describe() + " has no classes (C = 0)");
     resetErrorFlag();
     launchSoftmaxCrossEntropy(logits.ptr<float>(), labels.ptr<std::int32_t>(), losses.ptr<float>(),
                               dlogits.ptr<float>(), rows, cols, gradScale, m_errorFlag, stream());
@@ -44,6 +46,8 @@ void CudaBackend::distillationLoss(const Tensor& student, const Tensor& teacher,
     checkShape(losses, {rows}, DType::F32, op, "losses");
     checkShape(parts, {rows, 2}, DType::F32, op, "parts");
     checkShape(dstudent, student.shape(), DType::F32, op, "dstudent");
+    if (cols == 0 && rows > 0)
+        throw BackendError("distillation_loss: student " + student.describe() + " has no classes (C = 0)");
     if (!(temperature > 0.0f) || !std::isfinite(temperature))
         throw BackendError(name() + " distillation_loss: temperature " + std::to_string(temperature) + " is not > 0");
     if (!(alpha >= 0.0f && alpha <= 1.0f))
@@ -62,6 +66,7 @@ void CudaBackend::argmaxRows(const Tensor& x, Tensor& out) {
     begin(Op::ArgmaxRows, x.dtype(), {&x, &out});
     checkRank(x, 2, "argmax_rows", "x");
     checkShape(out, {x.dim(0)}, DType::I32, "argmax_rows", "out");
+    if (x.dim(1) == 0 && x.dim(0) > 0) throw BackendError("argmax_rows: x " + x.describe() + " has no columns");
     launchArgmaxRows(x.data(), x.dtype(), out.ptr<std::int32_t>(), x.dim(0), x.dim(1), stream());
 }
 

@@ -15,7 +15,7 @@ PoolDims dimsOf(const Pool2dGeometry& g) {
             g.outH(), g.outW()};
 }
 
-// x (N*C, H, W) -> y, argmax (N*C, OH, OW). Padding never wins (it is -inf, as in PyTorch).
+// x (N*C, H, W) -> y, argmax (N*C, OH, OW). Padding never wins (it is -inf, as in PyTorch); a NaN always does.
 __global__ void max_pool2d_forward_kernel(const float* x, float* y, std::int32_t* argmax, PoolDims d) {
     const std::int64_t total = d.planes * d.oh * d.ow;
     for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < total;
@@ -24,16 +24,23 @@ __global__ void max_pool2d_forward_kernel(const float* x, float* y, std::int32_t
         const float* px = x + plane * d.h * d.w;
         float best = -INFINITY;
         std::int64_t bestIdx = -1;
-        for (std::int64_t ky = 0; ky < d.kh; ++ky) {
+        bool nan = false;
+        for (std::int64_t ky = 0; ky < d.kh && !nan; ++ky) {
             const std::int64_t yy = oy * d.sh - d.ph + ky;
             if (yy < 0 || yy >= d.h) continue;
             for (std::int64_t kx = 0; kx < d.kw; ++kx) {
                 const std::int64_t xx = ox * d.sw - d.pw + kx;
                 if (xx < 0 || xx >= d.w) continue;
                 const float v = px[yy * d.w + xx];
-                if (bestIdx < 0 || v > best) {
+                // NaN propagates, the window's first one (as on the CPU and in PyTorch); otherwise the first
+                // maximum wins.
+                if (bestIdx < 0 || v > best || isnan(v)) {
                     best = v;
                     bestIdx = yy * d.w + xx;
+                    if (isnan(v)) {
+                        nan = true;
+                        break;
+                    }
                 }
             }
         }
