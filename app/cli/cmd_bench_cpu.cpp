@@ -167,9 +167,10 @@ int runMlp(const std::vector<std::string>& argv) {
     Args args(argv,
               {"--device", "--warmup", "--repeats", "--rotate", "--threads", "--batch-sizes", "--model", "--seed",
                "--quantize", "--group", "--save"},
-              {"--json", "--fuse"});
+              {"--json", "--fuse", "--cuda-graph"});
     BenchOptions o = parseCommon(args);
     const std::string modelName = args.value("--model", "mlp-784-256-128-10");
+    const bool graph = args.flag("--cuda-graph");
     const auto batchSizes = parseBatchSizes(args.value("--batch-sizes", "1,64,256"));
     const auto seed = static_cast<std::uint64_t>(args.integer("--seed", 42));
     const std::string quantize = args.value("--quantize", "none");
@@ -180,9 +181,10 @@ int runMlp(const std::vector<std::string>& argv) {
     const double flopsPerSample = forwardFlopsPerSample(*Model::fromArchitecture(arch));
     nlohmann::json results = nlohmann::json::array();
     if (!o.json) {
-        std::printf("mlp  %s%s%s forward (inference), warm-up %d, %d repeats over %d input batches\n",
+        std::printf("mlp  %s%s%s%s forward (inference), warm-up %d, %d repeats over %d input batches\n",
                     modelName.c_str(), quantize == "none" ? "" : (" (" + quantize + ")").c_str(),
-                    fuse ? " (activations fused)" : "", o.warmup, o.repeats, o.rotate);
+                    fuse ? " (activations fused)" : "", graph ? " (replayed from a CUDA graph)" : "", o.warmup,
+                    o.repeats, o.rotate);
         for (const auto& u : o.unavailable) std::printf("  (skipped %s)\n", u.c_str());
         std::printf("%-8s %6s %12s %12s %14s %10s\n", "backend", "batch", "median ms", "p95 ms", "samples/s", "GFLOP/s");
     }
@@ -202,8 +204,26 @@ int runMlp(const std::vector<std::string>& argv) {
             std::vector<Tensor> inputs;
             for (int i = 0; i < o.rotate; ++i)
                 inputs.push_back(be.upload(randomValues(static_cast<std::size_t>(numel(shape)), 1000 + i), shape));
-            // The same harness as experiment runs: backend timer, warm-up, inputs cycled per repeat.
-            const auto ms = measureLatency(be, *model, inputs, o.warmup, o.repeats);
+            std::vector<double> ms;
+            if (graph) {
+                // One launch per forward: the forward recorded once on a fixed input buffer, each repeat copying
+                // its batch into that buffer and replaying (as torch.cuda.CUDAGraph is used).
+                Tensor staticInput = be.empty(shape);
+                be.copy(inputs[0], staticInput);
+                for (int i = 0; i < 2; ++i) (void)model->forward(staticInput, ForwardContext{}); // plans, workspaces
+                auto work = be.capture([&] { return std::vector<Tensor>{model->forward(staticInput, ForwardContext{})}; });
+                if (!work) {
+                    if (!o.json) std::printf("%-8s %6d  no CUDA graph on this backend\n", be.name().c_str(), batch);
+                    continue;
+                }
+                ms = timeRepeats(be, o.warmup, o.repeats, [&](int i) {
+                    be.copy(inputs[static_cast<std::size_t>(i) % inputs.size()], staticInput);
+                    work->replay();
+                });
+            } else {
+                // The same harness as experiment runs: backend timer, warm-up, inputs cycled per repeat.
+                ms = measureLatency(be, *model, inputs, o.warmup, o.repeats);
+            }
             const LatencySummary t = summarize(ms);
             const double throughput = batch / (t.p50 * 1e-3);
             const double gflops = flopsPerSample * throughput / 1e9;
@@ -211,7 +231,7 @@ int runMlp(const std::vector<std::string>& argv) {
                 std::printf("%-8s %6d %12.4f %12.4f %14.0f %10.2f\n", be.name().c_str(), batch, t.p50, t.p95,
                             throughput, gflops);
             nlohmann::json r = backendJson(be);
-            r.update({{"model", modelName}, {"quantize", quantize}, {"fused", fuse},
+            r.update({{"model", modelName}, {"quantize", quantize}, {"fused", fuse}, {"cuda_graph", graph},
                       {"model_bytes", model->parameterBytes()}, {"batch_size", batch}, {"latency_p50_ms", t.p50},
                       {"latency_p95_ms", t.p95},
                       {"latency_mean_ms", t.mean}, {"latency_min_ms", t.min}, {"latency_cv", t.cv},
@@ -392,7 +412,7 @@ const BenchRegistrar kGemm({"gemm",
                             "GEMM median latency and GFLOP/s per backend and size", runGemm});
 const BenchRegistrar kMlp({"mlp",
                            "bench mlp [--device cpu|cuda|cuda:N|auto|all] [--batch-sizes 1,64,256] [--model NAME] "
-                           "[--quantize int8_dynamic|int8_weight_only|int4|int4_asym|nf4] [--group N] [--fuse] "
+                           "[--quantize int8_dynamic|int8_weight_only|int4|int4_asym|nf4] [--group N] [--fuse] [--cuda-graph] "
                            "[--save FILE] [--threads N] [--warmup N] [--repeats N] [--rotate N] [--json]",
                            "MLP forward latency, throughput and GFLOP/s per backend and batch size", runMlp});
 const BenchRegistrar kSparse({"sparse",

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -80,13 +81,16 @@ int runInt8(const std::vector<std::string>& argv) {
             const Tensor wScale = be.upload(q.scales, {out});
             const Tensor w = be.upload(wf, {out, in}), bias = be.upload(bf, {out});
             for (int batch : batchSizes) {
+                // Several input batches (so caches do not flatter), at most 256 MiB of them for the large layers.
+                const int buffers = static_cast<int>(std::min<std::int64_t>(
+                    o.rotate, std::max<std::int64_t>(1, (std::int64_t{256} << 20) / (std::int64_t{4} * batch * in))));
                 std::vector<Tensor> xs;
-                for (int i = 0; i < o.rotate; ++i)
+                for (int i = 0; i < buffers; ++i)
                     xs.push_back(be.upload(randomValues(static_cast<std::size_t>(batch * in), 600 + i), {batch, in}));
                 Tensor y = be.empty({batch, out}), yq = be.empty({batch, out});
                 Tensor xq = be.empty({batch, in}, DType::I8), xScale = be.empty({batch});
                 auto median = [&](const std::function<void(const Tensor&)>& op) {
-                    return summarize(timeRepeats(be, o.warmup, o.repeats, [&](int i) { op(xs[i % o.rotate]); })).p50;
+                    return summarize(timeRepeats(be, o.warmup, o.repeats, [&](int i) { op(xs[i % buffers]); })).p50;
                 };
                 auto f32 = [&](const Tensor& x) {
                     be.gemm(x, Trans::No, w, Trans::Yes, y);
