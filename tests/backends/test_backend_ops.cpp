@@ -82,6 +82,9 @@ struct OpCase {
     CaseFn run;
     // The descriptors both backends must support; empty means OpDesc::uniform(op, dtypes.front()).
     std::vector<OpDesc> descs = {};
+    // The right output is all zeros (an empty sparse matrix, K = 0 without a bias): the case pre-fills it with
+    // random values, so zeros on both backends prove the op wrote it.
+    bool zeroOutput = false;
 };
 
 // A tensor of `dt` on `be` holding uniform values in [lo, hi) from `seed` (never all zeros). The
@@ -201,6 +204,7 @@ std::vector<OpCase> buildCases() {
                              be.spmmCsr(x, rowPtr, colIdx, values, y);
                              return Outputs{out(be, "y", y)};
                          }});
+        cases.back().zeroOutput = ss.density == 0.0;
     }
 
     // spmm_24: random 2:4 weights (0, 1 or 2 nonzeros per group of 4), inputs not a multiple of 4 (partial
@@ -280,6 +284,7 @@ std::vector<OpCase> buildCases() {
                                      be.gemmBiasAct(x, w, withBias ? &bias : nullptr, act, y);
                                      return Outputs{out(be, "y", y)};
                                  }});
+                cases.back().zeroOutput = bs.k == 0 && !withBias;
             }
 
     // quantize_rows: codes exact (both backends divide in IEEE f32 and round half away from zero), scales
@@ -743,6 +748,15 @@ void compareRow(const Backends& be, const OpCase& c, int& notSupported) {
                                                             " from cpu");
         bool nonZero = false;
         for (float v : r.values) nonZero = nonZero || v != 0.0f;
+        if (c.zeroOutput) {
+            REQUIRE_MSG(!nonZero, "reference output " + r.name + " of a case that expects zeros is not all zeros");
+            std::size_t bad = 0;
+            for (float v : g.values) bad += v != 0.0f ? 1 : 0;
+            std::printf("  %-55s %-8s %-6s %zu of %zu not zero (all zeros required)\n", c.name.c_str(),
+                        r.name.c_str(), dtypeName(r.dtype), bad, g.values.size());
+            REQUIRE_MSG(bad == 0, "wrong: " + r.name + ": " + std::to_string(bad) + " values not zero");
+            continue;
+        }
         REQUIRE_MSG(nonZero, "reference output " + r.name + " is all zeros: the case tests nothing");
         const Tolerance* row = toleranceFor(r.dtype);
         REQUIRE_MSG(row, "no tolerance row for " + std::string(dtypeName(r.dtype)) + " (output " + r.name +
@@ -774,10 +788,12 @@ void compareRow(const Backends& be, const OpCase& c, int& notSupported) {
 // return does, with the backend still registered.
 const bool kExitChild = [] {
     if (!std::getenv("LATHE_TEST_EXIT_CHILD")) return false;
-    auto cuda = backendFor("cuda");
-    Tensor a = cuda->upload(test::randomVector(256 * 256, 88), {256, 256}), c = cuda->empty({256, 256});
-    cuda->gemm(a, Trans::No, a, Trans::Yes, c);
-    (void)cuda->downloadF32(c);
+    { // what a caller holds is gone by the time main returns; only the registry's reference is left
+        auto cuda = backendFor("cuda");
+        Tensor a = cuda->upload(test::randomVector(256 * 256, 88), {256, 256}), c = cuda->empty({256, 256});
+        cuda->gemm(a, Trans::No, a, Trans::Yes, c);
+        (void)cuda->downloadF32(c);
+    }
     std::exit(0);
 }();
 
@@ -1049,7 +1065,7 @@ TEST_CASE(firstBadRowIsReported) {
             FAIL("out-of-range labels did not throw");
         } catch (const BackendError& e) {
             const std::string msg = e.what();
-            REQUIRE_MSG(msg.find("label 12 at row 517 ") != std::string::npos, msg);
+            REQUIRE_MSG(msg.find("label 16 at row 517 ") != std::string::npos, msg); // 10 + 517 % 7
         }
     }
     std::vector<std::int32_t> ids(20000, 1);

@@ -50,6 +50,16 @@ Dataset syntheticImages(std::int64_t n, std::uint64_t seed) {
 // relative per op) grow slowly over the run; a wrong kernel moves the loss by more than 1e-2 within a
 // few steps. 1e-3 relative per step separates the two with margin on both sides.
 constexpr double kLossRelTol = 1e-3;
+// Once the network is confident the loss per sample is -log p = lse(x) - x_label, a difference of two numbers
+// near |x_label| (about 10 here): f32 cancellation leaves an absolute error of a few eps * 10 = 1e-6 per sample
+// whatever the backend, which is far more than 1e-3 of a loss of 1e-5 (measured on an H200: losses of 5e-6 to
+// 4e-5 from step 30 on, the same to the printed digits). Below the floor the relative test says nothing.
+constexpr double kLossAbsTol = 1e-5;
+
+// |got - want| within kLossRelTol of want, or within the absolute floor of a near-zero loss.
+bool lossesAgree(double got, double want) {
+    return std::abs(got - want) <= std::max(kLossRelTol * std::abs(want), kLossAbsTol);
+}
 
 struct Backends {
     std::shared_ptr<Backend> cuda;
@@ -97,9 +107,9 @@ TEST_CASE(mlpTrainsLikeTheCpu) {
     REQUIRE(gpuLoss.size() == cpuLoss.size());
     REQUIRE(cpuLoss.size() >= 30);
     for (std::size_t i = 0; i < cpuLoss.size(); ++i) {
-        const double rel = std::abs(gpuLoss[i] - cpuLoss[i]) / std::max(std::abs(cpuLoss[i]), 1e-12);
-        CHECK_MSG(rel <= kLossRelTol, "step " + std::to_string(i + 1) + ": cuda loss " + std::to_string(gpuLoss[i]) +
-                                          ", cpu loss " + std::to_string(cpuLoss[i]));
+        CHECK_MSG(lossesAgree(gpuLoss[i], cpuLoss[i]), "step " + std::to_string(i + 1) + ": cuda loss " +
+                                                           std::to_string(gpuLoss[i]) + ", cpu loss " +
+                                                           std::to_string(cpuLoss[i]));
     }
     // It actually learned: the loss fell well below its starting value (ln 10 = 2.30).
     CHECK_MSG(gpuLoss.back() < 0.5 * gpuLoss.front(),
@@ -108,7 +118,7 @@ TEST_CASE(mlpTrainsLikeTheCpu) {
     const EvalResult cpuEval = evaluate(*cpuModel, *cpu, testSet);
     const EvalResult gpuEval = evaluate(*gpuModel, *cuda, testSet);
     CHECK_EQ(gpuEval.count, cpuEval.count);
-    CHECK_MSG(std::abs(gpuEval.loss - cpuEval.loss) <= kLossRelTol * cpuEval.loss,
+    CHECK_MSG(lossesAgree(gpuEval.loss, cpuEval.loss),
               "eval loss cuda " + std::to_string(gpuEval.loss) + " vs cpu " + std::to_string(cpuEval.loss));
     // At most one borderline sample may flip between backends.
     CHECK(std::abs(gpuEval.accuracy - cpuEval.accuracy) <= 1.0 / static_cast<double>(cpuEval.count) + 1e-12);
@@ -149,7 +159,7 @@ TEST_CASE(mlpEpochOnFashionMnistMatchesCpu) {
     const Run c = run(*cpu), g = run(*cuda);
     REQUIRE(c.losses.size() == g.losses.size() && c.epoch.steps == 469 && g.epoch.steps == 469);
     for (std::size_t i = 0; i < 20; ++i)
-        CHECK_MSG(std::abs(g.losses[i] - c.losses[i]) <= kLossRelTol * std::abs(c.losses[i]),
+        CHECK_MSG(lossesAgree(g.losses[i], c.losses[i]),
                   "step " + std::to_string(i + 1) + ": cuda " + std::to_string(g.losses[i]) + ", cpu " +
                       std::to_string(c.losses[i]));
     std::printf("  one epoch: mean loss cpu %.5f cuda %.5f (%.1f s vs %.1f s); test accuracy cpu %.4f cuda %.4f\n",
@@ -177,9 +187,9 @@ TEST_CASE(dwsTrainsLikeTheCpu) {
     REQUIRE(gpuLoss.size() == cpuLoss.size());
     REQUIRE(cpuLoss.size() == 20);
     for (std::size_t i = 0; i < cpuLoss.size(); ++i) {
-        const double rel = std::abs(gpuLoss[i] - cpuLoss[i]) / std::max(std::abs(cpuLoss[i]), 1e-12);
-        CHECK_MSG(rel <= kLossRelTol, "step " + std::to_string(i + 1) + ": cuda loss " + std::to_string(gpuLoss[i]) +
-                                          ", cpu loss " + std::to_string(cpuLoss[i]));
+        CHECK_MSG(lossesAgree(gpuLoss[i], cpuLoss[i]), "step " + std::to_string(i + 1) + ": cuda loss " +
+                                                           std::to_string(gpuLoss[i]) + ", cpu loss " +
+                                                           std::to_string(cpuLoss[i]));
     }
 }
 

@@ -30,7 +30,13 @@ class Results:
                 self.gemm[os.path.basename(path)[len("bench-gemm-"):-len(".json")]] = doc
         self.int8 = self.json("bench-int8.json")
         self.weight_only = self.json("bench-weight-only.json")
-        self.mlp = self.json("bench-mlp.json")
+        # bench-mlp.json, bench-mlp-fused.json, bench-mlp-graph.json: one document of all their rows
+        mlp_rows = []
+        for path in sorted(glob.glob(os.path.join(folder, "bench-mlp*.json"))):
+            doc = self.json(os.path.basename(path))
+            if isinstance(doc, dict) and isinstance(doc.get("results"), list):
+                mlp_rows += doc["results"]
+        self.mlp = {"results": mlp_rows} if mlp_rows else None
         self.train = {MLP_MODEL: self.json("train-mlp.json"), CNN_MODEL: self.json("train-cnn.json")}
 
     def text(self, name):

@@ -57,7 +57,11 @@ step() {
     fi
     ((cap > left)) && cap=$left
     local t0=$SECONDS rc
-    timeout -k 10 "$cap" "$@" >"$RESULTS/$log" 2>&1
+    if [[ $log == *.json ]]; then # the document alone on stdout; progress and errors beside it
+        timeout -k 10 "$cap" "$@" >"$RESULTS/$log" 2>"$RESULTS/${log%.json}.err"
+    else
+        timeout -k 10 "$cap" "$@" >"$RESULTS/$log" 2>&1
+    fi
     rc=$?
     local what="rc $rc"
     ((rc == 124 || rc == 137)) && what="TIMED OUT after ${cap}s"
@@ -194,6 +198,25 @@ if ((!quick)); then
             --tool memcheck --leak-check full --report-api-errors no --error-exitcode 99 "$exe" || failed=1; }
     else
         note "memcheck: compute-sanitizer not found"
+    fi
+fi
+
+# ---- Nsight Compute on the kernels the targets judge (full runs): the INT8 GEMM against the FP16 one at 8192^3,
+# and the batch-1 INT4 GEMV on 16384 x 16384; one launch each, clocks as found (--clock-control none). The
+# GEMMs take cuBLASLt's first heuristic choice here (LATHE_CUDA_GEMM_TRIALS=0), so the one launch profiled is
+# the algorithm the heuristic picks rather than a plan-time trial; -s 1 skips the int8 GEMV to the int4 one.
+if ((!quick)) && grep -E '^cuda' "$RESULTS/devices.txt" 2>/dev/null | grep -vq unavailable; then
+    ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+    if [[ -n $ncu ]]; then
+        prof=(env LATHE_CUDA_GEMM_TRIALS=0 "$ncu" --clock-control none --section SpeedOfLight --section LaunchStats --section Occupancy -c 1)
+        step ncu-int8 60 ncu-int8.txt "${prof[@]}" -k 'regex:s8|i8|imma|igmma' "$cli" bench int8 --device cuda \
+            --layers 8192x8192 --batch-sizes 8192 --warmup 0 --repeats 1 --rotate 1
+        step ncu-f16 60 ncu-f16.txt "${prof[@]}" -k 'regex:gemm|xmma|cutlass|sm90' "$cli" bench gemm --device cuda \
+            --dtype f16 --sizes 8192 --warmup 0 --repeats 1 --rotate 1
+        step ncu-gemv 90 ncu-gemv.txt "${prof[@]}" -s 1 -k 'regex:weight_only_gemv' "$cli" bench weight-only \
+            --device cuda --layers 16384x16384 --batch-sizes 1 --warmup 0 --repeats 1 --rotate 1
+    else
+        note "ncu: not found"
     fi
 fi
 

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <cstdint>
 #include <initializer_list>
 #include <map>
@@ -82,9 +83,13 @@ public:
 
 private:
     struct LtPlan;
-    // The fastest cuBLASLt algorithm for the plan's descriptors at operand alignment `align`, if there is one;
+    // Runs the plan once with a candidate algorithm on the call's operands; false if it refused them.
+    using Trial = std::function<bool(const cublasLtMatmulAlgo_t&)>;
+    // The fastest cuBLASLt algorithm for the plan's descriptors at operand alignment `align`, if there is one:
+    // the heuristic's first, or with a trial the fastest of its first eight as timed on the device;
     // f32Reduction (F16/BF16 outputs) admits only split-K reductions in the F32 compute type.
-    void pickAlgo(LtPlan& plan, std::uint32_t align, bool f32Reduction);
+    void pickAlgo(LtPlan& plan, std::uint32_t align, bool f32Reduction, const Trial& trial);
+    void ensureWorkspace();
     using PlanKey = std::tuple<int, int, int, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
                                std::int64_t, int>;
     void runLt(DType dt, Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
@@ -97,6 +102,7 @@ private:
     void* m_ltWorkspace = nullptr;
     std::size_t m_ltWorkspaceBytes;
     bool m_tf32 = false;
+    bool m_trials = true; // LATHE_CUDA_GEMM_TRIALS=0 turns the plan-time trials off
     std::map<PlanKey, std::unique_ptr<LtPlan>> m_plans;
 };
 

@@ -46,7 +46,16 @@ std::uint32_t alignmentOf(const void* p) {
     return al;
 }
 
+// Worth a few trial launches at plan time: a billion multiply-adds and up (8192^3 is 550 of those).
+bool isLarge(std::int64_t m, std::int64_t n, std::int64_t k) {
+    return static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) >= 1e9;
+}
+
 } // namespace
+
+void GemmEngine::ensureWorkspace() {
+    if (!m_ltWorkspace) LATHE_CUDA_CHECK(cudaMalloc(&m_ltWorkspace, m_ltWorkspaceBytes));
+}
 
 GemmEngine::GemmEngine(std::shared_ptr<CudaContext> ctx, int ccMajor)
     : m_ctx(std::move(ctx)),
@@ -54,6 +63,8 @@ GemmEngine::GemmEngine(std::shared_ptr<CudaContext> ctx, int ccMajor)
       m_ltWorkspaceBytes(ccMajor >= 9 ? (32u << 20) : (4u << 20)) {
     const char* tf32 = std::getenv("LATHE_CUDA_ALLOW_TF32");
     m_tf32 = tf32 && std::strcmp(tf32, "1") == 0;
+    const char* trials = std::getenv("LATHE_CUDA_GEMM_TRIALS"); // 0: always the heuristic's first algorithm
+    m_trials = !(trials && std::strcmp(trials, "0") == 0);
     DeviceGuard guard(m_ctx->index); // handles bind to the current device
     LATHE_CUBLAS_CHECK(cublasCreate(&m_cublas));
     // F16/BF16 through cublasGemmEx keep their split-K partial sums in F32, as the backend promises.
@@ -113,7 +124,7 @@ void GemmEngine::runStridedBatched(Trans ta, Trans tb, std::int64_t m, std::int6
                                                  strideC, checkedInt(batch, "batch")));
 }
 
-void GemmEngine::pickAlgo(LtPlan& plan, std::uint32_t align, bool f32Reduction) {
+void GemmEngine::pickAlgo(LtPlan& plan, std::uint32_t align, bool f32Reduction, const Trial& trial) {
     cublasLtMatmulPreference_t pref = nullptr;
     LATHE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     struct PrefGuard {
@@ -133,14 +144,46 @@ void GemmEngine::pickAlgo(LtPlan& plan, std::uint32_t align, bool f32Reduction) 
         LATHE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
                                                                 &mask, sizeof mask));
     }
-    cublasLtMatmulHeuristicResult_t result{};
+    // Large products try the heuristic's first few algorithms on the call's own operands and keep the fastest
+    // (the heuristic's first choice is not always the fastest on a given chip: 2-3 timed launches each, once per
+    // plan); small ones, and any plan made while the stream is being captured into a graph, take its first.
+    constexpr int kCandidates = 8;
+    cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
     int found = 0;
+    const bool tryThem = trial && m_trials;
+    const int asked = tryThem ? kCandidates : 1;
     const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(m_lt, plan.desc, plan.layoutA, plan.layoutB,
-                                                             plan.layoutC, plan.layoutC, pref, 1, &result, &found);
-    if (st == CUBLAS_STATUS_SUCCESS && found > 0) {
-        plan.algo = result.algo;
-        plan.haveAlgo = true;
+                                                             plan.layoutC, plan.layoutC, pref, asked, results, &found);
+    if (st != CUBLAS_STATUS_SUCCESS || found == 0) return;
+    plan.algo = results[0].algo;
+    plan.haveAlgo = true;
+    if (found == 1 || !tryThem) return;
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(m_ctx->stream, &capturing) != cudaSuccess || capturing != cudaStreamCaptureStatusNone)
+        return;
+    cudaEvent_t start = nullptr, stop = nullptr;
+    LATHE_CUDA_CHECK(cudaEventCreate(&start));
+    if (cudaEventCreate(&stop) != cudaSuccess) {
+        cudaEventDestroy(start);
+        return;
     }
+    float best = 0.0f;
+    for (int i = 0; i < found; ++i) {
+        if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
+        if (!trial(results[i].algo)) continue; // warm-up launch; false: this algorithm refused the operands
+        cudaEventRecord(start, m_ctx->stream);
+        bool ok = trial(results[i].algo) && trial(results[i].algo);
+        cudaEventRecord(stop, m_ctx->stream);
+        float ms = 0.0f;
+        ok = ok && cudaEventSynchronize(stop) == cudaSuccess && cudaEventElapsedTime(&ms, start, stop) == cudaSuccess;
+        if (ok && (best == 0.0f || ms < best)) {
+            best = ms;
+            plan.algo = results[i].algo;
+        }
+    }
+    (void)cudaGetLastError();
+    cudaEventDestroy(stop);
+    cudaEventDestroy(start);
 }
 
 bool GemmEngine::runInt8(std::int64_t m, std::int64_t n, std::int64_t k, const void* x, const void* w, void* acc) {
@@ -162,12 +205,19 @@ bool GemmEngine::runInt8(std::int64_t m, std::int64_t n, std::int64_t k, const v
         LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutA, CUDA_R_8I, k, n, k));  // W as (K, N)
         LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutB, CUDA_R_8I, k, m, k));  // x^T (K, M)
         LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutC, CUDA_R_32I, n, m, n)); // acc^T (N, M)
-        pickAlgo(*plan, align, /*f32Reduction=*/false);
+        ensureWorkspace();
+        const std::int32_t one = 1, zero = 0;
+        LtPlan* p = plan.get();
+        pickAlgo(*plan, align, /*f32Reduction=*/false, isLarge(m, n, k) ? Trial([&](const cublasLtMatmulAlgo_t& algo) {
+            return cublasLtMatmul(m_lt, p->desc, &one, w, p->layoutA, x, p->layoutB, &zero, acc, p->layoutC, acc,
+                                  p->layoutC, &algo, m_ltWorkspace, m_ltWorkspaceBytes, m_ctx->stream) ==
+                   CUBLAS_STATUS_SUCCESS;
+        }) : Trial());
         it = m_plans.emplace(key, std::move(plan)).first;
     }
     LtPlan& plan = *it->second;
     if (!plan.haveAlgo) return false;
-    if (!m_ltWorkspace) LATHE_CUDA_CHECK(cudaMalloc(&m_ltWorkspace, m_ltWorkspaceBytes));
+    ensureWorkspace();
     const std::int32_t alpha = 1, beta = 0; // CUBLAS_COMPUTE_32I scales in int32
     LATHE_CUBLAS_CHECK(cublasLtMatmul(m_lt, plan.desc, &alpha, w, plan.layoutA, x, plan.layoutB, &beta, acc,
                                       plan.layoutC, acc, plan.layoutC, &plan.algo, m_ltWorkspace, m_ltWorkspaceBytes,
@@ -206,7 +256,7 @@ bool GemmEngine::runF32Epilogue(std::int64_t m, std::int64_t n, std::int64_t k, 
         if (bias)
             LATHE_CUBLAS_CHECK(
                 cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
-        pickAlgo(*plan, align, /*f32Reduction=*/false);
+        pickAlgo(*plan, align, /*f32Reduction=*/false, Trial());
         it = m_plans.emplace(key, std::move(plan)).first;
     }
     LtPlan& plan = *it->second;
@@ -214,7 +264,7 @@ bool GemmEngine::runF32Epilogue(std::int64_t m, std::int64_t n, std::int64_t k, 
     if (bias) // the plan is shared by every call of this shape; the bias is this call's
         LATHE_CUBLAS_CHECK(
             cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
-    if (!m_ltWorkspace) LATHE_CUDA_CHECK(cudaMalloc(&m_ltWorkspace, m_ltWorkspaceBytes));
+    ensureWorkspace();
     const float alpha = 1.0f, beta = 0.0f;
     LATHE_CUBLAS_CHECK(cublasLtMatmul(m_lt, plan.desc, &alpha, w, plan.layoutA, x, plan.layoutB, &beta, y,
                                       plan.layoutC, y, plan.layoutC, &plan.algo, m_ltWorkspace, m_ltWorkspaceBytes,
@@ -244,7 +294,15 @@ void GemmEngine::runLt(DType dt, Trans ta, Trans tb, std::int64_t m, std::int64_
         LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutB, type, bRows, bCols, lda));
         LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutC, type, n, m, ldc));
 
-        pickAlgo(*plan, align, /*f32Reduction=*/true);
+        // Trials overwrite c: only where beta = 0 says c is not read.
+        ensureWorkspace();
+        LtPlan* p = plan.get();
+        pickAlgo(*plan, align, /*f32Reduction=*/true,
+                 beta == 0.0f && isLarge(m, n, k) ? Trial([&](const cublasLtMatmulAlgo_t& algo) {
+                     return cublasLtMatmul(m_lt, p->desc, &alpha, b, p->layoutA, a, p->layoutB, &beta, c, p->layoutC, c,
+                                           p->layoutC, &algo, m_ltWorkspace, m_ltWorkspaceBytes, m_ctx->stream) ==
+                            CUBLAS_STATUS_SUCCESS;
+                 }) : Trial());
         it = m_plans.emplace(key, std::move(plan)).first;
     }
     LtPlan& plan = *it->second;
@@ -256,7 +314,7 @@ void GemmEngine::runLt(DType dt, Trans ta, Trans tb, std::int64_t m, std::int64_
                                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
         return;
     }
-    if (!m_ltWorkspace) LATHE_CUDA_CHECK(cudaMalloc(&m_ltWorkspace, m_ltWorkspaceBytes));
+    ensureWorkspace();
     LATHE_CUBLAS_CHECK(cublasLtMatmul(m_lt, plan.desc, &alpha, b, plan.layoutA, a, plan.layoutB, &beta, c,
                                       plan.layoutC, c, plan.layoutC, &plan.algo, m_ltWorkspace, m_ltWorkspaceBytes,
                                       m_ctx->stream));

@@ -122,6 +122,96 @@ __global__ void weight_only_gemv_kernel(const float* __restrict__ x, WeightOnlyV
     }
 }
 
+// Code i (0-based, in k order) of a 32-bit word, minus its zero point, as a float, without a conversion
+// instruction: the code is or-ed into the mantissa of 2^23 and magic = 2^23 + zero (+ 128 for int8, whose
+// codes are biased to unsigned by the xor) subtracted: two full-rate instructions, exact for these integers.
+template <WeightFormat F>
+__device__ __forceinline__ float codeMinusZero(std::uint32_t word, int i, float magic, const float* codebook) {
+    if constexpr (F == WeightFormat::Int8) {
+        return __uint_as_float(0x4B000000u | (((word >> (8 * i)) & 0xFFu) ^ 0x80u)) - magic;
+    } else if constexpr (F == WeightFormat::Int4) {
+        return __uint_as_float(0x4B000000u | ((word >> (4 * i)) & 0xFu)) - magic;
+    } else {
+        return codebook[(word >> (4 * i)) & 0xFu];
+    }
+}
+
+// The batch-1 (and few-row) GEMV where the codes load 16 bytes at a time (rows 16-byte aligned, K and the
+// group multiples of the codes in one load, x 16-byte aligned): memory-bound on the codes, so each warp takes
+// kRowsPerWarp output rows and each lane a 16-byte chunk of each of them per step, reusing the chunk's x
+// (loaded as float4 through the read-only path, no staging) across the rows: 2 bytes of x from L1 per byte of
+// codes from memory instead of 8. R rows of x per block row (grid.y covers the rest).
+constexpr int kFastRowsPerWarp = 4;
+constexpr int kFastWarps = 8;
+
+template <WeightFormat F, int R>
+__global__ void __launch_bounds__(kFastWarps * kWarp)
+    weight_only_gemv_fast_kernel(const float* __restrict__ x, WeightOnlyView w, const float* __restrict__ bias,
+                                 Activation act, float* __restrict__ y, std::int64_t m) {
+    constexpr int kPer = F == WeightFormat::Int8 ? 16 : 32; // codes per 16-byte load
+    constexpr int kPerWord = kPer / 4;
+    __shared__ float codebook[16];
+    if (threadIdx.x < 16) codebook[threadIdx.x] = kCodebook[threadIdx.x];
+    __syncthreads();
+    const int lane = threadIdx.x % kWarp;
+    const std::int64_t n0 =
+        (static_cast<std::int64_t>(blockIdx.x) * kFastWarps + threadIdx.x / kWarp) * kFastRowsPerWarp;
+    if (n0 >= w.rows) return; // the whole warp leaves together
+    const std::int64_t r0 = static_cast<std::int64_t>(blockIdx.y) * R;
+    const int rows = static_cast<int>(m - r0 < R ? m - r0 : R);
+    const std::int64_t chunks = w.rowBytes / 16;
+    float acc[kFastRowsPerWarp][R] = {};
+    for (std::int64_t j = lane; j < chunks; j += kWarp) {
+        const std::int64_t k0 = j * kPer, g = k0 / w.group;
+        uint4 q[kFastRowsPerWarp];
+        float scale[kFastRowsPerWarp], magic[kFastRowsPerWarp];
+#pragma unroll
+        for (int i = 0; i < kFastRowsPerWarp; ++i) {
+            const std::int64_t n = n0 + i;
+            const bool in = n < w.rows;
+            q[i] = in ? __ldg(reinterpret_cast<const uint4*>(w.codes + n * w.rowBytes) + j) : make_uint4(0, 0, 0, 0);
+            scale[i] = in ? __ldg(w.scales + n * w.groups + g) : 0.0f;
+            const int zero = F == WeightFormat::Int4 ? (in ? zeroOf(w, n, g) : 0) : 0;
+            magic[i] = 8388608.0f + static_cast<float>(zero) + (F == WeightFormat::Int8 ? 128.0f : 0.0f);
+        }
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            if (r >= rows) break;
+            const float4* xv = reinterpret_cast<const float4*>(x + (r0 + r) * w.k + k0);
+            float part[kFastRowsPerWarp] = {};
+            // One 32-bit word of codes at a time: its kPerWord values of x (two float4, or one for int8) stay in
+            // registers for the kFastRowsPerWarp rows, so few registers are live and many warps fit.
+#pragma unroll
+            for (int wd = 0; wd < 4; ++wd) {
+                float xs[kPerWord];
+#pragma unroll
+                for (int v = 0; v < kPerWord / 4; ++v) {
+                    const float4 t = __ldg(xv + wd * (kPerWord / 4) + v);
+                    xs[4 * v] = t.x, xs[4 * v + 1] = t.y, xs[4 * v + 2] = t.z, xs[4 * v + 3] = t.w;
+                }
+#pragma unroll
+                for (int i = 0; i < kFastRowsPerWarp; ++i) {
+                    const std::uint32_t word = wd == 0 ? q[i].x : wd == 1 ? q[i].y : wd == 2 ? q[i].z : q[i].w;
+#pragma unroll
+                    for (int c = 0; c < kPerWord; ++c)
+                        part[i] += codeMinusZero<F>(word, c, magic[i], codebook) * xs[c];
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < kFastRowsPerWarp; ++i) acc[i][r] += scale[i] * part[i];
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < kFastRowsPerWarp; ++i)
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            const float sum = warpSum(acc[i][r]);
+            const std::int64_t n = n0 + i;
+            if (lane == 0 && r < rows && n < w.rows)
+                y[(r0 + r) * w.rows + n] = activate(sum + (bias ? bias[n] : 0.0f), act);
+        }
+}
+
 // out (rows, K) = the f32 values of W's rows [n0, n0 + rows), one thread per value.
 template <WeightFormat F>
 __global__ void weight_only_dequant_kernel(WeightOnlyView w, std::int64_t n0, std::int64_t rows, float* out) {
@@ -159,6 +249,15 @@ void launchGemv(const float* x, const WeightOnlyView& w, const float* bias, Acti
     const dim3 grid(static_cast<unsigned>((w.rows + kWarpsPerBlock - 1) / kWarpsPerBlock),
                     static_cast<unsigned>(batchBlocks));
     const std::size_t smem = sharedX ? static_cast<std::size_t>(sharedBytes) : 0;
+    if (vector && reinterpret_cast<std::uintptr_t>(x) % 16 == 0) {
+        const dim3 fastGrid(static_cast<unsigned>((w.rows + kFastWarps * kFastRowsPerWarp - 1) /
+                                                  (kFastWarps * kFastRowsPerWarp)),
+                            static_cast<unsigned>(batchBlocks));
+        weight_only_gemv_fast_kernel<F, R><<<fastGrid, kFastWarps * kWarp, 0, stream>>>(x, w, bias, act, y,
+                                                                                      m); // (M, N)
+        LATHE_CUDA_CHECK_LAUNCH("weight_only_gemv_fast_kernel");
+        return;
+    }
     if (vector)
         weight_only_gemv_kernel<F, R, true><<<grid, kWarpsPerBlock * kWarp, smem, stream>>>(x, w, bias, act, y, m,
                                                                                           sharedX); // (M, N)
