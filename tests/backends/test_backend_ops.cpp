@@ -238,7 +238,10 @@ std::vector<OpCase> buildCases() {
     const std::vector<WeightOnlyShape> weightOnlyShapes = {
         {1, 256, 784, 128, Activation::None}, {3, 7, 33, 5, Activation::Relu},   {8, 64, 1024, 64, Activation::Gelu},
         {1, 33, 130, 64, Activation::Gelu},   {64, 256, 784, 128, Activation::Relu},
-        {257, 33, 127, 32, Activation::None}};
+        {257, 33, 127, 32, Activation::None},
+        // the batch-1 kernel with x staged in shared memory (70 rows: a warp's last four only half there), the
+        // same kernel reading x from global memory where it would not fit (K 20480), and its few-row form
+        {1, 70, 4096, 128, Activation::Relu}, {1, 9, 20480, 128, Activation::None}, {2, 33, 2048, 32, Activation::None}};
     const std::pair<const char*, QuantSpec> weightOnlyVariants[] = {{"int8", {WeightFormat::Int8, 0, true}},
                                                                      {"int4-sym", {WeightFormat::Int4, 0, true}},
                                                                      {"int4-asym", {WeightFormat::Int4, 0, false}},

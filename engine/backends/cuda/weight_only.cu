@@ -5,6 +5,8 @@
 #include "engine/backends/cuda/cuda_kernels.h"
 #include "engine/core/quant_blocks.h"
 
+#include <atomic>
+
 namespace lathe::cuda {
 namespace {
 
@@ -143,15 +145,31 @@ __device__ __forceinline__ float codeMinusZero(std::uint32_t word, int i, float 
 // codes from memory instead of 8. R rows of x per block row (grid.y covers the rest).
 constexpr int kFastRowsPerWarp = 4;
 constexpr int kFastWarps = 8;
+// x staged per block for the batch-1 GEMV up to K = 16384 and a little more (73.7 KB for int4 there): with the
+// registers' three blocks per multiprocessor it fits the 228 KB of shared memory.
+constexpr std::int64_t kMaxFastSharedX = 74 * 1024;
+constexpr int kMaxDevices = 64;
 
-template <WeightFormat F, int R>
+//
+// kSharedX (batch 1, x small enough): the block first copies x into shared memory with coalesced loads, each
+// chunk's kPer / 4 float4 followed by one float4 of padding, so that the eight lanes of each quarter-warp
+// phase, reading chunks j..j+7, fall in eight different bank groups. Read straight from global memory, each
+// lane's float4 lies 128 bytes from its neighbour's: 32 separate L1 wavefronts per load, which Nsight Compute
+// showed as the limit (L1/TEX 86% busy, DRAM 29%).
+template <WeightFormat F, int R, bool kSharedX>
 __global__ void __launch_bounds__(kFastWarps * kWarp)
     weight_only_gemv_fast_kernel(const float* __restrict__ x, WeightOnlyView w, const float* __restrict__ bias,
                                  Activation act, float* __restrict__ y, std::int64_t m) {
     constexpr int kPer = F == WeightFormat::Int8 ? 16 : 32; // codes per 16-byte load
     constexpr int kPerWord = kPer / 4;
+    constexpr int kV = kPer / 4; // float4 of x per chunk
+    extern __shared__ float4 xsh[];
     __shared__ float codebook[16];
     if (threadIdx.x < 16) codebook[threadIdx.x] = kCodebook[threadIdx.x];
+    if constexpr (kSharedX) {
+        const float4* x4 = reinterpret_cast<const float4*>(x + static_cast<std::int64_t>(blockIdx.y) * R * w.k);
+        for (std::int64_t t = threadIdx.x; t < w.k / 4; t += blockDim.x) xsh[(t / kV) * (kV + 1) + t % kV] = x4[t];
+    }
     __syncthreads();
     const int lane = threadIdx.x % kWarp;
     const std::int64_t n0 =
@@ -177,7 +195,7 @@ __global__ void __launch_bounds__(kFastWarps * kWarp)
 #pragma unroll
         for (int r = 0; r < R; ++r) {
             if (r >= rows) break;
-            const float4* xv = reinterpret_cast<const float4*>(x + (r0 + r) * w.k + k0);
+            const float4* xv = kSharedX ? xsh + j * (kV + 1) : reinterpret_cast<const float4*>(x + (r0 + r) * w.k + k0);
             float part[kFastRowsPerWarp] = {};
             // One 32-bit word of codes at a time: its kPerWord values of x (two float4, or one for int8) stay in
             // registers for the kFastRowsPerWarp rows, so few registers are live and many warps fit.
@@ -186,7 +204,9 @@ __global__ void __launch_bounds__(kFastWarps * kWarp)
                 float xs[kPerWord];
 #pragma unroll
                 for (int v = 0; v < kPerWord / 4; ++v) {
-                    const float4 t = __ldg(xv + wd * (kPerWord / 4) + v);
+                    float4 t;
+                    if constexpr (kSharedX) t = xv[wd * (kPerWord / 4) + v];
+                    else t = __ldg(xv + wd * (kPerWord / 4) + v);
                     xs[4 * v] = t.x, xs[4 * v + 1] = t.y, xs[4 * v + 2] = t.z, xs[4 * v + 3] = t.w;
                 }
 #pragma unroll
@@ -253,8 +273,25 @@ void launchGemv(const float* x, const WeightOnlyView& w, const float* bias, Acti
         const dim3 fastGrid(static_cast<unsigned>((w.rows + kFastWarps * kFastRowsPerWarp - 1) /
                                                   (kFastWarps * kFastRowsPerWarp)),
                             static_cast<unsigned>(batchBlocks));
-        weight_only_gemv_fast_kernel<F, R><<<fastGrid, kFastWarps * kWarp, 0, stream>>>(x, w, bias, act, y,
-                                                                                      m); // (M, N)
+        constexpr int kV = kCodesPerLoad / 4;
+        const std::int64_t xBytes = (w.k / kCodesPerLoad) * (kV + 1) * 16; // x's chunks, padded
+        if (R == 1 && xBytes <= kMaxFastSharedX) {
+            auto* kernel = &weight_only_gemv_fast_kernel<F, R, true>;
+            // More than 48 KB of dynamic shared memory is opted into per kernel and device, once.
+            static std::atomic<bool> raised[kMaxDevices] = {};
+            int device = 0;
+            LATHE_CUDA_CHECK(cudaGetDevice(&device));
+            if (device >= kMaxDevices || !raised[device].load(std::memory_order_acquire)) {
+                LATHE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                      static_cast<int>(kMaxFastSharedX)));
+                if (device < kMaxDevices) raised[device].store(true, std::memory_order_release);
+            }
+            kernel<<<fastGrid, kFastWarps * kWarp, static_cast<std::size_t>(xBytes), stream>>>(x, w, bias, act, y,
+                                                                                              m); // (M, N)
+        } else {
+            weight_only_gemv_fast_kernel<F, R, false><<<fastGrid, kFastWarps * kWarp, 0, stream>>>(x, w, bias, act,
+                                                                                                  y, m); // (M, N)
+        }
         LATHE_CUDA_CHECK_LAUNCH("weight_only_gemv_fast_kernel");
         return;
     }
