@@ -70,7 +70,10 @@ step() {
 }
 
 nvcc=${CUDACXX:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
-note "lathe gpu run $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')," \
+# The commit measured: the one prepare.sh built the binaries from, where they were carried (a copied tree's
+# own git metadata need not say it); else this checkout's.
+commit=$(cat "$PREP/commit" 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo '?')
+note "lathe gpu run $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $commit," \
     "$([[ $quick == 1 ]] && echo quick || echo full), budget ${BUDGET}s"
 {
     nvidia-smi 2>&1 || echo "nvidia-smi: not available"

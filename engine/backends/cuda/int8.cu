@@ -57,12 +57,15 @@ __global__ void int8_gemm_naive_kernel(const std::int8_t* x, const std::int8_t* 
 
 // The fused multiply-add is written out (nvcc would contract, but where is its choice), so the result
 // rounds as the CPU's does; GELU differs by erff's last-ulp differences only.
-__device__ __forceinline__ float dequantizeOne(std::int32_t a, float xs, const float* wScale, bool wPerColumn,
-                                               const float* bias, Activation act, std::int64_t c) {
-    float v = __fmaf_rn(static_cast<float>(a) * xs, wScale[wPerColumn ? c : 0], bias ? bias[c] : 0.0f);
+__device__ __forceinline__ float finishOne(float v, Activation act) {
     if (act == Activation::Relu) v = v > 0.0f ? v : 0.0f;
     if (act == Activation::Gelu) v = 0.5f * v * (1.0f + erff(v * kInvSqrt2));
     return v;
+}
+
+__device__ __forceinline__ float dequantizeOne(std::int32_t a, float xs, const float* wScale, bool wPerColumn,
+                                               const float* bias, Activation act, std::int64_t c) {
+    return finishOne(__fmaf_rn(static_cast<float>(a) * xs, wScale[wPerColumn ? c : 0], bias ? bias[c] : 0.0f), act);
 }
 
 // Row r of the output per block row (grid.y strides over the rows), the columns over the block's threads, four
@@ -80,14 +83,16 @@ __global__ void int8_epilogue_kernel(const std::int32_t* acc, const float* xScal
         if constexpr (kVec4) {
             for (std::int64_t c4 = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; c4 < n / 4;
                  c4 += stride) {
-                const int4 a = reinterpret_cast<const int4*>(ar)[c4];
-                const std::int64_t c = 4 * c4;
+                const int4 a = __ldcs(reinterpret_cast<const int4*>(ar) + c4); // read once: do not keep in L2
+                const float4 ws = wPerColumn ? __ldg(reinterpret_cast<const float4*>(wScale) + c4)
+                                             : make_float4(wScale[0], wScale[0], wScale[0], wScale[0]);
+                const float4 b = bias ? __ldg(reinterpret_cast<const float4*>(bias) + c4) : make_float4(0, 0, 0, 0);
                 float4 o;
-                o.x = dequantizeOne(a.x, xs, wScale, wPerColumn, bias, act, c);
-                o.y = dequantizeOne(a.y, xs, wScale, wPerColumn, bias, act, c + 1);
-                o.z = dequantizeOne(a.z, xs, wScale, wPerColumn, bias, act, c + 2);
-                o.w = dequantizeOne(a.w, xs, wScale, wPerColumn, bias, act, c + 3);
-                reinterpret_cast<float4*>(yr)[c4] = o;
+                o.x = finishOne(__fmaf_rn(static_cast<float>(a.x) * xs, ws.x, b.x), act);
+                o.y = finishOne(__fmaf_rn(static_cast<float>(a.y) * xs, ws.y, b.y), act);
+                o.z = finishOne(__fmaf_rn(static_cast<float>(a.z) * xs, ws.z, b.z), act);
+                o.w = finishOne(__fmaf_rn(static_cast<float>(a.w) * xs, ws.w, b.w), act);
+                __stcs(reinterpret_cast<float4*>(yr) + c4, o);
             }
         } else {
             for (std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; c < n; c += stride)
@@ -125,8 +130,8 @@ void launchInt8Epilogue(const std::int32_t* acc, const float* xScale, bool xPerR
                         bool wPerColumn, const float* bias, Activation act, float* y, std::int64_t m, std::int64_t n,
                         cudaStream_t stream) {
     if (m == 0 || n == 0) return;
-    const bool vec4 = n % 4 == 0 && reinterpret_cast<std::uintptr_t>(acc) % 16 == 0 &&
-                      reinterpret_cast<std::uintptr_t>(y) % 16 == 0;
+    auto aligned = [](const void* p) { return !p || reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
+    const bool vec4 = n % 4 == 0 && aligned(acc) && aligned(y) && aligned(bias) && (!wPerColumn || aligned(wScale));
     const std::int64_t perRow = vec4 ? n / 4 : n;
     const dim3 grid(static_cast<unsigned>(std::min<std::int64_t>((perRow + kBlock - 1) / kBlock, 1024)),
                     static_cast<unsigned>(std::min<std::int64_t>(m, 65535)));
