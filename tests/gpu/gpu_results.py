@@ -218,10 +218,13 @@ def frac(value, ceiling):
 
 
 def flag_above_ceiling(figures):
-    """A fraction above 1 means the figure was not bound by what the ceiling measures (e.g. data left in cache)."""
+    """A fraction above 1: against the copy bandwidth, the data was not read from device memory (left in cache);
+    against a PyTorch GEMM, that GEMM is a measured figure, not the chip's peak."""
     for x in figures:
         if x["roofline_fraction"] is not None and x["roofline_fraction"] > 1.05 and x["source"] != "PyTorch":
-            x["note"] = "; ".join(n for n in (x["note"], "above the ceiling: its data was likely cache-resident") if n)
+            why = ("above the ceiling: its data was likely cache-resident" if "copy" in str(x["ceiling"])
+                   else "above PyTorch's figure, which is measured, not the chip's peak")
+            x["note"] = "; ".join(n for n in (x["note"], why) if n)
     return figures
 
 

@@ -90,8 +90,9 @@ def section(res, m, targets, figures):
               "- Lathe: `lathe-cli bench ... --json` and `lathe-cli train ... --json` as `tests/gpu/run.sh` runs "
               "them; medians over repeats after a warm-up, each call bracketed by the backend's timer.",
               "- PyTorch: `tests/tools/gpu_reference.py`. GEMMs and the GEMV: CUDA events around each call, median, "
-              "inputs rotated over enough buffers to exceed L2. MLP forward: synchronize, host clock, forward, "
-              "synchronize (per-call latency as a caller sees it), median of 200 after a warm-up; the CUDA graph "
+              "inputs rotated over enough buffers to exceed L2. MLP forward: CUDA events around each forward, "
+              "as Lathe's timer brackets its own (the target's figure), and beside it the host clock from a "
+              "synchronize before to a synchronize after; median of 200 after a warm-up; the CUDA graph "
               "call includes copying the input into the graph's static buffer. Training: 20 untimed warm-up steps "
               "on a throwaway model, then one epoch (seeded shuffle, batch 128, Adam 1e-3) from the seed's "
               "weights, synchronized at the end; data preloaded on the device.",
