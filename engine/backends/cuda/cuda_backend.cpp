@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 
 namespace lathe {
 namespace cuda {
@@ -313,6 +314,7 @@ void CudaBackend::copyFromHost(Tensor& dst, const void* src) {
     const auto* from = static_cast<const unsigned char*>(src);
     auto* to = static_cast<unsigned char*>(dst.data());
     const std::size_t bytes = dst.bytes();
+    std::lock_guard lock(m_stagingMutex); // the staging buffers are shared by every caller of this backend
     if (!m_staging[0] && !allocateStaging()) { // no pinned memory to be had: copy and wait
         LATHE_CUDA_CHECK(cudaMemcpyAsync(to, from, bytes, cudaMemcpyHostToDevice, m_ctx->stream));
         LATHE_CUDA_CHECK(cudaStreamSynchronize(m_ctx->stream));

@@ -14,6 +14,7 @@
 #include <initializer_list>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -254,6 +255,7 @@ private:
     void* m_staging[2] = {nullptr, nullptr};
     cudaEvent_t m_stagingDone[2] = {nullptr, nullptr};
     int m_stagingNext = 0;
+    std::mutex m_stagingMutex;
 
     // cuSPARSE handle and SpMM workspace, created by the first sparse op (ops_sparse.cpp), so a
     // backend that never runs one never initialises cuSPARSE.
