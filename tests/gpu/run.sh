@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one script a GPU host runs, from the repository root: sets up what tests/gpu/prepare.sh carried in
-# .gpu-prep/ (or builds from source), runs the gpu-labelled tests, compute-sanitizer's memcheck over the op harness,
+# .gpu-prep/ (or builds from source), runs the gpu-labelled tests, compute-sanitizer's memcheck over them,
 # Lathe's benchmarks and the PyTorch reference on the same device, and writes the side-by-side report.
 #
 # Usage: tests/gpu/run.sh [--quick] [RESULTS_DIR]      (RESULTS_DIR defaults to $OUT, else build/gpu-results)
@@ -189,16 +189,21 @@ torch_args=(--out "$RESULTS/torch.json" --fashion-mnist "$DATA")
 step torch-reference 150 torch-reference.log env PYTHONUNBUFFERED=1 LD_LIBRARY_PATH="$HOST_LD_LIBRARY_PATH" \
     "$PYTHON" tests/tools/gpu_reference.py "${torch_args[@]}" || failed=1
 
-# ---- compute-sanitizer memcheck over the op harness (full runs; kernels run 10-100x slower under it)
+# ---- compute-sanitizer memcheck over the gpu tests (full runs; kernels run 10-100x slower under it)
 if ((!quick)); then
     sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
     if [[ -n $sanitizer ]]; then
-        # test_backend_ops runs every op and format (the training parity test adds no kernel of its own).
-        # API errors are not reported: the tests provoke some on purpose (an allocation four times the
-        # device's memory) and check every call themselves; memcheck judges the kernels' accesses and leaks.
-        exe=$(find "$BUILD/tests" -name test_backend_ops -type f | head -1)
-        [[ -n $exe ]] && { step memcheck-test_backend_ops 120 memcheck-test_backend_ops.log "$sanitizer" \
-            --tool memcheck --leak-check full --report-api-errors no --error-exitcode 99 "$exe" || failed=1; }
+        # Both gpu tests; the Fashion-MNIST epoch is left out under the checker (pointed at an empty folder, it
+        # skips itself), the per-step parity cases run. API errors are not reported: the tests provoke some on
+        # purpose (an allocation four times the device's memory) and check every call themselves; memcheck
+        # judges the kernels' accesses and the leaks.
+        empty=$(mktemp -d)
+        for t in test_backend_ops test_cuda_training; do
+            exe=$(find "$BUILD/tests" -name "$t" -type f | head -1)
+            [[ -n $exe ]] || continue
+            step "memcheck-$t" 120 "memcheck-$t.log" env LATHE_FASHION_MNIST_DIR="$empty" "$sanitizer" \
+                --tool memcheck --leak-check full --report-api-errors no --error-exitcode 99 "$exe" || failed=1
+        done
     else
         note "memcheck: compute-sanitizer not found"
     fi
