@@ -46,7 +46,7 @@ mkdir -p "$PREP/debs"
 # The runtime libraries of the prebuilt binaries (ldd of lathe-cli and liblathe_engine, less glibc and
 # libstdc++, which every CUDA host has) and the -dev packages a build from source needs.
 packages=(libopenblas0-pthread libopenblas-pthread-dev libopenblas-dev libgfortran5 libquadmath0
-    libsqlite3-0 libsqlite3-dev zlib1g-dev nlohmann-json3-dev libssl3 libssl-dev)
+    libsqlite3-0 libsqlite3-dev zlib1g zlib1g-dev nlohmann-json3-dev libssl3 libssl-dev)
 say "fetching ${#packages[@]} Debian packages into $PREP/debs"
 rm -f "$PREP"/debs/*.deb
 # apt's sandbox user cannot write into a root-owned checkout: download in a scratch folder it can reach.

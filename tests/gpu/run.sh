@@ -128,9 +128,13 @@ if ((!prebuilt)); then
     deps=()
     if [[ -d $SYSROOT/usr ]]; then
         libdir=$SYSROOT/usr/lib/x86_64-linux-gnu
+        # dpkg -x runs no maintainer scripts, so Debian's alternatives links (cblas.h, libblas.so) are missing:
+        # name OpenBLAS's own folders, and put the sysroot's headers on the compilers' include path.
+        inc="-isystem $SYSROOT/usr/include/x86_64-linux-gnu/openblas-pthread -isystem $SYSROOT/usr/include/x86_64-linux-gnu -isystem $SYSROOT/usr/include"
         deps=(-DCMAKE_PREFIX_PATH="$SYSROOT/usr" -DCMAKE_LIBRARY_PATH="$libdir/openblas-pthread;$libdir"
             -DCMAKE_INCLUDE_PATH="$SYSROOT/usr/include/x86_64-linux-gnu/openblas-pthread;$SYSROOT/usr/include"
-            -DBLAS_LIBRARIES="$libdir/openblas-pthread/libopenblas.so")
+            -DBLAS_LIBRARIES="$libdir/openblas-pthread/libopenblas.so" -DCMAKE_CXX_FLAGS="$inc"
+            -DCMAKE_CUDA_FLAGS="$inc" -DOPENSSL_ROOT_DIR="$SYSROOT/usr")
     fi
     rm -rf "$BUILD"
     step configure 120 configure.log cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLATHE_TESTS=ON \
