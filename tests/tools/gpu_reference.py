@@ -24,6 +24,9 @@ import sys
 import time
 import traceback
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_vs_pytorch import cpu_model  # noqa: E402
+
 L2_FALLBACK_BYTES = 60 << 20  # H200's L2; used where the device does not report its own
 
 
@@ -132,17 +135,6 @@ class Clock:
 
 
 # ---------------------------------------------------------------- device facts
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
 
 def nvidia_smi_driver():
     try:
