@@ -116,7 +116,9 @@ Dataset Dataset::head(std::int64_t n) const {
     out.classNames = classNames;
     out.sourceFiles = sourceFiles;
     out.labels.assign(labels.begin(), labels.begin() + n);
-    out.pixels.assign(pixels.begin(), pixels.begin() + n * sampleSize());
+    out.pixels.assign(pixels.begin(), pixels.begin() + (pixels.empty() ? 0 : n * sampleSize()));
+    out.tokens.assign(tokens.begin(), tokens.begin() + (tokens.empty() ? 0 : n * sampleSize()));
+    out.labelled = labelled;
     return out;
 }
 
@@ -165,6 +167,7 @@ void makeBatch(const Dataset& data, std::span<const std::int64_t> indices, const
     // One table lookup per pixel: the same arithmetic as (p * scale - mean) / std, done 256 times.
     std::array<float, 256> lut;
     for (int p = 0; p < 256; ++p) lut[p] = (static_cast<float>(p) * pre.scale - pre.mean) / pre.std;
+    if (data.isTokens()) throw DataError(data.name + ": a token dataset has no pixels to preprocess");
     const std::int64_t ss = data.sampleSize();
     for (std::size_t b = 0; b < indices.size(); ++b) {
         const std::int64_t i = indices[b];
@@ -175,6 +178,18 @@ void makeBatch(const Dataset& data, std::span<const std::int64_t> indices, const
         float* dst = x + static_cast<std::int64_t>(b) * ss;
         for (std::int64_t k = 0; k < ss; ++k) dst[k] = lut[src[k]];
         if (y) y[b] = data.labels[static_cast<std::size_t>(i)];
+    }
+}
+
+void makeTokenBatch(const Dataset& data, std::span<const std::int64_t> indices, std::int32_t* ids) {
+    if (!data.isTokens()) throw DataError(data.name + ": not a token dataset (its samples are pixels)");
+    const std::int64_t ss = data.sampleSize();
+    for (std::size_t b = 0; b < indices.size(); ++b) {
+        const std::int64_t i = indices[b];
+        if (i < 0 || i >= data.size())
+            throw DataError(data.name + ": sample index " + std::to_string(i) + " out of range (size " +
+                            std::to_string(data.size()) + ")");
+        std::copy_n(data.tokens.data() + i * ss, ss, ids + static_cast<std::int64_t>(b) * ss);
     }
 }
 

@@ -26,6 +26,13 @@ struct Dataset {
     std::vector<std::uint8_t> pixels;  // size() * numel(sampleShape)
     std::vector<std::int32_t> labels;  // size()
     std::vector<std::string> sourceFiles;
+    // Token datasets (text, issue 14): each sample is sampleShape = {T} token ids, held in `tokens`
+    // (size() * T, I32) instead of pixels. A dataset without labels (`labelled` false) keeps one 0 per sample
+    // in `labels`, so that it still has a size; its quality is measured against a reference model's outputs
+    // (engine/measure/fidelity.h), never as accuracy.
+    std::vector<std::int32_t> tokens;
+    bool labelled = true;
+    bool isTokens() const { return !tokens.empty(); }
 
     std::int64_t size() const { return static_cast<std::int64_t>(labels.size()); }
     std::int64_t sampleSize() const { return numel(sampleShape); }
@@ -54,6 +61,9 @@ DatasetSplits loadDataset(const std::string& nameOrDir);
 // Fills x (n * sampleSize floats) and y (n labels) for the given sample indices.
 void makeBatch(const Dataset& data, std::span<const std::int64_t> indices, const InputPreprocess& pre, float* x,
                std::int32_t* y);
+
+// Fills ids (n * sampleSize) with the token ids of the given samples of a token dataset.
+void makeTokenBatch(const Dataset& data, std::span<const std::int64_t> indices, std::int32_t* ids);
 
 // Seeded epoch order: a permutation of [0, size) per epoch (or identity when !shuffle).
 class BatchIterator {

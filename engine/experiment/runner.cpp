@@ -107,7 +107,13 @@ public:
         checkCancel();
         const double baselineBytes = static_cast<double>(m_model->parameterBytes());
         m_summary["baseline_model_bytes"] = baselineBytes;
-        if (m_spec.measure.accuracy) {
+        if (m_spec.measure.accuracy && !m_eval.labelled) {
+            // No labels: the baseline's outputs are what every later measurement is compared with.
+            m_reference = modelOutputs(*m_model, m_backend, m_eval, 64, &m_cancel);
+            m_hasReference = true;
+            log(LogLevel::Info, "reference outputs of the baseline on " + std::to_string(m_reference.rows) +
+                                    " samples of " + m_eval.name + " (no labels: fidelity instead of accuracy)");
+        } else if (m_spec.measure.accuracy) {
             const EvalResult base = evaluate(*m_model, m_backend, m_eval, 256, &m_cancel);
             m_summary["baseline_accuracy"] = base.accuracy;
             log(LogLevel::Info, "baseline accuracy " + std::to_string(base.accuracy) + " on " +
@@ -136,7 +142,8 @@ public:
         req.seed = m_spec.seed;
         const MeasureOutcome out = measureModel(
             MeasureTarget{*m_model, m_backend, m_eval, m_sink, m_runId, m_runStartMs, &m_cancel,
-                          [this, phase](double f, const std::string& what) { report(phase, f, "measure: " + what); }},
+                          [this, phase](double f, const std::string& what) { report(phase, f, "measure: " + what); },
+                          reference()},
             req);
         for (const auto& [k, v] : out.summary) m_summary[k] = v;
         if (out.noisy)
@@ -184,6 +191,8 @@ private:
         if (m_progress) m_progress((phase + std::clamp(f, 0.0, 1.0)) / m_phases, what);
     }
 
+    const OutputSet* reference() const { return m_hasReference ? &m_reference : nullptr; }
+
     StepContext context(int phase, const std::string& what) {
         StepContext ctx;
         ctx.modelSlot = &m_model;
@@ -210,6 +219,7 @@ private:
             m_layerStats->push_back({layer, key, value});
         };
         ctx.evaluation = &m_eval;
+        ctx.outputReference = reference();
         ctx.trainStep = &m_trainStep;
         ctx.trainEpoch = &m_trainEpoch;
         ctx.training = &m_training;
@@ -289,6 +299,8 @@ private:
     std::function<void(double, const std::string&)> m_progress;
 
     Dataset m_eval;
+    OutputSet m_reference; // the baseline's outputs on m_eval when it has no labels
+    bool m_hasReference = false;
     std::unique_ptr<Model> m_model;
     std::map<std::string, double> m_summary;
     std::vector<LayerStat>* m_layerStats = nullptr;

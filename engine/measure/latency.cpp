@@ -45,6 +45,20 @@ std::vector<double> measureLatency(Backend& be, Model& model, std::span<const Te
     return samples;
 }
 
+Tensor uploadInputs(Backend& be, const Model& model, const Dataset& data, std::span<const std::int64_t> indices) {
+    Shape shape{static_cast<std::int64_t>(indices.size())};
+    for (auto d : model.inputShape()) shape.push_back(d);
+    const auto n = static_cast<std::size_t>(numel(shape));
+    if (data.isTokens()) {
+        std::vector<std::int32_t> ids(n);
+        makeTokenBatch(data, indices, ids.data());
+        return be.uploadI32(ids, shape);
+    }
+    std::vector<float> x(n);
+    makeBatch(data, indices, model.preprocess(), x.data(), nullptr);
+    return be.upload(x, shape);
+}
+
 std::vector<Tensor> makeInputBatches(Backend& be, const Model& model, const Dataset& data, std::int64_t batchSize,
                                      int count) {
     if (data.size() == 0) throw DataError(data.name + ": no samples to build input batches from");
@@ -58,13 +72,10 @@ std::vector<Tensor> makeInputBatches(Backend& be, const Model& model, const Data
 
     std::vector<Tensor> out;
     std::vector<std::int64_t> indices(static_cast<std::size_t>(batchSize));
-    std::vector<float> x(static_cast<std::size_t>(batchSize * sampleSize));
-    std::vector<std::int32_t> y(static_cast<std::size_t>(batchSize));
     for (int b = 0; b < count; ++b) {
         for (std::int64_t i = 0; i < batchSize; ++i)
             indices[static_cast<std::size_t>(i)] = (b * batchSize + i) % data.size();
-        makeBatch(data, indices, model.preprocess(), x.data(), y.data());
-        out.push_back(be.upload(x, shape));
+        out.push_back(uploadInputs(be, model, data, indices));
     }
     return out;
 }

@@ -44,7 +44,14 @@ MeasureOutcome measureModel(const MeasureTarget& t, const MeasureRequest& req) {
     // Accuracy counts as one share of the work, each batch size as another.
     const double shares = static_cast<double>(req.batchSizes.size()) + (req.accuracy ? 1.0 : 0.0);
     double done = 0;
-    if (req.accuracy) {
+    if (req.accuracy && !t.data.labelled) {
+        if (t.reference) {
+            report(0.0, "fidelity to the reference outputs");
+            for (const auto& [k, v] : outputFidelity(*t.reference, modelOutputs(t.model, t.backend, t.data, 64, t.cancel)))
+                put(k, v);
+        }
+        done += 1;
+    } else if (req.accuracy) {
         report(0.0, "accuracy");
         out.eval = evaluate(t.model, t.backend, t.data, 256, t.cancel);
         put("accuracy", out.eval.accuracy);

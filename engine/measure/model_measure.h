@@ -7,6 +7,7 @@
 #include "engine/data/dataset.h"
 #include "engine/core/clock.h"
 #include "engine/core/metrics.h"
+#include "engine/measure/fidelity.h"
 #include "engine/measure/stats.h"
 #include "engine/nn/model.h"
 #include "engine/nn/trainer.h"
@@ -59,9 +60,14 @@ struct MeasureTarget {
     double runStartMs = 0; // steadyClockMs() at run start
     const std::atomic<bool>* cancel = nullptr;
     std::function<void(double fraction, const std::string& what)> progress;
+    // Reference outputs for a dataset without labels (fidelity.h): quality is then measured as
+    // embedding_cosine_mean/_min and retrieval_recall_at_10 against them instead of accuracy and loss.
+    const OutputSet* reference = nullptr;
 };
 
-// Summary keys written (with the label prefix): accuracy, loss (when accuracy is on); per batch size b:
+// Summary keys written (with the label prefix): accuracy, loss (when accuracy is on; for a dataset without
+// labels, embedding_cosine_mean, embedding_cosine_min and retrieval_recall_at_10 against target.reference instead,
+// nothing when there is none); per batch size b:
 // latency_p50_ms@b<b>, latency_p95_ms@b<b>, latency_p99_ms@b<b>, latency_mean_ms@b<b>, latency_cv@b<b>,
 // latency_min_ms@b<b>, latency_max_ms@b<b>, latency_p50_ci_low_ms@b<b>, latency_p50_ci_high_ms@b<b>, latency_p50_ci_rel@b<b>,
 // throughput_per_s@b<b>; the same keys without "@b<b>" for the FIRST batch size listed (and batch_size

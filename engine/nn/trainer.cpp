@@ -19,6 +19,9 @@ double msSince(Clock::time_point t0) {
 
 void checkCompatible(const Model& model, const Dataset& data) {
     if (data.size() == 0) throw DataError(data.name + ": the dataset is empty");
+    if (!data.labelled)
+        throw ConfigError(data.name + " has no labels: a model is not trained or scored for accuracy on it; its "
+                          "quality is measured against reference outputs (embedding_cosine_mean, retrieval_recall_at_10)");
     if (data.sampleSize() != numel(model.inputShape()))
         throw ConfigError("model " + model.name() + " expects samples of shape " + shapeToString(model.inputShape()) +
                           " but " + data.name + " has samples of shape " + shapeToString(data.sampleShape));

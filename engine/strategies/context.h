@@ -8,6 +8,7 @@
 #include "engine/core/metrics.h"
 #include "engine/data/dataset.h"
 #include "engine/io/model_io.h"
+#include "engine/measure/fidelity.h"
 #include "engine/nn/model.h"
 #include "engine/nn/trainer.h"
 
@@ -48,6 +49,9 @@ struct StepContext {
     std::function<void(double fraction, const std::string& what)> progress; // within this step
     // The split (and limit) the experiment evaluates on; null: data.test.
     const Dataset* evaluation = nullptr;
+    // For an evaluated split without labels: the outputs of the run's model before its steps on it, which
+    // every measurement compares the current model with (engine/measure/fidelity.h). Null otherwise.
+    const OutputSet* outputReference = nullptr;
     // Counters shared by every training phase of the run, so "loss" and "val_accuracy" samples of
     // consecutive phases follow each other instead of restarting at step 1. Null: start at 0.
     std::int64_t* trainStep = nullptr;

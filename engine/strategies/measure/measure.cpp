@@ -21,7 +21,8 @@ public:
         req.label = m_params.label.empty() ? "step" + std::to_string(ctx.stepIndex) : m_params.label;
         req.seed = ctx.seed;
         const MeasureOutcome out = measureModel(MeasureTarget{ctx.model(), ctx.backend(), ctx.evalData(), ctx.sink(),
-                                                              ctx.runId, ctx.runStartMs, ctx.cancel, ctx.progress},
+                                                              ctx.runId, ctx.runStartMs, ctx.cancel, ctx.progress,
+                                                              ctx.outputReference},
                                                 req);
         for (const auto& [k, v] : out.summary) ctx.summary()[k] = v;
         if (out.noisy)

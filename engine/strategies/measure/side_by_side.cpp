@@ -17,7 +17,7 @@ MeasureOutcome measureLabelled(StepContext& ctx, const MeasureSettings& settings
     };
     const MeasureOutcome out = measureModel(
         MeasureTarget{ctx.model(), ctx.backend(), ctx.evalData(), ctx.sink(), ctx.runId, ctx.runStartMs, ctx.cancel,
-                      progress},
+                      progress, ctx.outputReference},
         req);
     if (out.noisy) ctx.warn(step + " " + label + ": " + noiseWarning(out, req));
     return out;
