@@ -162,6 +162,14 @@ DatasetSplits loadDataset(const std::string& nameOrDir) {
     return out;
 }
 
+namespace {
+void checkSampleIndex(const Dataset& data, std::int64_t i) {
+    if (i < 0 || i >= data.size())
+        throw DataError(data.name + ": sample index " + std::to_string(i) + " out of range (size " +
+                        std::to_string(data.size()) + ")");
+}
+} // namespace
+
 void makeBatch(const Dataset& data, std::span<const std::int64_t> indices, const InputPreprocess& pre, float* x,
                std::int32_t* y) {
     // One table lookup per pixel: the same arithmetic as (p * scale - mean) / std, done 256 times.
@@ -171,9 +179,7 @@ void makeBatch(const Dataset& data, std::span<const std::int64_t> indices, const
     const std::int64_t ss = data.sampleSize();
     for (std::size_t b = 0; b < indices.size(); ++b) {
         const std::int64_t i = indices[b];
-        if (i < 0 || i >= data.size())
-            throw DataError(data.name + ": sample index " + std::to_string(i) + " out of range (size " +
-                            std::to_string(data.size()) + ")");
+        checkSampleIndex(data, i);
         const std::uint8_t* src = data.pixels.data() + i * ss;
         float* dst = x + static_cast<std::int64_t>(b) * ss;
         for (std::int64_t k = 0; k < ss; ++k) dst[k] = lut[src[k]];
@@ -186,9 +192,7 @@ void makeTokenBatch(const Dataset& data, std::span<const std::int64_t> indices, 
     const std::int64_t ss = data.sampleSize();
     for (std::size_t b = 0; b < indices.size(); ++b) {
         const std::int64_t i = indices[b];
-        if (i < 0 || i >= data.size())
-            throw DataError(data.name + ": sample index " + std::to_string(i) + " out of range (size " +
-                            std::to_string(data.size()) + ")");
+        checkSampleIndex(data, i);
         std::copy_n(data.tokens.data() + i * ss, ss, ids + static_cast<std::int64_t>(b) * ss);
     }
 }
