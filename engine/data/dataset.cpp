@@ -3,6 +3,7 @@
 #include "engine/data/dataset.h"
 
 #include "engine/core/errors.h"
+#include "engine/data/sentences.h"
 #include "engine/core/rng.h"
 #include "engine/data/idx.h"
 
@@ -122,7 +123,7 @@ Dataset Dataset::head(std::int64_t n) const {
     return out;
 }
 
-std::vector<std::string> datasetNames() { return {"fashion-mnist"}; }
+std::vector<std::string> datasetNames() { return {"fashion-mnist", kFortunesSentences}; }
 
 bool knownDatasetShape(const std::string& name, Shape& sampleShape, int& classes) {
     if (name != "fashion-mnist") return false;
@@ -136,6 +137,9 @@ DatasetSplits loadDataset(const std::string& nameOrDir) {
     std::error_code ec;
     if (nameOrDir == "fashion-mnist") {
         src = {fashionMnistDir(), "fashion-mnist", true};
+    } else if (nameOrDir == kFortunesSentences) {
+        throw ConfigError(std::string("dataset ") + kFortunesSentences + " is tokenized by the experiment model's " +
+                          "tokenizer: it is loaded with its model (engine/io/model_data.h)");
     } else if (fs::is_directory(nameOrDir, ec)) {
         src.dir = nameOrDir;
         src.label = fs::path(nameOrDir).lexically_normal().filename().string();

@@ -5,6 +5,7 @@
 
 #include "engine/backends/registry.h"
 #include "engine/core/errors.h"
+#include "engine/io/model_data.h"
 #include "engine/io/model_io.h"
 #include "engine/measure/environment.h"
 #include "engine/measure/model_measure.h"
@@ -340,10 +341,11 @@ std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::
         std::exception_ptr prepFailure;
         try {
             backend = backendFor(deviceName);
-            auto& slot = datasets[ps.dataset.name];
+            // A text dataset is tokenized by the model's tokenizer: one copy per dataset and tokenizer.
+            auto& slot = datasets[ps.dataset.name + "\n" + modelTokenizerPath(ps.model)];
             if (!slot) {
                 log(LogLevel::Info, "loading dataset " + ps.dataset.name);
-                slot = std::make_shared<DatasetSplits>(loadDataset(ps.dataset.name));
+                slot = std::make_shared<DatasetSplits>(loadDatasetFor(ps.dataset.name, ps.model));
             }
             data = slot;
         } catch (...) {

@@ -5,6 +5,7 @@
 
 #include "engine/core/errors.h"
 #include "engine/data/dataset.h"
+#include "engine/io/bert_model.h"
 #include "engine/io/model_io.h"
 #include "engine/nn/zoo.h"
 #include "engine/strategies/measure/measure_fields.h"
@@ -210,7 +211,7 @@ void parseModel(const json& m, const std::string& ptr, const ParseOptions& opt, 
         out.path = resolvePath(opt, out.path);
         checkFile(opt, child(ptr, "path"), out.path, issues);
     }
-    if (!out.architecturePath.empty()) {
+    if (!out.architecturePath.empty() && out.architecturePath != kBertArchitecture) {
         out.architecturePath = resolvePath(opt, out.architecturePath);
         checkFile(opt, child(ptr, "architecture"), out.architecturePath, issues);
     }
@@ -333,6 +334,7 @@ std::optional<ModelSignature> modelSignatureOf(const ExperimentSpec& spec) {
     try {
         nlohmann::json arch;
         if (!spec.model.zoo.empty()) arch = zooArchitecture(spec.model.zoo);
+        else if (spec.model.architecturePath == kBertArchitecture) arch = bertArchitectureOf(spec.model.path, bertModelName(spec.model.path));
         else if (!spec.model.architecturePath.empty()) arch = readArchitectureFile(spec.model.architecturePath);
         else return std::nullopt;
         const auto model = Model::fromArchitecture(arch);

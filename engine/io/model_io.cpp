@@ -4,6 +4,8 @@
 
 #include "engine/backends/registry.h"
 #include "engine/core/errors.h"
+#include "engine/io/bert_model.h"
+#include "engine/io/pretrained.h"
 #include "engine/io/safetensors.h"
 #include "engine/nn/zoo.h"
 
@@ -127,7 +129,12 @@ std::unique_ptr<Model> loadModel(const ModelRef& ref, std::uint64_t seed, Backen
                           (ref.zoo.empty() ? std::string("none") : "both \"" + ref.zoo + "\" and \"" + ref.path + "\"") +
                           ")");
     std::unique_ptr<Model> model;
-    if (!ref.path.empty()) {
+    const PretrainedInfo* pretrained = ref.zoo.empty() ? nullptr : findPretrained(ref.zoo);
+    if (!ref.path.empty() && ref.architecturePath == kBertArchitecture) {
+        model = loadBertModel(ref.path, bertModelName(ref.path)); // a Hugging Face BERT checkpoint
+    } else if (pretrained && pretrained->name == ref.zoo) {
+        model = loadPretrained(*pretrained); // its own weights, never fresh ones
+    } else if (!ref.path.empty()) {
         model = loadModel(ref.path, ref.architecturePath);
     } else if (fresh) {
         try {

@@ -31,11 +31,13 @@ std::unique_ptr<Model> loadModel(const std::string& path, const std::string& arc
 struct ModelRef {
     std::string zoo;              // "mlp-784-256-128-10", or empty when path or architecturePath is set
     std::string path;             // a .safetensors model
-    std::string architecturePath; // architecture JSON: beside path for PyTorch exports, or on its own
+    // architecture JSON: beside path for PyTorch exports, or on its own; or "bert" (kBertArchitecture): path is a
+    // Hugging Face BERT-family checkpoint with config.json (and tokenizer.json) beside it (bert_model.h)
+    std::string architecturePath;
 };
 
 // The model a ModelRef names, on `be`: zoo models and bare architectures get PyTorch-default weights drawn
-// from seed, files their weights. Throws ConfigError when the ref names no model or both a zoo name and a
+// from seed, files their weights, pretrained zoo models (pretrained.h) theirs. Throws ConfigError when the ref names no model or both a zoo name and a
 // file, else as loadModel (an unreadable architecture file: ConfigError naming it).
 std::unique_ptr<Model> loadModel(const ModelRef& ref, std::uint64_t seed, Backend& be);
 

@@ -2,6 +2,7 @@
 #include "engine/io/pretrained.h"
 
 #include "engine/core/errors.h"
+#include "engine/io/bert_model.h"
 
 #include <cstdlib>
 #include <filesystem>
@@ -53,6 +54,14 @@ std::string requirePretrained(const PretrainedInfo& info) {
                             pretrainedRoot(info) + ")");
     }
     return dir;
+}
+
+nlohmann::json pretrainedArchitecture(const PretrainedInfo& info) {
+    return bertArchitectureOf(requirePretrained(info) + "/model.safetensors", info.name);
+}
+
+std::unique_ptr<Model> loadPretrained(const PretrainedInfo& info) {
+    return loadBertModel(requirePretrained(info) + "/model.safetensors", info.name);
 }
 
 } // namespace lathe

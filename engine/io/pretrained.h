@@ -3,6 +3,11 @@
 // Nothing here downloads: a missing model is an error that says how to install it.
 #pragma once
 
+#include "engine/nn/model.h"
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,6 +34,9 @@ std::string pretrainedRoot(const PretrainedInfo& info);
 // pretrainedRoot(info) + "/model".
 std::string pretrainedModelDir(const PretrainedInfo& info);
 bool pretrainedInstalled(const PretrainedInfo& info);
+// The architecture and the model with its weights (on the CPU backend), after requirePretrained.
+nlohmann::json pretrainedArchitecture(const PretrainedInfo& info);
+std::unique_ptr<Model> loadPretrained(const PretrainedInfo& info);
 // pretrainedModelDir(info), or DataError naming the missing file and the command that installs it.
 std::string requirePretrained(const PretrainedInfo& info);
 

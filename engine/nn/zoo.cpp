@@ -3,6 +3,7 @@
 #include "engine/nn/zoo.h"
 
 #include "engine/core/errors.h"
+#include "engine/io/pretrained.h"
 
 namespace lathe {
 namespace {
@@ -92,10 +93,13 @@ nlohmann::json cnnDws() {
 
 // The baselines, then the small students of distillation experiments.
 std::vector<std::string> zooNames() {
-    return {"mlp-784-256-128-10", "cnn-2conv", "cnn-bn", "mlp-784-64-10", "mlp-784-32-10", "cnn-dws"};
+    std::vector<std::string> names = {"mlp-784-256-128-10", "cnn-2conv", "cnn-bn", "mlp-784-64-10", "mlp-784-32-10", "cnn-dws"};
+    for (const auto& p : pretrainedModels()) names.push_back(p.name); // pretrained (engine/io/pretrained.h)
+    return names;
 }
 
 nlohmann::json zooArchitecture(const std::string& name) {
+    if (const PretrainedInfo* p = findPretrained(name); p && p->name == name) return pretrainedArchitecture(*p);
     if (name == "mlp-784-256-128-10") return mlp({256, 128});
     if (name == "mlp-784-64-10") return mlp({64});
     if (name == "mlp-784-32-10") return mlp({32});

@@ -8,6 +8,9 @@ forward written here in PyTorch straight from model.safetensors (no transformers
   tokenizers_env.sh minilm_reference.py tokenize LINES OUT          ids of each line (tokenizer.json's padding)
   tokenizers_env.sh minilm_reference.py embed LINES OUT             one L2-normalised embedding per line
   tokenizers_env.sh minilm_reference.py bench LINES --batch 1 64    sentences/s of this forward on the CPU
+  /usr/bin/python3 minilm_reference.py embed-ids IDS OUT             embeddings of given token ids (no tokenizers
+                                                                     needed): one line of ids per sentence,
+                                                                     right-padded with pad_token_id
 
 LINES holds one sentence per line (UTF-8). OUT gets one line per sentence: space-separated ids, or floats
 printed with 9 significant digits. The model folder is --model DIR, else $LATHE_MINILM_DIR, else the one
@@ -124,9 +127,15 @@ def embed(model, tok, sentences, batch=64):
     return torch.cat(out) if out else torch.zeros(0, model.cfg["hidden_size"])
 
 
+def write_rows(path, e):
+    with open(path, "w") as f:
+        for row in e.tolist():
+            f.write(" ".join("%.9g" % v for v in row) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["sanity", "tokenize", "embed", "bench"])
+    ap.add_argument("command", choices=["sanity", "tokenize", "embed", "embed-ids", "bench"])
     ap.add_argument("lines", nargs="?")
     ap.add_argument("out", nargs="?")
     ap.add_argument("--model", default=default_model_dir())
@@ -134,11 +143,26 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--seconds", type=float, default=3.0, help="bench: time per batch size")
     args = ap.parse_args()
+    if args.command not in ("sanity", "bench") and (not args.lines or not args.out):
+        sys.exit("minilm_reference: %s needs LINES and OUT" % args.command)
     if not os.path.exists(os.path.join(args.model, "model.safetensors")):
         sys.exit("minilm_reference: no model.safetensors in %s (run: lathe-cli models fetch minilm)" % args.model)
     import torch
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.command == "embed-ids":
+        model = MiniLM(args.model)
+        pad = model.cfg.get("pad_token_id", 0)
+        with open(args.lines) as f:
+            ids = torch.tensor([[int(v) for v in line.split()] for line in f if line.strip()], dtype=torch.long)
+        real = (ids != pad).long()
+        # Right padding: every position up to the last real token counts.
+        lengths = real.shape[1] - (real.flip(1).cumsum(1) == 0).sum(1)
+        mask = (torch.arange(ids.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)).long()
+        with torch.no_grad():
+            e = model.forward(ids, torch.zeros_like(ids), mask)
+        write_rows(args.out, e)
+        return
     tok = load_tokenizer(args.model)
 
     if args.command == "tokenize":
@@ -153,25 +177,32 @@ def main():
         print("cos(guitar, instrument) = %.4f" % float(e[0] @ e[1]))
         print("cos(guitar, stock market) = %.4f" % float(e[0] @ e[2]))
     elif args.command == "embed":
-        e = embed(model, tok, read_lines(args.lines))
-        with open(args.out, "w") as f:
-            for row in e.tolist():
-                f.write(" ".join("%.9g" % v for v in row) + "\n")
+        write_rows(args.out, embed(model, tok, read_lines(args.lines)))
     else:
-        sentences = read_lines(args.lines)
-        for b in args.batch:
-            chunk = (sentences * (b // max(len(sentences), 1) + 1))[:b]
-            enc = encode(tok, chunk)
-            with torch.no_grad():
-                model.forward(*enc)  # warm-up
-                n, t0 = 0, time.perf_counter()
-                while time.perf_counter() - t0 < args.seconds:
-                    model.forward(*encode(tok, chunk))
-                    n += b
-                dt = time.perf_counter() - t0
-            print(json.dumps({"impl": "pytorch", "batch": b, "threads": torch.get_num_threads(),
-                              "sentences_per_s": n / dt}))
+        for row in bench(model, tok, read_lines(args.lines), args.batch, args.seconds):
+            print(json.dumps(row))
 
+
+def bench(model, tok, sentences, batches, seconds):
+    """Median forward time per batch of already tokenized sentences (as Lathe's bench times its forward)."""
+    import statistics
+    import torch
+    rows = []
+    for b in batches:
+        chunk = (sentences * (b // max(len(sentences), 1) + 1))[:b]
+        enc = encode(tok, chunk)
+        times = []
+        with torch.no_grad():
+            model.forward(*enc)  # warm-up
+            t_end = time.perf_counter() + seconds
+            while time.perf_counter() < t_end or len(times) < 5:
+                t0 = time.perf_counter()
+                model.forward(*enc)
+                times.append(time.perf_counter() - t0)
+        med = statistics.median(times)
+        rows.append({"impl": "pytorch", "batch_size": b, "threads": torch.get_num_threads(), "repeats": len(times),
+                     "latency_p50_ms": med * 1e3, "sentences_per_s": b / med})
+    return rows
 
 if __name__ == "__main__":
     main()
