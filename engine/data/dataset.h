@@ -4,6 +4,7 @@
 
 #include "engine/core/shape.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -24,10 +25,13 @@ struct Dataset {
     int numClasses = 0;
     std::vector<std::string> classNames;
     std::vector<std::uint8_t> pixels;  // size() * numel(sampleShape)
-    std::vector<std::int32_t> labels;  // size()
+    std::vector<std::int32_t> labels;  // size() * labelsPerSample
     std::vector<std::string> sourceFiles;
+    // Token data (a byte-level language model's windows): each sample's "pixels" are token ids, and it has one
+    // label per position (the next token), so labels holds size() * labelsPerSample entries.
+    std::int64_t labelsPerSample = 1;
 
-    std::int64_t size() const { return static_cast<std::int64_t>(labels.size()); }
+    std::int64_t size() const { return static_cast<std::int64_t>(labels.size()) / std::max<std::int64_t>(1, labelsPerSample); }
     std::int64_t sampleSize() const { return numel(sampleShape); }
     Dataset head(std::int64_t n) const; // the first n samples (all if n <= 0 or n >= size())
 };
@@ -54,6 +58,9 @@ DatasetSplits loadDataset(const std::string& nameOrDir);
 // Fills x (n * sampleSize floats) and y (n labels) for the given sample indices.
 void makeBatch(const Dataset& data, std::span<const std::int64_t> indices, const InputPreprocess& pre, float* x,
                std::int32_t* y);
+
+// Token models: x (n * sampleSize) I32 ids = the samples' bytes as they are, y (n * labelsPerSample) their labels.
+void makeTokenBatch(const Dataset& data, std::span<const std::int64_t> indices, std::int32_t* x, std::int32_t* y);
 
 // Seeded epoch order: a permutation of [0, size) per epoch (or identity when !shuffle).
 class BatchIterator {
