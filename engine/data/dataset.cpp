@@ -116,7 +116,8 @@ Dataset Dataset::head(std::int64_t n) const {
     out.numClasses = numClasses;
     out.classNames = classNames;
     out.sourceFiles = sourceFiles;
-    out.labels.assign(labels.begin(), labels.begin() + n);
+    out.labelsPerSample = labelsPerSample;
+    out.labels.assign(labels.begin(), labels.begin() + n * labelsPerSample);
     out.pixels.assign(pixels.begin(), pixels.begin() + (pixels.empty() ? 0 : n * sampleSize()));
     out.tokens.assign(tokens.begin(), tokens.begin() + (tokens.empty() ? 0 : n * sampleSize()));
     out.labelled = labelled;
@@ -167,10 +168,11 @@ DatasetSplits loadDataset(const std::string& nameOrDir) {
 }
 
 namespace {
-void checkSampleIndex(const Dataset& data, std::int64_t i) {
+std::int64_t checkedSample(const Dataset& data, std::int64_t i) {
     if (i < 0 || i >= data.size())
         throw DataError(data.name + ": sample index " + std::to_string(i) + " out of range (size " +
                         std::to_string(data.size()) + ")");
+    return i;
 }
 } // namespace
 
@@ -182,8 +184,7 @@ void makeBatch(const Dataset& data, std::span<const std::int64_t> indices, const
     if (data.isTokens()) throw DataError(data.name + ": a token dataset has no pixels to preprocess");
     const std::int64_t ss = data.sampleSize();
     for (std::size_t b = 0; b < indices.size(); ++b) {
-        const std::int64_t i = indices[b];
-        checkSampleIndex(data, i);
+        const std::int64_t i = checkedSample(data, indices[b]);
         const std::uint8_t* src = data.pixels.data() + i * ss;
         float* dst = x + static_cast<std::int64_t>(b) * ss;
         for (std::int64_t k = 0; k < ss; ++k) dst[k] = lut[src[k]];
@@ -191,13 +192,19 @@ void makeBatch(const Dataset& data, std::span<const std::int64_t> indices, const
     }
 }
 
-void makeTokenBatch(const Dataset& data, std::span<const std::int64_t> indices, std::int32_t* ids) {
-    if (!data.isTokens()) throw DataError(data.name + ": not a token dataset (its samples are pixels)");
-    const std::int64_t ss = data.sampleSize();
+void makeTokenBatch(const Dataset& data, std::span<const std::int64_t> indices, std::int32_t* x, std::int32_t* y) {
+    const std::int64_t ss = data.sampleSize(), lps = data.labelsPerSample;
     for (std::size_t b = 0; b < indices.size(); ++b) {
-        const std::int64_t i = indices[b];
-        checkSampleIndex(data, i);
-        std::copy_n(data.tokens.data() + i * ss, ss, ids + static_cast<std::int64_t>(b) * ss);
+        const std::int64_t i = checkedSample(data, indices[b]);
+        std::int32_t* dst = x + static_cast<std::int64_t>(b) * ss;
+        if (data.isTokens()) {
+            std::copy_n(data.tokens.data() + i * ss, ss, dst);
+        } else {
+            const std::uint8_t* src = data.pixels.data() + i * ss;
+            for (std::int64_t k = 0; k < ss; ++k) dst[k] = src[k];
+        }
+        if (y)
+            std::copy_n(data.labels.begin() + i * lps, lps, y + static_cast<std::int64_t>(b) * lps);
     }
 }
 

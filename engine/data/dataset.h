@@ -4,6 +4,7 @@
 
 #include "engine/core/shape.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -24,8 +25,11 @@ struct Dataset {
     int numClasses = 0;
     std::vector<std::string> classNames;
     std::vector<std::uint8_t> pixels;  // size() * numel(sampleShape)
-    std::vector<std::int32_t> labels;  // size()
+    std::vector<std::int32_t> labels;  // size() * labelsPerSample
     std::vector<std::string> sourceFiles;
+    // Token data (a byte-level language model's windows): each sample's "pixels" are token ids, and it has one
+    // label per position (the next token), so labels holds size() * labelsPerSample entries.
+    std::int64_t labelsPerSample = 1;
     // Token datasets (text, issue 14): each sample is sampleShape = {T} token ids, held in `tokens`
     // (size() * T, I32) instead of pixels. A dataset without labels (`labelled` false) keeps one 0 per sample
     // in `labels`, so that it still has a size; its quality is measured against a reference model's outputs
@@ -34,7 +38,7 @@ struct Dataset {
     bool labelled = true;
     bool isTokens() const { return !tokens.empty(); }
 
-    std::int64_t size() const { return static_cast<std::int64_t>(labels.size()); }
+    std::int64_t size() const { return static_cast<std::int64_t>(labels.size()) / std::max<std::int64_t>(1, labelsPerSample); }
     std::int64_t sampleSize() const { return numel(sampleShape); }
     Dataset head(std::int64_t n) const; // the first n samples (all if n <= 0 or n >= size())
 };
@@ -62,8 +66,9 @@ DatasetSplits loadDataset(const std::string& nameOrDir);
 void makeBatch(const Dataset& data, std::span<const std::int64_t> indices, const InputPreprocess& pre, float* x,
                std::int32_t* y);
 
-// Fills ids (n * sampleSize) with the token ids of the given samples of a token dataset.
-void makeTokenBatch(const Dataset& data, std::span<const std::int64_t> indices, std::int32_t* ids);
+// Token models: x (n * sampleSize) I32 ids, y (n * labelsPerSample) their labels (or null). The ids are the
+// dataset's `tokens` when it has them (a tokenized text dataset), else its bytes as they are (byte-level data).
+void makeTokenBatch(const Dataset& data, std::span<const std::int64_t> indices, std::int32_t* x, std::int32_t* y);
 
 // Seeded epoch order: a permutation of [0, size) per epoch (or identity when !shuffle).
 class BatchIterator {

@@ -49,9 +49,9 @@ Tensor uploadInputs(Backend& be, const Model& model, const Dataset& data, std::s
     Shape shape{static_cast<std::int64_t>(indices.size())};
     for (auto d : model.inputShape()) shape.push_back(d);
     const auto n = static_cast<std::size_t>(numel(shape));
-    if (data.isTokens()) {
+    if (model.inputDType() == DType::I32) {
         std::vector<std::int32_t> ids(n);
-        makeTokenBatch(data, indices, ids.data());
+        makeTokenBatch(data, indices, ids.data(), nullptr);
         return be.uploadI32(ids, shape);
     }
     std::vector<float> x(n);

@@ -28,7 +28,7 @@ std::vector<double> measureLatency(Backend& be, Model& model, std::span<const Te
 // dataset (wrapping around when it is smaller than count * batchSize), preprocessed as the model
 // declares and uploaded to `be`. Shapes: (batchSize, model.inputShape()...).
 // The model inputs of the given samples on `be`, (n, model.inputShape()...): preprocessed pixels (F32), or the
-// ids of a token dataset (I32).
+// token ids of a sequence model (I32: makeTokenBatch).
 Tensor uploadInputs(Backend& be, const Model& model, const Dataset& data, std::span<const std::int64_t> indices);
 std::vector<Tensor> makeInputBatches(Backend& be, const Model& model, const Dataset& data, std::int64_t batchSize,
                                      int count);
