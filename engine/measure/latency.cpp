@@ -67,9 +67,6 @@ std::vector<Tensor> makeInputBatches(Backend& be, const Model& model, const Data
     if (sampleSize != numel(model.inputShape()))
         throw ConfigError("model " + model.name() + " expects inputs of shape " + shapeToString(model.inputShape()) +
                           ", dataset " + data.name + " has samples of shape " + shapeToString(data.sampleShape));
-    Shape shape{batchSize};
-    for (auto d : model.inputShape()) shape.push_back(d);
-
     std::vector<Tensor> out;
     std::vector<std::int64_t> indices(static_cast<std::size_t>(batchSize));
     for (int b = 0; b < count; ++b) {
