@@ -7,6 +7,7 @@
 #include "engine/core/errors.h"
 #include "engine/io/model_data.h"
 #include "engine/io/model_io.h"
+#include "engine/io/pretrained.h"
 #include "engine/measure/environment.h"
 #include "engine/measure/model_measure.h"
 #include "engine/measure/sha256.h"
@@ -246,7 +247,7 @@ private:
             }
         }
         if (!b.train) {
-            if (b.modelPath.empty() && m_spec.model.path.empty())
+            if (b.modelPath.empty() && m_spec.model.path.empty() && !findPretrained(m_spec.model.zoo))
                 log(LogLevel::Warning, "no baseline.train or baseline.model: measuring untrained weights");
             return;
         }

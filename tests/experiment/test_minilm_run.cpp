@@ -36,7 +36,7 @@ private slots:
         QCOMPARE(rec->strategyChain, std::string("quantize.int8"));
         const auto& s = rec->summary;
         for (const char* key : {"embedding_cosine_mean", "embedding_cosine_min", "retrieval_recall_at_10", "model_bytes",
-                                "baseline_model_bytes", "latency_p50_ms@b1", "latency_p50_ms@b64", "throughput_per_s@b64",
+                                "baseline_model_bytes", "latency_p50_ms@b1", "latency_p50_ms@b8", "throughput_per_s@b8",
                                 "float.embedding_cosine_mean", "quantized.embedding_cosine_mean",
                                 "quantized.retrieval_recall_at_10"})
             QVERIFY2(s.count(key), key);

@@ -105,7 +105,7 @@ private slots:
     void tokenDatasetOutputsInOrder() {
         auto be = backendFor("cpu");
         auto model = Model::fromArchitecture({{"name", "tok"},
-                                              {"input", {{"shape", {3}}}},
+                                              {"input", {{"shape", {3}}, {"dtype", "i32"}}},
                                               {"classes", 12},
                                               {"layers", {{{"type", "embedding"}, {"num", 10}, {"dim", 4}},
                                                           {{"type", "flatten"}}}}});
