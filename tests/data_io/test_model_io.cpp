@@ -3,6 +3,7 @@
 #include "engine/backends/registry.h"
 #include "engine/core/errors.h"
 #include "engine/io/model_io.h"
+#include "engine/io/pretrained.h"
 #include "engine/io/safetensors.h"
 #include "engine/nn/zoo.h"
 #include "tests/support/test_support.h"
@@ -55,7 +56,9 @@ class TestModelIo : public QObject {
 private slots:
     void roundTrip_data() {
         QTest::addColumn<QString>("zoo");
-        for (const auto& n : zooNames()) QTest::newRow(n.c_str()) << QString::fromStdString(n);
+        // Pretrained models (minilm-l6-v2) bring their own weights and take token ids: test_bert saves and reloads them.
+        for (const auto& n : zooNames())
+            if (!findPretrained(n)) QTest::newRow(n.c_str()) << QString::fromStdString(n);
     }
     void roundTrip() {
         QFETCH(QString, zoo);
