@@ -24,6 +24,16 @@
 
 namespace lathe::cli {
 
+std::string formatTime(double unixS) {
+    if (unixS <= 0) return "-";
+    const std::time_t t = static_cast<std::time_t>(unixS);
+    std::tm tm{};
+    ::localtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", &tm);
+    return buf;
+}
+
 namespace {
 
 
@@ -67,15 +77,6 @@ std::string padLeft(const std::string& s, std::size_t width) {
     return w >= width ? s : std::string(width - w, ' ') + s;
 }
 
-std::string formatTime(double unixS) {
-    if (unixS <= 0) return "-";
-    const std::time_t t = static_cast<std::time_t>(unixS);
-    std::tm tm{};
-    ::localtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", &tm);
-    return buf;
-}
 
 std::string formatDuration(double seconds) {
     if (!(seconds >= 0)) return "-";

@@ -307,8 +307,14 @@ Runner::Runner(RunStore& store, RunnerOptions options) : m_store(store), m_optio
 
 std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::json& doc, const RunnerEvents& events,
                                     const std::atomic<bool>& cancel) {
-    const std::vector<RunPlan> plans = expandSweep(spec, doc); // throws ConfigError before anything is stored
-    const std::int64_t experimentId = m_store.addExperiment(spec.name, doc.dump());
+    std::vector<RunPlan> plans = expandSweep(spec, doc); // throws ConfigError before anything is stored
+    if (m_options.onlyPlan >= 0) {
+        if (m_options.onlyPlan >= static_cast<int>(plans.size()))
+            throw ConfigError("plan " + std::to_string(m_options.onlyPlan) + " asked for, but the sweep has " +
+                              std::to_string(plans.size()) + " plan(s) (0.." + std::to_string(plans.size() - 1) + ")");
+        plans = {plans[static_cast<std::size_t>(m_options.onlyPlan)]};
+    }
+    const std::int64_t experimentId = m_store.addExperiment(spec.name, doc.dump(), m_options.experimentUuid);
     std::map<std::string, std::shared_ptr<DatasetSplits>> datasets; // loaded once per experiment
     const double startMs = steadyClockMs();
     std::vector<RunOutcome> outcomes;

@@ -34,6 +34,8 @@ struct RunnerEvents {
 struct RunnerOptions {
     std::string deviceOverride;  // non-empty: replaces the spec's device
     std::string cacheDir;        // baseline cache; default $XDG_CACHE_HOME/lathe/baselines
+    int onlyPlan = -1;           // >= 0: run only this plan of the sweep (a cluster task's share)
+    std::string experimentUuid;  // non-empty: the experiment's stable id (a submitted sweep's tasks share one)
 };
 
 class Runner {
