@@ -155,6 +155,8 @@ int runSubmit(const std::vector<std::string>& argv) {
         return kExitOk;
     }
 
+    // Found before anything is written: no folder is left behind for a sweep that was never submitted.
+    cluster::requireSbatch();
     std::error_code ec;
     for (const char* sub : {"shards", "logs"}) {
         fs::create_directories(fs::path(job.workdir) / sub, ec);
@@ -172,12 +174,20 @@ int runSubmit(const std::vector<std::string>& argv) {
     // is found while nothing is queued yet.
     RunStore store(job.database);
 
-    const std::string arrayId = cluster::sbatch({job.workdir + "/tasks.sbatch"});
+    // A sweep that is not submitted whole leaves neither jobs nor its work folder behind.
+    std::string arrayId;
+    try {
+        arrayId = cluster::sbatch({job.workdir + "/tasks.sbatch"});
+    } catch (const cluster::SlurmError&) {
+        fs::remove_all(job.workdir, ec);
+        throw;
+    }
     std::string mergeId;
     try {
         mergeId = cluster::sbatch({"--dependency=afterany:" + arrayId, job.workdir + "/merge.sbatch"});
     } catch (const cluster::SlurmError& e) {
         const std::string cancelError = cluster::scancel(arrayId);
+        if (cancelError.empty()) fs::remove_all(job.workdir, ec);
         throw cluster::SlurmError(
             std::string(e.what()) + "\nthe merge job was refused, so the task array " + arrayId +
             (cancelError.empty() ? " was cancelled: nothing is left submitted"

@@ -194,13 +194,17 @@ std::string quoteMessage(const ProcessResult& r) {
 }
 } // namespace
 
+void requireSbatch() {
+    if (!findOnPath("sbatch"))
+        throw SlurmError("sbatch not found on PATH: is this a Slurm login node (or is the Slurm client, e.g. Debian's "
+                         "slurm-client, installed)? Nothing was submitted.");
+}
+
 std::string sbatch(const std::vector<std::string>& args) {
     std::vector<std::string> argv{"sbatch", "--parsable"};
     argv.insert(argv.end(), args.begin(), args.end());
     const std::string cmd = commandLine(argv);
-    if (!findOnPath("sbatch"))
-        throw SlurmError("sbatch not found on PATH: is this a Slurm login node (or is the Slurm client, e.g. Debian's "
-                         "slurm-client, installed)? Nothing was submitted.");
+    requireSbatch();
     const ProcessResult r = runProcess(argv, 120);
     if (!r.started) throw SlurmError(cmd + ": could not run it: " + r.startError);
     if (r.timedOut) throw SlurmError(cmd + ": no answer within 120 s (is the Slurm controller reachable?)");

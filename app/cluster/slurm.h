@@ -61,6 +61,8 @@ std::string loadSlurmSettings(const std::string& file, SlurmOptions& options);
 // $XDG_CONFIG_HOME/lathe/slurm.json (default ~/.config/lathe/slurm.json).
 std::string defaultSlurmSettingsPath();
 
+// Throws SlurmError when sbatch is not on PATH.
+void requireSbatch();
 // sbatch --parsable ARGS...: the job id. Throws SlurmError (command, exit status and Slurm's message)
 // when sbatch is missing, fails or prints no id.
 std::string sbatch(const std::vector<std::string>& args);
