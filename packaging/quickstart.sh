@@ -60,6 +60,9 @@ pkgs_data=(dataset-fashion-mnist)
 # so the plain launch does not install it. poppler-utils (pdftoppm) renders a PDF report's first page in
 # the report test.
 pkgs_test=(xvfb xauth python3-torch poppler-utils)
+# The cluster tests (label cluster) run a one-node Slurm of their own (tests/cluster/slurm_cluster.sh);
+# the packages' own services are not used, nor is /etc/slurm.
+pkgs_test+=(slurm-wlm munge)
 # cpack -G DEB computes the package's Depends with dpkg-shlibdeps (dpkg-dev), which uses file(1).
 pkgs_package=(dpkg-dev file)
 
