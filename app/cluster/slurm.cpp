@@ -67,8 +67,7 @@ std::string taskScript(const SweepJob& job, const SlurmOptions& o) {
     if (o.gpusPerTask > 0) s << "#SBATCH --gpus-per-task=" << o.gpusPerTask << "\n";
     s << (o.requeue ? "#SBATCH --requeue\n" : "#SBATCH --no-requeue\n");
     extraAndPrelude(s, job, o);
-    s << "export OPENBLAS_NUM_THREADS=\"${OPENBLAS_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}\"\n"
-      << "task=\"${SLURM_ARRAY_TASK_ID:?submit this script with sbatch: it is a job array}\"\n"
+    s << "task=\"${SLURM_ARRAY_TASK_ID:?submit this script with sbatch: it is a job array}\"\n"
       << "echo \"lathe: task $task of job ${SLURM_ARRAY_JOB_ID:-?}, attempt $(( ${SLURM_RESTART_COUNT:-0} + 1 )), "
          "on $(hostname), GPUs ${CUDA_VISIBLE_DEVICES:-none}\"\n"
       << "exec \"$LATHE_CLI\" run " << shellQuote(job.experimentFile) << " --plan \"$task\" --experiment-uuid "

@@ -4,7 +4,7 @@
 # and the cluster's guard should this shell be killed). Exit 77 (skipped) without root, slurm-wlm and
 # munge, or without Fashion-MNIST for the cases that train.
 #
-#   LATHE_CLI=build/default/app/lathe-cli tests/cluster/run_case.sh sweep|cancel|merge|errors|dry-run
+#   LATHE_CLI=build/default/app/lathe-cli tests/cluster/run_case.sh sweep|cancel|requeue|merge|errors|dry-run
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 case_name=${1:?usage: run_case.sh CASE}
@@ -147,17 +147,7 @@ case_cancel() {
     merge=$(json_field "$sub" merge_job_id)
     workdir=$(json_field "$sub" workdir)
     # Cancel task 1 once its run is running in its shard (training its 200 epochs).
-    for ((i = 0; i < 120; i++)); do
-        if [[ -f $workdir/shards/task-1.sqlite ]] &&
-            py "$workdir/shards/task-1.sqlite" <<'PY' 2>/dev/null; then
-import sqlite3, sys
-con = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
-sys.exit(0 if con.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()[0] else 1)
-PY
-            break
-        fi
-        sleep 0.5
-    done
+    wait_running "$workdir/shards/task-1.sqlite" || fail "task 1 never ran"
     sleep 1
     scancel "${array}_1" || fail "scancel ${array}_1"
     echo "cancelled ${array}_1"
@@ -182,6 +172,56 @@ import json, sys
 j = json.loads(sys.argv[1])[0]
 assert (j["done"], j["failed"], j["merged"]) == (2, 1, 3), j' "$jobs" || fail "lathe-cli jobs counts"
     echo "ok: lathe-cli jobs shows 2 done, 1 failed, 3 merged"
+}
+
+# Waits until the shard's run is `running` (training).
+wait_running() {
+    local shard=$1 i
+    for ((i = 0; i < 120; i++)); do
+        if [[ -f $shard ]] && py "$shard" <<'PY' 2>/dev/null; then
+import sqlite3, sys
+con = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+sys.exit(0 if con.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()[0] else 1)
+PY
+            return 0
+        fi
+        sleep 0.5
+    done
+    return 1
+}
+
+case_requeue() {
+    needs_data
+    needs_cluster
+    local sub array merge workdir i state
+    sub=$(submit "$here/requeue_sweep.json" --requeue) || fail "submit"
+    echo "$sub"
+    array=$(json_field "$sub" array_job_id)
+    merge=$(json_field "$sub" merge_job_id)
+    workdir=$(json_field "$sub" workdir)
+    wait_running "$workdir/shards/task-0.sqlite" || fail "task 0 never ran"
+    sleep 1
+    scontrol requeue "${array}_0" || fail "scontrol requeue ${array}_0"
+    echo "requeued ${array}_0"
+    # Slurm holds a requeued job back for a while (Reason=BeginTime); let it start again at once.
+    for ((i = 0; i < 60; i++)); do
+        state=$(squeue -h -r -j "${array}_0" -o %T)
+        [[ $state == PENDING ]] && scontrol update JobId="${array}_0" StartTime=now && break
+        sleep 0.5
+    done
+    wait_jobs "$array,$merge" || fail "the jobs did not finish"
+    cat "$workdir/logs/task-0.out" "$workdir/logs/merge.out"
+    check "the second attempt deleted the first one's half run" grep -q "deleted 1 unfinished run" "$workdir/logs/task-0.out"
+    py "$db" "$workdir/shards/task-0.sqlite" <<'PY' || fail "one run, done, from the second attempt"
+import json, sqlite3, sys
+for path in sys.argv[1:]:
+    rows = sqlite3.connect(path).execute("SELECT status, environment_json FROM runs").fetchall()
+    assert len(rows) == 1, f"{path}: expected 1 run, got {rows}"
+    status, env = rows[0]
+    assert status == "done", (path, status)
+    assert json.loads(env)["slurm"]["restart_count"] == "1", env
+print("one run, done, restart_count 1, in the shard and in the target")
+PY
 }
 
 case_merge() {
@@ -291,7 +331,8 @@ case "$case_name" in
 sweep) case_sweep ;;
 cancel) case_cancel ;;
 merge) case_merge ;;
+requeue) case_requeue ;;
 errors) case_errors ;;
 dry-run) case_dry_run ;;
-*) fail "unknown case (sweep, cancel, merge, errors, dry-run)" ;;
+*) fail "unknown case (sweep, cancel, requeue, merge, errors, dry-run)" ;;
 esac
