@@ -58,6 +58,7 @@ inline constexpr MetricKeyInfo kMetricKeys[] = {
     {"achieved_gbps", MetricDirection::HigherIsBetter},
     {"achieved_tflops", MetricDirection::HigherIsBetter},
     {"roofline_fraction", MetricDirection::HigherIsBetter},
+    {"arithmetic_intensity", MetricDirection::Neutral}, // FLOP per byte of compulsory traffic (roofline.h)
     {"energy_j_per_inference", MetricDirection::LowerIsBetter},
     // serving
     {"serve_p50_ms", MetricDirection::LowerIsBetter},

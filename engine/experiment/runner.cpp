@@ -8,9 +8,11 @@
 #include "engine/io/model_io.h"
 #include "engine/measure/environment.h"
 #include "engine/measure/model_measure.h"
+#include "engine/measure/roofline.h"
 #include "engine/measure/sha256.h"
 #include "engine/strategies/train/training.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -388,6 +390,23 @@ std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::
                 sink.flush();
             } catch (const std::exception& e) {
                 log(LogLevel::Warning, std::string("samples not stored: ") + e.what());
+            }
+        }
+        if (outcome.status == run_status::kDone && backend) {
+            // The device's roofs, where `lathe-cli bench peaks` measured them: each timed batch size's share of
+            // the attainable FLOP/s.
+            RoofPeaks roofs;
+            for (const DevicePeak& p : m_store.devicePeaks(backend->info().name)) {
+                if (p.key == "gemm_f32_gflops") roofs.gflopsPerS = p.value;
+                if (p.key == "copy_gbps") roofs.gbPerS = p.value;
+            }
+            if (addRooflineFractions(outcome.summary, roofs) > 0) {
+                char text[256];
+                std::snprintf(text, sizeof text,
+                              "roofline_fraction against the roofs lathe-cli bench peaks measured on %s: f32 GEMM "
+                              "%.1f GFLOP/s, copy %.1f GB/s",
+                              backend->info().name.c_str(), roofs.gflopsPerS, roofs.gbPerS);
+                notes["roofline"] = text;
             }
         }
         m_store.setNotes(outcome.runId, notes);

@@ -77,6 +77,15 @@ struct Artifact {
     std::string kind, path, sha256;
 };
 
+// One measured peak of a device (`lathe-cli bench peaks`), e.g. key "gemm_f32_gflops" or "copy_gbps".
+// `device` is the name runs record as environment_json's device.name (DeviceInfo::name).
+struct DevicePeak {
+    std::string device, backend, key;
+    double value = 0;
+    double measuredAt = 0;      // unix seconds
+    std::string detailJson = "{}"; // how it was measured (sizes, repeats, threads)
+};
+
 struct SeriesInfo {
     std::string name;
     std::int64_t samples = 0;
@@ -130,6 +139,11 @@ public:
     void addArtifact(std::int64_t runId, const Artifact& artifact);
     // Notes by key (replacing a key's earlier text): how a strategy obtained its figures.
     void setNotes(std::int64_t runId, const std::map<std::string, std::string>& notes);
+
+    // Replaces each (device, key)'s earlier value: a device's peaks are re-measured, never accumulated.
+    void setDevicePeaks(std::span<const DevicePeak> peaks);
+    // Every device's peaks, or one device's.
+    std::vector<DevicePeak> devicePeaks(const std::string& device = {}) const;
 
     std::vector<RunRecord> listRuns(const RunFilter& filter = {}) const;
     std::optional<RunRecord> run(std::int64_t runId) const; // every field, JSON and summary included

@@ -103,7 +103,22 @@ CREATE TABLE run_notes (
 INSERT INTO schema_version(version, applied_at) VALUES (4, (julianday('now') - 2440587.5) * 86400.0);
 )sql";
 
-constexpr std::array<const char*, 4> kScripts = {kSchemaV1, kMigrationV2, kMigrationV3, kMigrationV4};
+// Version 5: the measured peaks of each device (`lathe-cli bench peaks`: f32 GEMM FLOP/s, copy bandwidth),
+// keyed by the device name runs record in their environment, so every run can be placed on its roofline.
+constexpr const char* kMigrationV5 = R"sql(
+CREATE TABLE device_peaks (
+  device      TEXT NOT NULL,
+  backend     TEXT NOT NULL,
+  key         TEXT NOT NULL,
+  value       REAL NOT NULL,
+  measured_at REAL NOT NULL,
+  detail_json TEXT NOT NULL DEFAULT '{}',
+  PRIMARY KEY (device, key)
+) WITHOUT ROWID;
+INSERT INTO schema_version(version, applied_at) VALUES (5, (julianday('now') - 2440587.5) * 86400.0);
+)sql";
+
+constexpr std::array<const char*, 5> kScripts = {kSchemaV1, kMigrationV2, kMigrationV3, kMigrationV4, kMigrationV5};
 
 } // namespace
 
