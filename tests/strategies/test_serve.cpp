@@ -183,6 +183,18 @@ private slots:
         QCOMPARE(summary.at("slo_attainment"), 0.6); // 3 of 5 offered met 100 ms; drops count as misses
     }
 
+    // A full priority queue makes room for a higher class by dropping the newest lower-class request; a
+    // request of the lowest class finds no room and is dropped itself.
+    void priorityEvictsALowerClassWhenFull() {
+        FakeExecutor exec(10, 0);
+        const auto log = runVirtual(openLoop({{0, 1, 1}, {0.1, 1, 1}, {0.2, 1, 0}, {0.3, 1, 1}}),
+                                    policy(PolicyKind::Priority, 1), {1, 1, 2}, exec);
+        const Schedule s = scheduleOf(log);
+        QCOMPARE(s.dropped, (std::vector<std::int64_t>{1, 3}));
+        expectTimes(s, 0, 0, 10);
+        expectTimes(s, 2, 10, 20);
+    }
+
     // Adaptive batching does not wait at a low rate (one request per 100 ms against a 5 ms cap), where
     // dynamic batching holds each request its full delay.
     void adaptiveSkipsTheWaitAtLowRate() {

@@ -225,16 +225,18 @@ ServeLog runRealtime(const Workload& work, const PolicySettings& policySettings,
         }
         const double t = now();
         for (const ServeRequest& r : arrivals) {
-            if (stopOffering.load() || !scheduler.arrive(r, r.arrivalMs)) {
+            if (stopOffering.load()) { // cancelled: never offered
+                answer(r);
+                continue;
+            }
+            if (const auto lost = scheduler.arrive(r, r.arrivalMs)) {
                 RequestRecord rec;
-                rec.request = r;
+                rec.request = *lost;
                 rec.dropped = true;
                 rec.completeMs = t;
-                if (!stopOffering.load()) {
-                    log.requests.push_back(rec);
-                    if (observer.request) observer.request(rec);
-                }
-                answer(r);
+                log.requests.push_back(rec);
+                if (observer.request) observer.request(rec);
+                answer(*lost);
             }
         }
         if (offeringOver) scheduler.endStream();

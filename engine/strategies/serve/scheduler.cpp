@@ -135,16 +135,26 @@ ServeScheduler::ServeScheduler(BatchPolicy& policy, SchedulerSettings settings)
     m_busy.assign(static_cast<std::size_t>(m_settings.instances), false);
 }
 
-bool ServeScheduler::arrive(const ServeRequest& r, double nowMs) {
+std::optional<ServeRequest> ServeScheduler::arrive(const ServeRequest& r, double nowMs) {
     m_policy.observeArrival(nowMs);
+    const std::size_t q = m_queues.size() == 1 ? 0 : static_cast<std::size_t>(std::clamp(r.priority, 0, int(m_queues.size()) - 1));
+    std::optional<ServeRequest> dropped;
     if (m_count >= m_settings.queueCap) {
         ++m_dropped;
-        return false;
+        std::size_t victim = m_queues.size();
+        for (std::size_t lower = m_queues.size(); lower-- > q + 1;)
+            if (!m_queues[lower].empty()) {
+                victim = lower;
+                break;
+            }
+        if (victim == m_queues.size()) return r;
+        dropped = m_queues[victim].back();
+        m_queues[victim].pop_back();
+        --m_count;
     }
-    const std::size_t q = m_queues.size() == 1 ? 0 : static_cast<std::size_t>(std::clamp(r.priority, 0, int(m_queues.size()) - 1));
     m_queues[q].push_back(r);
     ++m_count;
-    return true;
+    return dropped;
 }
 
 void ServeScheduler::complete(int instance) { m_busy.at(static_cast<std::size_t>(instance)) = false; }
@@ -297,14 +307,14 @@ ServeLog runVirtual(const Workload& work, const PolicySettings& policySettings, 
         while (!arrivals.empty() && arrivals.top().first <= now) {
             const ServeRequest r = arrivals.top().second;
             arrivals.pop();
-            if (!scheduler.arrive(r, now)) {
+            if (const auto lost = scheduler.arrive(r, now)) {
                 RequestRecord rec;
-                rec.request = r;
+                rec.request = *lost;
                 rec.dropped = true;
                 rec.completeMs = now;
                 log.requests.push_back(rec);
                 if (observer.request) observer.request(rec);
-                if (work.closedLoop) issue(now + work.thinkMs, r.client);
+                if (work.closedLoop) issue(now + work.thinkMs, lost->client);
             }
         }
         if (streamOver()) scheduler.endStream();

@@ -11,6 +11,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -87,8 +88,9 @@ struct BatchDispatch {
 class ServeScheduler {
 public:
     ServeScheduler(BatchPolicy& policy, SchedulerSettings settings);
-    // false: the queue was full and the request is dropped.
-    bool arrive(const ServeRequest& r, double nowMs);
+    // The request dropped for want of room, if any: the arriving one when the queue is full, or, with
+    // priority order, the newest queued request of a lower class than the arriving one, which takes its place.
+    std::optional<ServeRequest> arrive(const ServeRequest& r, double nowMs);
     void complete(int instance);
     void endStream() { m_ended = true; }
     // Every batch the policy releases now onto free instances.
