@@ -25,8 +25,6 @@ public:
     ModelExecutor(Model& model, Backend& backend, const Dataset& data);
     // Correct predictions per request of the batch, in its order.
     std::vector<int> run(const std::vector<ServeRequest>& requests);
-    // A batch of n consecutive samples (for timing the fit).
-    void runSamples(std::int64_t first, std::int64_t n);
     bool concurrent() const { return m_concurrent; }
 
 private:
@@ -40,8 +38,8 @@ private:
 
 // latency(batch samples), fitted from timed executions at a few batch sizes: the median is interpolated
 // linearly between the measured sizes (extrapolated from the last two beyond them), and each draw takes a
-// measured timing of the nearest size, scaled by the ratio of the medians, so the simulated tail has the
-// measured spread.
+// measured timing of the nearest size (its slowest 1% left out), scaled by the ratio of the medians, so the
+// simulated tail has the measured spread.
 class LatencyModel {
 public:
     void add(std::int64_t samples, std::vector<double> timingsMs);
@@ -56,8 +54,8 @@ private:
     std::vector<double> m_medians;
 };
 
-// Times executor.runSamples at batch sizes 1, 2, 4, ... up to maxSamples (and maxSamples itself): `warmup`
-// untimed runs, then `repeats` timed ones each.
+// Times batches of 1, 2, 4, ... up to maxSamples (and maxSamples itself) one-sample requests served through
+// the real-time driver (realtime.h) back to back: `warmup` untimed batch cycles, then `repeats` timed ones each.
 LatencyModel fitLatencyModel(ModelExecutor& executor, std::int64_t maxSamples, int warmup, int repeats,
                              const std::atomic<bool>* cancel);
 
