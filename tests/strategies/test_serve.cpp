@@ -396,6 +396,26 @@ private slots:
         QVERIFY(maxBatch >= 1 && maxBatch <= 3);
     }
 
+    // Two instances run batches at once on the CPU backend: every request answered, and the same answers
+    // (accuracy over the same samples) as one instance gives.
+    void twoInstancesAnswerAsOne() {
+        double accuracy[2] = {0, 0};
+        for (int instances : {1, 2}) {
+            test::ContextFixture fx("mlp-784-256-128-10");
+            ParamValues v = defaultValues(*StrategyRegistry::instance().find("serve.batching"));
+            v.set("instances", std::int64_t(instances));
+            v.set("rate_per_s", 3000.0);
+            v.set("requests", std::int64_t(600));
+            v.set("warmup_requests", std::int64_t(0));
+            v.set("max_batch", std::int64_t(4));
+            v.set("max_queue_delay_ms", 0.2);
+            StrategyRegistry::instance().create("serve.batching", v)->apply(fx.ctx);
+            QCOMPARE(fx.summary.at("served"), 600.0);
+            accuracy[instances - 1] = fx.summary.at("serve_accuracy");
+        }
+        QCOMPARE(accuracy[1], accuracy[0]);
+    }
+
     // Through the Runner into the store: real serving (accuracy under serving, the live series) and the
     // simulate mode (marked simulated = 1).
     void runsThroughTheRunner() {
