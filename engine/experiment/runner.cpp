@@ -91,8 +91,8 @@ public:
     PlanExecution(const RunPlan& plan, Backend& backend, const DatasetSplits& data, MetricSink& sink,
                   std::int64_t runId, const RunnerEvents& events, const std::atomic<bool>& cancel,
                   const std::string& cacheDir, std::function<void(double, const std::string&)> progress,
-                  std::map<std::string, std::string>& notes)
-        : m_notes(notes), m_plan(plan), m_spec(plan.spec), m_backend(backend), m_data(data), m_sink(sink), m_runId(runId),
+                  std::map<std::string, std::string>& notes, std::map<std::string, double>& summary)
+        : m_notes(notes), m_summary(summary), m_plan(plan), m_spec(plan.spec), m_backend(backend), m_data(data), m_sink(sink), m_runId(runId),
           m_events(events), m_cancel(cancel), m_cacheDir(cacheDir), m_progress(std::move(progress)) {}
 
     // Runs baseline, steps and measurement; returns the summary and the per-layer stats.
@@ -175,6 +175,7 @@ public:
 
 private:
     std::map<std::string, std::string>& m_notes; // outlives the execution: stored even when a step fails
+    std::map<std::string, double>& m_summary;    // outlives it too: a cancelled run keeps what was measured
 
     void log(LogLevel level, const std::string& msg) const {
         if (m_events.log) m_events.log(level, msg);
@@ -208,6 +209,7 @@ private:
             resolved.architecturePath = resolveAgainstExperiment(m_spec, ref.architecturePath);
             return loadModel(resolved, m_spec.seed, m_backend);
         };
+        ctx.resolvePath = [this](const std::string& path) { return resolveAgainstExperiment(m_spec, path); };
         ctx.layerStat = [this](const std::string& layer, const std::string& key, double value) {
             m_layerStats->push_back({layer, key, value});
         };
@@ -292,7 +294,6 @@ private:
 
     Dataset m_eval;
     std::unique_ptr<Model> m_model;
-    std::map<std::string, double> m_summary;
     std::vector<LayerStat>* m_layerStats = nullptr;
     std::int64_t m_trainStep = 0, m_trainEpoch = 0;
     TrainingState m_training; // kept across the run's steps
@@ -363,6 +364,7 @@ std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::
 
         std::vector<LayerStat> layerStats;
         std::map<std::string, std::string> notes;
+        std::map<std::string, double> partialSummary;
         {
             StoreSampleWriter writer(m_store);
             TeeSink sink(writer, events.liveSink);
@@ -376,7 +378,7 @@ std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::
                     events.progress(fraction, what, eta);
                 };
                 PlanExecution exec(plan, *backend, *data, sink, outcome.runId, events, cancel, m_options.cacheDir,
-                                   progress, notes);
+                                   progress, notes, partialSummary);
                 outcome.summary = exec.execute(layerStats);
                 outcome.status = run_status::kDone;
             } catch (const CancelledError&) {
@@ -413,6 +415,10 @@ std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::
         if (outcome.status == run_status::kDone) {
             m_store.setSummary(outcome.runId, outcome.summary);
             if (!layerStats.empty()) m_store.addLayerStats(outcome.runId, layerStats);
+        } else if (outcome.status == run_status::kCancelled && !partialSummary.empty()) {
+            // What the steps measured before the cancel (e.g. the requests a serving step answered so far).
+            outcome.summary = partialSummary;
+            m_store.setSummary(outcome.runId, outcome.summary);
         } else if (outcome.status == run_status::kFailed) {
             log(LogLevel::Error, "run " + std::to_string(outcome.runId) + " failed: " + outcome.error);
         }
