@@ -42,7 +42,7 @@ public:
         for (std::size_t s = 0; s < spec.space.size(); ++s) {
             const SearchSlot& slot = spec.space[s];
             search::Dimension d;
-            d.name = "steps[" + std::to_string(s) + "]";
+            d.name = "step " + std::to_string(s + 1); // which strategy holds this position of the chain
             d.kind = DimKind::Categorical;
             for (const auto& o : slot.options) d.choices.push_back(o.strategy);
             if (slot.optional) d.choices.push_back("none");
@@ -203,6 +203,109 @@ std::string fmt(double v) {
     return buf;
 }
 
+// What a search knows of its experiment: the space, the plain part every trial shares, and the map from a
+// stored run's configuration back to a point of the space.
+struct SearchSetup {
+    SearchSpec ss;
+    ChainSpace chain;
+    std::string name;
+    json base, prefix, baseSteps, baseline;
+
+    SearchSetup(const ExperimentSpec& spec, const json& doc)
+        : ss(parseSearchSection(spec.search, spec.sourceName)), chain(ss), name(spec.name) {
+        base = doc;
+        base.erase("search");
+        prefix = base.contains("steps") ? base.at("steps") : json::array();
+        const auto id = identityOf(trialDoc(json::array(), 0));
+        if (!id) throw ConfigError(spec.sourceName + ": the experiment without its search is not valid");
+        baseline = baselineOf(*id);
+        baseSteps = id->at("steps");
+    }
+    // The experiment of one trial: the plain part with the searched chain appended to its steps.
+    json trialDoc(const json& searched, int index) const {
+        json d = base;
+        json steps = prefix;
+        for (const auto& s : searched) steps.push_back(s);
+        d["steps"] = steps;
+        d["name"] = name + " #" + std::to_string(index + 1);
+        return d;
+    }
+    // A stored run's identity -> this space's point, when it is the prefix plus a chain the space holds.
+    std::optional<Point> pointOf(const json& identity) const {
+        if (baselineOf(identity) != baseline) return std::nullopt;
+        const json& steps = identity.at("steps");
+        if (steps.size() < baseSteps.size()) return std::nullopt;
+        for (std::size_t i = 0; i < baseSteps.size(); ++i)
+            if (steps[i] != baseSteps[i]) return std::nullopt;
+        const json searched(json(steps.begin() + static_cast<std::ptrdiff_t>(baseSteps.size()), steps.end()));
+        auto p = chain.encode(searched);
+        if (!p) return std::nullopt;
+        const auto back = identityOf(trialDoc(chain.decode(*p), 0));
+        if (!back || back->at("steps") != steps) return std::nullopt;
+        return p;
+    }
+    std::optional<Point> pointOfConfig(const std::string& configJson) const {
+        try {
+            const auto id = identityOf(json::parse(configJson));
+            return id ? pointOf(*id) : std::nullopt;
+        } catch (const std::exception&) {
+            return std::nullopt;
+        }
+    }
+};
+
+// Best (or Pareto set, or the closest when nothing is feasible), importances over every observation, the
+// winner's experiment file and the explanation.
+void concludeSearch(const SearchSetup& setup, SearchResult& result) {
+    const SearchSpec& ss = setup.ss;
+    std::vector<search::Observation> obs;
+    for (const auto& t : result.trials) obs.push_back(t.observation);
+    result.best = -1;
+    result.pareto.clear();
+    result.closest.clear();
+    if (ss.objectives.size() == 1) {
+        result.best = search::incumbent(obs);
+    } else {
+        for (std::size_t i : search::paretoFront(obs)) result.pareto.push_back(static_cast<int>(i));
+        if (!result.pareto.empty()) result.best = result.pareto.front();
+    }
+    if (result.best < 0) {
+        const auto order = search::rankObservations(obs);
+        for (std::size_t k = 0; k < order.size() && result.closest.size() < 3; ++k)
+            if (!search::failed(obs[order[k]])) result.closest.push_back(static_cast<int>(order[k]));
+    }
+    result.importance = search::fieldImportance(setup.chain.space(), obs);
+    result.winner = json();
+    if (result.best >= 0) {
+        json w = setup.base;
+        const SearchTrial& best = result.trials[static_cast<std::size_t>(result.best)];
+        w["name"] = setup.name + "-best";
+        json steps = setup.prefix;
+        for (const auto& s : best.steps) steps.push_back(s);
+        w["steps"] = steps;
+        std::string desc = "Found by search run " + std::to_string(result.searchRunId) + " (run " + std::to_string(best.runId) +
+                           (best.origin == "warm" ? ", a stored run of the same baseline" : "") + "):";
+        for (const auto& o : ss.objectives)
+            if (best.summary.count(o.metric)) desc += " " + o.metric + " " + fmt(best.summary.at(o.metric)) + ";";
+        for (const auto& c : ss.constraints)
+            if (best.summary.count(c.metric)) desc += " " + c.metric + " " + fmt(best.summary.at(c.metric)) + ";";
+        w["description"] = desc;
+        if (result.pareto.size() > 1) {
+            w["name"] = setup.name + "-pareto";
+            w["description"] = "The Pareto set of search run " + std::to_string(result.searchRunId) + ", one run per chain.";
+            json chains = json::array();
+            for (int i : result.pareto) {
+                json c = setup.prefix;
+                for (const auto& s : result.trials[static_cast<std::size_t>(i)].steps) c.push_back(s);
+                chains.push_back(c);
+            }
+            w["sweep"] = json{{"steps", chains}};
+        }
+        result.winner = w;
+    }
+    result.explanation = explainSearch(ss, result);
+}
+
 } // namespace
 
 search::Observation observe(const SearchSpec& spec, const std::map<std::string, double>& summary, std::string* missing) {
@@ -236,29 +339,13 @@ SearchRunner::SearchRunner(RunStore& store, RunnerOptions options) : m_store(sto
 SearchResult SearchRunner::run(const ExperimentSpec& spec, const nlohmann::json& doc, const SearchEvents& events,
                                const std::atomic<bool>& cancel) {
     if (spec.search.is_null()) throw ConfigError(spec.sourceName + ": the experiment has no \"search\" section");
-    const SearchSpec ss = parseSearchSection(spec.search, spec.sourceName);
-    const ChainSpace chain(ss);
+    const SearchSetup setup(spec, doc);
+    const SearchSpec& ss = setup.ss;
+    const ChainSpace& chain = setup.chain;
     auto log = [&](LogLevel level, const std::string& msg) {
         if (events.run.log) events.run.log(level, msg);
     };
-
-    // The plain part of the experiment: every trial is it with the searched chain appended to its steps.
-    json base = doc;
-    base.erase("search");
-    const json prefix = base.contains("steps") ? base.at("steps") : json::array();
-    auto trialDoc = [&](const json& searched, int index) {
-        json d = base;
-        json steps = prefix;
-        for (const auto& s : searched) steps.push_back(s);
-        d["steps"] = steps;
-        d["name"] = spec.name + " #" + std::to_string(index + 1);
-        return d;
-    };
-    const auto baseIdentity = identityOf(trialDoc(json::array(), 0));
-    if (!baseIdentity) throw ConfigError(spec.sourceName + ": the experiment without its search is not valid");
-    const json baseline = baselineOf(*baseIdentity);
-    const std::size_t prefixLen = baseIdentity->at("steps").size();
-
+    auto trialDoc = [&](const json& searched, int index) { return setup.trialDoc(searched, index); };
     SearchResult result;
     for (const auto& d : chain.space().dims()) result.dimensionNames.push_back(d.name);
 
@@ -309,20 +396,7 @@ SearchResult SearchRunner::run(const ExperimentSpec& spec, const nlohmann::json&
     result.searchRunId = searchRunId;
     const std::int64_t experimentId = m_store.addExperiment(spec.name, docText);
 
-    // A chain as stored (identity steps) -> this space's point, when it is the prefix plus a searched chain.
-    auto pointOf = [&](const json& identity) -> std::optional<Point> {
-        if (baselineOf(identity) != baseline) return std::nullopt;
-        const json& steps = identity.at("steps");
-        if (steps.size() < prefixLen) return std::nullopt;
-        for (std::size_t i = 0; i < prefixLen; ++i)
-            if (steps[i] != baseIdentity->at("steps")[i]) return std::nullopt;
-        const json searched(json(steps.begin() + static_cast<std::ptrdiff_t>(prefixLen), steps.end()));
-        auto p = chain.encode(searched);
-        if (!p) return std::nullopt;
-        const auto back = identityOf(trialDoc(chain.decode(*p), 0));
-        if (!back || back->at("steps") != steps) return std::nullopt;
-        return p;
-    };
+    auto pointOf = [&](const json& identity) { return setup.pointOf(identity); };
     std::vector<search::Observation> history; // one per entry of result.trials
     std::set<std::string> seenKeys;
     auto finish = [&](SearchTrial& t) {
@@ -488,51 +562,9 @@ SearchResult SearchRunner::run(const ExperimentSpec& spec, const nlohmann::json&
     }
     result.stopReason = stopReason();
 
-    // The result over every configuration seen (warm start included: those are runs of this space too).
+    concludeSearch(setup, result);
     std::vector<search::Observation> own;
     for (const auto& t : result.trials) own.push_back(t.observation);
-    if (ss.objectives.size() == 1) {
-        result.best = search::incumbent(own);
-    } else {
-        for (std::size_t i : search::paretoFront(own)) result.pareto.push_back(static_cast<int>(i));
-        if (!result.pareto.empty()) result.best = result.pareto.front();
-    }
-    if (result.best < 0) {
-        const auto order = search::rankObservations(own);
-        for (std::size_t k = 0; k < order.size() && result.closest.size() < 3; ++k)
-            if (!search::failed(own[order[k]])) result.closest.push_back(static_cast<int>(order[k]));
-    }
-    result.importance = search::fieldImportance(chain.space(), history);
-
-    // The winner as a plain experiment file: the best chain, or the Pareto set as a sweep over the steps.
-    if (result.best >= 0) {
-        json w = base;
-        const SearchTrial& best = result.trials[static_cast<std::size_t>(result.best)];
-        w["name"] = spec.name + "-best";
-        json steps = prefix;
-        for (const auto& s : best.steps) steps.push_back(s);
-        w["steps"] = steps;
-        std::string desc = "Found by search run " + std::to_string(searchRunId) + " (run " + std::to_string(best.runId) +
-                           (best.origin == "warm" ? ", a stored run of the same baseline" : "") + "):";
-        for (const auto& o : ss.objectives)
-            if (best.summary.count(o.metric)) desc += " " + o.metric + " " + fmt(best.summary.at(o.metric)) + ";";
-        for (const auto& c : ss.constraints)
-            if (best.summary.count(c.metric)) desc += " " + c.metric + " " + fmt(best.summary.at(c.metric)) + ";";
-        w["description"] = desc;
-        if (result.pareto.size() > 1) {
-            w["name"] = spec.name + "-pareto";
-            w["description"] = "The Pareto set of search run " + std::to_string(searchRunId) + ", one run per chain.";
-            json chains = json::array();
-            for (int i : result.pareto) {
-                json c = prefix;
-                for (const auto& s : result.trials[static_cast<std::size_t>(i)].steps) c.push_back(s);
-                chains.push_back(c);
-            }
-            w["sweep"] = json{{"steps", chains}};
-        }
-        result.winner = w;
-    }
-    result.explanation = explainSearch(ss, result);
 
     // The search's own run: what it found, so the window and `lathe-cli show` have it.
     std::map<std::string, double> summary{{"search_trials", static_cast<double>(result.own())},
@@ -564,11 +596,64 @@ SearchResult SearchRunner::run(const ExperimentSpec& spec, const nlohmann::json&
     return result;
 }
 
+SearchResult inspectSearch(const RunStore& store, std::int64_t searchRunId, SearchSpec* specOut) {
+    const auto run = store.run(searchRunId);
+    if (!run || run->strategyChain != "search") throw ConfigError("run " + std::to_string(searchRunId) + " is not a search");
+    const json doc = json::parse(run->configJson);
+    const ExperimentSpec spec = parseExperiment(doc, "");
+    const SearchSetup setup(spec, doc);
+    if (specOut) *specOut = setup.ss;
+    SearchResult result;
+    result.searchRunId = searchRunId;
+    for (const auto& d : setup.chain.space().dims()) result.dimensionNames.push_back(d.name);
+    // Finished: the trials as the search recorded them (warm start and look-ups included); still running:
+    // its own runs so far.
+    std::vector<std::pair<std::int64_t, std::string>> ids;
+    if (run->notes.count("search_result")) {
+        const json rec = json::parse(run->notes.at("search_result"));
+        for (const auto& t : rec.at("trials")) ids.push_back({t.at("run_id").get<std::int64_t>(), t.at("origin").get<std::string>()});
+        result.stopReason = rec.value("stop", "");
+    } else {
+        RunFilter f;
+        f.withJson = true;
+        auto runs = store.listRuns(f);
+        std::sort(runs.begin(), runs.end(), [](const RunRecord& a, const RunRecord& b) { return a.id < b.id; });
+        for (const auto& r : runs)
+            if (r.parentRunId && *r.parentRunId == searchRunId &&
+                (r.status == run_status::kDone || r.status == run_status::kFailed))
+                ids.push_back({r.id, "run"});
+    }
+    for (const auto& [id, origin] : ids) {
+        const auto r = store.run(id);
+        if (!r) continue; // deleted since
+        const auto p = setup.pointOfConfig(r->configJson);
+        if (!p) continue;
+        SearchTrial t;
+        t.index = origin == "warm" ? -1 : result.own();
+        t.runId = id;
+        t.origin = origin;
+        t.status = r->status;
+        t.error = r->error;
+        t.point = *p;
+        t.steps = setup.chain.decode(*p);
+        t.summary = r->summary;
+        t.observation = t.status == run_status::kDone ? observe(setup.ss, t.summary, nullptr) : search::Observation{};
+        t.observation.point = t.point;
+        result.warm += origin == "warm" ? 1 : 0;
+        result.ran += origin == "run" ? 1 : 0;
+        result.lookedUp += origin == "stored" ? 1 : 0;
+        result.resumed += origin == "resumed" ? 1 : 0;
+        result.trials.push_back(std::move(t));
+    }
+    concludeSearch(setup, result);
+    return result;
+}
+
 std::string explainSearch(const SearchSpec& ss, const SearchResult& r) {
     std::string out = "search run " + std::to_string(r.searchRunId) + ": " + std::to_string(r.own()) + " trial(s) (" +
                       std::to_string(r.ran) + " run, " + std::to_string(r.lookedUp) + " looked up, " +
                       std::to_string(r.resumed) + " resumed), " + std::to_string(r.warm) +
-                      " warm-start run(s); stopped by " + (r.stopReason.empty() ? "?" : r.stopReason) + "\n";
+                      " warm-start run(s); " + (r.stopReason.empty() ? std::string("still running") : "stopped by " + r.stopReason) + "\n";
     auto figures = [&](const SearchTrial& t) {
         std::string s;
         for (const auto& o : ss.objectives)

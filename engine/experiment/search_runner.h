@@ -70,6 +70,11 @@ private:
     RunnerOptions m_options;
 };
 
+// A search as the store holds it (finished, or still running: its trials so far), with best, Pareto set,
+// importances and winner computed as the search does. specOut receives its search section. Throws
+// ConfigError when the run is not a search.
+SearchResult inspectSearch(const RunStore& store, std::int64_t searchRunId, SearchSpec* specOut = nullptr);
+
 // The explanation of a finished (or loaded) result, as lathe-cli prints it.
 std::string explainSearch(const SearchSpec& spec, const SearchResult& result);
 

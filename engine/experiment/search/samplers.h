@@ -56,7 +56,7 @@ public:
 struct TpeOptions {
     int startupTrials = 10;   // random points before the model takes over
     int candidates = 24;      // draws from l(x) per dimension, the best l/g kept
-    double gamma = 0.1;       // fraction of observations in the good group (Optuna's default) ...
+    double gamma = 0.25;      // fraction of observations in the good group (hyperopt's default) ...
     int maxGood = 25;         // ... at most this many
     double priorWeight = 1.0; // weight of the uniform prior component in each estimator
 };
