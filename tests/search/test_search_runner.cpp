@@ -7,6 +7,7 @@
 #include "engine/experiment/search_runner.h"
 #include "engine/experiment/spec.h"
 #include "engine/store/run_store.h"
+#include "tests/search/search_fixture.h"
 #include "tests/support/mini_test.h"
 #include "tests/support/test_common.h"
 
@@ -19,13 +20,8 @@ using json = nlohmann::json;
 namespace {
 
 json searchExperiment(int trials) {
-    json doc = json::parse(R"({
-        "name": "tiny-search",
-        "model": {"zoo": "mlp-784-256-128-10"},
-        "dataset": {"name": "fashion-mnist", "split": "test", "limit": 200},
-        "device": "cpu",
-        "baseline": {"train": {"epochs": 1, "batch_size": 50, "limit": 500}},
-        "measure": {"batch_sizes": [16], "warmup": 1, "repeats": 5, "rotate_batches": 1},
+    json doc = test::tinySearchBase("tiny-search");
+    doc.update(json::parse(R"({
         "search": {
             "algorithm": "tpe",
             "objectives": [{"minimize": "model_bytes"}],
@@ -40,9 +36,8 @@ json searchExperiment(int trials) {
             "budget": {"trials": 4},
             "startup_trials": 2,
             "seed": 3
-        },
-        "seed": 7
-    })");
+        }
+    })"));
     doc["search"]["budget"]["trials"] = trials;
     return doc;
 }
@@ -203,6 +198,11 @@ TEST_CASE(aCancelledSearchResumesWithoutRerunningAndLooksUpRepeats) {
     CHECK(notes.count("search_result") == 1 && notes.count("search_best_experiment") == 1);
     CHECK(json::parse(notes.at("search_result")).at("importance").size() >= 2);
     CHECK(second.explanation.find("why") != std::string::npos);
+    // Read back from the store as the window does: the same trials, best and winner.
+    const SearchResult back = inspectSearch(store, second.searchRunId);
+    CHECK_EQ(back.own(), second.own());
+    CHECK_EQ(back.best, second.best);
+    CHECK(back.winner == second.winner);
     // Every trial is a normal run: its own config, status and summary, the search's run as parent.
     for (const auto& r : after) {
         CHECK_EQ(r.status, std::string(run_status::kDone));
