@@ -353,7 +353,13 @@ SearchResult SearchRunner::run(const ExperimentSpec& spec, const nlohmann::json&
     RunFilter all;
     all.withJson = true;
     const std::vector<RunRecord> stored = m_store.listRuns(all);
-    std::map<std::string, const RunRecord*> byIdentity; // identity dump -> newest done run
+    // identity dump -> the run that has it (done preferred over failed); trials run now are added.
+    struct Known {
+        std::int64_t runId;
+        std::string status;
+        std::map<std::string, double> summary;
+    };
+    std::map<std::string, Known> byIdentity;
     std::map<std::int64_t, json> identities;
     const std::string docText = doc.dump();
     std::int64_t searchRunId = 0;
@@ -373,8 +379,9 @@ SearchResult SearchRunner::run(const ExperimentSpec& spec, const nlohmann::json&
         const auto id = identityOf(cfg);
         if (!id) continue;
         identities[r.id] = *id;
-        auto [it, fresh] = byIdentity.emplace(id->dump(), &r);
-        if (!fresh && it->second->status != run_status::kDone && r.status == run_status::kDone) it->second = &r;
+        auto [it, fresh] = byIdentity.emplace(id->dump(), Known{r.id, r.status, r.summary});
+        if (!fresh && it->second.status != run_status::kDone && r.status == run_status::kDone)
+            it->second = Known{r.id, r.status, r.summary};
     }
 
     if (searchRunId) {
@@ -490,14 +497,14 @@ SearchResult SearchRunner::run(const ExperimentSpec& spec, const nlohmann::json&
                 if (s.at("strategy") == "finetune") s["params"]["epochs"] = static_cast<std::int64_t>(std::llround(*epochs));
         const json tdoc = trialDoc(t.steps, t.index);
         const auto id = identityOf(tdoc);
-        const RunRecord* hit = id ? (byIdentity.count(id->dump()) ? byIdentity.at(id->dump()) : nullptr) : nullptr;
-        if (hit) {
+        const auto hit = id ? byIdentity.find(id->dump()) : byIdentity.end();
+        if (hit != byIdentity.end()) {
             t.origin = "stored";
-            t.runId = hit->id;
-            t.status = hit->status;
-            t.summary = hit->summary;
+            t.runId = hit->second.runId;
+            t.status = hit->second.status;
+            t.summary = hit->second.summary;
             ++result.lookedUp;
-            log(LogLevel::Info, "trial " + std::to_string(t.index + 1) + ": identical to run " + std::to_string(hit->id) +
+            log(LogLevel::Info, "trial " + std::to_string(t.index + 1) + ": identical to run " + std::to_string(t.runId) +
                                     ", looked up: " + chainText(t.steps));
         } else {
             log(LogLevel::Info, "trial " + std::to_string(t.index + 1) + ": " + chainText(t.steps));
@@ -518,6 +525,8 @@ SearchResult SearchRunner::run(const ExperimentSpec& spec, const nlohmann::json&
                 t.status = run_status::kCancelled;
             }
             ++result.ran;
+            if (id && (t.status == run_status::kDone || t.status == run_status::kFailed))
+                byIdentity.emplace(id->dump(), Known{t.runId, t.status, t.summary});
         }
         if (t.status == run_status::kCancelled) return search::Observation{};
         finish(t);
@@ -528,9 +537,11 @@ SearchResult SearchRunner::run(const ExperimentSpec& spec, const nlohmann::json&
     auto suggest = [&]() {
         std::vector<search::Observation> all = history;
         Rng rng(mix64(seed ^ mix64(static_cast<std::uint64_t>(result.own()) + 1)));
+        // A configuration already tried teaches nothing new: ask again, and when the model keeps proposing
+        // tried ones (it has converged on a small discrete corner), draw from the prior instead.
         Point p;
-        for (int tries = 0; tries < 32; ++tries) {
-            p = chain.tidy(sampler->suggest(chain.space(), all, rng));
+        for (int tries = 0; tries < 64; ++tries) {
+            p = chain.tidy(tries < 32 ? sampler->suggest(chain.space(), all, rng) : search::samplePrior(chain.space(), rng));
             if (!seenKeys.count(chain.space().key(p))) break;
         }
         return p;
