@@ -311,7 +311,10 @@ Runner::Runner(RunStore& store, RunnerOptions options) : m_store(store), m_optio
 std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::json& doc, const RunnerEvents& events,
                                     const std::atomic<bool>& cancel) {
     const std::vector<RunPlan> plans = expandSweep(spec, doc); // throws ConfigError before anything is stored
-    const std::int64_t experimentId = m_store.addExperiment(spec.name, doc.dump());
+    if (!spec.search.is_null())
+        throw ConfigError(spec.sourceName + ": /search: an experiment with a search runs through SearchRunner");
+    const std::int64_t experimentId =
+        m_options.experimentId ? m_options.experimentId : m_store.addExperiment(spec.name, doc.dump());
     std::map<std::string, std::shared_ptr<DatasetSplits>> datasets; // loaded once per experiment
     const double startMs = steadyClockMs();
     std::vector<RunOutcome> outcomes;
@@ -354,6 +357,7 @@ std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::
         nr.tags = ps.tags;
         nr.configJson = plan.resolved.dump();
         nr.environmentJson = env.dump();
+        nr.parentRunId = m_options.parentRunId;
 
         RunOutcome outcome;
         outcome.runId = m_store.createRun(nr);

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,10 @@ struct RunnerEvents {
 struct RunnerOptions {
     std::string deviceOverride;  // non-empty: replaces the spec's device
     std::string cacheDir;        // baseline cache; default $XDG_CACHE_HOME/lathe/baselines
+    // A search's trials: each run's parent (the search's own run) and the experiment record they share
+    // (0: the Runner adds one per call).
+    std::optional<std::int64_t> parentRunId;
+    std::int64_t experimentId = 0;
 };
 
 class Runner {
