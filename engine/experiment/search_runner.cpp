@@ -717,7 +717,7 @@ std::string explainSearch(const SearchSpec& ss, const SearchResult& r) {
     }
     out += "why (share of the spread of the trials' ranks each field explains alone; best values):\n";
     for (const auto& fi : r.importance) {
-        if (fi.trials < 3) continue;
+        if (fi.trials < search::kMinTrialsForImportance) continue; // not rated
         const int bars = static_cast<int>(std::lround(fi.importance * 20));
         char line[256];
         std::snprintf(line, sizeof(line), "  %-36s %5.2f %-20s best %s (%d trials)\n", fi.name.c_str(), fi.importance,
