@@ -240,14 +240,31 @@ struct SearchSetup {
         const json searched(json(steps.begin() + static_cast<std::ptrdiff_t>(baseSteps.size()), steps.end()));
         auto p = chain.encode(searched);
         if (!p) return std::nullopt;
-        const auto back = identityOf(trialDoc(chain.decode(*p), 0));
+        const auto back = identityOf(trialDoc(stepsOf(identity, *p), 0));
         if (!back || back->at("steps") != steps) return std::nullopt;
         return p;
     }
-    std::optional<Point> pointOfConfig(const std::string& configJson) const {
+    // The searched chain of a stored run at point p, as the search writes it. With halving the epochs of its
+    // finetune steps are the rung's, not the point's: they are taken from the run.
+    json stepsOf(const json& identity, const Point& p) const {
+        json steps = chain.decode(p);
+        if (!ss.halving) return steps;
+        std::vector<json> epochs;
+        const json& stored = identity.at("steps");
+        for (std::size_t i = baseSteps.size(); i < stored.size(); ++i)
+            if (stored[i].value("strategy", "") == "finetune") epochs.push_back(stored[i].at("params").value("epochs", json(1)));
+        std::size_t k = 0;
+        for (auto& s : steps)
+            if (s.at("strategy") == "finetune" && k < epochs.size()) s["params"]["epochs"] = epochs[k++];
+        return steps;
+    }
+    // A stored configuration's point and searched chain, when the space holds it.
+    std::optional<std::pair<Point, json>> trialOfConfig(const std::string& configJson) const {
         try {
             const auto id = identityOf(json::parse(configJson));
-            return id ? pointOf(*id) : std::nullopt;
+            const auto p = id ? pointOf(*id) : std::nullopt;
+            if (!p) return std::nullopt;
+            return std::make_pair(*p, stepsOf(*id, *p));
         } catch (const std::exception&) {
             return std::nullopt;
         }
@@ -437,7 +454,7 @@ SearchResult SearchRunner::run(const ExperimentSpec& spec, const nlohmann::json&
             t.origin = "warm";
             t.status = r.status;
             t.point = *p;
-            t.steps = chain.decode(*p);
+            t.steps = setup.stepsOf(identities.at(r.id), *p);
             t.summary = r.summary;
             finish(t);
             result.trials.push_back(std::move(t));
@@ -455,6 +472,8 @@ SearchResult SearchRunner::run(const ExperimentSpec& spec, const nlohmann::json&
         const auto id = identityOf(cfg);
         const auto p = id ? pointOf(*id) : std::nullopt;
         if (!p) continue;
+        const json steps = setup.stepsOf(*id, *p);
+        if (!p) continue;
         SearchTrial t;
         t.index = result.own();
         t.runId = r->id;
@@ -462,7 +481,7 @@ SearchResult SearchRunner::run(const ExperimentSpec& spec, const nlohmann::json&
         t.status = r->status;
         t.error = r->error;
         t.point = *p;
-        t.steps = chain.decode(*p);
+        t.steps = steps;
         t.summary = r->summary;
         used.insert(r->id);
         finish(t);
@@ -637,8 +656,9 @@ SearchResult inspectSearch(const RunStore& store, std::int64_t searchRunId, Sear
     for (const auto& [id, origin] : ids) {
         const auto r = store.run(id);
         if (!r) continue; // deleted since
-        const auto p = setup.pointOfConfig(r->configJson);
-        if (!p) continue;
+        const auto found = setup.trialOfConfig(r->configJson);
+        if (!found) continue;
+        const Point* p = &found->first;
         SearchTrial t;
         t.index = origin == "warm" ? -1 : result.own();
         t.runId = id;
@@ -646,7 +666,7 @@ SearchResult inspectSearch(const RunStore& store, std::int64_t searchRunId, Sear
         t.status = r->status;
         t.error = r->error;
         t.point = *p;
-        t.steps = setup.chain.decode(*p);
+        t.steps = found->second;
         t.summary = r->summary;
         t.observation = t.status == run_status::kDone ? observe(setup.ss, t.summary, nullptr) : search::Observation{};
         t.observation.point = t.point;
@@ -697,7 +717,7 @@ std::string explainSearch(const SearchSpec& ss, const SearchResult& r) {
     }
     out += "why (share of the spread of the trials' ranks each field explains alone; best values):\n";
     for (const auto& fi : r.importance) {
-        if (fi.trials < 3) continue;
+        if (fi.trials < search::kMinTrialsForImportance) continue; // not rated
         const int bars = static_cast<int>(std::lround(fi.importance * 20));
         char line[256];
         std::snprintf(line, sizeof(line), "  %-36s %5.2f %-20s best %s (%d trials)\n", fi.name.c_str(), fi.importance,

@@ -234,4 +234,40 @@ TEST_CASE(warmStartFromAPlainRunAndInfeasibleConstraints) {
     CHECK_MSG(r.explanation.find("no trial met the constraints; the closest") != std::string::npos, r.explanation);
 }
 
+TEST_CASE(halvingGivesTheBetterConfigurationMoreEpochs) {
+    if (!test::haveFashionMnist()) SKIP(test::missingFashionMnistReason());
+    RunStore store(test::tempDir() + "/halving.sqlite");
+    std::atomic<bool> cancel{false};
+    json doc = test::tinySearchBase("halving");
+    doc["search"] = json::parse(R"({
+        "algorithm": "random",
+        "objectives": [{"maximize": "accuracy"}],
+        "space": [
+            {"strategy": "finetune", "params": {"lr": {"min": 0.00001, "max": 0.01, "log": true},
+                                                "limit": 1000, "batch_size": 50}}
+        ],
+        "halving": {"min_epochs": 1, "max_epochs": 2, "eta": 2},
+        "budget": {"trials": 3},
+        "seed": 2
+    })");
+    // Hyperband's first bracket: two configurations at 1 epoch, the better one again at 2.
+    const SearchResult r = SearchRunner(store, options()).run(parseExperiment(doc, "h"), doc, {}, cancel);
+    REQUIRE(r.own() == 3);
+    auto epochsOf = [](const SearchTrial& t) { return t.steps.at(0).at("params").at("epochs").get<int>(); };
+    auto lrOf = [](const SearchTrial& t) { return t.steps.at(0).at("params").at("lr").get<double>(); };
+    CHECK_EQ(epochsOf(r.trials[0]), 1);
+    CHECK_EQ(epochsOf(r.trials[1]), 1);
+    CHECK_EQ(epochsOf(r.trials[2]), 2);
+    const std::size_t better = r.trials[0].summary.at("accuracy") >= r.trials[1].summary.at("accuracy") ? 0 : 1;
+    CHECK_EQ(lrOf(r.trials[2]), lrOf(r.trials[better]));
+    // Resumed from the store, the rungs' epochs are the runs' own.
+    const SearchResult back = inspectSearch(store, r.searchRunId);
+    REQUIRE(back.own() == 3);
+    CHECK_EQ(epochsOf(back.trials[2]), 2);
+    // A halving without a finetune in the space is refused.
+    json bad = doc;
+    bad["search"]["space"][0] = json::parse(R"({"strategy": "prune.structured"})");
+    CHECK(hasIssue(bad, "/search/halving", "the space has none"));
+}
+
 MINI_TEST_MAIN()

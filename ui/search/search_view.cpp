@@ -244,7 +244,7 @@ void SearchView::drawImportance() {
     // Most important at the top.
     std::vector<search::FieldImportance> shown;
     for (const auto& fi : m_result.importance)
-        if (fi.trials >= 3) shown.push_back(fi);
+        if (fi.trials >= search::kMinTrialsForImportance) shown.push_back(fi);
     for (auto it = shown.rbegin(); it != shown.rend(); ++it, ++row) {
         bars->addData(row, it->importance);
         ticker->addTick(row, QString::fromStdString(it->name) + QStringLiteral("\n") +

@@ -24,7 +24,7 @@ std::vector<FieldImportance> fieldImportance(const Space& space, const std::vect
         for (std::size_t t = 0; t < obs.size(); ++t)
             if (i < obs[t].point.size() && isActive(obs[t].point[i])) vr.push_back({obs[t].point[i], rank[t]});
         fi.trials = static_cast<int>(vr.size());
-        if (vr.size() < 3) {
+        if (static_cast<int>(vr.size()) < kMinTrialsForImportance) {
             out.push_back(fi);
             continue;
         }

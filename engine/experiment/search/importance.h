@@ -10,6 +10,10 @@
 
 namespace lathe::search {
 
+// Fields seen in fewer trials are not rated (importance 0): with a handful of ranks split into two bins,
+// chance alone explains most of their spread.
+constexpr int kMinTrialsForImportance = 6;
+
 struct FieldImportance {
     std::string name;
     double importance = 0;  // epsilon-squared in [0, 1]: share of the rank variance explained, bias-corrected
