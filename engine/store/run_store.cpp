@@ -375,6 +375,23 @@ void RunStore::setNotes(std::int64_t runId, const std::map<std::string, std::str
     ++m_localCommits;
 }
 
+void RunStore::setDevicePeaks(std::span<const DevicePeak> peaks) {
+    if (peaks.empty()) return;
+    requireWritable("writing device peaks");
+    WriteTransaction txn(m_db, m_path, "writing the peaks of device " + peaks.front().device);
+    auto st = m_statements->get(
+        "INSERT INTO device_peaks(device, backend, key, value, measured_at, detail_json) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(device, key) DO UPDATE SET backend = excluded.backend, value = excluded.value, "
+        "measured_at = excluded.measured_at, detail_json = excluded.detail_json");
+    for (const DevicePeak& p : peaks) {
+        st.bind(1, std::string_view(p.device)).bind(2, std::string_view(p.backend)).bind(3, std::string_view(p.key));
+        st.bind(4, p.value).bind(5, p.measuredAt).bind(6, std::string_view(p.detailJson));
+        st.run();
+    }
+    txn.commit();
+    ++m_localCommits;
+}
+
 void RunStore::addArtifact(std::int64_t runId, const Artifact& artifact) {
     requireWritable("adding an artifact");
     WriteTransaction txn(m_db, m_path, "adding an artifact to run " + std::to_string(runId));

@@ -55,7 +55,7 @@ struct RunRecord {
     std::optional<std::int64_t> parentRunId;
     std::int64_t ownerPid = 0; // the process that created/started the run (0: unknown, schema v1)
     std::string ownerHost;
-    std::string uuid; // stable across copies of the store (shards merged into another); schema v5
+    std::string uuid; // stable across copies of the store (shards merged into another); schema v6
     std::map<std::string, double> summary; // NaN where the value was not a number
     std::map<std::string, std::string> notes; // only from run()
 };
@@ -76,6 +76,15 @@ struct LayerStat {
 
 struct Artifact {
     std::string kind, path, sha256;
+};
+
+// One measured peak of a device (`lathe-cli bench peaks`), e.g. key "gemm_f32_gflops" or "copy_gbps".
+// `device` is the name runs record as environment_json's device.name (DeviceInfo::name).
+struct DevicePeak {
+    std::string device, backend, key;
+    double value = 0;
+    double measuredAt = 0;      // unix seconds
+    std::string detailJson = "{}"; // how it was measured (sizes, repeats, threads)
 };
 
 // A sweep submitted to a cluster scheduler (lathe-cli submit --slurm): its tasks write shards in
@@ -153,6 +162,11 @@ public:
     void addArtifact(std::int64_t runId, const Artifact& artifact);
     // Notes by key (replacing a key's earlier text): how a strategy obtained its figures.
     void setNotes(std::int64_t runId, const std::map<std::string, std::string>& notes);
+
+    // Replaces each (device, key)'s earlier value: a device's peaks are re-measured, never accumulated.
+    void setDevicePeaks(std::span<const DevicePeak> peaks);
+    // Every device's peaks, or one device's.
+    std::vector<DevicePeak> devicePeaks(const std::string& device = {}) const;
 
     std::vector<RunRecord> listRuns(const RunFilter& filter = {}) const;
     std::optional<RunRecord> run(std::int64_t runId) const; // every field, JSON and summary included

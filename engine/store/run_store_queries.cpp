@@ -219,6 +219,16 @@ std::map<std::string, std::string> RunStore::notes(std::int64_t runId) const {
     return out;
 }
 
+std::vector<DevicePeak> RunStore::devicePeaks(const std::string& device) const {
+    std::vector<DevicePeak> out;
+    auto st = m_statements->get(
+        "SELECT device, backend, key, value, measured_at, detail_json FROM device_peaks "
+        "WHERE ?1 = '' OR device = ?1 ORDER BY device, key");
+    st.bind(1, std::string_view(device));
+    while (st.step()) out.push_back({st.text(0), st.text(1), st.text(2), st.real(3), st.real(4), st.text(5)});
+    return out;
+}
+
 std::optional<std::string> RunStore::experimentSpec(std::int64_t experimentId) const {
     auto st = m_statements->get("SELECT spec_json FROM experiments WHERE id = ?");
     st.bind(1, experimentId);

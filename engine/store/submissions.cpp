@@ -1,5 +1,5 @@
-// RunStore: the sweeps submitted to a cluster scheduler (schema v5's submissions table) and lookups by
-// the stable uuids runs and experiments carry since schema v5.
+// RunStore: the sweeps submitted to a cluster scheduler (schema v6's submissions table) and lookups by
+// the stable uuids runs and experiments carry since schema v6.
 #include "engine/store/run_store.h"
 
 #include "engine/store/run_store_internal.h"

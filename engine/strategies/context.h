@@ -61,6 +61,9 @@ struct StepContext {
     // A second model on this run's backend: {"zoo": name} with fresh weights from the run's seed, or
     // {"path": file} with its weights; relative paths resolve against the experiment file's folder.
     std::function<std::unique_ptr<Model>(const ModelRef&)> loadModel;
+    // A path as the experiment file writes it (a trace, a table), resolved against the file's folder.
+    // Null: paths are used as written.
+    std::function<std::string(const std::string&)> resolvePath;
     // Per-layer figures stored with the run (e.g. "layers.0.weight", "sparsity", 0.8); shown as the
     // per-layer views and heatmaps of a comparison. Null: dropped.
     std::function<void(const std::string& layer, const std::string& key, double value)> layerStat;
