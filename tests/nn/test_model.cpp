@@ -152,13 +152,13 @@ void TestModel::badArchitecture() {
 
 void TestModel::zooNamesAndUnknown() {
     QCOMPARE(zooNames(), (std::vector<std::string>{"mlp-784-256-128-10", "cnn-2conv", "cnn-bn", "mlp-784-64-10",
-                                                   "mlp-784-32-10", "cnn-dws"}));
+                                                   "mlp-784-32-10", "cnn-dws", "gpt-char-tiny", "gpt-char-small"}));
     try {
         zooArchitecture("resnet-50");
         QFAIL("no ConfigError");
     } catch (const ConfigError& e) {
         QCOMPARE(QString(e.what()), QString("unknown model \"resnet-50\" (known: mlp-784-256-128-10, cnn-2conv, cnn-bn, mlp-784-64-10, "
-                                         "mlp-784-32-10, cnn-dws)"));
+                                         "mlp-784-32-10, cnn-dws, gpt-char-tiny, gpt-char-small)"));
     }
 }
 
