@@ -54,7 +54,7 @@ pkgs_build=(cmake ninja-build g++ pkg-config nlohmann-json3-dev libsqlite3-dev l
 # The workbench window and the Qt Test suites: Qt, plots, SVG icons (a plugin, so no linker would notice
 # it missing).
 pkgs_gui=(qt6-base-dev libqcustomplot-dev libqt6svg6)
-pkgs_data=(dataset-fashion-mnist)
+pkgs_data=(dataset-fashion-mnist fortunes)
 # Tests only: an X server for the end-to-end window test, and PyTorch as the reference the engine's
 # results are compared with (those tests skip, and say so, when it is missing). PyTorch is large,
 # so the plain launch does not install it. poppler-utils (pdftoppm) renders a PDF report's first page in

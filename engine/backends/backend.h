@@ -70,6 +70,50 @@ OpDesc weightOnlyGemmDesc(WeightFormat format);
 // The descriptor of the W8A8 GEMM: "gemm i8 x i8 -> i32 (dequant f32)".
 OpDesc int8GemmDesc();
 
+// Which CUDA attention kernel runs (the CPU has one path, the unfused reference's arithmetic).
+enum class AttentionKernel : std::uint8_t {
+    Fused,   // one kernel: tiles of keys in shared memory, online softmax (FlashAttention-style)
+    Unfused, // the reference: scores by GEMM, a masked softmax, then a second GEMM
+};
+
+// Multi-head scaled-dot-product attention over sequences laid out as rows of time steps. Tensor q is
+// (N, Tq', Sq), k (N, Tk', Sk), v (N, Tk', Sv): head h of time t of sequence n is the headDim values at
+// q[n][t][qOffset + h * headDim ...] (likewise k, v). Rows t >= queryLen (keyLen) of a tensor are not read,
+// so a preallocated KV cache (N, capacity, D) serves with keyLen = the tokens cached so far. q, k and v may
+// be one tensor: a fused QKV projection's output (N, T, 3 * H * Dh) with offsets 0, H * Dh, 2 * H * Dh.
+struct AttentionParams {
+    std::int64_t heads = 1, headDim = 1;
+    std::int64_t queryLen = 0, keyLen = 0; // 0: q.dim(1), k.dim(1)
+    std::int64_t qOffset = 0, kOffset = 0, vOffset = 0;
+    // Query i sits at position keyLen - queryLen + i and sees the keys at positions up to its own (with a
+    // KV cache, the new tokens' queries see every cached key).
+    bool causal = false;
+    float scale = 0.0f; // 0: 1 / sqrt(headDim)
+    AttentionKernel kernel = AttentionKernel::Fused;
+    float effectiveScale() const;
+    std::int64_t width() const { return heads * headDim; } // D = H * Dh
+};
+
+// The geometry of one attention call once checked: batch N, the rows each tensor holds (Tq', Tk') and its row
+// length (S), the resolved lengths and scale.
+struct AttentionGeometry {
+    std::int64_t batch = 0, heads = 0, headDim = 0, queryLen = 0, keyLen = 0;
+    std::int64_t qRows = 0, kRows = 0, vRows = 0;       // Tq', Tk' (dim 1 of each tensor)
+    std::int64_t qStride = 0, kStride = 0, vStride = 0; // S: elements per time step
+    std::int64_t qOffset = 0, kOffset = 0, vOffset = 0;
+    float scale = 1.0f;
+    bool causal = false;
+    std::int64_t width() const { return heads * headDim; }
+};
+// The checks both backends make before an attention op (F32 tensors of rank 3 with one batch, every head's
+// columns inside the rows, lengths inside the tensors, keyLengths I32 (N), out (N, Tq, H * Dh) and lse
+// (N, H, Tq) where given); throws BackendError naming `op` and the tensor.
+AttentionGeometry checkAttention(const std::string& op, const Tensor& q, const Tensor& k, const Tensor& v,
+                                 const Tensor* keyLengths, const AttentionParams& p, const Tensor* out = nullptr,
+                                 const Tensor* lse = nullptr);
+// The checks of the pooling ops: x or dx (N, T, D), y or dy (N, D), lengths I32 (N) or null.
+void checkMeanPool(const std::string& op, const Tensor& seq, const Tensor* lengths, const Tensor& pooled);
+
 struct SgdParams {
     float lr = 0.01f, momentum = 0.0f, weightDecay = 0.0f;
     bool nesterov = false;
@@ -294,6 +338,30 @@ public:
     virtual void embeddingForward(const Tensor& ids, const Tensor& table, Tensor& y) = 0;
     // dtable (V, D) (+)= scatter-add of dy (N, D) at ids.
     virtual void embeddingBackward(const Tensor& ids, const Tensor& dy, Tensor& dtable, bool accumulate) = 0;
+
+    // ---- transformers (AttentionParams above; the defaults throw BackendError naming the op)
+    // out (N, Tq, H * Dh) = softmax(scale * q k^T + mask) v per sequence and head; lse F32 (N, H, Tq) receives
+    // each row's log-sum-exp of the scaled, masked scores (what the backward needs). keyLengths I32 (N) or
+    // null: sequence n's keys at positions >= keyLengths[n] are masked out (right padding); a row that sees
+    // no key at all gets out = 0 and lse = -inf. Queries at padded positions are computed like the others.
+    virtual void attentionForward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* keyLengths,
+                                  Tensor& out, Tensor& lse, const AttentionParams& p);
+    // The gradients of attentionForward from dout (N, Tq, H * Dh) and the forward's out and lse: dq, dk, dv have
+    // the layouts of q, k, v (the same tensor for a fused QKV) and only their heads' columns of the rows
+    // t < queryLen (keyLen) are written (overwritten).
+    virtual void attentionBackward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                   const Tensor* keyLengths, const Tensor& out, const Tensor& lse, Tensor& dq,
+                                   Tensor& dk, Tensor& dv, const AttentionParams& p);
+    // y (N, D) = mean of x (N, T, D) over the first lengths[n] time steps (all T when lengths is null; a
+    // length of 0 gives zeros). lengths I32 (N), clamped to [0, T].
+    virtual void meanPoolForward(const Tensor& x, const Tensor* lengths, Tensor& y);
+    // dx (N, T, D) (overwritten) = dy[n] / lengths[n] on the valid steps, 0 on the padding.
+    virtual void meanPoolBackward(const Tensor& dy, const Tensor* lengths, Tensor& dx);
+    // y (N, D) = x / max(||x row||, eps) (torch.nn.functional.normalize), norm (N) = ||x row||.
+    virtual void l2NormalizeForward(const Tensor& x, Tensor& y, Tensor& norm, float eps);
+    // dx (N, D) (overwritten) from dy, the forward's y and norm: (dy - y (y . dy)) / norm where norm > eps,
+    // dy / eps where the row was clamped.
+    virtual void l2NormalizeBackward(const Tensor& dy, const Tensor& y, const Tensor& norm, Tensor& dx, float eps);
 
     // PyTorch semantics (torch.optim.SGD / Adam / AdamW). step counts from 1.
     virtual void sgdStep(Tensor& param, const Tensor& grad, Tensor& velocity, const SgdParams& p,

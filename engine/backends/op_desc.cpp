@@ -14,7 +14,9 @@ const char* opName(Op op) {
         "distillation_loss", "argmax_rows", "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight",
         "maxpool2d_forward", "maxpool2d_backward", "layernorm_forward", "layernorm_backward",
         "batchnorm_forward", "batchnorm_backward", "embedding_forward", "embedding_backward", "sgd_step", "adam_step",
-        "quantize_rows", "im2col_rows", "rows_to_channels", "gemm_bias_act"};
+        "quantize_rows", "im2col_rows", "rows_to_channels", "gemm_bias_act",
+        "attention_forward", "attention_backward", "mean_pool_forward", "mean_pool_backward", "l2_normalize_forward",
+        "l2_normalize_backward"};
     return kNames.at(static_cast<std::size_t>(op));
 }
 
@@ -94,6 +96,14 @@ OpDesc OpDesc::uniform(Op op, DType dt) {
     case Op::QuantizeRows: return OpDesc(op, {dt}, DType::I8);
     case Op::EmbeddingForward:
     case Op::EmbeddingBackward: return OpDesc(op, {DType::I32, dt}, dt);
+    // q, k, v (or dout, and the forward's tensors); the key lengths are i32 by definition; sums in f32.
+    case Op::AttentionForward:
+    case Op::AttentionBackward: return OpDesc(op, {dt, dt, DType::I32}, dt, acc);
+    // x (or dy) and the per-sequence lengths (i32).
+    case Op::MeanPoolForward:
+    case Op::MeanPoolBackward: return OpDesc(op, {dt, DType::I32}, dt, acc);
+    case Op::L2NormalizeForward: return OpDesc(op, {dt}, dt, acc);
+    case Op::L2NormalizeBackward: return OpDesc(op, {dt, dt}, dt, acc);
     case Op::Count: break;
     }
     throw BackendError("op descriptor: no such op (" + std::to_string(static_cast<int>(op)) + ")");

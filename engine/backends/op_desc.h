@@ -28,6 +28,9 @@ enum class Op : std::uint8_t {
     QuantizeRows, // f32 activations -> i8 codes with per-row (dynamic) or per-tensor (static) scales
     Im2colRows, RowsToChannels, // a convolution as a GEMM over rows (the quantized conv's path)
     GemmBiasAct,  // y = act(x @ W^T + bias): a Linear with its bias and a following ReLU / GELU in the epilogue
+    // Transformers: multi-head scaled-dot-product attention (causal, key lengths), mean pooling over the
+    // valid tokens of each sequence, L2 normalisation of rows.
+    AttentionForward, AttentionBackward, MeanPoolForward, MeanPoolBackward, L2NormalizeForward, L2NormalizeBackward,
     Count
 };
 const char* opName(Op op);

@@ -1,6 +1,7 @@
 // Loading the IDX image datasets (Fashion-MNIST and folders laid out like it), batch assembly with
 // the model's preprocessing, and the seeded epoch order.
 #include "engine/data/dataset.h"
+#include "engine/data/text_corpus.h"
 
 #include "engine/core/errors.h"
 #include "engine/core/rng.h"
@@ -115,14 +116,20 @@ Dataset Dataset::head(std::int64_t n) const {
     out.numClasses = numClasses;
     out.classNames = classNames;
     out.sourceFiles = sourceFiles;
-    out.labels.assign(labels.begin(), labels.begin() + n);
+    out.labelsPerSample = labelsPerSample;
+    out.labels.assign(labels.begin(), labels.begin() + n * labelsPerSample);
     out.pixels.assign(pixels.begin(), pixels.begin() + n * sampleSize());
     return out;
 }
 
-std::vector<std::string> datasetNames() { return {"fashion-mnist"}; }
+std::vector<std::string> datasetNames() { return {"fashion-mnist", "fortunes"}; }
 
 bool knownDatasetShape(const std::string& name, Shape& sampleShape, int& classes) {
+    if (name == "fortunes" || name.rfind("text:", 0) == 0) {
+        sampleShape = {kTextContext};
+        classes = 256;
+        return true;
+    }
     if (name != "fashion-mnist") return false;
     sampleShape = {1, 28, 28};
     classes = 10;
@@ -130,6 +137,8 @@ bool knownDatasetShape(const std::string& name, Shape& sampleShape, int& classes
 }
 
 DatasetSplits loadDataset(const std::string& nameOrDir) {
+    if (nameOrDir == "fortunes") return loadTextDataset("fortunes", kTextContext);
+    if (nameOrDir.rfind("text:", 0) == 0) return loadTextDataset(nameOrDir.substr(5), kTextContext);
     Source src;
     std::error_code ec;
     if (nameOrDir == "fashion-mnist") {
@@ -160,6 +169,15 @@ DatasetSplits loadDataset(const std::string& nameOrDir) {
     return out;
 }
 
+namespace {
+std::int64_t checkedSample(const Dataset& data, std::int64_t i) {
+    if (i < 0 || i >= data.size())
+        throw DataError(data.name + ": sample index " + std::to_string(i) + " out of range (size " +
+                        std::to_string(data.size()) + ")");
+    return i;
+}
+} // namespace
+
 void makeBatch(const Dataset& data, std::span<const std::int64_t> indices, const InputPreprocess& pre, float* x,
                std::int32_t* y) {
     // One table lookup per pixel: the same arithmetic as (p * scale - mean) / std, done 256 times.
@@ -167,14 +185,23 @@ void makeBatch(const Dataset& data, std::span<const std::int64_t> indices, const
     for (int p = 0; p < 256; ++p) lut[p] = (static_cast<float>(p) * pre.scale - pre.mean) / pre.std;
     const std::int64_t ss = data.sampleSize();
     for (std::size_t b = 0; b < indices.size(); ++b) {
-        const std::int64_t i = indices[b];
-        if (i < 0 || i >= data.size())
-            throw DataError(data.name + ": sample index " + std::to_string(i) + " out of range (size " +
-                            std::to_string(data.size()) + ")");
+        const std::int64_t i = checkedSample(data, indices[b]);
         const std::uint8_t* src = data.pixels.data() + i * ss;
         float* dst = x + static_cast<std::int64_t>(b) * ss;
         for (std::int64_t k = 0; k < ss; ++k) dst[k] = lut[src[k]];
         if (y) y[b] = data.labels[static_cast<std::size_t>(i)];
+    }
+}
+
+void makeTokenBatch(const Dataset& data, std::span<const std::int64_t> indices, std::int32_t* x, std::int32_t* y) {
+    const std::int64_t ss = data.sampleSize(), lps = data.labelsPerSample;
+    for (std::size_t b = 0; b < indices.size(); ++b) {
+        const std::int64_t i = checkedSample(data, indices[b]);
+        const std::uint8_t* src = data.pixels.data() + i * ss;
+        std::int32_t* dst = x + static_cast<std::int64_t>(b) * ss;
+        for (std::int64_t k = 0; k < ss; ++k) dst[k] = src[k];
+        if (y)
+            std::copy_n(data.labels.begin() + i * lps, lps, y + static_cast<std::int64_t>(b) * lps);
     }
 }
 

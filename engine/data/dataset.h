@@ -4,6 +4,7 @@
 
 #include "engine/core/shape.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -24,10 +25,14 @@ struct Dataset {
     int numClasses = 0;
     std::vector<std::string> classNames;
     std::vector<std::uint8_t> pixels;  // size() * numel(sampleShape)
-    std::vector<std::int32_t> labels;  // size()
+    std::vector<std::int32_t> labels;  // size() * labelsPerSample
     std::vector<std::string> sourceFiles;
+    // Token data (a byte-level language model's windows): each sample's "pixels" are token ids, and it has one
+    // label per position (the next token), so labels holds size() * labelsPerSample entries.
+    std::int64_t labelsPerSample = 1;
+    std::vector<std::string> warnings; // what loading repaired (invalid UTF-8 replaced in a text file, naming it)
 
-    std::int64_t size() const { return static_cast<std::int64_t>(labels.size()); }
+    std::int64_t size() const { return static_cast<std::int64_t>(labels.size()) / std::max<std::int64_t>(1, labelsPerSample); }
     std::int64_t sampleSize() const { return numel(sampleShape); }
     Dataset head(std::int64_t n) const; // the first n samples (all if n <= 0 or n >= size())
 };
@@ -45,8 +50,9 @@ std::string fashionMnistDir();
 // The sample shape and class count of a named dataset (datasetNames()), known without reading it; false
 // for a folder or an unknown name.
 bool knownDatasetShape(const std::string& name, Shape& sampleShape, int& classes);
-std::vector<std::string> datasetNames(); // {"fashion-mnist"}
-// "fashion-mnist", or a folder holding train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
+std::vector<std::string> datasetNames(); // {"fashion-mnist", "fortunes"}
+// "fortunes" (the Debian package's text as byte windows for a language model, text_corpus.h), "text:PATH" (a text
+// file or folder the same way), "fashion-mnist", or a folder holding train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
 // t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]. Throws DataError naming the missing file
 // (and the Debian package for the default) or ConfigError listing the known names.
 DatasetSplits loadDataset(const std::string& nameOrDir);
@@ -54,6 +60,9 @@ DatasetSplits loadDataset(const std::string& nameOrDir);
 // Fills x (n * sampleSize floats) and y (n labels) for the given sample indices.
 void makeBatch(const Dataset& data, std::span<const std::int64_t> indices, const InputPreprocess& pre, float* x,
                std::int32_t* y);
+
+// Token models: x (n * sampleSize) I32 ids = the samples' bytes as they are, y (n * labelsPerSample) their labels.
+void makeTokenBatch(const Dataset& data, std::span<const std::int64_t> indices, std::int32_t* x, std::int32_t* y);
 
 // Seeded epoch order: a permutation of [0, size) per epoch (or identity when !shuffle).
 class BatchIterator {

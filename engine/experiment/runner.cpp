@@ -345,6 +345,7 @@ std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::
             if (!slot) {
                 log(LogLevel::Info, "loading dataset " + ps.dataset.name);
                 slot = std::make_shared<DatasetSplits>(loadDataset(ps.dataset.name));
+                for (const auto& w : slot->train.warnings) log(LogLevel::Warning, w);
             }
             data = slot;
         } catch (...) {

@@ -59,10 +59,16 @@ std::vector<Tensor> makeInputBatches(Backend& be, const Model& model, const Data
     std::vector<Tensor> out;
     std::vector<std::int64_t> indices(static_cast<std::size_t>(batchSize));
     std::vector<float> x(static_cast<std::size_t>(batchSize * sampleSize));
-    std::vector<std::int32_t> y(static_cast<std::size_t>(batchSize));
+    std::vector<std::int32_t> ids(model.inputDType() == DType::I32 ? x.size() : 0);
+    std::vector<std::int32_t> y(static_cast<std::size_t>(batchSize * data.labelsPerSample));
     for (int b = 0; b < count; ++b) {
         for (std::int64_t i = 0; i < batchSize; ++i)
             indices[static_cast<std::size_t>(i)] = (b * batchSize + i) % data.size();
+        if (!ids.empty()) { // a token model: the ids as they are
+            makeTokenBatch(data, indices, ids.data(), y.data());
+            out.push_back(be.uploadI32(ids, shape));
+            continue;
+        }
         makeBatch(data, indices, model.preprocess(), x.data(), y.data());
         out.push_back(be.upload(x, shape));
     }

@@ -9,6 +9,7 @@
 #include "engine/measure/stats.h"
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 
 namespace lathe {
@@ -51,6 +52,8 @@ MeasureOutcome measureModel(const MeasureTarget& t, const MeasureRequest& req) {
         out.eval = evaluate(t.model, t.backend, t.data, 256, t.cancel);
         put("accuracy", out.eval.accuracy);
         put("loss", out.eval.loss);
+        // A language model's loss is the mean per-token cross-entropy (nats): perplexity = e^loss.
+        if (t.model.outputRowsPerSample() > 1) put("perplexity", std::exp(out.eval.loss));
         done += 1;
     }
 

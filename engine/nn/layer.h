@@ -4,6 +4,7 @@
 
 #include "engine/backends/backend.h"
 #include "engine/core/rng.h"
+#include "engine/nn/sequence.h"
 
 #include <nlohmann/json.hpp>
 
@@ -53,6 +54,12 @@ struct ForwardContext {
     // reads an intermediate feature, e.g. feature distillation).
     int tapLayer = -1;
     Tensor* tap = nullptr;
+    // Sequence models (token ids (N, T), right padding): each sequence's valid length, token types and the
+    // position of the first token (sequence.h); null for a batch of fixed-size samples (every position valid).
+    std::shared_ptr<const SequenceBatch> sequence;
+    // Generation with a KV cache (kv_cache.h): attention layers append this step's keys and values to it and
+    // attend over everything cached; null: the whole prefix is recomputed.
+    KvCache* kvCache = nullptr;
 };
 
 class Layer {
@@ -89,6 +96,12 @@ public:
     virtual void initialize(Backend& be, Rng& rng) { (void)be; (void)rng; }
     // Drop cached activations (after a training step, or before moving to another backend).
     virtual void releaseCache() {}
+    // Weight tying (a language model's output head reuses the token embedding): the full name of another layer's
+    // parameter this layer computes with ("layers.0.weight"), or "" for none. Model binds it after building and
+    // after every edit; the layer lists it in neither parameters() nor namedParameters(), so it is saved, counted
+    // and optimised once, under its owner's name, and the layer's backward adds into that parameter's gradient.
+    virtual std::string sharedParameterName() const { return ""; }
+    virtual void bindSharedParameter(Parameter* p) { (void)p; }
 
     // Set by Model (and by a block for its children): position in the enclosing sequence (dropout
     // seeds, parameter names).
@@ -100,6 +113,9 @@ public:
 // relu, gelu, dropout{p}, flatten, layernorm{dim,eps?}, batchnorm2d{features,eps?,momentum?}, embedding{num,dim},
 // qlinear{in,out,bias?,weights?,group?,symmetric?,activations?,granularity?,activation?} and
 // qconv2d{in,out,kernel,stride?,padding?, the same quantization fields} (quantized_linear.h);
+// transformers (layers_transformer.cpp, transformer.h): attention{heads,causal?} over a fused QKV (N, T, 3D),
+// position_embedding{num,dim}, token_type_embedding{num,dim}, mean_pool{}, l2_normalize{eps?},
+// tied_linear{in,out,weight} (a head computing with another layer's weight);
 // blocks owning sub-layers:
 // residual{layers} (y = x + f(x)) and sequential{layers}.
 std::unique_ptr<Layer> makeLayer(const nlohmann::json& config);

@@ -24,6 +24,10 @@ std::unique_ptr<Layer> makeLayer(const nlohmann::json& config, const std::string
         {"embedding", nnimpl::makeEmbedding}, {"qlinear", nnimpl::makeQuantizedLinear},
         {"qconv2d", nnimpl::makeQuantizedConv2d},
         {"residual", nnimpl::makeResidual}, {"sequential", nnimpl::makeSequential},
+        // transformers
+        {"attention", nnimpl::makeAttention}, {"position_embedding", nnimpl::makePositionEmbedding},
+        {"token_type_embedding", nnimpl::makeTokenTypeEmbedding}, {"mean_pool", nnimpl::makeMeanPool},
+        {"l2_normalize", nnimpl::makeL2Normalize}, {"tied_linear", nnimpl::makeTiedLinear},
     };
     nnconfig::requireObject(config, pointer);
     std::string known;

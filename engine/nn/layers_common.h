@@ -61,5 +61,12 @@ std::unique_ptr<Layer> makeBatchNorm2d(const nlohmann::json& c, const std::strin
 std::unique_ptr<Layer> makeEmbedding(const nlohmann::json& c, const std::string& ptr);
 std::unique_ptr<Layer> makeResidual(const nlohmann::json& c, const std::string& ptr);
 std::unique_ptr<Layer> makeSequential(const nlohmann::json& c, const std::string& ptr);
+// layers_transformer.cpp
+std::unique_ptr<Layer> makeAttention(const nlohmann::json& c, const std::string& ptr);
+std::unique_ptr<Layer> makePositionEmbedding(const nlohmann::json& c, const std::string& ptr);
+std::unique_ptr<Layer> makeTokenTypeEmbedding(const nlohmann::json& c, const std::string& ptr);
+std::unique_ptr<Layer> makeMeanPool(const nlohmann::json& c, const std::string& ptr);
+std::unique_ptr<Layer> makeL2Normalize(const nlohmann::json& c, const std::string& ptr);
+std::unique_ptr<Layer> makeTiedLinear(const nlohmann::json& c, const std::string& ptr);
 
 } // namespace lathe::nnimpl

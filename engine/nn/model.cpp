@@ -4,6 +4,8 @@
 #include "engine/core/errors.h"
 #include "engine/nn/config_fields.h"
 
+#include <algorithm>
+
 namespace lathe {
 
 std::unique_ptr<Model> Model::fromArchitecture(const nlohmann::json& arch) {
@@ -23,7 +25,12 @@ std::unique_ptr<Model> Model::fromArchitecture(const nlohmann::json& arch) {
     auto input = arch.find("input");
     if (input == arch.end()) cfg::fail("/input", "missing (expected {\"shape\": [C, H, W], ...})");
     cfg::requireObject(*input, "/input");
-    cfg::onlyKeys(*input, "/input", {"shape", "scale", "mean", "std"});
+    cfg::onlyKeys(*input, "/input", {"shape", "scale", "mean", "std", "dtype"});
+    if (auto dt = input->find("dtype"); dt != input->end()) {
+        if (!dt->is_string() || (*dt != "f32" && *dt != "i32"))
+            cfg::fail("/input/dtype", "expected \"f32\" (pixels) or \"i32\" (token ids), got " + cfg::shortDump(*dt));
+        model->m_inputDType = *dt == "i32" ? DType::I32 : DType::F32;
+    }
     auto shape = input->find("shape");
     if (shape == input->end()) cfg::fail("/input/shape", "missing (expected an array of positive integers)");
     if (!shape->is_array() || shape->empty())
@@ -42,6 +49,18 @@ std::unique_ptr<Model> Model::fromArchitecture(const nlohmann::json& arch) {
     model->m_preprocess.std = static_cast<float>(stdev);
 
     model->m_numClasses = static_cast<int>(cfg::integer(arch, "classes", "", 1));
+    model->m_outputShape = {model->m_numClasses};
+    if (auto out = arch.find("output"); out != arch.end()) {
+        if (!out->is_array() || out->empty())
+            cfg::fail("/output", "expected a non-empty array of positive integers, got " + cfg::shortDump(*out));
+        model->m_outputShape.clear();
+        for (std::size_t i = 0; i < out->size(); ++i) {
+            const auto& d = (*out)[i];
+            if (!d.is_number_integer() || d.get<std::int64_t>() < 1)
+                cfg::fail("/output/" + std::to_string(i), "expected a positive integer, got " + cfg::shortDump(d));
+            model->m_outputShape.push_back(d.get<std::int64_t>());
+        }
+    }
 
     auto layers = arch.find("layers");
     if (layers == arch.end()) cfg::fail("/layers", "missing (expected an array of layer objects)");
@@ -63,24 +82,60 @@ std::unique_ptr<Model> Model::fromArchitecture(const nlohmann::json& arch) {
             cfg::fail("/layers/" + std::to_string(i), e.what());
         }
     }
-    if (s != Shape{1, model->m_numClasses})
+    Shape expected = {1};
+    expected.insert(expected.end(), model->m_outputShape.begin(), model->m_outputShape.end());
+    if (s != expected)
         cfg::fail("/layers/" + std::to_string(model->m_layers.size() - 1),
-                  "the model's output per sample is " + shapeToString(s) + ", expected [1, " +
-                      std::to_string(model->m_numClasses) + "] (/classes)");
+                  "the model's output per sample is " + shapeToString(s) + ", expected " + shapeToString(expected) +
+                      (arch.contains("output") ? " (/output)" : " (/classes)"));
+    model->bindSharedParameters();
     return model;
 }
 
 nlohmann::json Model::architecture() const {
     nlohmann::json layers = nlohmann::json::array();
     for (const auto& l : m_layers) layers.push_back(l->config());
-    return {{"name", m_name},
-            {"input",
-             {{"shape", m_inputShape},
-              {"scale", m_preprocess.scale},
-              {"mean", m_preprocess.mean},
-              {"std", m_preprocess.std}}},
-            {"classes", m_numClasses},
-            {"layers", layers}};
+    nlohmann::json a = {{"name", m_name},
+                        {"input",
+                         {{"shape", m_inputShape},
+                          {"scale", m_preprocess.scale},
+                          {"mean", m_preprocess.mean},
+                          {"std", m_preprocess.std}}},
+                        {"classes", m_numClasses},
+                        {"layers", layers}};
+    if (m_inputDType == DType::I32) a["input"]["dtype"] = "i32";
+    if (m_outputShape != Shape{m_numClasses}) a["output"] = m_outputShape;
+    return a;
+}
+
+std::int64_t Model::outputRowsPerSample() const {
+    return std::max<std::int64_t>(1, numel(m_outputShape) / std::max(1, m_numClasses));
+}
+
+namespace {
+void collectShared(std::vector<std::unique_ptr<Layer>>& layers, std::vector<Layer*>& out) {
+    for (auto& l : layers) {
+        if (!l->sharedParameterName().empty()) out.push_back(l.get());
+        if (auto* children = l->sublayers()) collectShared(*children, out);
+    }
+}
+} // namespace
+
+void Model::bindSharedParameters() {
+    std::vector<Layer*> tied;
+    collectShared(m_layers, tied);
+    if (tied.empty()) return;
+    const auto named = namedParameters();
+    for (Layer* l : tied) {
+        const std::string want = l->sharedParameterName();
+        Parameter* found = nullptr;
+        for (const auto& np : named)
+            if (np.name == want) found = np.param;
+        if (!found)
+            throw ConfigError("model " + m_name + ": layer " + l->type() + " computes with parameter " + want +
+                              ", which the model does not have");
+        l->bindSharedParameter(found);
+    }
 }
 
 void Model::initialize(Backend& be, std::uint64_t seed) {

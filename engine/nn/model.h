@@ -19,14 +19,21 @@ class ModelEditor;
 
 class Model {
 public:
-    // architecture: {"name": ..., "input": {"shape": [1,28,28], "scale": .., "mean": .., "std": ..},
-    //                "classes": 10, "layers": [ {...}, ... ]}. Throws ConfigError with the JSON pointer.
+    // architecture: {"name": ..., "input": {"shape": [1,28,28], "scale": .., "mean": .., "std": .., "dtype": ..},
+    //                "classes": 10, "output": [..]?, "layers": [ {...}, ... ]}. Throws ConfigError with the JSON pointer.
+    // Sequence models: "input": {"shape": [T], "dtype": "i32"} takes token ids (N, T) (no preprocessing), and
+    // "output" is the per-sample output shape when it is not [classes]: [T, V] for a language model's logits
+    // (classes = V), [D] for a sentence embedding.
     static std::unique_ptr<Model> fromArchitecture(const nlohmann::json& architecture);
     nlohmann::json architecture() const;
 
     const std::string& name() const { return m_name; }
     const Shape& inputShape() const { return m_inputShape; } // per sample, e.g. {1, 28, 28}
     int numClasses() const { return m_numClasses; }
+    DType inputDType() const { return m_inputDType; }        // F32 (preprocessed pixels) or I32 (token ids)
+    const Shape& outputShape() const { return m_outputShape; } // per sample: {classes} unless "output" says
+    // Rows of `classes` logits per sample: 1 for a classifier, T for a language model's (T, V) output.
+    std::int64_t outputRowsPerSample() const;
     const InputPreprocess& preprocess() const { return m_preprocess; }
     const std::vector<std::unique_ptr<Layer>>& layers() const { return m_layers; }
 
@@ -49,6 +56,9 @@ public:
     // Buffers (layer.h) under their full names, as PyTorch's state_dict lists them beside the parameters.
     std::vector<NamedBuffer> namedBuffers();
     std::int64_t parameterCount() const; // parameters, and the weights quantized layers hold as codes
+    // Binds every layer's shared parameter (Layer::sharedParameterName) to its owner's; ConfigError naming the
+    // layer when the owner is missing or its shape differs. Called after building and after each edit.
+    void bindSharedParameters();
     std::uint64_t parameterBytes() const; // as stored (dtype-aware): parameters and buffers
 
 private:
@@ -59,6 +69,8 @@ private:
     std::string m_name;
     Shape m_inputShape;
     int m_numClasses = 0;
+    DType m_inputDType = DType::F32;
+    Shape m_outputShape;
     InputPreprocess m_preprocess;
     std::vector<std::unique_ptr<Layer>> m_layers;
     Backend* m_backend = nullptr;

@@ -159,9 +159,12 @@ void ModelEditor::commit(const std::function<void()>& undo) {
                 throw ConfigError("layers." + std::to_string(i) + ": " + e.what());
             }
         }
-        if (s != Shape{1, m_model.numClasses()})
-            throw ConfigError("the model's output per sample would be " + shapeToString(s) + ", expected [1, " +
-                              std::to_string(m_model.numClasses()) + "]");
+        Shape expected = {1};
+        expected.insert(expected.end(), m_model.outputShape().begin(), m_model.outputShape().end());
+        if (s != expected)
+            throw ConfigError("the model's output per sample would be " + shapeToString(s) + ", expected " +
+                              shapeToString(expected));
+        m_model.bindSharedParameters();
     } catch (const ConfigError& e) {
         undo();
         renumber(m_model.m_layers);

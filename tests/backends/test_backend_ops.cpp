@@ -678,6 +678,108 @@ std::vector<OpCase> buildCases() {
                              }
                              return Outputs{out(be, "param", w), out(be, "m", m), out(be, "v", v)};
                          }});
+
+    // attention (issue 14): the fused kernel and the unfused reference path, each against the CPU, and the
+    // backward; packed QKV (self-attention, several key tiles and query blocks), right-padding lengths (at least
+    // one key each, so lse stays finite), a decoding step over a cache longer than the keys in use, head sizes
+    // that fill one to four values per lane and one that does not divide 32.
+    struct AttnCase {
+        const char* name;
+        std::int64_t n, tq, tk, heads, dh, capacity;
+        bool causal, packed;
+        std::vector<std::int32_t> lengths;
+    };
+    const std::vector<AttnCase> attnCases = {
+        {"packed_causal_2x37_h4_d16", 2, 37, 37, 4, 16, 0, true, true, {}},
+        {"packed_lengths_3x70_h2_d64", 3, 70, 70, 2, 64, 0, false, true, {70, 33, 1}},
+        {"packed_causal_lengths_2x45_h3_d20", 2, 45, 45, 3, 20, 0, true, true, {45, 17}},
+        {"decode_1_over_77_of_100_h3_d32", 2, 1, 77, 3, 32, 100, true, false, {}},
+        {"block_5_over_40_h1_d128", 1, 5, 40, 1, 128, 64, true, false, {}},
+    };
+    for (const AttnCase& ac : attnCases) {
+        // q, k, v (packed: one tensor) from fixed seeds, on `be`.
+        auto make = [ac](Backend& be, Tensor& q, Tensor& k, Tensor& v, Tensor& lens, AttentionParams& p) {
+            const std::int64_t d = ac.heads * ac.dh;
+            p.heads = ac.heads;
+            p.headDim = ac.dh;
+            p.causal = ac.causal;
+            if (ac.packed) {
+                q = k = v = input(be, {ac.n, ac.tq, 3 * d}, DType::F32, 150, -2.0f, 2.0f);
+                p.kOffset = d;
+                p.vOffset = 2 * d;
+            } else {
+                q = input(be, {ac.n, ac.tq, d}, DType::F32, 151, -2.0f, 2.0f);
+                k = input(be, {ac.n, ac.capacity, d}, DType::F32, 152, -2.0f, 2.0f);
+                v = input(be, {ac.n, ac.capacity, d}, DType::F32, 153);
+                p.keyLen = ac.tk;
+            }
+            if (!ac.lengths.empty()) lens = be.uploadI32(ac.lengths, {ac.n});
+        };
+        for (AttentionKernel kernel : {AttentionKernel::Fused, AttentionKernel::Unfused})
+            cases.push_back({std::string("attention_forward/f32/") + (kernel == AttentionKernel::Fused ? "fused/" : "unfused/") +
+                                 ac.name,
+                             Op::AttentionForward, {DType::F32}, [ac, make, kernel](Backend& be, DType) {
+                                 Tensor q, k, v, lens;
+                                 AttentionParams p;
+                                 make(be, q, k, v, lens, p);
+                                 p.kernel = kernel;
+                                 Tensor o = input(be, {ac.n, ac.tq, ac.heads * ac.dh}, DType::F32, 154); // overwritten
+                                 Tensor lse = be.empty({ac.n, ac.heads, ac.tq});
+                                 be.attentionForward(q, k, v, lens.defined() ? &lens : nullptr, o, lse, p);
+                                 return Outputs{out(be, "out", o), out(be, "lse", lse)};
+                             }});
+        cases.push_back({std::string("attention_backward/f32/") + ac.name, Op::AttentionBackward, {DType::F32},
+                         [ac, make](Backend& be, DType) {
+                             Tensor q, k, v, lens;
+                             AttentionParams p;
+                             make(be, q, k, v, lens, p);
+                             const Tensor* l = lens.defined() ? &lens : nullptr;
+                             Tensor o = be.empty({ac.n, ac.tq, ac.heads * ac.dh}), lse = be.empty({ac.n, ac.heads, ac.tq});
+                             be.attentionForward(q, k, v, l, o, lse, p);
+                             Tensor dout = input(be, o.shape(), DType::F32, 155);
+                             Tensor dq = be.zeros(q.shape());
+                             Tensor dk = ac.packed ? dq : be.zeros(k.shape());
+                             Tensor dv = ac.packed ? dq : be.zeros(v.shape());
+                             be.attentionBackward(dout, q, k, v, l, o, lse, dq, dk, dv, p);
+                             Outputs res{out(be, "dq", dq)};
+                             if (!ac.packed) {
+                                 res.push_back(out(be, "dk", dk));
+                                 res.push_back(out(be, "dv", dv));
+                             }
+                             return res;
+                         },
+                         {OpDesc::uniform(Op::AttentionForward, DType::F32), OpDesc::uniform(Op::AttentionBackward, DType::F32)}});
+    }
+    // mean pooling over valid steps (a zero length included) and L2 normalisation, forward and backward
+    cases.push_back({"mean_pool_forward/f32/4x33x96", Op::MeanPoolForward, {DType::F32}, [](Backend& be, DType) {
+                         Tensor x = input(be, {4, 33, 96}, DType::F32, 160);
+                         Tensor lens = be.uploadI32({33, 1, 0, 20}, {4});
+                         Tensor y = input(be, {4, 96}, DType::F32, 161);
+                         be.meanPoolForward(x, &lens, y);
+                         return Outputs{out(be, "y", y)};
+                     }});
+    cases.push_back({"mean_pool_backward/f32/4x33x96", Op::MeanPoolBackward, {DType::F32}, [](Backend& be, DType) {
+                         Tensor dy = input(be, {4, 96}, DType::F32, 162);
+                         Tensor lens = be.uploadI32({33, 1, 0, 20}, {4});
+                         Tensor dx = input(be, {4, 33, 96}, DType::F32, 163);
+                         be.meanPoolBackward(dy, &lens, dx);
+                         return Outputs{out(be, "dx", dx)};
+                     }});
+    cases.push_back({"l2_normalize_forward/f32/7x384", Op::L2NormalizeForward, {DType::F32}, [](Backend& be, DType) {
+                         Tensor x = input(be, {7, 384}, DType::F32, 164);
+                         Tensor y = be.empty({7, 384}), norm = be.empty({7});
+                         be.l2NormalizeForward(x, y, norm, 1e-12f);
+                         return Outputs{out(be, "y", y), out(be, "norm", norm)};
+                     }});
+    cases.push_back({"l2_normalize_backward/f32/7x384", Op::L2NormalizeBackward, {DType::F32}, [](Backend& be, DType) {
+                         Tensor x = input(be, {7, 384}, DType::F32, 164);
+                         Tensor y = be.empty({7, 384}), norm = be.empty({7});
+                         be.l2NormalizeForward(x, y, norm, 1e-12f);
+                         Tensor dx = input(be, {7, 384}, DType::F32, 166); // overwritten
+                         be.l2NormalizeBackward(input(be, {7, 384}, DType::F32, 165), y, norm, dx, 1e-12f);
+                         return Outputs{out(be, "dx", dx)};
+                     },
+                     {OpDesc::uniform(Op::L2NormalizeForward, DType::F32), OpDesc::uniform(Op::L2NormalizeBackward, DType::F32)}});
     return cases;
 }
 

@@ -228,6 +228,10 @@ OpTable CudaBackend::buildOpTable() {
     t.add(OpDesc::uniform(Op::Im2colRows, DType::F32));   // conv.cu: the quantized conv's GEMM over rows
     t.add(OpDesc::uniform(Op::RowsToChannels, DType::F32));
     t.add(int8GemmDesc());                                // cuBLASLt int32 GEMM + int8.cu's epilogue
+    // Transformers: attention.cu's fused attention (its unfused reference on cuBLAS), pooling, normalisation.
+    for (Op op : {Op::AttentionForward, Op::AttentionBackward, Op::MeanPoolForward, Op::MeanPoolBackward,
+                  Op::L2NormalizeForward, Op::L2NormalizeBackward})
+        t.add(OpDesc::uniform(op, DType::F32));
     const auto convertible = {DType::F32, DType::F16, DType::BF16, DType::I32, DType::I8, DType::U8};
     for (DType from : convertible)
         for (DType to : convertible) t.add(OpDesc::convert(from, to));

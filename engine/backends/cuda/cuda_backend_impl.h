@@ -194,6 +194,16 @@ public:
                            const Tensor& rstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta, bool accumulate) override;
     void embeddingForward(const Tensor& ids, const Tensor& table, Tensor& y) override;
     void embeddingBackward(const Tensor& ids, const Tensor& dy, Tensor& dtable, bool accumulate) override;
+    // ops_attention.cpp (attention.cu, cuBLAS for the unfused path's GEMMs)
+    void attentionForward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* keyLengths, Tensor& out,
+                          Tensor& lse, const AttentionParams& p) override;
+    void attentionBackward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                           const Tensor* keyLengths, const Tensor& out, const Tensor& lse, Tensor& dq, Tensor& dk,
+                           Tensor& dv, const AttentionParams& p) override;
+    void meanPoolForward(const Tensor& x, const Tensor* lengths, Tensor& y) override;
+    void meanPoolBackward(const Tensor& dy, const Tensor* lengths, Tensor& dx) override;
+    void l2NormalizeForward(const Tensor& x, Tensor& y, Tensor& norm, float eps) override;
+    void l2NormalizeBackward(const Tensor& dy, const Tensor& y, const Tensor& norm, Tensor& dx, float eps) override;
     // ops_optim.cpp
     void sgdStep(Tensor& param, const Tensor& grad, Tensor& velocity, const SgdParams& p, bool firstStep) override;
     void adamStep(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamParams& p,

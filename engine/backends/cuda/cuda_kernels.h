@@ -163,4 +163,29 @@ void launchSgdStep(float* param, const float* grad, float* velocity, std::int64_
 void launchAdamStep(float* param, const float* grad, float* m, float* v, std::int64_t n, const AdamParams& p,
                     float biasCorrection1, float biasCorrection2, cudaStream_t stream);
 
+// ---- attention.cu (F32). q, k, v laid out as AttentionParams describes (backend.h), checked by checkAttention.
+using AttentionLaunch = AttentionGeometry;
+// The fused forward: out (N, Tq, H * Dh), lse (N, H, Tq); lens I32 (N) or null. Head size up to 128.
+void launchAttentionForwardFused(const float* q, const float* k, const float* v, const std::int32_t* lens, float* out,
+                                 float* lse, const AttentionLaunch& a, cudaStream_t stream);
+// The unfused path's masked softmax, in place over the scores (H, Tq, Tk) of sequence n (scaled already);
+// lse (H, Tq) of that sequence.
+void launchAttentionMaskedSoftmax(float* scores, float* lse, const std::int32_t* lens, std::int64_t n,
+                                  const AttentionLaunch& a, cudaStream_t stream);
+// dq, dk, dv (layouts of q, k, v; only the heads' columns written) from dout and the forward's out and lse;
+// delta (N, H, Tq) is scratch. Head size up to 128.
+void launchAttentionBackward(const float* q, const float* k, const float* v, const std::int32_t* lens,
+                             const float* dout, const float* out, const float* lse, float* delta, float* dq, float* dk,
+                             float* dv, const AttentionLaunch& a, cudaStream_t stream);
+// x (N, T, D) -> y (N, D), mean over the valid steps; and its backward (dx overwritten).
+void launchMeanPoolForward(const float* x, const std::int32_t* lens, float* y, std::int64_t n, std::int64_t t,
+                           std::int64_t d, cudaStream_t stream);
+void launchMeanPoolBackward(const float* dy, const std::int32_t* lens, float* dx, std::int64_t n, std::int64_t t,
+                            std::int64_t d, cudaStream_t stream);
+// x, y (N, D), norm (N): y = x / max(||x||, eps); and its backward (dx overwritten).
+void launchL2NormalizeForward(const float* x, float* y, float* norm, std::int64_t n, std::int64_t d, float eps,
+                              cudaStream_t stream);
+void launchL2NormalizeBackward(const float* dy, const float* y, const float* norm, float* dx, std::int64_t n,
+                               std::int64_t d, float eps, cudaStream_t stream);
+
 } // namespace lathe::cuda
