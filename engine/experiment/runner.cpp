@@ -104,6 +104,13 @@ public:
         int enabledSteps = 0;
         for (const auto& s : m_spec.steps) enabledSteps += s.enabled ? 1 : 0;
         m_phases = 2 + enabledSteps;
+        // Every step is created and asked about the backend before the baseline costs anything.
+        std::vector<std::unique_ptr<Strategy>> strategies(m_spec.steps.size());
+        for (std::size_t i = 0; i < m_spec.steps.size(); ++i) {
+            if (!m_spec.steps[i].enabled) continue;
+            strategies[i] = StrategyRegistry::instance().create(m_spec.steps[i].strategy, m_spec.steps[i].params);
+            strategies[i]->checkBackend(m_backend);
+        }
 
         prepareBaseline();
         checkCancel();
@@ -125,10 +132,9 @@ public:
             }
             checkCancel();
             log(LogLevel::Info, "step " + std::to_string(i) + ": " + step.strategy);
-            auto strategy = StrategyRegistry::instance().create(step.strategy, step.params);
             StepContext ctx = context(phase, step.strategy);
             ctx.stepIndex = static_cast<int>(i);
-            strategy->apply(ctx);
+            strategies[i]->apply(ctx);
             ++phase;
         }
         checkCancel();

@@ -110,6 +110,10 @@ struct StepContext {
 class Strategy {
 public:
     virtual ~Strategy() = default;
+    // Refuses, before the run loads its model or trains anything, a step the run's backend cannot execute: ConfigError
+    // naming the step, what it needs, the backend and why (e.g. an FP8 GEMM on a device below compute
+    // capability 8.9). The runner calls it for every enabled step first.
+    virtual void checkBackend(const Backend&) const {}
     virtual void apply(StepContext& ctx) = 0;
 };
 
