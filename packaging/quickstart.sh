@@ -62,6 +62,9 @@ pkgs_data=(dataset-fashion-mnist fortunes)
 pkgs_test=(xvfb xauth python3-torch poppler-utils)
 # The MiniLM tests (issue 14): python3-venv for the Hugging Face tokenizers venv they compare with.
 pkgs_test+=(python3-venv)
+# The cluster tests (label cluster) run a one-node Slurm of their own (tests/cluster/slurm_cluster.sh);
+# the packages' own services are not used, nor is /etc/slurm.
+pkgs_test+=(slurm-wlm munge)
 # cpack -G DEB computes the package's Depends with dpkg-shlibdeps (dpkg-dev), which uses file(1).
 pkgs_package=(dpkg-dev file)
 

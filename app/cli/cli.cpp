@@ -116,9 +116,12 @@ bool Args::flag(const std::string& key) const {
 
 namespace {
 std::atomic<bool> g_cancel{false};
+std::atomic<int> g_cancelSignal{0};
 static_assert(std::atomic<bool>::is_always_lock_free, "the signal handler needs a lock-free flag");
 
-extern "C" void onInterrupt(int) {
+extern "C" void onInterrupt(int sig) {
+    int none = 0;
+    g_cancelSignal.compare_exchange_strong(none, sig);
     if (g_cancel.exchange(true)) {
         // A second Ctrl-C: the user does not want to wait for the current batch.
         const char msg[] = "\nlathe-cli: interrupted again, exiting now\n";
@@ -136,6 +139,7 @@ struct InterruptGuard::Saved {
 
 InterruptGuard::InterruptGuard() : m_saved(new Saved) {
     g_cancel.store(false);
+    g_cancelSignal.store(0);
     struct sigaction sa {};
     sa.sa_handler = onInterrupt;
     sigemptyset(&sa.sa_mask);
@@ -150,6 +154,8 @@ InterruptGuard::~InterruptGuard() {
 }
 
 const std::atomic<bool>& cancelFlag() { return g_cancel; }
+
+int cancelSignal() { return g_cancelSignal.load(); }
 
 bool stdoutIsTerminal() { return ::isatty(STDOUT_FILENO) == 1; }
 

@@ -77,6 +77,8 @@ private:
     Saved* m_saved;
 };
 const std::atomic<bool>& cancelFlag();
+// The signal that first set cancelFlag() (SIGINT, SIGTERM), 0 when none did.
+int cancelSignal();
 
 // True when stdout is a terminal (progress lines are drawn only then).
 bool stdoutIsTerminal();

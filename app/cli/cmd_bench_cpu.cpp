@@ -342,7 +342,9 @@ int runWeightOnly(const std::vector<std::string>& argv) {
     const std::pair<const char*, QuantSpec> variants[] = {{"int8 g128", {WeightFormat::Int8, 128, true}},
                                                           {"int4 g128 sym", {WeightFormat::Int4, 128, true}},
                                                           {"int4 g128 asym", {WeightFormat::Int4, 128, false}},
-                                                          {"nf4 g64", {WeightFormat::Nf4, 64, true}}};
+                                                          {"nf4 g64", {WeightFormat::Nf4, 64, true}},
+                                                          {"nf4 g64 dq", {WeightFormat::Nf4, 64, true, true}},
+                                                          {"fp8 per channel", {WeightFormat::Fp8, 1 << 30, true}}};
     nlohmann::json results = nlohmann::json::array();
     if (!o.json) {
         std::printf("weight-only  y = x W^T + bias, f32 activations, warm-up %d, %d repeats over %d input batches\n",

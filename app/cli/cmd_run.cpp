@@ -6,6 +6,7 @@
 #include "engine/backends/registry.h"
 #include "engine/core/errors.h"
 #include "engine/experiment/runner.h"
+#include "engine/experiment/search_runner.h"
 #include "engine/experiment/spec.h"
 #include "engine/store/run_store.h"
 
@@ -18,6 +19,7 @@
 #include <chrono>
 #include <csignal>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -117,12 +119,127 @@ std::string summaryLine(const RunOutcome& o) {
 }
 
 std::string runUsage() {
-    return "run FILE.json [--db PATH] [--device auto|cpu|cuda|cuda:N] [--cache-dir DIR] [--json]";
+    return "run FILE.json [--db PATH] [--device auto|cpu|cuda|cuda:N] [--cache-dir DIR] [--json] [--out FILE]\n"
+           "          [--plan N] [--experiment-uuid UUID] [--task-shard]\n"
+           "  --plan N               run only plan N (0-based) of the sweep\n"
+           "  --experiment-uuid U    store the runs under the experiment with this stable id (created if new)\n"
+           "  --task-shard           the database is a cluster task's own shard (needs --plan and\n"
+           "                         --experiment-uuid): what an earlier attempt of the task left unfinished\n"
+           "                         is deleted first, and a plan already done there is not run again";
+}
+
+// A task Slurm starts again (--requeue, preemption) finds its shard as the killed attempt left it:
+// delete that attempt's unfinished run so no half run is merged; a plan already done is not rerun.
+// Returns the id of a done run of the plan, or 0 when the plan is to run.
+std::int64_t prepareTaskShard(RunStore& store, const std::string& experimentUuid, int plan) {
+    const auto experimentId = store.experimentByUuid(experimentUuid);
+    if (!experimentId) return 0;
+    RunFilter filter;
+    filter.withJson = true;
+    filter.withSummary = false;
+    std::vector<std::int64_t> unfinished;
+    for (const RunRecord& r : store.listRuns(filter)) {
+        if (r.experimentId != *experimentId) continue;
+        const json env = json::parse(r.environmentJson, nullptr, false);
+        const json* index = env.is_object() && env.contains("plan") ? &env["plan"]["index"] : nullptr;
+        if (!index || !index->is_number_integer() || index->get<int>() != plan) continue;
+        if (r.status == run_status::kDone) return r.id;
+        if (r.status != run_status::kFailed) unfinished.push_back(r.id);
+    }
+    if (!unfinished.empty()) {
+        store.deleteRuns(unfinished);
+        std::cerr << "lathe-cli run: deleted " << unfinished.size()
+                  << " unfinished run(s) an earlier attempt of this task left in " << store.path() << "\n";
+    }
+    return 0;
+}
+
+
+// An experiment with a `search` section: one line per trial, then the winner, why it won, and the winner
+// written as a plain experiment file (--out, default <name>.best.json in the current folder).
+int runSearch(const Args& args, const ExperimentSpec& spec, const json& doc, RunStore& store,
+              const RunnerOptions& options, ProgressLine& progress) {
+    const bool jsonOut = args.flag("--json");
+    const SearchSpec ss = parseSearchSection(spec.search, spec.sourceName);
+    SearchEvents events;
+    events.run.log = [&](LogLevel level, const std::string& msg) {
+        progress.clear();
+        const char* prefix = level == LogLevel::Error ? "error: " : level == LogLevel::Warning ? "warning: " : "";
+        std::cerr << "lathe: " << prefix << msg << "\n";
+    };
+    int trialNo = 0;
+    events.run.progress = [&](double fraction, const std::string& what, double etaS) {
+        progress.draw(trialNo + 1, ss.trials, fraction, what, etaS);
+    };
+    events.trialFinished = [&](const SearchTrial& t, const SearchResult& soFar) {
+        progress.clear();
+        trialNo = soFar.own();
+        if (jsonOut) {
+            json j{{"trial", t.index + 1}, {"run_id", t.runId}, {"origin", t.origin}, {"status", t.status},
+                   {"steps", t.steps}, {"feasible", search::feasible(t.observation)}, {"summary", t.summary}};
+            if (!t.error.empty()) j["error"] = t.error;
+            std::cout << j.dump() << "\n" << std::flush;
+            return;
+        }
+        std::string line = "trial " + std::to_string(t.index + 1) + "/" + std::to_string(ss.trials) + "  run " +
+                           std::to_string(t.runId) + (t.origin == "stored" ? " (looked up)" : "") + "  " + t.status;
+        char buf[96];
+        for (const auto& o : ss.objectives)
+            if (t.summary.count(o.metric)) {
+                std::snprintf(buf, sizeof(buf), "  %s %.4g", o.metric.c_str(), t.summary.at(o.metric));
+                line += buf;
+            }
+        for (const auto& c : ss.constraints)
+            if (t.summary.count(c.metric)) {
+                std::snprintf(buf, sizeof(buf), "  %s %.4g", c.metric.c_str(), t.summary.at(c.metric));
+                line += buf;
+            }
+        if (t.status == run_status::kDone) line += search::feasible(t.observation) ? "  feasible" : "  infeasible";
+        else if (!t.error.empty()) line += ": " + t.error;
+        std::cout << line << "\n" << std::flush;
+    };
+    SearchResult result;
+    {
+        InterruptGuard guard;
+        SearchRunner runner(store, options);
+        result = runner.run(spec, doc, events, cancelFlag());
+    }
+    progress.clear();
+    std::string outFile = args.value("--out", "");
+    if (outFile.empty()) outFile = spec.name + ".best.json";
+    if (!result.winner.is_null()) {
+        std::ofstream out(outFile);
+        if (!out) throw ConfigError("cannot write " + outFile);
+        out << result.winner.dump(2) << "\n";
+    }
+    if (jsonOut) {
+        json j{{"search_run_id", result.searchRunId}, {"trials", result.own()}, {"warm_start", result.warm}, {"stop", result.stopReason},
+               {"best_run_id", result.best >= 0 ? json(result.trials[static_cast<std::size_t>(result.best)].runId) : json()},
+               {"winner_file", result.winner.is_null() ? json() : json(outFile)}, {"importance", json::array()}};
+        for (const auto& fi : result.importance)
+            j["importance"].push_back({{"field", fi.name}, {"importance", fi.importance}, {"best_values", fi.bestValues}});
+        std::cout << j.dump() << "\n";
+    } else {
+        std::cout << result.explanation;
+        if (!result.winner.is_null()) std::cout << "winner written to " << outFile << "\n";
+    }
+    if (result.stopReason == "cancelled") {
+        std::cerr << "lathe-cli run: search cancelled after " << result.own()
+                  << " trial(s); run the same file again to resume\n";
+        return kExitCancelled;
+    }
+    return result.best >= 0 ? kExitOk : kExitRunFailed;
 }
 
 int runRun(const std::vector<std::string>& argv) {
-    Args args(argv, {"--db", "--device", "--cache-dir"}, {"--json"});
+    Args args(argv, {"--db", "--device", "--cache-dir", "--plan", "--experiment-uuid", "--out"}, {"--json", "--task-shard"});
     if (args.positional().size() != 1) throw ConfigError("usage: lathe-cli " + runUsage());
+    const int onlyPlan = static_cast<int>(args.integer("--plan", -1));
+    if (args.value("--plan") && onlyPlan < 0) throw ConfigError("option --plan: expected a plan index >= 0");
+    const std::string experimentUuid = args.value("--experiment-uuid", "");
+    const bool taskShard = args.flag("--task-shard");
+    if (taskShard && (onlyPlan < 0 || experimentUuid.empty()))
+        throw ConfigError("option --task-shard needs --plan N and --experiment-uuid UUID");
     const std::string file = args.positional()[0];
     const bool jsonOut = args.flag("--json");
 
@@ -137,10 +254,16 @@ int runRun(const std::vector<std::string>& argv) {
         std::cerr << e.what() << "\n";
         return kExitBadInput;
     }
+    if (onlyPlan >= static_cast<int>(plans.size()))
+        throw ConfigError(file + ": plan " + std::to_string(onlyPlan) + " asked for, but the sweep has " +
+                          std::to_string(plans.size()) + " plan(s)");
 
     RunnerOptions options;
     options.deviceOverride = args.value("--device", "");
     options.cacheDir = args.value("--cache-dir", "");
+    options.onlyPlan = onlyPlan;
+    options.experimentUuid = experimentUuid;
+    const int planCount = onlyPlan >= 0 ? 1 : static_cast<int>(plans.size());
     // An unknown or unavailable device is bad input, found before anything is stored.
     try {
         backendFor(options.deviceOverride.empty() ? spec.device : options.deviceOverride);
@@ -151,8 +274,16 @@ int runRun(const std::vector<std::string>& argv) {
     RunStore store(args.value("--db", RunStore::defaultPath()));
     if (const int n = store.recoverInterrupted(); n > 0)
         std::cerr << "lathe-cli: " << n << " run(s) left running by a previous process marked interrupted\n";
+    if (taskShard) {
+        if (const std::int64_t done = prepareTaskShard(store, experimentUuid, onlyPlan)) {
+            std::cerr << "lathe-cli run: plan " << onlyPlan << " is already done in " << store.path() << " (run "
+                      << done << "); not running it again\n";
+            return kExitOk;
+        }
+    }
 
     ProgressLine progress(stdoutIsTerminal() && ::isatty(STDERR_FILENO) == 1);
+    if (!spec.search.is_null()) return runSearch(args, spec, doc, store, options, progress);
     int currentRun = 0;
     RunnerEvents events;
     events.log = [&](LogLevel level, const std::string& msg) {
@@ -164,7 +295,16 @@ int runRun(const std::vector<std::string>& argv) {
     events.progress = [&](double fraction, const std::string& what, double etaS) {
         progress.draw(currentRun, static_cast<int>(plans.size()), fraction, what, etaS);
     };
-    events.runFinished = [&](const RunOutcome& o) {
+    // A Slurm task stopped with SIGTERM (scancel, time limit, preemption) did not choose to cancel:
+    // its run is stored `interrupted`, as a crash would be.
+    const bool inSlurmJob = std::getenv("SLURM_JOB_ID") != nullptr;
+    events.runFinished = [&](const RunOutcome& o0) {
+        RunOutcome o = o0;
+        if (o.status == run_status::kCancelled && inSlurmJob && cancelSignal() == SIGTERM) {
+            o.status = run_status::kInterrupted;
+            o.error = "interrupted: Slurm stopped the task (SIGTERM: scancel, a time limit or preemption)";
+            store.finishRun(o.runId, o.status, o.error);
+        }
         progress.clear();
         if (jsonOut) {
             json j{{"run_id", o.runId}, {"status", o.status}, {"summary", o.summary}};
@@ -189,7 +329,7 @@ int runRun(const std::vector<std::string>& argv) {
         cancelled = cancelled || o.status == run_status::kCancelled;
     }
     if (cancelled) {
-        std::cerr << "lathe-cli run: cancelled (" << outcomes.size() << " of " << plans.size()
+        std::cerr << "lathe-cli run: cancelled (" << outcomes.size() << " of " << planCount
                   << " run(s) stored)\n";
         return kExitCancelled;
     }
@@ -205,7 +345,11 @@ int runValidate(const std::vector<std::string>& argv) {
         try {
             const ExperimentSpec spec = loadExperimentFile(file);
             const auto plans = expandSweep(spec, readJsonFile(file));
-            std::cout << (several ? file + ": " : "") << "ok: " << plans.size() << " plan(s)\n";
+            if (!spec.search.is_null())
+                std::cout << (several ? file + ": " : "") << "ok: a search of up to "
+                          << parseSearchSection(spec.search, file).trials << " trial(s)\n";
+            else
+                std::cout << (several ? file + ": " : "") << "ok: " << plans.size() << " plan(s)\n";
         } catch (const ConfigError& e) {
             std::cerr << e.what() << "\n";
             status = kExitBadInput;

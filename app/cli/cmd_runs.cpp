@@ -24,6 +24,16 @@
 
 namespace lathe::cli {
 
+std::string formatTime(double unixS) {
+    if (unixS <= 0) return "-";
+    const std::time_t t = static_cast<std::time_t>(unixS);
+    std::tm tm{};
+    ::localtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", &tm);
+    return buf;
+}
+
 namespace {
 
 
@@ -67,15 +77,6 @@ std::string padLeft(const std::string& s, std::size_t width) {
     return w >= width ? s : std::string(width - w, ' ') + s;
 }
 
-std::string formatTime(double unixS) {
-    if (unixS <= 0) return "-";
-    const std::time_t t = static_cast<std::time_t>(unixS);
-    std::tm tm{};
-    ::localtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", &tm);
-    return buf;
-}
 
 std::string formatDuration(double seconds) {
     if (!(seconds >= 0)) return "-";
@@ -278,6 +279,20 @@ int runShow(const std::vector<std::string>& argv) {
     const double d = runDuration(r, nowUnixSeconds());
     field("duration", d >= 0 ? formatDuration(d) : "");
     field("owner", r.ownerPid ? "pid " + std::to_string(r.ownerPid) + " on " + r.ownerHost : "");
+    field("uuid", r.uuid);
+    {
+        // Where Slurm ran it (a run of a sweep submitted with lathe-cli submit --slurm).
+        const auto env = nlohmann::json::parse(r.environmentJson, nullptr, false);
+        if (env.is_object() && env.contains("slurm") && env["slurm"].is_object()) {
+            const auto& s = env["slurm"];
+            auto get = [&](const char* k) { return s.contains(k) && s[k].is_string() ? s[k].get<std::string>() : ""; };
+            std::string where = "job " + get("job_id");
+            if (!get("array_job_id").empty()) where += " (array " + get("array_job_id") + " task " + get("array_task_id") + ")";
+            if (!get("node").empty()) where += " on " + get("node");
+            if (!get("cuda_visible_devices").empty()) where += ", GPUs " + get("cuda_visible_devices");
+            field("slurm", where);
+        }
+    }
     field("error", r.error);
     for (const auto& [key, text] : r.notes) field(("note " + key).c_str(), text);
 
@@ -767,6 +782,7 @@ nlohmann::json runToJson(const RunRecord& r) {
                         {"duration_s", nullptr},
                         {"error", r.error},
                         {"parent_run_id", r.parentRunId ? nlohmann::json(*r.parentRunId) : nlohmann::json(nullptr)},
+                        {"uuid", r.uuid},
                         {"summary", summary}};
     if (r.startedAt > 0 && r.finishedAt > 0) j["duration_s"] = r.finishedAt - r.startedAt;
     if (!r.configJson.empty()) j["config"] = parsedOrRaw(r.configJson);

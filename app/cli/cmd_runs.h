@@ -14,6 +14,9 @@ namespace lathe::cli {
 // The `runs` table: id, status, name, experiment, model, device, chain, key metrics, started, duration.
 std::string formatRunsTable(const std::vector<RunRecord>& runs, double nowUnixS);
 
+// Local time "YYYY-MM-DD HH:MM", "-" for 0.
+std::string formatTime(double unixS);
+
 // One run as JSON (config and environment parsed when loaded; timestamps as unix seconds or null).
 nlohmann::json runToJson(const RunRecord& run);
 

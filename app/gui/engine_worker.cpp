@@ -3,6 +3,7 @@
 
 #include "engine/core/errors.h"
 #include "engine/experiment/runner.h"
+#include "engine/experiment/search_runner.h"
 #include "engine/experiment/sample_ring.h"
 #include "engine/store/run_store.h"
 
@@ -65,6 +66,15 @@ void EngineWorker::startRun(const QString& docJson, const QString& sourcePath, c
         };
         events.log = [this](LogLevel level, const std::string& text) { emit logMessage(static_cast<int>(level), qs(text)); };
 
+        if (!spec.search.is_null()) {
+            // A search: every trial is a run with these events; the search's own run is stored beside them.
+            emit experimentStarted(qs(spec.name), parseSearchSection(spec.search, source).trials);
+            SearchEvents searchEvents;
+            searchEvents.run = events;
+            SearchRunner(store(), options).run(spec, doc, searchEvents, m_cancel);
+            emit experimentFinished(m_cancel.load(std::memory_order_relaxed), {});
+            return;
+        }
         emit experimentStarted(qs(spec.name), static_cast<int>(expandSweep(spec, doc).size()));
         runner.run(spec, doc, events, m_cancel);
         emit experimentFinished(m_cancel.load(std::memory_order_relaxed), {});

@@ -16,6 +16,7 @@
 #include "ui/run/log_pane.h"
 #include "ui/run/run_progress.h"
 #include "ui/runs/run_details.h"
+#include "ui/search/search_view.h"
 #include "ui/runs/runs_table_model.h"
 #include "ui/runs/runs_view.h"
 #include "ui/settings/app_settings.h"
@@ -50,7 +51,7 @@ using namespace lathe::ui;
 MainWindow::MainWindow(AppController* controller, QWidget* parent)
     : QMainWindow(parent), m_controller(controller), m_editor(new ExperimentEditor), m_dashboard(new LiveDashboard),
       m_pump(new PlotPump(m_dashboard, this)), m_runsModel(new RunsTableModel(this)),
-      m_runsView(new RunsView(m_runsModel)), m_details(new RunDetails), m_log(new LogPane),
+      m_runsView(new RunsView(m_runsModel)), m_details(new RunDetails), m_search(new SearchView), m_log(new LogPane),
       m_progress(new RunProgress), m_library(new ExperimentLibrary(this)), m_devices(new DevicesPanel),
       m_tabs(new QTabWidget(this)), m_deviceLabel(new QLabel(this)), m_droppedLabel(new QLabel(this)) {
     setObjectName(QStringLiteral("mainWindow"));
@@ -62,6 +63,13 @@ MainWindow::MainWindow(AppController* controller, QWidget* parent)
     m_tabs->addTab(m_dashboard, tr("Live"));
     m_tabs->addTab(m_runsView, tr("Runs"));
     m_tabs->addTab(m_details, tr("Run details"));
+    m_tabs->addTab(m_search, tr("Search"));
+    // A search's winner opens in the editor as a plain experiment; a trial's point opens its run.
+    connect(m_search, &SearchView::openExperimentRequested, this, [this](const QString& text) {
+        m_editor->setDocument(nlohmann::json::parse(text.toStdString()));
+        m_tabs->setCurrentWidget(m_editor);
+    });
+    connect(m_search, &SearchView::runActivated, this, [this](std::int64_t runId) { compareRuns({runId}); });
     setCentralWidget(m_tabs);
 
     addDockWidget(Qt::LeftDockWidgetArea, m_library);
@@ -202,8 +210,8 @@ void MainWindow::buildMenus() {
     QMenu* run = menuBar()->addMenu(tr("&Run"));
     run->addActions({m_runAction, m_cancelAction});
     QMenu* view = menuBar()->addMenu(tr("&View"));
-    const QString tabNames[] = {tr("&Setup"), tr("&Live charts"), tr("R&uns"), tr("Run &details")};
-    for (int i = 0; i < 4; ++i) {
+    const QString tabNames[] = {tr("&Setup"), tr("&Live charts"), tr("R&uns"), tr("Run &details"), tr("Se&arch")};
+    for (int i = 0; i < 5; ++i) {
         QAction* a = view->addAction(tabNames[i], this, [this, i] { m_tabs->setCurrentIndex(i); });
         a->setShortcut(QKeySequence(QStringLiteral("Ctrl+%1").arg(i + 1)));
         addAction(a);
@@ -239,6 +247,14 @@ void MainWindow::connectEngine() {
     connect(m_controller, &AppController::runFinished, this, [this](qint64 runId, const QString& status, const QString&) {
         m_log->appendMessage(status == QLatin1String("done") ? 0 : 1, tr("run #%1 %2").arg(runId).arg(status));
         m_runsModel->refresh();
+        // A search's trial: its search view draws the new point.
+        if (RunStore* store = m_runsModel->store()) {
+            const auto run = store->run(runId);
+            if (run && run->parentRunId && (m_search->searchRunId() == 0 || m_search->searchRunId() == *run->parentRunId)) {
+                const auto parent = store->run(*run->parentRunId);
+                if (parent && parent->strategyChain == "search") m_search->showSearch(*store, parent->id);
+            }
+        }
     });
     connect(m_controller, &AppController::experimentFinished, this, [this](bool cancelled, const QString& error) {
         m_pump->tick(); // the last samples
@@ -359,7 +375,17 @@ void MainWindow::cancelRun() {
     m_log->appendMessage(1, tr("cancel requested; the run stops after the current batch"));
 }
 
-void MainWindow::openRun(qint64 runId) { compareRuns({runId}); }
+void MainWindow::openRun(qint64 runId) {
+    // A search's own run opens the search view; any other run the run details.
+    if (RunStore* store = m_runsModel->store()) {
+        const auto run = store->run(runId);
+        if (run && run->strategyChain == "search" && m_search->showSearch(*store, runId)) {
+            m_tabs->setCurrentWidget(m_search);
+            return;
+        }
+    }
+    compareRuns({runId});
+}
 
 void MainWindow::compareRuns(const QList<qint64>& runIds) {
     RunStore* store = m_runsModel->store();

@@ -17,6 +17,7 @@ class LiveDashboard;
 class LogPane;
 class PlotPump;
 class RunDetails;
+class SearchView;
 class RunProgress;
 class RunsTableModel;
 class RunsView;
@@ -30,7 +31,7 @@ class AppController;
 class MainWindow : public QMainWindow {
     Q_OBJECT
 public:
-    enum Tab { SetupTab, LiveTab, RunsTab, DetailsTab };
+    enum Tab { SetupTab, LiveTab, RunsTab, DetailsTab, SearchTab };
     explicit MainWindow(AppController* controller, QWidget* parent = nullptr);
     ~MainWindow() override;
 
@@ -40,6 +41,7 @@ public:
     ui::RunsTableModel* runsModel() const { return m_runsModel; }
     ui::RunsView* runsView() const { return m_runsView; }
     ui::RunDetails* runDetails() const { return m_details; }
+    ui::SearchView* searchView() const { return m_search; }
     ui::LogPane* logPane() const { return m_log; }
     ui::RunProgress* progress() const { return m_progress; }
     ui::ExperimentLibrary* library() const { return m_library; }
@@ -89,6 +91,7 @@ private:
     ui::RunsTableModel* m_runsModel;
     ui::RunsView* m_runsView;
     ui::RunDetails* m_details;
+    ui::SearchView* m_search;
     ui::LogPane* m_log;
     ui::RunProgress* m_progress;
     ui::ExperimentLibrary* m_library;

@@ -49,8 +49,20 @@ OpDesc weightOnlyGemmDesc(WeightFormat format) {
     case WeightFormat::Int8: return OpDesc::gemm(DType::F32, DType::I8, DType::F32, DType::F32, OpLayout::Int8Groups);
     case WeightFormat::Int4: return OpDesc::gemm(DType::F32, DType::U8, DType::F32, DType::F32, OpLayout::Int4Groups);
     case WeightFormat::Nf4: return OpDesc::gemm(DType::F32, DType::U8, DType::F32, DType::F32, OpLayout::Nf4Groups);
+    case WeightFormat::Fp8:
+        return OpDesc::gemm(DType::F32, DType::F8E4M3, DType::F32, DType::F32, OpLayout::Fp8Groups);
     }
     throw BackendError("weight-only gemm: no such format");
+}
+
+OpDesc fp8GemmDesc(Fp8Mode mode) {
+    return OpDesc::gemm(DType::F8E4M3, DType::F8E4M3, DType::F32, DType::F32,
+                        mode == Fp8Mode::Native ? OpLayout::Dense : OpLayout::Fp8Emulated);
+}
+
+void Backend::gemmFp8(const Tensor&, const QuantizedWeights&, const Tensor*, Activation, Fp8Mode mode, Tensor&) {
+    require(fp8GemmDesc(mode));
+    throw BackendError(name() + ": gemm_fp8 is in its op table but not implemented");
 }
 
 OpDesc int8GemmDesc() { return OpDesc::gemm(DType::I8, DType::I8, DType::F32, DType::I32); }

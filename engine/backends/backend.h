@@ -58,15 +58,24 @@ struct BatchNormParams {
 enum class Activation : std::uint8_t { None, Relu, Gelu }; // Gelu: exact (erf)
 
 // A weight-only quantized matrix W (rows N, cols K) on a backend, laid out as quant_matrix.h describes:
-// packed I8 (N, K) for Int8, U8 (N, ceil(K / 2)) for Int4 and Nf4; scales F32 (N, groups); zeros U8
-// (N, groups) for asymmetric Int4, undefined otherwise.
+// packed I8 (N, K) for Int8, U8 (N, ceil(K / 2)) for Int4 and Nf4, U8 (N, K) E4M3 bytes for Fp8; scales F32
+// (N, groups); zeros U8 (N, groups) for asymmetric Int4, undefined otherwise. Double-quantized Nf4
+// (spec.doubleQuant) has no f32 scales: scaleCodes U8 (N, groups), scaleAbsmax F32 (ceil(N * groups / 256)) and
+// scaleOffset F32 (1) instead, decoded by the kernel.
 struct QuantizedWeights {
     QuantSpec spec;
     std::int64_t rows = 0, cols = 0;
     Tensor packed, scales, zeros;
+    Tensor scaleCodes, scaleAbsmax, scaleOffset;
 };
+// How an FP8 GEMM runs: on FP8 matrix units (cuBLASLt, compute capability 8.9 and up), or its numerics
+// emulated by f32 arithmetic (E4M3 values decoded exactly, so the sums are those of an f32-accumulating FP8
+// GEMM up to summation order), which times nothing an FP8 unit would do.
+enum class Fp8Mode : std::uint8_t { Native, Emulated };
 // The descriptor of the weight-only GEMM over f32 activations: "gemm f32 x u8 -> f32 [int4 group-wise weights]".
 OpDesc weightOnlyGemmDesc(WeightFormat format);
+// The FP8 GEMM: "gemm f8e4m3 x f8e4m3 -> f32", and "... [fp8 emulated in f32]" for Fp8Mode::Emulated.
+OpDesc fp8GemmDesc(Fp8Mode mode);
 // The descriptor of the W8A8 GEMM: "gemm i8 x i8 -> i32 (dequant f32)".
 OpDesc int8GemmDesc();
 
@@ -241,6 +250,11 @@ public:
     // larger batches dequantize W tile by tile into the f32 GEMM.
     virtual void gemmWeightOnly(const Tensor& x, const QuantizedWeights& w, const Tensor* bias, Activation act,
                                 Tensor& y);
+    // FP8 GEMM: y (M, N) F32 = act(sx * sum_k e4m3(x[m][k] / sx) * Wq[n][k] * scale[n] + bias[n]), x F32 (M, K)
+    // quantized to E4M3 with one dynamic per-tensor scale sx = max|x| / 448 (1 for a zero x), W Fp8 with one
+    // group per row (QuantizedWeights, scales (N, 1)). Descriptor fp8GemmDesc(mode).
+    virtual void gemmFp8(const Tensor& x, const QuantizedWeights& w, const Tensor* bias, Activation act, Fp8Mode mode,
+                         Tensor& y);
     // Activation quantization for the W8A8 GEMM: xq (M, K) I8 = clamp(round(x / s), -127, 127), rounding half
     // away from zero. dynamic: per row, scale F32 (M) is written with s = max|x row| / 127 (0 for a zero row,
     // whose codes are 0). Static: scale F32 (1) is read (a calibrated s > 0).

@@ -29,6 +29,8 @@ const char* opLayoutName(OpLayout layout) {
     case OpLayout::Int8Groups: return "int8 group-wise weights";
     case OpLayout::Int4Groups: return "int4 group-wise weights";
     case OpLayout::Nf4Groups: return "nf4 group-wise weights";
+    case OpLayout::Fp8Groups: return "fp8 group-wise weights";
+    case OpLayout::Fp8Emulated: return "fp8 emulated in f32";
     }
     return "?";
 }

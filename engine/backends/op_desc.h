@@ -47,9 +47,11 @@ enum class OpLayout : std::uint8_t {
     Int8Groups,            // i8 codes x scale
     Int4Groups,            // 4-bit codes: (q - zero) x scale, zero 8 when symmetric
     Nf4Groups,             // 4-bit NormalFloat codes: codebook[q] x absmax
+    Fp8Groups,             // FP8 E4M3 codes: value(q) x scale (scale = absmax / 448)
+    Fp8Emulated,           // an FP8 GEMM's numerics (E4M3 operands, f32 sums) computed by f32 units
 };
 // "dense", "block-quantized weights", "2:4 sparse weights", "csr sparse weights", "int8 group-wise weights",
-// "int4 group-wise weights", "nf4 group-wise weights"
+// "int4 group-wise weights", "nf4 group-wise weights", "fp8 group-wise weights", "fp8 emulated in f32"
 const char* opLayoutName(OpLayout layout);
 
 struct OpDesc {

@@ -58,6 +58,7 @@ inline constexpr MetricKeyInfo kMetricKeys[] = {
     {"achieved_gbps", MetricDirection::HigherIsBetter},
     {"achieved_tflops", MetricDirection::HigherIsBetter},
     {"roofline_fraction", MetricDirection::HigherIsBetter},
+    {"arithmetic_intensity", MetricDirection::Neutral}, // FLOP per byte of compulsory traffic (roofline.h)
     {"energy_j_per_inference", MetricDirection::LowerIsBetter},
     // serving
     {"serve_p50_ms", MetricDirection::LowerIsBetter},
@@ -65,6 +66,20 @@ inline constexpr MetricKeyInfo kMetricKeys[] = {
     {"serve_p99_ms", MetricDirection::LowerIsBetter},
     {"goodput_per_s", MetricDirection::HigherIsBetter},
     {"slo_attainment", MetricDirection::HigherIsBetter},
+    // serving (serve.*): the tail, the first request alone, answers per second; throughput_per_s is the
+    // final measurement's, so a serving step's own is serve_throughput_per_s
+    {"serve_max_ms", MetricDirection::LowerIsBetter},
+    {"serve_mean_ms", MetricDirection::LowerIsBetter},
+    {"serve_first_ms", MetricDirection::LowerIsBetter},
+    {"serve_queue_p50_ms", MetricDirection::LowerIsBetter},
+    {"serve_queue_p99_ms", MetricDirection::LowerIsBetter},
+    {"serve_compute_p50_ms", MetricDirection::LowerIsBetter},
+    {"serve_compute_p99_ms", MetricDirection::LowerIsBetter},
+    {"serve_throughput_per_s", MetricDirection::HigherIsBetter},
+    {"serve_accuracy", MetricDirection::HigherIsBetter},
+    {"serve_batch_mean", MetricDirection::Neutral},
+    {"offered_rate_per_s", MetricDirection::Neutral},
+    {"served", MetricDirection::Neutral},
     {"knee_rate_per_s", MetricDirection::HigherIsBetter},
     {"dropped", MetricDirection::LowerIsBetter},
     {"ttft_ms_p50", MetricDirection::LowerIsBetter},

@@ -1,6 +1,7 @@
 // Loading the IDX image datasets (Fashion-MNIST and folders laid out like it), batch assembly with
 // the model's preprocessing, and the seeded epoch order.
 #include "engine/data/dataset.h"
+#include "engine/data/text_corpus.h"
 
 #include "engine/core/errors.h"
 #include "engine/data/sentences.h"
@@ -124,9 +125,14 @@ Dataset Dataset::head(std::int64_t n) const {
     return out;
 }
 
-std::vector<std::string> datasetNames() { return {"fashion-mnist", kFortunesSentences}; }
+std::vector<std::string> datasetNames() { return {"fashion-mnist", "fortunes", kFortunesSentences}; }
 
 bool knownDatasetShape(const std::string& name, Shape& sampleShape, int& classes) {
+    if (name == "fortunes" || name.rfind("text:", 0) == 0) {
+        sampleShape = {kTextContext};
+        classes = 256;
+        return true;
+    }
     if (name != "fashion-mnist") return false;
     sampleShape = {1, 28, 28};
     classes = 10;
@@ -134,6 +140,8 @@ bool knownDatasetShape(const std::string& name, Shape& sampleShape, int& classes
 }
 
 DatasetSplits loadDataset(const std::string& nameOrDir) {
+    if (nameOrDir == "fortunes") return loadTextDataset("fortunes", kTextContext);
+    if (nameOrDir.rfind("text:", 0) == 0) return loadTextDataset(nameOrDir.substr(5), kTextContext);
     Source src;
     std::error_code ec;
     if (nameOrDir == "fashion-mnist") {

@@ -37,6 +37,7 @@ struct Dataset {
     std::vector<std::int32_t> tokens;
     bool labelled = true;
     bool isTokens() const { return !tokens.empty(); }
+    std::vector<std::string> warnings; // what loading repaired (invalid UTF-8 replaced in a text file, naming it)
 
     std::int64_t size() const { return static_cast<std::int64_t>(labels.size()) / std::max<std::int64_t>(1, labelsPerSample); }
     std::int64_t sampleSize() const { return numel(sampleShape); }
@@ -56,8 +57,9 @@ std::string fashionMnistDir();
 // The sample shape and class count of a named dataset (datasetNames()), known without reading it; false
 // for a folder or an unknown name.
 bool knownDatasetShape(const std::string& name, Shape& sampleShape, int& classes);
-std::vector<std::string> datasetNames(); // {"fashion-mnist"}
-// "fashion-mnist", or a folder holding train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
+std::vector<std::string> datasetNames(); // {"fashion-mnist", "fortunes"}
+// "fortunes" (the Debian package's text as byte windows for a language model, text_corpus.h), "text:PATH" (a text
+// file or folder the same way), "fashion-mnist", or a folder holding train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz],
 // t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]. Throws DataError naming the missing file
 // (and the Debian package for the default) or ConfigError listing the known names.
 DatasetSplits loadDataset(const std::string& nameOrDir);

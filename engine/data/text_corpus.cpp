@@ -4,6 +4,7 @@
 #include "engine/core/errors.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -182,6 +183,59 @@ TextCorpusSplit splitTextCorpus(const TextCorpus& corpus, double validationFract
     const auto threshold = static_cast<std::uint64_t>(validationFraction * 10000.0);
     for (const auto& r : corpus.records) (fnv1a(r.text) % 10000 < threshold ? s.validation : s.train).records.push_back(r);
     return s;
+}
+
+std::string joinedText(const TextCorpus& corpus) {
+    std::string s;
+    s.reserve(static_cast<std::size_t>(corpus.textBytes() + 2 * static_cast<std::int64_t>(corpus.records.size())));
+    for (const auto& r : corpus.records) {
+        s += r.text;
+        s += "\n\n";
+    }
+    return s;
+}
+
+Dataset byteWindows(const TextCorpus& corpus, std::int64_t context) {
+    if (context < 1) throw ConfigError("text dataset: the context must be at least 1 byte, got " + std::to_string(context));
+    const std::string text = joinedText(corpus);
+    const std::int64_t windows = (static_cast<std::int64_t>(text.size()) - 1) / context;
+    if (windows < 1)
+        throw DataError(corpus.name + ": " + std::to_string(text.size()) + " bytes of text, fewer than one window of " +
+                        std::to_string(context) + " + 1");
+    Dataset d;
+    d.name = corpus.name;
+    d.sampleShape = {context};
+    d.numClasses = 256;
+    d.labelsPerSample = context;
+    d.sourceFiles = corpus.sourceFiles;
+    d.warnings = corpus.warnings;
+    d.pixels.resize(static_cast<std::size_t>(windows * context));
+    d.labels.resize(static_cast<std::size_t>(windows * context));
+    const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
+    for (std::int64_t i = 0; i < windows * context; ++i) {
+        d.pixels[static_cast<std::size_t>(i)] = bytes[i];
+        d.labels[static_cast<std::size_t>(i)] = bytes[i + 1];
+    }
+    return d;
+}
+
+DatasetSplits loadTextDataset(const std::string& nameOrPath, std::int64_t context) {
+    const TextCorpusSplit split = splitTextCorpus(loadTextCorpus(nameOrPath), 0.1);
+    DatasetSplits out;
+    out.train = byteWindows(split.train, context);
+    out.test = byteWindows(split.validation, context);
+    return out;
+}
+
+double unigramEntropyNats(const Dataset& data) {
+    std::vector<double> counts(256, 0.0);
+    for (const std::int32_t l : data.labels)
+        if (l >= 0 && l < 256) counts[static_cast<std::size_t>(l)] += 1.0;
+    const double total = static_cast<double>(data.labels.size());
+    double h = 0;
+    for (const double c : counts)
+        if (c > 0) h -= c / total * std::log(c / total);
+    return h;
 }
 
 } // namespace lathe

@@ -4,6 +4,8 @@
 // into train and validation by a hash of their text (the same text always lands on the same side).
 #pragma once
 
+#include "engine/data/dataset.h"
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -48,5 +50,23 @@ TextCorpusSplit splitTextCorpus(const TextCorpus& corpus, double validationFract
 // points above U+10FFFF included) replaced by U+FFFD. replaced receives how many bytes were replaced and
 // firstBadOffset the offset of the first (-1 when none).
 std::string sanitizeUtf8(std::string_view in, std::int64_t& replaced, std::int64_t& firstBadOffset);
+
+// ---- byte-level language-model data
+
+// The context of the named text datasets ("fortunes", "text:PATH"): gpt-char models read 128 bytes.
+constexpr std::int64_t kTextContext = 128;
+
+// One split's records as one byte stream (records joined by a blank line), cut into windows of `context` bytes
+// with stride `context`: sample i's ids are bytes [i * T, i * T + T) (its "pixels"), its labels the next byte of
+// each position (labelsPerSample = T). Token ids are the bytes: vocabulary 256.
+Dataset byteWindows(const TextCorpus& corpus, std::int64_t context);
+// loadTextCorpus + splitTextCorpus (10 % validation) + byteWindows: train, and validation as `test`; the
+// corpus's warnings travel in each Dataset::warnings.
+DatasetSplits loadTextDataset(const std::string& nameOrPath, std::int64_t context);
+// The entropy (nats per byte) of the byte frequencies of a token dataset's labels: the loss of the best model
+// that ignores context, which a language model must beat.
+double unigramEntropyNats(const Dataset& data);
+// The stream's bytes as they are joined for byteWindows (tests, the unigram figure of a whole corpus).
+std::string joinedText(const TextCorpus& corpus);
 
 } // namespace lathe

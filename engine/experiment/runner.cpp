@@ -10,9 +10,11 @@
 #include "engine/io/pretrained.h"
 #include "engine/measure/environment.h"
 #include "engine/measure/model_measure.h"
+#include "engine/measure/roofline.h"
 #include "engine/measure/sha256.h"
 #include "engine/strategies/train/training.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -91,8 +93,8 @@ public:
     PlanExecution(const RunPlan& plan, Backend& backend, const DatasetSplits& data, MetricSink& sink,
                   std::int64_t runId, const RunnerEvents& events, const std::atomic<bool>& cancel,
                   const std::string& cacheDir, std::function<void(double, const std::string&)> progress,
-                  std::map<std::string, std::string>& notes)
-        : m_notes(notes), m_plan(plan), m_spec(plan.spec), m_backend(backend), m_data(data), m_sink(sink), m_runId(runId),
+                  std::map<std::string, std::string>& notes, std::map<std::string, double>& summary)
+        : m_notes(notes), m_summary(summary), m_plan(plan), m_spec(plan.spec), m_backend(backend), m_data(data), m_sink(sink), m_runId(runId),
           m_events(events), m_cancel(cancel), m_cacheDir(cacheDir), m_progress(std::move(progress)) {}
 
     // Runs baseline, steps and measurement; returns the summary and the per-layer stats.
@@ -104,6 +106,13 @@ public:
         int enabledSteps = 0;
         for (const auto& s : m_spec.steps) enabledSteps += s.enabled ? 1 : 0;
         m_phases = 2 + enabledSteps;
+        // Every step is created and asked about the backend before the baseline costs anything.
+        std::vector<std::unique_ptr<Strategy>> strategies(m_spec.steps.size());
+        for (std::size_t i = 0; i < m_spec.steps.size(); ++i) {
+            if (!m_spec.steps[i].enabled) continue;
+            strategies[i] = StrategyRegistry::instance().create(m_spec.steps[i].strategy, m_spec.steps[i].params);
+            strategies[i]->checkBackend(m_backend);
+        }
 
         prepareBaseline();
         checkCancel();
@@ -131,10 +140,9 @@ public:
             }
             checkCancel();
             log(LogLevel::Info, "step " + std::to_string(i) + ": " + step.strategy);
-            auto strategy = StrategyRegistry::instance().create(step.strategy, step.params);
             StepContext ctx = context(phase, step.strategy);
             ctx.stepIndex = static_cast<int>(i);
-            strategy->apply(ctx);
+            strategies[i]->apply(ctx);
             ++phase;
         }
         checkCancel();
@@ -182,6 +190,7 @@ public:
 
 private:
     std::map<std::string, std::string>& m_notes; // outlives the execution: stored even when a step fails
+    std::map<std::string, double>& m_summary;    // outlives it too: a cancelled run keeps what was measured
 
     void log(LogLevel level, const std::string& msg) const {
         if (m_events.log) m_events.log(level, msg);
@@ -217,6 +226,7 @@ private:
             resolved.architecturePath = resolveAgainstExperiment(m_spec, ref.architecturePath);
             return loadModel(resolved, m_spec.seed, m_backend);
         };
+        ctx.resolvePath = [this](const std::string& path) { return resolveAgainstExperiment(m_spec, path); };
         ctx.layerStat = [this](const std::string& layer, const std::string& key, double value) {
             m_layerStats->push_back({layer, key, value});
         };
@@ -304,7 +314,6 @@ private:
     OutputSet m_reference; // the baseline's outputs on m_eval when it has no labels
     bool m_hasReference = false;
     std::unique_ptr<Model> m_model;
-    std::map<std::string, double> m_summary;
     std::vector<LayerStat>* m_layerStats = nullptr;
     std::int64_t m_trainStep = 0, m_trainEpoch = 0;
     TrainingState m_training; // kept across the run's steps
@@ -321,8 +330,18 @@ Runner::Runner(RunStore& store, RunnerOptions options) : m_store(store), m_optio
 
 std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::json& doc, const RunnerEvents& events,
                                     const std::atomic<bool>& cancel) {
-    const std::vector<RunPlan> plans = expandSweep(spec, doc); // throws ConfigError before anything is stored
-    const std::int64_t experimentId = m_store.addExperiment(spec.name, doc.dump());
+    std::vector<RunPlan> plans = expandSweep(spec, doc); // throws ConfigError before anything is stored
+    if (!spec.search.is_null())
+        throw ConfigError(spec.sourceName + ": /search: an experiment with a search runs through SearchRunner");
+    if (m_options.onlyPlan >= 0) {
+        if (m_options.onlyPlan >= static_cast<int>(plans.size()))
+            throw ConfigError("plan " + std::to_string(m_options.onlyPlan) + " asked for, but the sweep has " +
+                              std::to_string(plans.size()) + " plan(s) (0.." + std::to_string(plans.size() - 1) + ")");
+        plans = {plans[static_cast<std::size_t>(m_options.onlyPlan)]};
+    }
+    const std::int64_t experimentId = m_options.experimentId
+                                          ? m_options.experimentId
+                                          : m_store.addExperiment(spec.name, doc.dump(), m_options.experimentUuid);
     std::map<std::string, std::shared_ptr<DatasetSplits>> datasets; // loaded once per experiment
     const double startMs = steadyClockMs();
     std::vector<RunOutcome> outcomes;
@@ -347,6 +366,7 @@ std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::
             if (!slot) {
                 log(LogLevel::Info, "loading dataset " + ps.dataset.name);
                 slot = std::make_shared<DatasetSplits>(loadDatasetFor(ps.dataset.name, ps.model));
+                for (const auto& w : slot->train.warnings) log(LogLevel::Warning, w);
             }
             data = slot;
         } catch (...) {
@@ -366,6 +386,7 @@ std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::
         nr.tags = ps.tags;
         nr.configJson = plan.resolved.dump();
         nr.environmentJson = env.dump();
+        nr.parentRunId = m_options.parentRunId;
 
         RunOutcome outcome;
         outcome.runId = m_store.createRun(nr);
@@ -376,6 +397,7 @@ std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::
 
         std::vector<LayerStat> layerStats;
         std::map<std::string, std::string> notes;
+        std::map<std::string, double> partialSummary;
         {
             StoreSampleWriter writer(m_store);
             TeeSink sink(writer, events.liveSink);
@@ -389,7 +411,7 @@ std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::
                     events.progress(fraction, what, eta);
                 };
                 PlanExecution exec(plan, *backend, *data, sink, outcome.runId, events, cancel, m_options.cacheDir,
-                                   progress, notes);
+                                   progress, notes, partialSummary);
                 outcome.summary = exec.execute(layerStats);
                 outcome.status = run_status::kDone;
             } catch (const CancelledError&) {
@@ -405,10 +427,31 @@ std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::
                 log(LogLevel::Warning, std::string("samples not stored: ") + e.what());
             }
         }
+        if (outcome.status == run_status::kDone && backend) {
+            // The device's roofs, where `lathe-cli bench peaks` measured them: each timed batch size's share of
+            // the attainable FLOP/s.
+            RoofPeaks roofs;
+            for (const DevicePeak& p : m_store.devicePeaks(backend->info().name)) {
+                if (p.key == "gemm_f32_gflops") roofs.gflopsPerS = p.value;
+                if (p.key == "copy_gbps") roofs.gbPerS = p.value;
+            }
+            if (addRooflineFractions(outcome.summary, roofs) > 0) {
+                char text[256];
+                std::snprintf(text, sizeof text,
+                              "roofline_fraction against the roofs lathe-cli bench peaks measured on %s: f32 GEMM "
+                              "%.1f GFLOP/s, copy %.1f GB/s",
+                              backend->info().name.c_str(), roofs.gflopsPerS, roofs.gbPerS);
+                notes["roofline"] = text;
+            }
+        }
         m_store.setNotes(outcome.runId, notes);
         if (outcome.status == run_status::kDone) {
             m_store.setSummary(outcome.runId, outcome.summary);
             if (!layerStats.empty()) m_store.addLayerStats(outcome.runId, layerStats);
+        } else if (outcome.status == run_status::kCancelled && !partialSummary.empty()) {
+            // What the steps measured before the cancel (e.g. the requests a serving step answered so far).
+            outcome.summary = partialSummary;
+            m_store.setSummary(outcome.runId, outcome.summary);
         } else if (outcome.status == run_status::kFailed) {
             log(LogLevel::Error, "run " + std::to_string(outcome.runId) + " failed: " + outcome.error);
         }

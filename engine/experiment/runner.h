@@ -10,6 +10,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,12 @@ struct RunnerEvents {
 struct RunnerOptions {
     std::string deviceOverride;  // non-empty: replaces the spec's device
     std::string cacheDir;        // baseline cache; default $XDG_CACHE_HOME/lathe/baselines
+    int onlyPlan = -1;           // >= 0: run only this plan of the sweep (a cluster task's share)
+    std::string experimentUuid;  // non-empty: the experiment's stable id (a submitted sweep's tasks share one)
+    // A search's trials: each run's parent (the search's own run) and the experiment record they share
+    // (0: the Runner adds one per call).
+    std::optional<std::int64_t> parentRunId;
+    std::int64_t experimentId = 0;
 };
 
 class Runner {

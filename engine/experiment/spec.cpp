@@ -5,6 +5,7 @@
 
 #include "engine/core/errors.h"
 #include "engine/data/dataset.h"
+#include "engine/experiment/search_spec.h"
 #include "engine/io/bert_model.h"
 #include "engine/io/model_io.h"
 #include "engine/nn/zoo.h"
@@ -60,7 +61,8 @@ const SchemaBuilder<DatasetSpec>& datasetSchemaBuilder() {
 }
 
 const std::vector<std::string> kTopKeys{"name", "description", "model", "dataset", "device", "baseline",
-                                        "steps", "measure", "sweep", "seed", "tags", "notes"};
+                                        "steps", "measure", "sweep", "seed", "tags", "notes",
+                                        "search"};
 
 constexpr std::size_t kMaxPlans = 10000;
 
@@ -481,6 +483,14 @@ void parseDocument(const json& doc, const ParseOptions& opt, Issues& issues, Exp
         parseSteps(doc.at("steps"), "/steps", toJson(spec), issues, spec.steps);
         checkStepModels(doc.at("steps"), opt, spec, before, issues);
     }
+    if (doc.contains("search")) {
+        const auto found = validateSearchSection(doc.at("search"), "/search");
+        issues.insert(issues.end(), found.begin(), found.end());
+        if (found.empty()) spec.search = doc.at("search");
+        if (doc.contains("sweep"))
+            issues.push_back({"/search", "an experiment has either a \"search\" or a \"sweep\", not both (the search "
+                                         "chooses the values a sweep would list)"});
+    }
     if (doc.contains("sweep")) {
         if (doc.at("sweep").is_object()) spec.sweep = doc.at("sweep");
         const Issues base = issues;
@@ -628,6 +638,7 @@ nlohmann::json toJson(const ExperimentSpec& spec) {
     doc["steps"] = steps;
     doc["measure"] = measureSettingsSchema().write(spec.measure);
     if (!spec.sweep.empty()) doc["sweep"] = spec.sweep;
+    if (!spec.search.is_null()) doc["search"] = spec.search;
     doc["seed"] = spec.seed;
     if (!spec.tags.empty()) doc["tags"] = spec.tags;
     if (!spec.notes.empty()) doc["notes"] = spec.notes;
@@ -638,7 +649,10 @@ nlohmann::json toJson(const ExperimentSpec& spec) {
 
 std::vector<RunPlan> expandSweep(const ExperimentSpec& spec, const nlohmann::json& doc) {
     json base = doc;
-    if (base.is_object()) base.erase("sweep");
+    if (base.is_object()) {
+        base.erase("sweep");
+        base.erase("search"); // a plan is one run; the search builds its trials from the plain part
+    }
     const json sweep = doc.is_object() && doc.contains("sweep") ? doc.at("sweep") : json::object();
 
     struct Axis {

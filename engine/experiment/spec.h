@@ -51,6 +51,7 @@ struct ExperimentSpec {
     std::vector<StepSpec> steps;
     MeasureSpec measure;
     nlohmann::json sweep = nlohmann::json::object(); // {"steps[0].params.sparsity": [0.5, 0.7]}
+    nlohmann::json search;                           // the validated `search` section (search_spec.h); null: none
     std::uint64_t seed = 42;
     std::vector<std::string> tags;
     std::string notes;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <thread>
@@ -31,6 +32,24 @@ std::string osDescription() {
     struct utsname u {};
     if (::uname(&u) != 0) return "unknown";
     return std::string(u.sysname) + " " + u.release + " " + u.machine;
+}
+
+nlohmann::json slurmEnvironment() {
+    auto get = [](const char* name) -> const char* {
+        const char* v = std::getenv(name);
+        return v && *v ? v : nullptr;
+    };
+    if (!get("SLURM_JOB_ID")) return nullptr;
+    nlohmann::json s = nlohmann::json::object();
+    const std::pair<const char*, const char*> fields[] = {
+        {"job_id", "SLURM_JOB_ID"},           {"array_job_id", "SLURM_ARRAY_JOB_ID"},
+        {"array_task_id", "SLURM_ARRAY_TASK_ID"}, {"restart_count", "SLURM_RESTART_COUNT"},
+        {"node", "SLURMD_NODENAME"},          {"partition", "SLURM_JOB_PARTITION"},
+        {"cluster", "SLURM_CLUSTER_NAME"},    {"job_gpus", "SLURM_JOB_GPUS"},
+        {"step_gpus", "SLURM_STEP_GPUS"},     {"cuda_visible_devices", "CUDA_VISIBLE_DEVICES"}};
+    for (const auto& [key, var] : fields)
+        if (const char* v = get(var)) s[key] = v;
+    return s;
 }
 
 nlohmann::json captureEnvironment(const Backend* backend, std::uint64_t seed,
@@ -66,6 +85,7 @@ nlohmann::json captureEnvironment(const Backend* backend, std::uint64_t seed,
     } else {
         env["device"] = nullptr;
     }
+    if (nlohmann::json slurm = slurmEnvironment(); !slurm.is_null()) env["slurm"] = std::move(slurm);
     env["seed"] = seed;
     json files = json::array();
     for (const auto& path : datasetFiles) {

@@ -18,6 +18,11 @@ namespace lathe {
 nlohmann::json captureEnvironment(const Backend* backend, std::uint64_t seed,
                                   const std::vector<std::string>& datasetFiles);
 
+// Where a cluster scheduler placed the process: Slurm's job, array job and task ids, restart count, node,
+// partition and the GPUs it was given (SLURM_* and CUDA_VISIBLE_DEVICES). Null outside a Slurm job.
+// captureEnvironment stores it as "slurm".
+nlohmann::json slurmEnvironment();
+
 std::string hostName();
 std::string osDescription(); // "Linux 6.1.0-18-amd64 x86_64"
 

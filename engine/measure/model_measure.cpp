@@ -2,11 +2,14 @@
 #include "engine/measure/model_measure.h"
 
 #include "engine/core/errors.h"
+#include "engine/measure/flops.h"
 #include "engine/measure/latency.h"
 #include "engine/measure/memory.h"
+#include "engine/measure/roofline.h"
 #include "engine/measure/stats.h"
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 
 namespace lathe {
@@ -56,6 +59,8 @@ MeasureOutcome measureModel(const MeasureTarget& t, const MeasureRequest& req) {
         out.eval = evaluate(t.model, t.backend, t.data, 256, t.cancel);
         put("accuracy", out.eval.accuracy);
         put("loss", out.eval.loss);
+        // A language model's loss is the mean per-token cross-entropy (nats): perplexity = e^loss.
+        if (t.model.outputRowsPerSample() > 1) put("perplexity", std::exp(out.eval.loss));
         done += 1;
     }
 
@@ -87,6 +92,12 @@ MeasureOutcome measureModel(const MeasureTarget& t, const MeasureRequest& req) {
                                            {"latency_p50_ci_high_ms", s.medianCiHigh},
                                            {"latency_p50_ci_rel", s.medianCiRel},
                                            {"throughput_per_s", throughput}};
+        // Where this batch size sits on the roofline (roofline.h): the device's peaks are applied later, by
+        // whoever knows them (the runner from the store, the compare view).
+        const RooflinePoint roof = rooflinePoint(forwardWork(t.model, b), s.p50);
+        keys.insert({{"arithmetic_intensity", roof.intensity},
+                     {"achieved_tflops", roof.gflopsPerS * 1e-3},
+                     {"achieved_gbps", roof.gbPerS}});
         // Throughput against batch size, streamed as it is known (step = batch size).
         t.sink.push(makeSample(t.runId, seriesPrefix + "throughput_per_s", b, steadyClockMs() - t.runStartMs, throughput));
         for (const auto& [k, v] : keys) {
@@ -104,6 +115,7 @@ MeasureOutcome measureModel(const MeasureTarget& t, const MeasureRequest& req) {
 
     t.backend.synchronize();
     put("model_bytes", static_cast<double>(t.model.parameterBytes()));
+    put("flops", forwardFlopsPerSample(t.model));
     put("params", static_cast<double>(t.model.parameterCount()));
     put("params_nonzero", static_cast<double>(nonzeroParameters(t.model, t.backend)));
     put("peak_device_bytes", static_cast<double>(t.backend.peakAllocatedBytes()));

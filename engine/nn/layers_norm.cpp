@@ -168,13 +168,17 @@ private:
 
 class Embedding final : public Layer {
 public:
-    Embedding(std::int64_t num, std::int64_t dim) : m_num(num), m_dim(dim) {
+    Embedding(std::int64_t num, std::int64_t dim, double std) : m_num(num), m_dim(dim), m_std(std) {
         m_table.name = "weight";
         m_table.value = hostZeros({num, dim});
     }
 
     std::string type() const override { return "embedding"; }
-    nlohmann::json config() const override { return {{"type", "embedding"}, {"num", m_num}, {"dim", m_dim}}; }
+    nlohmann::json config() const override {
+        nlohmann::json c = {{"type", "embedding"}, {"num", m_num}, {"dim", m_dim}};
+        if (m_std != 1.0) c["std"] = m_std;
+        return c;
+    }
     Shape outputShape(const Shape& input) const override {
         if (input.empty()) shapeError("embedding", "ids (N, ...)", input);
         Shape out = input;
@@ -202,11 +206,11 @@ public:
 
     std::vector<Parameter*> parameters() override { return {&m_table}; }
 
-    // torch.nn.Embedding draws N(0, 1).
+    // torch.nn.Embedding draws N(0, 1); "std" scales it (GPT-2 initialises its embeddings with 0.02).
     void initialize(Backend& be, Rng& rng) override {
         Tensor h = Tensor::host({m_num, m_dim}, DType::F32);
         float* p = h.ptr<float>();
-        for (std::int64_t i = 0; i < h.numel(); ++i) p[i] = rng.normal();
+        for (std::int64_t i = 0; i < h.numel(); ++i) p[i] = static_cast<float>(m_std) * rng.normal();
         m_table.value = be.upload(h);
     }
 
@@ -214,6 +218,7 @@ public:
 
 private:
     std::int64_t m_num, m_dim;
+    double m_std;
     Parameter m_table;
     Tensor m_ids;
 };
@@ -236,8 +241,10 @@ std::unique_ptr<Layer> makeBatchNorm2d(const nlohmann::json& c, const std::strin
 }
 
 std::unique_ptr<Layer> makeEmbedding(const nlohmann::json& c, const std::string& ptr) {
-    nnconfig::onlyKeys(c, ptr, {"type", "num", "dim"});
-    return std::make_unique<Embedding>(nnconfig::integer(c, "num", ptr, 1), nnconfig::integer(c, "dim", ptr, 1));
+    nnconfig::onlyKeys(c, ptr, {"type", "num", "dim", "std"});
+    const double one = 1.0;
+    return std::make_unique<Embedding>(nnconfig::integer(c, "num", ptr, 1), nnconfig::integer(c, "dim", ptr, 1),
+                                       nnconfig::number(c, "std", ptr, 0.0, 1e3, false, &one));
 }
 
 } // namespace lathe::nnimpl

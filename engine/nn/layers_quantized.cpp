@@ -30,7 +30,7 @@ constexpr std::initializer_list<std::pair<const char*, ActivationQuant>> kActiva
 constexpr std::initializer_list<std::pair<const char*, Activation>> kActivations = {
     {"none", Activation::None}, {"relu", Activation::Relu}, {"gelu", Activation::Gelu}};
 constexpr std::initializer_list<std::pair<const char*, WeightFormat>> kFormats = {
-    {"int8", WeightFormat::Int8}, {"int4", WeightFormat::Int4}, {"nf4", WeightFormat::Nf4}};
+    {"int8", WeightFormat::Int8}, {"int4", WeightFormat::Int4}, {"nf4", WeightFormat::Nf4}, {"fp8", WeightFormat::Fp8}};
 
 // The quantization fields of a qlinear or qconv2d entry; in and out are the GEMM's (for a conv, C*KH*KW and K).
 QuantizedLinearConfig quantFields(const nlohmann::json& c, const std::string& ptr, std::int64_t in, std::int64_t out) {
@@ -44,8 +44,23 @@ QuantizedLinearConfig quantFields(const nlohmann::json& c, const std::string& pt
     q.activations = choice(c, "activations", ptr, ActivationQuant::None, kActivationQuants);
     q.perChannel = choice<bool>(c, "granularity", ptr, true, {{"per_channel", true}, {"per_tensor", false}});
     q.epilogue = choice(c, "activation", ptr, Activation::None, kActivations);
-    if (q.activations != ActivationQuant::None && q.weights.format != WeightFormat::Int8)
-        nnconfig::fail(ptr + "/activations", std::string("quantized activations need int8 weights (W8A8), got ") +
+    q.weights.doubleQuant = nnconfig::boolean(c, "double_quant", ptr, false);
+    q.simulate = nnconfig::boolean(c, "simulate", ptr, false);
+    if (q.weights.format == WeightFormat::Fp8 && q.activations != ActivationQuant::None) {
+        if (q.activations != ActivationQuant::Dynamic)
+            nnconfig::fail(ptr + "/activations", "fp8 activations are quantized per tensor at run time: expected "
+                                                 "\"dynamic\" or \"none\", got \"" +
+                                                     std::string(activationQuantName(q.activations)) + "\"");
+        if (q.group() != q.in)
+            nnconfig::fail(ptr + "/group", "the FP8 GEMM takes one weight scale per output channel (group " +
+                                               std::to_string(q.in) + "), got " + std::to_string(q.weights.group));
+    } else if (q.activations != ActivationQuant::None && q.weights.format != WeightFormat::Int8) {
+        nnconfig::fail(ptr + "/activations", std::string("quantized activations need int8 weights (W8A8) or fp8 "
+                                                          "weights (the FP8 GEMM), got ") +
+                                                  weightFormatName(q.weights.format) + " weights");
+    }
+    if (q.weights.doubleQuant && q.weights.format != WeightFormat::Nf4)
+        nnconfig::fail(ptr + "/double_quant", std::string("double-quantized scales are an nf4 option, got ") +
                                                   weightFormatName(q.weights.format) + " weights");
     if (q.weights.format != WeightFormat::Int4) q.weights.symmetric = true;
     return q;
@@ -54,21 +69,31 @@ QuantizedLinearConfig quantFields(const nlohmann::json& c, const std::string& pt
 QuantizedLinearConfig configFromJson(const nlohmann::json& c, const std::string& ptr) {
     nnconfig::onlyKeys(c, ptr,
                        {"type", "in", "out", "bias", "weights", "group", "symmetric", "activations", "granularity",
-                        "activation"});
+                        "activation", "double_quant", "simulate"});
     return quantFields(c, ptr, nnconfig::integer(c, "in", ptr, 1), nnconfig::integer(c, "out", ptr, 1));
 }
 
 class QuantizedLinear final : public Layer {
 public:
     explicit QuantizedLinear(const QuantizedLinearConfig& c) : m_c(c) {
-        const bool w8a8 = c.activations != ActivationQuant::None;
+        const bool w8a8 = int8Activations();
         const std::int64_t groups = quantGroups(c.in, c.group());
         m_packed.name = "weight_packed";
         m_packed.value = Tensor::host({c.out, packedRowBytes(c.weights.format, c.in)},
-                                      c.weights.format == WeightFormat::Int8 ? DType::I8 : DType::U8);
+                                      packedDType(c.weights.format));
         std::memset(m_packed.value.data(), 0, m_packed.value.bytes());
         m_scale.name = "weight_scale";
         m_scale.value = nnimpl::hostZeros(w8a8 ? Shape{c.perChannel ? c.out : 1} : Shape{c.out, groups});
+        if (doubleQuant()) {
+            // The absmax as 8-bit codes, their per-256 absmax and the offset (quant_matrix.h), no f32 scales.
+            m_scale.name = "weight_scale_packed";
+            m_scale.value = Tensor::host({c.out, groups}, DType::U8);
+            std::memset(m_scale.value.data(), 0, m_scale.value.bytes());
+            m_scaleAbsmax.name = "weight_scale_absmax";
+            m_scaleAbsmax.value = nnimpl::hostZeros({(c.out * groups + kDoubleQuantBlock - 1) / kDoubleQuantBlock});
+            m_scaleOffset.name = "weight_scale_offset";
+            m_scaleOffset.value = nnimpl::hostZeros({1});
+        }
         if (!c.weights.symmetric) {
             m_zero.name = "weight_zero_point";
             m_zero.value = Tensor::host({c.out, groups}, DType::U8);
@@ -105,10 +130,10 @@ public:
         const Tensor x2 = x.view({rows, m_c.in});
         Tensor y = be.empty({rows, m_c.out});
         const Tensor* bias = m_c.bias ? &m_bias.value : nullptr;
-        if (m_c.activations == ActivationQuant::None) {
-            QuantizedWeights w{{m_c.weights.format, m_c.group(), m_c.weights.symmetric}, m_c.out, m_c.in,
-                               m_packed.value, m_scale.value, m_zero.value};
-            be.gemmWeightOnly(x2, w, bias, m_c.epilogue, y);
+        if (!int8Activations()) {
+            QuantizedWeights w = weights();
+            if (m_c.activations == ActivationQuant::None) be.gemmWeightOnly(x2, w, bias, m_c.epilogue, y);
+            else be.gemmFp8(x2, w, bias, m_c.epilogue, fp8Mode(be), y);
         } else {
             Tensor xq = be.empty({rows, m_c.in}, DType::I8);
             const bool dynamic = m_c.activations == ActivationQuant::Dynamic;
@@ -130,6 +155,10 @@ public:
     std::int64_t quantizedWeightCount() const override { return m_c.in * m_c.out; }
     std::vector<Buffer*> buffers() override {
         std::vector<Buffer*> out{&m_packed, &m_scale};
+        if (doubleQuant()) {
+            out.push_back(&m_scaleAbsmax);
+            out.push_back(&m_scaleOffset);
+        }
         if (!m_c.weights.symmetric) out.push_back(&m_zero);
         if (m_c.activations == ActivationQuant::Static) out.push_back(&m_inputScale);
         return out;
@@ -137,11 +166,16 @@ public:
 
     // Fills the buffers from float weights (host data).
     void quantizeFrom(Backend& be, const float* w, const float* bias, float inputScale) {
-        if (m_c.activations == ActivationQuant::None) {
-            const HostQuantMatrix q =
-                quantizeMatrix(w, m_c.out, m_c.in, {m_c.weights.format, m_c.group(), m_c.weights.symmetric});
+        if (!int8Activations()) {
+            const HostQuantMatrix q = quantizeMatrix(w, m_c.out, m_c.in, spec());
             m_packed.value = uploadBytes(be, q.packed.data(), m_packed.value);
-            m_scale.value = be.upload(q.scales, m_scale.value.shape());
+            if (q.doubleQuant()) {
+                m_scale.value = uploadBytes(be, q.scaleCodes.data(), m_scale.value);
+                m_scaleAbsmax.value = be.upload(q.scaleAbsmax, m_scaleAbsmax.value.shape());
+                m_scaleOffset.value = be.upload(std::vector<float>{q.scaleOffset}, {1});
+            } else {
+                m_scale.value = be.upload(q.scales, m_scale.value.shape());
+            }
             if (q.hasZeros()) m_zero.value = uploadBytes(be, q.zeros.data(), m_zero.value);
         } else {
             // Symmetric int8, one scale per row (per channel) or one for the whole tensor.
@@ -175,15 +209,25 @@ public:
     std::vector<float> dequantized(Backend& be) {
         std::vector<float> w(static_cast<std::size_t>(m_c.out * m_c.in));
         const Tensor packed = be.download(m_packed.value);
-        const std::vector<float> scales = be.downloadF32(m_scale.value);
-        if (m_c.activations == ActivationQuant::None) {
+        if (!int8Activations()) {
             HostQuantMatrix q;
-            q.spec = {m_c.weights.format, m_c.group(), m_c.weights.symmetric};
+            q.spec = spec();
             q.rows = m_c.out;
             q.cols = m_c.in;
             const auto* p = static_cast<const std::uint8_t*>(packed.data());
             q.packed.assign(p, p + packed.bytes());
-            q.scales = scales;
+            if (doubleQuant()) {
+                const Tensor codes = be.download(m_scale.value);
+                const auto* cp = static_cast<const std::uint8_t*>(codes.data());
+                q.scaleCodes.assign(cp, cp + codes.bytes());
+                q.scaleAbsmax = be.downloadF32(m_scaleAbsmax.value);
+                q.scaleOffset = be.downloadF32(m_scaleOffset.value).at(0);
+                q.scales.resize(q.scaleCodes.size());
+                decodeDoubleQuantScales(q.scaleCodes.data(), q.scaleAbsmax.data(), q.scaleOffset,
+                                        static_cast<std::int64_t>(q.scales.size()), q.scales.data());
+            } else {
+                q.scales = be.downloadF32(m_scale.value);
+            }
             if (!m_c.weights.symmetric) {
                 const Tensor z = be.download(m_zero.value);
                 const auto* zp = static_cast<const std::uint8_t*>(z.data());
@@ -191,6 +235,7 @@ public:
             }
             dequantizeMatrix(q, w.data());
         } else {
+            const std::vector<float> scales = be.downloadF32(m_scale.value);
             const auto* codes = static_cast<const std::int8_t*>(packed.data());
             for (std::int64_t r = 0; r < m_c.out; ++r)
                 for (std::int64_t k = 0; k < m_c.in; ++k)
@@ -208,6 +253,31 @@ public:
     }
 
 private:
+    // W8A8 int8 (quantizeRows + gemmInt8); every other config keeps W in quant_matrix.h's layout.
+    bool int8Activations() const {
+        return m_c.activations != ActivationQuant::None && m_c.weights.format == WeightFormat::Int8;
+    }
+    bool doubleQuant() const { return m_c.weights.format == WeightFormat::Nf4 && m_c.weights.doubleQuant; }
+    QuantSpec spec() const { return {m_c.weights.format, m_c.group(), m_c.weights.symmetric, doubleQuant()}; }
+    QuantizedWeights weights() const {
+        QuantizedWeights w{spec(), m_c.out, m_c.in, m_packed.value, m_scale.value, m_zero.value, {}, {}, {}};
+        if (doubleQuant()) {
+            w.scales = Tensor();
+            w.scaleCodes = m_scale.value;
+            w.scaleAbsmax = m_scaleAbsmax.value;
+            w.scaleOffset = m_scaleOffset.value;
+        }
+        return w;
+    }
+    // The FP8 GEMM on FP8 units where the backend has them; else its numerics in f32 when the layer allows
+    // simulation (the step that made it marked the run simulated); else BackendError naming what is missing.
+    Fp8Mode fp8Mode(const Backend& be) const {
+        if (be.supports(fp8GemmDesc(Fp8Mode::Native))) return Fp8Mode::Native;
+        if (m_c.simulate) return Fp8Mode::Emulated;
+        throw BackendError("qlinear: " + be.name() + " has no " + fp8GemmDesc(Fp8Mode::Native).toString() +
+                           " (the layer does not allow \"simulate\")");
+    }
+
     static Tensor uploadBytes(Backend& be, const void* bytes, const Tensor& like) {
         Tensor h = Tensor::host(like.shape(), like.dtype());
         std::memcpy(h.data(), bytes, h.bytes());
@@ -226,6 +296,7 @@ private:
 
     QuantizedLinearConfig m_c;
     Buffer m_packed, m_scale, m_zero, m_inputScale;
+    Buffer m_scaleAbsmax, m_scaleOffset; // double-quantized nf4 (m_scale then holds the absmax codes)
     Parameter m_bias;
     Tensor m_packedW;
     const void* m_packedFor = nullptr;
@@ -316,9 +387,12 @@ const char* activationName(Activation a) {
 nlohmann::json QuantizedLinearConfig::toJson() const {
     nlohmann::json c = {{"type", "qlinear"}, {"in", in}, {"out", out}, {"weights", weightFormatName(weights.format)}};
     if (!bias) c["bias"] = false;
-    if (activations == ActivationQuant::None) {
+    if (activations == ActivationQuant::None || weights.format == WeightFormat::Fp8) {
         c["group"] = group();
         if (weights.format == WeightFormat::Int4) c["symmetric"] = weights.symmetric;
+        if (weights.format == WeightFormat::Nf4 && weights.doubleQuant) c["double_quant"] = true;
+        if (activations != ActivationQuant::None) c["activations"] = activationQuantName(activations);
+        if (simulate) c["simulate"] = true;
     } else {
         c["activations"] = activationQuantName(activations);
         c["granularity"] = perChannel ? "per_channel" : "per_tensor";
@@ -361,7 +435,7 @@ std::unique_ptr<Layer> makeQuantizedLinear(const nlohmann::json& c, const std::s
 std::unique_ptr<Layer> makeQuantizedConv2d(const nlohmann::json& c, const std::string& ptr) {
     nnconfig::onlyKeys(c, ptr,
                        {"type", "in", "out", "kernel", "stride", "padding", "bias", "weights", "group", "symmetric",
-                        "activations", "granularity", "activation"});
+                        "activations", "granularity", "activation", "double_quant", "simulate"});
     const std::int64_t one = 1, zero = 0;
     QuantizedConvShape s;
     s.inChannels = nnconfig::integer(c, "in", ptr, 1);

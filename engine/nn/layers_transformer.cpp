@@ -89,12 +89,16 @@ private:
 // y (N, T, D) = x + table[offset + t] (offset: SequenceBatch::positionOffset, the cached tokens when decoding).
 class PositionEmbedding final : public Layer {
 public:
-    PositionEmbedding(std::int64_t num, std::int64_t dim) : m_num(num), m_dim(dim) {
+    PositionEmbedding(std::int64_t num, std::int64_t dim, double std) : m_num(num), m_dim(dim), m_std(std) {
         m_table.name = "weight";
         m_table.value = hostZeros({num, dim});
     }
     std::string type() const override { return "position_embedding"; }
-    nlohmann::json config() const override { return {{"type", type()}, {"num", m_num}, {"dim", m_dim}}; }
+    nlohmann::json config() const override {
+        nlohmann::json c = {{"type", type()}, {"num", m_num}, {"dim", m_dim}};
+        if (m_std != 1.0) c["std"] = m_std;
+        return c;
+    }
     Shape outputShape(const Shape& input) const override {
         if (input.size() != 3 || input[2] != m_dim || input[1] > m_num)
             shapeError("position_embedding", "(N, T <= " + std::to_string(m_num) + ", " + std::to_string(m_dim) + ")",
@@ -127,7 +131,9 @@ public:
 
     std::vector<Parameter*> parameters() override { return {&m_table}; }
     // torch.nn.Embedding's N(0, 1), scaled by std when the config sets one (GPT-2 draws 0.02).
-    void initialize(Backend& be, Rng& rng) override { m_table.value = normalTensor(be, rng, {m_num, m_dim}, 1.0f); }
+    void initialize(Backend& be, Rng& rng) override {
+        m_table.value = normalTensor(be, rng, {m_num, m_dim}, static_cast<float>(m_std));
+    }
     void releaseCache() override { m_range = {0, 0}; }
 
     static Tensor normalTensor(Backend& be, Rng& rng, const Shape& shape, float std) {
@@ -139,6 +145,7 @@ public:
 
 private:
     std::int64_t m_num, m_dim;
+    double m_std;
     Parameter m_table;
     std::pair<std::int64_t, std::int64_t> m_range{0, 0}; // offset, T of the training forward
 };
@@ -346,8 +353,10 @@ std::unique_ptr<Layer> makeAttention(const nlohmann::json& c, const std::string&
 }
 
 std::unique_ptr<Layer> makePositionEmbedding(const nlohmann::json& c, const std::string& ptr) {
-    nnconfig::onlyKeys(c, ptr, {"type", "num", "dim"});
-    return std::make_unique<PositionEmbedding>(nnconfig::integer(c, "num", ptr, 1), nnconfig::integer(c, "dim", ptr, 1));
+    nnconfig::onlyKeys(c, ptr, {"type", "num", "dim", "std"});
+    const double one = 1.0;
+    return std::make_unique<PositionEmbedding>(nnconfig::integer(c, "num", ptr, 1), nnconfig::integer(c, "dim", ptr, 1),
+                                               nnconfig::number(c, "std", ptr, 0.0, 1e3, false, &one));
 }
 
 std::unique_ptr<Layer> makeTokenTypeEmbedding(const nlohmann::json& c, const std::string& ptr) {

@@ -1,6 +1,8 @@
 // The quantized Linear (layer type "qlinear"): y = act(x W^T + b) with W stored for real in a low-precision
 // format and run by that format's kernel — never a float tensor holding rounded values.
-//   weight-only ("activations": "none"): W int8, int4 or nf4 group-wise (quant_matrix.h), Backend::gemmWeightOnly;
+//   weight-only ("activations": "none"): W int8, int4, nf4 or fp8 group-wise (quant_matrix.h), Backend::gemmWeightOnly;
+//   FP8 GEMM (W fp8 per output channel, "activations": "dynamic"): x quantized to E4M3 per tensor at run time,
+//   Backend::gemmFp8 (cuBLASLt on compute capability >= 8.9; elsewhere emulated in f32 only with "simulate");
 //   W8A8 ("activations": "dynamic" per row, or "static" with a calibrated per-tensor scale): W int8 per output
 //   channel or per tensor, activations quantized by Backend::quantizeRows, Backend::gemmInt8 (i32 sums,
 //   dequantized with the bias and activation in its epilogue).
@@ -8,8 +10,11 @@
 // the float model with fake quantization, then converts).
 //
 // Saved tensors (safetensors names under the layer's prefix, after the compressed-tensors convention):
-//   weight_packed      I8 (out, in), or U8 (out, ceil(in / 2)) for int4 and nf4 (two codes per byte)
-//   weight_scale       F32 (out, groups) weight-only; F32 (out) per channel or (1) per tensor for W8A8
+//   weight_packed      I8 (out, in), F8_E4M3 (out, in) for fp8, or U8 (out, ceil(in / 2)) for int4 and nf4
+//   weight_scale       F32 (out, groups) weight-only and fp8; F32 (out) per channel or (1) per tensor for W8A8
+//   weight_scale_packed, weight_scale_absmax, weight_scale_offset   instead of weight_scale for nf4 with
+//                      "double_quant": U8 (out, groups) 8-bit codes of the absmax, F32 (ceil(out * groups / 256))
+//                      per-block absmax, F32 (1) the offset (quant_matrix.h)
 //   weight_zero_point  U8 (out, groups), asymmetric int4 only
 //   input_scale        F32 (1), static W8A8 only
 //   bias               F32 (out), when the layer has one
@@ -36,6 +41,9 @@ struct QuantizedLinearConfig {
     ActivationQuant activations = ActivationQuant::None;
     bool perChannel = true; // W8A8 weight scales: one per output channel, else one for the tensor
     Activation epilogue = Activation::None; // applied in the GEMM's epilogue (a fused following ReLU / GELU)
+    // fp8 with "dynamic" activations (the FP8 GEMM) on a backend without FP8 units: run its numerics in f32
+    // (Backend::gemmFp8, Fp8Mode::Emulated) instead of refusing.
+    bool simulate = false;
     nlohmann::json toJson() const;
     // The effective group of a weight-only layer (group 0 or >= in: in).
     std::int64_t group() const { return weights.group <= 0 || weights.group > in ? in : weights.group; }

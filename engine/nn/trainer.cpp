@@ -28,6 +28,9 @@ void checkCompatible(const Model& model, const Dataset& data) {
     if (data.numClasses > model.numClasses())
         throw ConfigError("model " + model.name() + " has " + std::to_string(model.numClasses()) + " classes but " +
                           data.name + " has " + std::to_string(data.numClasses));
+    if (data.labelsPerSample != model.outputRowsPerSample())
+        throw ConfigError("model " + model.name() + " predicts " + std::to_string(model.outputRowsPerSample()) +
+                          " label(s) per sample but " + data.name + " has " + std::to_string(data.labelsPerSample));
 }
 
 std::unique_ptr<Optimizer> makeOptimizer(const TrainParams& p) {
@@ -48,31 +51,38 @@ std::unique_ptr<Optimizer> makeOptimizer(const TrainParams& p) {
     throw ConfigError("unknown optimizer \"" + p.optimizer + "\" (known: adam, adamw, sgd)");
 }
 
-// Device-side buffers for one batch, sized for the largest batch and sliced for a short last one.
+// Device-side buffers for one batch, sized for the largest batch and sliced for a short last one. A token model
+// (i32 input) gets its ids as they are and R = outputRowsPerSample() rows of logits and labels per sample (a
+// language model's T positions); losses, predictions and dlogits then have B * R rows.
 struct BatchBuffers {
     std::vector<float> xHost;
-    std::vector<std::int32_t> yHost;
+    std::vector<std::int32_t> idsHost, yHost;
     Tensor x, y, losses, dlogits;
+    std::int64_t rowsPerSample = 1;
+    bool tokens = false;
 
-    BatchBuffers(Backend& be, const Model& model, int batchSize) {
+    BatchBuffers(Backend& be, const Model& model, int batchSize)
+        : rowsPerSample(model.outputRowsPerSample()), tokens(model.inputDType() == DType::I32) {
         Shape xs = {batchSize};
         xs.insert(xs.end(), model.inputShape().begin(), model.inputShape().end());
-        xHost.resize(static_cast<std::size_t>(numel(xs)));
-        yHost.resize(static_cast<std::size_t>(batchSize));
-        x = be.empty(xs);                                    // (B, inputShape...)
-        y = be.empty({batchSize}, DType::I32);               // (B)
-        losses = be.empty({batchSize});                      // (B)
-        dlogits = be.empty({batchSize, model.numClasses()}); // (B, classes)
+        (tokens ? idsHost.resize(static_cast<std::size_t>(numel(xs))) : xHost.resize(static_cast<std::size_t>(numel(xs))));
+        const std::int64_t rows = batchSize * rowsPerSample;
+        yHost.resize(static_cast<std::size_t>(rows));
+        x = be.empty(xs, tokens ? DType::I32 : DType::F32); // (B, inputShape...)
+        y = be.empty({rows}, DType::I32);                   // (B * R)
+        losses = be.empty({rows});                          // (B * R)
+        dlogits = be.empty({rows, model.numClasses()});     // (B * R, classes)
     }
 
-    // Fills and uploads the batch; returns its size.
+    // Fills and uploads the batch; returns its size in samples (its rows are that times rowsPerSample).
     std::int64_t load(Backend& be, const Dataset& data, std::span<const std::int64_t> idx,
                       const InputPreprocess& pre, Tensor& xb, Tensor& yb) {
         const auto n = static_cast<std::int64_t>(idx.size());
-        makeBatch(data, idx, pre, xHost.data(), yHost.data());
+        if (tokens) makeTokenBatch(data, idx, idsHost.data(), yHost.data());
+        else makeBatch(data, idx, pre, xHost.data(), yHost.data());
         xb = x.slice0(0, n);
-        yb = y.slice0(0, n);
-        be.copyFromHost(xb, xHost.data());
+        yb = y.slice0(0, n * rowsPerSample);
+        be.copyFromHost(xb, tokens ? static_cast<const void*>(idsHost.data()) : static_cast<const void*>(xHost.data()));
         be.copyFromHost(yb, yHost.data());
         return n;
     }
@@ -141,7 +151,8 @@ TrainResult train(Model& model, Backend& be, const Dataset& data, const TrainPar
     BatchIterator batches(n, params.batchSize, /*shuffle=*/true, params.seed);
     const std::int64_t perEpoch = batches.batchesPerEpoch();
     BatchBuffers buf(be, model, params.batchSize);
-    IntervalBuffers interval(be, params.logInterval, params.batchSize);
+    const std::int64_t rowsPer = buf.rowsPerSample;
+    IntervalBuffers interval(be, params.logInterval, static_cast<int>(params.batchSize * rowsPer));
     const auto named = model.namedParameters();
     state.retainOnly(named);
 
@@ -196,7 +207,7 @@ TrainResult train(Model& model, Backend& be, const Dataset& data, const TrainPar
                 throw CancelledError();
             }
             Tensor xb, yb;
-            const std::int64_t bn = buf.load(be, data, idx, model.preprocess(), xb, yb);
+            const std::int64_t bn = buf.load(be, data, idx, model.preprocess(), xb, yb) * rowsPer; // rows
             ++step;
             ForwardContext ctx;
             ctx.training = true;
@@ -207,7 +218,7 @@ TrainResult train(Model& model, Backend& be, const Dataset& data, const TrainPar
             Tensor feature, dfeature;
             ctx.tapLayer = loss.featureLayer();
             ctx.tap = ctx.tapLayer >= 0 ? &feature : nullptr;
-            Tensor logits = model.forward(xb, ctx); // (bn, classes)
+            Tensor logits = model.forward(xb, ctx).view({bn, model.numClasses()}); // (rows, classes)
             Tensor losses = interval.losses.slice0(interval.rows, interval.rows + bn); // (bn)
             Tensor dlogits = buf.dlogits.slice0(0, bn);                                // (bn, classes)
             loss.compute(be, logits, LossBatch{xb, yb, step, idx, ctx.tap, ctx.tap ? &dfeature : nullptr}, losses, dlogits,
@@ -269,8 +280,8 @@ EvalResult evaluate(Model& model, Backend& be, const Dataset& data, int batchSiz
     while (batches.next(idx)) {
         if (cancel && cancel->load()) throw CancelledError();
         Tensor xb, yb;
-        const std::int64_t bn = buf.load(be, data, idx, model.preprocess(), xb, yb);
-        Tensor logits = model.forward(xb, ctx);
+        const std::int64_t bn = buf.load(be, data, idx, model.preprocess(), xb, yb) * buf.rowsPerSample; // rows
+        Tensor logits = model.forward(xb, ctx).view({bn, classes});
         Tensor losses = buf.losses.slice0(0, bn);
         Tensor dlogits = buf.dlogits.slice0(0, bn);
         be.softmaxCrossEntropy(logits, yb, losses, dlogits, 1.0f);

@@ -3,7 +3,9 @@
 #include "engine/nn/zoo.h"
 
 #include "engine/core/errors.h"
+#include "engine/data/text_corpus.h"
 #include "engine/io/pretrained.h"
+#include "engine/nn/transformer.h"
 
 namespace lathe {
 namespace {
@@ -89,11 +91,36 @@ nlohmann::json cnnDws() {
               {{"type", "linear"}, {"in", 32 * 7 * 7}, {"out", 10}}}}};
 }
 
+// A character (byte) level GPT: token + learned position embeddings, pre-LN causal blocks with GELU MLPs, a final
+// LayerNorm and an output head tied to the token embedding; 256 byte ids, `context` positions.
+nlohmann::json gptChar(const std::string& name, std::int64_t dim, std::int64_t heads, int layers,
+                       std::int64_t context) {
+    nlohmann::json ls = nlohmann::json::array();
+    // GPT-2's 0.02 for both tables: N(0, 1) embeddings through the tied head start with logits of size ~sqrt(D).
+    ls.push_back({{"type", "embedding"}, {"num", 256}, {"dim", dim}, {"std", 0.02}});
+    ls.push_back({{"type", "position_embedding"}, {"num", context}, {"dim", dim}, {"std", 0.02}});
+    TransformerBlockSpec b;
+    b.dim = dim;
+    b.heads = heads;
+    b.mlp = 4 * dim;
+    b.causal = true;
+    b.norm = LayerNormPlacement::Pre;
+    for (int i = 0; i < layers; ++i) ls.push_back(transformerBlock(b));
+    ls.push_back({{"type", "layernorm"}, {"dim", dim}});
+    ls.push_back({{"type", "tied_linear"}, {"in", dim}, {"out", 256}, {"weight", "layers.0.weight"}});
+    return {{"name", name},
+            {"input", {{"shape", {context}}, {"dtype", "i32"}}},
+            {"classes", 256},
+            {"output", {context, 256}},
+            {"layers", ls}};
+}
+
 } // namespace
 
-// The baselines, then the small students of distillation experiments.
+// The baselines, then the small students of distillation experiments, then the language models.
 std::vector<std::string> zooNames() {
-    std::vector<std::string> names = {"mlp-784-256-128-10", "cnn-2conv", "cnn-bn", "mlp-784-64-10", "mlp-784-32-10", "cnn-dws"};
+    std::vector<std::string> names = {"mlp-784-256-128-10", "cnn-2conv", "cnn-bn", "mlp-784-64-10", "mlp-784-32-10", "cnn-dws",
+                                      "gpt-char-tiny", "gpt-char-small"};
     for (const auto& p : pretrainedModels()) names.push_back(p.name); // pretrained (engine/io/pretrained.h)
     return names;
 }
@@ -106,6 +133,8 @@ nlohmann::json zooArchitecture(const std::string& name) {
     if (name == "cnn-2conv") return cnn();
     if (name == "cnn-dws") return cnnDws();
     if (name == "cnn-bn") return cnnBn();
+    if (name == "gpt-char-tiny") return gptChar(name, 128, 4, 5, kTextContext);   // 1.03 M parameters
+    if (name == "gpt-char-small") return gptChar(name, 320, 5, 8, kTextContext);  // 9.97 M parameters
     std::string known;
     for (const auto& n : zooNames()) known += (known.empty() ? "" : ", ") + n;
     throw ConfigError("unknown model \"" + name + "\" (known: " + known + ")");

@@ -7,11 +7,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <pwd.h>
 #include <signal.h>
 #include <unistd.h>
@@ -39,6 +41,27 @@ bool isValidStatus(std::string_view s) {
                           run_status::kCancelled, run_status::kInterrupted})
         if (s == v) return true;
     return false;
+}
+
+std::string newUuid() {
+    // random_device reads the kernel's generator (getrandom / /dev/urandom) on glibc.
+    static thread_local std::random_device device;
+    std::array<unsigned char, 16> b{};
+    for (std::size_t i = 0; i < b.size(); i += 4) {
+        const unsigned v = device();
+        for (std::size_t k = 0; k < 4; ++k) b[i + k] = static_cast<unsigned char>(v >> (8 * k));
+    }
+    b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40); // version 4
+    b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80); // RFC 4122 variant
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(36);
+    for (std::size_t i = 0; i < b.size(); ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+        out += kHex[b[i] >> 4];
+        out += kHex[b[i] & 0x0f];
+    }
+    return out;
 }
 
 } // namespace store_detail
@@ -201,16 +224,22 @@ void RunStore::requireWritable(const char* what) const {
         throw StoreError("run store " + m_path + ": " + what + ": the store was opened read-only");
 }
 
-std::int64_t RunStore::addExperiment(const std::string& name, const std::string& specJson) {
+std::int64_t RunStore::addExperiment(const std::string& name, const std::string& specJson, const std::string& uuid) {
     requireWritable("adding an experiment");
     WriteTransaction txn(m_db, m_path, "adding an experiment");
-    auto st = m_statements->get("INSERT INTO experiments(name, spec_json, created_at) VALUES (?, ?, ?)");
+    if (!uuid.empty()) {
+        auto find = m_statements->get("SELECT id FROM experiments WHERE uuid = ?");
+        find.bind(1, std::string_view(uuid));
+        if (find.step()) return find.integer(0); // the transaction rolls back: nothing was written
+    }
+    const std::string id = uuid.empty() ? store_detail::newUuid() : uuid;
+    auto st = m_statements->get("INSERT INTO experiments(name, spec_json, created_at, uuid) VALUES (?, ?, ?, ?)");
     st.bind(1, std::string_view(name)).bind(2, jsonOrEmptyObject(specJson));
-    st.bind(3, nowUnixSeconds()).run();
-    const std::int64_t id = sqlite3_last_insert_rowid(m_db);
+    st.bind(3, nowUnixSeconds()).bind(4, std::string_view(id)).run();
+    const std::int64_t rowId = sqlite3_last_insert_rowid(m_db);
     txn.commit();
     ++m_localCommits;
-    return id;
+    return rowId;
 }
 
 std::int64_t RunStore::createRun(const NewRun& run) {
@@ -219,8 +248,8 @@ std::int64_t RunStore::createRun(const NewRun& run) {
     WriteTransaction txn(m_db, m_path, "creating a run");
     auto st = m_statements->get(
         "INSERT INTO runs(experiment_id, name, status, model, dataset, device, strategy_chain, tags, created_at, "
-        "config_json, environment_json, parent_run_id, owner_pid, owner_host) "
-        "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "config_json, environment_json, parent_run_id, owner_pid, owner_host, uuid) "
+        "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (run.experimentId > 0) st.bind(1, run.experimentId);
     else st.bindNull(1);
     st.bind(2, std::string_view(run.name)).bind(3, std::string_view(run.model));
@@ -232,6 +261,8 @@ std::int64_t RunStore::createRun(const NewRun& run) {
     if (run.parentRunId) st.bind(11, *run.parentRunId);
     else st.bindNull(11);
     st.bind(12, static_cast<std::int64_t>(::getpid())).bind(13, std::string_view(m_host));
+    const std::string uuid = store_detail::newUuid();
+    st.bind(14, std::string_view(uuid));
     st.run();
     const std::int64_t id = sqlite3_last_insert_rowid(m_db);
     txn.commit();
@@ -338,6 +369,23 @@ void RunStore::setNotes(std::int64_t runId, const std::map<std::string, std::str
                                 "ON CONFLICT(run_id, key) DO UPDATE SET value = excluded.value");
     for (const auto& [key, value] : notes) {
         st.bind(1, runId).bind(2, std::string_view(key)).bind(3, std::string_view(value));
+        st.run();
+    }
+    txn.commit();
+    ++m_localCommits;
+}
+
+void RunStore::setDevicePeaks(std::span<const DevicePeak> peaks) {
+    if (peaks.empty()) return;
+    requireWritable("writing device peaks");
+    WriteTransaction txn(m_db, m_path, "writing the peaks of device " + peaks.front().device);
+    auto st = m_statements->get(
+        "INSERT INTO device_peaks(device, backend, key, value, measured_at, detail_json) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(device, key) DO UPDATE SET backend = excluded.backend, value = excluded.value, "
+        "measured_at = excluded.measured_at, detail_json = excluded.detail_json");
+    for (const DevicePeak& p : peaks) {
+        st.bind(1, std::string_view(p.device)).bind(2, std::string_view(p.backend)).bind(3, std::string_view(p.key));
+        st.bind(4, p.value).bind(5, p.measuredAt).bind(6, std::string_view(p.detailJson));
         st.run();
     }
     txn.commit();

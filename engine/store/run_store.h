@@ -55,6 +55,7 @@ struct RunRecord {
     std::optional<std::int64_t> parentRunId;
     std::int64_t ownerPid = 0; // the process that created/started the run (0: unknown, schema v1)
     std::string ownerHost;
+    std::string uuid; // stable across copies of the store (shards merged into another); schema v6
     std::map<std::string, double> summary; // NaN where the value was not a number
     std::map<std::string, std::string> notes; // only from run()
 };
@@ -76,6 +77,32 @@ struct LayerStat {
 struct Artifact {
     std::string kind, path, sha256;
 };
+
+// One measured peak of a device (`lathe-cli bench peaks`), e.g. key "gemm_f32_gflops" or "copy_gbps".
+// `device` is the name runs record as environment_json's device.name (DeviceInfo::name).
+struct DevicePeak {
+    std::string device, backend, key;
+    double value = 0;
+    double measuredAt = 0;      // unix seconds
+    std::string detailJson = "{}"; // how it was measured (sizes, repeats, threads)
+};
+
+// A sweep submitted to a cluster scheduler (lathe-cli submit --slurm): its tasks write shards in
+// `workdir`, a dependent job merges them into this store. `uuid` is also the experiment's uuid.
+struct SubmissionRecord {
+    std::int64_t id = 0;
+    std::string uuid;
+    std::string name;
+    std::string specFile;
+    std::string workdir;
+    int tasks = 0;
+    std::string arrayJobId, mergeJobId;
+    std::string scheduler = "slurm";
+    double submittedAt = 0; // unix seconds
+};
+
+struct MergeOptions;
+struct MergeReport;
 
 struct SeriesInfo {
     std::string name;
@@ -103,6 +130,8 @@ public:
     // $XDG_DATA_HOME/lathe/runs.sqlite (default ~/.local/share/lathe/runs.sqlite).
     static std::string defaultPath();
     static int currentSchemaVersion();
+    // A new random (version 4) UUID, the form runs' and experiments' stable ids take.
+    static std::string newUuid();
     // The SQL that brought the schema to `version`: version 1 is the original DDL, version N > 1 the
     // migration from N-1. Kept verbatim forever so old databases (and tests) can be rebuilt.
     static std::string schemaScript(int version);
@@ -118,7 +147,10 @@ public:
     // in memory only. Returns how many.
     int showOrphansAsInterrupted(std::vector<RunRecord>& runs) const;
 
-    std::int64_t addExperiment(const std::string& name, const std::string& specJson);
+    // uuid empty: a new random one. Given (the tasks of one submitted sweep share it): the experiment
+    // already stored under that uuid is reused and its id returned.
+    std::int64_t addExperiment(const std::string& name, const std::string& specJson, const std::string& uuid = {});
+    std::optional<std::int64_t> experimentByUuid(const std::string& uuid) const;
     std::int64_t createRun(const NewRun& run); // status `queued`, owner = this process
     void startRun(std::int64_t runId);         // `running`, started_at = now, owner = this process
     void finishRun(std::int64_t runId, const std::string& status, const std::string& error = {});
@@ -131,6 +163,11 @@ public:
     // Notes by key (replacing a key's earlier text): how a strategy obtained its figures.
     void setNotes(std::int64_t runId, const std::map<std::string, std::string>& notes);
 
+    // Replaces each (device, key)'s earlier value: a device's peaks are re-measured, never accumulated.
+    void setDevicePeaks(std::span<const DevicePeak> peaks);
+    // Every device's peaks, or one device's.
+    std::vector<DevicePeak> devicePeaks(const std::string& device = {}) const;
+
     std::vector<RunRecord> listRuns(const RunFilter& filter = {}) const;
     std::optional<RunRecord> run(std::int64_t runId) const; // every field, JSON and summary included
     std::vector<MetricSample> samples(std::int64_t runId, const std::string& series = {}) const;
@@ -141,6 +178,18 @@ public:
     std::vector<Artifact> artifacts(std::int64_t runId) const;
     std::map<std::string, std::string> notes(std::int64_t runId) const;
     std::optional<std::string> experimentSpec(std::int64_t experimentId) const;
+    std::optional<std::int64_t> runByUuid(const std::string& uuid) const;
+
+    // Submitted sweeps (newest first) and recording one; addSubmission returns its id.
+    std::int64_t addSubmission(const SubmissionRecord& submission);
+    std::vector<SubmissionRecord> submissions() const;
+
+    // Copies every run of the shards (other run stores: a cluster task's own database) with everything
+    // it owns into this store, in one transaction: a failure leaves this store as it was. A run already
+    // here (same uuid) is skipped, except one stored `interrupted` by an earlier merge that the shard now
+    // holds finished, which is replaced. A shard that cannot be read is reported, the others merged.
+    // Defined in run_merge.cpp (MergeOptions and MergeReport: engine/store/run_merge.h).
+    MergeReport mergeShards(const std::vector<std::string>& shardPaths, const MergeOptions& options);
     int deleteRuns(std::span<const std::int64_t> runIds); // returns how many existed
 
     // Changes whenever any connection commits (PRAGMA data_version, this connection's own commits,

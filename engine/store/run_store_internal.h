@@ -18,6 +18,8 @@ namespace store_detail {
 double nowUnixSeconds();
 std::string hostName();
 bool isValidStatus(std::string_view s);
+// A random (version 4) UUID, "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx": runs' and experiments' stable ids.
+std::string newUuid();
 
 // Read-only snapshot over several statements (a run and its summary agree with each other).
 class ReadTransaction {

@@ -19,7 +19,7 @@ namespace {
 constexpr const char* kRunColumns =
     "SELECT r.id, coalesce(r.experiment_id, 0), coalesce(e.name, ''), r.name, r.status, r.model, r.dataset, "
     "r.device, r.strategy_chain, r.tags, r.created_at, r.started_at, r.finished_at, r.error, r.parent_run_id, "
-    "r.owner_pid, r.owner_host";
+    "r.owner_pid, r.owner_host, coalesce(r.uuid, '')";
 constexpr const char* kRunJsonColumns = ", r.config_json, r.environment_json";
 constexpr const char* kRunFrom = " FROM runs r LEFT JOIN experiments e ON e.id = r.experiment_id";
 
@@ -52,9 +52,10 @@ RunRecord readRun(const Stmt& st, bool withJson) {
     if (!st.isNull(14)) r.parentRunId = st.integer(14);
     r.ownerPid = st.isNull(15) ? 0 : st.integer(15);
     r.ownerHost = st.text(16);
+    r.uuid = st.text(17);
     if (withJson) {
-        r.configJson = st.text(17);
-        r.environmentJson = st.text(18);
+        r.configJson = st.text(18);
+        r.environmentJson = st.text(19);
     }
     return r;
 }
@@ -215,6 +216,16 @@ std::map<std::string, std::string> RunStore::notes(std::int64_t runId) const {
     auto st = m_statements->get("SELECT key, value FROM run_notes WHERE run_id = ?");
     st.bind(1, runId);
     while (st.step()) out.emplace(st.text(0), st.text(1));
+    return out;
+}
+
+std::vector<DevicePeak> RunStore::devicePeaks(const std::string& device) const {
+    std::vector<DevicePeak> out;
+    auto st = m_statements->get(
+        "SELECT device, backend, key, value, measured_at, detail_json FROM device_peaks "
+        "WHERE ?1 = '' OR device = ?1 ORDER BY device, key");
+    st.bind(1, std::string_view(device));
+    while (st.step()) out.push_back({st.text(0), st.text(1), st.text(2), st.real(3), st.real(4), st.text(5)});
     return out;
 }
 

@@ -103,7 +103,52 @@ CREATE TABLE run_notes (
 INSERT INTO schema_version(version, applied_at) VALUES (4, (julianday('now') - 2440587.5) * 86400.0);
 )sql";
 
-constexpr std::array<const char*, 4> kScripts = {kSchemaV1, kMigrationV2, kMigrationV3, kMigrationV4};
+// Version 5: the measured peaks of each device (`lathe-cli bench peaks`: f32 GEMM FLOP/s, copy bandwidth),
+// keyed by the device name runs record in their environment, so every run can be placed on its roofline.
+constexpr const char* kMigrationV5 = R"sql(
+CREATE TABLE device_peaks (
+  device      TEXT NOT NULL,
+  backend     TEXT NOT NULL,
+  key         TEXT NOT NULL,
+  value       REAL NOT NULL,
+  measured_at REAL NOT NULL,
+  detail_json TEXT NOT NULL DEFAULT '{}',
+  PRIMARY KEY (device, key)
+) WITHOUT ROWID;
+INSERT INTO schema_version(version, applied_at) VALUES (5, (julianday('now') - 2440587.5) * 86400.0);
+)sql";
+
+// Version 6: sweeps run on a cluster, one database shard per task, merged later. Runs and experiments get
+// a stable identifier (a random UUID, kept by every copy) so a merge recognises what it already holds,
+// and the sweeps submitted to Slurm are remembered for `lathe-cli jobs` and the window. Rows written
+// before get a random UUID here; new ones get theirs from RunStore::createRun / addExperiment.
+constexpr const char* kMigrationV6 = R"sql(
+ALTER TABLE runs ADD COLUMN uuid TEXT;
+ALTER TABLE experiments ADD COLUMN uuid TEXT;
+UPDATE runs SET uuid = lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) ||
+  '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)));
+UPDATE experiments SET uuid = lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' ||
+  substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) ||
+  '-' || hex(randomblob(6)));
+CREATE UNIQUE INDEX idx_runs_uuid ON runs(uuid);
+CREATE UNIQUE INDEX idx_experiments_uuid ON experiments(uuid);
+CREATE TABLE submissions (
+  id             INTEGER PRIMARY KEY AUTOINCREMENT,
+  uuid           TEXT NOT NULL UNIQUE,
+  name           TEXT NOT NULL DEFAULT '',
+  spec_file      TEXT NOT NULL DEFAULT '',
+  workdir        TEXT NOT NULL,
+  tasks          INTEGER NOT NULL,
+  array_job_id   TEXT NOT NULL,
+  merge_job_id   TEXT NOT NULL DEFAULT '',
+  scheduler      TEXT NOT NULL DEFAULT 'slurm',
+  submitted_at   REAL NOT NULL
+);
+INSERT INTO schema_version(version, applied_at) VALUES (6, (julianday('now') - 2440587.5) * 86400.0);
+)sql";
+
+constexpr std::array<const char*, 6> kScripts = {kSchemaV1, kMigrationV2, kMigrationV3, kMigrationV4, kMigrationV5,
+                                                 kMigrationV6};
 
 } // namespace
 

@@ -65,6 +65,9 @@ struct StepContext {
     // A second model on this run's backend: {"zoo": name} with fresh weights from the run's seed, or
     // {"path": file} with its weights; relative paths resolve against the experiment file's folder.
     std::function<std::unique_ptr<Model>(const ModelRef&)> loadModel;
+    // A path as the experiment file writes it (a trace, a table), resolved against the file's folder.
+    // Null: paths are used as written.
+    std::function<std::string(const std::string&)> resolvePath;
     // Per-layer figures stored with the run (e.g. "layers.0.weight", "sparsity", 0.8); shown as the
     // per-layer views and heatmaps of a comparison. Null: dropped.
     std::function<void(const std::string& layer, const std::string& key, double value)> layerStat;
@@ -111,6 +114,10 @@ struct StepContext {
 class Strategy {
 public:
     virtual ~Strategy() = default;
+    // Refuses, before the run loads its model or trains anything, a step the run's backend cannot execute: ConfigError
+    // naming the step, what it needs, the backend and why (e.g. an FP8 GEMM on a device below compute
+    // capability 8.9). The runner calls it for every enabled step first.
+    virtual void checkBackend(const Backend&) const {}
     virtual void apply(StepContext& ctx) = 0;
 };
 

@@ -175,6 +175,9 @@ std::string describeJson(const json& v) {
     return s;
 }
 
+// An integer list whose default is empty ("none": no preferred batch sizes) may be given empty too.
+bool emptyListAllowed(const ParamField& f) { return f.defaultJson == "[]"; }
+
 std::string expectation(const ParamField& f) {
     switch (f.type) {
     case ParamType::Number: return "a number" + rangeText(f);
@@ -182,7 +185,8 @@ std::string expectation(const ParamField& f) {
     case ParamType::Boolean: return "true or false";
     case ParamType::String: return "a string";
     case ParamType::Choice: return "one of " + quotedList(f.choices);
-    case ParamType::IntegerList: return "a non-empty list of integers" + rangeText(f);
+    case ParamType::IntegerList:
+        return std::string(emptyListAllowed(f) ? "a list of integers" : "a non-empty list of integers") + rangeText(f);
     }
     return "a value";
 }
@@ -263,7 +267,7 @@ std::string checkValue(const ParamField& f, const json& v, ParamValue& out) {
         return {};
     }
     case ParamType::IntegerList: {
-        if (!v.is_array() || v.empty()) return expected;
+        if (!v.is_array() || (v.empty() && !emptyListAllowed(f))) return expected;
         std::vector<std::int64_t> list;
         for (const auto& e : v) {
             std::int64_t i = 0;

@@ -245,7 +245,9 @@ std::vector<OpCase> buildCases() {
     const std::pair<const char*, QuantSpec> weightOnlyVariants[] = {{"int8", {WeightFormat::Int8, 0, true}},
                                                                      {"int4-sym", {WeightFormat::Int4, 0, true}},
                                                                      {"int4-asym", {WeightFormat::Int4, 0, false}},
-                                                                     {"nf4", {WeightFormat::Nf4, 0, true}}};
+                                                                     {"nf4", {WeightFormat::Nf4, 0, true}},
+                                                                     {"nf4-dq", {WeightFormat::Nf4, 0, true, true}},
+                                                                     {"fp8", {WeightFormat::Fp8, 0, true}}};
     for (const auto& [variant, baseSpec] : weightOnlyVariants)
         for (const auto& ws : weightOnlyShapes) {
             QuantSpec spec = baseSpec;
@@ -264,6 +266,35 @@ std::vector<OpCase> buildCases() {
                              },
                              {weightOnlyGemmDesc(spec.format)}});
         }
+
+    // gemm_fp8: cuBLASLt's FP8 GEMM where the device has one (compute capability >= 8.9), else its emulation,
+    // against the CPU's emulation: the same E4M3 bytes of x (both divide by the same scale in IEEE f32 and round
+    // to nearest even, saturating), exact E4M3 products, f32 sums in different orders (f32 tolerance). The MLP's
+    // layers at batch 1 and 256, and K 47 (not a multiple of 16: cuBLASLt's FP8 GEMM refuses it, the fallback
+    // runs).
+    struct Fp8Shape {
+        std::int64_t m, k, n;
+        Activation act;
+    };
+    for (const auto& fs : std::vector<Fp8Shape>{{1, 784, 256, Activation::Relu},
+                                                {256, 784, 256, Activation::Relu},
+                                                {256, 128, 10, Activation::None},
+                                                {33, 47, 19, Activation::Gelu}})
+        cases.push_back({"gemm_fp8/f8e4m3/" + std::to_string(fs.m) + "x" + std::to_string(fs.k) + "x" +
+                             std::to_string(fs.n),
+                         Op::Gemm, {DType::F32, DType::F8E4M3}, [fs](Backend& be, DType d) {
+                             const auto w = test::randomVector(static_cast<std::size_t>(fs.n * fs.k), 50);
+                             const HostQuantMatrix q = quantizeMatrix(w.data(), fs.n, fs.k, {WeightFormat::Fp8, fs.k, true});
+                             const QuantizedWeights qw = uploadQuantizedWeights(be, q);
+                             Tensor x = input(be, {fs.m, fs.k}, d, 51, -3.0f, 3.0f); // (M, K)
+                             Tensor bias = input(be, {fs.n}, d, 52);                 // (N)
+                             Tensor y = input(be, {fs.m, fs.n}, d, 53);              // (M, N), overwritten
+                             const Fp8Mode mode =
+                                 be.supports(fp8GemmDesc(Fp8Mode::Native)) ? Fp8Mode::Native : Fp8Mode::Emulated;
+                             be.gemmFp8(x, qw, &bias, fs.act, mode, y);
+                             return Outputs{out(be, "y", y)};
+                         },
+                         {fp8GemmDesc(Fp8Mode::Emulated)}});
 
     // gemm_bias_act: the f32 Linear with bias and activation in the epilogue (cuBLASLt's BIAS / RELU_BIAS, GELU
     // as the bias epilogue plus the exact-erf kernel) against the CPU's panels; batch 1, the MLP's layers, shapes

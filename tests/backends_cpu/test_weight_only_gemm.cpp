@@ -13,6 +13,7 @@
 
 #include <QtTest>
 
+#include <algorithm>
 #include <cmath>
 
 using namespace lathe;
@@ -49,6 +50,8 @@ const Variant kVariants[] = {
     {"int4-sym", {WeightFormat::Int4, 0, true}},
     {"int4-asym", {WeightFormat::Int4, 0, false}},
     {"nf4", {WeightFormat::Nf4, 0, true}},
+    {"nf4-dq", {WeightFormat::Nf4, 0, true, true}}, // double-quantized absmax
+    {"fp8", {WeightFormat::Fp8, 0, true}},
 };
 
 const char* activationName(Activation a) {
@@ -128,13 +131,31 @@ private slots:
         std::vector<float> back(w.size());
         dequantizeMatrix(q, back.data());
         for (std::int64_t r = 0; r < rows; ++r) {
-            if (spec.format != WeightFormat::Int8 && cols % 2 == 1)
+            if (packedDType(spec.format) == DType::U8 && cols % 2 == 1)
                 QCOMPARE(q.packed[static_cast<std::size_t>(r * rowBytes + rowBytes - 1)] >> 4, 0);
             for (std::int64_t k = 0; k < cols; ++k) {
                 const std::size_t i = static_cast<std::size_t>(r * cols + k);
                 const float scale = q.scales[static_cast<std::size_t>(r * groups + k / spec.group)];
                 const QString where = QString("row %1, k %2: w %3, back %4, scale %5").arg(r).arg(k).arg(w[i]).arg(back[i]).arg(scale);
-                if (spec.format == WeightFormat::Nf4) {
+                if (spec.format == WeightFormat::Nf4 && spec.doubleQuant) {
+                    // The codes are plain nf4's (chosen with the exact absmax); the absmax decode to within
+                    // half a step of the dynamic map (at most 0.9 / 64 / 2 of the block's largest deviation).
+                    const HostQuantMatrix plain = quantizeMatrix(w.data(), rows, cols, {spec.format, spec.group, true});
+                    QVERIFY2(quantCode(q, r, k) == quantCode(plain, r, k), qPrintable(where));
+                    const std::size_t g = static_cast<std::size_t>(r * groups + k / spec.group);
+                    const float block = q.scaleAbsmax[g / kDoubleQuantBlock];
+                    QVERIFY2(std::fabs(scale - plain.scales[g]) <= 0.0071f * block + 1e-7f, qPrintable(where));
+                    QVERIFY2(back[i] == kNf4Codebook[static_cast<std::size_t>(quantCode(q, r, k))] * scale,
+                             qPrintable(where));
+                } else if (spec.format == WeightFormat::Fp8) {
+                    // E4M3 keeps 3 mantissa bits: within half a step, 2^-4 of |w|, or half the subnormal step
+                    // 2^-9 of the scale (values below 2^-6 of it).
+                    QVERIFY2(back[i] == fp8E4M3ToFloat(static_cast<std::uint8_t>(quantCode(q, r, k))) * scale,
+                             qPrintable(where));
+                    QVERIFY2(std::fabs(back[i] - w[i]) <= std::max(0.0625f * std::fabs(w[i]), 0.5f * 0x1p-9f * scale) *
+                                                              (1.0f + 1e-5f) + 1e-9f,
+                             qPrintable(where));
+                } else if (spec.format == WeightFormat::Nf4) {
                     // back = codebook[q] * absmax: no other entry is nearer to w / absmax (float slack 1e-6).
                     const float t = scale > 0 ? w[i] / scale : 0.0f;
                     const float chosen = std::fabs(t - kNf4Codebook[static_cast<std::size_t>(quantCode(q, r, k))]);
@@ -247,6 +268,107 @@ private slots:
                 }
                 QCOMPARE(results[0], results[1]); // the same sums, only spread over threads
             }
+        }
+    }
+
+    // bitsandbytes' create_dynamic_map(signed=True): 127 negative values, 0, 128 positive ones ending at 1; the
+    // extremes (1 - 0.9 / 64 / 2 and 10^-6 * 0.55) as that function's linspace midpoints give them.
+    void dynamicMapIsBitsandbytes() {
+        const auto& map = dynamicMap8();
+        QVERIFY(std::is_sorted(map.begin(), map.end()));
+        QCOMPARE(std::count_if(map.begin(), map.end(), [](float v) { return v < 0; }), 127L);
+        QCOMPARE(std::count(map.begin(), map.end(), 0.0f), 1L);
+        QCOMPARE(map[255], 1.0f);
+        QVERIFY(std::fabs(map[0] + 0.99296875f) < 1e-6f);
+        QVERIFY(std::fabs(map[128] - 0.55e-6f) < 1e-12f);
+        for (std::size_t i = 0; i < 256; ++i) QCOMPARE(int(dynamicMap8Code(map[i])), int(i));
+    }
+
+    // Double quantization stores a byte per absmax instead of four, plus an f32 per 256 and the offset.
+    void doubleQuantBytes() {
+        const auto w = randomWeight(256, 784, 75);
+        const HostQuantMatrix plain = quantizeMatrix(w.data(), 256, 784, {WeightFormat::Nf4, 64, true});
+        const HostQuantMatrix dq = quantizeMatrix(w.data(), 256, 784, {WeightFormat::Nf4, 64, true, true});
+        const std::size_t scales = 256 * 13;
+        QCOMPARE(plain.bytes(), std::size_t(256 * 392) + scales * 4);
+        QCOMPARE(dq.bytes(), std::size_t(256 * 392) + scales + ((scales + 255) / 256) * 4 + 4);
+        QCOMPARE(dq.packed, plain.packed);
+    }
+
+    // The FP8 GEMM's numerics on the CPU (Fp8Mode::Emulated): act(sx * sum e4m3(x / sx) * w~ + b) with sx the
+    // per-tensor scale, against a double reference over the same E4M3 values, on every kernel; the native FP8
+    // GEMM is not in the CPU's table and is refused naming its descriptor.
+    void fp8GemmEmulated_data() {
+        QTest::addColumn<int>("m");
+        QTest::addColumn<int>("n");
+        QTest::addColumn<int>("k");
+        QTest::addColumn<Activation>("act");
+        QTest::newRow("1x256x784 relu") << 1 << 256 << 784 << Activation::Relu;
+        QTest::newRow("64x10x128 none") << 64 << 10 << 128 << Activation::None;
+        QTest::newRow("257x33x47 gelu") << 257 << 33 << 47 << Activation::Gelu;
+    }
+    void fp8GemmEmulated() {
+        QFETCH(int, m);
+        QFETCH(int, n);
+        QFETCH(int, k);
+        QFETCH(Activation, act);
+        const auto w = randomWeight(n, k, 76);
+        const HostQuantMatrix hq = quantizeMatrix(w.data(), n, k, {WeightFormat::Fp8, k, true});
+        std::vector<float> wq(w.size());
+        dequantizeMatrix(hq, wq.data());
+        auto vx = randomVector(static_cast<std::size_t>(m * k), 77);
+        vx[0] = 3.5f; // the tensor's absmax, so the scale is not 1/448
+        const auto vb = randomVector(static_cast<std::size_t>(n), 78);
+        const float sx = fp8TensorScale(3.5f);
+        std::vector<double> ref(static_cast<std::size_t>(m * n)), bound(ref.size());
+        for (int r = 0; r < m; ++r)
+            for (int o = 0; o < n; ++o) {
+                double acc = vb[o], mag = std::fabs(vb[o]);
+                for (int j = 0; j < k; ++j) {
+                    const double xv = double(sx) * fp8E4M3ToFloat(floatToFp8E4M3(vx[r * k + j] / sx));
+                    acc += xv * wq[o * k + j];
+                    mag += std::fabs(xv * wq[o * k + j]);
+                }
+                ref[r * n + o] = activate(acc, act);
+                bound[r * n + o] = mag;
+            }
+        const QuantizedWeights qw = uploadQuantizedWeights(*m_be, hq);
+        QCOMPARE(qw.packed.dtype(), DType::F8E4M3);
+        const Tensor x = m_be->upload(vx, {m, k});
+        const Tensor bias = m_be->upload(vb, {n});
+        for (const WeightOnlyDispatch& d : kernels()) {
+            cpu::setWeightOnlyDispatch(d);
+            Tensor y = m_be->empty({m, n});
+            m_be->gemmFp8(x, qw, &bias, act, Fp8Mode::Emulated, y);
+            const auto got = m_be->downloadF32(y);
+            for (std::size_t i = 0; i < got.size(); ++i)
+                QVERIFY2(std::fabs(got[i] - ref[i]) <= kWeightOnlyTol * bound[i],
+                         qPrintable(QString("%1: output %2: got %3, reference %4").arg(cpu::weightOnlyIsaName(d.isa))
+                                        .arg(i).arg(got[i]).arg(ref[i])));
+        }
+        QVERIFY(!m_be->supports(fp8GemmDesc(Fp8Mode::Native)));
+        Tensor y = m_be->empty({m, n});
+        const std::string msg = lathe::test::errorOf<BackendError>(
+            [&] { m_be->gemmFp8(x, qw, &bias, act, Fp8Mode::Native, y); });
+        QVERIFY2(msg.find("gemm f8e4m3 x f8e4m3") != std::string::npos, msg.c_str());
+    }
+
+    // Double-quantized nf4 weights lacking one of their scale tensors: BackendError naming it.
+    void doubleQuantNeedsItsScaleTensors() {
+        const auto w = randomWeight(4, 64, 79);
+        const QuantizedWeights good =
+            uploadQuantizedWeights(*m_be, quantizeMatrix(w.data(), 4, 64, {WeightFormat::Nf4, 32, true, true}));
+        QVERIFY(!good.scales.defined());
+        Tensor x = m_be->upload(randomVector(2 * 64, 80), {2, 64});
+        Tensor y = m_be->empty({2, 4});
+        m_be->gemmWeightOnly(x, good, nullptr, Activation::None, y);
+        for (Tensor QuantizedWeights::*member :
+             {&QuantizedWeights::scaleCodes, &QuantizedWeights::scaleAbsmax, &QuantizedWeights::scaleOffset}) {
+            QuantizedWeights bad = good;
+            bad.*member = Tensor();
+            const std::string msg =
+                lathe::test::errorOf<BackendError>([&] { m_be->gemmWeightOnly(x, bad, nullptr, Activation::None, y); });
+            QVERIFY2(msg.find("double-quantized nf4 weights need scale_") != std::string::npos, msg.c_str());
         }
     }
 

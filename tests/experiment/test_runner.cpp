@@ -1,6 +1,7 @@
 // The Runner end to end on the CPU with Fashion-MNIST subsets (a few hundred samples, one epoch)
 // into a temporary run store: a done run with its summary, samples and stats; the baseline cache
 // hit on the second run; a cancel mid-run stored as cancelled; a failing step stored as failed.
+#include "engine/backends/registry.h"
 #include "engine/core/errors.h"
 #include "engine/experiment/runner.h"
 #include "engine/experiment/spec.h"
@@ -164,6 +165,34 @@ private slots:
         QCOMPARE(confusion, 200.0);
         QCOMPARE(recalls, 10);
         QVERIFY(f.logged("baseline cached as"));
+    }
+
+    // Every timed batch size is placed on the roofline; with the device's peaks in the store the run also
+    // gets its fraction of the attainable FLOP/s and a note saying which roofs those are.
+    void rooflineFiguresAndFractionsFromStoredPeaks() {
+        LATHE_REQUIRE_FASHION_MNIST();
+        Fixture f("roofline");
+        const json doc = tinyExperiment();
+        const ExperimentSpec spec = parseExperiment(doc, "tiny.json");
+        const std::string device = backendFor("cpu")->info().name;
+        const DevicePeak peaks[] = {{device, "cpu", "gemm_f32_gflops", 1000.0, 1.0, "{}"},
+                                    {device, "cpu", "copy_gbps", 20.0, 1.0, "{}"}};
+        f.store->setDevicePeaks(peaks);
+        Runner runner(*f.store, RunnerOptions{"", m_cacheDir});
+        std::atomic<bool> cancel{false};
+        const auto outcomes = runner.run(spec, doc, f.events, cancel);
+        QVERIFY2(outcomes.at(0).status == run_status::kDone, outcomes.at(0).error.c_str());
+        const auto rec = f.store->run(outcomes[0].runId);
+        // 2 x (784*256 + 256*128 + 128*10) FLOPs per sample, bytes: the parameters plus 16 x (784 + 10) floats.
+        QCOMPARE(rec->summary.at("flops"), 469504.0);
+        const double bytes16 = rec->summary.at("model_bytes") + 16.0 * (784 + 10) * 4;
+        QVERIFY(std::abs(rec->summary.at("arithmetic_intensity@b16") - 16 * 469504.0 / bytes16) < 1e-9);
+        const double gflops16 = 16 * 469504.0 / (rec->summary.at("latency_p50_ms@b16") * 1e-3) * 1e-9;
+        QVERIFY(std::abs(rec->summary.at("achieved_tflops@b16") - gflops16 * 1e-3) < 1e-12);
+        const double roof = std::min(1000.0, 20.0 * rec->summary.at("arithmetic_intensity@b16"));
+        QVERIFY(std::abs(rec->summary.at("roofline_fraction@b16") - gflops16 / roof) < 1e-9);
+        QVERIFY(rec->summary.count("mid.roofline_fraction@b4"));
+        QVERIFY(rec->notes.at("roofline").find("1000.0 GFLOP/s") != std::string::npos);
     }
 
     void secondRunUsesTheCachedBaseline() {

@@ -11,6 +11,7 @@
 #include "ui/charts/layer_charts_panel.h"
 #include "ui/charts/lineage_panel.h"
 #include "ui/charts/pareto_chart.h"
+#include "ui/charts/roofline_chart.h"
 #include "ui/charts/runs_charts_panel.h"
 #include "ui/runs/compare_view.h"
 #include "ui/runs/run_details.h"
@@ -19,6 +20,8 @@
 #include "tests/support/test_support.h"
 
 #include <qcustomplot.h>
+
+#include <nlohmann/json.hpp>
 
 #include <QLabel>
 #include <QSignalSpy>
@@ -31,7 +34,8 @@ using namespace lathe::ui;
 
 namespace {
 std::int64_t addDoneRun(RunStore& store, const std::string& name, const std::map<std::string, double>& summary,
-                        const std::string& chain = "train > prune.magnitude > finetune") {
+                        const std::string& chain = "train > prune.magnitude > finetune",
+                        const std::string& environmentJson = "{}") {
     NewRun r;
     r.name = name;
     r.model = "mlp-784-256-128-10";
@@ -39,6 +43,7 @@ std::int64_t addDoneRun(RunStore& store, const std::string& name, const std::map
     r.device = "cpu";
     r.strategyChain = chain;
     r.configJson = R"({"name":")" + name + R"("})";
+    r.environmentJson = environmentJson;
     const std::int64_t id = store.createRun(r);
     store.startRun(id);
     store.finishRun(id, run_status::kDone);
@@ -409,6 +414,73 @@ class TestRunDetails : public QObject {
         QCOMPARE(activated.size(), 1);
         QCOMPARE(activated.first().first().toLongLong(), structured);
         saveScreenshot(details, QStringLiteral("run-details-pareto.png"));
+    }
+
+    // Runs sit under their own device's roofs (from the stored peaks); a device without peaks is named in
+    // the note; clicking a run's line opens it; runs measured without roofline figures hide the chart.
+    void rooflinePlacesRunsUnderTheirDevicesRoofs() {
+        auto onDevice = [&](const std::string& name, const std::string& device, const std::string& chain,
+                            const std::map<std::string, double>& summary) {
+            return addDoneRun(*m_store, name, summary, chain, nlohmann::json{{"device", {{"name", device}}}}.dump());
+        };
+        const DevicePeak peaks[] = {{"cpu A", "cpu", "gemm_f32_gflops", 100.0, 1.0, "{}"},
+                                    {"cpu A", "cpu", "copy_gbps", 10.0, 1.0, "{}"},
+                                    {"cpu A", "cpu", "cache_copy_gbps", 50.0, 1.0, "{}"},
+                                    {"unused C", "cpu", "copy_gbps", 1.0, 1.0, "{}"}};
+        m_store->setDevicePeaks(peaks);
+        const auto fp32 = onDevice("fp32", "cpu A", "train > finetune",
+                                   {{"arithmetic_intensity@b1", 0.5}, {"achieved_tflops@b1", 0.004},
+                                    {"arithmetic_intensity@b64", 26.0}, {"achieved_tflops@b64", 0.06}});
+        const auto int8 = onDevice("int8", "cpu A", "train > quantize.int8",
+                                   {{"arithmetic_intensity@b1", 2.0}, {"achieved_tflops@b1", 0.012},
+                                    {"arithmetic_intensity@b64", 60.0}, {"achieved_tflops@b64", 0.08}});
+        const auto gpu = onDevice("on the gpu", "gpu B", "train > finetune",
+                                  {{"arithmetic_intensity@b256", 70.0}, {"achieved_tflops@b256", 2.0}});
+        const auto old = onDevice("before roofline figures", "cpu A", "train", {{"accuracy", 0.8}});
+        RunDetails details;
+        details.resize(1100, 900);
+        QSignalSpy activated(&details, &RunDetails::runActivated);
+        QCOMPARE(details.showRuns(*m_store, {fp32, int8, gpu, old}), 4);
+        RooflineChart* roofline = details.runsCharts()->roofline();
+        QVERIFY(!roofline->isHidden());
+        QCOMPARE(roofline->pointCount(), 5);
+        QCOMPARE(roofline->roofDevices(), QStringList{QStringLiteral("cpu A")});
+        QCOMPARE(roofline->devicesWithoutPeaks(), QStringList{QStringLiteral("gpu B")});
+        QVERIFY(roofline->noteLabel()->text().contains(QLatin1String("lathe-cli bench peaks")));
+        QVERIFY(roofline->noteLabel()->text().contains(QLatin1String("ridge at 10 FLOP/B")));
+        ChartView* view = roofline->view();
+        QVERIFY(view->isLogScale(view->plot()->xAxis) && view->isLogScale(view->plot()->yAxis));
+        // The memory roof bends at the ridge (10 FLOP/B, 100 GFLOP/s); the in-cache roof rises 5x higher.
+        QCPGraph* memory = graphNamed(view, QStringLiteral("roof of cpu A"));
+        QVERIFY(memory);
+        bool ridge = false;
+        for (auto it = memory->data()->begin(); it != memory->data()->end(); ++it) {
+            if (std::abs(it->key - 10.0) < 1e-9) ridge = std::abs(it->value - 100.0) < 1e-9;
+            QVERIFY(it->value <= 100.0 + 1e-9 && std::abs(it->value - std::min(100.0, 10.0 * it->key)) < 1e-6);
+        }
+        QVERIFY(ridge);
+        QVERIFY(graphNamed(view, QStringLiteral("in-cache roof of cpu A")));
+        // A run's line holds its batch sizes in order: intensity, then GFLOP/s.
+        QCPGraph* line = graphNamed(view, QStringLiteral("#%1 int8").arg(int8));
+        QVERIFY(line);
+        QCOMPARE(line->data()->size(), 2);
+        QCOMPARE(line->data()->at(1)->key, 60.0);
+        QCOMPARE(line->data()->at(1)->value, 80.0);
+
+        details.show();
+        details.chartTabs()->setCurrentWidget(details.runsCharts());
+        QVERIFY(QTest::qWaitForWindowExposed(&details));
+        details.runsCharts()->roofline()->view()->ensurePolished();
+        QCustomPlot* plot = view->plot();
+        plot->replot();
+        QTest::mouseClick(plot, Qt::LeftButton, {},
+                          QPoint(int(plot->xAxis->coordToPixel(60.0)), int(plot->yAxis->coordToPixel(80.0))));
+        QCOMPARE(activated.size(), 1);
+        QCOMPARE(activated.first().first().toLongLong(), int8);
+        saveScreenshot(details, QStringLiteral("run-details-roofline.png"));
+
+        QCOMPARE(details.showRuns(*m_store, {old}), 1);
+        QVERIFY(details.runsCharts()->roofline()->isHidden());
     }
 
     void lineageOrdersTheMeasurementsAsTaken() {

@@ -6,6 +6,7 @@
 #include "ui/charts/chart_style.h"
 #include "ui/charts/chart_view.h"
 #include "ui/charts/pareto_chart.h"
+#include "ui/charts/roofline_chart.h"
 
 #include <qcustomplot.h>
 
@@ -27,10 +28,12 @@ bool usable(double v, bool log) {
 } // namespace
 
 RunsChartsPanel::RunsChartsPanel(QWidget* parent)
-    : QWidget(parent), m_charts(new ChartStack), m_pareto(new ParetoChart), m_hint(new QLabel(this)) {
+    : QWidget(parent), m_charts(new ChartStack), m_pareto(new ParetoChart), m_roofline(new RooflineChart),
+      m_hint(new QLabel(this)) {
     m_hint->setWordWrap(true);
     connect(m_pareto, &ParetoChart::runActivated, this, &RunsChartsPanel::runActivated);
-    auto* scroll = stackedScrollArea(this, {m_pareto, m_charts});
+    connect(m_roofline, &RooflineChart::runActivated, this, &RunsChartsPanel::runActivated);
+    auto* scroll = stackedScrollArea(this, {m_pareto, m_roofline, m_charts});
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
     layout->addWidget(m_hint);
@@ -42,11 +45,15 @@ void RunsChartsPanel::clear() {
     m_charts->clear();
     m_pareto->setPoints({});
     m_pareto->hide();
+    m_roofline->setData({}, {});
+    m_roofline->hide();
     m_hint->setText(tr("Open two or more runs together (Runs tab: select them, then Compare) to chart their "
                        "summary metrics against each other, e.g. a sweep's speedup against sparsity."));
 }
 
-bool RunsChartsPanel::isEmpty() const { return m_charts->isEmpty() && m_pareto->isHidden(); }
+bool RunsChartsPanel::isEmpty() const {
+    return m_charts->isEmpty() && m_pareto->isHidden() && m_roofline->isHidden();
+}
 
 QStringList RunsChartsPanel::chartIds() const { return m_charts->ids(); }
 
@@ -67,6 +74,12 @@ void RunsChartsPanel::setRuns(const std::vector<RunSummary>& runs) {
         m_pareto->setPoints(points);
         m_pareto->show();
     }
+    std::vector<RooflineChart::RunPoints> roofPoints;
+    for (const RunSummary& r : runs)
+        roofPoints.push_back(RooflineChart::fromSummary(r.runId, r.label, ParetoChart::familyOf(r.strategyChain),
+                                                        r.device, r.summary));
+    m_roofline->setData(roofPoints, m_peaks);
+    m_roofline->setVisible(m_roofline->hasPoints());
     const QColor base = palette().color(QPalette::Base);
     for (const RunsChartSpec& spec : ChartSpecRegistry::runsSpecs()) {
         // The y metrics in the order the runs list them (std::map: alphabetical, so "speedup_realized"

@@ -8,6 +8,7 @@
 #include "ui/charts/layer_charts_panel.h"
 #include "ui/charts/live_dashboard.h"
 #include "ui/charts/pareto_chart.h"
+#include "ui/charts/roofline_chart.h"
 #include "ui/charts/runs_charts_panel.h"
 #include "ui/devices/devices_panel.h"
 #include "ui/runs/comparison_table.h"
@@ -91,6 +92,9 @@ std::vector<Figure> charts(const RunStore& store, const QList<qint64>& runIds) {
     if (!across->pareto()->isHidden())
         out.push_back({across->pareto()->view()->title() + QStringLiteral(". ") + across->pareto()->frontLabel()->text(),
                        chartPng(across->pareto()->view())});
+    if (!across->roofline()->isHidden())
+        out.push_back({across->roofline()->view()->title() + QStringLiteral(". ") + across->roofline()->noteLabel()->text(),
+                       chartPng(across->roofline()->view())});
     for (const QString& id : across->chartIds()) {
         ChartView* view = across->chart(id);
         out.push_back({view->title(), chartPng(view)});

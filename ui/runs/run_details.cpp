@@ -97,13 +97,19 @@ int RunDetails::showRuns(const RunStore& store, const QList<qint64>& runIds) {
         m_dashboard->setRunLabel(r.id, label);
         m_dashboard->appendSamples(store.samples(r.id));
         layerStats.push_back({r.id, label, store.layerStats(r.id)});
-        summaries.push_back({r.id, label, r.summary, r.strategyChain});
+        const auto env = nlohmann::json::parse(r.environmentJson, nullptr, false);
+        QString device;
+        if (env.is_object() && env.contains("device") && env["device"].is_object() && env["device"].contains("name") &&
+            env["device"]["name"].is_string())
+            device = QString::fromStdString(env["device"]["name"].get<std::string>());
+        summaries.push_back({r.id, label, r.summary, r.strategyChain, device});
         for (const auto& [k, v] : r.summary) keys.insert(k);
         for (const auto& [k, v] : r.notes) noteKeys.insert(k);
         titles << QStringLiteral("%1 (%2)").arg(label, QString::fromStdString(r.status));
     }
     m_dashboard->replotDirty();
     m_layers->setRuns(layerStats);
+    m_across->setDevicePeaks(store.devicePeaks());
     m_across->setRuns(summaries);
     m_tabs->setTabEnabled(m_tabs->indexOf(m_layers), !m_layers->isEmpty());
     const bool several = records.size() > 1;

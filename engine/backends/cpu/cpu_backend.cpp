@@ -177,7 +177,9 @@ OpTable CpuBackend::buildOpTable() {
     OpTable t;
     for (int o = 0; o < static_cast<int>(Op::Count); ++o) t.add(OpDesc::uniform(static_cast<Op>(o), DType::F32));
     t.addUniform({Op::Gemm}, {DType::F16, DType::BF16});
-    for (WeightFormat f : {WeightFormat::Int8, WeightFormat::Int4, WeightFormat::Nf4}) t.add(weightOnlyGemmDesc(f));
+    for (WeightFormat f : {WeightFormat::Int8, WeightFormat::Int4, WeightFormat::Nf4, WeightFormat::Fp8})
+        t.add(weightOnlyGemmDesc(f));
+    t.add(fp8GemmDesc(Fp8Mode::Emulated)); // no FP8 matrix unit: the numerics only (cpu_weight_only.cpp)
     t.add(int8GemmDesc());
     for (const auto& from : dtypeTable()) {
         t.add(OpDesc::uniform(Op::Fill, from.dtype));

@@ -66,6 +66,8 @@ public:
     // cpu_weight_only.cpp
     void gemmWeightOnly(const Tensor& x, const QuantizedWeights& w, const Tensor* bias, Activation act,
                         Tensor& y) override;
+    void gemmFp8(const Tensor& x, const QuantizedWeights& w, const Tensor* bias, Activation act, Fp8Mode mode,
+                 Tensor& y) override;
     // cpu_int8.cpp
     void quantizeRows(const Tensor& x, Tensor& xq, Tensor& scale, bool dynamic) override;
     Tensor prepackInt8(const Tensor& wq) override;

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -49,11 +50,23 @@ struct QuantView {
     int zeroOf(std::int64_t n, std::int64_t g) const { return zeros ? zeros[n * groups + g] : kSymmetricZero; }
 };
 
-// The value of code k of a row before its group's scale: int8 q, int4 q - zero, nf4 codebook[q].
+// Two codes per byte (int4, nf4), or one (int8, fp8).
+template <WeightFormat F>
+constexpr bool kNibbleCodes = F == WeightFormat::Int4 || F == WeightFormat::Nf4;
+
+// Every FP8 E4M3 byte's value: fp8 codes decode through this table (gathered 8 or 16 at a time).
+const float* fp8Table() {
+    static const float* table = fp8E4M3Table().data();
+    return table;
+}
+
+// The value of code k of a row before its group's scale: int8 q, int4 q - zero, nf4 codebook[q], fp8 e4m3(q).
 template <WeightFormat F>
 inline float codeValue(const std::uint8_t* row, std::int64_t k, int zero) {
     if constexpr (F == WeightFormat::Int8) {
         return static_cast<float>(static_cast<std::int8_t>(row[k]));
+    } else if constexpr (F == WeightFormat::Fp8) {
+        return fp8Table()[row[k]];
     } else {
         const int q = (row[k >> 1] >> ((k & 1) * 4)) & 0x0F;
         if constexpr (F == WeightFormat::Int4) return static_cast<float>(q - zero);
@@ -138,6 +151,11 @@ struct Avx2Isa {
         if constexpr (F == WeightFormat::Int8) {
             const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k));
             return {_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)))};
+        } else if constexpr (F == WeightFormat::Fp8) {
+            const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k));
+            const float* t8 = fp8Table();
+            return {_mm256_i32gather_ps(t8, _mm256_cvtepu8_epi32(b), 4),
+                    _mm256_i32gather_ps(t8, _mm256_cvtepu8_epi32(_mm_srli_si128(b, 8)), 4)};
         } else {
             return fromCodes<F>(unpackNibbles(row + k / 2), zero, t);
         }
@@ -195,6 +213,9 @@ struct Avx512Isa {
         if constexpr (F == WeightFormat::Int8) {
             const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k));
             return _mm512_maskz_cvtepi32_ps(kAll, _mm512_maskz_cvtepi8_epi32(kAll, b));
+        } else if constexpr (F == WeightFormat::Fp8) {
+            const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k));
+            return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), kAll, _mm512_maskz_cvtepu8_epi32(kAll, b), fp8Table(), 4);
         } else {
             return fromCodes<F>(unpackNibbles(row + k / 2), zero, t);
         }
@@ -260,12 +281,12 @@ inline void gemvRows(const QuantView& w, const float* x, const float* xPairs, st
                 part[r] = 0.0f;
             }
             std::int64_t k = k0;
-            if (F != WeightFormat::Int8 && (k & 1) && k < k1) {
+            if (kNibbleCodes<F> && (k & 1) && k < k1) {
                 const float c = codeValue<F>(row, k, zero);
                 for (int r = 0; r < R; ++r) part[r] += c * x[r * ldx + k];
                 ++k;
             }
-            if constexpr (F != WeightFormat::Int8) {
+            if constexpr (kNibbleCodes<F>) {
                 if (xPairs && k % (2 * kChunk) == 0)
                     for (; k + 2 * kChunk <= k1; k += 2 * kChunk) {
                         typename I::Chunk even, odd;
@@ -314,7 +335,7 @@ inline void dequantRows(const QuantView& w, std::int64_t n0, std::int64_t n1, fl
             const float scale = w.scales[n * w.groups + g];
             const int zero = F == WeightFormat::Int4 ? w.zeroOf(n, g) : 0;
             std::int64_t k = k0;
-            if (F != WeightFormat::Int8 && (k & 1) && k < k1) {
+            if (kNibbleCodes<F> && (k & 1) && k < k1) {
                 o[k] = scale * codeValue<F>(row, k, zero);
                 ++k;
             }
@@ -385,6 +406,7 @@ GemvFn gemvFor(WeightOnlyIsa isa, WeightFormat f, int rows) {
     switch (f) {
     case WeightFormat::Int8: return gemvFor<WeightFormat::Int8>(isa, rows);
     case WeightFormat::Int4: return gemvFor<WeightFormat::Int4>(isa, rows);
+    case WeightFormat::Fp8: return gemvFor<WeightFormat::Fp8>(isa, rows);
     case WeightFormat::Nf4: break;
     }
     return gemvFor<WeightFormat::Nf4>(isa, rows);
@@ -405,6 +427,7 @@ DequantFn dequantFor(WeightOnlyIsa isa, WeightFormat f) {
     switch (f) {
     case WeightFormat::Int8: return dequantFor<WeightFormat::Int8>(isa);
     case WeightFormat::Int4: return dequantFor<WeightFormat::Int4>(isa);
+    case WeightFormat::Fp8: return dequantFor<WeightFormat::Fp8>(isa);
     case WeightFormat::Nf4: break;
     }
     return dequantFor<WeightFormat::Nf4>(isa);
@@ -464,6 +487,8 @@ WeightOnlyIsa resolveIsa(WeightOnlyIsa isa) {
 
 // ---- argument checks
 
+bool doubleQuantized(const QuantizedWeights& w) { return w.spec.format == WeightFormat::Nf4 && w.spec.doubleQuant; }
+
 void checkWeights(const Tensor& x, const QuantizedWeights& w, const Tensor* bias, const Tensor& y) {
     const char* op = "gemm_weight_only";
     checkCpu(x, op, "x");
@@ -480,9 +505,23 @@ void checkWeights(const Tensor& x, const QuantizedWeights& w, const Tensor* bias
                            std::to_string(w.cols) + " columns");
     const std::int64_t n = w.rows, groups = quantGroups(w.cols, w.spec.group);
     checkShape(w.packed, {n, packedRowBytes(w.spec.format, w.cols)}, op, "packed");
-    checkDType(w.packed, w.spec.format == WeightFormat::Int8 ? DType::I8 : DType::U8, op, "packed");
-    checkShape(w.scales, {n, groups}, op, "scales");
-    checkDType(w.scales, DType::F32, op, "scales");
+    checkDType(w.packed, packedDType(w.spec.format), op, "packed");
+    if (doubleQuantized(w)) {
+        for (const auto& [t, name, shape, dt] :
+             {std::tuple{&w.scaleCodes, "scale_codes", Shape{n, groups}, DType::U8},
+              std::tuple{&w.scaleAbsmax, "scale_absmax", Shape{(n * groups + kDoubleQuantBlock - 1) / kDoubleQuantBlock},
+                         DType::F32},
+              std::tuple{&w.scaleOffset, "scale_offset", Shape{1}, DType::F32}}) {
+            if (!t->defined())
+                throw BackendError(std::string("cpu gemm_weight_only: double-quantized nf4 weights need ") + name +
+                                   " " + shapeToString(shape) + ", got none");
+            checkShape(*t, shape, op, name);
+            checkDType(*t, dt, op, name);
+        }
+    } else {
+        checkShape(w.scales, {n, groups}, op, "scales");
+        checkDType(w.scales, DType::F32, op, "scales");
+    }
     if (w.spec.format == WeightFormat::Int4 && !w.spec.symmetric) {
         if (!w.zeros.defined())
             throw BackendError("cpu gemm_weight_only: asymmetric int4 weights need zeros U8 " +
@@ -561,7 +600,20 @@ void CpuBackend::gemmWeightOnly(const Tensor& x, const QuantizedWeights& w, cons
     const WeightOnlyDispatch d = weightOnlyDispatch();
     const WeightOnlyIsa isa = resolveIsa(d.isa);
     const bool hasZeros = w.spec.format == WeightFormat::Int4 && !w.spec.symmetric;
-    const QuantView view{w.packed.ptr<const std::uint8_t>(), w.scales.ptr<const float>(),
+    // Double-quantized nf4: the absmax decoded first (bitsandbytes' dequantize_blockwise of the statistics), a
+    // 64th of the codes' count at group 64; the kernels below then read them as f32 scales.
+    thread_local std::vector<float> decodedScales;
+    const float* scales = nullptr;
+    if (doubleQuantized(w)) {
+        const std::int64_t count = n * quantGroups(k, w.spec.group);
+        decodedScales.resize(static_cast<std::size_t>(count));
+        decodeDoubleQuantScales(w.scaleCodes.ptr<const std::uint8_t>(), w.scaleAbsmax.ptr<const float>(),
+                                *w.scaleOffset.ptr<const float>(), count, decodedScales.data());
+        scales = decodedScales.data();
+    } else {
+        scales = w.scales.ptr<const float>();
+    }
+    const QuantView view{w.packed.ptr<const std::uint8_t>(), scales,
                          hasZeros ? w.zeros.ptr<const std::uint8_t>() : nullptr, k, w.spec.group,
                          quantGroups(k, w.spec.group), packedRowBytes(w.spec.format, k)};
     const float* px = x.ptr<const float>(); // (M, K)
@@ -574,7 +626,7 @@ void CpuBackend::gemmWeightOnly(const Tensor& x, const QuantizedWeights& w, cons
     if (gemv) {
         // xPairs (M, K): each full, aligned run of 32 values of x reordered evens first, odds after, for the
         // 4-bit kernels' 32-code loads; only where every group starts on a multiple of 32.
-        const bool pairs = w.spec.format != WeightFormat::Int8 && (w.spec.group % 32 == 0 || w.spec.group >= k);
+        const bool pairs = packedDType(w.spec.format) == DType::U8 && (w.spec.group % 32 == 0 || w.spec.group >= k);
         thread_local std::vector<float> xPairs;
         if (pairs) {
             xPairs.resize(static_cast<std::size_t>(m * k));
@@ -619,6 +671,40 @@ void CpuBackend::gemmWeightOnly(const Tensor& x, const QuantizedWeights& w, cons
         return;
     }
     m_threads.forChunks(tiles, runTile);
+}
+
+} // namespace lathe::cpu
+
+namespace lathe::cpu {
+
+// The FP8 GEMM's numerics on f32 units (Fp8Mode::Emulated; the CPU has no FP8 matrix unit): x rounded to E4M3
+// values with its per-tensor scale, then the fp8 weight-only kernel over those values, with W's scales times sx
+// (so the bias and activation stay fused in its epilogue).
+void CpuBackend::gemmFp8(const Tensor& x, const QuantizedWeights& w, const Tensor* bias, Activation act, Fp8Mode mode,
+                         Tensor& y) {
+    require(fp8GemmDesc(mode));
+    const char* op = "gemm_fp8";
+    checkCpu(x, op, "x");
+    checkDType(x, DType::F32, op, "x");
+    if (w.spec.format != WeightFormat::Fp8 || w.spec.group < w.cols)
+        throw BackendError(std::string("cpu gemm_fp8: W must be fp8 with one scale per row, got ") +
+                           weightFormatName(w.spec.format) + " group " + std::to_string(w.spec.group));
+    checkShape(w.scales, {w.rows, 1}, op, "scales");
+    if (x.rank() != 2) throw BackendError("cpu gemm_fp8: x must be (M, K), got " + x.describe());
+    const float* px = x.ptr<const float>(); // (M, K)
+    const std::int64_t count = x.numel();
+    float amax = 0.0f;
+    for (std::int64_t i = 0; i < count; ++i) amax = std::max(amax, std::fabs(px[i]));
+    const float sx = fp8TensorScale(amax);
+    Tensor xq = Tensor::host(x.shape(), DType::F32); // (M, K): e4m3(x / sx) as f32 values, exact
+    float* pq = xq.ptr<float>();
+    for (std::int64_t i = 0; i < count; ++i) pq[i] = fp8E4M3ToFloat(floatToFp8E4M3(px[i] / sx));
+    Tensor scaled = Tensor::host(w.scales.shape(), DType::F32); // (N, 1)
+    const float* ps = w.scales.ptr<const float>();
+    for (std::int64_t i = 0; i < w.rows; ++i) scaled.ptr<float>()[i] = ps[i] * sx;
+    QuantizedWeights ws = w;
+    ws.scales = scaled;
+    gemmWeightOnly(xq, ws, bias, act, y);
 }
 
 } // namespace lathe::cpu

@@ -223,7 +223,11 @@ OpTable CudaBackend::buildOpTable() {
     t.add(OpDesc::uniform(Op::SpmmCsr, DType::F32)); // cuSPARSE SpMM, ops_sparse.cpp
     t.add(OpDesc::uniform(Op::Spmm24, DType::F32));  // our own kernel, sparse24.cu (no cuSPARSELt)
     // Weight-only quantized GEMMs: our own dequantize kernels (weight_only.cu) + cuBLAS, ops_weight_only.cpp.
-    for (WeightFormat f : {WeightFormat::Int8, WeightFormat::Int4, WeightFormat::Nf4}) t.add(weightOnlyGemmDesc(f));
+    for (WeightFormat f : {WeightFormat::Int8, WeightFormat::Int4, WeightFormat::Nf4, WeightFormat::Fp8})
+        t.add(weightOnlyGemmDesc(f));
+    // The FP8 GEMM's numerics emulated through the fp8 weight-only kernels on any device (ops_fp8.cpp); the
+    // constructor adds cuBLASLt's FP8 GEMM where the device has FP8 tensor cores.
+    t.add(fp8GemmDesc(Fp8Mode::Emulated));
     t.add(OpDesc::uniform(Op::QuantizeRows, DType::F32)); // int8.cu
     t.add(OpDesc::uniform(Op::Im2colRows, DType::F32));   // conv.cu: the quantized conv's GEMM over rows
     t.add(OpDesc::uniform(Op::RowsToChannels, DType::F32));
@@ -246,6 +250,8 @@ CudaBackend::CudaBackend(int index)
     : m_ctx(std::make_shared<CudaContext>(index)), m_info(describeDevice(index)),
       m_gemm(m_ctx, m_info.computeCapabilityMajor), m_ops(buildOpTable()) {
     DeviceGuard guard(index);
+    // FP8 tensor cores (Ada, Hopper: compute capability 8.9 and newer) run cuBLASLt's FP8 GEMM.
+    if (m_info.computeCapabilityMajor * 10 + m_info.computeCapabilityMinor >= 89) m_ops.add(fp8GemmDesc(Fp8Mode::Native));
     try {
         LATHE_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&m_errorFlag), 2 * sizeof(int)));
         LATHE_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&m_errorHost), 2 * sizeof(int)));

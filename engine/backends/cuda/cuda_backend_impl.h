@@ -75,6 +75,11 @@ public:
     // compute, exact). Returns false, launching nothing, where cuBLASLt has no kernel: its int8 GEMM reads K in
     // groups of 4 (K a multiple of 4, pointers 4-byte aligned).
     bool runInt8(std::int64_t m, std::int64_t n, std::int64_t k, const void* x, const void* w, void* acc);
+    // acc (M, N) F32 = xScale * (x (M, K) E4M3 @ w^T), w (N, K) E4M3 row-major, xScale a device F32 (1), through
+    // cuBLASLt's FP8 GEMM (compute capability 8.9+, f32 sums, the scale as its B scale pointer). Returns false,
+    // launching nothing, where cuBLASLt has no kernel (its FP8 GEMM wants K a multiple of 16, 16-byte alignment).
+    bool runFp8(std::int64_t m, std::int64_t n, std::int64_t k, const void* x, const void* w, const float* xScale,
+                float* acc);
     // y (M, N) F32 = x (M, K) @ w^T + bias, w (N, K) row-major, bias (N) or null, through cuBLASLt with the
     // bias (and, for relu, the ReLU) in its epilogue: CUBLASLT_EPILOGUE_DEFAULT / BIAS / RELU / RELU_BIAS.
     // Returns false, launching nothing, where cuBLASLt offers no algorithm for the shape and alignment.
@@ -91,6 +96,8 @@ private:
     // f32Reduction (F16/BF16 outputs) admits only split-K reductions in the F32 compute type.
     void pickAlgo(LtPlan& plan, std::uint32_t align, bool f32Reduction, const Trial& trial);
     void ensureWorkspace();
+    std::unique_ptr<LtPlan> tnPlan(cublasComputeType_t compute, cudaDataType_t scaleType, cudaDataType_t operands,
+                                   cudaDataType_t out, std::int64_t m, std::int64_t n, std::int64_t k);
     using PlanKey = std::tuple<int, int, int, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
                                std::int64_t, int>;
     void runLt(DType dt, Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
@@ -150,6 +157,9 @@ public:
     // ops_weight_only.cpp (our own kernels, weight_only.cu, and cuBLAS for larger batches)
     void gemmWeightOnly(const Tensor& x, const QuantizedWeights& w, const Tensor* bias, Activation act,
                         Tensor& y) override;
+    // ops_fp8.cpp (fp8.cu, cuBLASLt's FP8 GEMM)
+    void gemmFp8(const Tensor& x, const QuantizedWeights& w, const Tensor* bias, Activation act, Fp8Mode mode,
+                 Tensor& y) override;
     // ops_int8.cpp (int8.cu, cuBLASLt)
     void quantizeRows(const Tensor& x, Tensor& xq, Tensor& scale, bool dynamic) override;
     Tensor prepackInt8(const Tensor& wq) override;
@@ -260,6 +270,7 @@ private:
     DeviceInfo m_info;
     GemmEngine m_gemm;
     OpTable m_ops;
+    Tensor m_dynamicMap; // dynamicMap8() (256) on this device, uploaded at the first double-quantized nf4 GEMM
     int* m_errorFlag = nullptr;  // device, 8 bytes: the first bad row and its value (reportBadIndex)
     int* m_errorHost = nullptr;  // pinned mirror
     void* m_staging[2] = {nullptr, nullptr};

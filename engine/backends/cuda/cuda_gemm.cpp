@@ -30,6 +30,15 @@ namespace {
 
 cublasOperation_t opOf(Trans t) { return t == Trans::Yes ? CUBLAS_OP_T : CUBLAS_OP_N; }
 
+// out = the plan's product of w and x with f32 alpha 1 and beta 0, on `stream` (the workspace already made).
+template <class Plan>
+void launchF32Scaled(cublasLtHandle_t lt, Plan& plan, const void* w, const void* x, void* out, void* workspace,
+                     std::size_t workspaceBytes, cudaStream_t stream) {
+    const float alpha = 1.0f, beta = 0.0f;
+    LATHE_CUBLAS_CHECK(cublasLtMatmul(lt, plan.desc, &alpha, w, plan.layoutA, x, plan.layoutB, &beta, out,
+                                      plan.layoutC, out, plan.layoutC, &plan.algo, workspace, workspaceBytes, stream));
+}
+
 int checkedInt(std::int64_t v, const char* what) {
     if (v < 0 || v > INT_MAX)
         throw BackendError(std::string("cuda gemm: ") + what + " = " + std::to_string(v) +
@@ -186,6 +195,23 @@ void GemmEngine::pickAlgo(LtPlan& plan, std::uint32_t align, bool f32Reduction, 
     cudaEventDestroy(start);
 }
 
+// The "TN" plan of acc^T (N, M), column-major = W (N, K) @ x^T (K, M): Lt's A is W, whose row-major bytes are
+// the column-major (K, N) matrix, transposed; Lt's B is x, whose bytes are x^T (K, M) as they stand. It is the
+// layout cuBLASLt's int8 and FP8 kernels take (the only one, for FP8).
+std::unique_ptr<GemmEngine::LtPlan> GemmEngine::tnPlan(cublasComputeType_t compute, cudaDataType_t scaleType,
+                                                       cudaDataType_t operands, cudaDataType_t out, std::int64_t m,
+                                                       std::int64_t n, std::int64_t k) {
+    auto plan = std::make_unique<LtPlan>();
+    LATHE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan->desc, compute, scaleType));
+    const cublasOperation_t opA = CUBLAS_OP_T, opB = CUBLAS_OP_N;
+    LATHE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA));
+    LATHE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB));
+    LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutA, operands, k, n, k)); // W as (K, N)
+    LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutB, operands, k, m, k)); // x^T (K, M)
+    LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutC, out, n, m, n));      // acc^T (N, M)
+    return plan;
+}
+
 bool GemmEngine::runInt8(std::int64_t m, std::int64_t n, std::int64_t k, const void* x, const void* w, void* acc) {
     if (m == 0 || n == 0) return true;
     const std::uint32_t align = std::min({alignmentOf(x), alignmentOf(w), alignmentOf(acc)});
@@ -194,17 +220,7 @@ bool GemmEngine::runInt8(std::int64_t m, std::int64_t n, std::int64_t k, const v
                       k, k, n, static_cast<int>(align)};
     auto it = m_plans.find(key);
     if (it == m_plans.end()) {
-        auto plan = std::make_unique<LtPlan>();
-        LATHE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32I, CUDA_R_32I));
-        // acc^T (N, M), column-major = W (N, K) @ x^T (K, M). Lt's A is W, whose row-major bytes are the
-        // column-major (K, N) matrix, transposed; Lt's B is x, whose bytes are x^T (K, M) as it stands: the
-        // "TN" layout cuBLASLt's int8 kernels take.
-        const cublasOperation_t opA = CUBLAS_OP_T, opB = CUBLAS_OP_N;
-        LATHE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA));
-        LATHE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB));
-        LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutA, CUDA_R_8I, k, n, k));  // W as (K, N)
-        LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutB, CUDA_R_8I, k, m, k));  // x^T (K, M)
-        LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutC, CUDA_R_32I, n, m, n)); // acc^T (N, M)
+        auto plan = tnPlan(CUBLAS_COMPUTE_32I, CUDA_R_32I, CUDA_R_8I, CUDA_R_32I, m, n, k);
         ensureWorkspace();
         const std::int32_t one = 1, zero = 0;
         LtPlan* p = plan.get();
@@ -225,6 +241,34 @@ bool GemmEngine::runInt8(std::int64_t m, std::int64_t n, std::int64_t k, const v
     return true;
 }
 
+bool GemmEngine::runFp8(std::int64_t m, std::int64_t n, std::int64_t k, const void* x, const void* w,
+                        const float* xScale, float* acc) {
+    if (m == 0 || n == 0) return true;
+    const std::uint32_t align = std::min({alignmentOf(x), alignmentOf(w), alignmentOf(acc)});
+    if (k == 0 || k % 16 != 0 || align < 16) return false;
+    // The plan key's dtype slot keeps FP8 plans apart from runLt's and the epilogues'.
+    const PlanKey key{2000, static_cast<int>(Trans::No), static_cast<int>(Trans::Yes), m, n, k, k, k, n,
+                      static_cast<int>(align)};
+    auto it = m_plans.find(key);
+    if (it == m_plans.end()) {
+        // E4M3 x E4M3 with f32 sums into f32. x's scale is Lt's B scale; W's per-channel scales come after.
+        auto plan = tnPlan(CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_8F_E4M3, CUDA_R_32F, m, n, k);
+        LATHE_CUBLAS_CHECK(
+            cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &xScale, sizeof xScale));
+        ensureWorkspace();
+        pickAlgo(*plan, align, /*f32Reduction=*/false, Trial());
+        it = m_plans.emplace(key, std::move(plan)).first;
+    }
+    LtPlan& plan = *it->second;
+    if (!plan.haveAlgo) return false;
+    // The plan is shared by every call of this shape; the scale is this call's.
+    LATHE_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &xScale, sizeof xScale));
+    ensureWorkspace();
+    launchF32Scaled(m_lt, plan, w, x, acc, m_ltWorkspace, m_ltWorkspaceBytes, m_ctx->stream);
+    return true;
+}
+
 bool GemmEngine::runF32Epilogue(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, const float* w,
                                 const float* bias, bool relu, float* y) {
     if (m == 0 || n == 0) return true;
@@ -238,20 +282,12 @@ bool GemmEngine::runF32Epilogue(std::int64_t m, std::int64_t n, std::int64_t k, 
                       m, n, k, k, k, n, static_cast<int>(align)};
     auto it = m_plans.find(key);
     if (it == m_plans.end()) {
-        auto plan = std::make_unique<LtPlan>();
-        LATHE_CUBLAS_CHECK(cublasLtMatmulDescCreate(
-            &plan->desc, m_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F));
-        // y^T (N, M), column-major = W (N, K) @ x^T (K, M), as runInt8 lays it out: Lt's A is W, whose row-major
-        // bytes are the column-major (K, N) matrix, transposed; Lt's B is x, whose bytes are x^T (K, M). The
-        // bias runs along Lt's rows, which are y's columns: one value per output feature.
-        const cublasOperation_t opA = CUBLAS_OP_T, opB = CUBLAS_OP_N;
-        LATHE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA));
-        LATHE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB));
+        // y^T (N, M) in tnPlan's layout. The bias runs along Lt's rows, which are y's columns: one value per
+        // output feature.
+        auto plan = tnPlan(m_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_32F,
+                           CUDA_R_32F, m, n, k);
         LATHE_CUBLAS_CHECK(
             cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
-        LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutA, CUDA_R_32F, k, n, k));  // W as (K, N)
-        LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutB, CUDA_R_32F, k, m, k));  // x^T (K, M)
-        LATHE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->layoutC, CUDA_R_32F, n, m, n)); // y^T (N, M)
         // The heuristic is asked with a bias pointer of the alignment it will see.
         if (bias)
             LATHE_CUBLAS_CHECK(
@@ -265,10 +301,7 @@ bool GemmEngine::runF32Epilogue(std::int64_t m, std::int64_t n, std::int64_t k, 
         LATHE_CUBLAS_CHECK(
             cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
     ensureWorkspace();
-    const float alpha = 1.0f, beta = 0.0f;
-    LATHE_CUBLAS_CHECK(cublasLtMatmul(m_lt, plan.desc, &alpha, w, plan.layoutA, x, plan.layoutB, &beta, y,
-                                      plan.layoutC, y, plan.layoutC, &plan.algo, m_ltWorkspace, m_ltWorkspaceBytes,
-                                      m_ctx->stream));
+    launchF32Scaled(m_lt, plan, w, x, y, m_ltWorkspace, m_ltWorkspaceBytes, m_ctx->stream);
     return true;
 }
 

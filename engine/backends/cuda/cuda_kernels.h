@@ -105,6 +105,20 @@ void launchWeightOnlyDequant(const WeightOnlyView& w, std::int64_t n0, std::int6
 // y (rows, cols), row stride ldy: y = act(y + bias), bias (cols) or null.
 void launchBiasActivation(float* y, std::int64_t rows, std::int64_t cols, std::int64_t ldy, const float* bias,
                           Activation act, cudaStream_t stream);
+// ---- fp8.cu: around cuBLASLt's FP8 GEMM (Backend::gemmFp8), and double-quantized nf4 absmax.
+// amax (1) = max |x (n)|.
+void launchFp8Absmax(const float* x, std::int64_t n, float* amax, cudaStream_t stream);
+// sx (1) = fp8TensorScale(amax); xq (n) = e4m3(x / sx) as bytes (or null), xValues (n) their f32 values (or null).
+void launchFp8Quantize(const float* x, std::int64_t n, const float* amax, std::uint8_t* xq, float* xValues, float* sx,
+                       cudaStream_t stream);
+// out (n) = scales (n) * sx (1).
+void launchFp8ScaleBy(const float* scales, const float* sx, std::int64_t n, float* out, cudaStream_t stream);
+// y (rows, cols) = act(y * colScale[c] + bias[c]), bias (cols) or null.
+void launchFp8Epilogue(float* y, std::int64_t rows, std::int64_t cols, const float* colScale, const float* bias,
+                       Activation act, cudaStream_t stream);
+// absmax (n) = map[codes[i]] * blockAbsmax[i / 256] + offset (1), map: dynamicMap8() (256) on the device.
+void launchDoubleQuantScales(const std::uint8_t* codes, const float* blockAbsmax, const float* offset, const float* map,
+                             std::int64_t n, float* absmax, cudaStream_t stream);
 // ---- int8.cu: the W8A8 ops (Backend::quantizeRows, Backend::gemmInt8).
 // x (M, K) F32 -> xq (M, K) I8; dynamic: scale (M) written (one block per row), else scale (1) read on the device.
 void launchQuantizeRows(const float* x, std::int8_t* xq, float* scale, std::int64_t rows, std::int64_t cols,

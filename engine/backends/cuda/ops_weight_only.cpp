@@ -27,8 +27,10 @@ void CudaBackend::gemmWeightOnly(const Tensor& x, const QuantizedWeights& w, con
     const bool hasZeros = w.spec.format == WeightFormat::Int4 && !w.spec.symmetric;
     if (hasZeros && !w.zeros.defined())
         throw BackendError("gemm_weight_only: asymmetric int4 weights need zeros, got none");
-    if (bias) begin(weightOnlyGemmDesc(w.spec.format), {&x, &w.packed, &w.scales, &y, bias});
-    else begin(weightOnlyGemmDesc(w.spec.format), {&x, &w.packed, &w.scales, &y});
+    const bool doubleQuant = w.spec.format == WeightFormat::Nf4 && w.spec.doubleQuant;
+    const Tensor& scaleTensor = doubleQuant ? w.scaleCodes : w.scales;
+    if (bias) begin(weightOnlyGemmDesc(w.spec.format), {&x, &w.packed, &scaleTensor, &y, bias});
+    else begin(weightOnlyGemmDesc(w.spec.format), {&x, &w.packed, &scaleTensor, &y});
     if (hasZeros) checkOnDevice(w.zeros, op, "zeros");
     if (x.rank() != 2 || x.dtype() != DType::F32)
         throw BackendError("gemm_weight_only: x must be f32 (M, K), got " + x.describe());
@@ -40,14 +42,30 @@ void CudaBackend::gemmWeightOnly(const Tensor& x, const QuantizedWeights& w, con
                            std::to_string(w.cols) + " columns");
     const std::int64_t m = x.dim(0), n = w.rows, k = w.cols, groups = quantGroups(k, w.spec.group);
     const std::int64_t rowBytes = packedRowBytes(w.spec.format, k);
-    checkShape(w.packed, {n, rowBytes}, w.spec.format == WeightFormat::Int8 ? DType::I8 : DType::U8, op, "packed");
-    checkShape(w.scales, {n, groups}, DType::F32, op, "scales");
+    checkShape(w.packed, {n, rowBytes}, packedDType(w.spec.format), op, "packed");
+    Tensor decoded; // (N, groups): double-quantized nf4's absmax, decoded before the kernels read them
+    if (doubleQuant) {
+        checkShape(w.scaleCodes, {n, groups}, DType::U8, op, "scale_codes");
+        checkShape(w.scaleAbsmax, {(n * groups + kDoubleQuantBlock - 1) / kDoubleQuantBlock}, DType::F32, op,
+                   "scale_absmax");
+        checkShape(w.scaleOffset, {1}, DType::F32, op, "scale_offset");
+        if (!m_dynamicMap.defined()) {
+            const auto& map = dynamicMap8();
+            m_dynamicMap = upload(std::vector<float>(map.begin(), map.end()), {256});
+        }
+        decoded = empty({n, groups});
+        launchDoubleQuantScales(w.scaleCodes.ptr<std::uint8_t>(), w.scaleAbsmax.ptr<float>(), w.scaleOffset.ptr<float>(),
+                                m_dynamicMap.ptr<float>(), n * groups, decoded.ptr<float>(), stream());
+    } else {
+        checkShape(w.scales, {n, groups}, DType::F32, op, "scales");
+    }
     if (hasZeros) checkShape(w.zeros, {n, groups}, DType::U8, op, "zeros");
     checkShape(y, {m, n}, DType::F32, op, "y");
     if (bias) checkShape(*bias, {n}, DType::F32, op, "bias");
     if (m == 0 || n == 0) return;
 
-    const WeightOnlyView view{w.spec.format, w.packed.ptr<std::uint8_t>(), w.scales.ptr<float>(),
+    const WeightOnlyView view{w.spec.format, w.packed.ptr<std::uint8_t>(),
+                              doubleQuant ? decoded.ptr<float>() : w.scales.ptr<float>(),
                               hasZeros ? w.zeros.ptr<std::uint8_t>() : nullptr, n, k, w.spec.group, groups, rowBytes};
     const float* pb = bias ? bias->ptr<float>() : nullptr; // (N)
     if (m <= kGemvMaxBatch || k == 0) { // K = 0: the GEMV writes act(bias) and needs no scratch

@@ -1,9 +1,12 @@
-// The CUDA backend's weight-only GEMM kernels (W in quant_matrix.h's int8 / int4 / nf4 group-wise formats):
+// The CUDA backend's weight-only GEMM kernels (W in quant_matrix.h's int8 / int4 / nf4 / fp8 group-wise formats):
 // a fused dequantize-GEMV for a few rows of x, and for more rows a dequantize kernel into a scratch f32 tile
 // (the cuBLAS GEMM follows, ops_weight_only.cpp) with the bias + activation epilogue kernel after it.
+#include "engine/backends/cuda/activation.cuh"
 #include "engine/backends/cuda/cuda_device.cuh"
 #include "engine/backends/cuda/cuda_kernels.h"
 #include "engine/core/quant_blocks.h"
+
+#include <cuda_fp8.h>
 
 #include <atomic>
 
@@ -22,13 +25,13 @@ __constant__ float kCodebook[16] = {kNf4Codebook[0],  kNf4Codebook[1],  kNf4Code
                                     kNf4Codebook[8],  kNf4Codebook[9],  kNf4Codebook[10], kNf4Codebook[11],
                                     kNf4Codebook[12], kNf4Codebook[13], kNf4Codebook[14], kNf4Codebook[15]};
 
-__device__ __forceinline__ float activate(float v, Activation act) {
-    switch (act) {
-    case Activation::Relu: return fmaxf(v, 0.0f);
-    case Activation::Gelu: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752440f));
-    case Activation::None: break;
-    }
-    return v;
+// One code per byte (int8, fp8) rather than two (int4, nf4).
+template <WeightFormat F>
+constexpr bool kByteCodes = F == WeightFormat::Int8 || F == WeightFormat::Fp8;
+
+// An E4M3 byte's value, through the hardware's fp8 -> f16 conversion (exact; f16 holds every E4M3 value).
+__device__ __forceinline__ float fp8Value(std::uint32_t byte) {
+    return __half2float(__half(__nv_cvt_fp8_to_halfraw(static_cast<__nv_fp8_storage_t>(byte), __NV_E4M3)));
 }
 
 // Code i (0-based, in k order) of a 32-bit word of packed codes, before its group's scale.
@@ -36,6 +39,8 @@ template <WeightFormat F>
 __device__ __forceinline__ float decodeInWord(std::uint32_t word, int i, int zero, const float* codebook) {
     if constexpr (F == WeightFormat::Int8) {
         return static_cast<float>(static_cast<signed char>((word >> (8 * i)) & 0xFFu));
+    } else if constexpr (F == WeightFormat::Fp8) {
+        return fp8Value((word >> (8 * i)) & 0xFFu);
     } else {
         const int q = static_cast<int>((word >> (4 * i)) & 0xFu);
         if constexpr (F == WeightFormat::Int4) return static_cast<float>(q - zero);
@@ -46,7 +51,7 @@ __device__ __forceinline__ float decodeInWord(std::uint32_t word, int i, int zer
 // Code k of a row, before its group's scale.
 template <WeightFormat F>
 __device__ __forceinline__ float decodeAt(const std::uint8_t* row, std::int64_t k, int zero, const float* codebook) {
-    if constexpr (F == WeightFormat::Int8) return decodeInWord<F>(row[k], 0, zero, codebook);
+    if constexpr (kByteCodes<F>) return decodeInWord<F>(row[k], 0, zero, codebook);
     else return decodeInWord<F>(row[k >> 1], static_cast<int>(k & 1), zero, codebook);
 }
 
@@ -83,7 +88,7 @@ __global__ void weight_only_gemv_kernel(const float* __restrict__ x, WeightOnlyV
     const std::uint8_t* row = w.codes + n * w.rowBytes; // (rowBytes)
     float acc[R] = {};
     if constexpr (kVector) {
-        constexpr int kCodesPerLoad = F == WeightFormat::Int8 ? 16 : 32, kCodesPerWord = kCodesPerLoad / 4;
+        constexpr int kCodesPerLoad = kByteCodes<F> ? 16 : 32, kCodesPerWord = kCodesPerLoad / 4;
         const std::int64_t loads = w.rowBytes / 16;
         for (std::int64_t j = lane; j < loads; j += kWarp) {
             const uint4 q = reinterpret_cast<const uint4*>(row)[j];
@@ -131,6 +136,8 @@ template <WeightFormat F>
 __device__ __forceinline__ float codeMinusZero(std::uint32_t word, int i, float magic, const float* codebook) {
     if constexpr (F == WeightFormat::Int8) {
         return __uint_as_float(0x4B000000u | (((word >> (8 * i)) & 0xFFu) ^ 0x80u)) - magic;
+    } else if constexpr (F == WeightFormat::Fp8) {
+        return fp8Value((word >> (8 * i)) & 0xFFu);
     } else if constexpr (F == WeightFormat::Int4) {
         return __uint_as_float(0x4B000000u | ((word >> (4 * i)) & 0xFu)) - magic;
     } else {
@@ -160,7 +167,7 @@ template <WeightFormat F, int R, bool kSharedX>
 __global__ void __launch_bounds__(kFastWarps * kWarp)
     weight_only_gemv_fast_kernel(const float* __restrict__ x, WeightOnlyView w, const float* __restrict__ bias,
                                  Activation act, float* __restrict__ y, std::int64_t m) {
-    constexpr int kPer = F == WeightFormat::Int8 ? 16 : 32; // codes per 16-byte load
+    constexpr int kPer = kByteCodes<F> ? 16 : 32; // codes per 16-byte load
     constexpr int kPerWord = kPer / 4;
     constexpr int kV = kPer / 4; // float4 of x per chunk
     extern __shared__ float4 xsh[];
@@ -249,7 +256,7 @@ __global__ void weight_only_dequant_kernel(WeightOnlyView w, std::int64_t n0, st
 // from one division per chunk instead of one per value.
 template <WeightFormat F>
 __global__ void weight_only_dequant_vec_kernel(WeightOnlyView w, std::int64_t n0, std::int64_t rows, float* out) {
-    constexpr int kPer = F == WeightFormat::Int8 ? 16 : 32, kPerWord = kPer / 4;
+    constexpr int kPer = kByteCodes<F> ? 16 : 32, kPerWord = kPer / 4;
     __shared__ float codebook[16];
     if (threadIdx.x < 16) codebook[threadIdx.x] = kCodebook[threadIdx.x];
     __syncthreads();
@@ -291,7 +298,7 @@ __global__ void bias_activation_kernel(float* y, std::int64_t rows, std::int64_t
 template <WeightFormat F, int R>
 void launchGemv(const float* x, const WeightOnlyView& w, const float* bias, Activation act, float* y,
                 std::int64_t m, cudaStream_t stream) {
-    constexpr int kCodesPerLoad = F == WeightFormat::Int8 ? 16 : 32;
+    constexpr int kCodesPerLoad = kByteCodes<F> ? 16 : 32;
     const bool vector = w.rowBytes % 16 == 0 && w.k % kCodesPerLoad == 0 &&
                         (w.group % kCodesPerLoad == 0 || w.group >= w.k) &&
                         reinterpret_cast<std::uintptr_t>(w.codes) % 16 == 0;
@@ -353,13 +360,14 @@ void launchWeightOnlyGemv(const float* x, const WeightOnlyView& w, const float* 
     case WeightFormat::Int8: return launchGemvRows<WeightFormat::Int8>(x, w, bias, act, y, m, stream);
     case WeightFormat::Int4: return launchGemvRows<WeightFormat::Int4>(x, w, bias, act, y, m, stream);
     case WeightFormat::Nf4: return launchGemvRows<WeightFormat::Nf4>(x, w, bias, act, y, m, stream);
+    case WeightFormat::Fp8: return launchGemvRows<WeightFormat::Fp8>(x, w, bias, act, y, m, stream);
     }
 }
 
 void launchWeightOnlyDequant(const WeightOnlyView& w, std::int64_t n0, std::int64_t rows, float* out,
                              cudaStream_t stream) {
     if (rows == 0) return;
-    const int per = w.format == WeightFormat::Int8 ? 16 : 32;
+    const int per = w.format == WeightFormat::Int8 || w.format == WeightFormat::Fp8 ? 16 : 32;
     const bool vector = w.rowBytes % 16 == 0 && w.k % per == 0 && (w.group % per == 0 || w.group >= w.k) &&
                         reinterpret_cast<std::uintptr_t>(w.codes) % 16 == 0 &&
                         reinterpret_cast<std::uintptr_t>(out) % 16 == 0;
@@ -375,6 +383,9 @@ void launchWeightOnlyDequant(const WeightOnlyView& w, std::int64_t n0, std::int6
         case WeightFormat::Nf4:
             weight_only_dequant_vec_kernel<WeightFormat::Nf4><<<vgrid, kBlock, 0, stream>>>(w, n0, rows, out);
             break;
+        case WeightFormat::Fp8:
+            weight_only_dequant_vec_kernel<WeightFormat::Fp8><<<vgrid, kBlock, 0, stream>>>(w, n0, rows, out);
+            break;
         }
         LATHE_CUDA_CHECK_LAUNCH("weight_only_dequant_vec_kernel"); // (rows, K)
         return;
@@ -389,6 +400,9 @@ void launchWeightOnlyDequant(const WeightOnlyView& w, std::int64_t n0, std::int6
         break;
     case WeightFormat::Nf4:
         weight_only_dequant_kernel<WeightFormat::Nf4><<<grid, kBlock, 0, stream>>>(w, n0, rows, out); // (rows, K)
+        break;
+    case WeightFormat::Fp8:
+        weight_only_dequant_kernel<WeightFormat::Fp8><<<grid, kBlock, 0, stream>>>(w, n0, rows, out); // (rows, K)
         break;
     }
     LATHE_CUDA_CHECK_LAUNCH("weight_only_dequant_kernel");

@@ -1,5 +1,5 @@
 // The `quantize` family's conversions. `quantize.int8` (W8A8, or int8 weight-only), `quantize.int4` and
-// `quantize.nf4` (weight-only, group-wise) turn each selected float Linear into a qlinear holding real codes and
+// `quantize.nf4` (weight-only, group-wise), `quantize.fp8` (the FP8 GEMM) turn each selected float Linear into a qlinear holding real codes and
 // scales, run by the backend's integer / dequantizing kernels. Static activation scales are calibrated on
 // samples of the training split. The step times the model before and after, side by side ("float." and
 // "quantized." keys and series), and stores per-layer weight SQNR, bits per weight and calibrated clips.
@@ -24,6 +24,8 @@ struct QuantizeParams {
     // every format
     std::int64_t group = 0;
     bool symmetric = true;
+    bool doubleQuant = false; // nf4
+    bool simulate = false;    // fp8: emulate the FP8 GEMM where the backend has no FP8 units
     SiteSettings sites;
     MeasureSettings measure;
 };
@@ -47,6 +49,8 @@ class Quantize final : public Strategy {
 public:
     Quantize(std::string step, QuantChoice choice, QuantizeParams p)
         : m_step(std::move(step)), m_choice(std::move(choice)), m_params(std::move(p)) {}
+
+    void checkBackend(const Backend& be) const override { requireKernels(be, m_choice, m_step, false); }
 
     void apply(StepContext& ctx) override {
         // 16-bit formats keep Conv2d layers in f32 (a conv has no 16-bit weight of its own yet).
@@ -76,6 +80,13 @@ public:
         ctx.backend().synchronize();
         reportSizes(ctx);
         ctx.notes()["quantization"] = m_choice.describe();
+        if (m_choice.layer.weights.format == WeightFormat::Fp8 && m_choice.layer.activations != ActivationQuant::None &&
+            fp8ModeFor(ctx.backend(), m_choice, m_step) == Fp8Mode::Emulated)
+            ctx.markSimulated(m_step + ": " + ctx.backend().name() +
+                              " has no FP8 GEMM, so the quantized figures come from its numerics computed in f32 "
+                              "(weights stored as real E4M3 bytes and decoded by the fp8 weight-only kernel, "
+                              "activations rounded to E4M3 with their per-tensor scale): accuracy and model_bytes "
+                              "are FP8's, latency and throughput are not an FP8 GEMM's");
         const MeasureOutcome after = measureLabelled(ctx, m_params.measure, m_step, "quantized", 0.6, 1.0);
         const double realized =
             reportSideBySide(ctx, m_params.measure, {"float", "quantized", before, after, flops, flops});
@@ -149,14 +160,36 @@ LATHE_STRATEGY_FAMILY(quantize) {
                                         "group; dequantized inside the kernel");
         b.integer("group", &QuantizeParams::group, 64,
                   {.min = 1, .max = 1e9, .help = "weights per absmax block along the input (bitsandbytes uses 64)"});
+        b.boolean("double_quant", &QuantizeParams::doubleQuant, false,
+                  "double quantization (bitsandbytes' compress_statistics): the absmax stored as 8-bit codes of "
+                  "(absmax - mean) in blocks of 256, one f32 scale per block");
         b.include(siteSchema(), &QuantizeParams::sites);
         b.include(measureSettingsSchema(), &QuantizeParams::measure, "/measure");
         b.checkModel([](const QuantizeParams& p, ModelCheck& c) { checkSites(p.sites, c, "quantize.nf4", " (nf4)"); });
         registry.add(b, [](const QuantizeParams& p) {
             QuantChoice c;
-            c.layer.weights = {WeightFormat::Nf4, p.group, true};
+            c.layer.weights = {WeightFormat::Nf4, p.group, true, p.doubleQuant};
             c.layer.activations = ActivationQuant::None;
             return std::make_unique<Quantize>("quantize.nf4", c, p);
+        });
+    }
+    {
+        SchemaBuilder<QuantizeParams> b("quantize.fp8", "quantize",
+                                        "FP8 E4M3 GEMM: weights stored as E4M3 bytes with a per-output-channel scale "
+                                        "(absmax / 448), activations quantized to E4M3 per tensor at run time; "
+                                        "cuBLASLt on compute capability 8.9 and newer");
+        b.boolean("simulate", &QuantizeParams::simulate, false,
+                  "where the backend has no FP8 GEMM (a CPU, a GPU below compute capability 8.9), compute its "
+                  "numerics in f32 instead of refusing the run, and mark the run simulated");
+        b.include(siteSchema(), &QuantizeParams::sites);
+        b.include(measureSettingsSchema(), &QuantizeParams::measure, "/measure");
+        b.checkModel([](const QuantizeParams& p, ModelCheck& c) { checkSites(p.sites, c, "quantize.fp8", " (fp8)"); });
+        registry.add(b, [](const QuantizeParams& p) {
+            QuantChoice c;
+            c.layer.weights = {WeightFormat::Fp8, 0, true};
+            c.layer.activations = ActivationQuant::Dynamic;
+            c.layer.simulate = p.simulate;
+            return std::make_unique<Quantize>("quantize.fp8", c, p);
         });
     }
     for (const DType dt : {DType::F16, DType::BF16}) {

@@ -124,6 +124,9 @@ const SchemaBuilder<CalibrationSettings>& calibrationSchema() {
 std::string QuantChoice::describe() const {
     if (floatFormat != DType::F32) return std::string(dtypeName(floatFormat)) + " weights";
     const WeightFormat f = layer.weights.format;
+    if (f == WeightFormat::Fp8 && layer.activations != ActivationQuant::None)
+        return std::string("fp8 e4m3 GEMM, per-channel weights, dynamic per-tensor activations") +
+               (layer.simulate ? " (simulate allowed)" : "");
     if (layer.activations != ActivationQuant::None) {
         std::string s = std::string("int8 W8A8 ") + (layer.perChannel ? "per-channel" : "per-tensor") + ", " +
                         activationQuantName(layer.activations) + " activations";
@@ -137,6 +140,7 @@ std::string QuantChoice::describe() const {
     std::string s = std::string(weightFormatName(f)) + " weight-only, ";
     s += layer.weights.group > 0 ? "group " + std::to_string(layer.weights.group) : std::string("per channel");
     if (f == WeightFormat::Int4) s += layer.weights.symmetric ? ", symmetric" : ", asymmetric";
+    if (f == WeightFormat::Nf4 && layer.weights.doubleQuant) s += ", double-quantized scales";
     return s;
 }
 
@@ -221,13 +225,35 @@ void reportSizes(StepContext& ctx) {
     ctx.summary()["layers_kept_fp"] = keptFloat;
 }
 
+Fp8Mode fp8ModeFor(const Backend& be, const QuantChoice& choice, const std::string& step) {
+    if (be.supports(fp8GemmDesc(Fp8Mode::Native))) return Fp8Mode::Native;
+    if (choice.layer.simulate) return Fp8Mode::Emulated;
+    const DeviceInfo info = be.info();
+    const std::string reason =
+        info.device.kind == DeviceKind::Cpu
+            ? "a CPU has no FP8 matrix unit (FP8 GEMM needs a CUDA device of compute capability 8.9 or newer)"
+            : "FP8 GEMM needs compute capability 8.9, " + info.name + " has " +
+                  std::to_string(info.computeCapabilityMajor) + "." + std::to_string(info.computeCapabilityMinor);
+    throw ConfigError(step + ": fp8 cannot run on " + be.name() + ": " + reason +
+                      "; give \"simulate\": true to compute its numerics in f32 instead (the run is then marked "
+                      "simulated)");
+}
+
 void requireKernels(StepContext& ctx, const QuantChoice& choice, const std::string& step, bool convs) {
-    Backend& be = ctx.backend();
+    requireKernels(ctx.backend(), choice, step, convs);
+}
+
+void requireKernels(const Backend& be, const QuantChoice& choice, const std::string& step, bool convs) {
     std::vector<OpDesc> needed;
     if (choice.floatFormat != DType::F32) {
         needed.push_back(OpDesc::uniform(Op::Gemm, choice.floatFormat));
         needed.push_back(OpDesc::convert(DType::F32, choice.floatFormat));
         needed.push_back(OpDesc::convert(choice.floatFormat, DType::F32));
+    } else if (choice.layer.weights.format == WeightFormat::Fp8 && choice.layer.activations != ActivationQuant::None) {
+        const Fp8Mode mode = fp8ModeFor(be, choice, step);
+        needed.push_back(fp8GemmDesc(mode));
+        needed.push_back(weightOnlyGemmDesc(WeightFormat::Fp8)); // the emulation's kernel, and cuBLASLt's fallback
+        if (mode == Fp8Mode::Native) needed.pop_back();
     } else if (choice.layer.activations != ActivationQuant::None) {
         needed.push_back(OpDesc::uniform(Op::QuantizeRows, DType::F32));
         needed.push_back(int8GemmDesc());

@@ -73,6 +73,10 @@ void reportSizes(StepContext& ctx);
 // the step, the format, the backend and the op it lacks (e.g. "cuda:0 has no gemm f32 x u8 -> f32 [nf4
 // group-wise weights]"). `convs`: the sites include convolutions (im2col_rows, rows_to_channels).
 void requireKernels(StepContext& ctx, const QuantChoice& choice, const std::string& step, bool convs);
+void requireKernels(const Backend& be, const QuantChoice& choice, const std::string& step, bool convs);
+// How the FP8 GEMM of an fp8 step runs on `be`: Native on FP8 units; Emulated where there are none and the step
+// allows simulation; otherwise ConfigError naming the step, the format, the backend and the reason.
+Fp8Mode fp8ModeFor(const Backend& be, const QuantChoice& choice, const std::string& step);
 
 // Accuracy on the evaluated split.
 double evalAccuracy(StepContext& ctx, Model& model);

@@ -145,6 +145,10 @@ TrainResult runTrainingPhase(StepContext& ctx, const TrainParams& requested, con
             const EvalResult v = evaluate(ctx.model(), ctx.backend(), ctx.evalData(), 256, ctx.cancel);
             ctx.sink().push(makeSample(ctx.runId, "val_accuracy" + suffix, epoch, tMs(), v.accuracy));
             line += " val accuracy " + std::to_string(v.accuracy);
+            if (ctx.model().outputRowsPerSample() > 1) { // a language model: per-token loss and perplexity
+                ctx.sink().push(makeSample(ctx.runId, "val_loss" + suffix, epoch, tMs(), v.loss));
+                line += " val loss " + std::to_string(v.loss) + " perplexity " + std::to_string(std::exp(v.loss));
+            }
         }
         ctx.info(line + " (" + std::to_string(e.seconds) + " s)");
     };
