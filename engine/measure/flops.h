@@ -1,4 +1,5 @@
-// Arithmetic cost of a model's forward pass: multiply-adds x 2 of its Linear and Conv2d layers per sample,
+// Arithmetic cost of a model's forward pass: multiply-adds x 2 of its Linear and Conv2d layers (quantized ones
+// counted as their dense equivalent) and of attention's two batched products, per sample,
 // the figure speedup_theoretical compares. Bias, activations, pooling and norms (layernorm, batchnorm2d: a scale
 // and shift per element at inference) are left out, as GEMM-based FLOP counts usually do.
 #pragma once

@@ -3,6 +3,7 @@
 #include "engine/backends/registry.h"
 #include "engine/core/errors.h"
 #include "engine/measure/device_peaks.h"
+#include "engine/measure/flops.h"
 #include "engine/measure/roofline.h"
 #include "engine/nn/model.h"
 #include "engine/nn/zoo.h"
@@ -62,6 +63,17 @@ TEST_CASE(forwardWorkOfTheMlp) {
     CHECK_EQ(w.flops, 16.0 * 469504.0);
     const double params = 784.0 * 256 + 256 + 256.0 * 128 + 128 + 128.0 * 10 + 10;
     CHECK_EQ(w.bytes, params * 4 + 16.0 * (784 + 10) * 4);
+}
+
+TEST_CASE(quantizedLayersAndAttentionCountTheirDenseWork) {
+    // A quantized or tied Linear does the multiply-adds of the dense one; attention over T = 16 positions of
+    // width D = 64 does 2 x T x T x D of them (scores and the weighted sum), mask or not.
+    const double dense = layerFlopsPerSample({{"type", "linear"}, {"in", 784}, {"out", 256}}, {1, 784}, {1, 256});
+    CHECK_EQ(dense, 2.0 * 784 * 256);
+    CHECK_EQ(layerFlopsPerSample({{"type", "qlinear"}, {"in", 784}, {"out", 256}}, {1, 784}, {1, 256}), dense);
+    CHECK_EQ(layerFlopsPerSample({{"type", "tied_linear"}, {"in", 784}, {"out", 256}}, {1, 784}, {1, 256}), dense);
+    CHECK_EQ(layerFlopsPerSample({{"type", "attention"}, {"heads", 4}}, {1, 16, 192}, {1, 16, 64}), 4.0 * 16 * 16 * 64);
+    CHECK_EQ(layerFlopsPerSample({{"type", "relu"}}, {1, 10}, {1, 10}), 0.0);
 }
 
 TEST_CASE(peaksMeasuredOnTheCpu) {
