@@ -4,6 +4,7 @@
 #include "engine/backends/registry.h"
 #include "engine/core/errors.h"
 #include "engine/io/model_io.h"
+#include "engine/io/pretrained.h"
 #include "engine/io/safetensors.h"
 #include "engine/nn/optim.h"
 #include "engine/nn/model.h"
@@ -11,6 +12,8 @@
 #include "tests/support/test_support.h"
 
 #include <QtTest>
+
+#include <algorithm>
 
 #include <cmath>
 #include <cstring>
@@ -152,14 +155,17 @@ void TestModel::badArchitecture() {
 }
 
 void TestModel::zooNamesAndUnknown() {
-    QCOMPARE(zooNames(), (std::vector<std::string>{"mlp-784-256-128-10", "cnn-2conv", "cnn-bn", "mlp-784-64-10",
-                                                   "mlp-784-32-10", "cnn-dws", "gpt-char-tiny", "gpt-char-small"}));
+    std::vector<std::string> expected = {"mlp-784-256-128-10", "cnn-2conv", "cnn-bn", "mlp-784-64-10",
+                                         "mlp-784-32-10", "cnn-dws", "gpt-char-tiny", "gpt-char-small"};
+    for (const auto& p : pretrainedModels()) expected.push_back(p.name); // after the built-in ones
+    QCOMPARE(zooNames(), expected);
+    QVERIFY(std::find(expected.begin(), expected.end(), "minilm-l6-v2") != expected.end());
     try {
         zooArchitecture("resnet-50");
         QFAIL("no ConfigError");
     } catch (const ConfigError& e) {
         QCOMPARE(QString(e.what()), QString("unknown model \"resnet-50\" (known: mlp-784-256-128-10, cnn-2conv, cnn-bn, mlp-784-64-10, "
-                                         "mlp-784-32-10, cnn-dws, gpt-char-tiny, gpt-char-small)"));
+                                         "mlp-784-32-10, cnn-dws, gpt-char-tiny, gpt-char-small, minilm-l6-v2)"));
     }
 }
 

@@ -113,7 +113,7 @@ private slots:
         QTest::newRow("train accuracy") << "train_accuracy" << "accuracy";
         QTest::newRow("val accuracy") << "val_accuracy" << "accuracy";
         QTest::newRow("labelled accuracy") << "after/accuracy" << "accuracy";
-        QTest::newRow("unknown") << "queue_depth" << "other";
+        QTest::newRow("unknown") << "spectral_gap" << "other";
         QTest::newRow("not latency") << "serve_latency_ms" << "other";
         QTest::newRow("not loss") << "kd_soft_loss" << "other";
         QTest::newRow("summary-like key") << "latency_p50_ms" << "other";
@@ -157,14 +157,14 @@ private slots:
         // A chart over time: x is the sample's tMs in seconds.
         ChartSpec queue;
         queue.id = QStringLiteral("queue");
-        queue.title = QStringLiteral("Queue depth");
+        queue.title = QStringLiteral("Cache blocks in use");
         queue.x = XSource::TimeS;
         queue.xAxis = {QStringLiteral("time"), QStringLiteral("s")};
-        queue.yAxis = {QStringLiteral("requests waiting"), {}};
-        queue.matches = matchBase({"queue_depth"});
+        queue.yAxis = {QStringLiteral("blocks"), {}};
+        queue.matches = matchBase({"cache_blocks"});
         ChartSpecRegistry::add(queue);
-        dashboard.appendSamples({makeSample(1, "queue_depth", 7, 2500, 3)});
-        const QCPGraph* depth = dashboard.graphsOf(1, "queue_depth").front();
+        dashboard.appendSamples({makeSample(1, "cache_blocks", 7, 2500, 3)});
+        const QCPGraph* depth = dashboard.graphsOf(1, "cache_blocks").front();
         QCOMPARE(depth->parentPlot(), dashboard.chart(QStringLiteral("queue"))->plot());
         QCOMPARE(depth->data()->constBegin()->key, 2.5);
         QCOMPARE(dashboard.chart(QStringLiteral("queue"))->plot()->xAxis->label(), QStringLiteral("time (s)"));
@@ -202,7 +202,7 @@ private slots:
             dashboard.appendSamples(runSamples(run, 42 + static_cast<std::uint64_t>(run)));
             dashboard.replotDirty();
         }
-        dashboard.appendSamples({makeSample(2, "queue_depth", 0, 0, 3), makeSample(2, "queue_depth", 1, 1, 5)});
+        dashboard.appendSamples({makeSample(2, "spectral_gap", 0, 0, 3), makeSample(2, "spectral_gap", 1, 1, 5)});
         dashboard.replotDirty();
         QCoreApplication::processEvents();
 
@@ -214,7 +214,7 @@ private slots:
         QCOMPARE(before[0]->parentPlot(), dashboard.chart("latency")->plot());
         QCOMPARE(before[1]->parentPlot(), dashboard.chart("latency_cdf")->plot());
         QCOMPARE(dashboard.graphsOf(2, "before/throughput_per_s").front()->parentPlot(), dashboard.chart("throughput")->plot());
-        QCOMPARE(dashboard.graphsOf(2, "queue_depth").front()->parentPlot(), dashboard.chart("other")->plot());
+        QCOMPARE(dashboard.graphsOf(2, "spectral_gap").front()->parentPlot(), dashboard.chart("other")->plot());
         QCOMPARE(dashboard.graphsOf(1, "train_loss").front()->parentPlot(), dashboard.chart("epoch_loss")->plot());
         QCOMPARE(dashboard.graphsOf(1, "val_accuracy").front()->parentPlot(), dashboard.chart("accuracy")->plot());
         QCOMPARE(dashboard.pointCount(), 3 * runSamples(1, 1).size() + 2);
