@@ -1,5 +1,6 @@
 // ModelEditor: path lookup through blocks, edits with undo on a shape error, placement of new parameters,
-// and the structured shrinking of a Linear pair or of a Conv2d's filters with their consumer's inputs.
+// the structured shrinking of a Linear pair or of a Conv2d's filters with their consumer's inputs, and the
+// removal of attention heads with their projections' rows and columns.
 #include "engine/nn/model_edit.h"
 
 #include "engine/backends/registry.h"
@@ -390,6 +391,71 @@ std::string ModelEditor::shrinkConvOutputs(const std::string& path, const std::v
         layers.emplace_back(at, std::move(newN));
     }
     return replaceInSequence(path, s, j, std::move(layers));
+}
+
+void ModelEditor::pruneAttentionHeads(const std::string& path, const std::vector<std::int64_t>& keepHeads) {
+    auto fail = [&](const std::string& why) -> ConfigError {
+        return ConfigError("model " + m_model.name() + ": prune heads of \"" + path + "\": " + why);
+    };
+    const Slot s = resolve(path);
+    Layer& att = *(*s.list)[s.index];
+    if (att.type() != "attention") throw fail("expected an attention layer, found " + att.type());
+    const nlohmann::json ca = att.config();
+    const std::int64_t heads = ca["heads"].get<std::int64_t>();
+    if (const std::string why = keepProblem(keepHeads, heads); !why.empty())
+        throw fail(why == "keep at least one unit" ? "an attention layer keeps at least one head" : why);
+    if (s.index == 0 || (*s.list)[s.index - 1]->type() != "linear")
+        throw fail("the layer right before it must be the fused QKV linear (D -> 3D), found " +
+                   (s.index == 0 ? std::string("nothing") : (*s.list)[s.index - 1]->type()));
+    if (s.index + 1 >= s.list->size() || (*s.list)[s.index + 1]->type() != "linear")
+        throw fail("the layer right after it must be the output projection linear, found " +
+                   (s.index + 1 >= s.list->size() ? std::string("nothing") : (*s.list)[s.index + 1]->type()));
+    Layer& qkv = *(*s.list)[s.index - 1];
+    Layer& proj = *(*s.list)[s.index + 1];
+    const nlohmann::json cq = qkv.config(), cp = proj.config();
+    const std::int64_t in = cq["in"].get<std::int64_t>(), d = cq["out"].get<std::int64_t>() / 3;
+    const std::int64_t outP = cp["out"].get<std::int64_t>();
+    if (cq["out"].get<std::int64_t>() != 3 * d || d % heads != 0 || cp["in"].get<std::int64_t>() != d)
+        throw fail("expected linear(in, 3 D), attention with D divisible by heads = " + std::to_string(heads) +
+                   ", linear(D, out); found linear(" + std::to_string(in) + ", " + cq["out"].dump() + ") and linear(" +
+                   cp["in"].dump() + ", " + std::to_string(outP) + ")");
+    Backend* be = m_model.backend();
+    if (!be) throw fail("the model has no weights yet (initialise or load it first)");
+    auto download = [&](Layer& l, const char* name) -> Tensor {
+        Parameter* p = findParameter(l, name);
+        if (!p) return Tensor();
+        if (p->value.dtype() != DType::F32) throw fail(std::string("the projections' ") + name + " is not f32");
+        return be->download(p->value);
+    };
+    const Tensor wq = download(qkv, "weight"), bq = download(qkv, "bias");   // (3D, in), (3D)
+    const Tensor wp = download(proj, "weight"), bp = download(proj, "bias"); // (out, D), (out)
+
+    // Q, K and V are the three column blocks of the attention's input, each head Dh consecutive columns of a block.
+    const std::int64_t dh = d / heads, k = static_cast<std::int64_t>(keepHeads.size());
+    std::vector<std::int64_t> rows, cols;
+    for (std::int64_t block = 0; block < 3; ++block)
+        for (std::int64_t h : keepHeads)
+            for (std::int64_t c = 0; c < dh; ++c) rows.push_back(block * d + h * dh + c);
+    for (std::int64_t h : keepHeads)
+        for (std::int64_t c = 0; c < dh; ++c) cols.push_back(h * dh + c);
+
+    nlohmann::json nq = cq, na = ca, np = cp;
+    nq["out"] = 3 * k * dh;
+    na["heads"] = k;
+    np["in"] = k * dh;
+    std::unique_ptr<Layer> newQ = makeLayer(nq), newA = makeLayer(na), newP = makeLayer(np);
+    findParameter(*newQ, "weight")->value = gather2d(wq, rows, iota(in)); // (3 k Dh, in)
+    if (bq.defined())
+        findParameter(*newQ, "bias")->value =
+            gather2d(bq.view({3 * d, 1}), rows, {0}).view({static_cast<std::int64_t>(rows.size())});
+    findParameter(*newP, "weight")->value = gather2d(wp, iota(outP), cols); // (out, k Dh)
+    if (bp.defined()) findParameter(*newP, "bias")->value = bp;
+
+    std::vector<std::pair<std::size_t, std::unique_ptr<Layer>>> layers;
+    layers.emplace_back(s.index - 1, std::move(newQ));
+    layers.emplace_back(s.index, std::move(newA));
+    layers.emplace_back(s.index + 1, std::move(newP));
+    replaceInSequence(path, s, s.index + 1, std::move(layers));
 }
 
 } // namespace lathe

@@ -64,6 +64,14 @@ public:
     // channels: its weight, bias, running_mean and running_var entries. Returns the path of the consumer.
     std::string shrinkConvOutputs(const std::string& path, const std::vector<std::int64_t>& keep);
 
+    // Attention-head pruning: the attention layer at `path` keeps only the heads `keepHeads` (ascending, distinct,
+    // at least one). The linear right before it (the fused QKV projection D -> 3D) keeps the Q, K and V rows of the
+    // kept heads (weight and bias), the linear right after it (the output projection D -> D') the matching input
+    // columns, and the attention's `heads` becomes the count kept (head size unchanged), so the removed heads'
+    // work is gone, not masked. Anything else around the attention (another layer type, a non-f32 weight) is
+    // refused with a ConfigError before anything changes.
+    void pruneAttentionHeads(const std::string& path, const std::vector<std::int64_t>& keepHeads);
+
 private:
     struct Slot {
         std::vector<std::unique_ptr<Layer>>* list = nullptr;

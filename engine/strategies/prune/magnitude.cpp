@@ -60,4 +60,5 @@ LATHE_STRATEGY_FAMILY(prune) {
     registerGradualPrune(registry);
     registerSensitivitySweep(registry);
     registerStructuredPrune(registry);
+    registerHeadPrune(registry);
 }

@@ -1,6 +1,10 @@
 // The `prune` family's shared parts: prunable weights, magnitude selection, masks and the hook that keeps
-// them through later training, and the sparsity figures every pruning step reports.
+// them through later training, the sparsity figures every pruning step reports, and the before/after timing of the
+// steps that shrink the model.
 #include "engine/strategies/prune/pruning.h"
+
+#include "engine/measure/flops.h"
+#include "engine/strategies/measure/side_by_side.h"
 
 #include <algorithm>
 #include <cmath>
@@ -114,6 +118,28 @@ void reportSparsity(const StepContext& ctx, const std::string& owner, const Spar
                "faster by itself (no sparse kernel runs)";
     ctx.info(owner + ": " + std::to_string(static_cast<long long>(count.zeros)) + " of " +
              std::to_string(static_cast<long long>(count.total)) + " weights are zero");
+}
+
+BeforeShrinking measureBeforeShrinking(StepContext& ctx, const MeasureSettings& settings, const std::string& step,
+                                       double from, double to) {
+    BeforeShrinking b;
+    b.flops = forwardFlopsPerSample(ctx.model());
+    b.params = static_cast<double>(ctx.model().parameterCount());
+    b.outcome = measureLabelled(ctx, settings, step, "original", from, to);
+    return b;
+}
+
+void reportShrunk(StepContext& ctx, const MeasureSettings& settings, const std::string& step,
+                  const BeforeShrinking& before, double from, double to) {
+    ctx.backend().synchronize();
+    const double flopsAfter = forwardFlopsPerSample(ctx.model());
+    const MeasureOutcome after = measureLabelled(ctx, settings, step, "pruned", from, to);
+    const double realized =
+        reportSideBySide(ctx, settings, {"original", "pruned", before.outcome, after, before.flops, flopsAfter});
+    ctx.summary()["original.params"] = before.params;
+    ctx.info(step + ": FLOPs per sample " + std::to_string(static_cast<long long>(before.flops)) + " -> " +
+             std::to_string(static_cast<long long>(flopsAfter)) +
+             (realized > 0 ? ", realized speedup " + std::to_string(realized) : ""));
 }
 
 } // namespace lathe::prune

@@ -3,6 +3,7 @@
 // pruning step reports (per-layer and overall sparsity, the note that dense kernels still multiply zeros).
 #pragma once
 
+#include "engine/measure/model_measure.h"
 #include "engine/strategies/strategy.h"
 
 #include <cstdint>
@@ -85,10 +86,32 @@ void registerNmPrune(StrategyRegistry& registry);
 void registerGradualPrune(StrategyRegistry& registry);
 void registerSensitivitySweep(StrategyRegistry& registry);
 void registerStructuredPrune(StrategyRegistry& registry);
+void registerHeadPrune(StrategyRegistry& registry);
 
 // prune.structured's ranking: L1 (or L2) norm of each output row of a weight laid out as (out, rowLength), and
 // the units a layer keeps: all but floor(ratio * n) of smallest norm, at least min(minChannels, n), ascending.
 std::vector<double> rowNorms(const std::vector<float>& weight, std::int64_t out, bool l2);
 std::vector<std::int64_t> keptUnits(const std::vector<double>& norms, double ratio, std::int64_t minChannels);
+
+// prune.heads' selection from importance[layer][head] (higher: kept longer): Global removes the globalCount least
+// important heads of all layers, never a layer's last one (the next least important elsewhere goes instead);
+// Layer removes perLayerCount[i] of layer i's. Ties go by position (earlier layer, then earlier head, first).
+// Returns the removed heads of each layer, ascending; ConfigError when a layer would lose every head.
+std::vector<std::vector<std::int64_t>> headsToRemove(const std::vector<std::vector<double>>& importance,
+                                                     PruneScope scope, std::int64_t globalCount,
+                                                     const std::vector<std::int64_t>& perLayerCount);
+
+// The steps that shrink the model (prune.structured, prune.heads) time and evaluate it right before ("original") and
+// after ("pruned") and store both side by side (side_by_side.h). measureBeforeShrinking takes the first half with
+// the model's FLOPs and parameter count; reportShrunk the second, writes `original.params` and logs the FLOPs and
+// the realized speedup. Progress maps into [from, to] of the step's.
+struct BeforeShrinking {
+    MeasureOutcome outcome;
+    double flops = 0, params = 0;
+};
+BeforeShrinking measureBeforeShrinking(StepContext& ctx, const MeasureSettings& settings, const std::string& step,
+                                       double from, double to);
+void reportShrunk(StepContext& ctx, const MeasureSettings& settings, const std::string& step,
+                  const BeforeShrinking& before, double from, double to);
 
 } // namespace lathe::prune

@@ -5,10 +5,8 @@
 // side, like lowrank.svd.
 #include "engine/backends/registry.h"
 #include "engine/core/errors.h"
-#include "engine/measure/flops.h"
 #include "engine/nn/model_edit.h"
 #include "engine/strategies/measure/measure_fields.h"
-#include "engine/strategies/measure/side_by_side.h"
 #include "engine/strategies/prune/pruning.h"
 
 #include <algorithm>
@@ -199,9 +197,7 @@ public:
             keeps.push_back(keptUnits(scores, m_params.ratio, m_params.minChannels));
         }
 
-        const double flopsBefore = forwardFlopsPerSample(ctx.model());
-        const double paramsBefore = static_cast<double>(ctx.model().parameterCount());
-        const MeasureOutcome before = measureLabelled(ctx, m_params.measure, kStep, "original", 0.0, 0.45);
+        const BeforeShrinking before = measureBeforeShrinking(ctx, m_params.measure, kStep, 0.0, 0.45);
 
         ModelEditor editor(ctx.model());
         std::string kept, skipped;
@@ -224,19 +220,10 @@ public:
                     (k == s.channels && m_params.ratio > 0 ? " (min_channels keeps all)" : "");
         }
         if (kept.empty()) throw ConfigError(noSiteMessage(m_params.layers, skipped));
-        be.synchronize();
-
-        const double flopsAfter = forwardFlopsPerSample(ctx.model());
-        const MeasureOutcome after = measureLabelled(ctx, m_params.measure, kStep, "pruned", 0.55, 1.0);
-        const double realized =
-            reportSideBySide(ctx, m_params.measure, {"original", "pruned", before, after, flopsBefore, flopsAfter});
-        ctx.summary()["original.params"] = paramsBefore;
+        reportShrunk(ctx, m_params.measure, kStep, before, 0.55, 1.0);
         ctx.notes()["structured_kept"] = kept + (skipped.empty() ? "" : "; skipped: " + skipped);
         ctx.info(std::string(kStep) + ": shrunk " + std::to_string(shrunk) + " layers, kept " + kept);
         if (!skipped.empty()) ctx.warn(std::string(kStep) + ": skipped " + skipped);
-        ctx.info(std::string(kStep) + ": FLOPs per sample " + std::to_string(static_cast<long long>(flopsBefore)) +
-                 " -> " + std::to_string(static_cast<long long>(flopsAfter)) +
-                 (realized > 0 ? ", realized speedup " + std::to_string(realized) : ""));
     }
 
 private:

@@ -45,6 +45,17 @@ LATHE_CHART_SPECS(prune_charts) {
                                           .yAxis = {tr("channels"), {}},
                                           .matches = matchKeys({"channels_before", "channels_after"}),
                                           .order = 400});
+    // prune.heads (issue 15): attention heads per layer and each original head's score.
+    ChartSpecRegistry::add(LayerChartSpec{.id = QStringLiteral("layer_heads"),
+                                          .title = tr("Attention heads per layer, before and after"),
+                                          .yAxis = {tr("heads"), {}},
+                                          .matches = matchKeys({"heads_before", "heads_after"}),
+                                          .order = 450});
+    ChartSpecRegistry::add(LayerChartSpec{.id = QStringLiteral("layer_head_scores"),
+                                          .title = tr("Importance score of each attention head"),
+                                          .yAxis = {tr("score"), {}},
+                                          .matches = matchKeys({"head_score"}),
+                                          .order = 460});
 
     ChartSpecRegistry::add(RunsChartSpec{.id = QStringLiteral("speedup_vs_sparsity"),
                                          .title = tr("Realized against theoretical speedup"),
@@ -60,4 +71,11 @@ LATHE_CHART_SPECS(prune_charts) {
                                          .yKeys = matchKeys({"accuracy"}),
                                          .yAxis = {tr("accuracy"), fraction},
                                          .order = 210});
+    ChartSpecRegistry::add(RunsChartSpec{.id = QStringLiteral("perplexity_vs_heads_pruned"),
+                                         .title = tr("Perplexity against the fraction of attention heads removed"),
+                                         .xKey = "heads_pruned_fraction",
+                                         .xAxis = {tr("heads removed"), fraction},
+                                         .yKeys = matchKeys({"perplexity", "pruned.perplexity"}),
+                                         .yAxis = {tr("perplexity"), {}},
+                                         .order = 220});
 }
