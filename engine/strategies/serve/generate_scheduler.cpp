@@ -328,10 +328,10 @@ GenLog runGeneration(const std::vector<GenRequest>& requests, const GenScheduler
             heldBlocks += static_cast<std::int64_t>(p->blocks.size());
         }
         const bool allDone = std::all_of(sch.m_running.begin(), sch.m_running.end(), [](const auto& p) { return p->done; });
-        it.blocksUsed = sch.m_alloc.usedBlocks();
+        const std::int64_t usedNow = sch.m_alloc.usedBlocks(); // at the iteration's end, before retiring
         log.maxConcurrent = std::max(log.maxConcurrent, static_cast<int>(sch.m_running.size()));
-        if (it.blocksUsed > log.peakBlocks) {
-            log.peakBlocks = it.blocksUsed;
+        if (usedNow > log.peakBlocks) {
+            log.peakBlocks = usedNow;
             log.peakTokens = heldTokens;
         }
         if (heldBlocks > 0) {
@@ -346,6 +346,7 @@ GenLog runGeneration(const std::vector<GenRequest>& requests, const GenScheduler
             std::erase_if(sch.m_running, [](const auto& p) { return p->blocks.empty() && p->done; });
         }
         it.running = static_cast<int>(sch.m_running.size());
+        it.blocksUsed = sch.m_alloc.usedBlocks();
         it.queued = static_cast<std::int64_t>(waiting.size());
         log.iterations.push_back(it);
         if (observer.iteration) observer.iteration(log.iterations.back());

@@ -113,8 +113,8 @@ struct GenLog {
     std::vector<GenIteration> iterations;
     int maxConcurrent = 0;
     std::int64_t peakBlocks = 0;
-    std::int64_t peakTokens = 0;   // tokens held in KV at the block peak's iteration... at most
-    double fragmentationPeak = 0;  // 1 - tokens held / token capacity of the used blocks, at the peak
+    std::int64_t peakTokens = 0;   // tokens whose KV the sequences held when the blocks peaked
+    double fragmentationPeak = 0;  // 1 - tokens held / token capacity of the held blocks, the largest seen
     double fragmentationMean = 0;  // the same averaged over iterations
     std::int64_t preemptions = 0;
     bool cancelled = false;
