@@ -165,20 +165,26 @@ void PagedKvStore::attend(Backend& be, const void* layer, const Tensor& x, const
     Tensor& pl = pool(layer, w); // (blocks * B, W)
     const Tensor rows = x.view({n * t, w});
     std::int64_t longest = 0;
+    bool full = false;
     std::vector<std::int32_t> lengths(static_cast<std::size_t>(n));
     for (std::int64_t r = 0; r < n; ++r) {
         const PagedSequence& s = m_rows[static_cast<std::size_t>(r)];
-        const std::int64_t len = s.cached + t;
+        const std::int64_t real = s.count < 0 ? t : s.count;
+        if (real < 1 || real > t)
+            throw BackendError("paged kv: sequence " + std::to_string(r) + " has " + std::to_string(real) +
+                               " real tokens of the forward's " + std::to_string(t));
+        full = full || real == t;
+        const std::int64_t len = s.cached + real;
         if (!s.blocks || static_cast<std::int64_t>(s.blocks->size()) * m_blockSize < len)
             throw BackendError("paged kv: sequence " + std::to_string(r) + " has no block for position " +
                                std::to_string(len - 1));
         if (t > 1 && s.cached != m_rows[0].cached)
             throw BackendError("paged kv: a forward of " + std::to_string(t) +
                                " tokens per row needs rows of equal cached lengths");
-        // Store the step's rows, block by block.
-        for (std::int64_t i = 0; i < t;) {
+        // Store the step's real rows, block by block.
+        for (std::int64_t i = 0; i < real;) {
             const std::int64_t pos = s.cached + i, off = pos % m_blockSize;
-            const std::int64_t cnt = std::min(m_blockSize - off, t - i);
+            const std::int64_t cnt = std::min(m_blockSize - off, real - i);
             const std::int64_t base = (*s.blocks)[static_cast<std::size_t>(pos / m_blockSize)] * m_blockSize + off;
             Tensor dst = pl.slice0(base, base + cnt);
             be.convert(rows.slice0(r * t + i, r * t + i + cnt), dst);
@@ -187,6 +193,8 @@ void PagedKvStore::attend(Backend& be, const void* layer, const Tensor& x, const
         longest = std::max(longest, len);
         lengths[static_cast<std::size_t>(r)] = static_cast<std::int32_t>(len);
     }
+    // Causal queries sit at the end of the longest row: a padded batch needs one row without padding.
+    if (!full) throw BackendError("paged kv: every row of the forward is padded");
     // Gather each sequence's blocks into one padded (N, L, W) tensor in F32.
     Tensor keys = be.empty({n, longest, w});
     Tensor flat = keys.view({n * longest, w});

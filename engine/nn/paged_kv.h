@@ -59,15 +59,18 @@ private:
 // stand for equal prefixes (FNV-1a over the parent hash and the ids).
 std::uint64_t prefixBlockHash(std::uint64_t parent, const std::int32_t* tokens, std::int64_t count);
 
-// One sequence of a forward as the store sees it: its block table and the tokens already stored.
+// One sequence of a forward as the store sees it: its block table, the tokens already stored, and how many of
+// the forward's T new tokens are real (-1: all T; fewer: the row is right-padded and its padding is neither
+// stored nor attended to).
 struct PagedSequence {
     const std::vector<std::int32_t>* blocks = nullptr;
     std::int64_t cached = 0;
+    std::int64_t count = -1;
 };
 
 // The pools of every attention layer and the batch of the next forward. A forward with T > 1 new tokens per
-// row (a prefill chunk) needs rows that all hold the same number of cached tokens (one sequence, as the serving
-// family runs prefills); decoding steps (T = 1) mix any lengths.
+// row (prefill chunks) needs rows that all hold the same number of cached tokens, at least one of them with all
+// T tokens real (prefills of new sequences batched together); decoding steps (T = 1) mix any lengths.
 class PagedKvStore final : public KvStore {
 public:
     PagedKvStore(Backend& be, std::int64_t blocks, std::int64_t blockSize, DType dtype);

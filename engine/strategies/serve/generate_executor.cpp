@@ -31,14 +31,39 @@ double ModelGenExecutor::run(const std::vector<SeqWork>& prefill, const std::vec
     const double t0 = steadyClockMs();
     next.clear();
     const std::int64_t v = m_model.numClasses();
-    for (const SeqWork& w : prefill) {
-        const std::vector<std::int32_t> ids(w.tokens->begin() + w.from, w.tokens->begin() + w.from + w.count);
-        const Tensor logits = forwardRows(ids, 1, w.count, {{w.blocks, w.from}}, nullptr);
-        if (!w.emits) continue;
-        Tensor best = m_be.empty({1}, DType::I32);
-        m_be.argmaxRows(logits.view({w.count, v}).slice0(w.count - 1, w.count), best);
-        next.push_back(static_cast<std::int32_t>(m_be.downloadF32(best)[0]));
+    // Prefill chunks that start at the same position run as one right-padded forward.
+    std::vector<std::int32_t> chosen(prefill.size(), -1);
+    std::vector<char> done(prefill.size(), 0);
+    for (std::size_t a = 0; a < prefill.size(); ++a) {
+        if (done[a]) continue;
+        std::vector<std::size_t> group;
+        std::int64_t t = 0;
+        for (std::size_t b = a; b < prefill.size(); ++b)
+            if (!done[b] && prefill[b].from == prefill[a].from) {
+                group.push_back(b);
+                done[b] = 1;
+                t = std::max(t, prefill[b].count);
+            }
+        const auto n = static_cast<std::int64_t>(group.size());
+        std::vector<std::int32_t> ids(static_cast<std::size_t>(n * t), 0);
+        std::vector<PagedSequence> rows;
+        for (std::int64_t r = 0; r < n; ++r) {
+            const SeqWork& w = prefill[group[static_cast<std::size_t>(r)]];
+            std::copy(w.tokens->begin() + w.from, w.tokens->begin() + w.from + w.count, ids.begin() + r * t);
+            rows.push_back({w.blocks, w.from, w.count});
+        }
+        const Tensor logits = forwardRows(ids, n, t, rows, nullptr); // (N, T, V)
+        const Tensor flat = logits.view({n * t, v});
+        for (std::int64_t r = 0; r < n; ++r) {
+            const SeqWork& w = prefill[group[static_cast<std::size_t>(r)]];
+            if (!w.emits) continue;
+            Tensor best = m_be.empty({1}, DType::I32);
+            m_be.argmaxRows(flat.slice0(r * t + w.count - 1, r * t + w.count), best);
+            chosen[group[static_cast<std::size_t>(r)]] = static_cast<std::int32_t>(m_be.downloadF32(best)[0]);
+        }
     }
+    for (std::size_t i = 0; i < prefill.size(); ++i)
+        if (prefill[i].emits) next.push_back(chosen[i]);
     if (!decode.empty()) {
         const auto n = static_cast<std::int64_t>(decode.size());
         std::vector<std::int32_t> ids, positions;
