@@ -1,7 +1,8 @@
 // Paged attention against contiguous attention on the same sequences (issue 15), shared by the CPU test and the
 // CUDA one: random fused QKV rows for sequences of different lengths are fed through a contiguous KvCache one
-// sequence at a time, and through a PagedKvStore whose blocks are scattered in the pool (prefill chunks, then
-// batched decoding steps of every sequence at its own length); every step's outputs must agree.
+// sequence at a time, and through a PagedKvStore whose blocks are scattered in the pool (the prompts' first
+// chunks as one right-padded forward, their other chunks alone, then batched decoding steps of every sequence
+// at its own length); every step's outputs on real tokens must agree.
 #pragma once
 
 #include "engine/core/rng.h"
@@ -55,11 +56,16 @@ inline double pagedVersusContiguous(Backend& be, DType blockType, std::int64_t b
     for (std::int64_t s = 0; s < n; ++s) contiguous.push_back(std::make_unique<KvCache>(be, 1, capacity));
     std::vector<std::int64_t> cached(static_cast<std::size_t>(n), 0);
     double worst = 0;
-    auto attendBoth = [&](const std::vector<std::int64_t>& rowsOf, std::int64_t t, const std::vector<float>& x) {
+    // counts: the real tokens of each row (right padding after them); empty: all t.
+    auto attendBoth = [&](const std::vector<std::int64_t>& rowsOf, std::int64_t t, const std::vector<float>& x,
+                          std::vector<std::int64_t> counts = {}) {
         const auto m = static_cast<std::int64_t>(rowsOf.size());
+        if (counts.empty()) counts.assign(static_cast<std::size_t>(m), t);
         // Paged: all rows in one call.
         std::vector<PagedSequence> rows;
-        for (auto s : rowsOf) rows.push_back({&tables[static_cast<std::size_t>(s)], cached[static_cast<std::size_t>(s)]});
+        for (std::size_t r = 0; r < rowsOf.size(); ++r)
+            rows.push_back({&tables[static_cast<std::size_t>(rowsOf[r])], cached[static_cast<std::size_t>(rowsOf[r])],
+                            counts[r]});
         paged.setBatch(rows);
         Tensor xt = be.upload(x, {m, t, w});
         Tensor out = be.empty({m, t, d}), lse = be.empty({m, heads, t});
@@ -68,23 +74,28 @@ inline double pagedVersusContiguous(Backend& be, DType blockType, std::int64_t b
         // Contiguous: each sequence alone.
         for (std::int64_t r = 0; r < m; ++r) {
             KvCache& c = *contiguous[static_cast<std::size_t>(rowsOf[static_cast<std::size_t>(r)])];
-            std::vector<float> xr(x.begin() + r * t * w, x.begin() + (r + 1) * t * w);
-            Tensor o = be.empty({1, t, d}), l = be.empty({1, heads, t});
-            c.attend(be, &layer, be.upload(xr, {1, t, w}), nullptr, p, o, l);
-            c.advance(t);
+            const std::int64_t k = counts[static_cast<std::size_t>(r)];
+            std::vector<float> xr(x.begin() + r * t * w, x.begin() + (r * t + k) * w);
+            Tensor o = be.empty({1, k, d}), l = be.empty({1, heads, k});
+            c.attend(be, &layer, be.upload(xr, {1, k, w}), nullptr, p, o, l);
+            c.advance(k);
             const std::vector<float> want = be.downloadF32(o);
-            const std::vector<float> mine(got.begin() + r * t * d, got.begin() + (r + 1) * t * d);
+            const std::vector<float> mine(got.begin() + r * t * d, got.begin() + (r * t + k) * d); // real rows only
             worst = std::max(worst, maxAbsDiff(mine, want));
-            cached[static_cast<std::size_t>(rowsOf[static_cast<std::size_t>(r)])] += t;
+            cached[static_cast<std::size_t>(rowsOf[static_cast<std::size_t>(r)])] += k;
         }
     };
+    std::vector<std::int64_t> all(static_cast<std::size_t>(n));
+    std::iota(all.begin(), all.end(), 0);
+    // The first chunk of every prompt as one right-padded forward (all start at position 0), the rest alone.
+    std::vector<std::int64_t> firsts;
+    for (auto len : prompts) firsts.push_back(std::min(chunk, len));
+    attendBoth(all, *std::max_element(firsts.begin(), firsts.end()), randomRows(n * chunk), firsts);
     for (std::int64_t s = 0; s < n; ++s)
-        for (std::int64_t from = 0; from < prompts[static_cast<std::size_t>(s)]; from += chunk) {
+        for (std::int64_t from = firsts[static_cast<std::size_t>(s)]; from < prompts[static_cast<std::size_t>(s)]; from += chunk) {
             const std::int64_t t = std::min(chunk, prompts[static_cast<std::size_t>(s)] - from);
             attendBoth({s}, t, randomRows(t));
         }
-    std::vector<std::int64_t> all(static_cast<std::size_t>(n));
-    std::iota(all.begin(), all.end(), 0);
     for (std::int64_t k = 0; k < steps; ++k) attendBoth(all, 1, randomRows(n));
     return worst;
 }
