@@ -421,6 +421,39 @@ private slots:
         }
         QVERIFY(running > 0 && running == blocks && blocks == queue);
     }
+
+    // Cancelled mid-stream: CancelledError after the summary of the requests answered so far and a note.
+    void cancelKeepsWhatWasAnswered() {
+        test::ContextFixture fx("gpt-char-tiny");
+        fx.model = smallGpt();
+        TextCorpus c;
+        c.name = "t";
+        c.sourceFiles = {"t"};
+        for (int i = 0; i < 30; ++i) c.records.push_back({"It is. So it goes on. " + std::to_string(i), 0});
+        fx.data.test = byteWindows(c, 24);
+        std::atomic<bool> cancel{false};
+        struct CancellingSink final : MetricSink {
+            std::atomic<bool>* cancel = nullptr;
+            int iterations = 0;
+            void push(const MetricSample& s) override {
+                if (s.seriesName() == "generate/running_batch" && ++iterations == 20) cancel->store(true);
+            }
+        } sink;
+        sink.cancel = &cancel;
+        fx.ctx.sinkPtr = &sink;
+        fx.ctx.cancel = &cancel;
+        ParamValues v = defaultValues(*StrategyRegistry::instance().find("serve.generate"));
+        v.set("requests", std::int64_t(200));
+        v.set("rate_per_s", 100000.0);
+        v.set("prompt_tokens_max", std::int64_t(8));
+        v.set("output_tokens_max", std::int64_t(12));
+        v.set("kv_block_size", std::int64_t(4));
+        v.set("max_batch", std::int64_t(2));
+        QVERIFY_THROWS_EXCEPTION(CancelledError, StrategyRegistry::instance().create("serve.generate", v)->apply(fx.ctx));
+        QCOMPARE(sink.iterations, 20);
+        QVERIFY(fx.summary.at("served") < 200);
+        QVERIFY(fx.notes.at("serve.generate").find("cancelled after") != std::string::npos);
+    }
 };
 
 LATHE_TEST_GUILESS_MAIN(TestServeGenerate)

@@ -265,13 +265,17 @@ public:
         };
         WallGenClock clock;
         const GenLog log = runGeneration(requests, s, exec, clock, obs, ctx.cancel);
-        if (log.cancelled) throw CancelledError();
 
         auto summary = summarize(log, p);
         summary["kv_bytes_peak"] = static_cast<double>(log.peakBlocks) * static_cast<double>(perBlock);
         summary["kv_bytes_budget"] = static_cast<double>(blocks) * static_cast<double>(perBlock);
         summary["kv_blocks_peak"] = static_cast<double>(log.peakBlocks);
         for (const auto& [k, v] : summary) ctx.summary()[k] = v;
+        if (log.cancelled) {
+            ctx.notes()["serve.generate"] += "cancelled after " + fixed(summary["served"], 0) + " of " +
+                                             std::to_string(requests.size()) + " requests were answered. ";
+            throw CancelledError();
+        }
         if (p.evalWindows > 0) evaluatePerplexity(ctx, perBlock);
 
         std::ostringstream line;
