@@ -91,6 +91,16 @@ inline constexpr MetricKeyInfo kMetricKeys[] = {
     {"kv_fragmentation", MetricDirection::LowerIsBetter},
     {"prefix_hit_rate", MetricDirection::HigherIsBetter},
     {"max_concurrent_seqs", MetricDirection::HigherIsBetter},
+    // LLM serving (serve.generate): inter-token latency, the KV pool, preemptions, perplexity through the KV blocks
+    {"itl_ms_p50", MetricDirection::LowerIsBetter},
+    {"itl_ms_p95", MetricDirection::LowerIsBetter},
+    {"itl_ms_p99", MetricDirection::LowerIsBetter},
+    {"kv_bytes_budget", MetricDirection::Neutral},
+    {"kv_blocks_peak", MetricDirection::LowerIsBetter},
+    {"preemptions", MetricDirection::LowerIsBetter},
+    {"kv_perplexity", MetricDirection::LowerIsBetter},
+    {"kv_perplexity_f32", MetricDirection::Neutral},
+    {"kv_perplexity_delta", MetricDirection::LowerIsBetter},
     // flags
     {"simulated", MetricDirection::Neutral},
 };

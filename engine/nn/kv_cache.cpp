@@ -44,6 +44,15 @@ void KvCache::advance(std::int64_t tokens) {
     m_length += tokens;
 }
 
+void KvCache::attend(Backend& be, const void* layer, const Tensor& x, const Tensor* keyLengths, AttentionParams p,
+                     Tensor& out, Tensor& lse) {
+    append(layer, x);
+    const Tensor& keys = slot(layer, x.dim(2)); // (N, capacity, 3D): the cache with the step appended
+    p.keyLen = m_length + x.dim(1);
+    p.queryLen = x.dim(1);
+    be.attentionForward(x, keys, keys, keyLengths, out, lse, p);
+}
+
 std::uint64_t KvCache::bytes() const {
     std::uint64_t b = 0;
     for (const auto& [layer, t] : m_slots) b += t.bytes();

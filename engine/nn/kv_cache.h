@@ -12,7 +12,20 @@
 
 namespace lathe {
 
-class KvCache {
+// What an attention layer asks of a KV store while generating (ForwardContext::kvCache): keep this step's rows
+// and attend over everything its sequences hold. The contiguous KvCache below is one; the serving family's paged
+// store (paged_kv.h) another.
+class KvStore {
+public:
+    virtual ~KvStore() = default;
+    // x (N, T, 3D): the step's fused QKV rows of `layer`; writes out (N, T, D) and lse (N, H, T) of attention of
+    // the step's queries over each sequence's cached keys and the step's own. keyLengths: the batch's valid
+    // lengths as SequenceBatch gives them (null: all valid); a store that tracks its own lengths may ignore it.
+    virtual void attend(Backend& be, const void* layer, const Tensor& x, const Tensor* keyLengths, AttentionParams p,
+                        Tensor& out, Tensor& lse) = 0;
+};
+
+class KvCache final : public KvStore {
 public:
     // batch sequences of up to `capacity` tokens each, on `be`.
     KvCache(Backend& be, std::int64_t batch, std::int64_t capacity);
@@ -32,6 +45,9 @@ public:
     void clear() { m_length = 0; }
     // Bytes the slots hold (what `kv_bytes_peak` reports).
     std::uint64_t bytes() const;
+    // Appends x to the layer's slot and attends over the cached tokens and x (causal queries at the end).
+    void attend(Backend& be, const void* layer, const Tensor& x, const Tensor* keyLengths, AttentionParams p,
+                Tensor& out, Tensor& lse) override;
 
 private:
     Backend* m_be;

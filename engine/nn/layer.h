@@ -59,7 +59,7 @@ struct ForwardContext {
     std::shared_ptr<const SequenceBatch> sequence;
     // Generation with a KV cache (kv_cache.h): attention layers append this step's keys and values to it and
     // attend over everything cached; null: the whole prefix is recomputed.
-    KvCache* kvCache = nullptr;
+    KvStore* kvCache = nullptr;
 };
 
 class Layer {

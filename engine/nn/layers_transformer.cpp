@@ -33,18 +33,14 @@ public:
     Tensor forward(Backend& be, const Tensor& x, const ForwardContext& ctx) override {
         outputShape(x.shape());
         const std::int64_t n = x.dim(0), t = x.dim(1), d = x.dim(2) / 3;
-        AttentionParams p = params(d);
-        Tensor keys = x; // (N, Tk, 3D): the step itself, or the cache with the step appended
-        if (ctx.kvCache) {
-            if (ctx.training) throw ConfigError("attention: a KV cache is for generation, not training");
-            ctx.kvCache->append(this, x);
-            keys = ctx.kvCache->slot(this, 3 * d);
-            p.keyLen = ctx.kvCache->length() + t;
-            p.queryLen = t;
-        }
         Tensor out = be.empty({n, t, d});            // (N, T, D)
         Tensor lse = be.empty({n, m_heads, t});      // (N, H, T)
-        be.attentionForward(x, keys, keys, lengthsOf(ctx), out, lse, p);
+        if (ctx.kvCache) {
+            if (ctx.training) throw ConfigError("attention: a KV cache is for generation, not training");
+            ctx.kvCache->attend(be, this, x, lengthsOf(ctx), params(d), out, lse);
+        } else {
+            be.attentionForward(x, x, x, lengthsOf(ctx), out, lse, params(d));
+        }
         if (ctx.training) {
             m_x = x;
             m_out = out;
@@ -114,6 +110,17 @@ public:
                               std::to_string(offset + t) + ") pass the table's " + std::to_string(m_num) +
                               " positions (the model's context)");
         Tensor y = be.empty(x.shape());
+        if (ctx.sequence && ctx.sequence->positionIds.defined()) {
+            // Sequences at different positions (a serving batch decoding many requests): each row's own position.
+            if (ctx.training) throw ConfigError("position_embedding: per-row positions are for generation, not training");
+            if (ctx.sequence->positionIds.numel() != n * t)
+                throw ConfigError("position_embedding: position ids " + ctx.sequence->positionIds.describe() +
+                                  " do not match x " + x.describe());
+            Tensor e = be.empty({n * t, m_dim}); // (N * T, D)
+            be.embeddingForward(ctx.sequence->positionIds, m_table.value, e);
+            be.add(x, e.view(x.shape()), y);
+            return y;
+        }
         be.copy(x, y);
         Tensor y2 = y.view({n, t * m_dim});
         be.biasAdd(y2, m_table.value.slice0(offset, offset + t).view({t * m_dim}));

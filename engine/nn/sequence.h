@@ -12,7 +12,7 @@
 
 namespace lathe {
 
-class KvCache; // kv_cache.h
+class KvStore; // kv_cache.h
 
 struct SequenceBatch {
     std::int64_t batch = 0, length = 0;  // N, T of the ids
@@ -20,6 +20,8 @@ struct SequenceBatch {
     Tensor lengthsOnDevice;             // I32 (N) on the model's backend, the same values (undefined when empty)
     Tensor tokenTypes;                  // I32 (N, T) on the backend, or undefined: every token of type 0
     std::int64_t positionOffset = 0;    // position of the ids' first token (0 unless decoding with a cache)
+    Tensor positionIds;                 // I32 (N * T) on the backend: each token's own position (a serving batch
+                                        // of sequences at different lengths); undefined: positionOffset + t
 
     // Lengths per sequence, each in [0, T]; throws ConfigError naming the bad entry.
     static std::shared_ptr<SequenceBatch> fromLengths(Backend& be, std::int64_t t, std::vector<std::int32_t> lengths);

@@ -111,6 +111,7 @@ std::vector<Arrival> parseTrace(const std::string& text, const std::string& name
     std::string line;
     int lineNo = 0;
     bool sawData = false;
+    std::size_t columns = 0; // 3 or 5, from the header or the first row
     auto fail = [&](const std::string& what) {
         throw ConfigError(name + ":" + std::to_string(lineNo) + ": " + what);
     };
@@ -124,14 +125,20 @@ std::vector<Arrival> parseTrace(const std::string& text, const std::string& name
         while (std::getline(row, cell, ',')) cells.push_back(trim(cell));
         if (!t.empty() && t.back() == ',') cells.push_back("");
         if (!sawData && !cells.empty() && cells[0] == "arrival_ms") { // header
-            if (cells.size() != 3 || cells[1] != "samples" || cells[2] != "priority")
-                fail("expected the header \"arrival_ms,samples,priority\", got \"" + t + "\"");
+            const bool lengths = cells.size() == 5 && cells[3] == "prompt_tokens" && cells[4] == "output_tokens";
+            if ((cells.size() != 3 && !lengths) || cells[1] != "samples" || cells[2] != "priority")
+                fail("expected the header \"arrival_ms,samples,priority\" (generation: "
+                     "\"arrival_ms,samples,priority,prompt_tokens,output_tokens\"), got \"" + t + "\"");
+            columns = cells.size();
             sawData = true;
             continue;
         }
         sawData = true;
-        if (cells.size() != 3)
-            fail("expected 3 columns (arrival_ms,samples,priority), got " + std::to_string(cells.size()));
+        if (columns == 0 && (cells.size() == 3 || cells.size() == 5)) columns = cells.size();
+        if (cells.size() != columns || columns == 0)
+            fail("expected " + std::string(columns == 5 ? "5 columns (arrival_ms,samples,priority,prompt_tokens,output_tokens)"
+                                                        : "3 columns (arrival_ms,samples,priority)") +
+                 ", got " + std::to_string(cells.size()));
         double at = 0, samples = 0, prio = 0;
         if (!parseNumber(cells[0], at)) fail("arrival_ms: expected a number, got \"" + cells[0] + "\"");
         if (at < 0) fail("arrival_ms: expected a time >= 0, got " + cells[0]);
@@ -145,7 +152,19 @@ std::vector<Arrival> parseTrace(const std::string& text, const std::string& name
         if (prio < 0 || prio >= priorityClasses)
             fail("priority: unknown class " + cells[2] + " (the stream has classes 0.." +
                  std::to_string(priorityClasses - 1) + ")");
-        out.push_back({at, static_cast<int>(samples), static_cast<int>(prio)});
+        Arrival a{at, static_cast<int>(samples), static_cast<int>(prio)};
+        if (columns == 5) {
+            const char* names[2] = {"prompt_tokens", "output_tokens"};
+            std::int64_t* dest[2] = {&a.promptTokens, &a.outputTokens};
+            for (int k = 0; k < 2; ++k) {
+                double v = 0;
+                const std::string& c = cells[static_cast<std::size_t>(3 + k)];
+                if (!parseNumber(c, v) || v != std::floor(v) || v < 1 || v > 1e9)
+                    fail(std::string(names[k]) + ": expected an integer >= 1, got \"" + c + "\"");
+                *dest[k] = static_cast<std::int64_t>(v);
+            }
+        }
+        out.push_back(a);
     }
     if (out.empty()) throw ConfigError(name + ": the trace has no requests");
     return out;

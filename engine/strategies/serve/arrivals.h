@@ -17,6 +17,9 @@ struct Arrival {
     double tMs = 0;
     int samples = 1;
     int priority = 0;
+    // Generation traces (serve.generate): the request's prompt and output lengths in tokens; 0 when the trace
+    // does not give them (the strategy draws them).
+    std::int64_t promptTokens = 0, outputTokens = 0;
 };
 
 struct StreamSettings {
@@ -39,8 +42,9 @@ struct StreamSettings {
 // none: its arrivals follow the answers). Throws ConfigError for a malformed trace (file:line: what).
 std::vector<Arrival> openLoopArrivals(const StreamSettings& s);
 
-// A trace file: CSV rows "arrival_ms,samples,priority" (an optional header row naming those columns; blank
-// lines and lines starting with '#' skipped). Times must be non-negative and non-decreasing, samples at
+// A trace file: CSV rows "arrival_ms,samples,priority" or, for generation, "arrival_ms,samples,priority,
+// prompt_tokens,output_tokens" (an optional header row naming those columns; blank lines and lines starting
+// with '#' skipped; every row has the header's column count). Token counts must be integers >= 1. Times must be non-negative and non-decreasing, samples at
 // least 1, priority an integer in [0, priorityClasses). Errors: "<file>:<line>: <what was expected>".
 std::vector<Arrival> parseTraceFile(const std::string& path, int priorityClasses);
 // The same from text, `name` standing for the file in messages.

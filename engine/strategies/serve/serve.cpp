@@ -5,6 +5,7 @@
 #include "engine/core/clock.h"
 #include "engine/strategies/serve/executor.h"
 #include "engine/strategies/serve/realtime.h"
+#include "engine/strategies/serve/serve_generate.h"
 #include "engine/strategies/serve/serve_stats.h"
 #include "engine/strategies/strategy.h"
 
@@ -409,4 +410,5 @@ LATHE_STRATEGY_FAMILY(serve) {
         });
         registry.add(b, [](const CapacityParams& p) { return std::make_unique<ServeCapacity>(p); });
     }
+    registerServeGenerate(registry);
 }

@@ -1,0 +1,20 @@
+// Paged attention equals contiguous attention on the CUDA backend (issue 15): the CPU test's check
+// (tests/nn/paged_kv_check.h) with the blocks, the gather and the attention on the device; skipped (77) without one.
+#include "tests/nn/paged_kv_check.h"
+#include "tests/support/mini_test.h"
+#include "tests/support/test_common.h"
+
+using namespace lathe;
+
+TEST_CASE(pagedAttentionEqualsContiguousOnCuda) {
+    std::string reason;
+    auto cuda = test::cudaBackendOrNull(&reason);
+    if (!cuda) SKIP("no CUDA device: " + reason);
+    // The same bounds as on the CPU (test_paged_kv): F32 blocks to rounding, F16 within its format's error.
+    const double f32 = test::pagedVersusContiguous(*cuda, DType::F32);
+    CHECK_MSG(f32 < 1e-5, std::to_string(f32));
+    const double f16 = test::pagedVersusContiguous(*cuda, DType::F16);
+    CHECK_MSG(f16 < 5e-3, std::to_string(f16));
+}
+
+MINI_TEST_MAIN()
