@@ -343,6 +343,49 @@ private slots:
         const QString why = window.submissionsView()->table()->model()->index(0, 0).data(Qt::ToolTipRole).toString();
         QVERIFY2(why.startsWith(QStringLiteral("squeue")), qPrintable(why));
     }
+
+    // With a real Slurm (tests/cluster/run_case.sh window: a one-node cluster running a 4-task sweep at
+    // most one task at a time, submitted into $LATHE_SLURM_DB): the window's own source asks squeue. Midway,
+    // the finished shards are merged from the row's menu; the merge job merges the rest at the end.
+    void realSlurm() {
+        const QString db = qEnvironmentVariable("LATHE_SLURM_DB");
+        if (db.isEmpty()) QSKIP("run by tests/cluster/run_case.sh window (test_cluster_window), with a one-node Slurm");
+        AppController controller(db);
+        MainWindow window(&controller);
+        window.submissionsModel()->setPollInterval(500);
+        QVERIFY(showRunsTab(window));
+        QTRY_VERIFY_WITH_TIMEOUT(answered(window), 20000);
+        QVERIFY2(window.submissionsModel()->errorText(0).isEmpty(), qPrintable(window.submissionsModel()->errorText(0)));
+        QCOMPARE(cell(window, SubmissionsModel::Tasks), QStringLiteral("4"));
+
+        // Midway: a task done, one running, the others waiting their turn (%1).
+        QTRY_VERIFY_WITH_TIMEOUT(cell(window, SubmissionsModel::Done).toInt() >= 1 &&
+                                     cell(window, SubmissionsModel::Running) == QStringLiteral("1"),
+                                 120000);
+        QVERIFY2(window.submissionsModel()->errorText(0).isEmpty(), qPrintable(window.submissionsModel()->errorText(0)));
+        const QStringList shards = window.submissionsView()->finishedShards(0);
+        QVERIFY(!shards.isEmpty());
+        QSignalSpy merged(&controller, &AppController::shardsMerged);
+        emit window.submissionsView()->mergeRequested(cell(window, SubmissionsModel::Experiment), shards);
+        QTRY_VERIFY_WITH_TIMEOUT(merged.size() == 1, 20000);
+        QCOMPARE(merged[0][0].toInt(), static_cast<int>(shards.size()));
+        QTRY_COMPARE_WITH_TIMEOUT(cell(window, SubmissionsModel::Merged), QString::number(shards.size()), 10000);
+        QTRY_COMPARE(window.runsModel()->rowCount(), static_cast<int>(shards.size()));
+        const QString midway = screenshotPath(QStringLiteral("runs-submitted-sweep-slurm.png"));
+        QVERIFY(window.grab().save(midway));
+        qInfo("screenshot: %s (%s pending, %s running, %s done)", qPrintable(midway),
+              qPrintable(cell(window, SubmissionsModel::Pending)), qPrintable(cell(window, SubmissionsModel::Running)),
+              qPrintable(cell(window, SubmissionsModel::Done)));
+
+        // The end: every task done, the merge job has merged the rest (skipping what was merged already).
+        QTRY_COMPARE_WITH_TIMEOUT(cell(window, SubmissionsModel::State), QStringLiteral("finished"), 150000);
+        QTRY_COMPARE_WITH_TIMEOUT(cell(window, SubmissionsModel::Merged), QStringLiteral("4"), 20000);
+        QCOMPARE(cell(window, SubmissionsModel::Done), QStringLiteral("4"));
+        QCOMPARE(cell(window, SubmissionsModel::Failed), QStringLiteral("0"));
+        QVERIFY2(cell(window, SubmissionsModel::MergeJob).endsWith(QStringLiteral("COMPLETED")),
+                 qPrintable(cell(window, SubmissionsModel::MergeJob)));
+        QTRY_COMPARE(window.runsModel()->rowCount(), 4);
+    }
 };
 
 QTEST_MAIN(TestSubmissionsView)
