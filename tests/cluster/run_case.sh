@@ -90,7 +90,9 @@ case_sweep() {
     needs_data
     needs_cluster
     local sub array merge
-    sub=$(submit "$here/tiny_sweep.json" --max-parallel 2) || fail "submit"
+    # Each task asks for one CPU: its run's CPU backend takes SLURM_CPUS_PER_TASK threads, not the node's.
+    echo "#SBATCH --cpus-per-task=1" >"$work/cpus.sbatch"
+    sub=$(submit "$here/tiny_sweep.json" --max-parallel 2 --sbatch-file "$work/cpus.sbatch") || fail "submit"
     echo "$sub"
     array=$(json_field "$sub" array_job_id)
     merge=$(json_field "$sub" merge_job_id)
@@ -116,6 +118,8 @@ for name, status, env, uuid in rows:
     assert status == "done", f"{name}: {status}"
     slurm = json.loads(env)["slurm"]
     assert slurm["array_job_id"] == array, slurm
+    device = json.loads(env)["device"]
+    assert device["threads"] == 1, f"{name}: the CPU backend took {device['threads']} threads, the task asked for 1"
     assert slurm["job_id"] and slurm["node"], slurm
     tasks.add(int(slurm["array_task_id"]))
     assert len(uuid) == 36, uuid
