@@ -48,6 +48,7 @@ SubmissionsModel::~SubmissionsModel() = default;
 void SubmissionsModel::setStateSource(std::shared_ptr<JobStateSource> source) {
     m_source = std::move(source);
     ++m_generation; // an answer of the old source is not this one's
+    m_lastRunCount = -1;
     m_inFlight = false;
     m_noAnswer = false;
     m_answerTimer.stop();
@@ -90,8 +91,12 @@ void SubmissionsModel::reload() {
         m_rows = std::move(rows);
         endResetModel();
     }
-    // The store changed (or was opened): count again, merged runs included; Slurm itself is asked on
-    // the poll's schedule only (and about rows it never answered for).
+    // Runs were added or removed (merged ones among them), or the list changed: count again. The runs
+    // table refreshes every second while a local experiment writes samples; that alone recounts nothing.
+    // Slurm itself is asked on the poll's schedule only (and about rows it never answered for).
+    const int runCount = m_runs->rowCount();
+    if (sameList && runCount == m_lastRunCount) return;
+    m_lastRunCount = runCount;
     if (m_inFlight) m_recount = true;
     else if (!m_rows.empty()) startQuery(false);
 }

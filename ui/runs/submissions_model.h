@@ -79,6 +79,7 @@ private:
     int m_answerTimeoutMs = 20000;
     bool m_inFlight = false;
     bool m_recount = false;  // the store changed while a query was in flight
+    int m_lastRunCount = -1; // the runs table's row count at the last recount
     bool m_noAnswer = false; // the query in flight has run past m_answerTimeoutMs
     int m_generation = 0;    // answers of an older store or source are dropped
     int m_answers = 0;
