@@ -8,7 +8,6 @@
 #include "engine/store/sweep_status.h"
 
 #include <QAbstractTableModel>
-#include <QElapsedTimer>
 #include <QTimer>
 
 #include <memory>
