@@ -297,9 +297,9 @@ int runJobs(const std::vector<std::string>& argv) {
                     "pending", "running", "done", "failed", "merged", "merge job", "submitted");
     }
     for (const auto& s : subs) {
-        const cluster::JobStates states = cluster::querySlurm(s.arrayJobId, s.mergeJobId);
-        const cluster::SweepCounts c = cluster::sweepCounts(s, states, store.get());
-        std::string mergeState = c.mergeState.empty() ? (states.error.empty() ? "ended" : "unknown") : c.mergeState;
+        const JobStates states = cluster::SlurmStateSource().query(s);
+        const SweepCounts c = sweepCounts(s, states, store.get());
+        const std::string mergeState = mergeStateText(c, states);
         if (args.flag("--json")) {
             json j{{"id", s.id},           {"uuid", s.uuid},         {"name", s.name},       {"workdir", s.workdir},
                    {"tasks", s.tasks},     {"array_job_id", s.arrayJobId}, {"merge_job_id", s.mergeJobId},

@@ -120,7 +120,9 @@ std::string summaryLine(const RunOutcome& o) {
 
 std::string runUsage() {
     return "run FILE.json [--db PATH] [--device auto|cpu|cuda|cuda:N] [--cache-dir DIR] [--json] [--out FILE]\n"
-           "          [--plan N] [--experiment-uuid UUID] [--task-shard]\n"
+           "          [--plan N] [--experiment-uuid UUID] [--task-shard] [--threads N]\n"
+           "  --threads N            CPU backend threads (default: SLURM_CPUS_PER_TASK in a Slurm job that\n"
+           "                         set it, else the CPUs this process may use)\n"
            "  --plan N               run only plan N (0-based) of the sweep\n"
            "  --experiment-uuid U    store the runs under the experiment with this stable id (created if new)\n"
            "  --task-shard           the database is a cluster task's own shard (needs --plan and\n"
@@ -232,8 +234,14 @@ int runSearch(const Args& args, const ExperimentSpec& spec, const json& doc, Run
 }
 
 int runRun(const std::vector<std::string>& argv) {
-    Args args(argv, {"--db", "--device", "--cache-dir", "--plan", "--experiment-uuid", "--out"}, {"--json", "--task-shard"});
+    Args args(argv, {"--db", "--device", "--cache-dir", "--plan", "--experiment-uuid", "--out", "--threads"},
+              {"--json", "--task-shard"});
     if (args.positional().size() != 1) throw ConfigError("usage: lathe-cli " + runUsage());
+    if (args.value("--threads")) {
+        const long long threads = args.integer("--threads", 0);
+        if (threads < 1) throw ConfigError("option --threads: expected an integer >= 1");
+        setCpuThreads(static_cast<int>(threads));
+    }
     const int onlyPlan = static_cast<int>(args.integer("--plan", -1));
     if (args.value("--plan") && onlyPlan < 0) throw ConfigError("option --plan: expected a plan index >= 0");
     const std::string experimentUuid = args.value("--experiment-uuid", "");

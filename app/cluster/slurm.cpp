@@ -44,10 +44,6 @@ void extraAndPrelude(std::ostringstream& s, const SweepJob& job, const SlurmOpti
 
 } // namespace
 
-std::string shardPath(const std::string& workdir, int task) {
-    return workdir + "/shards/task-" + std::to_string(task) + ".sqlite";
-}
-
 std::string arraySpec(int tasks, int maxParallel) {
     std::string spec = "0-" + std::to_string(tasks - 1);
     if (maxParallel > 0) spec += "%" + std::to_string(maxParallel);
@@ -284,13 +280,18 @@ void parseSacct(const std::string& text, const std::string& arrayId, const std::
     }
 }
 
-JobStates querySlurm(const std::string& arrayId, const std::string& mergeId) {
+JobStates querySlurm(const std::string& arrayId, const std::string& mergeId, int timeoutS) {
     JobStates states;
     const std::string jobs = arrayId + (mergeId.empty() ? "" : "," + mergeId);
     const std::vector<std::string> squeue{"squeue", "-h", "-r", "-t", "all", "-j", jobs, "-o", "%F|%K|%i|%T"};
-    const ProcessResult q = runProcess(squeue, 60);
+    const ProcessResult q = runProcess(squeue, timeoutS);
     if (!q.started) {
         states.error = commandLine(squeue) + ": " + q.startError;
+        return states;
+    }
+    if (q.timedOut) {
+        states.error = commandLine(squeue) + ": no answer within " + std::to_string(timeoutS) +
+                       " s (is the Slurm controller reachable?)";
         return states;
     }
     // squeue exits 1 with "Invalid job id specified" once the jobs are purged from its memory: not an error.
@@ -304,7 +305,7 @@ JobStates querySlurm(const std::string& arrayId, const std::string& mergeId) {
     // the shards tell instead.
     if (findOnPath("sacct")) {
         const std::vector<std::string> sacct{"sacct", "-n", "-P", "-X", "-j", jobs, "-o", "JobID,State"};
-        const ProcessResult a = runProcess(sacct, 60);
+        const ProcessResult a = runProcess(sacct, timeoutS);
         if (a.started && a.exitCode == 0 && !a.out.empty()) {
             parseSacct(a.out, arrayId, mergeId, states);
             states.source = "squeue+sacct";
@@ -313,63 +314,8 @@ JobStates querySlurm(const std::string& arrayId, const std::string& mergeId) {
     return states;
 }
 
-std::optional<TaskState> taskStateOf(const std::string& s) {
-    if (s == "PENDING" || s == "CONFIGURING" || s == "REQUEUED" || s == "REQUEUE_HOLD" || s == "REQUEUE_FED" ||
-        s == "RESV_DEL_HOLD" || s == "SUSPENDED")
-        return TaskState::Pending;
-    if (s == "RUNNING" || s == "COMPLETING" || s == "STAGE_OUT" || s == "SIGNALING" || s == "RESIZING")
-        return TaskState::Running;
-    if (s == "COMPLETED") return TaskState::Done;
-    if (s == "FAILED" || s == "CANCELLED" || s == "TIMEOUT" || s == "NODE_FAIL" || s == "PREEMPTED" ||
-        s == "BOOT_FAIL" || s == "DEADLINE" || s == "OUT_OF_MEMORY" || s == "REVOKED" || s == "SPECIAL_EXIT")
-        return TaskState::Failed;
-    return std::nullopt;
-}
-
-SweepCounts sweepCounts(const SubmissionRecord& sub, const JobStates& states, const RunStore* target) {
-    SweepCounts c;
-    c.mergeState = states.merge;
-    for (int t = 0; t < sub.tasks; ++t) {
-        std::optional<TaskState> state;
-        if (auto it = states.tasks.find(t); it != states.tasks.end()) state = taskStateOf(it->second);
-        // COMPLETED only says the script exited 0: the shard says whether the run was done.
-        if (!state || *state == TaskState::Done) {
-            std::optional<TaskState> fromShard;
-            try {
-                if (auto shard = RunStore::openForReading(shardPath(sub.workdir, t))) {
-                    RunFilter f;
-                    f.limit = 1;
-                    f.withSummary = false;
-                    const auto runs = shard->listRuns(f);
-                    if (!runs.empty()) {
-                        const std::string& s = runs.front().status;
-                        if (s == run_status::kDone) fromShard = TaskState::Done;
-                        else if (s == run_status::kRunning || s == run_status::kQueued)
-                            fromShard = states.error.empty() ? TaskState::Failed : TaskState::Running;
-                        else fromShard = TaskState::Failed;
-                    }
-                }
-            } catch (const std::exception&) {
-                fromShard = TaskState::Failed; // a shard that cannot be read
-            }
-            if (fromShard) state = fromShard;
-            else if (!state) state = states.error.empty() ? TaskState::Failed : TaskState::Pending;
-        }
-        switch (*state) {
-        case TaskState::Pending: ++c.pending; break;
-        case TaskState::Running: ++c.running; break;
-        case TaskState::Done: ++c.done; break;
-        case TaskState::Failed: ++c.failed; break;
-        }
-    }
-    if (target) {
-        if (auto exp = target->experimentByUuid(sub.uuid)) {
-            RunFilter f;
-            f.withSummary = false;
-            for (const auto& r : target->listRuns(f)) c.merged += r.experimentId == *exp ? 1 : 0;
-        }
-    }
-    return c;
+JobStates SlurmStateSource::query(const SubmissionRecord& submission) {
+    return querySlurm(submission.arrayJobId, submission.mergeJobId, m_timeoutS);
 }
 
 } // namespace lathe::cluster

@@ -1,11 +1,12 @@
 // Sweeps on a Slurm cluster: the sbatch scripts of a submitted sweep (one job-array task per plan, each
-// writing its own shard; a merge job that depends on the array), the sbatch/scancel/squeue/sacct calls,
-// and the state of a submission's tasks. Qt-free: lathe-cli and the window both use it.
+// writing its own shard; a merge job that depends on the array), the sbatch/scancel/squeue/sacct calls
+// (counting a submission's tasks from them is engine/store/sweep_status.h). Qt-free: lathe-cli and the window both use it.
 #pragma once
 
 #include "app/cluster/process.h"
 #include "engine/core/errors.h"
 #include "engine/store/run_store.h"
+#include "engine/store/sweep_status.h"
 
 #include <map>
 #include <optional>
@@ -41,7 +42,6 @@ struct SweepJob {
     int tasks = 0;
 };
 
-std::string shardPath(const std::string& workdir, int task); // WORKDIR/shards/task-N.sqlite
 std::string arraySpec(int tasks, int maxParallel);             // "0-3%2"
 
 // The job-array script (sbatch it with nothing else: the array and every option are in it).
@@ -69,33 +69,22 @@ std::string sbatch(const std::vector<std::string>& args);
 // scancel JOB_ID; "" on success, otherwise what went wrong.
 std::string scancel(const std::string& jobId);
 
-// The state of one task (or the merge job) as Slurm says it: PENDING, RUNNING, COMPLETED, ...
-struct JobStates {
-    std::map<int, std::string> tasks; // array task id -> state
-    std::string merge;                // the merge job's state ("" unknown)
-    std::string error;                // why Slurm could not be asked ("" when it answered)
-    std::string source;               // "squeue", "squeue+sacct"
-};
 // Parses `squeue -h -r -t all -o %F|%K|%i|%T` (and sacct -n -P -X -o JobID,State lines) for one
 // submission: array job id `arrayId`, merge job id `mergeId`.
 void parseSqueue(const std::string& text, const std::string& arrayId, const std::string& mergeId, JobStates& states);
 void parseSacct(const std::string& text, const std::string& arrayId, const std::string& mergeId, JobStates& states);
-// Asks squeue, then sacct where the cluster keeps accounting, for the jobs of one submission.
-JobStates querySlurm(const std::string& arrayId, const std::string& mergeId);
+// Asks squeue, then sacct where the cluster keeps accounting, for the jobs of one submission; each command
+// is killed after timeoutS seconds (a controller that does not answer is then an error, not a hang).
+JobStates querySlurm(const std::string& arrayId, const std::string& mergeId, int timeoutS = 60);
 
-// How a submission's tasks stand: Slurm's states where it still knows them, else the task's shard.
-struct SweepCounts {
-    int pending = 0, running = 0, done = 0, failed = 0;
-    int merged = 0; // runs of the sweep in the target store
-    std::string mergeState;
+// What lathe-cli jobs and the window ask: querySlurm with a timeout per command.
+class SlurmStateSource : public JobStateSource {
+public:
+    explicit SlurmStateSource(int timeoutS = 60) : m_timeoutS(timeoutS) {}
+    JobStates query(const SubmissionRecord& submission) override;
+
+private:
+    int m_timeoutS;
 };
-enum class TaskState { Pending, Running, Done, Failed };
-// Slurm's state name -> what it means for a task ("" or unknown: nothing).
-std::optional<TaskState> taskStateOf(const std::string& slurmState);
-// Counts for one submission: each task by Slurm's word where Slurm still knows it, otherwise by its
-// shard's last run (done, or failed/interrupted/cancelled; a run left running by a task Slurm no longer
-// knows is failed); a task with neither is pending while Slurm could not be asked, failed otherwise.
-// `target` (may be null) gives the merged count.
-SweepCounts sweepCounts(const SubmissionRecord& submission, const JobStates& states, const RunStore* target);
 
 } // namespace lathe::cluster

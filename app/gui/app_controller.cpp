@@ -29,6 +29,7 @@ AppController::AppController(const QString& databasePath, QObject* parent)
     connect(m_worker, &EngineWorker::progressChanged, this, &AppController::progressChanged);
     connect(m_worker, &EngineWorker::logMessage, this, &AppController::logMessage);
     connect(m_worker, &EngineWorker::runsDeleted, this, &AppController::runsDeleted);
+    connect(m_worker, &EngineWorker::shardsMerged, this, &AppController::shardsMerged);
     connect(m_worker, &EngineWorker::experimentFinished, this, [this](bool cancelled, const QString& error) {
         m_running = false;
         emit runningChanged(false);
@@ -63,6 +64,13 @@ void AppController::deleteRuns(const QList<qint64>& runIds) {
     if (!m_shutDown) {
         queuedCallPosted(m_worker);
         QMetaObject::invokeMethod(m_worker, "deleteRuns", Qt::QueuedConnection, Q_ARG(QList<qint64>, runIds));
+    }
+}
+
+void AppController::mergeShards(const QStringList& shards) {
+    if (!m_shutDown) {
+        queuedCallPosted(m_worker);
+        QMetaObject::invokeMethod(m_worker, "mergeShards", Qt::QueuedConnection, Q_ARG(QStringList, shards));
     }
 }
 

@@ -33,6 +33,8 @@ public:
     // Stops the running experiment between batches; its current run is stored as cancelled.
     void cancelRun();
     void deleteRuns(const QList<qint64>& runIds);
+    // Merges shards into the run store on the engine thread (after the running experiment, if any).
+    void mergeShards(const QStringList& shards);
     // Switches the engine to another run database at once (created and migrated when new), on the
     // engine thread. Refused while an experiment runs. Returns the reason on failure (the old one stays).
     QString setDatabasePath(const QString& path);
@@ -48,6 +50,7 @@ signals:
     void logMessage(int level, const QString& text);
     void experimentFinished(bool cancelled, const QString& error);
     void runsDeleted(int count, const QString& error);
+    void shardsMerged(int merged, int broken, const QString& report, const QString& error);
     void runningChanged(bool running);
     void databaseChanged(const QString& path);
 

@@ -5,6 +5,7 @@
 #include "engine/experiment/runner.h"
 #include "engine/experiment/search_runner.h"
 #include "engine/experiment/sample_ring.h"
+#include "engine/store/run_merge.h"
 #include "engine/store/run_store.h"
 
 #include <QElapsedTimer>
@@ -105,6 +106,28 @@ void EngineWorker::deleteRuns(const QList<qint64>& runIds) {
         emit runsDeleted(n, {});
     } catch (const std::exception& e) {
         emit runsDeleted(0, QString::fromUtf8(e.what()));
+    }
+}
+
+void EngineWorker::mergeShards(const QStringList& shards) {
+    queuedCallArrived(this);
+    try {
+        std::vector<std::string> paths;
+        for (const QString& s : shards) paths.push_back(s.toStdString());
+        const MergeReport report = store().mergeShards(paths, {});
+        QStringList lines;
+        for (const ShardMergeResult& s : report.shards) {
+            const QString path = QString::fromStdString(s.path);
+            if (s.missing) lines << tr("missing %1 (its task never wrote it)").arg(path);
+            else if (!s.ok()) lines << tr("broken %1: %2").arg(path, QString::fromStdString(s.error));
+            else lines << tr("merged %1: %2 new, %3 replaced, %4 already there").arg(path).arg(s.merged).arg(s.replaced).arg(s.skipped);
+        }
+        int broken = 0;
+        for (const ShardMergeResult& s : report.shards) broken += !s.ok() && !s.missing;
+        emit shardsMerged(report.total(&ShardMergeResult::merged) + report.total(&ShardMergeResult::replaced), broken,
+                          lines.join(QLatin1Char('\n')), {});
+    } catch (const std::exception& e) {
+        emit shardsMerged(0, 0, {}, QString::fromUtf8(e.what()));
     }
 }
 

@@ -6,6 +6,7 @@
 #include <QList>
 #include <QObject>
 #include <QString>
+#include <QStringList>
 
 #include <atomic>
 #include <memory>
@@ -51,6 +52,9 @@ public slots:
     // Slot form of requestCancel() for queued use.
     void cancelRun() { requestCancel(); }
     void deleteRuns(const QList<qint64>& runIds);
+    // Merges run stores (a cluster sweep's finished shards) into the store: RunStore::mergeShards, what
+    // `lathe-cli merge` does, in one transaction on this thread's write connection.
+    void mergeShards(const QStringList& shards);
     // Closes the store and opens (creating and migrating) the one at `path`, marking runs a crashed
     // process left `running` as interrupted. Returns the reason on failure, the old store then stays.
     QString setDatabasePath(const QString& path);
@@ -67,6 +71,8 @@ signals:
     // Every plan done, or stopped by cancel or an error before any run (error not empty).
     void experimentFinished(bool cancelled, const QString& error);
     void runsDeleted(int count, const QString& error);
+    // One line per shard (as lathe-cli merge prints) and the totals; error: the merge could not run.
+    void shardsMerged(int merged, int broken, const QString& report, const QString& error);
 
 private:
     RunStore& store();

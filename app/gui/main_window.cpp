@@ -3,6 +3,7 @@
 
 #include "ui/report/report.h"
 
+#include "app/cluster/slurm.h"
 #include "app/gui/app_controller.h"
 #include "engine/store/run_store.h"
 #include "ui/charts/chart_view.h"
@@ -19,6 +20,8 @@
 #include "ui/search/search_view.h"
 #include "ui/runs/runs_table_model.h"
 #include "ui/runs/runs_view.h"
+#include "ui/runs/submissions_model.h"
+#include "ui/runs/submissions_view.h"
 #include "ui/settings/app_settings.h"
 #include "ui/settings/settings_dialog.h"
 
@@ -48,10 +51,11 @@ namespace lathe::app {
 
 using namespace lathe::ui;
 
-MainWindow::MainWindow(AppController* controller, QWidget* parent)
+MainWindow::MainWindow(AppController* controller, QWidget* parent, std::shared_ptr<JobStateSource> jobStates)
     : QMainWindow(parent), m_controller(controller), m_editor(new ExperimentEditor), m_dashboard(new LiveDashboard),
       m_pump(new PlotPump(m_dashboard, this)), m_runsModel(new RunsTableModel(this)),
-      m_runsView(new RunsView(m_runsModel)), m_details(new RunDetails), m_search(new SearchView), m_log(new LogPane),
+      m_runsView(new RunsView(m_runsModel)), m_submissionsModel(new SubmissionsModel(m_runsModel, this)),
+      m_submissionsView(new SubmissionsView(m_submissionsModel)), m_details(new RunDetails), m_search(new SearchView), m_log(new LogPane),
       m_progress(new RunProgress), m_library(new ExperimentLibrary(this)), m_devices(new DevicesPanel),
       m_tabs(new QTabWidget(this)), m_deviceLabel(new QLabel(this)), m_droppedLabel(new QLabel(this)) {
     setObjectName(QStringLiteral("mainWindow"));
@@ -124,6 +128,30 @@ MainWindow::MainWindow(AppController* controller, QWidget* parent)
         m_droppedLabel->setVisible(dropped > 0);
         m_droppedLabel->setText(tr("%1 samples dropped").arg(dropped));
     });
+    // Sweeps submitted to Slurm, above the runs: squeue/sacct run on a thread of their own, each command
+    // killed after 15 s, and rows say "controller unreachable" when no answer came within 20 s.
+    m_submissionsModel->setStateSource(jobStates ? std::move(jobStates) : std::make_shared<cluster::SlurmStateSource>(15));
+    m_submissionsModel->setAnswerTimeout(20000);
+    m_submissionsModel->setPollInterval(5000);
+    m_runsView->setTopPanel(m_submissionsView);
+    connect(m_submissionsView, &SubmissionsView::showRunsRequested, this,
+            [this](const QString& name) { m_runsView->filterEdit()->setText(name); });
+    connect(m_submissionsView, &SubmissionsView::mergeRequested, this, [this](const QString& name, const QStringList& shards) {
+        m_log->appendMessage(0, tr("merging %n shard(s) of \"%1\"", nullptr, static_cast<int>(shards.size())).arg(name));
+        m_controller->mergeShards(shards);
+    });
+    connect(m_controller, &AppController::shardsMerged, this,
+            [this](int merged, int broken, const QString& report, const QString& error) {
+                if (!error.isEmpty()) {
+                    m_log->appendMessage(2, tr("merge failed: %1").arg(error));
+                    return;
+                }
+                for (const QString& line : report.split(QLatin1Char('\n'), Qt::SkipEmptyParts))
+                    m_log->appendMessage(line.startsWith(QLatin1String("broken")) ? 2 : 0, line);
+                m_log->appendMessage(broken > 0 ? 1 : 0, tr("%n run(s) merged", nullptr, merged) +
+                                                             (broken > 0 ? tr(", %n broken shard(s)", nullptr, broken) : QString()));
+                m_runsModel->refresh();
+            });
     connect(m_runsModel, &RunsTableModel::storeError, this, [this](const QString& message) {
         statusBar()->showMessage(tr("Run database: %1").arg(message), 10000);
     });
@@ -536,6 +564,7 @@ void MainWindow::closeEvent(QCloseEvent* event) {
     saveLayout();
     m_pump->stop();
     m_runsModel->setPollInterval(0);
+    m_submissionsModel->setPollInterval(0);
     event->accept();
 }
 

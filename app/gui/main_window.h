@@ -5,6 +5,8 @@
 #include <QList>
 #include <QMainWindow>
 
+#include <memory>
+
 class QAction;
 class QLabel;
 class QTabWidget;
@@ -22,6 +24,12 @@ class RunProgress;
 class RunsTableModel;
 class RunsView;
 class SettingsDialog;
+class SubmissionsModel;
+class SubmissionsView;
+}
+
+namespace lathe {
+class JobStateSource;
 }
 
 namespace lathe::app {
@@ -32,7 +40,9 @@ class MainWindow : public QMainWindow {
     Q_OBJECT
 public:
     enum Tab { SetupTab, LiveTab, RunsTab, DetailsTab, SearchTab };
-    explicit MainWindow(AppController* controller, QWidget* parent = nullptr);
+    // jobStates: who is asked about submitted sweeps' jobs (null: Slurm, through squeue/sacct).
+    explicit MainWindow(AppController* controller, QWidget* parent = nullptr,
+                        std::shared_ptr<JobStateSource> jobStates = nullptr);
     ~MainWindow() override;
 
     ui::ExperimentEditor* editor() const { return m_editor; }
@@ -40,6 +50,8 @@ public:
     ui::PlotPump* pump() const { return m_pump; }
     ui::RunsTableModel* runsModel() const { return m_runsModel; }
     ui::RunsView* runsView() const { return m_runsView; }
+    ui::SubmissionsModel* submissionsModel() const { return m_submissionsModel; }
+    ui::SubmissionsView* submissionsView() const { return m_submissionsView; }
     ui::RunDetails* runDetails() const { return m_details; }
     ui::SearchView* searchView() const { return m_search; }
     ui::LogPane* logPane() const { return m_log; }
@@ -90,6 +102,8 @@ private:
     ui::PlotPump* m_pump;
     ui::RunsTableModel* m_runsModel;
     ui::RunsView* m_runsView;
+    ui::SubmissionsModel* m_submissionsModel;
+    ui::SubmissionsView* m_submissionsView;
     ui::RunDetails* m_details;
     ui::SearchView* m_search;
     ui::LogPane* m_log;

@@ -61,11 +61,27 @@ std::vector<BackendEntry> probeBackends() {
     return out;
 }
 
+namespace {
+int& cpuThreadsSetting() { // setCpuThreads's; guarded by registryMutex()
+    static int threads = 0;
+    return threads;
+}
+} // namespace
+
 std::shared_ptr<Backend> cpuBackend() {
     std::lock_guard lock(registryMutex());
     auto& slot = instances()["cpu"];
-    if (!slot) slot = makeCpuBackend();
+    if (!slot) slot = makeCpuBackend(cpuThreadsSetting());
     return slot;
+}
+
+void setCpuThreads(int threads) {
+    if (threads < 0) throw ConfigError("CPU threads: expected an integer >= 0, got " + std::to_string(threads));
+    std::lock_guard lock(registryMutex());
+    const int wanted = threads > 0 ? threads : defaultCpuThreads().threads;
+    cpuThreadsSetting() = threads;
+    auto& slot = instances()["cpu"];
+    if (slot && slot->info().threads != wanted) slot.reset();
 }
 
 std::shared_ptr<Backend> backendFor(const std::string& requested) {

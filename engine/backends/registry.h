@@ -25,5 +25,8 @@ std::shared_ptr<Backend> backendFor(const std::string& name);
 
 // The CPU reference backend (always available).
 std::shared_ptr<Backend> cpuBackend();
+// The threads of the shared CPU backend from now on (0: defaultCpuThreads()), e.g. lathe-cli run
+// --threads. A shared one made with another count is replaced; whoever holds the old one keeps it.
+void setCpuThreads(int threads);
 
 } // namespace lathe

@@ -90,7 +90,9 @@ case_sweep() {
     needs_data
     needs_cluster
     local sub array merge
-    sub=$(submit "$here/tiny_sweep.json" --max-parallel 2) || fail "submit"
+    # Each task asks for one CPU: its run's CPU backend takes SLURM_CPUS_PER_TASK threads, not the node's.
+    echo "#SBATCH --cpus-per-task=1" >"$work/cpus.sbatch"
+    sub=$(submit "$here/tiny_sweep.json" --max-parallel 2 --sbatch-file "$work/cpus.sbatch") || fail "submit"
     echo "$sub"
     array=$(json_field "$sub" array_job_id)
     merge=$(json_field "$sub" merge_job_id)
@@ -116,6 +118,8 @@ for name, status, env, uuid in rows:
     assert status == "done", f"{name}: {status}"
     slurm = json.loads(env)["slurm"]
     assert slurm["array_job_id"] == array, slurm
+    device = json.loads(env)["device"]
+    assert device["threads"] == 1, f"{name}: the CPU backend took {device['threads']} threads, the task asked for 1"
     assert slurm["job_id"] and slurm["node"], slurm
     tasks.add(int(slurm["array_task_id"]))
     assert len(uuid) == 36, uuid
@@ -327,6 +331,20 @@ case_dry_run() {
     echo "ok: the dry run prints the expected scripts"
 }
 
+# The window over a real Slurm: test_submissions_view's realSlurm case follows a sweep run one task at a
+# time, merges its finished shards midway from the window, and sees the merge job merge the rest.
+case_window() {
+    [[ -n ${LATHE_WINDOW_TEST:-} ]] || skip "LATHE_WINDOW_TEST (the test_submissions_view program) is not set"
+    needs_data
+    needs_cluster
+    local sub
+    sub=$(submit "$here/tiny_sweep.json" --max-parallel 1) || fail "submit"
+    echo "$sub"
+    QT_QPA_PLATFORM=offscreen LATHE_SLURM_DB=$db "$LATHE_WINDOW_TEST" realSlurm || fail "the window over Slurm"
+    wait_jobs "$(json_field "$sub" array_job_id),$(json_field "$sub" merge_job_id)" || fail "the jobs did not finish"
+    cat "$(json_field "$sub" workdir)/logs/merge.out"
+}
+
 case "$case_name" in
 sweep) case_sweep ;;
 cancel) case_cancel ;;
@@ -334,5 +352,6 @@ merge) case_merge ;;
 requeue) case_requeue ;;
 errors) case_errors ;;
 dry-run) case_dry_run ;;
-*) fail "unknown case (sweep, cancel, requeue, merge, errors, dry-run)" ;;
+window) case_window ;;
+*) fail "unknown case (sweep, cancel, requeue, merge, errors, dry-run, window)" ;;
 esac

@@ -224,6 +224,12 @@ TEST_CASE(countsFromSlurmAndShards) {
     CHECK_EQ(c.running, 1);
     CHECK_EQ(c.pending, 1);
     CHECK_EQ(c.mergeState, std::string("PENDING"));
+    CHECK_EQ(mergeStateText(c, states), std::string("PENDING"));
+    // What the window's "Merge finished shards" merges: the shards of tasks that ended, not the running one.
+    CHECK(c.tasks == (std::vector<TaskState>{TaskState::Done, TaskState::Failed, TaskState::Failed, TaskState::Running,
+                                             TaskState::Pending}));
+    CHECK(finishedShards(sub, c) ==
+          (std::vector<std::string>{shardPath(dir, 0), shardPath(dir, 1), shardPath(dir, 2)}));
     // Slurm could not be asked: a run still running in its shard counts as running, no shard as pending.
     JobStates unknown;
     unknown.error = "squeue: no answer";
@@ -232,6 +238,8 @@ TEST_CASE(countsFromSlurmAndShards) {
     CHECK_EQ(u.failed, 1);
     CHECK_EQ(u.running, 1);
     CHECK_EQ(u.pending, 2);
+    CHECK_EQ(mergeStateText(u, unknown), std::string("unknown"));
+    CHECK_EQ(mergeStateText(u, JobStates{}), std::string("ended"));
 }
 
 #ifdef LATHE_CLI

@@ -2,6 +2,7 @@
 #include "ui/runs/runs_view.h"
 
 #include "engine/store/run_store.h"
+#include "ui/common/record_table.h"
 #include "ui/runs/runs_filter_proxy.h"
 #include "ui/runs/runs_table_model.h"
 
@@ -14,6 +15,7 @@
 #include <QMenu>
 #include <QMessageBox>
 #include <QSet>
+#include <QSplitter>
 #include <QStyle>
 #include <QTableView>
 #include <QVBoxLayout>
@@ -44,7 +46,7 @@ void setChoices(QComboBox* combo, const QString& anyText, const std::set<std::st
 
 RunsView::RunsView(RunsTableModel* model, QWidget* parent)
     : QWidget(parent), m_model(model), m_proxy(new RunsFilterProxy(this)), m_table(new QTableView(this)),
-      m_filter(new QLineEdit(this)), m_status(new QComboBox(this)), m_modelFilter(new QComboBox(this)),
+      m_splitter(new QSplitter(Qt::Vertical, this)), m_filter(new QLineEdit(this)), m_status(new QComboBox(this)), m_modelFilter(new QComboBox(this)),
       m_device(new QComboBox(this)), m_tag(new QComboBox(this)), m_count(new QLabel(this)) {
     m_proxy->setRunsModel(model);
     m_filter->setObjectName(QStringLiteral("runFilter"));
@@ -70,15 +72,8 @@ RunsView::RunsView(RunsTableModel* model, QWidget* parent)
     m_table->setObjectName(QStringLiteral("runsTable"));
     m_table->setSortingEnabled(true);
     m_table->sortByColumn(RunsTableModel::Id, Qt::DescendingOrder);
-    m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
+    setUpRecordTable(m_table);
     m_table->setSelectionMode(QAbstractItemView::ExtendedSelection);
-    m_table->setAlternatingRowColors(true);
-    m_table->setWordWrap(false);
-    m_table->setContextMenuPolicy(Qt::CustomContextMenu);
-    m_table->verticalHeader()->setVisible(false);
-    // Fixed row height: no per-row size hints to compute for 10,000 runs.
-    m_table->verticalHeader()->setSectionResizeMode(QHeaderView::Fixed);
-    m_table->verticalHeader()->setDefaultSectionSize(m_table->fontMetrics().height() + 8);
     QHeaderView* header = m_table->horizontalHeader();
     header->setSectionsMovable(true);
     header->setContextMenuPolicy(Qt::CustomContextMenu);
@@ -93,10 +88,17 @@ RunsView::RunsView(RunsTableModel* model, QWidget* parent)
         m_table->setColumnHidden(c, true);
     }
 
+    // The filter bar and the table, below an optional top panel (setTopPanel) in a splitter.
+    auto* runsPane = new QWidget(this);
+    auto* paneLayout = new QVBoxLayout(runsPane);
+    paneLayout->setContentsMargins(0, 0, 0, 0);
+    paneLayout->addLayout(bar);
+    paneLayout->addWidget(m_table, 1);
+    m_splitter->addWidget(runsPane);
+    m_splitter->setChildrenCollapsible(false);
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
-    layout->addLayout(bar);
-    layout->addWidget(m_table, 1);
+    layout->addWidget(m_splitter, 1);
 
     connect(m_filter, &QLineEdit::textChanged, m_proxy, &RunsFilterProxy::setText);
     connect(m_status, &QComboBox::currentIndexChanged, this, [this](int i) {
@@ -157,6 +159,12 @@ void RunsView::restoreState(const QByteArray& state) {
     if (!state.isEmpty()) {
         m_table->horizontalHeader()->restoreState(state);
     }
+}
+
+void RunsView::setTopPanel(QWidget* panel) {
+    m_splitter->insertWidget(0, panel);
+    m_splitter->setStretchFactor(0, 0);
+    m_splitter->setStretchFactor(1, 1);
 }
 
 void RunsView::updateFilterChoices() {

@@ -9,6 +9,7 @@ class QComboBox;
 class QLineEdit;
 class QTableView;
 class QLabel;
+class QSplitter;
 
 namespace lathe::ui {
 
@@ -29,6 +30,8 @@ public:
     // Header layout (column order, widths, hidden columns, sort) for QSettings.
     QByteArray saveState() const;
     void restoreState(const QByteArray& state);
+    // A panel above the table, in a splitter with it (the submitted sweeps).
+    void setTopPanel(QWidget* panel);
 
 signals:
     void openRequested(qint64 runId);
@@ -48,6 +51,7 @@ private:
     RunsTableModel* m_model;
     RunsFilterProxy* m_proxy;
     QTableView* m_table;
+    QSplitter* m_splitter;
     QLineEdit* m_filter;
     QComboBox* m_status;
     QComboBox* m_modelFilter;

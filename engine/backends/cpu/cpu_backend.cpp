@@ -8,9 +8,11 @@
 #include "engine/core/host_info.h"
 
 #include <cblas.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -44,13 +46,10 @@ private:
     std::chrono::steady_clock::time_point m_start{}, m_stop{};
 };
 
-int resolveThreads(int threads) {
-    if (threads > 0) return threads;
-    const unsigned hw = std::thread::hardware_concurrency();
-    return hw ? static_cast<int>(hw) : 1;
-}
+int resolveThreads(int threads) { return threads > 0 ? threads : lathe::defaultCpuThreads().threads; }
 
 } // namespace
+
 
 void checkCpu(const Tensor& t, const char* op, const char* what) {
     if (!t.defined()) throw BackendError(std::string("cpu ") + op + ": " + what + " is an undefined tensor");
@@ -354,6 +353,25 @@ void CpuBackend::gemmBiasAct(const Tensor& x, const Tensor& w, const Tensor* bia
 } // namespace lathe::cpu
 
 namespace lathe {
+
+CpuThreadsChoice defaultCpuThreads() {
+    // Slurm exports it only when the job asked for CPUs per task; a value that is not a positive
+    // integer is not Slurm's and is passed over.
+    if (const char* v = std::getenv("SLURM_CPUS_PER_TASK"); v && *v) {
+        char* end = nullptr;
+        const long n = std::strtol(v, &end, 10);
+        if (*end == '\0' && n > 0 && n <= 65536) return {static_cast<int>(n), "SLURM_CPUS_PER_TASK"};
+    }
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        const int n = CPU_COUNT(&set);
+        const unsigned hw = std::thread::hardware_concurrency();
+        if (n > 0 && (hw == 0 || static_cast<unsigned>(n) < hw)) return {n, "affinity"};
+    }
+    const unsigned hw = std::thread::hardware_concurrency();
+    return {hw ? static_cast<int>(hw) : 1, "hardware"};
+}
 
 std::shared_ptr<Backend> makeCpuBackend(int threads) { return std::make_shared<cpu::CpuBackend>(threads); }
 

@@ -5,11 +5,22 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace lathe {
 
-// threads == 0: use every hardware thread (also the OpenBLAS thread count).
+// threads == 0: defaultCpuThreads().
 std::shared_ptr<Backend> makeCpuBackend(int threads = 0);
+
+// The threads of a CPU backend made with threads == 0, and where the number comes from: inside a Slurm
+// job that set SLURM_CPUS_PER_TASK (sbatch --cpus-per-task), that many, so tasks sharing a node do not
+// each take all its cores; else the CPUs this process may run on (its affinity mask: taskset, a cgroup
+// cpuset, a scheduler that binds tasks); else every hardware thread.
+struct CpuThreadsChoice {
+    int threads = 1;
+    std::string source; // "SLURM_CPUS_PER_TASK", "affinity", "hardware"
+};
+CpuThreadsChoice defaultCpuThreads();
 
 // The kernels of the CPU backend's W8A8 ops (quantize_rows, gemm_int8), picked when the backend is made:
 // the best this CPU runs, unless LATHE_CPU_INT8_PATH=scalar|avx2|avx512vnni names one. All of them sum
