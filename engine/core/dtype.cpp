@@ -69,8 +69,13 @@ void intFromFloat(const float* s, void* d, std::size_t n) {
 }
 
 void f8ToFloat(const void* s, float* d, std::size_t n) {
+    static const std::array<float, 256> table = [] { // all 256 codes decoded once
+        std::array<float, 256> t{};
+        for (int b = 0; b < 256; ++b) t[static_cast<std::size_t>(b)] = fp8E4M3ToFloat(static_cast<std::uint8_t>(b));
+        return t;
+    }();
     auto p = static_cast<const std::uint8_t*>(s);
-    for (std::size_t i = 0; i < n; ++i) d[i] = fp8E4M3ToFloat(p[i]);
+    for (std::size_t i = 0; i < n; ++i) d[i] = table[p[i]];
 }
 void f8FromFloat(const float* s, void* d, std::size_t n) {
     auto p = static_cast<std::uint8_t*>(d);

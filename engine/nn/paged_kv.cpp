@@ -138,8 +138,8 @@ PagedKvStore::PagedKvStore(Backend& be, std::int64_t blocks, std::int64_t blockS
     if (blocks < 1 || blockSize < 1)
         throw ConfigError("paged kv: blocks (" + std::to_string(blocks) + ") and block size (" +
                           std::to_string(blockSize) + ") must be at least 1");
-    if (dtype != DType::F32 && dtype != DType::F16 && dtype != DType::Q8_0)
-        throw ConfigError(std::string("paged kv: blocks hold f32, f16 or q8_0 (int8), not ") + dtypeName(dtype));
+    if (dtype != DType::F32 && dtype != DType::F16 && dtype != DType::Q8_0 && dtype != DType::F8E4M3)
+        throw ConfigError(std::string("paged kv: blocks hold f32, f16, q8_0 (int8) or f8e4m3 (fp8), not ") + dtypeName(dtype));
 }
 
 Tensor& PagedKvStore::pool(const void* layer, std::int64_t rowWidth) {
@@ -197,6 +197,9 @@ void PagedKvStore::attend(Backend& be, const void* layer, const Tensor& x, const
     if (!full) throw BackendError("paged kv: every row of the forward is padded");
     // Gather each sequence's blocks into one padded (N, L, W) tensor in F32.
     Tensor keys = be.empty({n, longest, w});
+    // Rows shorter than the longest leave a padded tail; zeros there, so a kernel that loads a whole tile of keys
+    // before masking by length never meets uninitialised bits (a NaN pattern times a zero weight is NaN).
+    if (std::any_of(lengths.begin(), lengths.end(), [&](std::int32_t l) { return l != longest; })) be.fill(keys, 0.0f);
     Tensor flat = keys.view({n * longest, w});
     for (std::int64_t r = 0; r < n; ++r) {
         const PagedSequence& s = m_rows[static_cast<std::size_t>(r)];

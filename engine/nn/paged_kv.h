@@ -1,7 +1,8 @@
 // Paged KV memory for serving many sequences at once (PagedAttention's layout): a pool of fixed-size blocks per
 // attention layer, a block table per sequence, and an allocator with reference counts so that full prompt blocks
 // can be shared between requests by a hash of their content (prefix caching). Blocks hold each token's fused QKV
-// row (as the contiguous KvCache does) in F32, F16 or Q8_0 (INT8 with a scale per 32 values).
+// row (as the contiguous KvCache does) in F32, F16, Q8_0 (INT8 with a scale per 32 values) or FP8 E4M3 (unscaled,
+// saturating at +-448, as an FP8 KV cache with unit scales).
 #pragma once
 
 #include "engine/nn/kv_cache.h"

@@ -54,8 +54,11 @@ const Tolerance kTolerances[] = {
     {DType::I8, 0.0, "Saturating round-half-away conversion, identical in dtype.cpp and convert.cu: exact."},
     {DType::U8, 0.0, "Saturating round-half-away conversion, identical in dtype.cpp and convert.cu: exact."},
     {DType::F8E4M3, 0.0,
-     "Only filled and copied on the GPU today: the fill pattern is encoded once on the host, so the bytes are "
-     "identical. A kernel that rounds into f8 (3 mantissa bits) needs its own number here."},
+     "Filled (the pattern encoded once on the host) and converted from f32 by __nv_cvt_float_to_fp8 with "
+     "round-to-nearest-even and saturation, the rounding floatToFp8E4M3 implements: identical bytes."},
+    {DType::Q8_0, 0.0,
+     "f32 -> q8_0: d = max|x| / 127 rounded once to fp16, codes round(x * (1 / d)) with the same f32 d, half away "
+     "from zero, in quantizeRowQ8_0 and convert.cu alike: identical blocks; back, one product per value."},
 };
 
 // The row for dt, or nullptr: a dtype without a row fails the case (it is never taken as exact).
@@ -122,11 +125,13 @@ std::vector<OpCase> buildCases() {
                              return Outputs{out(be, "x", x)};
                          }});
 
-    // convert: f32 -> each type and back; the wide range exercises i8/u8 saturation
-    for (DType dt : {DType::F16, DType::BF16, DType::I32, DType::I8, DType::U8}) {
+    // convert: f32 -> each type and back; the wide range exercises i8/u8 saturation (and f8's, past 448). Q8_0
+    // and F8E4M3 are the paged KV blocks' formats (convert.cu's storage kernels, to and from f32 only).
+    for (DType dt : {DType::F16, DType::BF16, DType::I32, DType::I8, DType::U8, DType::Q8_0, DType::F8E4M3}) {
+        const float range = dt == DType::F8E4M3 ? 600.0f : 300.0f;
         cases.push_back({std::string("convert/f32->") + dtypeName(dt) + "/4096", Op::Convert, {DType::F32, dt},
-                         [dt](Backend& be, DType) {
-                             Tensor src = input(be, {4096}, DType::F32, 2, -300.0f, 300.0f);
+                         [dt, range](Backend& be, DType) {
+                             Tensor src = input(be, {4096}, DType::F32, 2, -range, range);
                              Tensor dst = be.empty({4096}, dt);
                              be.convert(src, dst);
                              return Outputs{out(be, "dst", dst)};

@@ -310,9 +310,10 @@ private slots:
         QVERIFY(hit > 0 && hit < lookup);
     }
 
-    // INT8 (Q8_0) blocks: the same stream still decodes, the pool takes 34 / 128 of the F32 bytes, and the
-    // teacher-forced loss read through the blocks stays within 1% of F32 blocks' on this model.
-    void int8BlocksAndTheirPerplexity() {
+    // INT8 (Q8_0) and FP8 (E4M3) blocks: the pool takes 34 / 128 and 32 / 128 of the F32 bytes, and the
+    // teacher-forced loss read through the blocks stays within 1% (INT8) and 5% (FP8, 4 significant bits and no
+    // scale) of F32 blocks' perplexity on this model.
+    void quantizedBlocksAndTheirPerplexity() {
         auto m = smallGpt();
         TextCorpus c;
         c.name = "t";
@@ -323,10 +324,10 @@ private slots:
         for (int i = 0; i < 8; ++i) idx[static_cast<std::size_t>(i)] = i;
         std::vector<std::int32_t> ids(8 * 24), labels(8 * 24);
         makeTokenBatch(windows, idx, ids.data(), labels.data());
-        double loss[2];
-        std::uint64_t bytes[2];
-        const DType kinds[2] = {DType::F32, DType::Q8_0};
-        for (int k = 0; k < 2; ++k) {
+        double loss[3];
+        std::uint64_t bytes[3];
+        const DType kinds[3] = {DType::F32, DType::Q8_0, DType::F8E4M3};
+        for (int k = 0; k < 3; ++k) {
             PagedKvStore store(*cpuBackend(), 6, 4, kinds[k]);
             ModelGenExecutor exec(*m, store);
             loss[k] = exec.windowLossNats(ids, labels, 8, 24,
@@ -335,11 +336,16 @@ private slots:
                                           });
             bytes[k] = store.bytes();
         }
+        qInfo("perplexity through f32 / int8 / fp8 blocks: %.6f / %.6f / %.6f", std::exp(loss[0]), std::exp(loss[1]),
+              std::exp(loss[2]));
         QVERIFY(std::isfinite(loss[0]) && loss[0] > 0);
         QVERIFY2(std::fabs(std::exp(loss[1]) / std::exp(loss[0]) - 1.0) < 0.01,
                  qPrintable(QString("%1 vs %2").arg(loss[1]).arg(loss[0])));
-        QVERIFY(loss[1] != loss[0]); // the blocks really are quantized
+        QVERIFY2(std::fabs(std::exp(loss[2]) / std::exp(loss[0]) - 1.0) < 0.05,
+                 qPrintable(QString("%1 vs %2").arg(loss[2]).arg(loss[0])));
+        QVERIFY(loss[1] != loss[0] && loss[2] != loss[0]); // the blocks really are quantized
         QCOMPARE(bytes[1] * 128, bytes[0] * 34);
+        QCOMPARE(bytes[2] * 128, bytes[0] * 32);
     }
 
     // The generation trace columns: read, and refused with file:line when a length is missing or zero.

@@ -239,6 +239,10 @@ OpTable CudaBackend::buildOpTable() {
     const auto convertible = {DType::F32, DType::F16, DType::BF16, DType::I32, DType::I8, DType::U8};
     for (DType from : convertible)
         for (DType to : convertible) t.add(OpDesc::convert(from, to));
+    for (DType storage : {DType::Q8_0, DType::F8E4M3}) { // paged KV blocks (convert.cu), to and from F32
+        t.add(OpDesc::convert(DType::F32, storage));
+        t.add(OpDesc::convert(storage, DType::F32));
+    }
     for (const auto& row : dtypeTable()) {
         t.add(OpDesc::uniform(Op::Copy, row.dtype)); // a byte copy: any format
         if (row.blockSize == 1) t.add(OpDesc::uniform(Op::Fill, row.dtype));

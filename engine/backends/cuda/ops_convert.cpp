@@ -4,6 +4,8 @@
 
 #include "engine/core/errors.h"
 
+#include <algorithm>
+
 namespace lathe::cuda {
 
 void CudaBackend::fill(Tensor& x, float value) {
@@ -15,6 +17,10 @@ void CudaBackend::convert(const Tensor& src, Tensor& dst) {
     begin(OpDesc::convert(src.dtype(), dst.dtype()), {&src, &dst});
     if (src.numel() != dst.numel())
         throw BackendError("convert: " + src.describe() + " and " + dst.describe() + " differ in element count");
+    const std::int64_t group = std::max(traits(src.dtype()).blockSize, traits(dst.dtype()).blockSize);
+    if (src.numel() % group != 0)
+        throw BackendError("convert: " + src.describe() + " -> " + dst.describe() +
+                           ": the element count is not a whole number of the format's blocks");
     if (src.dtype() == dst.dtype()) {
         copy(src, dst);
         return;

@@ -21,7 +21,7 @@ namespace lathe::serve {
 namespace {
 
 enum class OutputDist { Uniform, Exponential };
-enum class KvDType { F32, F16, Int8 };
+enum class KvDType { F32, F16, Int8, Fp8 };
 
 struct GenerateParams {
     ArrivalKind arrival = ArrivalKind::Poisson;
@@ -51,8 +51,24 @@ struct GenerateParams {
     std::int64_t evalWindows = 0;
 };
 
-DType storageOf(KvDType k) { return k == KvDType::Int8 ? DType::Q8_0 : k == KvDType::F16 ? DType::F16 : DType::F32; }
-const char* kvName(KvDType k) { return k == KvDType::Int8 ? "int8" : k == KvDType::F16 ? "f16" : "f32"; }
+DType storageOf(KvDType k) {
+    switch (k) {
+    case KvDType::F16: return DType::F16;
+    case KvDType::Int8: return DType::Q8_0;
+    case KvDType::Fp8: return DType::F8E4M3;
+    case KvDType::F32: break;
+    }
+    return DType::F32;
+}
+const char* kvName(KvDType k) {
+    switch (k) {
+    case KvDType::F16: return "f16";
+    case KvDType::Int8: return "int8";
+    case KvDType::Fp8: return "fp8";
+    case KvDType::F32: break;
+    }
+    return "f32";
+}
 
 // Widths of the fused QKV rows of every attention layer of an architecture: the `out` of the linear before it.
 void attentionWidths(const nlohmann::json& j, std::vector<std::int64_t>& out) {
@@ -417,8 +433,9 @@ void registerServeGenerate(StrategyRegistry& registry) {
     b.boolean("kv_paged", &P::kvPaged, true,
               "paged KV: blocks taken as a sequence grows; false: each sequence reserves the whole context on admission");
     b.integer("kv_block_size", &P::blockSize, 16, {.min = 1, .max = 4096, .unit = "tokens", .help = "tokens per KV block (divides the context)"});
-    b.choice("kv_dtype", &P::kvDtype, {{"f32", KvDType::F32}, {"f16", KvDType::F16}, {"int8", KvDType::Int8}}, KvDType::F32,
-             "storage of the KV blocks: f32, f16, or int8 with a scale per 32 values");
+    b.choice("kv_dtype", &P::kvDtype,
+             {{"f32", KvDType::F32}, {"f16", KvDType::F16}, {"int8", KvDType::Int8}, {"fp8", KvDType::Fp8}}, KvDType::F32,
+             "storage of the KV blocks: f32, f16, int8 with a scale per 32 values, or fp8 (E4M3, no scale, saturating at 448)");
     b.boolean("kv_prefix_cache", &P::prefixCache, false, "share full prompt blocks between requests by their content (paged only)");
     b.number("kv_budget_mib", &P::budgetMib, 0,
              {.min = 0, .unit = "MiB", .help = "KV memory (0: max_batch whole-context sequences); must hold one sequence"});
