@@ -19,7 +19,7 @@
 #include "engine/nn/model_edit.h"
 #include "engine/nn/quantized_linear.h"
 #include "engine/strategies/fuse/fuse_activation.h"
-#include "engine/nn/zoo.h"
+#include "engine/io/zoo.h"
 
 #include <nlohmann/json.hpp>
 

@@ -6,7 +6,7 @@
 #include "engine/core/errors.h"
 #include "engine/io/model_io.h"
 #include "engine/nn/generate.h"
-#include "engine/nn/zoo.h"
+#include "engine/io/zoo.h"
 
 #include <nlohmann/json.hpp>
 

@@ -7,7 +7,7 @@
 #include "engine/data/text_corpus.h"
 #include "engine/io/model_io.h"
 #include "engine/nn/trainer.h"
-#include "engine/nn/zoo.h"
+#include "engine/io/zoo.h"
 
 #include <nlohmann/json.hpp>
 

@@ -8,7 +8,7 @@
 #include "engine/experiment/search_spec.h"
 #include "engine/io/bert_model.h"
 #include "engine/io/model_io.h"
-#include "engine/nn/zoo.h"
+#include "engine/io/zoo.h"
 #include "engine/strategies/measure/measure_fields.h"
 #include "engine/strategies/train/training.h"
 

@@ -7,7 +7,7 @@
 #include "engine/io/bert_model.h"
 #include "engine/io/pretrained.h"
 #include "engine/io/safetensors.h"
-#include "engine/nn/zoo.h"
+#include "engine/io/zoo.h"
 
 #include <fstream>
 #include <set>

@@ -8,7 +8,7 @@
 #include "engine/core/rng.h"
 #include "engine/nn/model.h"
 #include "engine/nn/trainer.h"
-#include "engine/nn/zoo.h"
+#include "engine/io/zoo.h"
 #include "tests/support/mini_test.h"
 #include "tests/support/test_common.h"
 

@@ -5,7 +5,7 @@
 #include "engine/io/model_io.h"
 #include "engine/io/pretrained.h"
 #include "engine/io/safetensors.h"
-#include "engine/nn/zoo.h"
+#include "engine/io/zoo.h"
 #include "tests/support/test_support.h"
 
 #include <cstring>

@@ -5,7 +5,7 @@
 #include "engine/core/errors.h"
 #include "engine/experiment/runner.h"
 #include "engine/experiment/spec.h"
-#include "engine/nn/zoo.h"
+#include "engine/io/zoo.h"
 #include "engine/store/run_store.h"
 #include "tests/support/test_support.h"
 

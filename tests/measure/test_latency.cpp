@@ -7,7 +7,7 @@
 #include "engine/measure/latency.h"
 #include "engine/measure/memory.h"
 #include "engine/measure/model_measure.h"
-#include "engine/nn/zoo.h"
+#include "engine/io/zoo.h"
 #include "tests/support/test_support.h"
 
 #include <QtTest>

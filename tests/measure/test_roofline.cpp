@@ -6,7 +6,7 @@
 #include "engine/measure/flops.h"
 #include "engine/measure/roofline.h"
 #include "engine/nn/model.h"
-#include "engine/nn/zoo.h"
+#include "engine/io/zoo.h"
 #include "engine/store/run_store.h"
 #include "tests/support/mini_test.h"
 #include "tests/support/test_common.h"

@@ -3,7 +3,7 @@
 // `slow` so CI can leave it out (ctest -LE slow). Figures and timings: docs/benchmarks/training.md.
 #include "engine/backends/registry.h"
 #include "engine/nn/trainer.h"
-#include "engine/nn/zoo.h"
+#include "engine/io/zoo.h"
 #include "tests/support/test_support.h"
 
 #include <QtTest>

@@ -3,7 +3,7 @@
 #include "tests/support/test_support.h"
 
 #include "engine/data/dataset.h"
-#include "engine/nn/zoo.h"
+#include "engine/io/zoo.h"
 
 #include <QProcess>
 #include <QtTest>

@@ -8,7 +8,7 @@
 #include "engine/nn/generate.h"
 #include "engine/nn/trainer.h"
 #include "engine/nn/transformer.h"
-#include "engine/nn/zoo.h"
+#include "engine/io/zoo.h"
 #include "tests/support/test_support.h"
 
 #include <QtTest>

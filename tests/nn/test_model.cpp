@@ -8,7 +8,7 @@
 #include "engine/io/safetensors.h"
 #include "engine/nn/optim.h"
 #include "engine/nn/model.h"
-#include "engine/nn/zoo.h"
+#include "engine/io/zoo.h"
 #include "tests/support/test_support.h"
 
 #include <QtTest>

@@ -6,7 +6,7 @@
 #include "engine/backends/registry.h"
 #include "engine/data/dataset.h"
 #include "engine/nn/model.h"
-#include "engine/nn/zoo.h"
+#include "engine/io/zoo.h"
 #include "tests/support/test_support.h"
 
 #include <QProcess>

@@ -5,7 +5,7 @@
 #include "engine/core/errors.h"
 #include "engine/nn/optim.h"
 #include "engine/nn/trainer.h"
-#include "engine/nn/zoo.h"
+#include "engine/io/zoo.h"
 #include "tests/nn/band_dataset.h"
 #include "tests/support/test_support.h"
 

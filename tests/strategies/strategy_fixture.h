@@ -10,7 +10,7 @@
 #include "engine/measure/latency.h"
 #include "engine/nn/model_edit.h"
 #include "engine/store/run_store.h"
-#include "engine/nn/zoo.h"
+#include "engine/io/zoo.h"
 #include "engine/strategies/strategy.h"
 #include "tests/nn/band_dataset.h"
 #include "tests/support/test_support.h"

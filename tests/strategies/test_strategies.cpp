@@ -3,7 +3,7 @@
 // of smallest magnitude (per layer and globally) and reports them through the StepContext.
 #include "engine/backends/registry.h"
 #include "engine/core/errors.h"
-#include "engine/nn/zoo.h"
+#include "engine/io/zoo.h"
 #include "engine/strategies/strategy.h"
 #include "tests/strategies/strategy_fixture.h"
 

@@ -3,7 +3,7 @@
 
 #include "engine/backends/registry.h"
 #include "engine/data/dataset.h"
-#include "engine/nn/zoo.h"
+#include "engine/io/zoo.h"
 #include "engine/strategies/strategy.h"
 #include "ui/editor/schema_form.h"
 #include "ui/editor/step_list_editor.h"

@@ -11,7 +11,7 @@
 
 #include "engine/core/rng.h"
 #include "engine/io/model_io.h"
-#include "engine/nn/zoo.h"
+#include "engine/io/zoo.h"
 
 #include <algorithm>
 #include <memory>

@@ -1,6 +1,7 @@
-// The model zoo: the Fashion-MNIST baselines of the dataset paper's benchmark table and small students
-// for distillation, as architecture JSON.
-#include "engine/nn/zoo.h"
+// The model zoo: the Fashion-MNIST baselines of the dataset paper's benchmark table, small students for
+// distillation, the byte-level language models, and the pretrained models io/pretrained.h loads, as
+// architecture JSON (in io/, beside the architecture reader, since a pretrained entry's JSON comes from its files).
+#include "engine/io/zoo.h"
 
 #include "engine/core/errors.h"
 #include "engine/data/text_corpus.h"
