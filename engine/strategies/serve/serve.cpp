@@ -7,6 +7,7 @@
 #include "engine/strategies/serve/realtime.h"
 #include "engine/strategies/serve/serve_generate.h"
 #include "engine/strategies/serve/serve_stats.h"
+#include "engine/strategies/serve/stream_fields.h"
 #include "engine/strategies/strategy.h"
 
 #include <algorithm>
@@ -101,21 +102,12 @@ void addServeFields(SchemaBuilder<ServeParams>& b, bool withPolicy) {
 }
 
 StreamSettings streamOf(const ServeParams& p, const StepContext& ctx, double rate) {
-    StreamSettings s;
-    s.kind = p.arrival;
-    s.ratePerS = rate;
+    StreamSettings s = openStreamOf(p, ctx, rate);
     s.clients = p.clients;
     s.thinkMs = p.thinkMs;
-    s.cv = p.cv;
-    s.onMs = p.onMs;
-    s.offMs = p.offMs;
-    s.requests = p.requests;
-    s.durationS = p.durationS;
     s.samplesPerRequest = p.samplesPerRequest;
     s.priorityClasses = p.priorityClasses;
     s.highFraction = p.highFraction;
-    s.tracePath = p.trace.empty() || !ctx.resolvePath ? p.trace : ctx.resolvePath(p.trace);
-    s.seed = ctx.seed * 1000003ull + static_cast<std::uint64_t>(ctx.stepIndex);
     return s;
 }
 
@@ -352,17 +344,7 @@ private:
 
 // Checks validation can make before the run: a trace file's rows, the policy list.
 void checkStream(const ServeParams& p, ModelCheck& check) {
-    if (p.arrival == ArrivalKind::Trace) {
-        if (p.trace.empty()) {
-            check.issue("trace", "arrival \"trace\" needs a trace file");
-        } else {
-            try {
-                parseTraceFile(check.resolvePath ? check.resolvePath(p.trace) : p.trace, p.priorityClasses);
-            } catch (const ConfigError& e) {
-                check.issue("trace", e.what());
-            }
-        }
-    }
+    checkTraceField(p.arrival, p.trace, p.priorityClasses, check);
     if (p.classSloMs.size() > static_cast<std::size_t>(p.priorityClasses))
         check.issue("class_slo_ms", "expected at most " + std::to_string(p.priorityClasses) +
                                         " values (one per priority class), got " + std::to_string(p.classSloMs.size()));

@@ -10,6 +10,7 @@
 #include "engine/strategies/serve/generate_executor.h"
 #include "engine/strategies/registry.h"
 #include "engine/strategies/serve/serve_generate.h"
+#include "engine/strategies/serve/stream_fields.h"
 #include "engine/strategies/strategy.h"
 
 #include <algorithm>
@@ -111,16 +112,7 @@ std::vector<std::int32_t> windowIds(const Dataset& data, std::int64_t n, std::ve
 // prompts cut from the evaluated split's windows after an optional shared system prompt.
 std::vector<GenRequest> makeRequests(const GenerateParams& p, const StepContext& ctx, const Dataset& data,
                                      std::int64_t context) {
-    StreamSettings s;
-    s.kind = p.arrival;
-    s.ratePerS = p.ratePerS;
-    s.cv = p.cv;
-    s.onMs = p.onMs;
-    s.offMs = p.offMs;
-    s.requests = p.requests;
-    s.durationS = p.durationS;
-    s.tracePath = p.trace.empty() || !ctx.resolvePath ? p.trace : ctx.resolvePath(p.trace);
-    s.seed = ctx.seed * 1000003ull + static_cast<std::uint64_t>(ctx.stepIndex);
+    const StreamSettings s = openStreamOf(p, ctx, p.ratePerS);
     const std::vector<Arrival> arrivals = openLoopArrivals(s);
     const std::int64_t t = data.sampleSize();
     if (data.size() < 1 || data.sampleShape.size() != 1)
@@ -347,18 +339,7 @@ void checkGenerate(const GenerateParams& p, ModelCheck& check) {
     if (p.outputMin > p.outputMax)
         check.issue("output_tokens_min", "expected at most output_tokens_max (" + std::to_string(p.outputMax) + ")");
     if (p.prefixCache && !p.kvPaged) check.issue("kv_prefix_cache", "prefix caching shares blocks: it needs kv_paged true");
-    std::vector<Arrival> trace;
-    if (p.arrival == ArrivalKind::Trace) {
-        if (p.trace.empty()) {
-            check.issue("trace", "arrival \"trace\" needs a trace file");
-        } else {
-            try {
-                trace = parseTraceFile(check.resolvePath ? check.resolvePath(p.trace) : p.trace, 1);
-            } catch (const ConfigError& e) {
-                check.issue("trace", e.what());
-            }
-        }
-    }
+    const std::vector<Arrival> trace = checkTraceField(p.arrival, p.trace, 1, check);
     if (!check.model || check.model->input.size() != 1) return;
     const std::int64_t context = check.model->input[0];
     if (context % p.blockSize != 0)
