@@ -236,12 +236,7 @@ ServeLog runRealtime(const Workload& work, const PolicySettings& policySettings,
                 continue;
             }
             if (const auto lost = scheduler.arrive(r, r.arrivalMs)) {
-                RequestRecord rec;
-                rec.request = *lost;
-                rec.dropped = true;
-                rec.completeMs = t;
-                log.requests.push_back(rec);
-                if (observer.request) observer.request(rec);
+                recordDrop(log, observer, *lost, t);
                 answer(*lost);
             }
         }

@@ -100,6 +100,15 @@ public:
 
 } // namespace
 
+void recordDrop(ServeLog& log, const ServeObserver& observer, const ServeRequest& request, double tMs) {
+    RequestRecord rec;
+    rec.request = request;
+    rec.dropped = true;
+    rec.completeMs = tMs;
+    log.requests.push_back(rec);
+    if (observer.request) observer.request(rec);
+}
+
 const std::vector<std::pair<std::string, PolicyKind>>& policyNames() {
     static const std::vector<std::pair<std::string, PolicyKind>> names{{"none", PolicyKind::None},
                                                                        {"static", PolicyKind::Static},
@@ -308,12 +317,7 @@ ServeLog runVirtual(const Workload& work, const PolicySettings& policySettings, 
             const ServeRequest r = arrivals.top().second;
             arrivals.pop();
             if (const auto lost = scheduler.arrive(r, now)) {
-                RequestRecord rec;
-                rec.request = *lost;
-                rec.dropped = true;
-                rec.completeMs = now;
-                log.requests.push_back(rec);
-                if (observer.request) observer.request(rec);
+                recordDrop(log, observer, *lost, now);
                 if (work.closedLoop) issue(now + work.thinkMs, lost->client);
             }
         }

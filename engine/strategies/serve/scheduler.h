@@ -153,6 +153,9 @@ struct ServeObserver {
     std::function<void(const BatchRecord&)> batch;
 };
 
+// Logs a request the queue refused (dropped at time tMs) and tells the observer.
+void recordDrop(ServeLog& log, const ServeObserver& observer, const ServeRequest& request, double tMs);
+
 // The workload: open-loop arrivals, or (closed loop) `clients` clients each sending its next request
 // thinkMs after the answer to its last, until `requests` were sent or durationS passed.
 struct Workload {
