@@ -47,7 +47,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "FAIL ($case_name): stopped (signal or the ${deadline} s deadline)" >&2; exit 1' TERM INT
 # One-second sleeps, output to /dev/null: once killed it holds no pipe of CTest's and is gone in a second.
-( for ((i = 0; i < deadline; i++)); do sleep 1; done; kill -TERM $$ ) >/dev/null 2>&1 &
+# Bash runs the TERM trap only once the command it waits for has ended, so the watchdog also stops this
+# shell's other children (the program under test, a lathe-cli, a sleep): the trap runs at once and the
+# cleanup prints the daemons' logs and stops them, well before CTest's own timeout.
+(
+    for ((i = 0; i < deadline; i++)); do sleep 1; done
+    kill -TERM $$
+    for child in $(pgrep -P $$); do [[ $child != "$BASHPID" ]] && kill -TERM "$child"; done
+) >/dev/null 2>&1 &
 watchdog=$!
 
 export XDG_CACHE_HOME=$work/cache # baselines of these tests never mix with the user's
@@ -332,16 +339,21 @@ case_dry_run() {
 }
 
 # The window over a real Slurm: test_submissions_view's realSlurm case follows a sweep run one task at a
-# time, merges its finished shards midway from the window, and sees the merge job merge the rest.
+# time, merges its finished shards midway from the window, releases the tasks held back here, and sees
+# the merge job merge the rest. Tasks 2 and 3 are held from the start: the tasks take well under a second,
+# and a test that had to catch the window between two of them would depend on timing.
 case_window() {
     [[ -n ${LATHE_WINDOW_TEST:-} ]] || skip "LATHE_WINDOW_TEST (the test_submissions_view program) is not set"
     needs_data
     needs_cluster
-    local sub
+    local sub array
     sub=$(submit "$here/tiny_sweep.json" --max-parallel 1) || fail "submit"
     echo "$sub"
-    QT_QPA_PLATFORM=offscreen LATHE_SLURM_DB=$db "$LATHE_WINDOW_TEST" realSlurm || fail "the window over Slurm"
-    wait_jobs "$(json_field "$sub" array_job_id),$(json_field "$sub" merge_job_id)" || fail "the jobs did not finish"
+    array=$(json_field "$sub" array_job_id)
+    scontrol hold "${array}_[2-3]" || fail "scontrol hold ${array}_[2-3]"
+    QT_QPA_PLATFORM=offscreen LATHE_SLURM_DB=$db LATHE_SLURM_HELD="${array}_[2-3]" "$LATHE_WINDOW_TEST" realSlurm ||
+        fail "the window over Slurm"
+    wait_jobs "$array,$(json_field "$sub" merge_job_id)" || fail "the jobs did not finish"
     cat "$(json_field "$sub" workdir)/logs/merge.out"
 }
 

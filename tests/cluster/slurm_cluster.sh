@@ -114,15 +114,19 @@ CONF
     fi
 }
 
-# Stops the cluster once the shell that started it is gone (killed on a timeout, say).
+# Stops the cluster once the shell that started it is gone (killed on a timeout, say). Started from a
+# subshell that exits at once, so the guard is no child of that shell: CTest, on a timeout, kills the
+# test's whole process tree, and a guard inside it would die with the shell it guards.
 _cluster_guard() {
     local dir=$1 owner=$2
-    setsid bash -c '
-        while kill -0 "$1" 2>/dev/null; do sleep 1; done
-        source "$2"
-        cluster_stop "$3"
-    ' lathe-cluster-guard "$owner" "${BASH_SOURCE[0]}" "$dir" </dev/null >/dev/null 2>&1 &
-    echo "$!" >"$dir/guard.pid"
+    (
+        setsid bash -c '
+            while kill -0 "$1" 2>/dev/null; do sleep 1; done
+            source "$2"
+            cluster_stop "$3"
+        ' lathe-cluster-guard "$owner" "${BASH_SOURCE[0]}" "$dir" </dev/null >/dev/null 2>&1 &
+        echo "$!" >"$dir/guard.pid"
+    )
 }
 
 _cluster_kill_pidfile() { # FILE SIGNAL

@@ -17,6 +17,7 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QMenu>
+#include <QProcess>
 #include <QSignalSpy>
 #include <QTabWidget>
 #include <QTableView>
@@ -358,10 +359,14 @@ private slots:
         QVERIFY2(window.submissionsModel()->errorText(0).isEmpty(), qPrintable(window.submissionsModel()->errorText(0)));
         QCOMPARE(cell(window, SubmissionsModel::Tasks), QStringLiteral("4"));
 
-        // Midway: a task done, one running, the others waiting their turn (%1).
-        QTRY_VERIFY_WITH_TIMEOUT(cell(window, SubmissionsModel::Done).toInt() >= 1 &&
-                                     cell(window, SubmissionsModel::Running) == QStringLiteral("1"),
-                                 120000);
+        // Midway: tasks 0 and 1 done, 2 and 3 held back by the script (LATHE_SLURM_HELD) so this moment is
+        // certain however fast the tasks run.
+        const QString held = qEnvironmentVariable("LATHE_SLURM_HELD");
+        QVERIFY2(!held.isEmpty(), "LATHE_SLURM_HELD (the held array tasks) is not set");
+        QTRY_VERIFY_WITH_TIMEOUT(cell(window, SubmissionsModel::Done) == QStringLiteral("2") &&
+                                     cell(window, SubmissionsModel::Pending) == QStringLiteral("2") &&
+                                     cell(window, SubmissionsModel::Running) == QStringLiteral("0"),
+                                 40000);
         QVERIFY2(window.submissionsModel()->errorText(0).isEmpty(), qPrintable(window.submissionsModel()->errorText(0)));
         const QStringList shards = window.submissionsView()->finishedShards(0);
         QVERIFY(!shards.isEmpty());
@@ -377,8 +382,10 @@ private slots:
               qPrintable(cell(window, SubmissionsModel::Pending)), qPrintable(cell(window, SubmissionsModel::Running)),
               qPrintable(cell(window, SubmissionsModel::Done)));
 
-        // The end: every task done, the merge job has merged the rest (skipping what was merged already).
-        QTRY_COMPARE_WITH_TIMEOUT(cell(window, SubmissionsModel::State), QStringLiteral("finished"), 150000);
+        // The end: the held tasks released, every task done, the merge job has merged the rest (skipping
+        // what was merged already).
+        QCOMPARE(QProcess::execute(QStringLiteral("scontrol"), {QStringLiteral("release"), held}), 0);
+        QTRY_COMPARE_WITH_TIMEOUT(cell(window, SubmissionsModel::State), QStringLiteral("finished"), 40000);
         QTRY_COMPARE_WITH_TIMEOUT(cell(window, SubmissionsModel::Merged), QStringLiteral("4"), 20000);
         QCOMPARE(cell(window, SubmissionsModel::Done), QStringLiteral("4"));
         QCOMPARE(cell(window, SubmissionsModel::Failed), QStringLiteral("0"));
