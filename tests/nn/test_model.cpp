@@ -67,8 +67,16 @@ private slots:
 
 void TestModel::architectureRoundTrip_data() {
     QTest::addColumn<QString>("architecture");
-    for (const auto& name : zooNames())
+    for (const auto& name : zooNames()) {
+        // A pretrained model's architecture is read from its installed files: left out when not installed.
+        const auto pretrained = std::find_if(pretrainedModels().begin(), pretrainedModels().end(),
+                                             [&](const PretrainedInfo& p) { return p.name == name; });
+        if (pretrained != pretrainedModels().end() && !pretrainedInstalled(*pretrained)) {
+            qInfo("%s is not installed: its architecture is not round-tripped", name.c_str());
+            continue;
+        }
         QTest::newRow(name.c_str()) << QString::fromStdString(zooArchitecture(name).dump());
+    }
     QTest::newRow("all-layers") << QString(kAllLayers);
 }
 
