@@ -494,6 +494,7 @@ SearchResult SearchRunner::run(const ExperimentSpec& spec, const nlohmann::json&
 
     search::TpeOptions tpe;
     tpe.startupTrials = ss.startupTrials;
+    tpe.multivariate = ss.multivariate;
     auto sampler = search::makeSampler(ss.algorithm, tpe);
     const std::uint64_t seed = ss.seed.value_or(spec.seed);
     const double startMs = steadyClockMs();

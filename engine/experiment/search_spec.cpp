@@ -17,7 +17,7 @@ using json = nlohmann::json;
 using Issues = std::vector<ValidationIssue>;
 
 const std::vector<std::string> kSearchKeys{"algorithm", "objectives", "constraints", "space", "budget",
-                                           "seed", "startup_trials", "warm_start", "halving"};
+                                           "seed", "startup_trials", "multivariate", "warm_start", "halving"};
 
 void unknownKeys(const json& obj, const std::string& ptr, const std::vector<std::string>& known, Issues& issues) {
     for (const auto& [key, value] : obj.items())
@@ -283,6 +283,10 @@ void parseInto(const json& sec, const std::string& ptr, Issues& issues, SearchSp
         const json& s = sec.at("startup_trials");
         if (s.is_number_integer() && s.get<std::int64_t>() >= 1 && s.get<std::int64_t>() <= 1000) out.startupTrials = s.get<int>();
         else issues.push_back({jsonPointerChild(ptr, "startup_trials"), "expected an integer in [1, 1000], got " + describeJson(s)});
+    }
+    if (sec.contains("multivariate")) {
+        if (sec.at("multivariate").is_boolean()) out.multivariate = sec.at("multivariate").get<bool>();
+        else issues.push_back({jsonPointerChild(ptr, "multivariate"), "expected true or false, got " + describeJson(sec.at("multivariate"))});
     }
     if (sec.contains("warm_start")) {
         if (sec.at("warm_start").is_boolean()) out.warmStart = sec.at("warm_start").get<bool>();

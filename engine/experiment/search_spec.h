@@ -59,6 +59,7 @@ struct SearchSpec {
     double wallS = 0;              // 0: no limit
     std::optional<std::uint64_t> seed; // absent: the experiment's seed
     int startupTrials = 10;
+    bool multivariate = true;      // TPE / MOTPE: one joint estimator over whole chains (false: per field)
     bool warmStart = true;
     std::optional<SearchHalving> halving;
 };

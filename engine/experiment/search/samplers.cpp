@@ -1,7 +1,8 @@
 // Random and TPE samplers, Pareto ranking. TPE follows Optuna's independent sampler: per dimension, a
 // Parzen estimator (truncated Gaussians; bandwidth from the neighbours' gaps) over the good trials, l(x),
 // and one over the rest, g(x), each with a uniform prior component; candidates drawn from l, the best l/g
-// kept. Dimensions that a trial did not have (conditional fields) use only the trials that had them.
+// kept. Dimensions that a trial did not have (conditional fields) use only the trials that had them. The
+// multivariate variant (JointParzen below) models whole points instead.
 #include "engine/experiment/search/samplers.h"
 
 #include <algorithm>
@@ -42,6 +43,22 @@ double fromInternal(const Dimension& d, double u) {
     return std::clamp(v, d.low, d.high);
 }
 
+// The log density of a Gaussian (mu, sigma) truncated to the range, at x.
+double truncatedNormalLogPdf(double x, double mu, double sigma, Interval r) {
+    const double z = (x - mu) / sigma;
+    const double mass = normalCdf((r.high - mu) / sigma) - normalCdf((r.low - mu) / sigma);
+    return -0.5 * z * z - std::log(sigma * std::sqrt(2 * kPi) * std::max(mass, 1e-300));
+}
+
+// A draw from that truncated Gaussian (rejection; mu clamped into the range after 64 misses).
+double truncatedNormalSample(double mu, double sigma, Interval r, Rng& rng) {
+    for (int tries = 0; tries < 64; ++tries) {
+        const double x = mu + sigma * static_cast<double>(rng.normal());
+        if (x >= r.low && x <= r.high) return x;
+    }
+    return std::clamp(mu, r.low, r.high);
+}
+
 // A mixture of truncated Gaussians on [low, high] with equal weights plus a prior component.
 struct Parzen {
     std::vector<double> mu, sigma, weight;
@@ -76,11 +93,7 @@ struct Parzen {
 
     double logPdf(double x) const {
         double p = 0;
-        for (std::size_t i = 0; i < mu.size(); ++i) {
-            const double z = (x - mu[i]) / sigma[i];
-            const double mass = normalCdf((range.high - mu[i]) / sigma[i]) - normalCdf((range.low - mu[i]) / sigma[i]);
-            p += weight[i] * std::exp(-0.5 * z * z) / (sigma[i] * std::sqrt(2 * kPi) * std::max(mass, 1e-300));
-        }
+        for (std::size_t i = 0; i < mu.size(); ++i) p += weight[i] * std::exp(truncatedNormalLogPdf(x, mu[i], sigma[i], range));
         return std::log(std::max(p, 1e-300));
     }
 
@@ -91,11 +104,7 @@ struct Parzen {
             acc += weight[i];
             if (u < acc) break;
         }
-        for (int tries = 0; tries < 64; ++tries) {
-            const double x = mu[i] + sigma[i] * static_cast<double>(rng.normal());
-            if (x >= range.low && x <= range.high) return x;
-        }
-        return std::clamp(mu[i], range.low, range.high);
+        return truncatedNormalSample(mu[i], sigma[i], range, rng);
     }
 };
 
@@ -113,6 +122,108 @@ std::vector<double> categoricalLogP(const std::vector<double>& values, std::size
     for (double& x : w) x = std::log(x / total);
     return w;
 }
+
+// Multivariate TPE (Falkner et al. 2018; Optuna's multivariate sampler): one estimator over whole points
+// instead of one per dimension, so that values which are good together (a low-rank energy with a finetune
+// after it) are drawn together. Each trial of the group is a kernel, the product over the dimensions of a
+// truncated Gaussian (its bandwidth from the neighbours' gaps, as in the independent estimator) or, for a
+// categorical, its own value with weight 1 and the others sharing kCategoricalSmoothing; a dimension the
+// trial did not have contributes the uniform prior. A uniform component of weight priorWeight completes the
+// mixture. Only the dimensions active in the point scored enter its density, the same ones in l and g.
+constexpr double kCategoricalSmoothing = 0.5;
+
+class JointParzen {
+public:
+    JointParzen(const Space& space, std::vector<const Point*> members, double priorWeight)
+        : m_space(space), m_members(std::move(members)), m_priorWeight(priorWeight),
+          m_sigma(space.size(), std::vector<double>(m_members.size(), 0.0)) {
+        for (std::size_t d = 0; d < space.size(); ++d) {
+            const Dimension& dim = space.dims()[d];
+            if (dim.kind == DimKind::Categorical) continue;
+            std::vector<double> values;
+            std::vector<std::size_t> who;
+            for (std::size_t m = 0; m < m_members.size(); ++m) {
+                const Point& p = *m_members[m];
+                if (d < p.size() && isActive(p[d])) {
+                    values.push_back(toInternal(dim, p[d]));
+                    who.push_back(m);
+                }
+            }
+            const Parzen bandwidths(values, internalRange(dim), priorWeight);
+            for (std::size_t k = 0; k < who.size(); ++k) m_sigma[d][who[k]] = bandwidths.sigma[k];
+        }
+    }
+
+    double logPdf(const Point& x) const {
+        std::vector<double> terms;
+        terms.reserve(m_members.size() + 1);
+        double prior = std::log(m_priorWeight);
+        for (std::size_t d = 0; d < x.size(); ++d)
+            if (isActive(x[d])) prior += logUniform(d);
+        terms.push_back(prior);
+        for (std::size_t m = 0; m < m_members.size(); ++m) {
+            double t = 0;
+            for (std::size_t d = 0; d < x.size(); ++d)
+                if (isActive(x[d])) t += logKernel(d, m, x[d]);
+            terms.push_back(t);
+        }
+        const double top = *std::max_element(terms.begin(), terms.end());
+        double sum = 0;
+        for (double t : terms) sum += std::exp(t - top);
+        return top + std::log(sum) - std::log(static_cast<double>(m_members.size()) + m_priorWeight);
+    }
+
+    Point sample(Rng& rng) const {
+        // The component: a member with weight 1 each, or the prior.
+        const double total = static_cast<double>(m_members.size()) + m_priorWeight;
+        const double u = uniform01(rng) * total;
+        const std::size_t c = u < static_cast<double>(m_members.size()) ? static_cast<std::size_t>(u) : m_members.size();
+        Point x(m_space.size(), inactive());
+        for (std::size_t d = 0; d < m_space.size(); ++d) {
+            if (!m_space.active(d, x)) continue;
+            const Dimension& dim = m_space.dims()[d];
+            const bool own = c < m_members.size() && d < m_members[c]->size() && isActive((*m_members[c])[d]);
+            if (!own) {
+                x[d] = sampleDimension(dim, rng);
+                continue;
+            }
+            const double center = (*m_members[c])[d];
+            if (dim.kind == DimKind::Categorical) {
+                // Its own value with probability 1 / (1 + s), else any value uniformly: the kernel's law.
+                x[d] = uniform01(rng) < 1.0 / (1.0 + kCategoricalSmoothing) ? center
+                                                                             : static_cast<double>(rng.below(dim.choices.size()));
+                continue;
+            }
+            x[d] = fromInternal(dim, truncatedNormalSample(toInternal(dim, center), m_sigma[d][c], internalRange(dim), rng));
+        }
+        return m_space.normalize(x);
+    }
+
+private:
+    double logUniform(std::size_t d) const {
+        const Dimension& dim = m_space.dims()[d];
+        if (dim.kind == DimKind::Categorical) return -std::log(static_cast<double>(dim.choices.size()));
+        const Interval r = internalRange(dim);
+        return -std::log(std::max(r.high - r.low, 1e-12));
+    }
+
+    double logKernel(std::size_t d, std::size_t m, double value) const {
+        const Point& p = *m_members[m];
+        if (d >= p.size() || !isActive(p[d])) return logUniform(d);
+        const Dimension& dim = m_space.dims()[d];
+        if (dim.kind == DimKind::Categorical) {
+            const double k = static_cast<double>(dim.choices.size());
+            const double same = value == p[d] ? 1.0 : 0.0;
+            return std::log((same + kCategoricalSmoothing / k) / (1.0 + kCategoricalSmoothing));
+        }
+        return truncatedNormalLogPdf(toInternal(dim, value), toInternal(dim, p[d]), m_sigma[d][m], internalRange(dim));
+    }
+
+    const Space& m_space;
+    std::vector<const Point*> m_members;
+    double m_priorWeight;
+    std::vector<std::vector<double>> m_sigma; // [dimension][member]: a real dimension's kernel bandwidth
+};
 
 } // namespace
 
@@ -257,6 +368,23 @@ Point TpeSampler::suggest(const Space& space, const std::vector<Observation>& hi
     for (std::size_t k = 0; k < nGood && k < order.size(); ++k)
         // A good trial must be feasible and have succeeded; when none is, the least violating ones lead.
         if (!failed(history[order[k]])) isGood[order[k]] = 1;
+
+    if (m_options.multivariate) {
+        std::vector<const Point*> good, bad;
+        for (std::size_t t = 0; t < history.size(); ++t) (isGood[t] ? good : bad).push_back(&history[t].point);
+        const JointParzen l(space, std::move(good), m_options.priorWeight), g(space, std::move(bad), m_options.priorWeight);
+        Point chosen;
+        double best = -1e300;
+        for (int c = 0; c < m_options.candidates; ++c) {
+            Point x = l.sample(rng);
+            const double score = l.logPdf(x) - g.logPdf(x);
+            if (chosen.empty() || score > best) {
+                best = score;
+                chosen = std::move(x);
+            }
+        }
+        return chosen;
+    }
 
     Point p(space.size(), inactive());
     for (std::size_t i = 0; i < space.size(); ++i) {

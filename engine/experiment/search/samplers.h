@@ -1,6 +1,7 @@
 // Samplers of a search: random search (the baseline), TPE (tree-structured Parzen estimator, Bergstra et
-// al. 2011, independent per dimension as Optuna's default, constraint-aware as c-TPE: infeasible trials
-// always count as bad), and its multi-objective variant (MOTPE-style: the good group chosen by
+// al. 2011, independent per dimension as Optuna's default or, with `multivariate`, one joint estimator over
+// whole points as Falkner et al. 2018; constraint-aware as c-TPE: infeasible trials always count as bad),
+// and its multi-objective variant (MOTPE-style: the good group chosen by
 // non-dominated rank, ties by crowding distance as NSGA-II). Every objective is minimised.
 #pragma once
 
@@ -59,6 +60,7 @@ struct TpeOptions {
     double gamma = 0.25;      // fraction of observations in the good group (hyperopt's default) ...
     int maxGood = 25;         // ... at most this many
     double priorWeight = 1.0; // weight of the uniform prior component in each estimator
+    bool multivariate = false; // one joint estimator over whole points instead of one per dimension
 };
 
 // Single objective (objectives[0]) or, with several, the MOTPE-style split. The same class serves both:
