@@ -157,10 +157,26 @@ std::int64_t prepareTaskShard(RunStore& store, const std::string& experimentUuid
 }
 
 
+// Where plan N's winner goes when a sweep runs several searches: --out with ".N" before its extension
+// (best.json -> best.2.json), else <experiment name>.N.best.json in the current folder.
+std::string planOutputPath(const std::string& out, const ExperimentSpec& spec, int planIndex) {
+    const std::string n = std::to_string(planIndex);
+    if (out.empty()) {
+        // The plan's name carries its label in brackets; the file is named after the experiment.
+        const std::string name = spec.name.substr(0, spec.name.find(" ["));
+        return name + "." + n + ".best.json";
+    }
+    const auto slash = out.find_last_of('/');
+    const auto dot = out.find_last_of('.');
+    if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return out + "." + n;
+    return out.substr(0, dot) + "." + n + out.substr(dot);
+}
+
 // An experiment with a `search` section: one line per trial, then the winner, why it won, and the winner
-// written as a plain experiment file (--out, default <name>.best.json in the current folder).
+// written as a plain experiment file (--out, default <name>.best.json in the current folder). planIndex
+// >= 0: one of several searches of a sweep (the file name gets the plan's index).
 int runSearch(const Args& args, const ExperimentSpec& spec, const json& doc, RunStore& store,
-              const RunnerOptions& options, ProgressLine& progress) {
+              const RunnerOptions& options, ProgressLine& progress, int planIndex) {
     const bool jsonOut = args.flag("--json");
     const SearchSpec ss = parseSearchSection(spec.search, spec.sourceName);
     SearchEvents events;
@@ -207,8 +223,10 @@ int runSearch(const Args& args, const ExperimentSpec& spec, const json& doc, Run
         result = runner.run(spec, doc, events, cancelFlag());
     }
     progress.clear();
+    // One winner file per search: with several plans, each plan's index goes before the extension.
     std::string outFile = args.value("--out", "");
-    if (outFile.empty()) outFile = spec.name + ".best.json";
+    if (planIndex >= 0) outFile = planOutputPath(outFile, spec, planIndex);
+    else if (outFile.empty()) outFile = spec.name + ".best.json";
     if (!result.winner.is_null()) {
         std::ofstream out(outFile);
         if (!out) throw ConfigError("cannot write " + outFile);
@@ -291,7 +309,19 @@ int runRun(const std::vector<std::string>& argv) {
     }
 
     ProgressLine progress(stdoutIsTerminal() && ::isatty(STDERR_FILENO) == 1);
-    if (!spec.search.is_null()) return runSearch(args, spec, doc, store, options, progress);
+    if (!spec.search.is_null()) {
+        // A sweep beside the search: one search per plan (only plan N with --plan N), each resumable alone.
+        int status = kExitOk;
+        for (const RunPlan& plan : plans) {
+            if (onlyPlan >= 0 && plan.index != onlyPlan) continue;
+            if (plan.total > 1)
+                std::cerr << "lathe-cli run: search " << plan.index + 1 << " of " << plan.total << ": " << plan.label << "\n";
+            const int rc = runSearch(args, plan.spec, plan.resolved, store, options, progress, plan.total > 1 ? plan.index : -1);
+            if (rc == kExitCancelled) return rc;
+            if (rc != kExitOk) status = rc;
+        }
+        return status;
+    }
     int currentRun = 0;
     RunnerEvents events;
     events.log = [&](LogLevel level, const std::string& msg) {
@@ -354,8 +384,10 @@ int runValidate(const std::vector<std::string>& argv) {
             const ExperimentSpec spec = loadExperimentFile(file);
             const auto plans = expandSweep(spec, readJsonFile(file));
             if (!spec.search.is_null())
-                std::cout << (several ? file + ": " : "") << "ok: a search of up to "
-                          << parseSearchSection(spec.search, file).trials << " trial(s)\n";
+                std::cout << (several ? file + ": " : "") << "ok: "
+                          << (plans.size() > 1 ? std::to_string(plans.size()) + " searches" : std::string("a search"))
+                          << " of up to " << parseSearchSection(spec.search, file).trials << " trial(s)"
+                          << (plans.size() > 1 ? " each\n" : "\n");
             else
                 std::cout << (several ? file + ": " : "") << "ok: " << plans.size() << " plan(s)\n";
         } catch (const ConfigError& e) {

@@ -69,10 +69,15 @@ void EngineWorker::startRun(const QString& docJson, const QString& sourcePath, c
 
         if (!spec.search.is_null()) {
             // A search: every trial is a run with these events; the search's own run is stored beside them.
-            emit experimentStarted(qs(spec.name), parseSearchSection(spec.search, source).trials);
+            // A sweep beside it runs one search per plan, one after the other.
+            const std::vector<RunPlan> plans = expandSweep(spec, doc);
+            emit experimentStarted(qs(spec.name), parseSearchSection(spec.search, source).trials * static_cast<int>(plans.size()));
             SearchEvents searchEvents;
             searchEvents.run = events;
-            SearchRunner(store(), options).run(spec, doc, searchEvents, m_cancel);
+            for (const RunPlan& plan : plans) {
+                if (m_cancel.load(std::memory_order_relaxed)) break;
+                SearchRunner(store(), options).run(plan.spec, plan.resolved, searchEvents, m_cancel);
+            }
             emit experimentFinished(m_cancel.load(std::memory_order_relaxed), {});
             return;
         }

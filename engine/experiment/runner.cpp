@@ -59,28 +59,6 @@ std::string strategyChain(const ExperimentSpec& spec) {
     return chain.empty() ? "measure" : chain;
 }
 
-// "steps[0].params.sparsity=0.5, seed=1" -> "sparsity=0.5, seed=1" (the last path segment).
-std::string shortLabel(const std::string& label) {
-    std::string out, part;
-    auto flush = [&] {
-        const auto eq = part.find('=');
-        std::string path = part.substr(0, eq);
-        const auto dot = path.rfind('.');
-        if (dot != std::string::npos) path = path.substr(dot + 1);
-        out += (out.empty() ? "" : ", ") + path + (eq == std::string::npos ? "" : part.substr(eq));
-        part.clear();
-    };
-    for (std::size_t i = 0; i < label.size(); ++i) {
-        if (label.compare(i, 2, ", ") == 0) {
-            flush();
-            ++i;
-        } else {
-            part += label[i];
-        }
-    }
-    if (!part.empty()) flush();
-    return out;
-}
 
 std::vector<std::string> datasetFiles(const DatasetSplits& d) {
     std::vector<std::string> files = d.train.sourceFiles;
@@ -377,7 +355,7 @@ std::vector<RunOutcome> Runner::run(const ExperimentSpec& spec, const nlohmann::
 
         NewRun nr;
         nr.experimentId = experimentId;
-        nr.name = ps.name + (plan.label.empty() ? "" : " [" + shortLabel(plan.label) + "]");
+        nr.name = ps.name + (plan.label.empty() ? "" : " [" + shortPlanLabel(plan.label) + "]");
         nr.model = !ps.model.zoo.empty() ? ps.model.zoo : ps.model.path;
         nr.dataset = ps.dataset.name + "/" + ps.dataset.split +
                      (ps.dataset.limit > 0 ? " (first " + std::to_string(ps.dataset.limit) + ")" : "");

@@ -487,9 +487,6 @@ void parseDocument(const json& doc, const ParseOptions& opt, Issues& issues, Exp
         const auto found = validateSearchSection(doc.at("search"), "/search");
         issues.insert(issues.end(), found.begin(), found.end());
         if (found.empty()) spec.search = doc.at("search");
-        if (doc.contains("sweep"))
-            issues.push_back({"/search", "an experiment has either a \"search\" or a \"sweep\", not both (the search "
-                                         "chooses the values a sweep would list)"});
     }
     if (doc.contains("sweep")) {
         if (doc.at("sweep").is_object()) spec.sweep = doc.at("sweep");
@@ -647,12 +644,33 @@ nlohmann::json toJson(const ExperimentSpec& spec) {
 
 // ---------------------------------------------------------------- sweep expansion
 
+std::string shortPlanLabel(const std::string& label) {
+    std::string out, part;
+    auto flush = [&] {
+        const auto eq = part.find('=');
+        std::string path = part.substr(0, eq);
+        const auto dot = path.rfind('.');
+        if (dot != std::string::npos) path = path.substr(dot + 1);
+        out += (out.empty() ? "" : ", ") + path + (eq == std::string::npos ? "" : part.substr(eq));
+        part.clear();
+    };
+    for (std::size_t i = 0; i < label.size(); ++i) {
+        if (label.compare(i, 2, ", ") == 0) {
+            flush();
+            ++i;
+        } else {
+            part += label[i];
+        }
+    }
+    if (!part.empty()) flush();
+    return out;
+}
+
 std::vector<RunPlan> expandSweep(const ExperimentSpec& spec, const nlohmann::json& doc) {
     json base = doc;
-    if (base.is_object()) {
-        base.erase("sweep");
-        base.erase("search"); // a plan is one run; the search builds its trials from the plain part
-    }
+    // A search stays in every plan (a sweep beside a search is one search per plan, and its paths may
+    // address the search itself, e.g. "search.seed"); the search builds its trials from the plain part.
+    if (base.is_object()) base.erase("sweep");
     const json sweep = doc.is_object() && doc.contains("sweep") ? doc.at("sweep") : json::object();
 
     struct Axis {
@@ -701,6 +719,10 @@ std::vector<RunPlan> expandSweep(const ExperimentSpec& spec, const nlohmann::jso
             if (!plan.label.empty()) plan.label += ", ";
             plan.label += axes[a].path + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
         }
+        // One search per plan: its run and trials are named after the plan, as a sweep's runs are.
+        if (plan.resolved.contains("search") && !plan.label.empty() && plan.resolved.contains("name") &&
+            plan.resolved.at("name").is_string())
+            plan.resolved["name"] = plan.resolved.at("name").get<std::string>() + " [" + shortPlanLabel(plan.label) + "]";
         plan.spec = parseExperiment(plan.resolved, spec.sourceName);
         plan.spec.sweep = json::object();
         plans.push_back(std::move(plan));

@@ -92,12 +92,15 @@ struct RunPlan {
     int index = 0;             // 0-based within the sweep
     int total = 1;
     std::string label;         // "steps[0].params.sparsity=0.5" ("" without a sweep)
-    nlohmann::json resolved;   // the experiment JSON with the sweep values applied and no sweep key
+    nlohmann::json resolved;   // the experiment JSON with the sweep values applied and no sweep key (a search kept)
     ExperimentSpec spec;       // parsed from resolved
 };
 
 // The cartesian product of the sweep axes, in file order; a spec without a sweep gives one plan.
-// Throws ConfigError for a path that addresses nothing.
+// Throws ConfigError for a path that addresses nothing. A search stays in every plan (one search per
+// plan; the sweep's paths may address it, e.g. "search.seed"), the plan's name then carrying its label.
 std::vector<RunPlan> expandSweep(const ExperimentSpec& spec, const nlohmann::json& doc);
+// "steps[0].params.sparsity=0.5, seed=1" -> "sparsity=0.5, seed=1" (the last path segment).
+std::string shortPlanLabel(const std::string& label);
 
 } // namespace lathe

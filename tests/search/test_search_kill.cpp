@@ -1,7 +1,9 @@
 // A search killed with SIGKILL in the middle of a trial resumes (issue 18): `lathe-cli run` on the same file
 // finds the search's run, counts the trials that finished before the kill, runs only the rest, and stores
-// no configuration twice. Qt-free: the CLI is spawned with fork/exec (tests/store/child_process.h).
+// no configuration twice; a sweep beside a search runs one search per plan and writes one winner file each.
+// Qt-free: the CLI is spawned with fork/exec (tests/store/child_process.h).
 #include "engine/experiment/search_runner.h"
+#include "engine/experiment/spec.h"
 #include "engine/store/run_store.h"
 #include "tests/store/child_process.h"
 #include "tests/search/search_fixture.h"
@@ -80,6 +82,52 @@ TEST_CASE(aKilledSearchResumesWithoutRerunningFinishedTrials) {
     for (const auto& run : store.listRuns({}))
         interrupted += run.status == run_status::kInterrupted && run.strategyChain != "search" ? 1 : 0;
     CHECK(interrupted <= 1);
+}
+
+TEST_CASE(aSweepOfSearchesWritesOneWinnerPerPlan) {
+    if (!test::haveFashionMnist()) SKIP(test::missingFashionMnistReason());
+    const std::string dir = test::tempDir();
+    const std::string file = dir + "/two.json", db = dir + "/runs.sqlite", cache = dir + "/cache";
+    json doc = test::tinySearchBase("two-searches");
+    doc.update(json::parse(R"({
+        "search": {
+            "algorithm": "random",
+            "objectives": [{"minimize": "model_bytes"}],
+            "space": [{"optional": true, "strategy": "prune.structured", "params": {"ratio": {"min": 0.1, "max": 0.9}}}],
+            "budget": {"trials": 2}
+        },
+        "sweep": {"search.seed": [1, 2]}
+    })"));
+    std::ofstream(file) << doc.dump(2);
+    test::ChildProcess cli({LATHE_CLI, "run", file, "--db", db, "--cache-dir", cache, "--json", "--out", dir + "/best.json"});
+    std::vector<std::string> lines;
+    while (cli.readLines(lines, 60000)) {
+    }
+    const int status = cli.wait();
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    std::set<std::int64_t> searches;
+    std::set<std::string> winners;
+    for (const auto& l : lines)
+        if (l.find("\"search_run_id\"") != std::string::npos) {
+            const json j = json::parse(l);
+            searches.insert(j.at("search_run_id").get<std::int64_t>());
+            winners.insert(j.at("winner_file").get<std::string>());
+        }
+    CHECK_EQ(searches.size(), std::size_t{2});
+    CHECK(winners == (std::set<std::string>{dir + "/best.0.json", dir + "/best.1.json"}));
+    for (const auto& w : winners) {
+        std::ifstream in(w);
+        REQUIRE_MSG(in.good(), "no winner file " + w);
+        const json winner = json::parse(in);
+        CHECK(!winner.contains("search"));
+        CHECK(validateExperiment(winner).empty());
+    }
+    RunStore store(db);
+    for (const std::int64_t id : searches) {
+        const auto run = store.run(id);
+        REQUIRE(run.has_value());
+        CHECK_MSG(run->name.find("two-searches [seed=") == 0, run->name);
+    }
 }
 
 MINI_TEST_MAIN()

@@ -1,5 +1,6 @@
 // SearchRunner end to end on the CPU with Fashion-MNIST subsets (issue 18): the `search` section's
-// validation errors at their pointers; trials stored as runs under the search's run; a cancelled search
+// validation errors at their pointers; a sweep beside a search (one search per plan); trials stored as runs
+// under the search's run; a cancelled search
 // resumes without re-running its finished trials; identical configurations looked up; warm start from a
 // plain run of the same baseline; an infeasible constraint reported with the closest trials; the winner
 // written as an experiment file that validates. Qt-free (tests/support/mini_test.h).
@@ -128,15 +129,50 @@ TEST_CASE(badSearchSectionsAreRefusedAtTheirPointers) {
     doc["search"]["space"][0]["params"]["lr"] = json::parse(R"({"min": 0.1})");
     CHECK(hasIssue(doc, "/search/space/0/params/lr", "unknown key"));
 
+    // A sweep beside a search may address the search; a value it puts there is checked like the rest.
     doc = searchExperiment(4);
-    doc["sweep"] = json::parse(R"({"seed": [1, 2]})");
-    CHECK(hasIssue(doc, "/search", "not both"));
+    doc["sweep"] = json::parse(R"({"search.budget.trials": [2, 0]})");
+    CHECK(hasIssue(doc, "/sweep/search.budget.trials/1", "expected an integer in [1, 100000], got 0"));
+
+    doc = searchExperiment(4);
+    doc["search"]["multivariate"] = "yes";
+    CHECK(hasIssue(doc, "/search/multivariate", "expected true or false, got \"yes\""));
 
     // lathe-cli names the file with the pointer: the same text through parseExperiment.
     doc = searchExperiment(4);
     doc["search"]["budget"]["trials"] = 0;
     const std::string msg = test::errorOf<ConfigError>([&] { parseExperiment(doc, "exp/s.json"); });
     CHECK_MSG(msg.find("exp/s.json: /search/budget/trials: expected an integer") != std::string::npos, msg);
+}
+
+TEST_CASE(aSweepBesideASearchRunsOneSearchPerPlan) {
+    json doc = searchExperiment(2);
+    doc["sweep"] = json::parse(R"({"search.seed": [3, 4]})");
+    CHECK(pointersOf(doc).empty());
+    const ExperimentSpec spec = parseExperiment(doc, "tiny-search");
+    const auto plans = expandSweep(spec, doc);
+    REQUIRE(plans.size() == 2);
+    for (std::size_t i = 0; i < 2; ++i) {
+        CHECK(!plans[i].spec.search.is_null());
+        CHECK(!plans[i].resolved.contains("sweep"));
+        CHECK_EQ(plans[i].resolved.at("search").at("seed").get<int>(), 3 + static_cast<int>(i));
+        CHECK_EQ(plans[i].spec.name, "tiny-search [seed=" + std::to_string(3 + i) + "]");
+    }
+    if (!test::haveFashionMnist()) SKIP(test::missingFashionMnistReason());
+    RunStore store(test::tempDir() + "/sweep-of-searches.sqlite");
+    std::atomic<bool> cancel{false};
+    std::set<std::int64_t> searchRuns;
+    for (const RunPlan& plan : plans) {
+        const SearchResult r = SearchRunner(store, options()).run(plan.spec, plan.resolved, {}, cancel);
+        CHECK_EQ(r.own(), 2);
+        searchRuns.insert(r.searchRunId);
+        const auto searchRun = store.run(r.searchRunId);
+        REQUIRE(searchRun.has_value());
+        CHECK_EQ(searchRun->name, plan.spec.name + " (search)");
+        // Running a plan again resumes its own search, not the other plan's.
+        CHECK_EQ(SearchRunner(store, options()).run(plan.spec, plan.resolved, {}, cancel).searchRunId, r.searchRunId);
+    }
+    CHECK_EQ(searchRuns.size(), std::size_t{2});
 }
 
 TEST_CASE(aCancelledSearchResumesWithoutRerunningAndLooksUpRepeats) {
