@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
-"""The figures of docs/benchmarks/search.md: mlp-search-latency.json with TPE and with random search over
-seeds (each search in its own database, so nothing is looked up or warm-started across them), the bundled
-single strategies (mlp-search-singles.json) as the reference, then the winners and the best single strategy
+"""The figures of docs/benchmarks/search.md: mlp-search-latency.json (or cnn-search-latency.json) with TPE and with random search over
+seeds, TPE both multivariate (the default) and per field (each search in its own database, so nothing is looked up or warm-started across them), the bundled
+single strategies (mlp-search-singles.json, cnn-search-singles.json) as the reference, then the winners and the best single strategy
 timed again together in one process with more repeats (an interleaved re-measurement, so a busy moment of
 the machine does not decide the comparison).
 
-usage: tests/tools/search_benchmark.py OUTDIR [--cli build/default/app/lathe-cli] [--seeds 1,2,3]
+usage: tests/tools/search_benchmark.py OUTDIR [--model mlp|cnn] [--cli build/default/app/lathe-cli] [--seeds 1,2,3]
+                                     [--algorithms tpe,tpe-independent,random]
 """
 import argparse, json, os, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OBJ, CON, BOUND = "latency_p50_ms@b256", "accuracy_delta", -0.005
+OBJ, CON, BOUND = None, None, None  # the search file's first objective and constraint
 
 
 def run(cli, exp, db, extra=()):
@@ -25,14 +26,19 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--cli", default=os.path.join(ROOT, "build/default/app/lathe-cli"))
     ap.add_argument("--seeds", default="1,2,3")
-    ap.add_argument("--algorithms", default="tpe,random")
+    ap.add_argument("--algorithms", default="tpe,tpe-independent,random")
+    ap.add_argument("--model", default="mlp", choices=["mlp", "cnn"])
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    base = json.load(open(os.path.join(ROOT, "experiments/mlp-search-latency.json")))
-    results = {"singles": None, "searches": []}
+    global OBJ, CON, BOUND
+    base = json.load(open(os.path.join(ROOT, f"experiments/{a.model}-search-latency.json")))
+    OBJ = base["search"]["objectives"][0]["minimize"]
+    CON, BOUND = base["search"]["constraints"][0]["metric"], base["search"]["constraints"][0][">="]
+    results = {"model": a.model, "objective": OBJ, "constraint": [CON, ">=", BOUND], "singles": None, "searches": []}
 
-    singles, secs, _ = run(a.cli, os.path.join(ROOT, "experiments/mlp-search-singles.json"), os.path.join(a.out, "singles.sqlite"))
-    sweep = json.load(open(os.path.join(ROOT, "experiments/mlp-search-singles.json")))["sweep"]["steps"]
+    singles_file = os.path.join(ROOT, f"experiments/{a.model}-search-singles.json")
+    singles, secs, _ = run(a.cli, singles_file, os.path.join(a.out, "singles.sqlite"))
+    sweep = json.load(open(singles_file))["sweep"]["steps"]
     rows = []
     for chain, o in zip(sweep, singles):
         s = o.get("summary", {})
@@ -45,7 +51,10 @@ def main():
     for alg in a.algorithms.split(","):
         for seed in [int(s) for s in a.seeds.split(",")]:
             doc = json.loads(json.dumps(base))
-            doc["search"]["algorithm"] = alg
+            # "tpe-independent": TPE with one estimator per field (the search's "multivariate": false).
+            doc["search"]["algorithm"] = "tpe" if alg == "tpe-independent" else alg
+            if alg == "tpe-independent":
+                doc["search"]["multivariate"] = False
             doc["search"]["seed"] = seed
             exp = os.path.join(a.out, f"{alg}-{seed}.json")
             json.dump(doc, open(exp, "w"), indent=2)
