@@ -260,6 +260,7 @@ void MainWindow::connectEngine() {
     connect(m_controller, &AppController::runningChanged, this, &MainWindow::setRunning);
     connect(m_controller, &AppController::experimentStarted, this, [this](const QString& name, int runCount) {
         m_progress->startExperiment(name, runCount);
+        m_followRunningSearch = true;
         m_log->appendMessage(0, tr("experiment %1: %n run(s)", nullptr, runCount).arg(name));
     });
     connect(m_controller, &AppController::runStarted, this, [this](qint64 runId, const QString& label, int index, int total) {
@@ -275,10 +276,12 @@ void MainWindow::connectEngine() {
     connect(m_controller, &AppController::runFinished, this, [this](qint64 runId, const QString& status, const QString&) {
         m_log->appendMessage(status == QLatin1String("done") ? 0 : 1, tr("run #%1 %2").arg(runId).arg(status));
         m_runsModel->refresh();
-        // A search's trial: its search view draws the new point.
+        // A search's trial: its search view draws the new point. The view follows the running search (the
+        // next one too, when a sweep runs one search per plan) unless another search was opened meanwhile.
         if (RunStore* store = m_runsModel->store()) {
             const auto run = store->run(runId);
-            if (run && run->parentRunId && (m_search->searchRunId() == 0 || m_search->searchRunId() == *run->parentRunId)) {
+            if (run && run->parentRunId &&
+                (m_followRunningSearch || m_search->searchRunId() == 0 || m_search->searchRunId() == *run->parentRunId)) {
                 const auto parent = store->run(*run->parentRunId);
                 if (parent && parent->strategyChain == "search") m_search->showSearch(*store, parent->id);
             }
@@ -408,6 +411,7 @@ void MainWindow::openRun(qint64 runId) {
     if (RunStore* store = m_runsModel->store()) {
         const auto run = store->run(runId);
         if (run && run->strategyChain == "search" && m_search->showSearch(*store, runId)) {
+            m_followRunningSearch = false; // the researcher chose this one
             m_tabs->setCurrentWidget(m_search);
             return;
         }

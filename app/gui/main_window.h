@@ -106,6 +106,7 @@ private:
     ui::SubmissionsView* m_submissionsView;
     ui::RunDetails* m_details;
     ui::SearchView* m_search;
+    bool m_followRunningSearch = true; // the search view shows the running search's trials as they finish
     ui::LogPane* m_log;
     ui::RunProgress* m_progress;
     ui::ExperimentLibrary* m_library;

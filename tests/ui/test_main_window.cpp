@@ -1,7 +1,8 @@
 // End to end (issue 4): the main window opens, shows the devices and the engine version, opens a
 // bundled experiment from the library, runs it (shrunk to seconds through the JSON tab, as a user
 // would), waits for it, finds the runs in the store and in the table, opens one, and saves
-// screenshots into the build folder. Closing the window during a run stores it as cancelled.
+// screenshots into the build folder. Closing the window during a run stores it as cancelled. A sweep of
+// searches is followed search by search in the Search tab.
 #include "app/gui/app_controller.h"
 #include "app/gui/main_window.h"
 #include "engine/store/run_store.h"
@@ -18,6 +19,7 @@
 #include "ui/runs/runs_filter_proxy.h"
 #include "ui/runs/runs_table_model.h"
 #include "ui/runs/runs_view.h"
+#include "ui/search/search_view.h"
 
 #include "tests/support/test_support.h"
 
@@ -219,6 +221,45 @@ private slots:
         QCOMPARE(dashboard->chart(QStringLiteral("distill_loss_parts"))->plot()->graphCount(), 4); // 2 runs x soft, hard
         QVERIFY(!dashboard->chart(QStringLiteral("other")));
         saveScreenshot(*dashboard, QStringLiteral("dashboard-distill.png"));
+        editor->setModified(false);
+        window.close();
+    }
+
+    void aSweepOfSearchesIsFollowedSearchBySearch() {
+        // The bundled MLP search with a sweep over its seed, shrunk to two searches of two trials: the Search
+        // tab shows the first search's trials, then switches to the second one's.
+        LATHE_REQUIRE_FASHION_MNIST();
+        AppController controller(m_db);
+        MainWindow window(&controller);
+        QVERIFY(showForScreenshots(window));
+        QVERIFY(openBundled(window, QStringLiteral("mlp-search-latency.json")));
+        ExperimentEditor* editor = window.editor();
+        nlohmann::json doc = shrink(editor->document());
+        doc["baseline"]["train"]["epochs"] = 1;
+        doc["measure"] = {{"batch_sizes", {64}}, {"warmup", 2}, {"repeats", 5}};
+        doc["search"]["budget"]["trials"] = 2;
+        doc["search"]["algorithm"] = "random";
+        doc["search"]["space"] = nlohmann::json::parse(
+            R"([{"strategy": "prune.structured", "params": {"ratio": {"min": 0.1, "max": 0.8}}}])");
+        doc["sweep"] = {{"search.seed", {1, 2}}};
+        editor->jsonEdit()->setPlainText(QString::fromStdString(doc.dump(2)));
+        editor->applyJsonText();
+        QSignalSpy finished(&controller, &AppController::experimentFinished);
+        QSignalSpy runFinished(&controller, &AppController::runFinished);
+        QVERIFY(window.runExperiment());
+        QVERIFY(finished.wait(300000));
+        QCOMPARE(finished.at(0).at(1).toString(), QString());
+        QCOMPARE(runFinished.count(), 4); // two trials per search, each a random pruning ratio (none looked up)
+
+        RunStore store(m_db.toStdString());
+        std::vector<RunRecord> searches;
+        for (const RunRecord& r : store.listRuns({}))
+            if (r.strategyChain == "search" && r.name.rfind("mlp-search-latency [seed=", 0) == 0) searches.push_back(r);
+        QCOMPARE(searches.size(), std::size_t{2});
+        const auto second = std::max_element(searches.begin(), searches.end(),
+                                             [](const RunRecord& a, const RunRecord& b) { return a.id < b.id; });
+        QCOMPARE(window.searchView()->searchRunId(), second->id);
+        QCOMPARE(QString::fromStdString(second->name), QStringLiteral("mlp-search-latency [seed=2] (search)"));
         editor->setModified(false);
         window.close();
     }
