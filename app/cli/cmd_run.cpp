@@ -300,7 +300,9 @@ int runRun(const std::vector<std::string>& argv) {
     RunStore store(args.value("--db", RunStore::defaultPath()));
     if (const int n = store.recoverInterrupted(); n > 0)
         std::cerr << "lathe-cli: " << n << " run(s) left running by a previous process marked interrupted\n";
-    if (taskShard) {
+    // A search resumes from its own run in the shard and runs an interrupted trial again by itself; its
+    // trials are not plans, so the shard is left as it is.
+    if (taskShard && spec.search.is_null()) {
         if (const std::int64_t done = prepareTaskShard(store, experimentUuid, onlyPlan)) {
             std::cerr << "lathe-cli run: plan " << onlyPlan << " is already done in " << store.path() << " (run "
                       << done << "); not running it again\n";
@@ -311,12 +313,15 @@ int runRun(const std::vector<std::string>& argv) {
     ProgressLine progress(stdoutIsTerminal() && ::isatty(STDERR_FILENO) == 1);
     if (!spec.search.is_null()) {
         // A sweep beside the search: one search per plan (only plan N with --plan N), each resumable alone.
+        // The plan is chosen here; its trials are single runs (no plan to pick among them).
+        RunnerOptions trialOptions = options;
+        trialOptions.onlyPlan = -1;
         int status = kExitOk;
         for (const RunPlan& plan : plans) {
             if (onlyPlan >= 0 && plan.index != onlyPlan) continue;
             if (plan.total > 1)
                 std::cerr << "lathe-cli run: search " << plan.index + 1 << " of " << plan.total << ": " << plan.label << "\n";
-            const int rc = runSearch(args, plan.spec, plan.resolved, store, options, progress, plan.total > 1 ? plan.index : -1);
+            const int rc = runSearch(args, plan.spec, plan.resolved, store, trialOptions, progress, plan.total > 1 ? plan.index : -1);
             if (rc == kExitCancelled) return rc;
             if (rc != kExitOk) status = rc;
         }

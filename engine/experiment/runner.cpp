@@ -59,7 +59,6 @@ std::string strategyChain(const ExperimentSpec& spec) {
     return chain.empty() ? "measure" : chain;
 }
 
-
 std::vector<std::string> datasetFiles(const DatasetSplits& d) {
     std::vector<std::string> files = d.train.sourceFiles;
     files.insert(files.end(), d.test.sourceFiles.begin(), d.test.sourceFiles.end());

@@ -4,7 +4,7 @@
 # and the cluster's guard should this shell be killed). Exit 77 (skipped) without root, slurm-wlm and
 # munge, or without Fashion-MNIST for the cases that train.
 #
-#   LATHE_CLI=build/default/app/lathe-cli tests/cluster/run_case.sh sweep|cancel|requeue|merge|errors|dry-run
+#   LATHE_CLI=build/default/app/lathe-cli tests/cluster/run_case.sh sweep|cancel|requeue|merge|errors|dry-run|search
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 case_name=${1:?usage: run_case.sh CASE}
@@ -338,6 +338,33 @@ case_dry_run() {
     echo "ok: the dry run prints the expected scripts"
 }
 
+# A sweep beside a search: one search per array task, merged with its trials under it (their parent
+# ids mapped to the target's).
+case_search() {
+    needs_data
+    needs_cluster
+    local sub array merge
+    sub=$(submit "$here/search_sweep.json") || fail "submit"
+    echo "$sub"
+    check "one task per search" test "$(json_field "$sub" tasks)" -eq 2
+    array=$(json_field "$sub" array_job_id)
+    merge=$(json_field "$sub" merge_job_id)
+    wait_jobs "$array,$merge" || fail "the jobs did not finish"
+    cat "$(json_field "$sub" workdir)/logs/merge.out"
+    py "$db" <<'PY' || fail "the merged searches"
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+searches = con.execute("SELECT id, name, status FROM runs WHERE strategy_chain = 'search' ORDER BY name").fetchall()
+names = [s[1] for s in searches]
+assert names == ["cluster-search [seed=1] (search)", "cluster-search [seed=2] (search)"], searches
+for sid, name, status in searches:
+    assert status == "done", (name, status)
+    trials = con.execute("SELECT status, name FROM runs WHERE parent_run_id = ?", (sid,)).fetchall()
+    assert len(trials) == 2 and all(t[0] == "done" for t in trials), (name, trials)
+print("2 searches merged, each done with its 2 trials under it")
+PY
+}
+
 # The window over a real Slurm: test_submissions_view's realSlurm case follows a sweep run one task at a
 # time, merges its finished shards midway from the window, releases the tasks held back here, and sees
 # the merge job merge the rest. Tasks 2 and 3 are held from the start: the tasks take well under a second,
@@ -365,5 +392,6 @@ requeue) case_requeue ;;
 errors) case_errors ;;
 dry-run) case_dry_run ;;
 window) case_window ;;
-*) fail "unknown case (sweep, cancel, requeue, merge, errors, dry-run, window)" ;;
+search) case_search ;;
+*) fail "unknown case (sweep, cancel, requeue, merge, errors, dry-run, window, search)" ;;
 esac

@@ -128,6 +128,23 @@ TEST_CASE(aSweepOfSearchesWritesOneWinnerPerPlan) {
         REQUIRE(run.has_value());
         CHECK_MSG(run->name.find("two-searches [seed=") == 0, run->name);
     }
+
+    // --plan 1 (what a cluster task runs): that plan's search alone, into a store of its own.
+    test::ChildProcess one({LATHE_CLI, "run", file, "--plan", "1", "--db", dir + "/one.sqlite", "--cache-dir", cache,
+                            "--json", "--out", dir + "/one.json"});
+    std::vector<std::string> oneLines;
+    while (one.readLines(oneLines, 60000)) {
+    }
+    const int oneStatus = one.wait();
+    CHECK(WIFEXITED(oneStatus) && WEXITSTATUS(oneStatus) == 0);
+    REQUIRE(!oneLines.empty());
+    const json last = json::parse(oneLines.back());
+    CHECK_EQ(last.at("trials").get<int>(), 2);
+    CHECK_EQ(last.at("winner_file").get<std::string>(), dir + "/one.1.json");
+    RunStore oneStore(dir + "/one.sqlite");
+    const auto oneSearch = oneStore.run(last.at("search_run_id").get<std::int64_t>());
+    REQUIRE(oneSearch.has_value());
+    CHECK_EQ(oneSearch->name, std::string("two-searches [seed=2] (search)"));
 }
 
 MINI_TEST_MAIN()
