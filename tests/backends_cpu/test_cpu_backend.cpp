@@ -56,6 +56,8 @@ private slots:
     void adam_data();
     void adam();
     void oneVersusTwoThreads();
+    void maxPoolMatchesItsRule_data();
+    void maxPoolMatchesItsRule();
 };
 
 void TestCpuBackend::info() {
@@ -444,6 +446,75 @@ void TestCpuBackend::adam() {
     QVERIFY(normalizedError(m_be->downloadF32(tm), std::vector<float>(m.begin(), m.end())) < 1e-5);
     Tensor tg = m_be->upload(randomVector(n, 9), {std::int64_t(n)});
     QVERIFY_THROWS_EXCEPTION(BackendError, m_be->adamStep(tw, tg, tm, tv, p, 0));
+}
+
+// max_pool2d's rule, written plainly: over the window in row order, the first maximum wins and the first
+// NaN propagates (as torch.nn.MaxPool2d); argmax is the flat index in the input plane.
+void TestCpuBackend::maxPoolMatchesItsRule_data() {
+    QTest::addColumn<int>("height");
+    QTest::addColumn<int>("width");
+    QTest::addColumn<int>("kernel");
+    QTest::addColumn<int>("stride");
+    QTest::addColumn<int>("pad");
+    QTest::newRow("2x2 stride 2 (the fast path), 28x28") << 28 << 28 << 2 << 2 << 0;
+    QTest::newRow("2x2 stride 2, odd 7x9 (last row and column dropped)") << 7 << 9 << 2 << 2 << 0;
+    QTest::newRow("3x3 stride 2 pad 1 (the general loop)") << 14 << 14 << 3 << 2 << 1;
+    QTest::newRow("2x2 stride 1 (the general loop)") << 6 << 6 << 2 << 1 << 0;
+}
+
+void TestCpuBackend::maxPoolMatchesItsRule() {
+    QFETCH(int, height);
+    QFETCH(int, width);
+    QFETCH(int, kernel);
+    QFETCH(int, stride);
+    QFETCH(int, pad);
+    Pool2dGeometry g;
+    g.batch = 3, g.channels = 5, g.height = height, g.width = width;
+    g.kernelH = g.kernelW = kernel, g.strideH = g.strideW = stride, g.padH = g.padW = pad;
+    const std::int64_t planes = g.batch * g.channels, inPlane = g.height * g.width, oh = g.outH(), ow = g.outW();
+    // Values on a coarse grid, so that windows hold ties; a few NaNs, in some windows two.
+    auto x = randomVector(static_cast<std::size_t>(planes * inPlane), 91, -4.0f, 4.0f);
+    for (float& v : x) v = std::round(v);
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    for (std::size_t i = 17; i < x.size(); i += 97) x[i] = nan;
+    for (std::size_t i = 18; i < x.size(); i += 193) x[i] = nan;
+    Tensor xt = m_be->upload(x, {g.batch, g.channels, g.height, g.width});
+    Tensor y = m_be->empty({g.batch, g.channels, oh, ow});
+    Tensor argmax = m_be->empty({g.batch, g.channels, oh, ow}, DType::I32);
+    m_be->maxPool2dForward(xt, y, argmax, g);
+    const auto got = m_be->downloadF32(y);
+    const Tensor a = m_be->download(argmax);
+    const auto* gotArg = a.ptr<const std::int32_t>();
+    int nanWindows = 0, tiedWindows = 0;
+    for (std::int64_t pl = 0; pl < planes; ++pl)
+        for (std::int64_t oy = 0; oy < oh; ++oy)
+            for (std::int64_t ox = 0; ox < ow; ++ox) {
+                float best = 0.0f;
+                std::int64_t at = -1;
+                int ties = 0;
+                for (std::int64_t ky = 0; ky < kernel && !(at >= 0 && std::isnan(best)); ++ky)
+                    for (std::int64_t kx = 0; kx < kernel; ++kx) {
+                        const std::int64_t iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
+                        if (iy < 0 || iy >= height || ix < 0 || ix >= width) continue;
+                        const float v = x[static_cast<std::size_t>(pl * inPlane + iy * width + ix)];
+                        if (at < 0 || v > best || std::isnan(v)) {
+                            best = v;
+                            at = iy * width + ix;
+                            if (std::isnan(v)) break;
+                        } else if (v == best) {
+                            ++ties;
+                        }
+                    }
+                const std::size_t o = static_cast<std::size_t>(pl * oh * ow + oy * ow + ox);
+                nanWindows += std::isnan(best) ? 1 : 0;
+                tiedWindows += ties > 0 ? 1 : 0;
+                const bool same = std::isnan(best) ? std::isnan(got[o]) : got[o] == best;
+                if (!same || gotArg[o] != at)
+                    QFAIL(qPrintable(QString("plane %1, output (%2, %3): %4 at %5, expected %6 at %7")
+                                         .arg(pl).arg(oy).arg(ox).arg(double(got[o])).arg(gotArg[o]).arg(double(best)).arg(at)));
+            }
+    QVERIFY(nanWindows > 0);
+    QVERIFY(tiedWindows > 0);
 }
 
 void TestCpuBackend::oneVersusTwoThreads() {
