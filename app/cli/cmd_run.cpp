@@ -157,15 +157,12 @@ std::int64_t prepareTaskShard(RunStore& store, const std::string& experimentUuid
 }
 
 
-// Where plan N's winner goes when a sweep runs several searches: --out with ".N" before its extension
-// (best.json -> best.2.json), else <experiment name>.N.best.json in the current folder.
-std::string planOutputPath(const std::string& out, const ExperimentSpec& spec, int planIndex) {
-    const std::string n = std::to_string(planIndex);
-    if (out.empty()) {
-        // The plan's name carries its label in brackets; the file is named after the experiment.
-        const std::string name = spec.name.substr(0, spec.name.find(" ["));
-        return name + "." + n + ".best.json";
-    }
+// Where a search's winner goes: --out, default <experiment name>.best.json in the current folder; when a
+// sweep runs several searches, plan N's gets ".N" before the extension (best.json -> best.2.json).
+std::string winnerPath(const std::string& out, const std::string& experimentName, const RunPlan& plan) {
+    if (plan.total <= 1) return out.empty() ? experimentName + ".best.json" : out;
+    const std::string n = std::to_string(plan.index);
+    if (out.empty()) return experimentName + "." + n + ".best.json";
     const auto slash = out.find_last_of('/');
     const auto dot = out.find_last_of('.');
     if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return out + "." + n;
@@ -173,10 +170,9 @@ std::string planOutputPath(const std::string& out, const ExperimentSpec& spec, i
 }
 
 // An experiment with a `search` section: one line per trial, then the winner, why it won, and the winner
-// written as a plain experiment file (--out, default <name>.best.json in the current folder). planIndex
-// >= 0: one of several searches of a sweep (the file name gets the plan's index).
+// written as a plain experiment file to outFile (winnerPath).
 int runSearch(const Args& args, const ExperimentSpec& spec, const json& doc, RunStore& store,
-              const RunnerOptions& options, ProgressLine& progress, int planIndex) {
+              const RunnerOptions& options, ProgressLine& progress, const std::string& outFile) {
     const bool jsonOut = args.flag("--json");
     const SearchSpec ss = parseSearchSection(spec.search, spec.sourceName);
     SearchEvents events;
@@ -223,10 +219,6 @@ int runSearch(const Args& args, const ExperimentSpec& spec, const json& doc, Run
         result = runner.run(spec, doc, events, cancelFlag());
     }
     progress.clear();
-    // One winner file per search: with several plans, each plan's index goes before the extension.
-    std::string outFile = args.value("--out", "");
-    if (planIndex >= 0) outFile = planOutputPath(outFile, spec, planIndex);
-    else if (outFile.empty()) outFile = spec.name + ".best.json";
     if (!result.winner.is_null()) {
         std::ofstream out(outFile);
         if (!out) throw ConfigError("cannot write " + outFile);
@@ -321,7 +313,8 @@ int runRun(const std::vector<std::string>& argv) {
             if (onlyPlan >= 0 && plan.index != onlyPlan) continue;
             if (plan.total > 1)
                 std::cerr << "lathe-cli run: search " << plan.index + 1 << " of " << plan.total << ": " << plan.label << "\n";
-            const int rc = runSearch(args, plan.spec, plan.resolved, store, trialOptions, progress, plan.total > 1 ? plan.index : -1);
+            const int rc = runSearch(args, plan.spec, plan.resolved, store, trialOptions, progress,
+                                     winnerPath(args.value("--out", ""), spec.name, plan));
             if (rc == kExitCancelled) return rc;
             if (rc != kExitOk) status = rc;
         }

@@ -368,7 +368,8 @@ void CpuBackend::maxPool2dForward(const Tensor& x, Tensor& y, Tensor& argmax, co
     const std::int64_t planes = g.batch * g.channels, inPlane = g.height * g.width, outPlane = oh * ow;
     // The CNNs' 2x2 window at stride 2 without padding, every window inside the plane: four loads and
     // three compares per output, no bounds or index arithmetic per element (the general loop below took
-    // half of a small CNN's forward). A window holding a NaN goes through the general rule.
+    // half of a small CNN's forward). A pair of rows holding a NaN is done window by window with the NaN
+    // rule of the general loop.
     const bool twoByTwo =
         g.kernelH == 2 && g.kernelW == 2 && g.strideH == 2 && g.strideW == 2 && g.padH == 0 && g.padW == 0;
     forEach(planes, [&](std::int64_t b, std::int64_t e) {
