@@ -11,6 +11,7 @@
 #include <QtTest>
 
 #include <cmath>
+#include <limits>
 #include <cstring>
 
 using namespace lathe;
@@ -62,10 +63,12 @@ float epilogue(std::int64_t acc, float xs, float ws, float b, Activation act) {
     return v;
 }
 
-// quantize_rows' definition: q = clamp(round(x / s), -127, 127), halves away from zero (std::round).
+// quantize_rows' definition: q = clamp(round(x / s), -127, 127), halves away from zero (std::round); NaN -> 0.
 std::int8_t quantizeReference(float x, float s) {
     if (s == 0.0f) return 0;
-    return static_cast<std::int8_t>(std::clamp(std::round(x / s), -127.0f, 127.0f));
+    const float q = x / s;
+    if (std::isnan(q)) return 0;
+    return static_cast<std::int8_t>(std::clamp(std::round(q), -127.0f, 127.0f));
 }
 
 QString shapeName(std::int64_t m, std::int64_t k, std::int64_t n) {
@@ -190,7 +193,8 @@ private slots:
 
     // Rows: a zero row (scale 0, codes 0); a row whose maximum 127 makes s exactly 1, holding halves that
     // must round away from zero and the largest float below one half; random rows of widths that leave a
-    // tail after the 8- and 16-lane loops; a batch of 300 x 784 that goes through the threaded split.
+    // tail after the 8-, 16- and 64-lane loops; a NaN and an infinity (row 2); a batch of 300 x 784 that goes
+    // through the threaded split.
     void quantizeRowsMatchesReference_data() {
         QTest::addColumn<int>("rows");
         QTest::addColumn<int>("cols");
@@ -199,6 +203,9 @@ private slots:
             const char* kind = dynamic ? "dynamic" : "static";
             QTest::newRow(qPrintable(QString("%1, 4 x 37").arg(kind))) << 4 << 37 << dynamic;
             QTest::newRow(qPrintable(QString("%1, 4 x 16").arg(kind))) << 4 << 16 << dynamic;
+            QTest::newRow(qPrintable(QString("%1, 3 x 64").arg(kind))) << 3 << 64 << dynamic;
+            QTest::newRow(qPrintable(QString("%1, 3 x 100").arg(kind))) << 3 << 100 << dynamic;
+            QTest::newRow(qPrintable(QString("%1, 5 x 200").arg(kind))) << 5 << 200 << dynamic;
             QTest::newRow(qPrintable(QString("%1, 300 x 784").arg(kind))) << 300 << 784 << dynamic;
         }
     }
@@ -217,12 +224,14 @@ private slots:
         x[2 * cols + 1] = -1.75f;
         x[2 * cols + 2] = 1000.0f; // clamps to 127
         x[2 * cols + 3] = -1000.0f;
+        x[2 * cols + 4] = std::numeric_limits<float>::quiet_NaN(); // -> 0; the row's maximum leaves it out
+        x[2 * cols + 5] = -std::numeric_limits<float>::infinity(); // -> -127 (static); the dynamic scale is inf
         const float staticScale = 0.5f;
         std::vector<float> s(static_cast<std::size_t>(dynamic ? rows : 1), staticScale);
         if (dynamic)
             for (int r = 0; r < rows; ++r) {
                 float mx = 0.0f;
-                for (int i = 0; i < cols; ++i) mx = std::max(mx, std::fabs(x[r * cols + i]));
+                for (int i = 0; i < cols; ++i) mx = std::max(mx, std::fabs(x[r * cols + i])); // NaN left out
                 s[r] = mx / 127.0f;
             }
         QCOMPARE(dynamic ? s[1] : 1.0f, 1.0f);

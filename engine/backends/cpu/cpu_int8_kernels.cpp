@@ -1,4 +1,4 @@
-// The CPU int8 kernels: quantize_rows' rows (scalar, and GCC vector lanes compiled for AVX2 and AVX-512) and
+// The CPU int8 kernels: quantize_rows' rows (scalar, GCC vector lanes compiled for AVX2, AVX-512 intrinsics) and
 // gemm_int8's tiles: AVX512-VNNI vpdpbusd, AVX2 vpmaddwd on int16, and portable loops, each with the same
 // exact int32 sums and the same epilogue arithmetic. Which one runs is cpu_int8.cpp's choice.
 #include "engine/backends/cpu/cpu_int8_kernels.h"
@@ -43,8 +43,8 @@ inline float maxAbsScalar(const float* x, std::int64_t k) {
     return m;
 }
 
-// The same arithmetic on W lanes at once (GCC vector extensions: zmm in the AVX-512 build, ymm in the
-// AVX2 one); the tail goes through quantizeOne. (A vector_size that depends on W is dropped by GCC in an
+// The same arithmetic on W lanes at once (GCC vector extensions, ymm in the AVX2 build; the AVX-512 rows
+// are written out below); the tail goes through quantizeOne. (A vector_size that depends on W is dropped by GCC in an
 // alias template, hence one specialisation per width.)
 template <int W>
 struct Lanes;
@@ -66,13 +66,6 @@ struct Lanes<8> {
         std::memcpy(&b, &low, sizeof b);
         return b;
     }
-};
-template <>
-struct Lanes<16> {
-    typedef float F __attribute__((vector_size(64)));
-    typedef std::int32_t I __attribute__((vector_size(64)));
-    typedef std::int8_t B __attribute__((vector_size(16)));
-    static B narrow(const I& t) { return __builtin_convertvector(t, B); } // vpmovdb
 };
 
 template <int W>
@@ -141,13 +134,80 @@ __attribute__((always_inline)) inline void quantizeRowsImpl(const float* x, std:
 }
 
 #ifdef LATHE_INT8_X86
+// ---- AVX-512 rows, written out: the vector-extension form above took a third of the int8 MLP's forward here,
+// half of it in its vpmovdb to memory (slow on some cores, e.g. AMD Zen 4/5) and the rest in the compares
+// and blends of its rounding. Here 64 values are packed to bytes in registers (vpackssdw, vpacksswb, one
+// permute) and stored once, and the rounding is one add: clamp(v / s) + copysign(0.49999997, .) truncated
+// equals quantizeOne on every float (checked over all 2^32 bit patterns; 0.49999997 is the largest float
+// below one half, so a fraction below .5 never carries while .5 itself still does). (The maskz forms with a
+// full mask are the plain instructions without GCC 12's -Wmaybe-uninitialized inside its own header.)
+
+// 16 lanes of v / s through the rounding: NaN -> 0, clamp to +-127, half away from zero, as int32.
+LATHE_TARGET_VNNI inline __attribute__((always_inline)) __m512i quantize16(__m512 v, __m512 s) {
+    __m512 f = _mm512_div_ps(v, s);
+    const __mmask16 ordered = _mm512_cmp_ps_mask(f, f, _CMP_ORD_Q);
+    f = _mm512_maskz_min_ps(0xffff, _mm512_maskz_max_ps(ordered, f, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
+    // 0.49999997 with f's sign: (c | (f & sign)), c's own sign bit being 0.
+    const __m512i c = _mm512_ternarylogic_epi32(_mm512_castps_si512(_mm512_set1_ps(0.49999997f)),
+                                                _mm512_castps_si512(f), _mm512_set1_epi32(INT32_MIN), 0xf8);
+    return _mm512_maskz_cvttps_epi32(0xffff, _mm512_add_ps(f, _mm512_castsi512_ps(c)));
+}
+
+LATHE_TARGET_VNNI inline __attribute__((always_inline)) __m512 absMax16(__m512i bits, __m512 m) {
+    // max_ps returns its second operand where either is NaN: a NaN value leaves the running maximum.
+    return _mm512_maskz_max_ps(0xffff, _mm512_castsi512_ps(_mm512_and_si512(bits, _mm512_set1_epi32(INT32_MAX))), m);
+}
+
+LATHE_TARGET_VNNI float maxAbsAvx512(const float* x, std::int64_t k) {
+    __m512 m0 = _mm512_setzero_ps(), m1 = m0;
+    std::int64_t i = 0;
+    for (; i + 32 <= k; i += 32) {
+        m0 = absMax16(_mm512_loadu_si512(x + i), m0);
+        m1 = absMax16(_mm512_loadu_si512(x + i + 16), m1);
+    }
+    for (; i < k; i += 16) {
+        const __mmask16 live = static_cast<__mmask16>(k - i >= 16 ? 0xffff : (1u << (k - i)) - 1);
+        m0 = absMax16(_mm512_maskz_loadu_epi32(live, x + i), m0);
+    }
+    float lanes[32];
+    _mm512_storeu_ps(lanes, m0);
+    _mm512_storeu_ps(lanes + 16, m1);
+    return *std::max_element(lanes, lanes + 32);
+}
+
+LATHE_TARGET_VNNI void quantizeRowAvx512(const float* x, std::int64_t k, float scale, std::int8_t* q) {
+    const __m512 s = _mm512_set1_ps(scale);
+    // After the two packs, 128-bit lane l holds dwords (a_l, b_l, c_l, d_l): put each vector's back together.
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    std::int64_t i = 0;
+    for (; i + 64 <= k; i += 64) {
+        const __m512i a = quantize16(_mm512_loadu_ps(x + i), s), b = quantize16(_mm512_loadu_ps(x + i + 16), s);
+        const __m512i c = quantize16(_mm512_loadu_ps(x + i + 32), s), d = quantize16(_mm512_loadu_ps(x + i + 48), s);
+        const __m512i bytes = _mm512_packs_epi16(_mm512_packs_epi32(a, b), _mm512_packs_epi32(c, d));
+        _mm512_storeu_si512(q + i, _mm512_maskz_permutexvar_epi32(0xffff, order, bytes));
+    }
+    for (; i < k; i += 16) {
+        const __mmask16 live = static_cast<__mmask16>(k - i >= 16 ? 0xffff : (1u << (k - i)) - 1);
+        __m128i b = _mm512_maskz_cvtepi32_epi8(0xffff, quantize16(_mm512_maskz_loadu_ps(live, x + i), s));
+        asm("" : "+v"(b)); // keep vpmovdb on registers (its memory form is the slow one)
+        _mm_mask_storeu_epi8(q + i, live, b);
+    }
+}
+
 LATHE_TARGET_AVX2 void quantizeRowsAvx2(const float* x, std::int64_t rows, std::int64_t k, bool dynamic, float* s,
                                         std::int8_t* q) {
     quantizeRowsImpl<8>(x, rows, k, dynamic, s, q);
 }
 LATHE_TARGET_VNNI void quantizeRowsAvx512(const float* x, std::int64_t rows, std::int64_t k, bool dynamic, float* s,
                                           std::int8_t* q) {
-    quantizeRowsImpl<16>(x, rows, k, dynamic, s, q);
+    for (std::int64_t r = 0; r < rows; ++r, x += k, q += k) {
+        const float scale = dynamic ? maxAbsAvx512(x, k) / 127.0f : s[0];
+        if (dynamic) s[r] = scale;
+        if (scale == 0.0f)
+            std::memset(q, 0, static_cast<std::size_t>(k));
+        else
+            quantizeRowAvx512(x, k, scale, q);
+    }
 }
 #endif
 
