@@ -8,7 +8,8 @@ times both ONNX Runtime sessions with the same thread count, warm-up, repeats, b
 inputs as Lathe's FP32 run and its int8 W8A8 run (`--quantize int8_dynamic`: per-channel int8 weights,
 activations quantized per row at run time). Lathe's FP32 model is timed twice: as built (Linear, then a separate
 ReLU layer) and with `--fuse` (each ReLU fused into the GEMM's epilogue before it, as fuse.activation does, and as
-ONNX Runtime's graph optimizer fuses Gemm + Relu); the INT8 run stays as before, unfused. Lathe and
+ONNX Runtime's graph optimizer fuses Gemm + Relu), and so is its INT8 model (each qlinear's epilogue then
+applies the ReLU as it dequantizes). Lathe and
 ONNX Runtime are measured in alternating rounds; each figure is the median over rounds of the per-round median
 latency.
 
@@ -128,7 +129,8 @@ def main():
         return ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
 
     ort_fp32, ort_int8 = session(fp32_path), session(int8_path)
-    rounds = {"lathe_fp32": [], "lathe_fp32_fused": [], "lathe_int8": [], "ort_fp32": [], "ort_int8": []}
+    rounds = {"lathe_fp32": [], "lathe_fp32_fused": [], "lathe_int8": [], "lathe_int8_fused": [], "ort_fp32": [],
+              "ort_int8": []}
     commands = {}
     for _ in range(args.rounds):
         m, _, commands["fp32"] = run_lathe(cli, args, "none")
@@ -138,6 +140,8 @@ def main():
         rounds["lathe_fp32_fused"].append(m)
         m, _, commands["int8"] = run_lathe(cli, args, "int8_dynamic")
         rounds["lathe_int8"].append(m)
+        m, _, commands["int8_fused"] = run_lathe(cli, args, "int8_dynamic", fuse=True)
+        rounds["lathe_int8_fused"].append(m)
         rounds["ort_int8"].append(run_ort(ort_int8, args, np))
 
     rows = []
@@ -148,6 +152,7 @@ def main():
                      "fp32_fused_ratio_vs_ort": med["lathe_fp32_fused"] / med["ort_fp32"],
                      "fp32_fused_over_unfused_lathe": med["lathe_fp32_fused"] / med["lathe_fp32"],
                      "int8_ratio_vs_ort": med["lathe_int8"] / med["ort_int8"],
+                     "int8_fused_ratio_vs_ort": med["lathe_int8_fused"] / med["ort_int8"],
                      "int8_over_fp32_lathe": med["lathe_int8"] / med["lathe_fp32"],
                      "int8_over_fp32_ort": med["ort_int8"] / med["ort_fp32"]})
     env = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu_model(),
@@ -162,17 +167,20 @@ def main():
     print(f"warm-up {args.warmup}, {args.repeats} repeats over {args.rotate} input batches, "
           f"median of {args.rounds} alternating rounds; same weights (seed {args.seed})")
     print(f"{'batch':>6} {'Lathe FP32':>11} {'fused':>9} {'ORT FP32':>9} {'ratio':>6} {'fused':>6}   "
-          f"{'Lathe INT8':>11} {'ORT INT8':>9} {'ratio':>6}   {'Lathe INT8/FP32':>16} {'ORT INT8/FP32':>14}")
+          f"{'Lathe INT8':>11} {'fused':>9} {'ORT INT8':>9} {'ratio':>6} {'fused':>6}   {'Lathe INT8/FP32':>16} "
+          f"{'ORT INT8/FP32':>14}")
     for r in rows:
         print(f"{r['batch_size']:>6} {r['lathe_fp32_ms']:>11.4f} {r['lathe_fp32_fused_ms']:>9.4f} "
               f"{r['ort_fp32_ms']:>9.4f} {r['fp32_ratio_vs_ort']:>6.2f} {r['fp32_fused_ratio_vs_ort']:>6.2f}"
-              f"   {r['lathe_int8_ms']:>11.4f} {r['ort_int8_ms']:>9.4f} {r['int8_ratio_vs_ort']:>6.2f}"
+              f"   {r['lathe_int8_ms']:>11.4f} {r['lathe_int8_fused_ms']:>9.4f} {r['ort_int8_ms']:>9.4f}"
+              f" {r['int8_ratio_vs_ort']:>6.2f} {r['int8_fused_ratio_vs_ort']:>6.2f}"
               f"   {r['int8_over_fp32_lathe']:>16.2f} {r['int8_over_fp32_ort']:>14.2f}")
     by_batch = {r["batch_size"]: r for r in rows}
     if 256 in by_batch:
         r = by_batch[256]
         for what, value, bound in (("Lathe INT8 / Lathe FP32", r["int8_over_fp32_lathe"], 0.6),
                                    ("Lathe INT8 / ORT INT8", r["int8_ratio_vs_ort"], 1.0),
+                                   ("Lathe INT8 fused / ORT INT8", r["int8_fused_ratio_vs_ort"], 1.0),
                                    ("Lathe FP32 / ORT FP32", r["fp32_ratio_vs_ort"], 1.0),
                                    ("Lathe FP32 fused / ORT FP32", r["fp32_fused_ratio_vs_ort"], 1.0)):
             print(f"target batch 256: {what} <= {bound}: {value:.3f} ({'met' if value <= bound else 'NOT met'})")

@@ -169,10 +169,13 @@ LATHE_TARGET_VNNI float maxAbsAvx512(const float* x, std::int64_t k) {
         const __mmask16 live = static_cast<__mmask16>(k - i >= 16 ? 0xffff : (1u << (k - i)) - 1);
         m0 = absMax16(_mm512_maskz_loadu_epi32(live, x + i), m0);
     }
-    float lanes[32];
-    _mm512_storeu_ps(lanes, m0);
-    _mm512_storeu_ps(lanes + 16, m1);
-    return *std::max_element(lanes, lanes + 32);
+    // Both halves, then the 128-bit quarters, then the lanes within one: the maximum ends in lane 0.
+    __m512 m = _mm512_maskz_max_ps(0xffff, m0, m1);
+    m = _mm512_maskz_max_ps(0xffff, m, _mm512_maskz_shuffle_f32x4(0xffff, m, m, _MM_SHUFFLE(1, 0, 3, 2)));
+    m = _mm512_maskz_max_ps(0xffff, m, _mm512_maskz_shuffle_f32x4(0xffff, m, m, _MM_SHUFFLE(2, 3, 0, 1)));
+    m = _mm512_maskz_max_ps(0xffff, m, _mm512_shuffle_ps(m, m, _MM_SHUFFLE(1, 0, 3, 2)));
+    m = _mm512_maskz_max_ps(0xffff, m, _mm512_shuffle_ps(m, m, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm512_cvtss_f32(m);
 }
 
 LATHE_TARGET_VNNI void quantizeRowAvx512(const float* x, std::int64_t k, float scale, std::int8_t* q) {
