@@ -2,6 +2,7 @@
 // and GEMM (OpenBLAS). The other ops live beside this file, one family per file.
 #include "engine/backends/cpu/cpu_backend.h"
 #include "engine/backends/cpu/cpu_backend_impl.h"
+#include "engine/backends/cpu/cpu_sgemm.h"
 #include "engine/backends/cpu/cpu_weight_only.h"
 
 #include "engine/core/errors.h"
@@ -128,6 +129,19 @@ void CpuBackend::sgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::in
                        std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc,
                        GemmEpilogue epilogue) {
     const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+    // x @ W^T (every dense Linear and convolution forward): the backend's own kernel, epilogue in registers.
+    // One row stays with OpenBLAS's GEMV, which reads W once without packing it.
+    if (!ta && tb && alpha == 1.0f && beta == 0.0f && m >= 2 && k >= 1 && sgemmNtEnabled()) {
+        sgemmNt(m, n, k, a, lda, b, ldb, c, ldc, epilogue.bias, epilogue.act,
+                [&](std::int64_t count, const std::function<void(std::int64_t)>& fn) {
+                    if (macs < kParallelGemmMacs) {
+                        for (std::int64_t i = 0; i < count; ++i) fn(i);
+                    } else {
+                        m_threads.forChunks(count, fn);
+                    }
+                });
+        return;
+    }
     if (macs < kParallelGemmMacs || (m < 2 * kGemmPanel && n < 2 * kGemmPanel)) {
         sgemmRowMajor(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         if (!epilogue.empty()) applyBiasActivation(c, m, n, ldc, epilogue.bias, epilogue.act);

@@ -1,0 +1,188 @@
+// The CPU backend's own f32 GEMM (see cpu_sgemm.h): W packed into panels of 32 columns, (K, 32) each, and
+// tiles of up to 8 rows x 32 columns summed in zmm registers over the whole of K, the broadcast of each x
+// value folded into its FMA. The epilogue adds the bias and applies the activation in registers.
+#include "engine/backends/cpu/cpu_sgemm.h"
+
+#include "engine/backends/cpu/cpu_backend_impl.h"
+#include "engine/core/errors.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define LATHE_SGEMM_X86 1
+// The build targets baseline x86-64; the kernels are compiled for AVX-512F and run only where the CPU has it.
+#define LATHE_TARGET_AVX512F __attribute__((target("avx512f,avx2,fma")))
+#endif
+
+namespace lathe::cpu {
+namespace {
+
+constexpr std::int64_t kNr = 32;         // columns per panel: two zmm
+constexpr int kMr = 8;                   // rows per tile: 16 zmm of sums
+constexpr std::int64_t kRowChunk = 64;   // rows per task (a multiple of kMr)
+constexpr std::int64_t kPanelChunk = 4;  // panels per task
+
+#ifdef LATHE_SGEMM_X86
+// Panels [p0, p1) of W (N, K) -> bp (panels, K, 32): bp[p][k][j] = W[32 p + j][k], 0 past N. Blocks of 16
+// columns x 16 k are transposed in registers; the edges (K % 16, a last panel narrower than 32) go one by one.
+LATHE_TARGET_AVX512F void packPanels(const float* w, std::int64_t ldw, std::int64_t n, std::int64_t k,
+                                     std::int64_t p0, std::int64_t p1, float* bp) {
+    for (std::int64_t p = p0; p < p1; ++p) {
+        float* dst = bp + p * k * kNr; // (K, 32)
+        for (std::int64_t half = 0; half < 2; ++half) {
+            const std::int64_t c0 = p * kNr + half * 16, cols = std::clamp<std::int64_t>(n - c0, 0, 16);
+            float* d = dst + half * 16;
+            std::int64_t kk = 0;
+            if (cols == 16) {
+                for (; kk + 16 <= k; kk += 16) {
+                    __m512 r[16];
+                    for (int j = 0; j < 16; ++j) r[j] = _mm512_loadu_ps(w + (c0 + j) * ldw + kk);
+                    // 16 x 16 transpose: pairs of rows, then pairs of pairs, then 128-bit lanes twice (the maskz
+                    // forms with a full mask are the plain instructions, without GCC 12's -Wmaybe-uninitialized).
+                    __m512 t[16];
+                    for (int j = 0; j < 16; j += 2) {
+                        t[j] = _mm512_maskz_unpacklo_ps(0xffff, r[j], r[j + 1]);
+                        t[j + 1] = _mm512_maskz_unpackhi_ps(0xffff, r[j], r[j + 1]);
+                    }
+                    for (int j = 0; j < 16; j += 4) {
+                        r[j] = _mm512_maskz_shuffle_ps(0xffff, t[j], t[j + 2], _MM_SHUFFLE(1, 0, 1, 0));
+                        r[j + 1] = _mm512_maskz_shuffle_ps(0xffff, t[j], t[j + 2], _MM_SHUFFLE(3, 2, 3, 2));
+                        r[j + 2] = _mm512_maskz_shuffle_ps(0xffff, t[j + 1], t[j + 3], _MM_SHUFFLE(1, 0, 1, 0));
+                        r[j + 3] = _mm512_maskz_shuffle_ps(0xffff, t[j + 1], t[j + 3], _MM_SHUFFLE(3, 2, 3, 2));
+                    }
+                    // r[4 g + q] now holds, in 128-bit lane l, column values (4 g .. 4 g + 3) of k = 4 l + q.
+                    for (int j = 0; j < 4; ++j) {
+                        t[j] = _mm512_maskz_shuffle_f32x4(0xffff, r[j], r[j + 4], _MM_SHUFFLE(2, 0, 2, 0));
+                        t[j + 4] = _mm512_maskz_shuffle_f32x4(0xffff, r[j], r[j + 4], _MM_SHUFFLE(3, 1, 3, 1));
+                        t[j + 8] = _mm512_maskz_shuffle_f32x4(0xffff, r[j + 8], r[j + 12], _MM_SHUFFLE(2, 0, 2, 0));
+                        t[j + 12] = _mm512_maskz_shuffle_f32x4(0xffff, r[j + 8], r[j + 12], _MM_SHUFFLE(3, 1, 3, 1));
+                    }
+                    for (int j = 0; j < 4; ++j) {
+                        r[j] = _mm512_maskz_shuffle_f32x4(0xffff, t[j], t[j + 8], _MM_SHUFFLE(2, 0, 2, 0));
+                        r[j + 8] = _mm512_maskz_shuffle_f32x4(0xffff, t[j], t[j + 8], _MM_SHUFFLE(3, 1, 3, 1));
+                        r[j + 4] = _mm512_maskz_shuffle_f32x4(0xffff, t[j + 4], t[j + 12], _MM_SHUFFLE(2, 0, 2, 0));
+                        r[j + 12] = _mm512_maskz_shuffle_f32x4(0xffff, t[j + 4], t[j + 12], _MM_SHUFFLE(3, 1, 3, 1));
+                    }
+                    for (int q = 0; q < 16; ++q) _mm512_storeu_ps(d + (kk + q) * kNr, r[q]);
+                }
+            }
+            for (; kk < k; ++kk)
+                for (std::int64_t j = 0; j < 16; ++j) d[kk * kNr + j] = j < cols ? w[(c0 + j) * ldw + kk] : 0.0f;
+        }
+    }
+}
+
+// MR rows of x (from x) against one panel (K, 32): y (MR, cols) = act(sums + bias).
+template <int MR>
+LATHE_TARGET_AVX512F void microTile(const float* x, std::int64_t ldx, const float* bp, std::int64_t k, float* y,
+                                    std::int64_t ldy, std::int64_t cols, const float* bias, Activation act) {
+    __m512 acc[MR][2];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (std::int64_t kk = 0; kk < k; ++kk) {
+        const __m512 b0 = _mm512_loadu_ps(bp + kk * kNr), b1 = _mm512_loadu_ps(bp + kk * kNr + 16);
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; ++i) {
+            const __m512 a = _mm512_set1_ps(x[i * ldx + kk]);
+            acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
+        }
+    }
+    const __mmask16 m0 = static_cast<__mmask16>(cols >= 16 ? 0xffff : (1u << cols) - 1);
+    const __mmask16 m1 = static_cast<__mmask16>(cols >= 32 ? 0xffff : cols <= 16 ? 0 : (1u << (cols - 16)) - 1);
+    const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    const __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+        // sum + bias, one rounding, as the bias_add op; ReLU as the relu op (NaN -> 0: max_ps returns its
+        // second operand where either is NaN). The maskz forms with a full mask are the plain instructions.
+        __m512 v0 = _mm512_maskz_add_ps(0xffff, acc[i][0], bias0), v1 = _mm512_maskz_add_ps(0xffff, acc[i][1], bias1);
+        if (act == Activation::Relu) {
+            v0 = _mm512_maskz_max_ps(0xffff, v0, _mm512_setzero_ps());
+            v1 = _mm512_maskz_max_ps(0xffff, v1, _mm512_setzero_ps());
+        }
+        _mm512_mask_storeu_ps(y + i * ldy, m0, v0);
+        if (m1) _mm512_mask_storeu_ps(y + i * ldy + 16, m1, v1);
+    }
+    if (act == Activation::Gelu)
+        for (int i = 0; i < MR; ++i)
+            for (std::int64_t j = 0; j < cols; ++j) y[i * ldy + j] = geluExact(y[i * ldy + j]);
+}
+
+using MicroFn = void (*)(const float*, std::int64_t, const float*, std::int64_t, float*, std::int64_t, std::int64_t,
+                         const float*, Activation);
+constexpr MicroFn kMicro[kMr + 1] = {nullptr,       microTile<1>, microTile<2>, microTile<3>, microTile<4>,
+                                     microTile<5>, microTile<6>, microTile<7>, microTile<8>};
+#endif
+
+} // namespace
+
+bool sgemmNtAvailable() {
+#ifdef LATHE_SGEMM_X86
+    static const bool available = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
+                                  __builtin_cpu_supports("fma");
+    return available;
+#else
+    return false;
+#endif
+}
+
+namespace {
+std::atomic<bool>& enabledFlag() {
+    static std::atomic<bool> flag{[] {
+        const char* v = std::getenv("LATHE_CPU_SGEMM");
+        return sgemmNtAvailable() && !(v && std::strcmp(v, "openblas") == 0);
+    }()};
+    return flag;
+}
+} // namespace
+
+bool sgemmNtEnabled() { return enabledFlag().load(std::memory_order_relaxed); }
+
+void setSgemmNtEnabled(bool enabled) {
+    if (enabled && !sgemmNtAvailable()) throw BackendError("cpu sgemm: this CPU has no AVX-512F");
+    enabledFlag().store(enabled, std::memory_order_relaxed);
+}
+
+void sgemmNt(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, std::int64_t ldx, const float* w,
+             std::int64_t ldw, float* y, std::int64_t ldy, const float* bias, Activation act,
+             const std::function<void(std::int64_t, const std::function<void(std::int64_t)>&)>& forChunks) {
+#ifdef LATHE_SGEMM_X86
+    if (!sgemmNtAvailable()) throw BackendError("cpu sgemm: this CPU has no AVX-512F");
+    if (m <= 0 || n <= 0) return;
+    const std::int64_t panels = (n + kNr - 1) / kNr;
+    // The packed W lives in the calling thread's buffer, reused by its next call.
+    thread_local std::vector<float> packed;
+    packed.resize(static_cast<std::size_t>(std::max<std::int64_t>(1, panels * k * kNr)));
+    float* bp = packed.data();
+    const std::int64_t panelChunks = (panels + kPanelChunk - 1) / kPanelChunk;
+    forChunks(panelChunks, [&](std::int64_t c) {
+        packPanels(w, ldw, n, k, c * kPanelChunk, std::min(panels, (c + 1) * kPanelChunk), bp);
+    });
+    const std::int64_t rowChunks = (m + kRowChunk - 1) / kRowChunk;
+    forChunks(rowChunks * panelChunks, [&](std::int64_t c) {
+        const std::int64_t r0 = (c / panelChunks) * kRowChunk, r1 = std::min(m, r0 + kRowChunk);
+        const std::int64_t q0 = (c % panelChunks) * kPanelChunk, q1 = std::min(panels, q0 + kPanelChunk);
+        for (std::int64_t r = r0; r < r1; r += kMr) {
+            const int rows = static_cast<int>(std::min<std::int64_t>(kMr, r1 - r));
+            for (std::int64_t p = q0; p < q1; ++p) {
+                const std::int64_t c0 = p * kNr;
+                kMicro[rows](x + r * ldx, ldx, bp + p * k * kNr, k, y + r * ldy + c0, ldy, std::min(kNr, n - c0),
+                             bias ? bias + c0 : nullptr, act);
+            }
+        }
+    });
+#else
+    (void)m, (void)n, (void)k, (void)x, (void)ldx, (void)w, (void)ldw, (void)y, (void)ldy, (void)bias, (void)act,
+        (void)forChunks;
+    throw BackendError("cpu sgemm: built without the x86-64 kernels");
+#endif
+}
+
+} // namespace lathe::cpu

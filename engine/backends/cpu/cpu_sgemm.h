@@ -1,0 +1,30 @@
+// The CPU backend's own f32 GEMM for y (M, N) = act(x (M, K) @ W^T + bias), W (N, K) row-major as a Linear
+// stores it: the product every dense Linear and convolution forward runs. AVX-512 only (elsewhere, and for
+// every other transpose, OpenBLAS runs it): W is packed into 32-column panels, an 8 x 32 tile of sums stays
+// in 16 zmm over the whole of K, and the bias and activation are applied as the tile is stored, while it is
+// in registers. Each output element is one sum over k in order, so the result does not depend on how the
+// rows and panels are split between threads.
+#pragma once
+
+#include "engine/backends/backend.h"
+
+#include <cstdint>
+#include <functional>
+
+namespace lathe::cpu {
+
+// Whether this CPU (and OS) runs the kernel: AVX-512F.
+bool sgemmNtAvailable();
+// Whether CpuBackend::sgemm takes it for x @ W^T (process-wide): where available, unless the environment says
+// LATHE_CPU_SGEMM=openblas. Tests and benchmarks switch it to run both; enabling it where it is not available
+// throws BackendError.
+bool sgemmNtEnabled();
+void setSgemmNtEnabled(bool enabled);
+
+// y[i][j] = act(sum_k x[i][k] w[j][k] + bias[j]); bias (N) or null; act None, Relu or Gelu (GELU exact, as
+// geluExact). `forChunks(count, fn)` runs fn(0 .. count - 1), on any threads.
+void sgemmNt(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, std::int64_t ldx, const float* w,
+             std::int64_t ldw, float* y, std::int64_t ldy, const float* bias, Activation act,
+             const std::function<void(std::int64_t, const std::function<void(std::int64_t)>&)>& forChunks);
+
+} // namespace lathe::cpu

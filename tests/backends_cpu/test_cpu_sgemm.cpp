@@ -1,0 +1,208 @@
+// The CPU backend's own f32 GEMM for x @ W^T (cpu_sgemm.h): exact on small integers (every sum exact in f32, so
+// any misplaced, missing or doubled product shows) over shapes that leave every edge of its tiles and panels
+// (M % 8, N % 32, N % 16, K % 16, strided rows), the bias and the activations in its epilogue, the same bits
+// whatever the split between threads, a double-precision reference on float inputs, and the backend's choice
+// between it and OpenBLAS. Skipped on a CPU without AVX-512F.
+#include "engine/backends/cpu/cpu_backend.h"
+#include "engine/backends/cpu/cpu_sgemm.h"
+#include "engine/core/errors.h"
+#include "engine/core/rng.h"
+#include "engine/nn/quantized_linear.h"
+#include "tests/support/test_support.h"
+
+#include <QtTest>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+using namespace lathe;
+using lathe::test::randomVector;
+
+Q_DECLARE_METATYPE(Activation)
+
+namespace {
+
+using ChunkRunner = std::function<void(std::int64_t, const std::function<void(std::int64_t)>&)>;
+
+const ChunkRunner inOrder = [](std::int64_t count, const std::function<void(std::int64_t)>& fn) {
+    for (std::int64_t i = 0; i < count; ++i) fn(i);
+};
+// Chunks last to first: a split whose result depended on the order of the chunks would show.
+const ChunkRunner reversed = [](std::int64_t count, const std::function<void(std::int64_t)>& fn) {
+    for (std::int64_t i = count - 1; i >= 0; --i) fn(i);
+};
+
+std::vector<float> smallIntegers(std::size_t n, std::uint64_t seed) {
+    Rng rng(seed);
+    std::vector<float> v(n);
+    for (auto& x : v) x = static_cast<float>(static_cast<int>(rng.below(17)) - 8);
+    return v;
+}
+
+float geluRef(float v) { return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752440f)); }
+
+struct Problem {
+    std::int64_t m, n, k, ldx, ldw, ldy;
+    std::vector<float> x, w, bias, y;
+};
+
+Problem makeProblem(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t pad, bool integers) {
+    Problem p{m, n, k, k + pad, k + 2 * pad, n + pad, {}, {}, {}, {}};
+    const auto draw = [&](std::size_t count, std::uint64_t seed) {
+        return integers ? smallIntegers(count, seed) : randomVector(count, seed, -1.0f, 1.0f);
+    };
+    p.x = draw(static_cast<std::size_t>(m * p.ldx), 100 + m + k);
+    p.w = draw(static_cast<std::size_t>(n * p.ldw), 200 + n + k);
+    p.bias = draw(static_cast<std::size_t>(n), 300 + n);
+    p.y.assign(static_cast<std::size_t>(m * p.ldy), -12345.0f); // the padding must keep this
+    return p;
+}
+
+void run(Problem& p, bool withBias, Activation act, const ChunkRunner& chunks) {
+    cpu::sgemmNt(p.m, p.n, p.k, p.x.data(), p.ldx, p.w.data(), p.ldw, p.y.data(), p.ldy,
+                 withBias ? p.bias.data() : nullptr, act, chunks);
+}
+
+} // namespace
+
+class TestCpuSgemm : public QObject {
+    Q_OBJECT
+
+  private slots:
+    void init() {
+        if (!cpu::sgemmNtAvailable()) QSKIP("this CPU has no AVX-512F: the backend runs OpenBLAS for every GEMM");
+    }
+
+    // Integers in [-8, 8]: |sum| <= 64 K + 8 < 2^24, so every f32 sum is exact whatever its order.
+    void exactOnIntegers_data() {
+        QTest::addColumn<qint64>("m");
+        QTest::addColumn<qint64>("n");
+        QTest::addColumn<qint64>("k");
+        QTest::addColumn<qint64>("pad");
+        QTest::addColumn<Activation>("act");
+        QTest::addColumn<bool>("withBias");
+        struct S {
+            std::int64_t m, n, k;
+        };
+        // Rows 2..9 (each tile height, a full tile and one over), 65 and 130 rows (several row tasks), columns
+        // on and off the 16- and 32-wide edges and several panel tasks (N 300: 10 panels), K below, on and off
+        // the 16-deep transposed blocks; the MLP's layers.
+        const S shapes[] = {{2, 1, 1},     {3, 5, 7},      {7, 16, 16},     {8, 17, 31},    {9, 31, 33},
+                            {5, 32, 15},   {6, 33, 48},    {65, 64, 17},    {130, 300, 70}, {256, 256, 784},
+                            {256, 128, 256}, {256, 10, 128}};
+        for (const S& s : shapes)
+            for (std::int64_t pad : {0, 3})
+                for (Activation act : {Activation::None, Activation::Relu})
+                    for (bool withBias : {true, false})
+                        QTest::addRow("%lldx%lldx%lld/pad%lld/%s/%s", static_cast<long long>(s.m),
+                                      static_cast<long long>(s.n), static_cast<long long>(s.k),
+                                      static_cast<long long>(pad), activationName(act), withBias ? "bias" : "no-bias")
+                            << qint64(s.m) << qint64(s.n) << qint64(s.k) << qint64(pad) << act << withBias;
+    }
+    void exactOnIntegers() {
+        QFETCH(qint64, m);
+        QFETCH(qint64, n);
+        QFETCH(qint64, k);
+        QFETCH(qint64, pad);
+        QFETCH(Activation, act);
+        QFETCH(bool, withBias);
+        Problem p = makeProblem(m, n, k, pad, true);
+        run(p, withBias, act, inOrder);
+        for (std::int64_t i = 0; i < m; ++i) {
+            for (std::int64_t j = 0; j < n; ++j) {
+                long long sum = withBias ? static_cast<long long>(p.bias[j]) : 0;
+                for (std::int64_t t = 0; t < k; ++t)
+                    sum += static_cast<long long>(p.x[i * p.ldx + t]) * static_cast<long long>(p.w[j * p.ldw + t]);
+                if (act == Activation::Relu) sum = std::max(sum, 0LL);
+                const float got = p.y[i * p.ldy + j];
+                if (got != static_cast<float>(sum))
+                    QFAIL(qPrintable(QString("y[%1][%2] = %3, expected %4").arg(i).arg(j).arg(double(got)).arg(sum)));
+            }
+            for (std::int64_t j = n; j < p.ldy; ++j) QCOMPARE(p.y[i * p.ldy + j], -12345.0f); // row padding kept
+        }
+    }
+
+    // Floats against a double reference, per output relative to sum |x||w| + |bias|: sequential f32 sums of K
+    // products round at most K times by 2^-24 of that (4.7e-5 for K = 784); GELU's erff adds a few ulp.
+    void matchesDoubleReference_data() {
+        QTest::addColumn<qint64>("m");
+        QTest::addColumn<qint64>("n");
+        QTest::addColumn<qint64>("k");
+        QTest::addColumn<Activation>("act");
+        for (Activation act : {Activation::None, Activation::Relu, Activation::Gelu}) {
+            QTest::addRow("256x256x784/%s", activationName(act)) << qint64(256) << qint64(256) << qint64(784) << act;
+            QTest::addRow("37x45x129/%s", activationName(act)) << qint64(37) << qint64(45) << qint64(129) << act;
+        }
+    }
+    void matchesDoubleReference() {
+        QFETCH(qint64, m);
+        QFETCH(qint64, n);
+        QFETCH(qint64, k);
+        QFETCH(Activation, act);
+        Problem p = makeProblem(m, n, k, 0, false);
+        run(p, true, act, inOrder);
+        double worst = 0.0;
+        for (std::int64_t i = 0; i < m; ++i)
+            for (std::int64_t j = 0; j < n; ++j) {
+                double sum = p.bias[j], scale = std::fabs(p.bias[j]);
+                for (std::int64_t t = 0; t < k; ++t) {
+                    sum += double(p.x[i * k + t]) * double(p.w[j * k + t]);
+                    scale += std::fabs(double(p.x[i * k + t]) * double(p.w[j * k + t]));
+                }
+                double expected = sum;
+                if (act == Activation::Relu) expected = std::max(sum, 0.0);
+                if (act == Activation::Gelu) expected = geluRef(static_cast<float>(sum));
+                worst = std::max(worst, std::fabs(p.y[i * n + j] - expected) / scale);
+            }
+        QVERIFY2(worst <= double(k) * 0x1p-24 + 1e-6, qPrintable(QString("worst relative error %1").arg(worst)));
+    }
+
+    // The same bits whatever the order of the chunks and the thread count of the backend.
+    void independentOfTheSplit() {
+        for (Activation act : {Activation::None, Activation::Gelu}) {
+            Problem a = makeProblem(200, 300, 100, 1, false), b = a;
+            run(a, true, act, inOrder);
+            run(b, true, act, reversed);
+            QVERIFY(std::memcmp(a.y.data(), b.y.data(), a.y.size() * sizeof(float)) == 0);
+        }
+        const auto x = randomVector(256 * 784, 7), w = randomVector(256 * 784, 8);
+        std::vector<std::vector<float>> results;
+        for (int threads : {1, 2}) {
+            auto be = makeCpuBackend(threads);
+            Tensor y = be->empty({256, 256});
+            be->gemm(be->upload(x, {256, 784}), Trans::No, be->upload(w, {256, 784}), Trans::Yes, y);
+            results.push_back(be->downloadF32(y));
+        }
+        QVERIFY(results[0] == results[1]);
+    }
+
+    // The backend takes the kernel for x @ W^T where enabled, OpenBLAS otherwise: the two agree within the sums'
+    // rounding, and each is what the switch says (the kernel's result equals a direct call's bits).
+    void backendChoosesIt() {
+        const bool before = cpu::sgemmNtEnabled();
+        auto be = makeCpuBackend(1);
+        const auto x = randomVector(64 * 300, 11), w = randomVector(96 * 300, 12);
+        const Tensor xt = be->upload(x, {64, 300}), wt = be->upload(w, {96, 300});
+        std::vector<std::vector<float>> ys;
+        for (bool enabled : {true, false}) {
+            cpu::setSgemmNtEnabled(enabled);
+            QCOMPARE(cpu::sgemmNtEnabled(), enabled);
+            Tensor y = be->empty({64, 96});
+            be->gemm(xt, Trans::No, wt, Trans::Yes, y);
+            ys.push_back(be->downloadF32(y));
+        }
+        cpu::setSgemmNtEnabled(before);
+        std::vector<float> direct(64 * 96);
+        cpu::sgemmNt(64, 96, 300, x.data(), 300, w.data(), 300, direct.data(), 96, nullptr, Activation::None, inOrder);
+        QVERIFY(ys[0] == direct);
+        double worst = 0.0;
+        for (std::size_t i = 0; i < direct.size(); ++i) worst = std::max(worst, double(std::fabs(ys[0][i] - ys[1][i])));
+        QVERIFY2(worst < 1e-4, qPrintable(QString("kernel and OpenBLAS differ by %1").arg(worst)));
+    }
+};
+
+LATHE_TEST_GUILESS_MAIN(TestCpuSgemm)
+#include "test_cpu_sgemm.moc"
