@@ -1,15 +1,19 @@
 // The CPU backend's own f32 GEMM (see cpu_sgemm.h): W packed into panels of 32 columns, (K, 32) each, and
-// tiles of up to 8 rows x 32 columns summed in zmm registers over the whole of K, the broadcast of each x
-// value folded into its FMA. The epilogue adds the bias and applies the activation in registers.
+// tiles of up to 12 rows x 32 columns summed in zmm registers over the whole of K (one broadcast of x per row
+// and k, two FMAs). The epilogue adds the bias and applies the activation in registers. Measured on an AMD
+// Zen 5 core for the MLP's layers at batch 256: 8 x 32, 12 x 32, 14 x 32 and 6 x 64 tiles all within 2% of
+// one another (the core's FMA peak); packing W is about 3.5% of the forward.
 #include "engine/backends/cpu/cpu_sgemm.h"
 
 #include "engine/backends/cpu/cpu_backend_impl.h"
 #include "engine/core/errors.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -22,26 +26,28 @@
 namespace lathe::cpu {
 namespace {
 
-constexpr std::int64_t kNr = 32;         // columns per panel: two zmm
-constexpr int kMr = 8;                   // rows per tile: 16 zmm of sums
-constexpr std::int64_t kRowChunk = 64;   // rows per task (a multiple of kMr)
-constexpr std::int64_t kPanelChunk = 4;  // panels per task
+constexpr int kNv = 2;                  // zmm per tile row
+constexpr std::int64_t kNr = 16 * kNv;  // columns per panel
+constexpr int kMr = 12;                 // rows per tile: 24 zmm of sums (with kNv = 2)
+constexpr std::int64_t kRowChunk = 96;  // rows per task (a multiple of kMr)
+constexpr std::int64_t kPanelChunk = 4; // panels per task
 
 #ifdef LATHE_SGEMM_X86
 // Panels [p0, p1) of W (N, K) -> bp (panels, K, 32): bp[p][k][j] = W[32 p + j][k], 0 past N. Blocks of 16
 // columns x 16 k are transposed in registers; the edges (K % 16, a last panel narrower than 32) go one by one.
-LATHE_TARGET_AVX512F void packPanels(const float* w, std::int64_t ldw, std::int64_t n, std::int64_t k,
-                                     std::int64_t p0, std::int64_t p1, float* bp) {
+LATHE_TARGET_AVX512F void packPanels(const float* w, std::int64_t ldw, std::int64_t n, std::int64_t k, std::int64_t p0,
+                                     std::int64_t p1, float* bp) {
     for (std::int64_t p = p0; p < p1; ++p) {
         float* dst = bp + p * k * kNr; // (K, 32)
-        for (std::int64_t half = 0; half < 2; ++half) {
+        for (std::int64_t half = 0; half < kNv; ++half) {
             const std::int64_t c0 = p * kNr + half * 16, cols = std::clamp<std::int64_t>(n - c0, 0, 16);
             float* d = dst + half * 16;
             std::int64_t kk = 0;
             if (cols == 16) {
                 for (; kk + 16 <= k; kk += 16) {
                     __m512 r[16];
-                    for (int j = 0; j < 16; ++j) r[j] = _mm512_loadu_ps(w + (c0 + j) * ldw + kk);
+                    for (int j = 0; j < 16; ++j)
+                        r[j] = _mm512_loadu_ps(w + (c0 + j) * ldw + kk);
                     // 16 x 16 transpose: pairs of rows, then pairs of pairs, then 128-bit lanes twice (the maskz
                     // forms with a full mask are the plain instructions, without GCC 12's -Wmaybe-uninitialized).
                     __m512 t[16];
@@ -68,65 +74,82 @@ LATHE_TARGET_AVX512F void packPanels(const float* w, std::int64_t ldw, std::int6
                         r[j + 4] = _mm512_maskz_shuffle_f32x4(0xffff, t[j + 4], t[j + 12], _MM_SHUFFLE(2, 0, 2, 0));
                         r[j + 12] = _mm512_maskz_shuffle_f32x4(0xffff, t[j + 4], t[j + 12], _MM_SHUFFLE(3, 1, 3, 1));
                     }
-                    for (int q = 0; q < 16; ++q) _mm512_storeu_ps(d + (kk + q) * kNr, r[q]);
+                    for (int q = 0; q < 16; ++q)
+                        _mm512_storeu_ps(d + (kk + q) * kNr, r[q]);
                 }
             }
             for (; kk < k; ++kk)
-                for (std::int64_t j = 0; j < 16; ++j) d[kk * kNr + j] = j < cols ? w[(c0 + j) * ldw + kk] : 0.0f;
+                for (std::int64_t j = 0; j < 16; ++j)
+                    d[kk * kNr + j] = j < cols ? w[(c0 + j) * ldw + kk] : 0.0f;
         }
     }
 }
 
 // MR rows of x (from x) against one panel (K, 32): y (MR, cols) = act(sums + bias).
-template <int MR>
+template <int MR, int NV>
 LATHE_TARGET_AVX512F void microTile(const float* x, std::int64_t ldx, const float* bp, std::int64_t k, float* y,
                                     std::int64_t ldy, std::int64_t cols, const float* bias, Activation act) {
-    __m512 acc[MR][2];
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    __m512 acc[MR][NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v)
+            acc[i][v] = _mm512_setzero_ps();
 #pragma GCC unroll 2
     for (std::int64_t kk = 0; kk < k; ++kk) {
-        const __m512 b0 = _mm512_loadu_ps(bp + kk * kNr), b1 = _mm512_loadu_ps(bp + kk * kNr + 16);
-#pragma GCC unroll 8
+        __m512 b[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v)
+            b[v] = _mm512_loadu_ps(bp + kk * kNr + 16 * v);
+#pragma GCC unroll 16
         for (int i = 0; i < MR; ++i) {
             const __m512 a = _mm512_set1_ps(x[i * ldx + kk]);
-            acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v)
+                acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
         }
     }
-    const __mmask16 m0 = static_cast<__mmask16>(cols >= 16 ? 0xffff : (1u << cols) - 1);
-    const __mmask16 m1 = static_cast<__mmask16>(cols >= 32 ? 0xffff : cols <= 16 ? 0 : (1u << (cols - 16)) - 1);
-    const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
-    const __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-        // sum + bias, one rounding, as the bias_add op; ReLU as the relu op (NaN -> 0: max_ps returns its
-        // second operand where either is NaN). The maskz forms with a full mask are the plain instructions.
-        __m512 v0 = _mm512_maskz_add_ps(0xffff, acc[i][0], bias0), v1 = _mm512_maskz_add_ps(0xffff, acc[i][1], bias1);
-        if (act == Activation::Relu) {
-            v0 = _mm512_maskz_max_ps(0xffff, v0, _mm512_setzero_ps());
-            v1 = _mm512_maskz_max_ps(0xffff, v1, _mm512_setzero_ps());
-        }
-        _mm512_mask_storeu_ps(y + i * ldy, m0, v0);
-        if (m1) _mm512_mask_storeu_ps(y + i * ldy + 16, m1, v1);
+    __mmask16 mask[NV];
+    __m512 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+        const std::int64_t left = std::clamp<std::int64_t>(cols - 16 * v, 0, 16);
+        mask[v] = static_cast<__mmask16>(left == 16 ? 0xffff : (1u << left) - 1);
+        bv[v] = bias ? _mm512_maskz_loadu_ps(mask[v], bias + 16 * v) : _mm512_setzero_ps();
     }
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+            if (!mask[v]) continue;
+            // sum + bias, one rounding, as the bias_add op; ReLU as the relu op (NaN -> 0: max_ps returns its
+            // second operand where either is NaN). The maskz forms with a full mask are the plain instructions.
+            __m512 o = _mm512_maskz_add_ps(0xffff, acc[i][v], bv[v]);
+            if (act == Activation::Relu) o = _mm512_maskz_max_ps(0xffff, o, _mm512_setzero_ps());
+            _mm512_mask_storeu_ps(y + i * ldy + 16 * v, mask[v], o);
+        }
     if (act == Activation::Gelu)
         for (int i = 0; i < MR; ++i)
-            for (std::int64_t j = 0; j < cols; ++j) y[i * ldy + j] = geluExact(y[i * ldy + j]);
+            for (std::int64_t j = 0; j < cols; ++j)
+                y[i * ldy + j] = geluExact(y[i * ldy + j]);
 }
 
 using MicroFn = void (*)(const float*, std::int64_t, const float*, std::int64_t, float*, std::int64_t, std::int64_t,
                          const float*, Activation);
-constexpr MicroFn kMicro[kMr + 1] = {nullptr,       microTile<1>, microTile<2>, microTile<3>, microTile<4>,
-                                     microTile<5>, microTile<6>, microTile<7>, microTile<8>};
+// [rows][0]: the whole panel; [rows][1]: its first 16 columns only (a last panel that narrow).
+template <int... R>
+constexpr std::array<std::array<MicroFn, 2>, sizeof...(R) + 1> microTable(std::integer_sequence<int, R...>) {
+    return {{{nullptr, nullptr}, {microTile<R + 1, kNv>, microTile<R + 1, 1>}...}};
+}
+constexpr auto kMicro = microTable(std::make_integer_sequence<int, kMr>{});
 #endif
 
 } // namespace
 
 bool sgemmNtAvailable() {
 #ifdef LATHE_SGEMM_X86
-    static const bool available = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
-                                  __builtin_cpu_supports("fma");
+    static const bool available =
+        __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     return available;
 #else
     return false;
@@ -143,7 +166,9 @@ std::atomic<bool>& enabledFlag() {
 }
 } // namespace
 
-bool sgemmNtEnabled() { return enabledFlag().load(std::memory_order_relaxed); }
+bool sgemmNtEnabled() {
+    return enabledFlag().load(std::memory_order_relaxed);
+}
 
 void setSgemmNtEnabled(bool enabled) {
     if (enabled && !sgemmNtAvailable()) throw BackendError("cpu sgemm: this CPU has no AVX-512F");
@@ -173,8 +198,9 @@ void sgemmNt(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, std
             const int rows = static_cast<int>(std::min<std::int64_t>(kMr, r1 - r));
             for (std::int64_t p = q0; p < q1; ++p) {
                 const std::int64_t c0 = p * kNr;
-                kMicro[rows](x + r * ldx, ldx, bp + p * k * kNr, k, y + r * ldy + c0, ldy, std::min(kNr, n - c0),
-                             bias ? bias + c0 : nullptr, act);
+                const std::int64_t cols = std::min(kNr, n - c0);
+                kMicro[rows][cols <= 16](x + r * ldx, ldx, bp + p * k * kNr, k, y + r * ldy + c0, ldy, cols,
+                                         bias ? bias + c0 : nullptr, act);
             }
         }
     });

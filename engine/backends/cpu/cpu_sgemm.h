@@ -1,9 +1,9 @@
 // The CPU backend's own f32 GEMM for y (M, N) = act(x (M, K) @ W^T + bias), W (N, K) row-major as a Linear
-// stores it: the product every dense Linear and convolution forward runs. AVX-512 only (elsewhere, and for
-// every other transpose, OpenBLAS runs it): W is packed into 32-column panels, an 8 x 32 tile of sums stays
-// in 16 zmm over the whole of K, and the bias and activation are applied as the tile is stored, while it is
-// in registers. Each output element is one sum over k in order, so the result does not depend on how the
-// rows and panels are split between threads.
+// stores it: the product of every dense f32 Linear's forward (gemm with W transposed, and gemm_bias_act) from
+// two rows up. AVX-512 only (elsewhere, for one row, and for every other transpose, OpenBLAS runs it): W is
+// packed per call into 32-column panels, a 12 x 32 tile of sums stays in 24 zmm over the whole of K, and the
+// bias and activation are applied as the tile is stored, while it is in registers. Each output element is
+// one sum over k in order, so the result does not depend on how rows and panels are split between threads.
 #pragma once
 
 #include "engine/backends/backend.h"
