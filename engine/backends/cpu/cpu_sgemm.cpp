@@ -187,11 +187,11 @@ void sgemmNt(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, std
     packed.resize(static_cast<std::size_t>(std::max<std::int64_t>(1, panels * k * kNr)));
     float* bp = packed.data();
     const std::int64_t panelChunks = (panels + kPanelChunk - 1) / kPanelChunk;
-    forChunks(panelChunks, [&](std::int64_t c) {
-        packPanels(w, ldw, n, k, c * kPanelChunk, std::min(panels, (c + 1) * kPanelChunk), bp);
-    });
     const std::int64_t rowChunks = (m + kRowChunk - 1) / kRowChunk;
-    forChunks(rowChunks * panelChunks, [&](std::int64_t c) {
+    const auto pack = [&](std::int64_t pc) {
+        packPanels(w, ldw, n, k, pc * kPanelChunk, std::min(panels, (pc + 1) * kPanelChunk), bp);
+    };
+    const auto compute = [&](std::int64_t c) {
         const std::int64_t r0 = (c / panelChunks) * kRowChunk, r1 = std::min(m, r0 + kRowChunk);
         const std::int64_t q0 = (c % panelChunks) * kPanelChunk, q1 = std::min(panels, q0 + kPanelChunk);
         for (std::int64_t r = r0; r < r1; r += kMr) {
@@ -203,7 +203,16 @@ void sgemmNt(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, std
                                          bias ? bias + c0 : nullptr, act);
             }
         }
-    });
+    };
+    if (rowChunks == 1) { // one task per panel group packs the panels it uses: one round of tasks, not two
+        forChunks(panelChunks, [&](std::int64_t c) {
+            pack(c);
+            compute(c);
+        });
+        return;
+    }
+    forChunks(panelChunks, pack);
+    forChunks(rowChunks * panelChunks, compute);
 #else
     (void)m, (void)n, (void)k, (void)x, (void)ldx, (void)w, (void)ldw, (void)y, (void)ldy, (void)bias, (void)act,
         (void)forChunks;
