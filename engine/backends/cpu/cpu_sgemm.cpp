@@ -184,7 +184,9 @@ void sgemmNt(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, std
     const std::int64_t panels = (n + kNr - 1) / kNr;
     // The packed W lives in the calling thread's buffer, reused by its next call.
     thread_local std::vector<float> packed;
-    packed.resize(static_cast<std::size_t>(std::max<std::int64_t>(1, panels * k * kNr)));
+    // Grown, never shrunk: a resize down and up again would zero the regrown part on every call.
+    const auto need = static_cast<std::size_t>(std::max<std::int64_t>(1, panels * k * kNr));
+    if (packed.size() < need) packed.resize(need);
     float* bp = packed.data();
     const std::int64_t panelChunks = (panels + kPanelChunk - 1) / kPanelChunk;
     const std::int64_t rowChunks = (m + kRowChunk - 1) / kRowChunk;
