@@ -205,6 +205,13 @@ public:
         return nullptr;
     }
 
+    // Another backend on the same device with its own queue of work (on CUDA a stream of its own, with its own
+    // cuBLAS handles), so that two threads each driving one run their work at the same time. It reads this
+    // backend's tensors (the device is the same) once the work enqueued here before the call has completed,
+    // which the call waits for; what it allocates is its own. nullptr where the backend needs none: the CPU
+    // backend's ops are re-entrant, several threads may call one CPU backend at once.
+    virtual std::shared_ptr<Backend> makeInstance() { return nullptr; }
+
     // Host <-> backend helpers built on the virtual transfers.
     Tensor upload(const Tensor& hostTensor);
     Tensor upload(const std::vector<float>& values, const Shape& shape);

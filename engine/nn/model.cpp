@@ -176,12 +176,21 @@ void Model::to(Backend& be) {
 
 Tensor Model::forward(const Tensor& x, const ForwardContext& ctx) {
     if (!m_backend) throw BackendError("model " + m_name + " is not placed on a backend (call initialize or to)");
+    return forward(*m_backend, x, ctx);
+}
+
+Tensor Model::forward(Backend& be, const Tensor& x, const ForwardContext& ctx) {
+    if (!m_backend) throw BackendError("model " + m_name + " is not placed on a backend (call initialize or to)");
+    if (be.device() != m_backend->device())
+        throw BackendError("model " + m_name + " is on " + m_backend->name() + ", not on " + be.name());
+    if (ctx.training && &be != m_backend)
+        throw BackendError("model " + m_name + ": training runs on the backend the model is placed on");
     if (ctx.tap && (ctx.tapLayer < 0 || ctx.tapLayer >= static_cast<int>(m_layers.size())))
         throw ConfigError("model " + m_name + " has no layer " + std::to_string(ctx.tapLayer) + " to read (it has " +
                           std::to_string(m_layers.size()) + ")");
     if (m_padId >= 0 && !ctx.sequence && !ctx.kvCache && x.rank() == 2 && x.dtype() == DType::I32) {
         // Right padding: each sequence's length is T minus its trailing pad ids (read back once per forward).
-        const Tensor ids = m_backend->download(x); // (N, T)
+        const Tensor ids = be.download(x); // (N, T)
         const std::int64_t n = x.dim(0), t = x.dim(1);
         std::vector<std::int32_t> lengths(static_cast<std::size_t>(n));
         for (std::int64_t r = 0; r < n; ++r) {
@@ -190,16 +199,16 @@ Tensor Model::forward(const Tensor& x, const ForwardContext& ctx) {
             lengths[static_cast<std::size_t>(r)] = static_cast<std::int32_t>(len);
         }
         ForwardContext withLengths = ctx;
-        withLengths.sequence = SequenceBatch::fromLengths(*m_backend, t, std::move(lengths));
-        return forwardLayers(x, withLengths);
+        withLengths.sequence = SequenceBatch::fromLengths(be, t, std::move(lengths));
+        return forwardLayers(be, x, withLengths);
     }
-    return forwardLayers(x, ctx);
+    return forwardLayers(be, x, ctx);
 }
 
-Tensor Model::forwardLayers(const Tensor& x, const ForwardContext& ctx) {
+Tensor Model::forwardLayers(Backend& be, const Tensor& x, const ForwardContext& ctx) {
     Tensor h = x;
     for (std::size_t i = 0; i < m_layers.size(); ++i) {
-        h = m_layers[i]->forward(*m_backend, h, ctx);
+        h = m_layers[i]->forward(be, h, ctx);
         if (ctx.tap && static_cast<int>(i) == ctx.tapLayer) *ctx.tap = h;
     }
     return h;

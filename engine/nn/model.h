@@ -49,6 +49,11 @@ public:
 
     // x (N, inputShape...) -> logits (N, classes).
     Tensor forward(const Tensor& x, const ForwardContext& ctx);
+    // The same on `be`, a backend that can read the model's tensors: one made by backend()->makeInstance(), so
+    // that several threads run inference at once, each on its own (serving's model instances). Inference only:
+    // the layers' caches (a packed or sparse copy of a weight) are filled by the first forward, so run one on
+    // backend() before threads share the model.
+    Tensor forward(Backend& be, const Tensor& x, const ForwardContext& ctx);
     // dlogits (N, classes): backpropagates through every layer, accumulating parameter grads. With
     // dfeature, that gradient is added to the one flowing into the output of top-level layer featureLayer
     // (the layer ForwardContext::tapLayer read), e.g. a feature-matching loss's.
@@ -69,7 +74,7 @@ private:
     friend class ModelEditor; // edits m_layers in place (model_edit.h)
     // Puts a buffer on `to`: from the backend `from` it lives on (null: a host value set from outside), or into
     // host memory for a buffer kept there.
-    Tensor forwardLayers(const Tensor& x, const ForwardContext& ctx);
+    Tensor forwardLayers(Backend& be, const Tensor& x, const ForwardContext& ctx);
     static void placeBuffer(Buffer& b, const std::string& name, Backend* from, Backend& to);
     std::string m_name;
     Shape m_inputShape;

@@ -21,14 +21,19 @@ cluster_missing() {
     return 1
 }
 
+# A port nothing listens on and no socket holds, below the kernel's ephemeral range (32768 up by default): a
+# port there can be taken at any moment as the local end of an outgoing connection, and a daemon binding it
+# then fails with "Address already in use".
 _cluster_free_port() {
-    local port
+    local port low
+    low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    ((low > 21000)) || low=32768
     for _ in $(seq 1 50); do
-        port=$((20000 + RANDOM % 20000))
-        if ! (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
-            echo "$port"
-            return
-        fi
+        port=$((20000 + RANDOM % (low - 20000)))
+        if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then continue; fi
+        if command -v ss >/dev/null && [[ -n $(ss -Htan "( sport = :$port )" 2>/dev/null) ]]; then continue; fi
+        echo "$port"
+        return
     done
     echo "no free port found" >&2
     return 1

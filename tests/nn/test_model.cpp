@@ -60,6 +60,7 @@ private slots:
     void initialization();
     void embeddingModel();
     void moveBetweenBackends();
+    void forwardOnAnInstance();
     void saveAndLoad();
     void dropoutOnlyInTraining();
     void batchNormBuffers();
@@ -344,6 +345,28 @@ void TestModel::moveBetweenBackends() {
     QVERIFY(normalizedError(forwardEval(*m, *other, x, 2), before) < 1e-6);
     m->to(be);
     QCOMPARE(forwardEval(*m, be, x, 2), before);
+}
+
+// Inference on another backend of the same device (serving's instances) gives the model's own outputs; training
+// there is refused, naming both backends' roles.
+void TestModel::forwardOnAnInstance() {
+    Backend& be = *cpuBackend();
+    auto other = makeCpuBackend(1);
+    QVERIFY(be.makeInstance() == nullptr); // the CPU backend is re-entrant: no instances of its own
+    auto m = Model::fromArchitecture(nlohmann::json::parse(kAllLayers));
+    m->initialize(be, 5);
+    const auto x = randomVector(2 * 2 * 9 * 8, 6);
+    const Tensor xt = be.upload(x, {2, 2, 9, 8});
+    const auto own = be.downloadF32(m->forward(xt, ForwardContext{}));
+    QCOMPARE(other->downloadF32(m->forward(*other, xt, ForwardContext{})), own);
+    ForwardContext training;
+    training.training = true;
+    try {
+        m->forward(*other, xt, training);
+        QFAIL("training on a backend the model is not placed on ran");
+    } catch (const BackendError& e) {
+        QVERIFY2(QString(e.what()).contains("training runs on the backend the model is placed on"), e.what());
+    }
 }
 
 void TestModel::saveAndLoad() {

@@ -14,8 +14,10 @@
 
 #include <QtTest>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -359,7 +361,7 @@ private slots:
         obs.request = [&](const RequestRecord& r) {
             if (!r.dropped && ++answered == 20) cancel = true;
         };
-        auto execute = [](const std::vector<ServeRequest>& r) {
+        auto execute = [](int, const std::vector<ServeRequest>& r) {
             std::this_thread::sleep_for(std::chrono::milliseconds(2));
             return std::vector<int>(r.size(), 1);
         };
@@ -382,7 +384,7 @@ private slots:
         w.clients = 3;
         w.requests = 30;
         int maxBatch = 0;
-        auto execute = [&](const std::vector<ServeRequest>& r) {
+        auto execute = [&](int, const std::vector<ServeRequest>& r) {
             maxBatch = std::max(maxBatch, static_cast<int>(r.size()));
             std::this_thread::sleep_for(std::chrono::microseconds(300));
             return std::vector<int>(r.size(), 0);
@@ -394,6 +396,32 @@ private slots:
         for (const auto& r : log.requests) ids.insert(r.request.id);
         QCOMPARE(ids.size(), std::size_t(30));
         QVERIFY(maxBatch >= 1 && maxBatch <= 3);
+    }
+
+    // Each batch executes on the instance the scheduler gave it: the executor is told which, and the log agrees.
+    void realtimeTellsTheInstance() {
+        std::vector<std::pair<int, int>> seen; // (instance, first request id of the batch)
+        std::mutex mutex;
+        auto execute = [&](int instance, const std::vector<ServeRequest>& r) {
+            std::this_thread::sleep_for(std::chrono::microseconds(400));
+            std::lock_guard lock(mutex);
+            seen.emplace_back(instance, static_cast<int>(r.front().id));
+            return std::vector<int>(r.size(), 1);
+        };
+        std::vector<Arrival> a;
+        for (int i = 0; i < 60; ++i) a.push_back({0.05 * i, 1, 0});
+        const ServeLog log = runRealtime(openLoop(a), policy(PolicyKind::Static, 2, 0), {3, 100, 1}, execute);
+        QCOMPARE(seen.size(), log.batches.size());
+        std::set<int> used;
+        for (const auto& [instance, firstId] : seen) {
+            QVERIFY(instance >= 0 && instance < 3);
+            used.insert(instance);
+            const auto rec = std::find_if(log.requests.begin(), log.requests.end(),
+                                          [&](const RequestRecord& q) { return q.request.id == firstId; });
+            QVERIFY(rec != log.requests.end());
+            QCOMPARE(rec->instance, instance);
+        }
+        QVERIFY2(used.size() >= 2, "60 requests arriving at once on 3 instances kept only one busy");
     }
 
     // Two instances run batches at once on the CPU backend: every request answered, and the same answers

@@ -266,6 +266,16 @@ CudaBackend::CudaBackend(int index)
     if (m_gemm.tf32()) m_info.libraryVersion += " (TF32 allowed by LATHE_CUDA_ALLOW_TF32)";
 }
 
+std::shared_ptr<Backend> CudaBackend::makeInstance() {
+    // A backend of its own on the same device: a new context (stream, byte counts), cuBLAS/cuBLASLt handles and
+    // plans, error flag and staging buffers. Its stream does not wait for this one, so this one is drained
+    // first: every tensor the new backend may read (a model's weights) is then written. Stream-ordered
+    // allocations (cudaMallocAsync) freed on one stream and reused on another are ordered by the memory pool
+    // (its default reuse policies follow the frees' completion).
+    synchronize();
+    return std::make_shared<CudaBackend>(m_ctx->index);
+}
+
 CudaBackend::~CudaBackend() {
     cudaStreamSynchronize(m_ctx->stream);
     releaseBuffers();

@@ -142,6 +142,7 @@ public:
     std::uint64_t currentAllocatedBytes() const override { return m_ctx->currentBytes.load(); }
     std::unique_ptr<DeviceTimer> createTimer() override;
     std::unique_ptr<CapturedWork> capture(const std::function<std::vector<Tensor>()>& body) override;
+    std::shared_ptr<Backend> makeInstance() override;
 
     // ops_convert.cpp
     void fill(Tensor& x, float value) override;

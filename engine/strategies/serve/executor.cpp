@@ -14,16 +14,36 @@
 
 namespace lathe::serve {
 
-ModelExecutor::ModelExecutor(Model& model, Backend& backend, const Dataset& data)
+ModelExecutor::ModelExecutor(Model& model, Backend& backend, const Dataset& data, int instances)
     : m_model(model), m_backend(backend), m_data(data), m_concurrent(backend.name() == "cpu") {
     if (data.size() == 0) throw DataError(data.name + ": no samples to serve");
     if (data.sampleSize() != numel(model.inputShape()))
         throw ConfigError("model " + model.name() + " expects inputs of shape " + shapeToString(model.inputShape()) +
                           ", dataset " + data.name + " has samples of shape " + shapeToString(data.sampleShape));
+    if (m_concurrent || instances < 2) return;
+    // One backend per instance (a CUDA stream each). A forward on the model's own backend first fills the layers'
+    // caches, so that the instances' threads only read them; makeInstance then waits for that work.
+    forward(-1, {0}, {0}, 1);
+    for (int i = 0; i < instances; ++i) {
+        std::shared_ptr<Backend> be = backend.makeInstance();
+        if (!be) {
+            m_instances.clear();
+            return;
+        }
+        m_instances.push_back(std::move(be));
+    }
+    m_concurrent = true;
 }
 
-std::vector<int> ModelExecutor::forward(const std::vector<std::int64_t>& indices, const std::vector<int>& owner,
-                                        std::size_t owners) {
+Backend& ModelExecutor::backendOf(int instance) {
+    if (instance >= 0 && static_cast<std::size_t>(instance) < m_instances.size())
+        return *m_instances[static_cast<std::size_t>(instance)];
+    return m_backend;
+}
+
+std::vector<int> ModelExecutor::forward(int instance, const std::vector<std::int64_t>& indices,
+                                        const std::vector<int>& owner, std::size_t owners) {
+    Backend& be = backendOf(instance);
     const auto n = static_cast<std::int64_t>(indices.size());
     std::vector<float> x(static_cast<std::size_t>(n * m_data.sampleSize()));
     std::vector<std::int32_t> y(static_cast<std::size_t>(n));
@@ -33,11 +53,11 @@ std::vector<int> ModelExecutor::forward(const std::vector<std::int64_t>& indices
 
     std::unique_lock<std::mutex> lock(m_serial, std::defer_lock);
     if (!m_concurrent) lock.lock();
-    const Tensor xb = m_backend.upload(x, shape);         // (N, C, H, W)
-    const Tensor logits = m_model.forward(xb, ForwardContext{}); // (N, classes)
-    Tensor pred = m_backend.empty({n}, DType::I32);        // (N)
-    m_backend.argmaxRows(logits, pred);
-    const Tensor host = m_backend.download(pred);
+    const Tensor xb = be.upload(x, shape);                           // (N, C, H, W)
+    const Tensor logits = m_model.forward(be, xb, ForwardContext{}); // (N, classes)
+    Tensor pred = be.empty({n}, DType::I32);                         // (N)
+    be.argmaxRows(logits, pred);
+    const Tensor host = be.download(pred);
     if (lock.owns_lock()) lock.unlock();
 
     std::vector<int> correct(owners, 0);
@@ -47,7 +67,7 @@ std::vector<int> ModelExecutor::forward(const std::vector<std::int64_t>& indices
     return correct;
 }
 
-std::vector<int> ModelExecutor::run(const std::vector<ServeRequest>& requests) {
+std::vector<int> ModelExecutor::run(int instance, const std::vector<ServeRequest>& requests) {
     std::vector<std::int64_t> indices;
     std::vector<int> owner;
     for (std::size_t k = 0; k < requests.size(); ++k) {
@@ -57,7 +77,7 @@ std::vector<int> ModelExecutor::run(const std::vector<ServeRequest>& requests) {
             owner.push_back(static_cast<int>(k));
         }
     }
-    return forward(indices, owner, requests.size());
+    return forward(instance, indices, owner, requests.size());
 }
 
 void LatencyModel::add(std::int64_t samples, std::vector<double> timingsMs) {
@@ -111,7 +131,8 @@ LatencyModel fitLatencyModel(ModelExecutor& executor, std::int64_t maxSamples, i
         const PolicySettings staticB{PolicyKind::Static, static_cast<int>(b), 0, {}};
         const SchedulerSettings one{1, burst.arrivals.size(), 1};
         const ServeLog log = runRealtime(
-            burst, staticB, one, [&executor](const std::vector<ServeRequest>& r) { return executor.run(r); }, {}, cancel);
+            burst, staticB, one, [&executor](int, const std::vector<ServeRequest>& r) { return executor.run(0, r); }, {},
+            cancel);
         if (log.cancelled) throw CancelledError();
         std::vector<double> ms;
         for (std::size_t i = static_cast<std::size_t>(warmup); i + 1 < log.batches.size(); ++i)

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <vector>
@@ -17,22 +18,28 @@
 namespace lathe::serve {
 
 // Runs a batch's samples through the model: preprocess, upload, forward, argmax, read back. Request r
-// carries samples (r.id * r.samples + j) mod the split's size. Several instances call run() at once on
-// the CPU backend (its ops are re-entrant; each call owns its tensors); on another backend the calls are
-// serialized (one stream), which the run's notes say.
+// carries samples (r.id * r.samples + j) mod the split's size. Several instances call run() at once: on the
+// CPU backend all on it (its ops are re-entrant; each call owns its tensors); elsewhere, with `instances` > 1,
+// each on a backend of its own from Backend::makeInstance (on CUDA a stream each, reading the model's weights).
+// A backend that makes no instances serializes the calls (one stream), which the run's notes say.
 class ModelExecutor {
 public:
-    ModelExecutor(Model& model, Backend& backend, const Dataset& data);
-    // Correct predictions per request of the batch, in its order.
-    std::vector<int> run(const std::vector<ServeRequest>& requests);
+    ModelExecutor(Model& model, Backend& backend, const Dataset& data, int instances = 1);
+    // Correct predictions per request of the batch, in its order, executed by model instance `instance`.
+    std::vector<int> run(int instance, const std::vector<ServeRequest>& requests);
     bool concurrent() const { return m_concurrent; }
+    // The backends of the instances (none on the CPU, or with one instance).
+    std::size_t instanceBackends() const { return m_instances.size(); }
 
 private:
-    std::vector<int> forward(const std::vector<std::int64_t>& indices, const std::vector<int>& owner, std::size_t owners);
+    Backend& backendOf(int instance);
+    std::vector<int> forward(int instance, const std::vector<std::int64_t>& indices, const std::vector<int>& owner,
+                             std::size_t owners);
     Model& m_model;
     Backend& m_backend;
     const Dataset& m_data;
     bool m_concurrent;
+    std::vector<std::shared_ptr<Backend>> m_instances;
     std::mutex m_serial;
 };
 

@@ -60,9 +60,10 @@ ServeLog runRealtime(const Workload& work, const PolicySettings& policySettings,
     // Workers: one per instance.
     std::vector<std::unique_ptr<Worker>> workers;
     for (int i = 0; i < sched.instances; ++i) workers.push_back(std::make_unique<Worker>());
-    for (auto& wp : workers) {
-        Worker* w = wp.get();
-        w->thread = std::thread([w, &inbox, &execute, now] {
+    for (std::size_t i = 0; i < workers.size(); ++i) {
+        Worker* w = workers[i].get();
+        const int instance = static_cast<int>(i);
+        w->thread = std::thread([w, instance, &inbox, &execute, now] {
             for (;;) {
                 BatchDispatch b;
                 {
@@ -75,7 +76,7 @@ ServeLog runRealtime(const Workload& work, const PolicySettings& policySettings,
                 Completion c;
                 c.batch = b.index;
                 try {
-                    c.correct = execute(b.requests);
+                    c.correct = execute(instance, b.requests);
                 } catch (...) {
                     c.error = std::current_exception();
                 }

@@ -12,8 +12,9 @@
 
 namespace lathe::serve {
 
-// Executes a batch for real; returns the correct predictions per request (in the batch's order).
-using RealExecute = std::function<std::vector<int>(const std::vector<ServeRequest>&)>;
+// Executes a batch for real on model instance `instance` (the worker's, 0 .. instances - 1); returns the
+// correct predictions per request (in the batch's order).
+using RealExecute = std::function<std::vector<int>(int instance, const std::vector<ServeRequest>&)>;
 
 // Serves `work`; the observer is called on the calling thread. When `cancel` is set, no more requests are
 // offered, the batches in flight finish, and the log (cancelled = true) holds every request served so far.

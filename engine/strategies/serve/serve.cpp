@@ -174,17 +174,25 @@ std::int64_t largestBatchSamples(const ServeParams& p, const Workload& w) {
 class StreamServer {
 public:
     StreamServer(const StepContext& ctx, const ServeParams& p, const std::string& owner)
-        : m_ctx(ctx), m_params(p), m_owner(owner), m_executor(ctx.model(), ctx.backend(), ctx.evalData()) {}
+        : m_ctx(ctx), m_params(p), m_owner(owner), m_executor(ctx.model(), ctx.backend(), ctx.evalData(), p.instances) {}
 
     ServeLog serve(const Workload& work, PolicyKind kind, const ServeObserver& observer) {
         if (m_params.mode == ServeMode::Real) {
-            if (m_params.instances > 1 && !m_executor.concurrent() && !m_notedSerial) {
-                m_ctx.notes()["serve"] += m_owner + ": " + m_ctx.backend().name() +
-                                          " executes the instances' batches one at a time (one stream). ";
-                m_notedSerial = true;
+            if (m_params.instances > 1 && !m_notedInstances) {
+                if (!m_executor.concurrent())
+                    m_ctx.notes()["serve"] += m_owner + ": " + m_ctx.backend().name() +
+                                              " executes the instances' batches one at a time (one stream). ";
+                else if (m_executor.instanceBackends() > 0)
+                    m_ctx.notes()["serve"] += m_owner + ": each of the " + std::to_string(m_params.instances) +
+                                              " instances executes on a " + m_ctx.backend().name() +
+                                              " backend of its own (its own stream), sharing the weights. ";
+                m_notedInstances = true;
             }
             return runRealtime(work, policyOf(m_params, kind), schedulerOf(m_params),
-                               [this](const std::vector<ServeRequest>& r) { return m_executor.run(r); }, observer,
+                               [this](int instance, const std::vector<ServeRequest>& r) {
+                                   return m_executor.run(instance, r);
+                               },
+                               observer,
                                m_ctx.cancel);
         }
         if (m_model.empty()) fit(largestBatchSamples(m_params, work));
@@ -212,7 +220,7 @@ private:
     std::string m_owner;
     ModelExecutor m_executor;
     LatencyModel m_model;
-    bool m_notedSerial = false;
+    bool m_notedInstances = false;
 };
 
 class ServeBatching final : public Strategy {
