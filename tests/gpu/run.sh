@@ -182,6 +182,10 @@ else
             --batch-size 128 --device cuda "${epoch[@]}" --json || failed=1
         step train-cnn 120 train-cnn.json "$cli" train --model cnn-2conv --dataset "$DATA" --epochs 1 \
             --batch-size 128 --device cuda "${epoch[@]}" --json || failed=1
+        # Serving's instances, a CUDA stream each: throughput with 1, 2 and 4 instances (serve.batching's summary).
+        step serve-instances 90 serve-instances.json env LATHE_FASHION_MNIST_DIR="$DATA" "$cli" run \
+            tests/gpu/serve_instances.json --device cuda --db "$RESULTS/serve.sqlite" --cache-dir "$RESULTS/cache" \
+            --json || failed=1
     else
         note "train: not run, no Fashion-MNIST at $DATA"
     fi
