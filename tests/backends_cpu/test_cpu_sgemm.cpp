@@ -201,6 +201,22 @@ class TestCpuSgemm : public QObject {
         double worst = 0.0;
         for (std::size_t i = 0; i < direct.size(); ++i) worst = std::max(worst, double(std::fabs(ys[0][i] - ys[1][i])));
         QVERIFY2(worst < 1e-4, qPrintable(QString("kernel and OpenBLAS differ by %1").arg(worst)));
+
+        // A W whose packed copy would pass the cap goes to OpenBLAS either way: the same bits enabled or not.
+        const std::int64_t bigN = 2080, bigK = 2048;
+        QVERIFY(cpu::sgemmNtPackedFloats(bigN, bigK) > cpu::kSgemmNtMaxPacked);
+        QVERIFY(cpu::sgemmNtPackedFloats(256, 784) <= cpu::kSgemmNtMaxPacked);
+        const Tensor bx = be->upload(randomVector(4 * bigK, 13), {4, bigK});
+        const Tensor bw = be->upload(randomVector(bigN * bigK, 14), {bigN, bigK});
+        std::vector<std::vector<float>> big;
+        for (bool enabled : {true, false}) {
+            cpu::setSgemmNtEnabled(enabled);
+            Tensor y = be->empty({4, bigN});
+            be->gemm(bx, Trans::No, bw, Trans::Yes, y);
+            big.push_back(be->downloadF32(y));
+        }
+        cpu::setSgemmNtEnabled(before);
+        QVERIFY(big[0] == big[1]);
     }
 };
 

@@ -129,9 +129,11 @@ void CpuBackend::sgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::in
                        std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc,
                        GemmEpilogue epilogue) {
     const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-    // x @ W^T (every dense Linear and convolution forward): the backend's own kernel, epilogue in registers.
-    // One row stays with OpenBLAS's GEMV, which reads W once without packing it.
-    if (!ta && tb && alpha == 1.0f && beta == 0.0f && m >= 2 && k >= 1 && sgemmNtEnabled()) {
+    // x @ W^T (every dense Linear's forward): the backend's own kernel, epilogue in registers. One row stays with
+    // OpenBLAS's GEMV, which reads W once without packing it; so does a W whose packed copy (kept by the calling
+    // thread for its next call) would pass kSgemmNtMaxPacked floats.
+    if (!ta && tb && alpha == 1.0f && beta == 0.0f && m >= 2 && k >= 1 && sgemmNtEnabled() &&
+        sgemmNtPackedFloats(n, k) <= kSgemmNtMaxPacked) {
         sgemmNt(m, n, k, a, lda, b, ldb, c, ldc, epilogue.bias, epilogue.act,
                 [&](std::int64_t count, const std::function<void(std::int64_t)>& fn) {
                     if (macs < kParallelGemmMacs) {

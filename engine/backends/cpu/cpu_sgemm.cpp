@@ -2,7 +2,7 @@
 // tiles of up to 12 rows x 32 columns summed in zmm registers over the whole of K (one broadcast of x per row
 // and k, two FMAs). The epilogue adds the bias and applies the activation in registers. Measured on an AMD
 // Zen 5 core for the MLP's layers at batch 256: 8 x 32, 12 x 32, 14 x 32 and 6 x 64 tiles all within 2% of
-// one another (the core's FMA peak); packing W is about 3.5% of the forward.
+// one another; packing W is about 3.5% of the forward.
 #include "engine/backends/cpu/cpu_sgemm.h"
 
 #include "engine/backends/cpu/cpu_backend_impl.h"
@@ -146,6 +146,8 @@ constexpr auto kMicro = microTable(std::make_integer_sequence<int, kMr>{});
 
 } // namespace
 
+std::int64_t sgemmNtPackedFloats(std::int64_t n, std::int64_t k) { return (n + kNr - 1) / kNr * kNr * k; }
+
 bool sgemmNtAvailable() {
 #ifdef LATHE_SGEMM_X86
     static const bool available =
@@ -185,7 +187,7 @@ void sgemmNt(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, std
     // The packed W lives in the calling thread's buffer, reused by its next call.
     thread_local std::vector<float> packed;
     // Grown, never shrunk: a resize down and up again would zero the regrown part on every call.
-    const auto need = static_cast<std::size_t>(std::max<std::int64_t>(1, panels * k * kNr));
+    const auto need = static_cast<std::size_t>(std::max<std::int64_t>(1, sgemmNtPackedFloats(n, k)));
     if (packed.size() < need) packed.resize(need);
     float* bp = packed.data();
     const std::int64_t panelChunks = (panels + kPanelChunk - 1) / kPanelChunk;

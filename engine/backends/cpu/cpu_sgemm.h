@@ -21,6 +21,11 @@ bool sgemmNtAvailable();
 bool sgemmNtEnabled();
 void setSgemmNtEnabled(bool enabled);
 
+// Floats of W's packed copy (N rounded up to 32, times K), which the calling thread keeps for its next call; the
+// backend sends larger products (W over 16 MB: a 4096 x 4096 layer) to OpenBLAS, which packs in blocks.
+std::int64_t sgemmNtPackedFloats(std::int64_t n, std::int64_t k);
+constexpr std::int64_t kSgemmNtMaxPacked = std::int64_t(1) << 22;
+
 // y[i][j] = act(sum_k x[i][k] w[j][k] + bias[j]); bias (N) or null; act None, Relu or Gelu (GELU exact, as
 // geluExact). `forChunks(count, fn)` runs fn(0 .. count - 1), on any threads.
 void sgemmNt(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, std::int64_t ldx, const float* w,
