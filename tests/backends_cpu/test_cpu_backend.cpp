@@ -458,6 +458,7 @@ void TestCpuBackend::maxPoolMatchesItsRule_data() {
     QTest::addColumn<int>("pad");
     QTest::newRow("2x2 stride 2 (the fast path), 28x28") << 28 << 28 << 2 << 2 << 0;
     QTest::newRow("2x2 stride 2, odd 7x9 (last row and column dropped)") << 7 << 9 << 2 << 2 << 0;
+    QTest::newRow("2x2 stride 2, 40x70 (two rows of 16 outputs and a tail on AVX-512)") << 40 << 70 << 2 << 2 << 0;
     QTest::newRow("3x3 stride 2 pad 1 (the general loop)") << 14 << 14 << 3 << 2 << 1;
     QTest::newRow("2x2 stride 1 (the general loop)") << 6 << 6 << 2 << 1 << 0;
 }

@@ -5,6 +5,10 @@
 
 #include "engine/core/errors.h"
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -14,6 +18,56 @@
 
 namespace lathe::cpu {
 namespace {
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// One output row of the 2x2 / stride 2 max pool on AVX-512: 16 outputs at a time from 32 values of each input
+// row, split into their even and odd columns by two permutes, then the same comparisons as the scalar loop
+// (the first maximum of each row's pair, the second row's only where strictly greater). False where the row pair
+// holds a NaN: the caller then takes the window-by-window NaN rule. (Left to the compiler, the scalar loop
+// stayed scalar: the engine is built for baseline x86-64.)
+__attribute__((target("avx512f"))) bool maxPoolRowAvx512(const float* r0, const float* r1, std::int64_t ow,
+                                                         std::int32_t base, std::int32_t w, float* out,
+                                                         std::int32_t* arg) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i one = _mm512_set1_epi32(1), below = _mm512_set1_epi32(w);
+    for (std::int64_t ox = 0; ox < ow; ox += 16) {
+        const std::int64_t left = std::min<std::int64_t>(16, ow - ox);
+        const __mmask16 live = static_cast<__mmask16>(left == 16 ? 0xffff : (1u << left) - 1);
+        const std::int64_t inputs = 2 * left; // values of each row this step reads
+        const __mmask16 lo = static_cast<__mmask16>(inputs >= 16 ? 0xffff : (1u << inputs) - 1);
+        const __mmask16 hi = static_cast<__mmask16>(inputs >= 32 ? 0xffff : inputs <= 16 ? 0 : (1u << (inputs - 16)) - 1);
+        const __m512 p0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * ox), q0 = _mm512_maskz_loadu_ps(hi, r0 + 2 * ox + 16);
+        const __m512 p1 = _mm512_maskz_loadu_ps(lo, r1 + 2 * ox), q1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * ox + 16);
+        const __m512 a = _mm512_permutex2var_ps(p0, even, q0), b = _mm512_permutex2var_ps(p0, odd, q0);
+        const __m512 c = _mm512_permutex2var_ps(p1, even, q1), d = _mm512_permutex2var_ps(p1, odd, q1);
+        const __mmask16 nan = _mm512_mask_cmp_ps_mask(live, a, b, _CMP_UNORD_Q) |
+                              _mm512_mask_cmp_ps_mask(live, c, d, _CMP_UNORD_Q);
+        if (nan) return false;
+        const __m512i ia = _mm512_add_epi32(_mm512_set1_epi32(base + 2 * static_cast<std::int32_t>(ox)),
+                                            even);
+        const __mmask16 k1 = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ), k2 = _mm512_cmp_ps_mask(d, c, _CMP_GT_OQ);
+        const __m512 m1 = _mm512_mask_blend_ps(k1, a, b), m2 = _mm512_mask_blend_ps(k2, c, d);
+        const __m512i i1 = _mm512_mask_add_epi32(ia, k1, ia, one);
+        const __m512i iw = _mm512_add_epi32(ia, below);
+        const __m512i i2 = _mm512_mask_add_epi32(iw, k2, iw, one);
+        const __mmask16 k3 = _mm512_cmp_ps_mask(m2, m1, _CMP_GT_OQ);
+        _mm512_mask_storeu_ps(out + ox, live, _mm512_mask_blend_ps(k3, m1, m2));
+        _mm512_mask_storeu_epi32(arg + ox, live, _mm512_mask_blend_epi32(k3, i1, i2));
+    }
+    return true;
+}
+
+bool avx512Pool() {
+    static const bool available = __builtin_cpu_supports("avx512f");
+    return available;
+}
+#else
+bool maxPoolRowAvx512(const float*, const float*, std::int64_t, std::int32_t, std::int32_t, float*, std::int32_t*) {
+    return false;
+}
+bool avx512Pool() { return false; }
+#endif
 
 // Target size of one task's column buffer: a few MiB stays in the shared L3 cache.
 constexpr std::int64_t kChunkColumnBytes = std::int64_t{4} << 20;
@@ -372,6 +426,7 @@ void CpuBackend::maxPool2dForward(const Tensor& x, Tensor& y, Tensor& argmax, co
     // rule of the general loop.
     const bool twoByTwo =
         g.kernelH == 2 && g.kernelW == 2 && g.strideH == 2 && g.strideW == 2 && g.padH == 0 && g.padW == 0;
+    const bool vector = twoByTwo && avx512Pool();
     forEach(planes, [&](std::int64_t b, std::int64_t e) {
         for (std::int64_t pl = b; pl < e && twoByTwo; ++pl) {
             const float* in = px + pl * inPlane;
@@ -382,6 +437,7 @@ void CpuBackend::maxPool2dForward(const Tensor& x, Tensor& y, Tensor& argmax, co
                 const float* r1 = r0 + g.width;
                 const auto base = static_cast<std::int32_t>(2 * oy * g.width);
                 const auto w = static_cast<std::int32_t>(g.width);
+                if (vector && maxPoolRowAvx512(r0, r1, ow, base, w, out + oy * ow, arg + oy * ow)) continue;
                 bool nan = false;
                 for (std::int64_t i = 0; i < 2 * ow; ++i) nan |= (r0[i] != r0[i]) | (r1[i] != r1[i]);
                 if (!nan) {
