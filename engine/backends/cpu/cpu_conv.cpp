@@ -112,6 +112,16 @@ void im2col(const float* x, const Conv2dGeometry& g, float* col, std::int64_t ld
                         continue;
                     }
                     const float* in = plane + iy * g.width;
+                    if (g.strideW == 1) {
+                        // ix = ox + shift: zeros, one contiguous copy, zeros (the loop below went value by value).
+                        const std::int64_t shift = kx - g.padW;
+                        const std::int64_t lo = std::clamp<std::int64_t>(-shift, 0, ow);
+                        const std::int64_t hi = std::clamp<std::int64_t>(g.width - shift, lo, ow);
+                        std::fill(out, out + lo, 0.0f);
+                        std::copy(in + lo + shift, in + hi + shift, out + lo);
+                        std::fill(out + hi, out + ow, 0.0f);
+                        continue;
+                    }
                     for (std::int64_t ox = 0; ox < ow; ++ox) {
                         const std::int64_t ix = ox * g.strideW - g.padW + kx;
                         out[ox] = (ix >= 0 && ix < g.width) ? in[ix] : 0.0f;
@@ -133,6 +143,13 @@ void col2im(const float* col, std::int64_t ld, const Conv2dGeometry& g, float* d
                     if (iy < 0 || iy >= g.height) continue;
                     const float* in = row + oy * ow;
                     float* out = plane + iy * g.width;
+                    if (g.strideW == 1) { // ix = ox + shift over one contiguous range
+                        const std::int64_t shift = kx - g.padW;
+                        const std::int64_t lo = std::clamp<std::int64_t>(-shift, 0, ow);
+                        const std::int64_t hi = std::clamp<std::int64_t>(g.width - shift, lo, ow);
+                        for (std::int64_t ox = lo; ox < hi; ++ox) out[ox + shift] += in[ox];
+                        continue;
+                    }
                     for (std::int64_t ox = 0; ox < ow; ++ox) {
                         const std::int64_t ix = ox * g.strideW - g.padW + kx;
                         if (ix >= 0 && ix < g.width) out[ix] += in[ox];
