@@ -28,21 +28,26 @@ namespace {
 using ChunkRunner = std::function<void(std::int64_t, const std::function<void(std::int64_t)>&)>;
 
 const ChunkRunner inOrder = [](std::int64_t count, const std::function<void(std::int64_t)>& fn) {
-    for (std::int64_t i = 0; i < count; ++i) fn(i);
+    for (std::int64_t i = 0; i < count; ++i)
+        fn(i);
 };
 // Chunks last to first: a split whose result depended on the order of the chunks would show.
 const ChunkRunner reversed = [](std::int64_t count, const std::function<void(std::int64_t)>& fn) {
-    for (std::int64_t i = count - 1; i >= 0; --i) fn(i);
+    for (std::int64_t i = count - 1; i >= 0; --i)
+        fn(i);
 };
 
 std::vector<float> smallIntegers(std::size_t n, std::uint64_t seed) {
     Rng rng(seed);
     std::vector<float> v(n);
-    for (auto& x : v) x = static_cast<float>(static_cast<int>(rng.below(17)) - 8);
+    for (auto& x : v)
+        x = static_cast<float>(static_cast<int>(rng.below(17)) - 8);
     return v;
 }
 
-float geluRef(float v) { return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752440f)); }
+float geluRef(float v) {
+    return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752440f));
+}
 
 struct Problem {
     std::int64_t m, n, k, ldx, ldw, ldy;
@@ -66,6 +71,18 @@ void run(Problem& p, bool withBias, Activation act, const ChunkRunner& chunks) {
                  withBias ? p.bias.data() : nullptr, act, chunks);
 }
 
+// The same product through sgemmNn: B = W^T stored (K, N) with row stride N + 2 (padding that must not be read
+// into the result).
+void runNn(Problem& p, bool withBias, Activation act, const ChunkRunner& chunks) {
+    const std::int64_t ldb = p.n + 2;
+    std::vector<float> b(static_cast<std::size_t>(p.k * ldb), 1e30f);
+    for (std::int64_t t = 0; t < p.k; ++t)
+        for (std::int64_t j = 0; j < p.n; ++j)
+            b[t * ldb + j] = p.w[j * p.ldw + t];
+    cpu::sgemmNn(p.m, p.n, p.k, p.x.data(), p.ldx, b.data(), ldb, p.y.data(), p.ldy, withBias ? p.bias.data() : nullptr,
+                 act, chunks);
+}
+
 } // namespace
 
 class TestCpuSgemm : public QObject {
@@ -73,7 +90,7 @@ class TestCpuSgemm : public QObject {
 
   private slots:
     void init() {
-        if (!cpu::sgemmNtAvailable()) QSKIP("this CPU has no AVX-512F: the backend runs OpenBLAS for every GEMM");
+        if (!cpu::ownSgemmAvailable()) QSKIP("this CPU has no AVX-512F: the backend runs OpenBLAS for every GEMM");
     }
 
     // Integers in [-8, 8]: |sum| <= 64 K + 8 < 2^24, so every f32 sum is exact whatever its order.
@@ -90,9 +107,9 @@ class TestCpuSgemm : public QObject {
         // Rows 2..9 (each tile height, a full tile and one over), 65 and 130 rows (several row tasks), columns
         // on and off the 16- and 32-wide edges and several panel tasks (N 300: 10 panels), K below, on and off
         // the 16-deep transposed blocks; the MLP's layers.
-        const S shapes[] = {{2, 1, 1},     {3, 5, 7},      {7, 16, 16},     {8, 17, 31},    {9, 31, 33},
-                            {5, 32, 15},   {6, 33, 48},    {65, 64, 17},    {130, 300, 70}, {256, 256, 784},
-                            {256, 128, 256}, {256, 10, 128}};
+        const S shapes[] = {{2, 1, 1},      {3, 5, 7},       {7, 16, 16},     {8, 17, 31},
+                            {9, 31, 33},    {5, 32, 15},     {6, 33, 48},     {65, 64, 17},
+                            {130, 300, 70}, {256, 256, 784}, {256, 128, 256}, {256, 10, 128}};
         for (const S& s : shapes)
             for (std::int64_t pad : {0, 3})
                 for (Activation act : {Activation::None, Activation::Relu})
@@ -110,18 +127,30 @@ class TestCpuSgemm : public QObject {
         QFETCH(Activation, act);
         QFETCH(bool, withBias);
         Problem p = makeProblem(m, n, k, pad, true);
-        run(p, withBias, act, inOrder);
-        for (std::int64_t i = 0; i < m; ++i) {
-            for (std::int64_t j = 0; j < n; ++j) {
-                long long sum = withBias ? static_cast<long long>(p.bias[j]) : 0;
-                for (std::int64_t t = 0; t < k; ++t)
-                    sum += static_cast<long long>(p.x[i * p.ldx + t]) * static_cast<long long>(p.w[j * p.ldw + t]);
-                if (act == Activation::Relu) sum = std::max(sum, 0LL);
-                const float got = p.y[i * p.ldy + j];
-                if (got != static_cast<float>(sum))
-                    QFAIL(qPrintable(QString("y[%1][%2] = %3, expected %4").arg(i).arg(j).arg(double(got)).arg(sum)));
+        for (bool nn : {false, true}) {
+            std::fill(p.y.begin(), p.y.end(), -12345.0f);
+            if (nn)
+                runNn(p, withBias, act, inOrder);
+            else
+                run(p, withBias, act, inOrder);
+            for (std::int64_t i = 0; i < m; ++i) {
+                for (std::int64_t j = 0; j < n; ++j) {
+                    long long sum = withBias ? static_cast<long long>(p.bias[j]) : 0;
+                    for (std::int64_t t = 0; t < k; ++t)
+                        sum += static_cast<long long>(p.x[i * p.ldx + t]) * static_cast<long long>(p.w[j * p.ldw + t]);
+                    if (act == Activation::Relu) sum = std::max(sum, 0LL);
+                    const float got = p.y[i * p.ldy + j];
+                    if (got != static_cast<float>(sum))
+                        QFAIL(qPrintable(QString("%1: y[%2][%3] = %4, expected %5")
+                                             .arg(nn ? "nn" : "nt")
+                                             .arg(i)
+                                             .arg(j)
+                                             .arg(double(got))
+                                             .arg(sum)));
+                }
+                for (std::int64_t j = n; j < p.ldy; ++j)
+                    QCOMPARE(p.y[i * p.ldy + j], -12345.0f); // row padding kept
             }
-            for (std::int64_t j = n; j < p.ldy; ++j) QCOMPARE(p.y[i * p.ldy + j], -12345.0f); // row padding kept
         }
     }
 
@@ -160,13 +189,16 @@ class TestCpuSgemm : public QObject {
         QVERIFY2(worst <= double(k) * 0x1p-24 + 1e-6, qPrintable(QString("worst relative error %1").arg(worst)));
     }
 
-    // The same bits whatever the order of the chunks and the thread count of the backend.
+    // The same bits whatever the order of the chunks and the thread count of the backend; and x @ B equals
+    // x @ (B^T)^T bit for bit (the same sums in the same order, B read in place or packed).
     void independentOfTheSplit() {
         for (Activation act : {Activation::None, Activation::Gelu}) {
-            Problem a = makeProblem(200, 300, 100, 1, false), b = a;
+            Problem a = makeProblem(200, 300, 100, 1, false), b = a, c = a;
             run(a, true, act, inOrder);
             run(b, true, act, reversed);
+            runNn(c, true, act, reversed);
             QVERIFY(std::memcmp(a.y.data(), b.y.data(), a.y.size() * sizeof(float)) == 0);
+            QVERIFY(std::memcmp(a.y.data(), c.y.data(), a.y.size() * sizeof(float)) == 0);
         }
         const auto x = randomVector(256 * 784, 7), w = randomVector(256 * 784, 8);
         std::vector<std::vector<float>> results;
@@ -182,41 +214,46 @@ class TestCpuSgemm : public QObject {
     // The backend takes the kernel for x @ W^T where enabled, OpenBLAS otherwise: the two agree within the sums'
     // rounding, and each is what the switch says (the kernel's result equals a direct call's bits).
     void backendChoosesIt() {
-        const bool before = cpu::sgemmNtEnabled();
+        const bool before = cpu::ownSgemmEnabled();
         auto be = makeCpuBackend(1);
         const auto x = randomVector(64 * 300, 11), w = randomVector(96 * 300, 12);
         const Tensor xt = be->upload(x, {64, 300}), wt = be->upload(w, {96, 300});
         std::vector<std::vector<float>> ys;
         for (bool enabled : {true, false}) {
-            cpu::setSgemmNtEnabled(enabled);
-            QCOMPARE(cpu::sgemmNtEnabled(), enabled);
+            cpu::setOwnSgemmEnabled(enabled);
+            QCOMPARE(cpu::ownSgemmEnabled(), enabled);
             Tensor y = be->empty({64, 96});
             be->gemm(xt, Trans::No, wt, Trans::Yes, y);
             ys.push_back(be->downloadF32(y));
         }
-        cpu::setSgemmNtEnabled(before);
+        cpu::setOwnSgemmEnabled(before);
         std::vector<float> direct(64 * 96);
         cpu::sgemmNt(64, 96, 300, x.data(), 300, w.data(), 300, direct.data(), 96, nullptr, Activation::None, inOrder);
         QVERIFY(ys[0] == direct);
         double worst = 0.0;
-        for (std::size_t i = 0; i < direct.size(); ++i) worst = std::max(worst, double(std::fabs(ys[0][i] - ys[1][i])));
+        for (std::size_t i = 0; i < direct.size(); ++i)
+            worst = std::max(worst, double(std::fabs(ys[0][i] - ys[1][i])));
         QVERIFY2(worst < 1e-4, qPrintable(QString("kernel and OpenBLAS differ by %1").arg(worst)));
 
-        // A W whose packed copy would pass the cap goes to OpenBLAS either way: the same bits enabled or not.
-        const std::int64_t bigN = 2080, bigK = 2048;
-        QVERIFY(cpu::sgemmNtPackedFloats(bigN, bigK) > cpu::kSgemmNtMaxPacked);
-        QVERIFY(cpu::sgemmNtPackedFloats(256, 784) <= cpu::kSgemmNtMaxPacked);
-        const Tensor bx = be->upload(randomVector(4 * bigK, 13), {4, bigK});
-        const Tensor bw = be->upload(randomVector(bigN * bigK, 14), {bigN, bigK});
-        std::vector<std::vector<float>> big;
+        // x @ B (Trans::No twice, a Linear's input gradient): the kernel reads B in place.
+        const auto bh = randomVector(300 * 96, 15);
+        const Tensor bt = be->upload(bh, {300, 96});
+        std::vector<std::vector<float>> nn;
         for (bool enabled : {true, false}) {
-            cpu::setSgemmNtEnabled(enabled);
-            Tensor y = be->empty({4, bigN});
-            be->gemm(bx, Trans::No, bw, Trans::Yes, y);
-            big.push_back(be->downloadF32(y));
+            cpu::setOwnSgemmEnabled(enabled);
+            Tensor y = be->empty({64, 96});
+            be->gemm(xt, Trans::No, bt, Trans::No, y);
+            nn.push_back(be->downloadF32(y));
         }
-        cpu::setSgemmNtEnabled(before);
-        QVERIFY(big[0] == big[1]);
+        cpu::setOwnSgemmEnabled(before);
+        std::vector<float> directNn(64 * 96);
+        cpu::sgemmNn(64, 96, 300, x.data(), 300, bh.data(), 96, directNn.data(), 96, nullptr, Activation::None,
+                     inOrder);
+        QVERIFY(nn[0] == directNn);
+        worst = 0.0;
+        for (std::size_t i = 0; i < directNn.size(); ++i)
+            worst = std::max(worst, double(std::fabs(nn[0][i] - nn[1][i])));
+        QVERIFY2(worst < 1e-4, qPrintable(QString("x @ B: kernel and OpenBLAS differ by %1").arg(worst)));
     }
 };
 

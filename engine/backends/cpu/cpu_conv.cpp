@@ -36,7 +36,8 @@ __attribute__((target("avx512f"))) bool maxPoolRowAvx512(const float* r0, const 
         const __mmask16 live = static_cast<__mmask16>(left == 16 ? 0xffff : (1u << left) - 1);
         const std::int64_t inputs = 2 * left; // values of each row this step reads
         const __mmask16 lo = static_cast<__mmask16>(inputs >= 16 ? 0xffff : (1u << inputs) - 1);
-        const __mmask16 hi = static_cast<__mmask16>(inputs >= 32 ? 0xffff : inputs <= 16 ? 0 : (1u << (inputs - 16)) - 1);
+        const __mmask16 hi =
+            static_cast<__mmask16>(inputs >= 32 ? 0xffff : inputs <= 16 ? 0 : (1u << (inputs - 16)) - 1);
         const __m512 p0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * ox), q0 = _mm512_maskz_loadu_ps(hi, r0 + 2 * ox + 16);
         const __m512 p1 = _mm512_maskz_loadu_ps(lo, r1 + 2 * ox), q1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * ox + 16);
         const __m512 a = _mm512_permutex2var_ps(p0, even, q0), b = _mm512_permutex2var_ps(p0, odd, q0);

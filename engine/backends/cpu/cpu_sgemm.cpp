@@ -85,10 +85,17 @@ LATHE_TARGET_AVX512F void packPanels(const float* w, std::int64_t ldw, std::int6
     }
 }
 
-// MR rows of x (from x) against one panel (K, 32): y (MR, cols) = act(sums + bias).
+// MR rows of x (from x) against one panel of B, row kk at bp + kk * ldb (a packed panel: ldb = 32; B itself:
+// its row stride), `cols` of its columns read: y (MR, cols) = act(sums + bias).
 template <int MR, int NV>
-LATHE_TARGET_AVX512F void microTile(const float* x, std::int64_t ldx, const float* bp, std::int64_t k, float* y,
-                                    std::int64_t ldy, std::int64_t cols, const float* bias, Activation act) {
+LATHE_TARGET_AVX512F void microTile(const float* x, std::int64_t ldx, const float* bp, std::int64_t ldb, std::int64_t k,
+                                    float* y, std::int64_t ldy, std::int64_t cols, const float* bias, Activation act) {
+    __mmask16 mask[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+        const std::int64_t left = std::clamp<std::int64_t>(cols - 16 * v, 0, 16);
+        mask[v] = static_cast<__mmask16>(left == 16 ? 0xffff : (1u << left) - 1);
+    }
     __m512 acc[MR][NV];
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i)
@@ -99,8 +106,8 @@ LATHE_TARGET_AVX512F void microTile(const float* x, std::int64_t ldx, const floa
     for (std::int64_t kk = 0; kk < k; ++kk) {
         __m512 b[NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v)
-            b[v] = _mm512_loadu_ps(bp + kk * kNr + 16 * v);
+        for (int v = 0; v < NV; ++v) // masked: B's own last panel ends at its last column
+            b[v] = _mm512_maskz_loadu_ps(mask[v], bp + kk * ldb + 16 * v);
 #pragma GCC unroll 16
         for (int i = 0; i < MR; ++i) {
             const __m512 a = _mm512_set1_ps(x[i * ldx + kk]);
@@ -109,14 +116,10 @@ LATHE_TARGET_AVX512F void microTile(const float* x, std::int64_t ldx, const floa
                 acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
         }
     }
-    __mmask16 mask[NV];
     __m512 bv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) {
-        const std::int64_t left = std::clamp<std::int64_t>(cols - 16 * v, 0, 16);
-        mask[v] = static_cast<__mmask16>(left == 16 ? 0xffff : (1u << left) - 1);
+    for (int v = 0; v < NV; ++v)
         bv[v] = bias ? _mm512_maskz_loadu_ps(mask[v], bias + 16 * v) : _mm512_setzero_ps();
-    }
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
@@ -134,8 +137,8 @@ LATHE_TARGET_AVX512F void microTile(const float* x, std::int64_t ldx, const floa
                 y[i * ldy + j] = geluExact(y[i * ldy + j]);
 }
 
-using MicroFn = void (*)(const float*, std::int64_t, const float*, std::int64_t, float*, std::int64_t, std::int64_t,
-                         const float*, Activation);
+using MicroFn = void (*)(const float*, std::int64_t, const float*, std::int64_t, std::int64_t, float*, std::int64_t,
+                         std::int64_t, const float*, Activation);
 // [rows][0]: the whole panel; [rows][1]: its first 16 columns only (a last panel that narrow).
 template <int... R>
 constexpr std::array<std::array<MicroFn, 2>, sizeof...(R) + 1> microTable(std::integer_sequence<int, R...>) {
@@ -146,9 +149,11 @@ constexpr auto kMicro = microTable(std::make_integer_sequence<int, kMr>{});
 
 } // namespace
 
-std::int64_t sgemmNtPackedFloats(std::int64_t n, std::int64_t k) { return (n + kNr - 1) / kNr * kNr * k; }
+std::int64_t sgemmNtPackedFloats(std::int64_t n, std::int64_t k) {
+    return (n + kNr - 1) / kNr * kNr * k;
+}
 
-bool sgemmNtAvailable() {
+bool ownSgemmAvailable() {
 #ifdef LATHE_SGEMM_X86
     static const bool available =
         __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -162,18 +167,18 @@ namespace {
 std::atomic<bool>& enabledFlag() {
     static std::atomic<bool> flag{[] {
         const char* v = std::getenv("LATHE_CPU_SGEMM");
-        return sgemmNtAvailable() && !(v && std::strcmp(v, "openblas") == 0);
+        return ownSgemmAvailable() && !(v && std::strcmp(v, "openblas") == 0);
     }()};
     return flag;
 }
 } // namespace
 
-bool sgemmNtEnabled() {
+bool ownSgemmEnabled() {
     return enabledFlag().load(std::memory_order_relaxed);
 }
 
-void setSgemmNtEnabled(bool enabled) {
-    if (enabled && !sgemmNtAvailable()) throw BackendError("cpu sgemm: this CPU has no AVX-512F");
+void setOwnSgemmEnabled(bool enabled) {
+    if (enabled && !ownSgemmAvailable()) throw BackendError("cpu sgemm: this CPU has no AVX-512F");
     enabledFlag().store(enabled, std::memory_order_relaxed);
 }
 
@@ -181,7 +186,7 @@ void sgemmNt(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, std
              std::int64_t ldw, float* y, std::int64_t ldy, const float* bias, Activation act,
              const std::function<void(std::int64_t, const std::function<void(std::int64_t)>&)>& forChunks) {
 #ifdef LATHE_SGEMM_X86
-    if (!sgemmNtAvailable()) throw BackendError("cpu sgemm: this CPU has no AVX-512F");
+    if (!ownSgemmAvailable()) throw BackendError("cpu sgemm: this CPU has no AVX-512F");
     if (m <= 0 || n <= 0) return;
     const std::int64_t panels = (n + kNr - 1) / kNr;
     // The packed W lives in the calling thread's buffer, reused by its next call.
@@ -203,7 +208,7 @@ void sgemmNt(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, std
             for (std::int64_t p = q0; p < q1; ++p) {
                 const std::int64_t c0 = p * kNr;
                 const std::int64_t cols = std::min(kNr, n - c0);
-                kMicro[rows][cols <= 16](x + r * ldx, ldx, bp + p * k * kNr, k, y + r * ldy + c0, ldy, cols,
+                kMicro[rows][cols <= 16](x + r * ldx, ldx, bp + p * k * kNr, kNr, k, y + r * ldy + c0, ldy, cols,
                                          bias ? bias + c0 : nullptr, act);
             }
         }
@@ -219,6 +224,36 @@ void sgemmNt(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, std
     forChunks(rowChunks * panelChunks, compute);
 #else
     (void)m, (void)n, (void)k, (void)x, (void)ldx, (void)w, (void)ldw, (void)y, (void)ldy, (void)bias, (void)act,
+        (void)forChunks;
+    throw BackendError("cpu sgemm: built without the x86-64 kernels");
+#endif
+}
+
+void sgemmNn(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, std::int64_t ldx, const float* b,
+             std::int64_t ldb, float* y, std::int64_t ldy, const float* bias, Activation act,
+             const std::function<void(std::int64_t, const std::function<void(std::int64_t)>&)>& forChunks) {
+#ifdef LATHE_SGEMM_X86
+    if (!ownSgemmAvailable()) throw BackendError("cpu sgemm: this CPU has no AVX-512F");
+    if (m <= 0 || n <= 0) return;
+    // B's rows are already what a packed panel holds (32 consecutive columns at each k): read in place.
+    const std::int64_t panels = (n + kNr - 1) / kNr;
+    const std::int64_t panelChunks = (panels + kPanelChunk - 1) / kPanelChunk;
+    const std::int64_t rowChunks = (m + kRowChunk - 1) / kRowChunk;
+    forChunks(rowChunks * panelChunks, [&](std::int64_t c) {
+        const std::int64_t r0 = (c / panelChunks) * kRowChunk, r1 = std::min(m, r0 + kRowChunk);
+        const std::int64_t q0 = (c % panelChunks) * kPanelChunk, q1 = std::min(panels, q0 + kPanelChunk);
+        for (std::int64_t r = r0; r < r1; r += kMr) {
+            const int rows = static_cast<int>(std::min<std::int64_t>(kMr, r1 - r));
+            for (std::int64_t p = q0; p < q1; ++p) {
+                const std::int64_t c0 = p * kNr;
+                const std::int64_t cols = std::min(kNr, n - c0);
+                kMicro[rows][cols <= 16](x + r * ldx, ldx, b + c0, ldb, k, y + r * ldy + c0, ldy, cols,
+                                         bias ? bias + c0 : nullptr, act);
+            }
+        }
+    });
+#else
+    (void)m, (void)n, (void)k, (void)x, (void)ldx, (void)b, (void)ldb, (void)y, (void)ldy, (void)bias, (void)act,
         (void)forChunks;
     throw BackendError("cpu sgemm: built without the x86-64 kernels");
 #endif

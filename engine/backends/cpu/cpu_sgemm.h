@@ -14,15 +14,17 @@
 namespace lathe::cpu {
 
 // Whether this CPU (and OS) runs the kernel: AVX-512F.
-bool sgemmNtAvailable();
+bool ownSgemmAvailable();
 // Whether CpuBackend::sgemm takes it for x @ W^T (process-wide): where available, unless the environment says
 // LATHE_CPU_SGEMM=openblas. Tests and benchmarks switch it to run both; enabling it where it is not available
 // throws BackendError.
-bool sgemmNtEnabled();
-void setSgemmNtEnabled(bool enabled);
+bool ownSgemmEnabled();
+void setOwnSgemmEnabled(bool enabled);
 
-// Floats of W's packed copy (N rounded up to 32, times K), which the calling thread keeps for its next call; the
-// backend sends larger products (W over 16 MB: a 4096 x 4096 layer) to OpenBLAS, which packs in blocks.
+// Floats of W's packed copy (N rounded up to 32, times K), which the calling thread keeps for its next call. The
+// backend packs at most kSgemmNtMaxPacked floats (16 MB) at once: a larger W (a 4096 x 4096 layer) goes to
+// OpenBLAS, which packs in blocks, or, where the backend splits the product into column panels, each panel to
+// this kernel.
 std::int64_t sgemmNtPackedFloats(std::int64_t n, std::int64_t k);
 constexpr std::int64_t kSgemmNtMaxPacked = std::int64_t(1) << 22;
 
@@ -30,6 +32,12 @@ constexpr std::int64_t kSgemmNtMaxPacked = std::int64_t(1) << 22;
 // geluExact). `forChunks(count, fn)` runs fn(0 .. count - 1), on any threads.
 void sgemmNt(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, std::int64_t ldx, const float* w,
              std::int64_t ldw, float* y, std::int64_t ldy, const float* bias, Activation act,
+             const std::function<void(std::int64_t, const std::function<void(std::int64_t)>&)>& forChunks);
+
+// y[i][j] = act(sum_k x[i][k] b[k][j] + bias[j]), B (K, N) row-major with row stride ldb, read in place (its
+// rows already hold what a packed panel does); the same tiles, sums and epilogue as sgemmNt.
+void sgemmNn(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, std::int64_t ldx, const float* b,
+             std::int64_t ldb, float* y, std::int64_t ldy, const float* bias, Activation act,
              const std::function<void(std::int64_t, const std::function<void(std::int64_t)>&)>& forChunks);
 
 } // namespace lathe::cpu
