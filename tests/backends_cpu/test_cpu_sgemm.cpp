@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <thread>
 #include <vector>
 
 using namespace lathe;
@@ -35,6 +36,11 @@ const ChunkRunner inOrder = [](std::int64_t count, const std::function<void(std:
 const ChunkRunner reversed = [](std::int64_t count, const std::function<void(std::int64_t)>& fn) {
     for (std::int64_t i = count - 1; i >= 0; --i)
         fn(i);
+};
+
+// Each chunk on a thread of its own: what the caller's thread holds (its packing buffer) must reach the tasks.
+const ChunkRunner onOtherThreads = [](std::int64_t count, const std::function<void(std::int64_t)>& fn) {
+    for (std::int64_t i = 0; i < count; ++i) std::thread([&fn, i] { fn(i); }).join();
 };
 
 std::vector<float> smallIntegers(std::size_t n, std::uint64_t seed) {
@@ -67,20 +73,37 @@ Problem makeProblem(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t
 }
 
 void run(Problem& p, bool withBias, Activation act, const ChunkRunner& chunks) {
-    cpu::sgemmNt(p.m, p.n, p.k, p.x.data(), p.ldx, p.w.data(), p.ldw, p.y.data(), p.ldy,
-                 withBias ? p.bias.data() : nullptr, act, chunks);
+    cpu::sgemmOwn(false, true, p.m, p.n, p.k, p.x.data(), p.ldx, p.w.data(), p.ldw, false, p.y.data(), p.ldy,
+                  withBias ? p.bias.data() : nullptr, act, chunks);
 }
 
-// The same product through sgemmNn: B = W^T stored (K, N) with row stride N + 2 (padding that must not be read
-// into the result).
-void runNn(Problem& p, bool withBias, Activation act, const ChunkRunner& chunks) {
-    const std::int64_t ldb = p.n + 2;
-    std::vector<float> b(static_cast<std::size_t>(p.k * ldb), 1e30f);
-    for (std::int64_t t = 0; t < p.k; ++t)
-        for (std::int64_t j = 0; j < p.n; ++j)
-            b[t * ldb + j] = p.w[j * p.ldw + t];
-    cpu::sgemmNn(p.m, p.n, p.k, p.x.data(), p.ldx, b.data(), ldb, p.y.data(), p.ldy, withBias ? p.bias.data() : nullptr,
-                 act, chunks);
+// The same product with op(A) and op(B) stored each way: A as x (M, K) or transposed (K, M) with row stride M + 1;
+// B as W (N, K) or transposed (K, N) with row stride N + 2 (padding that must not reach the result, holding 1e30).
+// accumulate: y is added to (beta = 1).
+void runOwn(Problem& p, bool ta, bool tb, bool accumulate, bool withBias, Activation act, const ChunkRunner& chunks) {
+    std::vector<float> at, bt;
+    const float* a = p.x.data();
+    std::int64_t lda = p.ldx;
+    if (ta) {
+        lda = p.m + 1;
+        at.assign(static_cast<std::size_t>(p.k * lda), 1e30f);
+        for (std::int64_t t = 0; t < p.k; ++t)
+            for (std::int64_t i = 0; i < p.m; ++i)
+                at[t * lda + i] = p.x[i * p.ldx + t];
+        a = at.data();
+    }
+    const float* b = p.w.data();
+    std::int64_t ldb = p.ldw;
+    if (!tb) {
+        ldb = p.n + 2;
+        bt.assign(static_cast<std::size_t>(p.k * ldb), 1e30f);
+        for (std::int64_t t = 0; t < p.k; ++t)
+            for (std::int64_t j = 0; j < p.n; ++j)
+                bt[t * ldb + j] = p.w[j * p.ldw + t];
+        b = bt.data();
+    }
+    cpu::sgemmOwn(ta, tb, p.m, p.n, p.k, a, lda, b, ldb, accumulate, p.y.data(), p.ldy,
+                  withBias ? p.bias.data() : nullptr, act, chunks);
 }
 
 } // namespace
@@ -127,29 +150,34 @@ class TestCpuSgemm : public QObject {
         QFETCH(Activation, act);
         QFETCH(bool, withBias);
         Problem p = makeProblem(m, n, k, pad, true);
-        for (bool nn : {false, true}) {
-            std::fill(p.y.begin(), p.y.end(), -12345.0f);
-            if (nn)
-                runNn(p, withBias, act, inOrder);
-            else
-                run(p, withBias, act, inOrder);
+        std::vector<long long> sums(static_cast<std::size_t>(m * n));
+        for (std::int64_t i = 0; i < m; ++i)
+            for (std::int64_t j = 0; j < n; ++j) {
+                long long sum = withBias ? static_cast<long long>(p.bias[j]) : 0;
+                for (std::int64_t t = 0; t < k; ++t)
+                    sum += static_cast<long long>(p.x[i * p.ldx + t]) * static_cast<long long>(p.w[j * p.ldw + t]);
+                sums[static_cast<std::size_t>(i * n + j)] = sum;
+            }
+        const auto start = smallIntegers(static_cast<std::size_t>(m * p.ldy), 400 + m); // y before, when accumulating
+        for (int variant = 0; variant < 8; ++variant) {
+            const bool ta = variant & 1, tb = variant & 2, accumulate = variant & 4;
+            const QString name = QString("%1%2%3").arg(ta ? "T" : "N").arg(tb ? "T" : "N").arg(accumulate ? " +y" : "");
+            for (std::int64_t i = 0; i < m; ++i)
+                for (std::int64_t j = 0; j < p.ldy; ++j)
+                    p.y[i * p.ldy + j] = j < n && accumulate ? start[i * p.ldy + j] : -12345.0f;
+            runOwn(p, ta, tb, accumulate, withBias, act, inOrder);
             for (std::int64_t i = 0; i < m; ++i) {
                 for (std::int64_t j = 0; j < n; ++j) {
-                    long long sum = withBias ? static_cast<long long>(p.bias[j]) : 0;
-                    for (std::int64_t t = 0; t < k; ++t)
-                        sum += static_cast<long long>(p.x[i * p.ldx + t]) * static_cast<long long>(p.w[j * p.ldw + t]);
-                    if (act == Activation::Relu) sum = std::max(sum, 0LL);
+                    long long expected = sums[static_cast<std::size_t>(i * n + j)];
+                    if (accumulate) expected += static_cast<long long>(start[i * p.ldy + j]);
+                    if (act == Activation::Relu) expected = std::max(expected, 0LL);
                     const float got = p.y[i * p.ldy + j];
-                    if (got != static_cast<float>(sum))
+                    if (got != static_cast<float>(expected))
                         QFAIL(qPrintable(QString("%1: y[%2][%3] = %4, expected %5")
-                                             .arg(nn ? "nn" : "nt")
-                                             .arg(i)
-                                             .arg(j)
-                                             .arg(double(got))
-                                             .arg(sum)));
+                                             .arg(name).arg(i).arg(j).arg(double(got)).arg(expected)));
                 }
-                for (std::int64_t j = n; j < p.ldy; ++j)
-                    QCOMPARE(p.y[i * p.ldy + j], -12345.0f); // row padding kept
+                for (std::int64_t j = n; j < p.ldy; ++j) // row padding kept
+                    QCOMPARE(p.y[i * p.ldy + j], -12345.0f);
             }
         }
     }
@@ -189,14 +217,16 @@ class TestCpuSgemm : public QObject {
         QVERIFY2(worst <= double(k) * 0x1p-24 + 1e-6, qPrintable(QString("worst relative error %1").arg(worst)));
     }
 
-    // The same bits whatever the order of the chunks and the thread count of the backend; and x @ B equals
-    // x @ (B^T)^T bit for bit (the same sums in the same order, B read in place or packed).
+    // The same bits whatever the order of the chunks and the thread count of the backend; and A^T stored
+    // transposed with B read in place gives x @ W^T's bits (the same sums in the same order).
     void independentOfTheSplit() {
         for (Activation act : {Activation::None, Activation::Gelu}) {
-            Problem a = makeProblem(200, 300, 100, 1, false), b = a, c = a;
+            Problem a = makeProblem(200, 300, 100, 1, false), b = a, c = a, d = a;
             run(a, true, act, inOrder);
             run(b, true, act, reversed);
-            runNn(c, true, act, reversed);
+            run(d, true, act, onOtherThreads);
+            QVERIFY(std::memcmp(a.y.data(), d.y.data(), a.y.size() * sizeof(float)) == 0);
+            runOwn(c, true, false, false, true, act, reversed);
             QVERIFY(std::memcmp(a.y.data(), b.y.data(), a.y.size() * sizeof(float)) == 0);
             QVERIFY(std::memcmp(a.y.data(), c.y.data(), a.y.size() * sizeof(float)) == 0);
         }
@@ -228,7 +258,8 @@ class TestCpuSgemm : public QObject {
         }
         cpu::setOwnSgemmEnabled(before);
         std::vector<float> direct(64 * 96);
-        cpu::sgemmNt(64, 96, 300, x.data(), 300, w.data(), 300, direct.data(), 96, nullptr, Activation::None, inOrder);
+        cpu::sgemmOwn(false, true, 64, 96, 300, x.data(), 300, w.data(), 300, false, direct.data(), 96, nullptr,
+                      Activation::None, inOrder);
         QVERIFY(ys[0] == direct);
         double worst = 0.0;
         for (std::size_t i = 0; i < direct.size(); ++i)
@@ -247,13 +278,33 @@ class TestCpuSgemm : public QObject {
         }
         cpu::setOwnSgemmEnabled(before);
         std::vector<float> directNn(64 * 96);
-        cpu::sgemmNn(64, 96, 300, x.data(), 300, bh.data(), 96, directNn.data(), 96, nullptr, Activation::None,
-                     inOrder);
+        cpu::sgemmOwn(false, false, 64, 96, 300, x.data(), 300, bh.data(), 96, false, directNn.data(), 96, nullptr,
+                      Activation::None, inOrder);
         QVERIFY(nn[0] == directNn);
         worst = 0.0;
         for (std::size_t i = 0; i < directNn.size(); ++i)
             worst = std::max(worst, double(std::fabs(nn[0][i] - nn[1][i])));
         QVERIFY2(worst < 1e-4, qPrintable(QString("x @ B: kernel and OpenBLAS differ by %1").arg(worst)));
+
+        // dy^T @ x accumulated into a gradient (Trans::Yes, Trans::No, beta 1: a Linear's weight gradient).
+        const auto dy = randomVector(64 * 96, 16), g0 = randomVector(96 * 300, 17);
+        const Tensor dyt = be->upload(dy, {64, 96});
+        std::vector<std::vector<float>> tn;
+        for (bool enabled : {true, false}) {
+            cpu::setOwnSgemmEnabled(enabled);
+            Tensor grad = be->upload(g0, {96, 300});
+            be->gemm(dyt, Trans::Yes, xt, Trans::No, grad, 1.0f, 1.0f);
+            tn.push_back(be->downloadF32(grad));
+        }
+        cpu::setOwnSgemmEnabled(before);
+        std::vector<float> directTn = g0;
+        cpu::sgemmOwn(true, false, 96, 300, 64, dy.data(), 96, x.data(), 300, true, directTn.data(), 300, nullptr,
+                      Activation::None, inOrder);
+        QVERIFY(tn[0] == directTn);
+        worst = 0.0;
+        for (std::size_t i = 0; i < directTn.size(); ++i)
+            worst = std::max(worst, double(std::fabs(tn[0][i] - tn[1][i])));
+        QVERIFY2(worst < 1e-4, qPrintable(QString("dy^T @ x + g: kernel and OpenBLAS differ by %1").arg(worst)));
     }
 };
 

@@ -79,6 +79,15 @@ void checkDType(const Tensor& t, DType expected, const char* op, const char* wha
                            dtypeName(expected));
 }
 
+namespace {
+// alpha 1, beta 0 or 1, and a W whose packed copy (kept by the calling thread for its next call) stays within
+// kSgemmNtMaxPacked floats.
+bool ownSgemmApplies(bool tb, std::int64_t n, std::int64_t k, float alpha, float beta) {
+    return alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && ownSgemmEnabled() &&
+           (!tb || sgemmNtPackedFloats(n, k) <= kSgemmNtMaxPacked);
+}
+} // namespace
+
 void sgemmRowMajor(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
                    std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
     if (m == 0 || n == 0) return;
@@ -111,15 +120,13 @@ void sgemmRowMajor(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_
                         static_cast<int>(lda), b, static_cast<int>(incB), beta, c, static_cast<int>(ldc));
         return;
     }
-    // x @ B and x @ W^T from two rows up on the backend's own AVX-512 kernel (cpu_sgemm.h), on this thread: the
-    // caller is a task already (a convolution's images, attention's heads) or a product too small to split.
-    if (!ta && alpha == 1.0f && beta == 0.0f && ownSgemmEnabled()) {
-        const auto inline_ = [](std::int64_t count, const std::function<void(std::int64_t)>& fn) {
-            for (std::int64_t i = 0; i < count; ++i) fn(i);
-        };
-        if (!tb) return sgemmNn(m, n, k, a, lda, b, ldb, c, ldc, nullptr, Activation::None, inline_);
-        if (sgemmNtPackedFloats(n, k) <= kSgemmNtMaxPacked)
-            return sgemmNt(m, n, k, a, lda, b, ldb, c, ldc, nullptr, Activation::None, inline_);
+    // On the backend's own AVX-512 kernel (cpu_sgemm.h) where it applies, on this thread: the caller is a task
+    // already (a convolution's images, attention's heads) or a product too small to split.
+    if (ownSgemmApplies(tb, n, k, alpha, beta)) {
+        return sgemmOwn(ta, tb, m, n, k, a, lda, b, ldb, beta == 1.0f, c, ldc, nullptr, Activation::None,
+                        [](std::int64_t count, const std::function<void(std::int64_t)>& fn) {
+                            for (std::int64_t i = 0; i < count; ++i) fn(i);
+                        });
     }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
                 static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb),
@@ -139,12 +146,9 @@ void CpuBackend::sgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::in
                        std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc,
                        GemmEpilogue epilogue) {
     const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-    // x @ W^T (every dense Linear's forward) and x @ B (its input gradient): the backend's own kernel, epilogue
-    // in registers, split over the pool. One row stays with OpenBLAS's GEMV, which reads W once without packing
-    // it; so does a W whose packed copy (kept by the calling thread for its next call) would pass
-    // kSgemmNtMaxPacked floats.
-    if (!ta && alpha == 1.0f && beta == 0.0f && m >= 2 && k >= 1 && ownSgemmEnabled() &&
-        (!tb || sgemmNtPackedFloats(n, k) <= kSgemmNtMaxPacked)) {
+    // The backend's own kernel where it applies (a Linear's forward, input and weight gradients), epilogue in
+    // registers, split over the pool. One row stays with OpenBLAS's GEMV, which reads W once without packing it.
+    if (m >= 2 && k >= 1 && ownSgemmApplies(tb, n, k, alpha, beta)) {
         const auto chunks = [&](std::int64_t count, const std::function<void(std::int64_t)>& fn) {
             if (macs < kParallelGemmMacs) {
                 for (std::int64_t i = 0; i < count; ++i) fn(i);
@@ -152,8 +156,7 @@ void CpuBackend::sgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::in
                 m_threads.forChunks(count, fn);
             }
         };
-        if (tb) sgemmNt(m, n, k, a, lda, b, ldb, c, ldc, epilogue.bias, epilogue.act, chunks);
-        else sgemmNn(m, n, k, a, lda, b, ldb, c, ldc, epilogue.bias, epilogue.act, chunks);
+        sgemmOwn(ta, tb, m, n, k, a, lda, b, ldb, beta == 1.0f, c, ldc, epilogue.bias, epilogue.act, chunks);
         return;
     }
     if (macs < kParallelGemmMacs || (m < 2 * kGemmPanel && n < 2 * kGemmPanel)) {

@@ -1,6 +1,6 @@
-// The CPU backend's own f32 GEMM (see cpu_sgemm.h): W packed into panels of 32 columns, (K, 32) each, and
-// tiles of up to 12 rows x 32 columns summed in zmm registers over the whole of K (one broadcast of x per row
-// and k, two FMAs). The epilogue adds the bias and applies the activation in registers. Measured on an AMD
+// The CPU backend's own f32 GEMM (see cpu_sgemm.h): B in panels of 32 columns, (K, 32) each (read in place, or
+// packed from W = B^T), and tiles of up to 12 rows x 32 columns summed in zmm registers over the whole of K (one
+// broadcast of op(A) per row and k, two FMAs). The epilogue adds the bias and applies the activation in registers. Measured on an AMD
 // Zen 5 core for the MLP's layers at batch 256: 8 x 32, 12 x 32, 14 x 32 and 6 x 64 tiles all within 2% of
 // one another; packing W is about 3.5% of the forward.
 #include "engine/backends/cpu/cpu_sgemm.h"
@@ -85,11 +85,13 @@ LATHE_TARGET_AVX512F void packPanels(const float* w, std::int64_t ldw, std::int6
     }
 }
 
-// MR rows of x (from x) against one panel of B, row kk at bp + kk * ldb (a packed panel: ldb = 32; B itself:
-// its row stride), `cols` of its columns read: y (MR, cols) = act(sums + bias).
-template <int MR, int NV>
-LATHE_TARGET_AVX512F void microTile(const float* x, std::int64_t ldx, const float* bp, std::int64_t ldb, std::int64_t k,
-                                    float* y, std::int64_t ldy, std::int64_t cols, const float* bias, Activation act) {
+// MR rows of op(A) against one panel of B, row kk at bp + kk * ldb (a packed panel: ldb = 32; B itself: its row
+// stride), `cols` of its columns read: y (MR, cols) = act(sums + bias). Row i of op(A) at k is x[i * lda + k], or
+// with A transposed (stored (K, M)) x[k * lda + i]. `accumulate`: the sums start at y's values (beta = 1).
+template <int MR, int NV, bool AT>
+LATHE_TARGET_AVX512F void microTile(const float* x, std::int64_t lda, const float* bp, std::int64_t ldb,
+                                    std::int64_t k, float* y, std::int64_t ldy, std::int64_t cols, bool accumulate,
+                                    const float* bias, Activation act) {
     __mmask16 mask[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
@@ -101,7 +103,7 @@ LATHE_TARGET_AVX512F void microTile(const float* x, std::int64_t ldx, const floa
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v)
-            acc[i][v] = _mm512_setzero_ps();
+            acc[i][v] = accumulate ? _mm512_maskz_loadu_ps(mask[v], y + i * ldy + 16 * v) : _mm512_setzero_ps();
 #pragma GCC unroll 2
     for (std::int64_t kk = 0; kk < k; ++kk) {
         __m512 b[NV];
@@ -110,7 +112,7 @@ LATHE_TARGET_AVX512F void microTile(const float* x, std::int64_t ldx, const floa
             b[v] = _mm512_maskz_loadu_ps(mask[v], bp + kk * ldb + 16 * v);
 #pragma GCC unroll 16
         for (int i = 0; i < MR; ++i) {
-            const __m512 a = _mm512_set1_ps(x[i * ldx + kk]);
+            const __m512 a = _mm512_set1_ps(AT ? x[kk * lda + i] : x[i * lda + kk]);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; ++v)
                 acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
@@ -138,13 +140,14 @@ LATHE_TARGET_AVX512F void microTile(const float* x, std::int64_t ldx, const floa
 }
 
 using MicroFn = void (*)(const float*, std::int64_t, const float*, std::int64_t, std::int64_t, float*, std::int64_t,
-                         std::int64_t, const float*, Activation);
-// [rows][0]: the whole panel; [rows][1]: its first 16 columns only (a last panel that narrow).
-template <int... R>
+                         std::int64_t, bool, const float*, Activation);
+// [A transposed][rows][0]: the whole panel; [..][rows][1]: its first 16 columns only (a last panel that narrow).
+template <bool AT, int... R>
 constexpr std::array<std::array<MicroFn, 2>, sizeof...(R) + 1> microTable(std::integer_sequence<int, R...>) {
-    return {{{nullptr, nullptr}, {microTile<R + 1, kNv>, microTile<R + 1, 1>}...}};
+    return {{{nullptr, nullptr}, {microTile<R + 1, kNv, AT>, microTile<R + 1, 1, AT>}...}};
 }
-constexpr auto kMicro = microTable(std::make_integer_sequence<int, kMr>{});
+constexpr std::array<std::array<std::array<MicroFn, 2>, kMr + 1>, 2> kMicro = {
+    microTable<false>(std::make_integer_sequence<int, kMr>{}), microTable<true>(std::make_integer_sequence<int, kMr>{})};
 #endif
 
 } // namespace
@@ -182,79 +185,62 @@ void setOwnSgemmEnabled(bool enabled) {
     enabledFlag().store(enabled, std::memory_order_relaxed);
 }
 
-void sgemmNt(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, std::int64_t ldx, const float* w,
-             std::int64_t ldw, float* y, std::int64_t ldy, const float* bias, Activation act,
-             const std::function<void(std::int64_t, const std::function<void(std::int64_t)>&)>& forChunks) {
+void sgemmOwn(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda,
+              const float* b, std::int64_t ldb, bool accumulate, float* y, std::int64_t ldy, const float* bias,
+              Activation act, const ChunkRunner& forChunks) {
 #ifdef LATHE_SGEMM_X86
     if (!ownSgemmAvailable()) throw BackendError("cpu sgemm: this CPU has no AVX-512F");
     if (m <= 0 || n <= 0) return;
     const std::int64_t panels = (n + kNr - 1) / kNr;
-    // The packed W lives in the calling thread's buffer, reused by its next call.
-    thread_local std::vector<float> packed;
-    // Grown, never shrunk: a resize down and up again would zero the regrown part on every call.
-    const auto need = static_cast<std::size_t>(std::max<std::int64_t>(1, sgemmNtPackedFloats(n, k)));
-    if (packed.size() < need) packed.resize(need);
-    float* bp = packed.data();
     const std::int64_t panelChunks = (panels + kPanelChunk - 1) / kPanelChunk;
     const std::int64_t rowChunks = (m + kRowChunk - 1) / kRowChunk;
+    // B (K, N) row-major already holds what a packed panel does (32 consecutive columns at each k): read in place.
+    // W = B^T (N, K) is packed into the calling thread's buffer, reused by its next call (grown, never shrunk: a
+    // resize down and up again would zero the regrown part on every call).
+    const float* panel0 = b;
+    std::int64_t panelStride = kNr, rowStride = ldb; // floats from panel p to p + 1, from row k to k + 1
+    thread_local std::vector<float> packed;
+    float* bp = nullptr; // this thread's buffer, which the tasks on other threads write and read through bp
+    if (tb) {
+        const auto need = static_cast<std::size_t>(std::max<std::int64_t>(1, sgemmNtPackedFloats(n, k)));
+        if (packed.size() < need) packed.resize(need);
+        bp = packed.data();
+        panel0 = bp;
+        panelStride = k * kNr;
+        rowStride = kNr;
+    }
+    const auto& micro = kMicro[ta ? 1 : 0];
     const auto pack = [&](std::int64_t pc) {
-        packPanels(w, ldw, n, k, pc * kPanelChunk, std::min(panels, (pc + 1) * kPanelChunk), bp);
+        packPanels(b, ldb, n, k, pc * kPanelChunk, std::min(panels, (pc + 1) * kPanelChunk), bp);
     };
     const auto compute = [&](std::int64_t c) {
         const std::int64_t r0 = (c / panelChunks) * kRowChunk, r1 = std::min(m, r0 + kRowChunk);
         const std::int64_t q0 = (c % panelChunks) * kPanelChunk, q1 = std::min(panels, q0 + kPanelChunk);
         for (std::int64_t r = r0; r < r1; r += kMr) {
             const int rows = static_cast<int>(std::min<std::int64_t>(kMr, r1 - r));
+            const float* ar = ta ? a + r : a + r * lda; // op(A)'s row r
             for (std::int64_t p = q0; p < q1; ++p) {
                 const std::int64_t c0 = p * kNr;
                 const std::int64_t cols = std::min(kNr, n - c0);
-                kMicro[rows][cols <= 16](x + r * ldx, ldx, bp + p * k * kNr, kNr, k, y + r * ldy + c0, ldy, cols,
-                                         bias ? bias + c0 : nullptr, act);
+                micro[rows][cols <= 16](ar, lda, panel0 + p * panelStride, rowStride, k, y + r * ldy + c0, ldy, cols,
+                                        accumulate, bias ? bias + c0 : nullptr, act);
             }
         }
     };
-    if (rowChunks == 1) { // one task per panel group packs the panels it uses: one round of tasks, not two
+    if (!tb) {
+        forChunks(rowChunks * panelChunks, compute);
+    } else if (rowChunks == 1) { // one task per panel group packs the panels it uses: one round of tasks, not two
         forChunks(panelChunks, [&](std::int64_t c) {
             pack(c);
             compute(c);
         });
-        return;
+    } else {
+        forChunks(panelChunks, pack);
+        forChunks(rowChunks * panelChunks, compute);
     }
-    forChunks(panelChunks, pack);
-    forChunks(rowChunks * panelChunks, compute);
 #else
-    (void)m, (void)n, (void)k, (void)x, (void)ldx, (void)w, (void)ldw, (void)y, (void)ldy, (void)bias, (void)act,
-        (void)forChunks;
-    throw BackendError("cpu sgemm: built without the x86-64 kernels");
-#endif
-}
-
-void sgemmNn(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, std::int64_t ldx, const float* b,
-             std::int64_t ldb, float* y, std::int64_t ldy, const float* bias, Activation act,
-             const std::function<void(std::int64_t, const std::function<void(std::int64_t)>&)>& forChunks) {
-#ifdef LATHE_SGEMM_X86
-    if (!ownSgemmAvailable()) throw BackendError("cpu sgemm: this CPU has no AVX-512F");
-    if (m <= 0 || n <= 0) return;
-    // B's rows are already what a packed panel holds (32 consecutive columns at each k): read in place.
-    const std::int64_t panels = (n + kNr - 1) / kNr;
-    const std::int64_t panelChunks = (panels + kPanelChunk - 1) / kPanelChunk;
-    const std::int64_t rowChunks = (m + kRowChunk - 1) / kRowChunk;
-    forChunks(rowChunks * panelChunks, [&](std::int64_t c) {
-        const std::int64_t r0 = (c / panelChunks) * kRowChunk, r1 = std::min(m, r0 + kRowChunk);
-        const std::int64_t q0 = (c % panelChunks) * kPanelChunk, q1 = std::min(panels, q0 + kPanelChunk);
-        for (std::int64_t r = r0; r < r1; r += kMr) {
-            const int rows = static_cast<int>(std::min<std::int64_t>(kMr, r1 - r));
-            for (std::int64_t p = q0; p < q1; ++p) {
-                const std::int64_t c0 = p * kNr;
-                const std::int64_t cols = std::min(kNr, n - c0);
-                kMicro[rows][cols <= 16](x + r * ldx, ldx, b + c0, ldb, k, y + r * ldy + c0, ldy, cols,
-                                         bias ? bias + c0 : nullptr, act);
-            }
-        }
-    });
-#else
-    (void)m, (void)n, (void)k, (void)x, (void)ldx, (void)b, (void)ldb, (void)y, (void)ldy, (void)bias, (void)act,
-        (void)forChunks;
+    (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb, (void)accumulate, (void)y,
+        (void)ldy, (void)bias, (void)act, (void)forChunks;
     throw BackendError("cpu sgemm: built without the x86-64 kernels");
 #endif
 }

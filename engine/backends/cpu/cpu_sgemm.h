@@ -1,9 +1,10 @@
-// The CPU backend's own f32 GEMM for y (M, N) = act(x (M, K) @ W^T + bias), W (N, K) row-major as a Linear
-// stores it: the product of every dense f32 Linear's forward (gemm with W transposed, and gemm_bias_act) from
-// two rows up. AVX-512 only (elsewhere, for one row, and for every other transpose, OpenBLAS runs it): W is
-// packed per call into 32-column panels, a 12 x 32 tile of sums stays in 24 zmm over the whole of K, and the
-// bias and activation are applied as the tile is stored, while it is in registers. Each output element is
-// one sum over k in order, so the result does not depend on how rows and panels are split between threads.
+// The CPU backend's own f32 GEMM: y = act(beta y + op(A) op(B) + bias) with alpha 1 and beta 0 or 1, every
+// transpose: a dense f32 Linear's forward (x W^T, and gemm_bias_act), its input gradient (dy W) and its weight
+// gradient (dy^T x, accumulated), a convolution's forward over its im2col columns, attention's P V. AVX-512 only
+// (elsewhere, and for one row or one column, OpenBLAS runs them): B is read in 32-column panels, in place or
+// packed from W per call, a 12 x 32 tile of sums stays in 24 zmm over the whole of K, and the bias and activation
+// are applied as the tile is stored, while it is in registers. Each output element is one sum over k in order,
+// so the result does not depend on how rows and panels are split between threads.
 #pragma once
 
 #include "engine/backends/backend.h"
@@ -15,7 +16,7 @@ namespace lathe::cpu {
 
 // Whether this CPU (and OS) runs the kernel: AVX-512F.
 bool ownSgemmAvailable();
-// Whether CpuBackend::sgemm takes it for x @ W^T (process-wide): where available, unless the environment says
+// Whether the backend's GEMMs take it (process-wide): where available, unless the environment says
 // LATHE_CPU_SGEMM=openblas. Tests and benchmarks switch it to run both; enabling it where it is not available
 // throws BackendError.
 bool ownSgemmEnabled();
@@ -28,16 +29,15 @@ void setOwnSgemmEnabled(bool enabled);
 std::int64_t sgemmNtPackedFloats(std::int64_t n, std::int64_t k);
 constexpr std::int64_t kSgemmNtMaxPacked = std::int64_t(1) << 22;
 
-// y[i][j] = act(sum_k x[i][k] w[j][k] + bias[j]); bias (N) or null; act None, Relu or Gelu (GELU exact, as
-// geluExact). `forChunks(count, fn)` runs fn(0 .. count - 1), on any threads.
-void sgemmNt(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, std::int64_t ldx, const float* w,
-             std::int64_t ldw, float* y, std::int64_t ldy, const float* bias, Activation act,
-             const std::function<void(std::int64_t, const std::function<void(std::int64_t)>&)>& forChunks);
+using ChunkRunner = std::function<void(std::int64_t, const std::function<void(std::int64_t)>&)>;
 
-// y[i][j] = act(sum_k x[i][k] b[k][j] + bias[j]), B (K, N) row-major with row stride ldb, read in place (its
-// rows already hold what a packed panel does); the same tiles, sums and epilogue as sgemmNt.
-void sgemmNn(std::int64_t m, std::int64_t n, std::int64_t k, const float* x, std::int64_t ldx, const float* b,
-             std::int64_t ldb, float* y, std::int64_t ldy, const float* bias, Activation act,
-             const std::function<void(std::int64_t, const std::function<void(std::int64_t)>&)>& forChunks);
+// y (M, N) = act(beta * y + op(A) @ op(B) + bias), beta 1 if `accumulate` else 0 (alpha is 1). op(A) (M, K): A
+// row-major with row stride lda, or with `ta` A stored (K, M). op(B) (K, N): B row-major (K, N), read in place,
+// or with `tb` B stored (N, K) (a Linear's W), packed first. bias (N) or null; act None, Relu or Gelu (GELU exact,
+// as geluExact). Each y[i][j] is one sum in k order (from y's value when accumulating), so the result does not
+// depend on the split. `forChunks(count, fn)` runs fn(0 .. count - 1), on any threads.
+void sgemmOwn(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda,
+              const float* b, std::int64_t ldb, bool accumulate, float* y, std::int64_t ldy, const float* bias,
+              Activation act, const ChunkRunner& forChunks);
 
 } // namespace lathe::cpu
