@@ -135,12 +135,12 @@ __attribute__((always_inline)) inline void quantizeRowsImpl(const float* x, std:
 
 #ifdef LATHE_INT8_X86
 // ---- AVX-512 rows, written out: the vector-extension form above took a third of the int8 MLP's forward here,
-// half of it in its vpmovdb to memory (slow on some cores, e.g. AMD Zen 4/5) and the rest in the compares
-// and blends of its rounding. Here 64 values are packed to bytes in registers (vpackssdw, vpacksswb, one
-// permute) and stored once, and the rounding is one add: clamp(v / s) + copysign(0.49999997, .) truncated
-// equals quantizeOne on every float (checked over all 2^32 bit patterns; 0.49999997 is the largest float
-// below one half, so a fraction below .5 never carries while .5 itself still does). (The maskz forms with a
-// full mask are the plain instructions without GCC 12's -Wmaybe-uninitialized inside its own header.)
+// its samples piled on its vpmovdb to memory (slow on some cores, e.g. AMD Zen 4/5) and on the compares and
+// blends of its rounding. Here 64 values are packed to bytes in registers (vpackssdw, vpacksswb, one permute)
+// and stored once, and the rounding is one add: clamp(v / s) + copysign(0.49999997, .) truncated equals
+// quantizeOne on every float (test_quantize_rows_exhaustive runs all 2^32 bit patterns; 0.49999997 is the
+// largest float below one half, so a fraction below .5 never carries while .5 itself still does). (The maskz
+// forms with a full mask are the plain instructions without GCC 12's -Wmaybe-uninitialized in its header.)
 
 // 16 lanes of v / s through the rounding: NaN -> 0, clamp to +-127, half away from zero, as int32.
 LATHE_TARGET_VNNI inline __attribute__((always_inline)) __m512i quantize16(__m512 v, __m512 s) {
