@@ -252,6 +252,23 @@ public:
         return n;
     }
 
+    // W8A8 with one calibrated activation scale: an input's codes do not depend on where the value sits, so a
+    // convolution may quantize its input once and lay out the codes (quantizeInput, then forwardCodes).
+    bool staticInt8() const { return int8Activations() && m_c.activations == ActivationQuant::Static; }
+    // x (any shape) -> xq, the same shape in i8, with the calibrated scale (staticInt8 only).
+    void quantizeInput(Backend& be, const Tensor& x, Tensor& xq) {
+        const std::int64_t cols = x.rank() >= 2 ? x.dim(x.rank() - 1) : x.numel();
+        Tensor xq2 = xq.view({x.numel() / cols, cols});
+        be.quantizeRows(x.view({x.numel() / cols, cols}), xq2, m_inputScale.value, false);
+    }
+    // xq (M, in) codes at the calibrated scale -> y (M, out): the GEMM and epilogue of forward().
+    Tensor forwardCodes(Backend& be, const Tensor& xq) {
+        Tensor y = be.empty({xq.dim(0), m_c.out});
+        be.gemmInt8(xq, m_inputScale.value, packedFor(be), m_scale.value, m_c.bias ? &m_bias.value : nullptr,
+                    m_c.epilogue, y);
+        return y;
+    }
+
 private:
     // W8A8 int8 (quantizeRows + gemmInt8); every other config keeps W in quant_matrix.h's layout.
     bool int8Activations() const {
@@ -330,9 +347,21 @@ public:
     Tensor forward(Backend& be, const Tensor& x, const ForwardContext& ctx) override {
         const Shape outShape = outputShape(x.shape());
         const Conv2dGeometry g = geometry(x.shape());
-        Tensor cols = be.empty({g.batch * g.outH() * g.outW(), m_core.settings().in}); // (N*OH*OW, C*KH*KW)
-        be.im2colRows(x, cols, g);
-        const Tensor rows = m_core.forward(be, cols, ctx); // (N*OH*OW, K)
+        const std::int64_t positions = g.batch * g.outH() * g.outW();
+        Tensor rows; // (N*OH*OW, K)
+        if (m_core.staticInt8() && !ctx.training && be.supports(OpDesc::uniform(Op::Im2colRows, DType::I8))) {
+            // One scale for every value: quantize the input once and lay out its codes, a quarter of the bytes
+            // and 1 / (KH*KW) of the quantizing of the float patches, to the same codes.
+            Tensor xq = be.empty(x.shape(), DType::I8);
+            m_core.quantizeInput(be, x, xq);
+            Tensor cols = be.empty({positions, m_core.settings().in}, DType::I8); // (N*OH*OW, C*KH*KW)
+            be.im2colRows(xq, cols, g);
+            rows = m_core.forwardCodes(be, cols);
+        } else {
+            Tensor cols = be.empty({positions, m_core.settings().in}); // (N*OH*OW, C*KH*KW)
+            be.im2colRows(x, cols, g);
+            rows = m_core.forward(be, cols, ctx);
+        }
         Tensor y = be.empty(outShape);
         be.rowsToChannels(rows, y, g.batch);
         return y;

@@ -91,6 +91,8 @@ void TestCpuBackend::supportsIsTruthful_data() {
     row(OpDesc::uniform(Op::Gemm, DType::F16), true);
     row(OpDesc::uniform(Op::Gemm, DType::BF16), true);
     row(OpDesc::uniform(Op::Gemm, DType::I8), false);
+    row(OpDesc::uniform(Op::Im2colRows, DType::I8), true); // a static-scale W8A8 convolution's codes
+    row(OpDesc::uniform(Op::Im2colRows, DType::F16), false);
     row(OpDesc::uniform(Op::Gemm, DType::I32), false);
     // The W8A8 GEMM (cpu_int8.cpp); the other mixed-type GEMMs are not claimed before they exist.
     row(OpDesc::gemm(DType::I8, DType::I8, DType::F32, DType::I32), true);

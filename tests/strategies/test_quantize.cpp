@@ -318,6 +318,34 @@ private slots:
         QVERIFY_THROWS_EXCEPTION(BackendError, be.rowsToChannels(y2, y, 2));
     }
 
+    // What a static-scale W8A8 qconv2d relies on: quantizing the input and laying out its codes gives the codes of
+    // quantizing the laid-out float patches, byte for byte (padding included), strided and not.
+    void im2colRowsOfCodesIsCodesOfIm2colRows() {
+        Backend& be = *cpuBackend();
+        for (std::int64_t stride : {1, 2}) {
+            Conv2dGeometry g;
+            g.batch = 2, g.inChannels = 3, g.height = 11, g.width = 13, g.outChannels = 4;
+            g.kernelH = 5, g.kernelW = 5, g.strideH = stride, g.strideW = stride, g.padH = 2, g.padW = 1;
+            Rng rng(21);
+            std::vector<float> xv(static_cast<std::size_t>(2 * 3 * 11 * 13));
+            for (auto& f : xv) f = rng.uniform(-3.0f, 3.0f);
+            const Tensor x = be.upload(xv, {2, 3, 11, 13});
+            Tensor scale = be.upload(std::vector<float>{0.02f}, {1});
+            const std::int64_t rows = 2 * g.outH() * g.outW(), ckk = 3 * 25;
+            Tensor cols = be.empty({rows, ckk}), colsQ = be.empty({rows, ckk}, DType::I8);
+            be.im2colRows(x, cols, g);
+            be.quantizeRows(cols, colsQ, scale, false);
+            Tensor xq = be.empty({2 * 3 * 11, 13}, DType::I8), codesCols = be.empty({rows, ckk}, DType::I8);
+            be.quantizeRows(x.view({2 * 3 * 11, 13}), xq, scale, false);
+            be.im2colRows(xq.view({2, 3, 11, 13}), codesCols, g);
+            const Tensor a = be.download(colsQ), b = be.download(codesCols);
+            QVERIFY(std::memcmp(a.data(), b.data(), a.bytes()) == 0);
+            int clamped = 0;
+            for (std::int64_t i = 0; i < a.numel(); ++i) clamped += std::abs(a.ptr<const std::int8_t>()[i]) == 127;
+            QVERIFY(clamped > 0); // the scale clamps some values: the clamp commutes too
+        }
+    }
+
     void quantizedLayerRunsInferenceOnly() {
         test::ContextFixture fx("mlp-784-64-10");
         apply(fx, "quantize.int8", quick("quantize.int8", {{"activations", std::string("dynamic")}}));

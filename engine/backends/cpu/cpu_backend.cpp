@@ -199,7 +199,8 @@ DeviceInfo CpuBackend::info() const {
     return d;
 }
 
-// What the CPU backend runs today, and nothing more: every op in f32 (quantize_rows f32 -> i8 included);
+// What the CPU backend runs today, and nothing more: every op in f32 (quantize_rows f32 -> i8 included), and
+// im2col_rows in i8;
 // gemm also in f16 and bf16 (f32 accumulation), as the W8A8 int8 GEMM (cpu_int8.cpp) and over weight-only
 // quantized weights (int8, int4, nf4 group-wise; cpu_weight_only.cpp); fill, copy and convert for every
 // storage format of the dtype table (block formats through their row codecs).
@@ -211,6 +212,7 @@ OpTable CpuBackend::buildOpTable() {
         t.add(weightOnlyGemmDesc(f));
     t.add(fp8GemmDesc(Fp8Mode::Emulated)); // no FP8 matrix unit: the numerics only (cpu_weight_only.cpp)
     t.add(int8GemmDesc());
+    t.add(OpDesc::uniform(Op::Im2colRows, DType::I8)); // a static-scale W8A8 convolution's codes
     for (const auto& from : dtypeTable()) {
         t.add(OpDesc::uniform(Op::Fill, from.dtype));
         t.add(OpDesc::uniform(Op::Copy, from.dtype));

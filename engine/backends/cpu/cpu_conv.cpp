@@ -545,6 +545,45 @@ void CpuBackend::maxPool2dBackward(const Tensor& dy, const Tensor& argmax, Tenso
     }, std::max<std::int64_t>(1, kInlineElements / 2 / std::max<std::int64_t>(1, inPlane)));
 }
 
+namespace {
+
+// One output position per row: its patch, channel by channel, each kernel row a run of the input row (one copy
+// where the run lies inside the row at stride 1, else value by value with zeros outside).
+template <typename T>
+void patchesAsRows(const T* px, const Conv2dGeometry& g, T* pc, std::int64_t r0, std::int64_t r1) {
+    const std::int64_t p = g.outH() * g.outW(), ckk = g.inChannels * g.kernelH * g.kernelW;
+    for (std::int64_t r = r0; r < r1; ++r) {
+        const std::int64_t n = r / p, q = r % p, oy = q / g.outW(), ox = q % g.outW();
+        T* row = pc + r * ckk;
+        const std::int64_t ix0 = ox * g.strideW - g.padW;
+        const bool inside = g.strideW == 1 && ix0 >= 0 && ix0 + g.kernelW <= g.width;
+        for (std::int64_t c = 0; c < g.inChannels; ++c) {
+            const T* plane = px + (n * g.inChannels + c) * g.height * g.width;
+            for (std::int64_t ky = 0; ky < g.kernelH; ++ky) {
+                const std::int64_t iy = oy * g.strideH - g.padH + ky;
+                T* out = row + (c * g.kernelH + ky) * g.kernelW;
+                if (iy < 0 || iy >= g.height) {
+                    std::fill(out, out + g.kernelW, T(0));
+                    continue;
+                }
+                const T* in = plane + iy * g.width;
+                if (inside) {
+                    std::copy(in + ix0, in + ix0 + g.kernelW, out);
+                    continue;
+                }
+                for (std::int64_t kx = 0; kx < g.kernelW; ++kx) {
+                    const std::int64_t ix = ix0 + kx;
+                    out[kx] = (ix >= 0 && ix < g.width) ? in[ix] : T(0);
+                }
+            }
+        }
+    }
+}
+
+} // namespace
+
+// f32, and i8 codes (a static-scale W8A8 convolution quantizes its input once and lays out the codes: the same
+// codes as quantizing the float patches, the padding's zeros included).
 void CpuBackend::im2colRows(const Tensor& x, Tensor& cols, const Conv2dGeometry& g) {
     checkCpu(x, "im2col_rows", "x");
     checkCpu(cols, "im2col_rows", "cols");
@@ -554,25 +593,11 @@ void CpuBackend::im2colRows(const Tensor& x, Tensor& cols, const Conv2dGeometry&
     checkShape(x, {g.batch, g.inChannels, g.height, g.width}, "im2col_rows", "x");
     const std::int64_t p = g.outH() * g.outW(), ckk = g.inChannels * g.kernelH * g.kernelW;
     checkShape(cols, {g.batch * p, ckk}, "im2col_rows", "cols");
-    const float* px = x.ptr<const float>();
-    float* pc = cols.ptr<float>();
-    // One output position per row: its patch, channel by channel, each kernel row a run of the input row.
+    checkDType(cols, x.dtype(), "im2col_rows", "cols");
+    const bool codes = x.dtype() == DType::I8;
     forEach(g.batch * p, [&](std::int64_t r0, std::int64_t r1) {
-        for (std::int64_t r = r0; r < r1; ++r) {
-            const std::int64_t n = r / p, q = r % p, oy = q / g.outW(), ox = q % g.outW();
-            float* row = pc + r * ckk;
-            for (std::int64_t c = 0; c < g.inChannels; ++c) {
-                const float* plane = px + (n * g.inChannels + c) * g.height * g.width;
-                for (std::int64_t ky = 0; ky < g.kernelH; ++ky) {
-                    const std::int64_t iy = oy * g.strideH - g.padH + ky;
-                    float* out = row + (c * g.kernelH + ky) * g.kernelW;
-                    for (std::int64_t kx = 0; kx < g.kernelW; ++kx) {
-                        const std::int64_t ix = ox * g.strideW - g.padW + kx;
-                        out[kx] = (iy >= 0 && iy < g.height && ix >= 0 && ix < g.width) ? plane[iy * g.width + ix] : 0.0f;
-                    }
-                }
-            }
-        }
+        if (codes) patchesAsRows(x.ptr<const std::int8_t>(), g, cols.ptr<std::int8_t>(), r0, r1);
+        else patchesAsRows(x.ptr<const float>(), g, cols.ptr<float>(), r0, r1);
     }, std::max<std::int64_t>(1, kInlineElements / std::max<std::int64_t>(1, ckk)));
 }
 
