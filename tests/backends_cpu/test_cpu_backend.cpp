@@ -2,6 +2,7 @@
 // accounting and the caching allocator, dtype conversions at their edges, optimizer steps against
 // PyTorch's formulas, and identical results with one or two threads.
 #include "engine/backends/cpu/cpu_backend.h"
+#include "engine/backends/cpu/cpu_sgemm.h"
 #include "engine/core/errors.h"
 #include "tests/support/test_support.h"
 
@@ -69,6 +70,19 @@ void TestCpuBackend::info() {
     QVERIFY(d.memoryTotalBytes > 0);
     QVERIFY(d.memoryFreeBytes <= d.memoryTotalBytes);
     QVERIFY2(d.runtimeVersion.find("OpenBLAS") != std::string::npos, d.runtimeVersion.c_str());
+    // The kernels the figures are measured with, in the run's environment.
+    const std::string gemm = cpu::ownSgemmEnabled() ? "f32 GEMM: lathe avx512" : "f32 GEMM: openblas";
+    QVERIFY2(d.libraryVersion.find(gemm) != std::string::npos, d.libraryVersion.c_str());
+    QVERIFY2(d.libraryVersion.find(std::string("int8: ") + cpuInt8PathName(cpuInt8Path(*m_be))) != std::string::npos,
+             d.libraryVersion.c_str());
+    if (cpu::ownSgemmAvailable()) {
+        const bool before = cpu::ownSgemmEnabled();
+        cpu::setOwnSgemmEnabled(!before);
+        const std::string other = m_be->info().libraryVersion;
+        cpu::setOwnSgemmEnabled(before);
+        QVERIFY2(other.find(before ? "f32 GEMM: openblas" : "f32 GEMM: lathe avx512") != std::string::npos,
+                 other.c_str());
+    }
     QCOMPARE(QString::fromStdString(m_be->name()), QString("cpu"));
 }
 

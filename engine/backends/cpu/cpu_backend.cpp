@@ -193,9 +193,12 @@ DeviceInfo CpuBackend::info() const {
     hostMemory(d.memoryTotalBytes, d.memoryFreeBytes);
     const char* config = openblas_get_config();
     d.runtimeVersion = config ? config : "OpenBLAS";
-    // "OpenBLAS 0.3.21 DYNAMIC_ARCH ..." -> "OpenBLAS 0.3.21"
+    // "OpenBLAS 0.3.21 DYNAMIC_ARCH ..." -> "OpenBLAS 0.3.21", and which kernels this backend's f32 GEMMs and
+    // int8 GEMMs run, so that a run's environment says what its figures were measured with.
     const auto secondSpace = d.runtimeVersion.find(' ', d.runtimeVersion.find(' ') + 1);
-    d.libraryVersion = d.runtimeVersion.substr(0, secondSpace);
+    d.libraryVersion = d.runtimeVersion.substr(0, secondSpace) + " (f32 GEMM: " +
+                       (ownSgemmEnabled() ? "lathe avx512" : "openblas") + ", int8: " + cpuInt8PathName(m_int8Path) +
+                       ")";
     return d;
 }
 
