@@ -216,8 +216,10 @@ void sgemmOwn(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, 
     const auto compute = [&](std::int64_t c) {
         const std::int64_t r0 = (c / panelChunks) * kRowChunk, r1 = std::min(m, r0 + kRowChunk);
         const std::int64_t q0 = (c % panelChunks) * kPanelChunk, q1 = std::min(panels, q0 + kPanelChunk);
-        for (std::int64_t r = r0; r < r1; r += kMr) {
-            const int rows = static_cast<int>(std::min<std::int64_t>(kMr, r1 - r));
+        // The task's rows in tiles of near-equal height (64 rows: 11, 11, 11, 11, 10, 10, not 12 x 5 and a 4).
+        const std::int64_t tiles = (r1 - r0 + kMr - 1) / kMr, base = (r1 - r0) / tiles, taller = (r1 - r0) % tiles;
+        for (std::int64_t t = 0, r = r0; t < tiles; ++t) {
+            const int rows = static_cast<int>(base + (t < taller ? 1 : 0));
             const float* ar = ta ? a + r : a + r * lda; // op(A)'s row r
             for (std::int64_t p = q0; p < q1; ++p) {
                 const std::int64_t c0 = p * kNr;
@@ -225,6 +227,7 @@ void sgemmOwn(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, 
                 micro[rows][cols <= 16](ar, lda, panel0 + p * panelStride, rowStride, k, y + r * ldy + c0, ldy, cols,
                                         accumulate, bias ? bias + c0 : nullptr, act);
             }
+            r += rows;
         }
     };
     if (!tb) {
