@@ -1,6 +1,7 @@
-// The CPU backend's own f32 GEMM for x @ W^T (cpu_sgemm.h): exact on small integers (every sum exact in f32, so
-// any misplaced, missing or doubled product shows) over shapes that leave every edge of its tiles and panels
-// (M % 8, N % 32, N % 16, K % 16, strided rows), the bias and the activations in its epilogue, the same bits
+// The CPU backend's own f32 GEMM (cpu_sgemm.h), every transpose with and without accumulation: exact on small
+// integers (every sum exact in f32, so any misplaced, missing or doubled product shows) over shapes that leave
+// every edge of its tiles and panels (M % 12, N % 32, N % 16, K % 16, strided rows), the bias and the activations
+// in its epilogue, the same bits
 // whatever the split between threads, a double-precision reference on float inputs, and the backend's choice
 // between it and OpenBLAS. Skipped on a CPU without AVX-512F.
 #include "engine/backends/cpu/cpu_backend.h"
@@ -224,11 +225,10 @@ class TestCpuSgemm : public QObject {
             Problem a = makeProblem(200, 300, 100, 1, false), b = a, c = a, d = a;
             run(a, true, act, inOrder);
             run(b, true, act, reversed);
-            run(d, true, act, onOtherThreads);
-            QVERIFY(std::memcmp(a.y.data(), d.y.data(), a.y.size() * sizeof(float)) == 0);
-            runOwn(c, true, false, false, true, act, reversed);
-            QVERIFY(std::memcmp(a.y.data(), b.y.data(), a.y.size() * sizeof(float)) == 0);
-            QVERIFY(std::memcmp(a.y.data(), c.y.data(), a.y.size() * sizeof(float)) == 0);
+            run(c, true, act, onOtherThreads);
+            runOwn(d, true, false, false, true, act, reversed);
+            for (const Problem* other : {&b, &c, &d})
+                QVERIFY(std::memcmp(a.y.data(), other->y.data(), a.y.size() * sizeof(float)) == 0);
         }
         const auto x = randomVector(256 * 784, 7), w = randomVector(256 * 784, 8);
         std::vector<std::vector<float>> results;
@@ -241,70 +241,43 @@ class TestCpuSgemm : public QObject {
         QVERIFY(results[0] == results[1]);
     }
 
-    // The backend takes the kernel for x @ W^T where enabled, OpenBLAS otherwise: the two agree within the sums'
-    // rounding, and each is what the switch says (the kernel's result equals a direct call's bits).
+    // The backend's gemm takes the kernel where enabled and OpenBLAS otherwise, for x @ W^T (a Linear's forward),
+    // x @ B (its input gradient) and dy^T @ x accumulated into a gradient (its weight gradient, beta 1): with the
+    // kernel the backend's result is a direct call's bits, and the two paths agree within the sums' rounding.
     void backendChoosesIt() {
         const bool before = cpu::ownSgemmEnabled();
         auto be = makeCpuBackend(1);
-        const auto x = randomVector(64 * 300, 11), w = randomVector(96 * 300, 12);
-        const Tensor xt = be->upload(x, {64, 300}), wt = be->upload(w, {96, 300});
-        std::vector<std::vector<float>> ys;
-        for (bool enabled : {true, false}) {
-            cpu::setOwnSgemmEnabled(enabled);
-            QCOMPARE(cpu::ownSgemmEnabled(), enabled);
-            Tensor y = be->empty({64, 96});
-            be->gemm(xt, Trans::No, wt, Trans::Yes, y);
-            ys.push_back(be->downloadF32(y));
-        }
-        cpu::setOwnSgemmEnabled(before);
-        std::vector<float> direct(64 * 96);
-        cpu::sgemmOwn(false, true, 64, 96, 300, x.data(), 300, w.data(), 300, false, direct.data(), 96, nullptr,
-                      Activation::None, inOrder);
-        QVERIFY(ys[0] == direct);
-        double worst = 0.0;
-        for (std::size_t i = 0; i < direct.size(); ++i)
-            worst = std::max(worst, double(std::fabs(ys[0][i] - ys[1][i])));
-        QVERIFY2(worst < 1e-4, qPrintable(QString("kernel and OpenBLAS differ by %1").arg(worst)));
-
-        // x @ B (Trans::No twice, a Linear's input gradient): the kernel reads B in place.
-        const auto bh = randomVector(300 * 96, 15);
-        const Tensor bt = be->upload(bh, {300, 96});
-        std::vector<std::vector<float>> nn;
-        for (bool enabled : {true, false}) {
-            cpu::setOwnSgemmEnabled(enabled);
-            Tensor y = be->empty({64, 96});
-            be->gemm(xt, Trans::No, bt, Trans::No, y);
-            nn.push_back(be->downloadF32(y));
-        }
-        cpu::setOwnSgemmEnabled(before);
-        std::vector<float> directNn(64 * 96);
-        cpu::sgemmOwn(false, false, 64, 96, 300, x.data(), 300, bh.data(), 96, false, directNn.data(), 96, nullptr,
-                      Activation::None, inOrder);
-        QVERIFY(nn[0] == directNn);
-        worst = 0.0;
-        for (std::size_t i = 0; i < directNn.size(); ++i)
-            worst = std::max(worst, double(std::fabs(nn[0][i] - nn[1][i])));
-        QVERIFY2(worst < 1e-4, qPrintable(QString("x @ B: kernel and OpenBLAS differ by %1").arg(worst)));
-
-        // dy^T @ x accumulated into a gradient (Trans::Yes, Trans::No, beta 1: a Linear's weight gradient).
-        const auto dy = randomVector(64 * 96, 16), g0 = randomVector(96 * 300, 17);
-        const Tensor dyt = be->upload(dy, {64, 96});
-        std::vector<std::vector<float>> tn;
-        for (bool enabled : {true, false}) {
-            cpu::setOwnSgemmEnabled(enabled);
-            Tensor grad = be->upload(g0, {96, 300});
-            be->gemm(dyt, Trans::Yes, xt, Trans::No, grad, 1.0f, 1.0f);
-            tn.push_back(be->downloadF32(grad));
-        }
-        cpu::setOwnSgemmEnabled(before);
-        std::vector<float> directTn = g0;
-        cpu::sgemmOwn(true, false, 96, 300, 64, dy.data(), 96, x.data(), 300, true, directTn.data(), 300, nullptr,
-                      Activation::None, inOrder);
-        QVERIFY(tn[0] == directTn);
-        worst = 0.0;
-        for (std::size_t i = 0; i < directTn.size(); ++i)
-            worst = std::max(worst, double(std::fabs(tn[0][i] - tn[1][i])));
-        QVERIFY2(worst < 1e-4, qPrintable(QString("dy^T @ x + g: kernel and OpenBLAS differ by %1").arg(worst)));
+        // c (m, n) = op(a) @ op(b) (+ c0 when given), a and b host data of the shapes their transposes imply.
+        const auto check = [&](const char* what, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k,
+                               std::uint64_t seed, bool accumulate) {
+            const auto a = randomVector(static_cast<std::size_t>(m * k), seed);
+            const auto b = randomVector(static_cast<std::size_t>(k * n), seed + 1);
+            const auto c0 = accumulate ? randomVector(static_cast<std::size_t>(m * n), seed + 2)
+                                       : std::vector<float>(static_cast<std::size_t>(m * n), 0.0f);
+            const Tensor at = be->upload(a, ta ? Shape{k, m} : Shape{m, k});
+            const Tensor bt = be->upload(b, tb ? Shape{n, k} : Shape{k, n});
+            std::vector<std::vector<float>> got;
+            for (bool enabled : {true, false}) {
+                cpu::setOwnSgemmEnabled(enabled);
+                QCOMPARE(cpu::ownSgemmEnabled(), enabled);
+                Tensor c = be->upload(c0, {m, n});
+                be->gemm(at, ta ? Trans::Yes : Trans::No, bt, tb ? Trans::Yes : Trans::No, c, 1.0f,
+                         accumulate ? 1.0f : 0.0f);
+                got.push_back(be->downloadF32(c));
+            }
+            cpu::setOwnSgemmEnabled(before);
+            std::vector<float> direct = c0;
+            cpu::sgemmOwn(ta, tb, m, n, k, a.data(), ta ? m : k, b.data(), tb ? k : n, accumulate, direct.data(), n,
+                          nullptr, Activation::None, inOrder);
+            QVERIFY2(got[0] == direct, what);
+            double worst = 0.0;
+            for (std::size_t i = 0; i < direct.size(); ++i)
+                worst = std::max(worst, double(std::fabs(got[0][i] - got[1][i])));
+            QVERIFY2(worst < 1e-4, qPrintable(QString("%1: kernel and OpenBLAS differ by %2").arg(what).arg(worst)));
+        };
+        check("x @ W^T", false, true, 64, 96, 300, 11, false);
+        check("x @ B", false, false, 64, 96, 300, 14, false);
+        check("dy^T @ x + g", true, false, 96, 300, 64, 17, true);
     }
 };
 

@@ -97,6 +97,17 @@ Conv2dGeometry groupSlice(const Conv2dGeometry& g) {
     return s;
 }
 
+// [lo, hi) within [0, outSize): the output positions o whose input position o * stride - pad + k lies in
+// [0, size).
+std::pair<std::int64_t, std::int64_t> validOutputs(std::int64_t k, std::int64_t pad, std::int64_t stride,
+                                                   std::int64_t size, std::int64_t outSize) {
+    const std::int64_t first = pad - k; // o * stride >= pad - k
+    const std::int64_t lo = std::min(outSize, first > 0 ? (first + stride - 1) / stride : 0);
+    const std::int64_t last = size - 1 + pad - k; // o * stride <= size - 1 + pad - k
+    const std::int64_t hi = last < 0 ? 0 : std::min(outSize, last / stride + 1);
+    return {lo, std::max(lo, hi)};
+}
+
 // Writes the (C*KH*KW, OH*OW) columns of one image x (C, H, W) into col, whose rows have stride ld.
 void im2col(const float* x, const Conv2dGeometry& g, float* col, std::int64_t ld) {
     const std::int64_t oh = g.outH(), ow = g.outW();
@@ -112,21 +123,14 @@ void im2col(const float* x, const Conv2dGeometry& g, float* col, std::int64_t ld
                         std::fill(out, out + ow, 0.0f);
                         continue;
                     }
-                    const float* in = plane + iy * g.width;
-                    if (g.strideW == 1) {
-                        // ix = ox + shift: zeros, one contiguous copy, zeros (the loop below went value by value).
-                        const std::int64_t shift = kx - g.padW;
-                        const std::int64_t lo = std::clamp<std::int64_t>(-shift, 0, ow);
-                        const std::int64_t hi = std::clamp<std::int64_t>(g.width - shift, lo, ow);
-                        std::fill(out, out + lo, 0.0f);
-                        std::copy(in + lo + shift, in + hi + shift, out + lo);
-                        std::fill(out + hi, out + ow, 0.0f);
-                        continue;
-                    }
-                    for (std::int64_t ox = 0; ox < ow; ++ox) {
-                        const std::int64_t ix = ox * g.strideW - g.padW + kx;
-                        out[ox] = (ix >= 0 && ix < g.width) ? in[ix] : 0.0f;
-                    }
+                    // Zeros, the columns inside the row (at stride 1 one contiguous copy), zeros.
+                    const float* in = plane + iy * g.width + kx - g.padW; // in[ox * SW] is column ox's input
+                    const auto [lo, hi] = validOutputs(kx, g.padW, g.strideW, g.width, ow);
+                    std::fill(out, out + lo, 0.0f);
+                    if (g.strideW == 1) std::copy(in + lo, in + hi, out + lo);
+                    else
+                        for (std::int64_t ox = lo; ox < hi; ++ox) out[ox] = in[ox * g.strideW];
+                    std::fill(out + hi, out + ow, 0.0f);
                 }
             }
 }
@@ -143,18 +147,12 @@ void col2im(const float* col, std::int64_t ld, const Conv2dGeometry& g, float* d
                     const std::int64_t iy = oy * g.strideH - g.padH + ky;
                     if (iy < 0 || iy >= g.height) continue;
                     const float* in = row + oy * ow;
-                    float* out = plane + iy * g.width;
-                    if (g.strideW == 1) { // ix = ox + shift over one contiguous range
-                        const std::int64_t shift = kx - g.padW;
-                        const std::int64_t lo = std::clamp<std::int64_t>(-shift, 0, ow);
-                        const std::int64_t hi = std::clamp<std::int64_t>(g.width - shift, lo, ow);
-                        for (std::int64_t ox = lo; ox < hi; ++ox) out[ox + shift] += in[ox];
-                        continue;
-                    }
-                    for (std::int64_t ox = 0; ox < ow; ++ox) {
-                        const std::int64_t ix = ox * g.strideW - g.padW + kx;
-                        if (ix >= 0 && ix < g.width) out[ix] += in[ox];
-                    }
+                    float* out = plane + iy * g.width + kx - g.padW; // out[ox * SW] is column ox's input
+                    const auto [lo, hi] = validOutputs(kx, g.padW, g.strideW, g.width, ow);
+                    if (g.strideW == 1)
+                        for (std::int64_t ox = lo; ox < hi; ++ox) out[ox] += in[ox];
+                    else
+                        for (std::int64_t ox = lo; ox < hi; ++ox) out[ox * g.strideW] += in[ox];
                 }
             }
 }
@@ -170,16 +168,6 @@ std::int64_t imagesPerChunk(const Conv2dGeometry& g) {
 // ---- depthwise (one input channel per group): direct loops over shifted rows. A GEMM per channel
 // would be a (K/G, KH*KW) x (KH*KW, OH*OW) product that spends more time writing its columns than
 // multiplying; see docs/benchmarks/cpu.md for the measurement.
-
-// [lo, hi): the output positions o whose input position o * stride - pad + k lies in [0, size).
-std::pair<std::int64_t, std::int64_t> validOutputs(std::int64_t k, std::int64_t pad, std::int64_t stride,
-                                                   std::int64_t size, std::int64_t outSize) {
-    const std::int64_t first = pad - k; // o * stride >= pad - k
-    const std::int64_t lo = first > 0 ? (first + stride - 1) / stride : 0;
-    const std::int64_t last = size - 1 + pad - k; // o * stride <= size - 1 + pad - k
-    const std::int64_t hi = last < 0 ? 0 : std::min(outSize, last / stride + 1);
-    return {lo, std::max(lo, hi)};
-}
 
 // Calls f(oy, iy, tap, lo, hi, shift) for every output row oy and kernel tap (ky, kx), tap = ky*KW + kx,
 // whose input row iy = oy*SH - PH + ky lies inside the plane: output columns [lo, hi) read the input
@@ -547,16 +535,18 @@ void CpuBackend::maxPool2dBackward(const Tensor& dy, const Tensor& argmax, Tenso
 
 namespace {
 
-// One output position per row: its patch, channel by channel, each kernel row a run of the input row (one copy
-// where the run lies inside the row at stride 1, else value by value with zeros outside).
+// One output position per row: its patch, channel by channel, each kernel row a run of the input row (zeros
+// where it leaves the row).
 template <typename T>
 void patchesAsRows(const T* px, const Conv2dGeometry& g, T* pc, std::int64_t r0, std::int64_t r1) {
     const std::int64_t p = g.outH() * g.outW(), ckk = g.inChannels * g.kernelH * g.kernelW;
     for (std::int64_t r = r0; r < r1; ++r) {
         const std::int64_t n = r / p, q = r % p, oy = q / g.outW(), ox = q % g.outW();
         T* row = pc + r * ckk;
+        // Kernel columns [kLo, kHi) read input columns ix0 + kx inside the row: one run for every kernel row.
         const std::int64_t ix0 = ox * g.strideW - g.padW;
-        const bool inside = g.strideW == 1 && ix0 >= 0 && ix0 + g.kernelW <= g.width;
+        const std::int64_t kLo = std::clamp<std::int64_t>(-ix0, 0, g.kernelW);
+        const std::int64_t kHi = std::clamp<std::int64_t>(g.width - ix0, kLo, g.kernelW);
         for (std::int64_t c = 0; c < g.inChannels; ++c) {
             const T* plane = px + (n * g.inChannels + c) * g.height * g.width;
             for (std::int64_t ky = 0; ky < g.kernelH; ++ky) {
@@ -566,15 +556,10 @@ void patchesAsRows(const T* px, const Conv2dGeometry& g, T* pc, std::int64_t r0,
                     std::fill(out, out + g.kernelW, T(0));
                     continue;
                 }
-                const T* in = plane + iy * g.width;
-                if (inside) {
-                    std::copy(in + ix0, in + ix0 + g.kernelW, out);
-                    continue;
-                }
-                for (std::int64_t kx = 0; kx < g.kernelW; ++kx) {
-                    const std::int64_t ix = ix0 + kx;
-                    out[kx] = (ix >= 0 && ix < g.width) ? in[ix] : T(0);
-                }
+                const T* in = plane + iy * g.width + ix0;
+                std::fill(out, out + kLo, T(0));
+                std::copy(in + kLo, in + kHi, out + kLo);
+                std::fill(out + kHi, out + g.kernelW, T(0));
             }
         }
     }
