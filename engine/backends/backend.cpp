@@ -72,6 +72,15 @@ void Backend::gemmBiasAct(const Tensor& x, const Tensor&, const Tensor*, Activat
     throw BackendError(name() + ": gemm_bias_act is in its op table but not implemented");
 }
 
+Tensor Backend::prepackF32(const Tensor&) {
+    return Tensor();
+}
+
+void Backend::gemmBiasActPacked(const Tensor& x, const Tensor& w, const Tensor&, const Tensor* bias, Activation act,
+                                Tensor& y) {
+    gemmBiasAct(x, w, bias, act, y);
+}
+
 void Backend::gemmWeightOnly(const Tensor&, const QuantizedWeights& w, const Tensor*, Activation, Tensor&) {
     require(weightOnlyGemmDesc(w.spec.format));
     throw BackendError(name() + ": gemm_weight_only is in its op table but not implemented");

@@ -250,6 +250,16 @@ public:
     // as a Linear stores it; bias (N) or null; act as the relu / gelu ops compute it (GELU exact, erf).
     // Descriptor OpDesc::uniform(Op::GemmBiasAct, dt); the default throws BackendError naming it.
     virtual void gemmBiasAct(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y);
+    // The backend's execution layout of an F32 weight W (N, K) for gemmBiasActPacked, built once for many
+    // inference products (as an inference session lays its weights out when it loads a model) instead of on every
+    // call; opaque (its dtype and shape are the backend's own), and a copy: W edited later is not seen in it. An
+    // undefined tensor where the backend has no such layout (the default; CUDA's GEMMs read W as stored).
+    virtual Tensor prepackF32(const Tensor& w);
+    // gemmBiasAct from W and its prepacked layout (what prepackF32 returned for this W, undefined included): the
+    // backend reads whichever suits the shape (the CPU: the layout from 2 rows of x up, W itself for one row). act
+    // may be None. The default runs gemmBiasAct(x, w, ...).
+    virtual void gemmBiasActPacked(const Tensor& x, const Tensor& w, const Tensor& packedW, const Tensor* bias,
+                                   Activation act, Tensor& y);
 
     // ---- quantized linear algebra (descriptors in supportedOps(); the defaults throw BackendError naming it)
     // y (M, N) = act(x (M, K) @ W^T + bias), W weight-only quantized (QuantizedWeights): dequantized inside

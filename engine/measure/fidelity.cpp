@@ -36,6 +36,7 @@ OutputSet modelOutputs(Model& model, Backend& be, const Dataset& data, int batch
     out.rows = data.size();
     std::vector<std::int64_t> idx;
     ForwardContext ctx; // inference
+    const Model::InferenceScope scope(model);
     for (std::int64_t start = 0; start < data.size(); start += batchSize) {
         if (cancel && cancel->load()) throw CancelledError();
         const std::int64_t n = std::min<std::int64_t>(batchSize, data.size() - start);

@@ -16,6 +16,7 @@ std::vector<double> measureLatency(Backend& be, Model& model, std::span<const Te
     if (batches.empty()) throw ConfigError("measureLatency: no input batches");
     if (repeats < 1) throw ConfigError("measureLatency: repeats must be at least 1, got " + std::to_string(repeats));
     const ForwardContext ctx{}; // inference: no caches, no dropout
+    const Model::InferenceScope scope(model); // weights laid out for inference once, as a deployed model's are
     auto cancelled = [&] { return cancel && cancel->load(std::memory_order_relaxed); };
 
     for (int i = 0; i < warmup; ++i) {

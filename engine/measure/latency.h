@@ -1,6 +1,7 @@
 // The latency harness: times each inference forward with the backend's DeviceTimer (device events
 // on a GPU, a monotonic clock on the CPU) after a warm-up, cycling over several distinct input
-// batches so that caches do not flatter the result. Every sample is kept.
+// batches so that caches do not flatter the result. Every sample is kept. The model is in an inference scope
+// meanwhile (Model::InferenceScope): its weights laid out once for the backend, as a deployed model's are.
 #pragma once
 
 #include "engine/backends/backend.h"

@@ -96,6 +96,11 @@ public:
     virtual void initialize(Backend& be, Rng& rng) { (void)be; (void)rng; }
     // Drop cached activations (after a training step, or before moving to another backend).
     virtual void releaseCache() {}
+    // The model's first inference scope opened (Model::InferenceScope): until endInference the weights are read-only,
+    // so the layer may keep them laid out for the backend's inference kernels (Backend::prepackF32) instead of
+    // laying them out on every forward. Model calls every layer of the tree, sub-layers included.
+    virtual void beginInference(Backend& be) { (void)be; }
+    virtual void endInference() {}
     // Weight tying (a language model's output head reuses the token embedding): the full name of another layer's
     // parameter this layer computes with ("layers.0.weight"), or "" for none. Model binds it after building and
     // after every edit; the layer lists it in neither parameters() nor namedParameters(), so it is saved, counted

@@ -1,7 +1,8 @@
 // Linear: y = act(x W^T + b) over the last dimension, weight (out, in) as PyTorch lays it out; act is none
 // unless a following ReLU / GELU was fused into it ("activation", fuse.activation), which inference runs in
 // the GEMM's epilogue (Backend::gemmBiasAct); optionally run for inference from a CSR or 2:4 copy of a pruned
-// weight (sparse_execution.h).
+// weight (sparse_execution.h); inside an inference scope (Model::InferenceScope) from a copy of the weight laid out
+// for the backend's GEMM (Backend::prepackF32).
 #include "engine/backends/csr.h"
 #include "engine/backends/sparse24.h"
 #include "engine/nn/config_fields.h"
@@ -48,6 +49,15 @@ public:
         const Tensor x2 = x.view({rows, m_in}); // (M, in)
         Tensor y = be.empty({rows, m_out});     // (M, out)
         const Tensor* bias = m_hasBias ? &m_bias.value : nullptr;
+        if (ctx.training) {
+            m_packed = Tensor(); // the optimizer will update the weight in place
+            m_packedSource.reset();
+        } else if (packedCurrent(be)) {
+            // Inference in a scope (Model::InferenceScope): W as the backend laid it out when the scope opened; the
+            // bias and any fused activation in the GEMM's epilogue.
+            be.gemmBiasActPacked(x2, m_weight.value, m_packed, bias, m_act, y);
+            return y.view(outShape);
+        }
         // Inference of a dense f32 Linear with a fused activation: one pass over y (bias and activation in the
         // GEMM's epilogue). A backend without the op runs the same arithmetic as separate ops below.
         if (m_act != Activation::None && m_dtype == DType::F32 && m_format == SparseFormat::Dense && !ctx.training &&
@@ -148,6 +158,24 @@ public:
         m_z = Tensor();
     }
 
+    // A dense f32 weight laid out for the backend's GEMM (if it has a layout of its own) while the scope lasts.
+    void beginInference(Backend& be) override {
+        endInference();
+        if (m_dtype != DType::F32 || m_format != SparseFormat::Dense || !m_weight.value.defined() ||
+            m_weight.value.device() != be.device())
+            return;
+        m_packed = be.prepackF32(m_weight.value);
+        if (m_packed.defined()) {
+            m_packedSource = m_weight.value.storage();
+            m_packedFrom = m_weight.value.data();
+        }
+    }
+    void endInference() override {
+        m_packed = Tensor();
+        m_packedSource.reset();
+        m_packedFrom = nullptr;
+    }
+
 private:
     // A host f32 tensor in the layer's weight format.
     Tensor storedAs(const Tensor& host) const {
@@ -155,6 +183,14 @@ private:
         Tensor out = Tensor::host(host.shape(), m_dtype);
         traits(m_dtype).fromFloat(host.ptr<const float>(), out.data(), static_cast<std::size_t>(host.numel()));
         return out;
+    }
+
+    // Whether the prepacked copy is of the weight as it is now stored, for `be`: a weight replaced by another
+    // tensor (moved by Model::to, loaded, re-initialised) or a layer set to run sparse computes as before.
+    bool packedCurrent(const Backend& be) const {
+        if (!m_packed.defined() || m_format != SparseFormat::Dense || m_packed.device() != be.device()) return false;
+        const std::shared_ptr<Storage> source = m_packedSource.lock();
+        return source && source == m_weight.value.storage() && m_packedFrom == m_weight.value.data();
     }
 
     // Rebuilds the sparse copy when the weight may have changed since it was built: after training, or
@@ -193,6 +229,10 @@ private:
     const void* m_sparseSource = nullptr; // the weight storage the copy was built from
     Tensor m_csrRowPtr, m_csrColIdx, m_csrValues;
     Tensor m_nm24Values, m_nm24Meta;
+    // Inside an inference scope: the weight in the backend's layout (Backend::prepackF32), and what it was made from.
+    Tensor m_packed;
+    std::weak_ptr<Storage> m_packedSource;
+    const void* m_packedFrom = nullptr;
 };
 
 } // namespace

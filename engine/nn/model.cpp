@@ -5,6 +5,7 @@
 #include "engine/nn/config_fields.h"
 
 #include <algorithm>
+#include <functional>
 
 namespace lathe {
 
@@ -233,6 +234,32 @@ void Model::zeroGrad() {
     for (auto& l : m_layers)
         for (Parameter* p : l->parameters())
             if (p->grad.defined()) m_backend->fill(p->grad, 0.0f);
+}
+
+namespace {
+void forEachLayer(std::vector<std::unique_ptr<Layer>>& layers, const std::function<void(Layer&)>& fn) {
+    for (auto& l : layers) {
+        fn(*l);
+        if (auto* children = l->sublayers()) forEachLayer(*children, fn);
+    }
+}
+} // namespace
+
+Model::InferenceScope::InferenceScope(Model& model) : m_model(model) {
+    if (m_model.m_inferenceScopes++ > 0 || !m_model.m_backend) return;
+    Backend& be = *m_model.m_backend;
+    try {
+        forEachLayer(m_model.m_layers, [&](Layer& l) { l.beginInference(be); });
+    } catch (...) {
+        forEachLayer(m_model.m_layers, [](Layer& l) { l.endInference(); });
+        --m_model.m_inferenceScopes;
+        throw;
+    }
+}
+
+Model::InferenceScope::~InferenceScope() {
+    if (--m_model.m_inferenceScopes > 0) return;
+    forEachLayer(m_model.m_layers, [](Layer& l) { l.endInference(); });
 }
 
 void Model::releaseCache() {

@@ -51,9 +51,28 @@ public:
     Tensor forward(const Tensor& x, const ForwardContext& ctx);
     // The same on `be`, a backend that can read the model's tensors: one made by backend()->makeInstance(), so
     // that several threads run inference at once, each on its own (serving's model instances). Inference only:
-    // the layers' caches (a packed or sparse copy of a weight) are filled by the first forward, so run one on
-    // backend() before threads share the model.
+    // the layers' lazily built caches (a quantized layer's packed codes, a sparse copy of a weight) are filled by
+    // the first forward, so run one on backend() before threads share the model.
     Tensor forward(Backend& be, const Tensor& x, const ForwardContext& ctx);
+
+    // While one is alive the model's weights are read-only, as a loaded inference session's are: its layers keep
+    // copies of them laid out for the backend's inference kernels (Layer::beginInference, Backend::prepackF32),
+    // made on backend() when the first scope opens and dropped when the last one closes. The latency harness,
+    // evaluation, model outputs and the serving executor each hold one while they run forwards; code that edits
+    // a weight in place must not run while one is open (a weight replaced by another tensor, or moved by to(), is
+    // noticed: the layer computes from the new one as stored). Training forwards drop a layer's copies. Scopes
+    // nest; open and close them on one thread (forwards inside may run on any).
+    class InferenceScope {
+    public:
+        explicit InferenceScope(Model& model);
+        ~InferenceScope();
+        InferenceScope(const InferenceScope&) = delete;
+        InferenceScope& operator=(const InferenceScope&) = delete;
+
+    private:
+        Model& m_model;
+    };
+    bool inInferenceScope() const { return m_inferenceScopes > 0; }
     // dlogits (N, classes): backpropagates through every layer, accumulating parameter grads. With
     // dfeature, that gradient is added to the one flowing into the output of top-level layer featureLayer
     // (the layer ForwardContext::tapLayer read), e.g. a feature-matching loss's.
@@ -85,6 +104,7 @@ private:
     InputPreprocess m_preprocess;
     std::vector<std::unique_ptr<Layer>> m_layers;
     Backend* m_backend = nullptr;
+    int m_inferenceScopes = 0; // open InferenceScopes
 };
 
 } // namespace lathe

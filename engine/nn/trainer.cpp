@@ -277,6 +277,7 @@ EvalResult evaluate(Model& model, Backend& be, const Dataset& data, int batchSiz
     double lossSum = 0;
     std::int64_t correct = 0;
     ForwardContext ctx; // inference: no caches, no dropout
+    const Model::InferenceScope scope(model);
     while (batches.next(idx)) {
         if (cancel && cancel->load()) throw CancelledError();
         Tensor xb, yb;

@@ -1,8 +1,10 @@
 // The CPU backend's gemm_bias_act (the f32 Linear with its bias and activation in the GEMM's epilogue) against
 // the ops it replaces, gemm + bias_add + relu / gelu, and a double-precision reference: batch 1 (the GEMV), the
 // MLP's layers, shapes split into row panels and into column panels (the bias offset per panel), K = 0; every
-// activation, with and without a bias, on 1 and 2 threads; and the argument errors naming the op and tensor.
+// activation, with and without a bias, on 1 and 2 threads; and the argument errors naming the op and tensor. The
+// same from a weight prepacked for inference (prepackF32, gemm_bias_act_packed): bit for bit the same results.
 #include "engine/backends/cpu/cpu_backend.h"
+#include "engine/backends/cpu/cpu_sgemm.h"
 #include "engine/core/errors.h"
 #include "engine/nn/quantized_linear.h"
 #include "tests/support/test_support.h"
@@ -73,6 +75,14 @@ class TestGemmBiasAct : public QObject {
         be->gemmBiasAct(x, w, withBias ? &bias : nullptr, act, y);
         const std::vector<float> fused = be->downloadF32(y);
 
+        // From W prepacked for inference: the same kernel over the same panels (or, at one row, the same GEMV), so
+        // the same bits. Without the own kernel there is no layout, and the op runs gemm_bias_act itself.
+        const Tensor packed = be->prepackF32(w);
+        QCOMPARE(packed.defined(), cpu::ownSgemmEnabled());
+        Tensor yp = be->upload(randomVector(static_cast<std::size_t>(m * n), 15), {m, n});
+        be->gemmBiasActPacked(x, w, packed, withBias ? &bias : nullptr, act, yp);
+        QVERIFY(be->downloadF32(yp) == fused);
+
         // The unfused ops: the same OpenBLAS calls on the same panels, the same f32 additions and the same
         // activation arithmetic, so the results must agree bit for bit.
         Tensor z = be->empty({m, n}), a = be->empty({m, n});
@@ -121,6 +131,50 @@ class TestGemmBiasAct : public QObject {
         QVERIFY(results[0] == results[1]);
     }
 
+    // A W over the size the per-call GEMM packs (kSgemmNtMaxPacked floats) is packed whole for inference: its
+    // product against the double reference; the layout follows the own kernel being switched off (none made, and
+    // one made before is left unread).
+    void prepackedLargeWeightAndTheOwnKernelSwitchedOff() {
+        if (!cpu::ownSgemmAvailable()) QSKIP("this CPU has no AVX-512F: there is no prepacked layout to test");
+        struct Restore { // the process-wide switch as the environment left it (LATHE_CPU_SGEMM), whatever happens
+            bool was = cpu::ownSgemmEnabled();
+            ~Restore() { cpu::setOwnSgemmEnabled(was); }
+        } restore;
+        cpu::setOwnSgemmEnabled(true);
+        auto be = makeCpuBackend(2);
+        const std::int64_t m = 5, n = 2100, k = 2048; // 2112 x 2048 packed floats > 2^22
+        QVERIFY(cpu::sgemmNtPackedFloats(n, k) > cpu::kSgemmNtMaxPacked);
+        const auto xv = randomVector(static_cast<std::size_t>(m * k), 31, -2.0f, 2.0f);
+        const auto wv = randomVector(static_cast<std::size_t>(n * k), 32);
+        const auto bv = randomVector(static_cast<std::size_t>(n), 33);
+        const Tensor x = be->upload(xv, {m, k}), w = be->upload(wv, {n, k}), bias = be->upload(bv, {n});
+        const Tensor packed = be->prepackF32(w);
+        QVERIFY(packed.defined());
+        Tensor y = be->empty({m, n});
+        be->gemmBiasActPacked(x, w, packed, &bias, Activation::Relu, y);
+        const std::vector<float> got = be->downloadF32(y);
+        for (std::int64_t r = 0; r < m; ++r)
+            for (std::int64_t c = 0; c < n; ++c) {
+                double sum = bv[c], scale = std::fabs(bv[c]);
+                for (std::int64_t i = 0; i < k; ++i) {
+                    sum += double(xv[r * k + i]) * double(wv[c * k + i]);
+                    scale += std::fabs(double(xv[r * k + i]) * double(wv[c * k + i]));
+                }
+                const double want = std::max(sum, 0.0), g = got[static_cast<std::size_t>(r * n + c)];
+                if (std::fabs(g - want) > kReferenceTol * std::max(scale, 1e-3))
+                    QFAIL(qPrintable(QString("y[%1][%2] = %3, reference %4").arg(r).arg(c).arg(g, 0, 'g', 9)
+                                         .arg(want, 0, 'g', 9)));
+            }
+
+        cpu::setOwnSgemmEnabled(false);
+        const Tensor none = be->prepackF32(w);
+        Tensor viaOpenBlas = be->empty({m, n}), stalePacked = be->empty({m, n});
+        be->gemmBiasAct(x, w, &bias, Activation::Relu, viaOpenBlas);
+        be->gemmBiasActPacked(x, w, packed, &bias, Activation::Relu, stalePacked);
+        QVERIFY(!none.defined());
+        QVERIFY(be->downloadF32(stalePacked) == be->downloadF32(viaOpenBlas));
+    }
+
     void badArgumentsThrowNamingTheTensor() {
         auto be = makeCpuBackend(1);
         const Tensor x = be->zeros({4, 8}), w = be->zeros({3, 8}), bias = be->zeros({3});
@@ -139,6 +193,17 @@ class TestGemmBiasAct : public QObject {
         expect("w", [&] { be->gemmBiasAct(x, wrongW, &bias, Activation::Relu, y); });
         expect("bias", [&] { be->gemmBiasAct(x, w, &wrongBias, Activation::Relu, y); });
         expect("y", [&] { be->gemmBiasAct(x, w, &bias, Activation::Relu, wrongY); });
+        // A layout of another W's shape.
+        if (cpu::ownSgemmEnabled()) {
+            const Tensor otherPacked = be->prepackF32(be->zeros({40, 8}));
+            try {
+                be->gemmBiasActPacked(x, w, otherPacked, &bias, Activation::Relu, y);
+                QFAIL("no error for a packed weight of another shape");
+            } catch (const BackendError& e) {
+                const QString msg = QString::fromUtf8(e.what());
+                QVERIFY2(msg.contains("gemm_bias_act_packed") && msg.contains("packedW"), qPrintable(msg));
+            }
+        }
         // A dtype without the op is refused by the table, naming the descriptor.
         const Tensor x16 = be->zeros({4, 8}, DType::F16), w16 = be->zeros({3, 8}, DType::F16);
         Tensor y16 = be->zeros({4, 3}, DType::F16);

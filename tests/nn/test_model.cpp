@@ -1,6 +1,7 @@
 // Model building from architecture JSON (round trip, errors naming the JSON pointer), the zoo,
 // PyTorch-default initialisation, parameter naming, moving between backends, and save/load.
 #include "engine/backends/cpu/cpu_backend.h"
+#include "engine/backends/cpu/cpu_sgemm.h"
 #include "engine/backends/registry.h"
 #include "engine/core/errors.h"
 #include "engine/io/model_io.h"
@@ -61,6 +62,7 @@ private slots:
     void embeddingModel();
     void moveBetweenBackends();
     void forwardOnAnInstance();
+    void inferenceScope();
     void saveAndLoad();
     void dropoutOnlyInTraining();
     void batchNormBuffers();
@@ -367,6 +369,76 @@ void TestModel::forwardOnAnInstance() {
     } catch (const BackendError& e) {
         QVERIFY2(QString(e.what()).contains("training runs on the backend the model is placed on"), e.what());
     }
+}
+
+// Model::InferenceScope: every dense f32 Linear of the tree (one with a fused activation, one inside a residual
+// block, the plain head) computes from a prepacked copy of its weight while a scope is open, with the same bits as
+// without one; the copies are made by the first scope and dropped by the last; a weight replaced by another tensor,
+// a training step, and an in-place edit between scopes are all seen.
+void TestModel::inferenceScope() {
+    auto be = makeCpuBackend(2);
+    auto m = Model::fromArchitecture(nlohmann::json::parse(R"({"name":"scoped","input":{"shape":[40]},"classes":5,
+      "layers":[{"type":"linear","in":40,"out":70,"activation":"relu"},
+                {"type":"residual","layers":[{"type":"linear","in":70,"out":70},{"type":"gelu"}]},
+                {"type":"linear","in":70,"out":5}]})"));
+    m->initialize(*be, 31);
+    const std::int64_t batch = 16;
+    const auto x = randomVector(batch * 40, 32);
+    const auto outside = forwardEval(*m, *be, x, batch);
+    const std::vector<float> one(x.begin(), x.begin() + 40);
+    const auto outsideOne = forwardEval(*m, *be, one, 1);
+    // The packed copies: (ceil(out / 32) * 32) x in floats per Linear, where the own kernel runs.
+    const bool packs = cpu::ownSgemmEnabled();
+    const std::uint64_t packedBytes = packs ? 4 * (96 * 40 + 96 * 70 + 32 * 70) : 0;
+    const std::uint64_t before = be->currentAllocatedBytes();
+    {
+        const Model::InferenceScope scope(*m);
+        QVERIFY(m->inInferenceScope());
+        QCOMPARE(be->currentAllocatedBytes() - before, packedBytes);
+        QCOMPARE(forwardEval(*m, *be, x, batch), outside);
+        QCOMPARE(forwardEval(*m, *be, one, 1), outsideOne); // one row: from W itself
+        {
+            const Model::InferenceScope inner(*m); // nested: shares the copies, and leaves them when it closes
+            QCOMPARE(be->currentAllocatedBytes() - before, packedBytes);
+        }
+        QCOMPARE(be->currentAllocatedBytes() - before, packedBytes);
+        QCOMPARE(forwardEval(*m, *be, x, batch), outside);
+
+        // The head's weight replaced by another tensor: computed from the new one.
+        Parameter* head = m->layers()[2]->parameters()[0];
+        const Tensor original = head->value;
+        head->value = be->upload(randomVector(5 * 70, 33), {5, 70});
+        const auto replaced = forwardEval(*m, *be, x, batch);
+        QVERIFY(replaced != outside);
+        head->value = original;
+        QCOMPARE(forwardEval(*m, *be, x, batch), outside);
+
+        // A training step inside the scope: the optimizer edits the weights in place; the layers dropped their
+        // copies in the training forward, so the next inference sees the new weights.
+        ForwardContext training;
+        training.training = true;
+        m->zeroGrad();
+        const Tensor y = m->forward(be->upload(x, {batch, 40}), training);
+        m->backward(be->upload(std::vector<float>(static_cast<std::size_t>(batch * 5), 0.25f), {batch, 5}));
+        OptimizerState state;
+        makeSgd(SgdParams{0.5f})->step(*be, m->namedParameters(), state);
+        m->releaseCache();
+        const auto trained = forwardEval(*m, *be, x, batch);
+        QVERIFY(trained != outside);
+        QCOMPARE(be->currentAllocatedBytes() >= before, true);
+        const Model::InferenceScope again(*m); // nested: the copies stay dropped, the weights as trained
+        QCOMPARE(forwardEval(*m, *be, x, batch), trained);
+    }
+    QVERIFY(!m->inInferenceScope());
+    QCOMPARE(be->currentAllocatedBytes(), before); // every copy released with the last scope
+    const auto trained = forwardEval(*m, *be, x, batch);
+    // An in-place edit between scopes: the next scope packs the edited weight.
+    Parameter* first = m->layers()[0]->parameters()[0];
+    first->value.ptr<float>()[3] += 1.0f;
+    const auto edited = forwardEval(*m, *be, x, batch);
+    QVERIFY(edited != trained);
+    const Model::InferenceScope scope(*m);
+    QCOMPARE(forwardEval(*m, *be, x, batch), edited);
 }
 
 void TestModel::saveAndLoad() {

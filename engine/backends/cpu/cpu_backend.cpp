@@ -12,6 +12,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -363,9 +364,10 @@ void CpuBackend::gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tens
     convert(c32, c);
 }
 
-void CpuBackend::gemmBiasAct(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y) {
-    const char* op = "gemm_bias_act";
-    require(Op::GemmBiasAct, x.dtype());
+namespace {
+// x (M, K), w (N, K), bias (N) or null, y (M, N): checks of the gemm_bias_act ops; returns {M, N, K}.
+std::array<std::int64_t, 3> checkGemmBiasAct(const char* op, const Tensor& x, const Tensor& w, const Tensor* bias,
+                                             const Tensor& y) {
     checkCpu(x, op, "x");
     checkCpu(w, op, "w");
     checkCpu(y, op, "y");
@@ -381,9 +383,52 @@ void CpuBackend::gemmBiasAct(const Tensor& x, const Tensor& w, const Tensor* bia
         checkShape(*bias, {n}, op, "bias");
         checkDType(*bias, x.dtype(), op, "bias");
     }
+    return {m, n, k};
+}
+} // namespace
+
+void CpuBackend::gemmBiasAct(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y) {
+    require(Op::GemmBiasAct, x.dtype());
+    const auto [m, n, k] = checkGemmBiasAct("gemm_bias_act", x, w, bias, y);
     // x (M, K), w (N, K), bias (N) -> y (M, N)
     sgemm(false, true, m, n, k, 1.0f, x.ptr<const float>(), k, w.ptr<const float>(), k, 0.0f, y.ptr<float>(), n,
           GemmEpilogue{bias ? bias->ptr<const float>() : nullptr, act});
+}
+
+Tensor CpuBackend::prepackF32(const Tensor& w) {
+    checkCpu(w, "prepack_f32", "w");
+    if (w.dtype() != DType::F32 || w.rank() != 2)
+        throw BackendError("cpu prepack_f32: expects a 2-D f32 weight, got " + w.describe());
+    if (!ownSgemmEnabled()) return Tensor();
+    const std::int64_t n = w.dim(0), k = w.dim(1);
+    Tensor packed = empty({(n + 31) / 32, k, 32}); // sgemmNtPackedFloats(n, k) floats
+    sgemmPackNt(n, k, w.ptr<const float>(), k, packed.ptr<float>());
+    return packed;
+}
+
+void CpuBackend::gemmBiasActPacked(const Tensor& x, const Tensor& w, const Tensor& packedW, const Tensor* bias,
+                                   Activation act, Tensor& y) {
+    const char* op = "gemm_bias_act_packed";
+    require(Op::GemmBiasAct, x.dtype());
+    const auto [m, n, k] = checkGemmBiasAct(op, x, w, bias, y);
+    if (packedW.defined()) {
+        checkCpu(packedW, op, "packedW");
+        checkShape(packedW, {(n + 31) / 32, k, 32}, op, "packedW");
+        checkDType(packedW, DType::F32, op, "packedW");
+    }
+    // One row stays with W itself (GEMV, gemmBiasAct); so does everything without a layout (prepackF32 made none)
+    // or when the own kernel was switched off since.
+    if (!packedW.defined() || m < 2 || k < 1 || !ownSgemmEnabled()) return gemmBiasAct(x, w, bias, act, y);
+    const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+    sgemmOwnPackedNt(m, n, k, x.ptr<const float>(), k, packedW.ptr<const float>(), y.ptr<float>(), n,
+                     bias ? bias->ptr<const float>() : nullptr, act,
+                     [&](std::int64_t count, const std::function<void(std::int64_t)>& fn) {
+                         if (macs < kParallelGemmMacs) {
+                             for (std::int64_t i = 0; i < count; ++i) fn(i);
+                         } else {
+                             m_threads.forChunks(count, fn);
+                         }
+                     });
 }
 
 } // namespace lathe::cpu

@@ -59,6 +59,11 @@ public:
     void convert(const Tensor& src, Tensor& dst) override;
     void gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tensor& c, float alpha, float beta) override;
     void gemmBiasAct(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y) override;
+    // F32 (panels, K, 32): W's 32-column panels as the own GEMM reads them (cpu_sgemm.h); undefined where that
+    // kernel is not enabled.
+    Tensor prepackF32(const Tensor& w) override;
+    void gemmBiasActPacked(const Tensor& x, const Tensor& w, const Tensor& packedW, const Tensor* bias,
+                           Activation act, Tensor& y) override;
     // cpu_sparse.cpp
     void spmmCsr(const Tensor& x, const Tensor& rowPtr, const Tensor& colIdx, const Tensor& values,
                  Tensor& y) override;

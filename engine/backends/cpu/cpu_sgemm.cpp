@@ -185,34 +185,19 @@ void setOwnSgemmEnabled(bool enabled) {
     enabledFlag().store(enabled, std::memory_order_relaxed);
 }
 
-void sgemmOwn(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda,
-              const float* b, std::int64_t ldb, bool accumulate, float* y, std::int64_t ldy, const float* bias,
-              Activation act, const ChunkRunner& forChunks) {
+namespace {
 #ifdef LATHE_SGEMM_X86
-    if (!ownSgemmAvailable()) throw BackendError("cpu sgemm: this CPU has no AVX-512F");
-    if (m <= 0 || n <= 0) return;
+// The tiles of y = act(beta y + op(A) B + bias), B's panel p at panel0 + p * panelStride and its row k at + k *
+// rowStride, as tasks of rowChunks x panelChunks; `pack(c)`, when given, lays out panel group c before the tasks
+// that read it.
+void runTiles(bool ta, std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda,
+              const float* panel0, std::int64_t panelStride, std::int64_t rowStride, bool accumulate, float* y,
+              std::int64_t ldy, const float* bias, Activation act, const ChunkRunner& forChunks,
+              const std::function<void(std::int64_t)>* pack) {
     const std::int64_t panels = (n + kNr - 1) / kNr;
     const std::int64_t panelChunks = (panels + kPanelChunk - 1) / kPanelChunk;
     const std::int64_t rowChunks = (m + kRowChunk - 1) / kRowChunk;
-    // B (K, N) row-major already holds what a packed panel does (32 consecutive columns at each k): read in place.
-    // W = B^T (N, K) is packed into the calling thread's buffer, reused by its next call (grown, never shrunk: a
-    // resize down and up again would zero the regrown part on every call).
-    const float* panel0 = b;
-    std::int64_t panelStride = kNr, rowStride = ldb; // floats from panel p to p + 1, from row k to k + 1
-    thread_local std::vector<float> packed;
-    float* bp = nullptr; // this thread's buffer, which the tasks on other threads write and read through bp
-    if (tb) {
-        const auto need = static_cast<std::size_t>(std::max<std::int64_t>(1, sgemmNtPackedFloats(n, k)));
-        if (packed.size() < need) packed.resize(need);
-        bp = packed.data();
-        panel0 = bp;
-        panelStride = k * kNr;
-        rowStride = kNr;
-    }
     const auto& micro = kMicro[ta ? 1 : 0];
-    const auto pack = [&](std::int64_t pc) {
-        packPanels(b, ldb, n, k, pc * kPanelChunk, std::min(panels, (pc + 1) * kPanelChunk), bp);
-    };
     const auto compute = [&](std::int64_t c) {
         const std::int64_t r0 = (c / panelChunks) * kRowChunk, r1 = std::min(m, r0 + kRowChunk);
         const std::int64_t q0 = (c % panelChunks) * kPanelChunk, q1 = std::min(panels, q0 + kPanelChunk);
@@ -230,20 +215,68 @@ void sgemmOwn(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, 
             r += rows;
         }
     };
-    if (!tb) {
+    if (!pack) {
         forChunks(rowChunks * panelChunks, compute);
     } else if (rowChunks == 1) { // one task per panel group packs the panels it uses: one round of tasks, not two
         forChunks(panelChunks, [&](std::int64_t c) {
-            pack(c);
+            (*pack)(c);
             compute(c);
         });
     } else {
-        forChunks(panelChunks, pack);
+        forChunks(panelChunks, *pack);
         forChunks(rowChunks * panelChunks, compute);
     }
+}
+#endif
+} // namespace
+
+void sgemmOwn(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda,
+              const float* b, std::int64_t ldb, bool accumulate, float* y, std::int64_t ldy, const float* bias,
+              Activation act, const ChunkRunner& forChunks) {
+#ifdef LATHE_SGEMM_X86
+    if (!ownSgemmAvailable()) throw BackendError("cpu sgemm: this CPU has no AVX-512F");
+    if (m <= 0 || n <= 0) return;
+    if (!tb) // B (K, N) row-major already holds what a packed panel does (32 consecutive columns at each k)
+        return runTiles(ta, m, n, k, a, lda, b, kNr, ldb, accumulate, y, ldy, bias, act, forChunks, nullptr);
+    // W = B^T (N, K) is packed into the calling thread's buffer, reused by its next call (grown, never shrunk: a
+    // resize down and up again would zero the regrown part on every call); the tasks on other threads write and
+    // read it through bp.
+    thread_local std::vector<float> packed;
+    const auto need = static_cast<std::size_t>(std::max<std::int64_t>(1, sgemmNtPackedFloats(n, k)));
+    if (packed.size() < need) packed.resize(need);
+    float* bp = packed.data();
+    const std::int64_t panels = (n + kNr - 1) / kNr;
+    const std::function<void(std::int64_t)> pack = [&](std::int64_t pc) {
+        packPanels(b, ldb, n, k, pc * kPanelChunk, std::min(panels, (pc + 1) * kPanelChunk), bp);
+    };
+    runTiles(ta, m, n, k, a, lda, bp, k * kNr, kNr, accumulate, y, ldy, bias, act, forChunks, &pack);
 #else
     (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb, (void)accumulate, (void)y,
         (void)ldy, (void)bias, (void)act, (void)forChunks;
+    throw BackendError("cpu sgemm: built without the x86-64 kernels");
+#endif
+}
+
+void sgemmPackNt(std::int64_t n, std::int64_t k, const float* w, std::int64_t ldw, float* packed) {
+#ifdef LATHE_SGEMM_X86
+    if (!ownSgemmAvailable()) throw BackendError("cpu sgemm: this CPU has no AVX-512F");
+    packPanels(w, ldw, n, k, 0, (n + kNr - 1) / kNr, packed);
+#else
+    (void)n, (void)k, (void)w, (void)ldw, (void)packed;
+    throw BackendError("cpu sgemm: built without the x86-64 kernels");
+#endif
+}
+
+void sgemmOwnPackedNt(std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda,
+                      const float* packed, float* y, std::int64_t ldy, const float* bias, Activation act,
+                      const ChunkRunner& forChunks) {
+#ifdef LATHE_SGEMM_X86
+    if (!ownSgemmAvailable()) throw BackendError("cpu sgemm: this CPU has no AVX-512F");
+    if (m <= 0 || n <= 0) return;
+    runTiles(false, m, n, k, a, lda, packed, k * kNr, kNr, false, y, ldy, bias, act, forChunks, nullptr);
+#else
+    (void)m, (void)n, (void)k, (void)a, (void)lda, (void)packed, (void)y, (void)ldy, (void)bias, (void)act,
+        (void)forChunks;
     throw BackendError("cpu sgemm: built without the x86-64 kernels");
 #endif
 }

@@ -2,7 +2,7 @@
 // transpose: a dense f32 Linear's forward (x W^T, and gemm_bias_act), its input gradient (dy W) and its weight
 // gradient (dy^T x, accumulated), a convolution's forward over its im2col columns, attention's P V. AVX-512 only
 // (elsewhere, and for one row or one column, OpenBLAS runs them): B is read in 32-column panels, in place or
-// packed from W per call, a 12 x 32 tile of sums stays in 24 zmm over the whole of K, and the bias and activation
+// packed from W per call (or once, for inference: sgemmPackNt), a 12 x 32 tile of sums stays in 24 zmm over the whole of K, and the bias and activation
 // are applied as the tile is stored, while it is in registers. Each output element is one sum over k in order,
 // so the result does not depend on how rows and panels are split between threads.
 #pragma once
@@ -39,5 +39,13 @@ using ChunkRunner = std::function<void(std::int64_t, const std::function<void(st
 void sgemmOwn(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda,
               const float* b, std::int64_t ldb, bool accumulate, float* y, std::int64_t ldy, const float* bias,
               Activation act, const ChunkRunner& forChunks);
+
+// W (N, K) laid out once as the kernel reads it, sgemmNtPackedFloats(n, k) floats at `packed`: what sgemmOwn does to
+// W on every call with `tb`, kept for many calls (Backend::prepackF32).
+void sgemmPackNt(std::int64_t n, std::int64_t k, const float* w, std::int64_t ldw, float* packed);
+// y (M, N) = act(A (M, K) @ W^T + bias) from W packed by sgemmPackNt: sgemmOwn with `tb` and beta 0, the same sums.
+void sgemmOwnPackedNt(std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda,
+                      const float* packed, float* y, std::int64_t ldy, const float* bias, Activation act,
+                      const ChunkRunner& forChunks);
 
 } // namespace lathe::cpu

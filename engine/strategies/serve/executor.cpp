@@ -15,7 +15,7 @@
 namespace lathe::serve {
 
 ModelExecutor::ModelExecutor(Model& model, Backend& backend, const Dataset& data, int instances)
-    : m_model(model), m_backend(backend), m_data(data), m_concurrent(backend.name() == "cpu") {
+    : m_model(model), m_scope(model), m_backend(backend), m_data(data), m_concurrent(backend.name() == "cpu") {
     if (data.size() == 0) throw DataError(data.name + ": no samples to serve");
     if (data.sampleSize() != numel(model.inputShape()))
         throw ConfigError("model " + model.name() + " expects inputs of shape " + shapeToString(model.inputShape()) +

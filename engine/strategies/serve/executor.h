@@ -36,6 +36,7 @@ private:
     std::vector<int> forward(int instance, const std::vector<std::int64_t>& indices, const std::vector<int>& owner,
                              std::size_t owners);
     Model& m_model;
+    Model::InferenceScope m_scope; // weights laid out for inference once, read by every instance
     Backend& m_backend;
     const Dataset& m_data;
     bool m_concurrent;
