@@ -197,28 +197,34 @@ public:
                                           resolveLayer(m_params.teacherLayer, tLayers), m_params.beta, p.lr,
                                           mix64(p.seed ^ 0xfea7ull)};
             }
-            DistillationLoss loss(ctx.model(), *slot, be, ctx.data().train, samples, s,
-                                  static_cast<std::int64_t>(p.logInterval) * p.batchSize, ctx.cancel);
-            TrainingPhaseOptions options;
-            options.loss = &loss;
-            options.optimizerState = OptimizerStateMode::Fresh;
-            options.onInterval = [&](std::int64_t step, double tMs) {
-                const auto parts = loss.takeIntervalParts(be);
-                if (parts.rows == 0) return;
-                ctx.sink().push(makeSample(ctx.runId, "loss_soft", step, tMs, parts.soft));
-                ctx.sink().push(makeSample(ctx.runId, "loss_hard", step, tMs, parts.hard));
-                if (s.features) ctx.sink().push(makeSample(ctx.runId, "loss_feature", step, tMs, parts.feature));
-            };
-            ctx.info(what + ": " + slot->name() + " (" + std::to_string(slot->parameterCount()) +
-                     " parameters) learns from " + ctx.model().name() + " at T = " + std::to_string(s.temperature) +
-                     ", alpha = " + std::to_string(s.alpha) + ", teacher logits " +
-                     (s.targets == TeacherTargets::Cached ? "cached once for " + std::to_string(samples) + " samples"
-                                                          : std::string("computed per batch")) +
-                     (s.features ? ", matching the output of its layer " + std::to_string(s.features->studentLayer) +
-                                       " to the teacher's layer " + std::to_string(s.features->teacherLayer) +
-                                       " through a learned projection, beta = " + std::to_string(s.features->beta)
-                                 : std::string()));
-            runTrainingPhase(sc, p, what, options);
+            { // the loss holds the teacher in an inference scope: closed before the teacher is replaced below
+                DistillationLoss loss(ctx.model(), *slot, be, ctx.data().train, samples, s,
+                                      static_cast<std::int64_t>(p.logInterval) * p.batchSize, ctx.cancel);
+                TrainingPhaseOptions options;
+                options.loss = &loss;
+                options.optimizerState = OptimizerStateMode::Fresh;
+                options.onInterval = [&](std::int64_t step, double tMs) {
+                    const auto parts = loss.takeIntervalParts(be);
+                    if (parts.rows == 0) return;
+                    ctx.sink().push(makeSample(ctx.runId, "loss_soft", step, tMs, parts.soft));
+                    ctx.sink().push(makeSample(ctx.runId, "loss_hard", step, tMs, parts.hard));
+                    if (s.features)
+                        ctx.sink().push(makeSample(ctx.runId, "loss_feature", step, tMs, parts.feature));
+                };
+                const std::string targets = s.targets == TeacherTargets::Cached
+                                                ? "cached once for " + std::to_string(samples) + " samples"
+                                                : std::string("computed per batch");
+                const std::string features =
+                    s.features ? ", matching the output of its layer " + std::to_string(s.features->studentLayer) +
+                                     " to the teacher's layer " + std::to_string(s.features->teacherLayer) +
+                                     " through a learned projection, beta = " + std::to_string(s.features->beta)
+                               : std::string();
+                ctx.info(what + ": " + slot->name() + " (" + std::to_string(slot->parameterCount()) +
+                         " parameters) learns from " + ctx.model().name() + " at T = " +
+                         std::to_string(s.temperature) + ", alpha = " + std::to_string(s.alpha) +
+                         ", teacher logits " + targets + features);
+                runTrainingPhase(sc, p, what, options);
+            }
             const EvalResult e = evaluate(*slot, be, ctx.evalData(), 256, ctx.cancel);
             rounds += (rounds.empty() ? "" : "; ") + slot->name() + " " + std::to_string(e.accuracy);
             ctx.replaceModel(std::move(slot)); // the teacher goes; the student teaches the next round

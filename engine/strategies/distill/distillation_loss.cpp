@@ -25,6 +25,7 @@ DistillationLoss::DistillationLoss(Model& teacher, const Model& student, Backend
         throw ConfigError("the teacher " + teacher.name() + " has " + std::to_string(teacher.numClasses()) +
                           " classes, the student " + student.name() + " " + std::to_string(student.numClasses()));
     if (m_teacher.backend() != &be) m_teacher.to(be);
+    m_teacherScope.emplace(m_teacher);
     m_parts = be.empty({std::max<std::int64_t>(1, rowsPerInterval), 2});
     if (settings.features) {
         if (settings.targets != TeacherTargets::OnTheFly)

@@ -46,7 +46,8 @@ struct DistillationSettings {
 
 class DistillationLoss final : public Loss {
 public:
-    // The teacher stays on `be` and is only read (inference forwards). For Cached, fills the cache from
+    // The teacher stays on `be` and is only read (inference forwards, in an inference scope that lasts as long as
+    // the loss: destroy the loss before the teacher). For Cached, fills the cache from
     // the first `samples` samples of `train` with the teacher's own input preprocessing. For OnTheFly the
     // teacher sees the batch as preprocessed for the student, so both must preprocess alike (ConfigError).
     // `rowsPerInterval`: the most rows between two takeIntervalParts() calls (logInterval x batch size).
@@ -74,6 +75,9 @@ private:
                        float gradScale);
 
     Model& m_teacher;
+    // The teacher is frozen for the whole distillation: its weights laid out once for inference
+    // (Model::InferenceScope); the loss must go before the teacher does.
+    std::optional<Model::InferenceScope> m_teacherScope;
     DistillationSettings m_settings;
     int m_classes = 0;
     std::vector<float> m_cache;   // (samples, classes) teacher logits, Cached
