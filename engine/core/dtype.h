@@ -55,6 +55,14 @@ std::uint16_t floatToHalf(float f);
 float halfToFloat(std::uint16_t h);
 std::uint16_t floatToBf16(float f); // round to nearest even
 float bf16ToFloat(std::uint16_t b);
+// The instruction set the f16 / bf16 rows of the traits table (fromFloat / toFloat) use: chosen at run time (the
+// widest this CPU has); the same results on every path. Tests and benchmarks switch it (process-wide); switching to
+// one this CPU lacks throws BackendError.
+enum class HalfRowPath { Scalar, Avx2, Avx512 }; // Avx2: AVX2 + F16C, f16 only (bf16 stays scalar there)
+const char* halfRowPathName(HalfRowPath path);    // "scalar", "avx2", "avx512"
+bool halfRowPathAvailable(HalfRowPath path);
+HalfRowPath halfRowPath();
+void setHalfRowPath(HalfRowPath path);
 // FP8 E4M3: round to nearest even, saturating to +-448 (like cvt.satfinite); NaN stays NaN (0x7f).
 std::uint8_t floatToFp8E4M3(float f);
 float fp8E4M3ToFloat(std::uint8_t b);

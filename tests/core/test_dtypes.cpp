@@ -3,6 +3,7 @@
 #include "engine/core/dtype.h"
 #include "engine/core/errors.h"
 #include "engine/core/quant_blocks.h"
+#include "engine/core/rng.h"
 #include "engine/core/tensor.h"
 #include "tests/support/test_support.h"
 
@@ -166,6 +167,91 @@ private slots:
         QCOMPARE(nans, 2);
         QCOMPARE(fp8E4M3ToFloat(0x7e), 448.0f);
         QCOMPARE(fp8E4M3ToFloat(0x01), std::ldexp(1.0f, -9));
+    }
+
+    // ---- f16 / bf16 rows: every instruction-set path of this CPU against the scalar conversions, bit for bit
+
+    // Widened: every f16 and every bf16 value. Narrowed: every float that is a value of either format, the
+    // midpoints between neighbours (where round-to-nearest-even decides) and the floats one ulp either side of
+    // each, NaNs with payloads, the infinities, and a million random bit patterns. Lengths leave a tail for the
+    // scalar loop. The slow test_half_rows_exhaustive narrows every float.
+    void halfRowsMatchTheScalarConversions() {
+        struct Restore {
+            HalfRowPath was = halfRowPath();
+            ~Restore() { setHalfRowPath(was); }
+        } restore;
+        std::vector<std::uint16_t> every(65536 + 7);
+        for (std::size_t i = 0; i < every.size(); ++i) every[i] = static_cast<std::uint16_t>(i & 0xffff);
+        std::vector<float> narrow;
+        const auto around = [&](float f) {
+            narrow.push_back(f);
+            narrow.push_back(std::nextafter(f, std::numeric_limits<float>::infinity()));
+            narrow.push_back(std::nextafter(f, -std::numeric_limits<float>::infinity()));
+        };
+        for (std::uint32_t h = 0; h < 65536; ++h) {
+            for (const bool bf : {false, true}) {
+                const auto code = static_cast<std::uint16_t>(h);
+                const float f = bf ? bf16ToFloat(code) : halfToFloat(code);
+                if (!std::isfinite(f)) {
+                    narrow.push_back(f);
+                    continue;
+                }
+                around(f);
+                const auto next = static_cast<std::uint16_t>(h + 1);
+                const float g = bf ? bf16ToFloat(next) : halfToFloat(next);
+                if ((h & 0x7fff) != 0x7fff && std::isfinite(g) && std::signbit(f) == std::signbit(g))
+                    around(static_cast<float>((double(f) + double(g)) / 2)); // exact: one bit more than the format
+            }
+        }
+        Rng rng(7);
+        for (int i = 0; i < 1000000; ++i) {
+            const auto bits = static_cast<std::uint32_t>(rng.next());
+            float f;
+            std::memcpy(&f, &bits, 4);
+            narrow.push_back(f);
+        }
+        narrow.push_back(std::numeric_limits<float>::quiet_NaN());
+        narrow.push_back(-std::numeric_limits<float>::signaling_NaN());
+        while (narrow.size() % 16 != 5) narrow.push_back(1.0f); // 5 left after the last full vector step
+        std::vector<std::uint16_t> wantF16(narrow.size()), wantBf16(narrow.size());
+        for (std::size_t i = 0; i < narrow.size(); ++i) {
+            wantF16[i] = floatToHalf(narrow[i]);
+            wantBf16[i] = floatToBf16(narrow[i]);
+        }
+        const auto bitsOfFloats = [](const std::vector<float>& v) {
+            std::vector<std::uint32_t> b(v.size());
+            std::memcpy(b.data(), v.data(), v.size() * 4);
+            return b;
+        };
+        std::vector<float> wantWideF16(every.size()), wantWideBf16(every.size());
+        for (std::size_t i = 0; i < every.size(); ++i) {
+            wantWideF16[i] = halfToFloat(every[i]);
+            wantWideBf16[i] = bf16ToFloat(every[i]);
+        }
+        int paths = 0;
+        for (HalfRowPath path : {HalfRowPath::Scalar, HalfRowPath::Avx2, HalfRowPath::Avx512}) {
+            if (!halfRowPathAvailable(path)) continue;
+            ++paths;
+            setHalfRowPath(path);
+            QCOMPARE(halfRowPath(), path);
+            for (const DType dt : {DType::F16, DType::BF16}) {
+                const QByteArray what = QByteArray(halfRowPathName(path)) + " " + dtypeName(dt);
+                std::vector<float> wide(every.size());
+                traits(dt).toFloat(every.data(), wide.data(), every.size());
+                QVERIFY2(bitsOfFloats(wide) == bitsOfFloats(dt == DType::F16 ? wantWideF16 : wantWideBf16),
+                         what + ": widened");
+                std::vector<std::uint16_t> codes(narrow.size());
+                traits(dt).fromFloat(narrow.data(), codes.data(), narrow.size());
+                const auto& want = dt == DType::F16 ? wantF16 : wantBf16;
+                for (std::size_t i = 0; i < narrow.size(); ++i)
+                    if (codes[i] != want[i])
+                        QFAIL(qPrintable(what + QString(": %1 -> 0x%2, expected 0x%3").arg(double(narrow[i]), 0, 'g', 9)
+                                                    .arg(codes[i], 4, 16, QChar('0')).arg(want[i], 4, 16, QChar('0'))));
+            }
+        }
+        QVERIFY(paths >= 1);
+        for (HalfRowPath path : {HalfRowPath::Avx2, HalfRowPath::Avx512})
+            if (!halfRowPathAvailable(path)) QVERIFY_THROWS_EXCEPTION(BackendError, setHalfRowPath(path));
     }
 
     // ---- INT4 group-wise (q4_0: x = (q - 8) d; q4_1: x = q d + m), ggml's reference quantizers
