@@ -72,7 +72,7 @@ void Backend::gemmBiasAct(const Tensor& x, const Tensor&, const Tensor*, Activat
     throw BackendError(name() + ": gemm_bias_act is in its op table but not implemented");
 }
 
-Tensor Backend::prepackF32(const Tensor&) {
+Tensor Backend::prepackGemmWeight(const Tensor&) {
     return Tensor();
 }
 

@@ -250,14 +250,18 @@ public:
     // as a Linear stores it; bias (N) or null; act as the relu / gelu ops compute it (GELU exact, erf).
     // Descriptor OpDesc::uniform(Op::GemmBiasAct, dt); the default throws BackendError naming it.
     virtual void gemmBiasAct(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y);
-    // The backend's execution layout of an F32 weight W (N, K) for gemmBiasActPacked, built once for many
+    // The backend's execution layout of a float weight W (N, K) for gemmBiasActPacked, built once for many
     // inference products (as an inference session lays its weights out when it loads a model) instead of on every
-    // call; opaque (its dtype and shape are the backend's own), and a copy: W edited later is not seen in it. An
-    // undefined tensor where the backend has no such layout (the default; CUDA's GEMMs read W as stored).
-    virtual Tensor prepackF32(const Tensor& w);
-    // gemmBiasAct from W and its prepacked layout (what prepackF32 returned for this W, undefined included): the
-    // backend reads whichever suits the shape (the CPU: the layout from 2 rows of x up, W itself for one row). act
-    // may be None. The default runs gemmBiasAct(x, w, ...).
+    // call; opaque (its dtype and shape are the backend's own), and a copy: W edited later is not seen in it. W is
+    // F32, or F16 / BF16 where the backend multiplies those by widening them to f32 (the CPU: its layout keeps the
+    // 16-bit elements and widens them in registers). An undefined tensor where the backend has no such layout for
+    // W (the default; CUDA's GEMMs read W as stored).
+    virtual Tensor prepackGemmWeight(const Tensor& w);
+    // y (M, N) F32 = act(x (M, K) F32 @ W^T + bias) from W as stored and its prepacked layout (what
+    // prepackGemmWeight returned for this W, undefined included): the backend reads whichever suits the shape (the
+    // CPU: an f32 W's layout from 2 rows of x up, W itself for one row). A 16-bit W's products are those of its
+    // widened values with x as given (so x is first rounded by whoever wants f16 inputs). act may be None. The
+    // default runs gemmBiasAct(x, w, ...), for an f32 W.
     virtual void gemmBiasActPacked(const Tensor& x, const Tensor& w, const Tensor& packedW, const Tensor* bias,
                                    Activation act, Tensor& y);
 

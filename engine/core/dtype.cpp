@@ -60,7 +60,7 @@ __attribute__((target("avx512f,avx512bw,f16c,avx2"))) std::size_t f16ToFloatAvx5
     std::size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i));
-        _mm512_storeu_ps(d + i, _mm512_cvtph_ps(h));
+        _mm512_storeu_ps(d + i, _mm512_maskz_cvtph_ps(0xffff, h));
         // NaN halves ((h & 0x7fff) > 0x7c00) as the scalar code gives them.
         const __m256i mag = _mm256_and_si256(h, _mm256_set1_epi16(0x7fff));
         if (_mm256_movemask_epi8(_mm256_cmpgt_epi16(mag, _mm256_set1_epi16(0x7c00))))
@@ -73,7 +73,8 @@ __attribute__((target("avx512f,avx512bw,f16c,avx2"))) std::size_t f16FromFloatAv
     std::size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         const __m512 v = _mm512_loadu_ps(s + i);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + i), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+        const __m256i h = _mm512_maskz_cvtps_ph(0xffff, v, _MM_FROUND_TO_NEAREST_INT);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + i), h);
         if (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q))
             for (std::size_t j = i; j < i + 16; ++j) p[j] = floatToHalf(s[j]);
     }
@@ -101,13 +102,14 @@ __attribute__((target("avx2,f16c"))) std::size_t f16FromFloatAvx2(const float* s
     return i;
 }
 // bf16: the scalar code's integer rounding (add 0x7fff and the kept part's lowest bit, keep the top half) and its
-// quiet NaN, 16 lanes at a time (the maskz shifts with a full mask are the plain ones, without GCC 12's
-// -Wmaybe-uninitialized).
+// quiet NaN, 16 lanes at a time. (Here and above, the maskz forms with a full mask are the plain instructions,
+// without GCC 12's -Wmaybe-uninitialized.)
 __attribute__((target("avx512f,avx512bw"))) std::size_t bf16ToFloatAvx512(const std::uint16_t* p, float* d,
                                                                            std::size_t n) {
     std::size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i)));
+        const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i));
+        const __m512i w = _mm512_maskz_cvtepu16_epi32(0xffff, h);
         _mm512_storeu_si512(d + i, _mm512_maskz_slli_epi32(0xffff, w, 16));
     }
     return i;
@@ -123,7 +125,7 @@ __attribute__((target("avx512f,avx512bw"))) std::size_t bf16FromFloatAvx512(cons
         __m512i r = _mm512_maskz_srli_epi32(0xffff, _mm512_add_epi32(x, _mm512_add_epi32(bias, odd)), 16);
         const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(x, absMask), inf);
         r = _mm512_mask_or_epi32(r, nan, _mm512_maskz_srli_epi32(0xffff, x, 16), _mm512_set1_epi32(0x40));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + i), _mm512_cvtepi32_epi16(r));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + i), _mm512_maskz_cvtepi32_epi16(0xffff, r));
     }
     return i;
 }

@@ -97,7 +97,7 @@ public:
     // Drop cached activations (after a training step, or before moving to another backend).
     virtual void releaseCache() {}
     // The model's first inference scope opened (Model::InferenceScope): until endInference the weights are read-only,
-    // so the layer may keep them laid out for the backend's inference kernels (Backend::prepackF32) instead of
+    // so the layer may keep them laid out for the backend's inference kernels (Backend::prepackGemmWeight) instead of
     // laying them out on every forward. Model calls every layer of the tree, sub-layers included.
     virtual void beginInference(Backend& be) { (void)be; }
     virtual void endInference() {}

@@ -2,7 +2,7 @@
 // unless a following ReLU / GELU was fused into it ("activation", fuse.activation), which inference runs in
 // the GEMM's epilogue (Backend::gemmBiasAct); optionally run for inference from a CSR or 2:4 copy of a pruned
 // weight (sparse_execution.h); inside an inference scope (Model::InferenceScope) from a copy of the weight laid out
-// for the backend's GEMM (Backend::prepackF32).
+// for the backend's GEMM (Backend::prepackGemmWeight).
 #include "engine/backends/csr.h"
 #include "engine/backends/sparse24.h"
 #include "engine/nn/config_fields.h"
@@ -52,7 +52,7 @@ public:
         if (ctx.training) {
             m_packed = Tensor(); // the optimizer will update the weight in place
             m_packedSource.reset();
-        } else if (packedCurrent(be)) {
+        } else if (m_dtype == DType::F32 && packedCurrent(be)) {
             // Inference in a scope (Model::InferenceScope): W as the backend laid it out when the scope opened; the
             // bias and any fused activation in the GEMM's epilogue.
             be.gemmBiasActPacked(x2, m_weight.value, m_packed, bias, m_act, y);
@@ -73,7 +73,16 @@ public:
                                   " weight is for inference; train or fine-tune before converting it");
             Tensor x16 = be.empty(x2.shape(), m_dtype), y16 = be.empty(y.shape(), m_dtype);
             be.convert(x2, x16);
-            be.gemm(x16, Trans::No, m_weight.value, Trans::Yes, y16);
+            if (packedCurrent(be)) {
+                // In a scope, on a backend that laid the 16-bit weight out (the CPU, which widens it in registers):
+                // the same products of the rounded input and the widened weight, without widening W on every call.
+                Tensor xr = be.empty(x2.shape());
+                be.convert(x16, xr);
+                be.gemmBiasActPacked(xr, m_weight.value, m_packed, nullptr, Activation::None, y);
+                be.convert(y, y16);
+            } else {
+                be.gemm(x16, Trans::No, m_weight.value, Trans::Yes, y16);
+            }
             be.convert(y16, y);
         } else if (m_format != SparseFormat::Dense && !ctx.training) {
             ensureSparseCopy(be);
@@ -158,13 +167,14 @@ public:
         m_z = Tensor();
     }
 
-    // A dense f32 weight laid out for the backend's GEMM (if it has a layout of its own) while the scope lasts.
+    // A dense weight laid out for the backend's GEMM (if it has a layout of its own for its dtype) while the scope
+    // lasts.
     void beginInference(Backend& be) override {
         endInference();
-        if (m_dtype != DType::F32 || m_format != SparseFormat::Dense || !m_weight.value.defined() ||
-            m_weight.value.device() != be.device())
+        if (m_format != SparseFormat::Dense || !m_weight.value.defined() || m_weight.value.device() != be.device() ||
+            m_weight.value.dtype() != m_dtype)
             return;
-        m_packed = be.prepackF32(m_weight.value);
+        m_packed = be.prepackGemmWeight(m_weight.value);
         if (m_packed.defined()) {
             m_packedSource = m_weight.value.storage();
             m_packedFrom = m_weight.value.data();
@@ -229,7 +239,7 @@ private:
     const void* m_sparseSource = nullptr; // the weight storage the copy was built from
     Tensor m_csrRowPtr, m_csrColIdx, m_csrValues;
     Tensor m_nm24Values, m_nm24Meta;
-    // Inside an inference scope: the weight in the backend's layout (Backend::prepackF32), and what it was made from.
+    // Inside an inference scope: the weight in the backend's layout (Backend::prepackGemmWeight), and what it was made from.
     Tensor m_packed;
     std::weak_ptr<Storage> m_packedSource;
     const void* m_packedFrom = nullptr;

@@ -56,7 +56,7 @@ public:
     Tensor forward(Backend& be, const Tensor& x, const ForwardContext& ctx);
 
     // While one is alive the model's weights are read-only, as a loaded inference session's are: its layers keep
-    // copies of them laid out for the backend's inference kernels (Layer::beginInference, Backend::prepackF32),
+    // copies of them laid out for the backend's inference kernels (Layer::beginInference, Backend::prepackGemmWeight),
     // made on backend() when the first scope opens and dropped when the last one closes. The latency harness,
     // evaluation, model outputs and the serving executor each hold one while they run forwards; code that edits
     // a weight in place must not run while one is open (a weight replaced by another tensor, or moved by to(), is

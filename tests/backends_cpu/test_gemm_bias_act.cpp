@@ -2,7 +2,8 @@
 // the ops it replaces, gemm + bias_add + relu / gelu, and a double-precision reference: batch 1 (the GEMV), the
 // MLP's layers, shapes split into row panels and into column panels (the bias offset per panel), K = 0; every
 // activation, with and without a bias, on 1 and 2 threads; and the argument errors naming the op and tensor. The
-// same from a weight prepacked for inference (prepackF32, gemm_bias_act_packed): bit for bit the same results.
+// same from a weight prepacked for inference (prepackGemmWeight, gemm_bias_act_packed): bit for bit the same results,
+// f16 and bf16 weights too (widened in registers).
 #include "engine/backends/cpu/cpu_backend.h"
 #include "engine/backends/cpu/cpu_sgemm.h"
 #include "engine/core/errors.h"
@@ -77,7 +78,7 @@ class TestGemmBiasAct : public QObject {
 
         // From W prepacked for inference: the same kernel over the same panels (or, at one row, the same GEMV), so
         // the same bits. Without the own kernel there is no layout, and the op runs gemm_bias_act itself.
-        const Tensor packed = be->prepackF32(w);
+        const Tensor packed = be->prepackGemmWeight(w);
         QCOMPARE(packed.defined(), cpu::ownSgemmEnabled());
         Tensor yp = be->upload(randomVector(static_cast<std::size_t>(m * n), 15), {m, n});
         be->gemmBiasActPacked(x, w, packed, withBias ? &bias : nullptr, act, yp);
@@ -148,7 +149,7 @@ class TestGemmBiasAct : public QObject {
         const auto wv = randomVector(static_cast<std::size_t>(n * k), 32);
         const auto bv = randomVector(static_cast<std::size_t>(n), 33);
         const Tensor x = be->upload(xv, {m, k}), w = be->upload(wv, {n, k}), bias = be->upload(bv, {n});
-        const Tensor packed = be->prepackF32(w);
+        const Tensor packed = be->prepackGemmWeight(w);
         QVERIFY(packed.defined());
         Tensor y = be->empty({m, n});
         be->gemmBiasActPacked(x, w, packed, &bias, Activation::Relu, y);
@@ -167,12 +168,81 @@ class TestGemmBiasAct : public QObject {
             }
 
         cpu::setOwnSgemmEnabled(false);
-        const Tensor none = be->prepackF32(w);
+        const Tensor none = be->prepackGemmWeight(w);
         Tensor viaOpenBlas = be->empty({m, n}), stalePacked = be->empty({m, n});
         be->gemmBiasAct(x, w, &bias, Activation::Relu, viaOpenBlas);
         be->gemmBiasActPacked(x, w, packed, &bias, Activation::Relu, stalePacked);
         QVERIFY(!none.defined());
         QVERIFY(be->downloadF32(stalePacked) == be->downloadF32(viaOpenBlas));
+    }
+
+    // A 16-bit weight (f16, bf16) prepacked: its panels keep the 16-bit elements and the kernel widens them as it
+    // loads them, so every row count gives the bits of gemm_bias_act on the weight widened beforehand (the own
+    // kernel's sums, at one row too, where an f32 weight takes OpenBLAS's GEMV instead: against the double
+    // reference there). Without the own kernel the op widens W itself.
+    void sixteenBitWeightPrepacked_data() {
+        QTest::addColumn<int>("dtype");
+        QTest::addColumn<qint64>("m");
+        QTest::addColumn<qint64>("k");
+        QTest::addColumn<qint64>("n");
+        for (DType dt : {DType::F16, DType::BF16})
+            for (const Shape3& s : {Shape3{1, 784, 256}, Shape3{2, 784, 256}, Shape3{256, 256, 128},
+                                    Shape3{130, 300, 520}, Shape3{3, 5, 7}, Shape3{300, 17, 1}})
+                QTest::addRow("%s/%lldx%lldx%lld", dtypeName(dt), static_cast<long long>(s.m),
+                              static_cast<long long>(s.k), static_cast<long long>(s.n))
+                    << int(dt) << qint64(s.m) << qint64(s.k) << qint64(s.n);
+    }
+
+    void sixteenBitWeightPrepacked() {
+        QFETCH(int, dtype);
+        QFETCH(qint64, m);
+        QFETCH(qint64, k);
+        QFETCH(qint64, n);
+        const auto dt = static_cast<DType>(dtype);
+        if (!cpu::ownSgemmAvailable()) QSKIP("this CPU has no AVX-512F: there is no prepacked layout to test");
+        struct Restore {
+            bool was = cpu::ownSgemmEnabled();
+            ~Restore() { cpu::setOwnSgemmEnabled(was); }
+        } restore;
+        cpu::setOwnSgemmEnabled(true);
+        auto be = makeCpuBackend(2);
+        const auto xv = randomVector(static_cast<std::size_t>(m * k), 41, -2.0f, 2.0f);
+        const Tensor x = be->upload(xv, {m, k});
+        Tensor w = be->empty({n, k}, dt), w32 = be->empty({n, k});
+        be->convert(be->upload(randomVector(static_cast<std::size_t>(n * k), 42), {n, k}), w);
+        be->convert(w, w32); // the 16-bit values, exactly
+        const auto bv = randomVector(static_cast<std::size_t>(n), 43);
+        const Tensor bias = be->upload(bv, {n});
+        const Tensor packed = be->prepackGemmWeight(w);
+        QVERIFY(packed.defined());
+        QCOMPARE(packed.dtype(), dt);
+        Tensor y = be->empty({m, n});
+        be->gemmBiasActPacked(x, w, packed, &bias, Activation::Relu, y);
+        const std::vector<float> got = be->downloadF32(y);
+        if (m >= 2) {
+            Tensor want = be->empty({m, n});
+            be->gemmBiasAct(x, w32, &bias, Activation::Relu, want);
+            QVERIFY(got == be->downloadF32(want));
+        }
+        const std::vector<float> wv = be->downloadF32(w32);
+        for (std::int64_t r = 0; r < m; ++r)
+            for (std::int64_t c = 0; c < n; ++c) {
+                double sum = bv[c], scale = std::fabs(bv[c]);
+                for (std::int64_t i = 0; i < k; ++i) {
+                    sum += double(xv[r * k + i]) * double(wv[c * k + i]);
+                    scale += std::fabs(double(xv[r * k + i]) * double(wv[c * k + i]));
+                }
+                const double g = got[static_cast<std::size_t>(r * n + c)];
+                if (std::fabs(g - std::max(sum, 0.0)) > kReferenceTol * std::max(scale, 1e-3))
+                    QFAIL(qPrintable(QString("y[%1][%2] = %3, reference %4").arg(r).arg(c).arg(g, 0, 'g', 9)
+                                         .arg(std::max(sum, 0.0), 0, 'g', 9)));
+            }
+        cpu::setOwnSgemmEnabled(false);
+        Tensor off = be->empty({m, n}), offWant = be->empty({m, n});
+        be->gemmBiasActPacked(x, w, packed, &bias, Activation::Relu, off);
+        be->gemmBiasAct(x, w32, &bias, Activation::Relu, offWant);
+        QVERIFY(be->downloadF32(off) == be->downloadF32(offWant));
+        QVERIFY(!be->prepackGemmWeight(w).defined());
     }
 
     void badArgumentsThrowNamingTheTensor() {
@@ -193,17 +263,21 @@ class TestGemmBiasAct : public QObject {
         expect("w", [&] { be->gemmBiasAct(x, wrongW, &bias, Activation::Relu, y); });
         expect("bias", [&] { be->gemmBiasAct(x, w, &wrongBias, Activation::Relu, y); });
         expect("y", [&] { be->gemmBiasAct(x, w, &bias, Activation::Relu, wrongY); });
-        // A layout of another W's shape.
+        // A layout of another W's shape, or of another dtype.
         if (cpu::ownSgemmEnabled()) {
-            const Tensor otherPacked = be->prepackF32(be->zeros({40, 8}));
-            try {
-                be->gemmBiasActPacked(x, w, otherPacked, &bias, Activation::Relu, y);
-                QFAIL("no error for a packed weight of another shape");
-            } catch (const BackendError& e) {
-                const QString msg = QString::fromUtf8(e.what());
-                QVERIFY2(msg.contains("gemm_bias_act_packed") && msg.contains("packedW"), qPrintable(msg));
+            const Tensor otherPacked = be->prepackGemmWeight(be->zeros({40, 8}));
+            const Tensor halfPacked = be->prepackGemmWeight(be->zeros({3, 8}, DType::F16));
+            for (const Tensor* wrong : {&otherPacked, &halfPacked}) {
+                try {
+                    be->gemmBiasActPacked(x, w, *wrong, &bias, Activation::Relu, y);
+                    QFAIL("no error for a packed weight of another shape or dtype");
+                } catch (const BackendError& e) {
+                    const QString msg = QString::fromUtf8(e.what());
+                    QVERIFY2(msg.contains("gemm_bias_act_packed") && msg.contains("packedW"), qPrintable(msg));
+                }
             }
         }
+        QVERIFY_THROWS_EXCEPTION(BackendError, be->prepackGemmWeight(be->zeros({3, 8}, DType::I32)));
         // A dtype without the op is refused by the table, naming the descriptor.
         const Tensor x16 = be->zeros({4, 8}, DType::F16), w16 = be->zeros({3, 8}, DType::F16);
         Tensor y16 = be->zeros({4, 3}, DType::F16);

@@ -63,6 +63,7 @@ private slots:
     void moveBetweenBackends();
     void forwardOnAnInstance();
     void inferenceScope();
+    void inferenceScopeSixteenBitWeights();
     void saveAndLoad();
     void dropoutOnlyInTraining();
     void batchNormBuffers();
@@ -439,6 +440,33 @@ void TestModel::inferenceScope() {
     QVERIFY(edited != trained);
     const Model::InferenceScope scope(*m);
     QCOMPARE(forwardEval(*m, *be, x, batch), edited);
+}
+
+// f16 and bf16 Linear weights in a scope: laid out in their own format (half the bytes of an f32 copy) and widened as
+// the GEMM loads them: from two rows the same bits as the 16-bit GEMM outside a scope; one row sums in another
+// order than that GEMM's GEMV, so it agrees within the 16-bit output's rounding.
+void TestModel::inferenceScopeSixteenBitWeights() {
+    if (!cpu::ownSgemmEnabled()) QSKIP("the CPU's own GEMM is off here: no 16-bit layout to test");
+    auto be = makeCpuBackend(2);
+    for (const char* dt : {"f16", "bf16"}) {
+        auto m = Model::fromArchitecture(nlohmann::json::parse(std::string(R"({"name":"half","input":{"shape":[40]},
+          "classes":5,"layers":[{"type":"linear","in":40,"out":70,"dtype":")") + dt + R"("},{"type":"relu"},
+          {"type":"linear","in":70,"out":5,"dtype":")" + dt + R"("}]})"));
+        m->initialize(*be, 41);
+        const std::int64_t batch = 16;
+        const auto x = randomVector(batch * 40, 42);
+        const std::vector<float> one(x.begin(), x.begin() + 40);
+        const auto outside = forwardEval(*m, *be, x, batch), outsideOne = forwardEval(*m, *be, one, 1);
+        const std::uint64_t before = be->currentAllocatedBytes();
+        const Model::InferenceScope scope(*m);
+        QCOMPARE(be->currentAllocatedBytes() - before, std::uint64_t(2 * (96 * 40 + 32 * 70))); // 16-bit panels
+        QCOMPARE(forwardEval(*m, *be, x, batch), outside);
+        const auto inside = forwardEval(*m, *be, one, 1);
+        for (std::size_t i = 0; i < inside.size(); ++i)
+            QVERIFY2(std::fabs(inside[i] - outsideOne[i]) <= 1e-2f * std::max(1.0f, std::fabs(outsideOne[i])),
+                     qPrintable(QString("%1 logit %2: %3 in the scope, %4 outside").arg(dt).arg(i).arg(inside[i])
+                                    .arg(outsideOne[i])));
+    }
 }
 
 void TestModel::saveAndLoad() {

@@ -365,9 +365,10 @@ void CpuBackend::gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tens
 }
 
 namespace {
-// x (M, K), w (N, K), bias (N) or null, y (M, N): checks of the gemm_bias_act ops; returns {M, N, K}.
+// x (M, K), w (N, K) of wDType, bias (N) or null, y (M, N) of x's dtype: checks of the gemm_bias_act ops; returns
+// {M, N, K}.
 std::array<std::int64_t, 3> checkGemmBiasAct(const char* op, const Tensor& x, const Tensor& w, const Tensor* bias,
-                                             const Tensor& y) {
+                                             const Tensor& y, DType wDType) {
     checkCpu(x, op, "x");
     checkCpu(w, op, "w");
     checkCpu(y, op, "y");
@@ -376,7 +377,7 @@ std::array<std::int64_t, 3> checkGemmBiasAct(const char* op, const Tensor& x, co
                            w.describe());
     const std::int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
     checkShape(w, {n, k}, op, "w");
-    checkDType(w, x.dtype(), op, "w");
+    checkDType(w, wDType, op, "w");
     checkShape(y, {m, n}, op, "y");
     checkDType(y, x.dtype(), op, "y");
     if (bias) {
@@ -389,20 +390,22 @@ std::array<std::int64_t, 3> checkGemmBiasAct(const char* op, const Tensor& x, co
 
 void CpuBackend::gemmBiasAct(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y) {
     require(Op::GemmBiasAct, x.dtype());
-    const auto [m, n, k] = checkGemmBiasAct("gemm_bias_act", x, w, bias, y);
+    const auto [m, n, k] = checkGemmBiasAct("gemm_bias_act", x, w, bias, y, x.dtype());
     // x (M, K), w (N, K), bias (N) -> y (M, N)
     sgemm(false, true, m, n, k, 1.0f, x.ptr<const float>(), k, w.ptr<const float>(), k, 0.0f, y.ptr<float>(), n,
           GemmEpilogue{bias ? bias->ptr<const float>() : nullptr, act});
 }
 
-Tensor CpuBackend::prepackF32(const Tensor& w) {
-    checkCpu(w, "prepack_f32", "w");
-    if (w.dtype() != DType::F32 || w.rank() != 2)
-        throw BackendError("cpu prepack_f32: expects a 2-D f32 weight, got " + w.describe());
+Tensor CpuBackend::prepackGemmWeight(const Tensor& w) {
+    checkCpu(w, "prepack_gemm_weight", "w");
+    const DType dt = w.dtype();
+    if (w.rank() != 2 || (dt != DType::F32 && dt != DType::F16 && dt != DType::BF16))
+        throw BackendError("cpu prepack_gemm_weight: expects a 2-D f32, f16 or bf16 weight, got " + w.describe());
     if (!ownSgemmEnabled()) return Tensor();
     const std::int64_t n = w.dim(0), k = w.dim(1);
-    Tensor packed = empty({(n + 31) / 32, k, 32}); // sgemmNtPackedFloats(n, k) floats
-    sgemmPackNt(n, k, w.ptr<const float>(), k, packed.ptr<float>());
+    Tensor packed = empty({(n + 31) / 32, k, 32}, dt); // sgemmNtPackedFloats(n, k) elements
+    if (dt == DType::F32) sgemmPackNt(n, k, w.ptr<const float>(), k, packed.ptr<float>());
+    else sgemmPackNt16(n, k, w.ptr<const std::uint16_t>(), k, packed.ptr<std::uint16_t>());
     return packed;
 }
 
@@ -410,25 +413,37 @@ void CpuBackend::gemmBiasActPacked(const Tensor& x, const Tensor& w, const Tenso
                                    Activation act, Tensor& y) {
     const char* op = "gemm_bias_act_packed";
     require(Op::GemmBiasAct, x.dtype());
-    const auto [m, n, k] = checkGemmBiasAct(op, x, w, bias, y);
+    const bool wide = w.dtype() == DType::F16 || w.dtype() == DType::BF16; // a 16-bit weight, widened
+    const auto [m, n, k] = checkGemmBiasAct(op, x, w, bias, y, wide ? w.dtype() : x.dtype());
     if (packedW.defined()) {
         checkCpu(packedW, op, "packedW");
         checkShape(packedW, {(n + 31) / 32, k, 32}, op, "packedW");
-        checkDType(packedW, DType::F32, op, "packedW");
+        checkDType(packedW, w.dtype(), op, "packedW");
     }
-    // One row stays with W itself (GEMV, gemmBiasAct); so does everything without a layout (prepackF32 made none)
-    // or when the own kernel was switched off since.
-    if (!packedW.defined() || m < 2 || k < 1 || !ownSgemmEnabled()) return gemmBiasAct(x, w, bias, act, y);
     const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-    sgemmOwnPackedNt(m, n, k, x.ptr<const float>(), k, packedW.ptr<const float>(), y.ptr<float>(), n,
-                     bias ? bias->ptr<const float>() : nullptr, act,
-                     [&](std::int64_t count, const std::function<void(std::int64_t)>& fn) {
-                         if (macs < kParallelGemmMacs) {
-                             for (std::int64_t i = 0; i < count; ++i) fn(i);
-                         } else {
-                             m_threads.forChunks(count, fn);
-                         }
-                     });
+    const auto chunks = [&](std::int64_t count, const std::function<void(std::int64_t)>& fn) {
+        if (macs < kParallelGemmMacs) {
+            for (std::int64_t i = 0; i < count; ++i) fn(i);
+        } else {
+            m_threads.forChunks(count, fn);
+        }
+    };
+    const float* pb = bias ? bias->ptr<const float>() : nullptr;
+    if (wide) {
+        // Every row from the 16-bit panels, converted in registers. Without them (the own kernel switched off): the
+        // weight widened here, then the f32 product.
+        if (!packedW.defined() || k < 1 || !ownSgemmEnabled()) {
+            Tensor w32 = empty(w.shape());
+            convert(w, w32);
+            return gemmBiasAct(x, w32, bias, act, y);
+        }
+        return sgemmOwnPackedNt16(w.dtype() == DType::BF16, m, n, k, x.ptr<const float>(), k,
+                                  packedW.ptr<const std::uint16_t>(), y.ptr<float>(), n, pb, act, chunks);
+    }
+    // One row stays with W itself (GEMV, gemmBiasAct); so does everything without a layout (prepackGemmWeight made
+    // none) or when the own kernel was switched off since.
+    if (!packedW.defined() || m < 2 || k < 1 || !ownSgemmEnabled()) return gemmBiasAct(x, w, bias, act, y);
+    sgemmOwnPackedNt(m, n, k, x.ptr<const float>(), k, packedW.ptr<const float>(), y.ptr<float>(), n, pb, act, chunks);
 }
 
 } // namespace lathe::cpu

@@ -59,9 +59,9 @@ public:
     void convert(const Tensor& src, Tensor& dst) override;
     void gemm(const Tensor& a, Trans ta, const Tensor& b, Trans tb, Tensor& c, float alpha, float beta) override;
     void gemmBiasAct(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y) override;
-    // F32 (panels, K, 32): W's 32-column panels as the own GEMM reads them (cpu_sgemm.h); undefined where that
-    // kernel is not enabled.
-    Tensor prepackF32(const Tensor& w) override;
+    // (panels, K, 32) of W's dtype (f32, f16 or bf16): W's 32-column panels as the own GEMM reads them
+    // (cpu_sgemm.h), a 16-bit one widened in registers; undefined where that kernel is not enabled.
+    Tensor prepackGemmWeight(const Tensor& w) override;
     void gemmBiasActPacked(const Tensor& x, const Tensor& w, const Tensor& packedW, const Tensor* bias,
                            Activation act, Tensor& y) override;
     // cpu_sparse.cpp

@@ -1,8 +1,9 @@
 // The CPU backend's own f32 GEMM (see cpu_sgemm.h): B in panels of 32 columns, (K, 32) each (read in place, or
-// packed from W = B^T), and tiles of up to 12 rows x 32 columns summed in zmm registers over the whole of K (one
-// broadcast of op(A) per row and k, two FMAs). The epilogue adds the bias and applies the activation in registers. Measured on an AMD
-// Zen 5 core for the MLP's layers at batch 256: 8 x 32, 12 x 32, 14 x 32 and 6 x 64 tiles all within 2% of
-// one another; packing W is about 3.5% of the forward.
+// packed from W = B^T, per call or once for inference, where a 16-bit weight keeps its f16 / bf16 elements and is
+// widened in registers), and tiles of up to 12 rows x 32 columns summed in zmm registers over the whole of K (one
+// broadcast of op(A) per row and k, two FMAs). The epilogue adds the bias and applies the activation in registers.
+// Measured on an AMD Zen 5 core for the MLP's layers at batch 256: 8 x 32, 12 x 32, 14 x 32 and 6 x 64 tiles all
+// within 2% of one another; packing W is about 3.5% of the forward.
 #include "engine/backends/cpu/cpu_sgemm.h"
 
 #include "engine/backends/cpu/cpu_backend_impl.h"
@@ -13,6 +14,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -86,13 +88,34 @@ LATHE_TARGET_AVX512F void packPanels(const float* w, std::int64_t ldw, std::int6
     }
 }
 
+// B's elements: f32, or a 16-bit weight prepacked for inference (f16, bf16), widened to f32 in registers as it is
+// loaded (exactly: every f16 and bf16 value is a float), so the products and sums are those of the widened weight.
+enum class BElem { F32, F16, Bf16 };
+
+template <BElem BE>
+using BType = std::conditional_t<BE == BElem::F32, float, std::uint16_t>;
+
+// 16 elements of B's row at p as floats: f32 masked (B's own last panel ends at its last column); 16-bit ones only
+// come from prepacked panels, which are padded to whole panels of zeros, so they load whole.
+template <BElem BE>
+LATHE_TARGET_AVX512F inline __m512 loadB(const BType<BE>* p, __mmask16 mask) {
+    if constexpr (BE == BElem::F32) {
+        return _mm512_maskz_loadu_ps(mask, p);
+    } else {
+        const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+        if constexpr (BE == BElem::F16) return _mm512_maskz_cvtph_ps(0xffff, h);
+        else return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, h), 16));
+    }
+}
+
 // MR rows of op(A) against one panel of B, row kk at bp + kk * ldb (a packed panel: ldb = 32; B itself: its row
 // stride), `cols` of its columns read: y (MR, cols) = act(sums + bias). Row i of op(A) at k is x[i * lda + k], or
 // with A transposed (stored (K, M)) x[k * lda + i]. `accumulate`: the sums start at y's values (beta = 1).
-template <int MR, int NV, bool AT, bool PF>
-LATHE_TARGET_AVX512F void microTile(const float* x, std::int64_t lda, const float* bp, std::int64_t ldb,
+template <int MR, int NV, bool AT, bool PF, BElem BE>
+LATHE_TARGET_AVX512F void microTile(const float* x, std::int64_t lda, const void* bpv, std::int64_t ldb,
                                     std::int64_t k, float* y, std::int64_t ldy, std::int64_t cols, bool accumulate,
                                     const float* bias, Activation act) {
+    const auto* bp = static_cast<const BType<BE>*>(bpv);
     __mmask16 mask[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
@@ -110,15 +133,15 @@ LATHE_TARGET_AVX512F void microTile(const float* x, std::int64_t lda, const floa
         // PF: B's row kPrefetchRows ahead into L1, for a panel prepacked for inference that streams from memory
         // (the first tile row over it), where the hardware's prefetcher alone leaves the loop waiting; past the
         // end it is a hint, never a fault. Panels in cache go without: the extra loads cost 3-10 %.
-        if constexpr (PF) {
+        if constexpr (PF) { // a row of 32 is two cache lines in f32, one in 16 bits
 #pragma GCC unroll 4
-            for (int v = 0; v < NV; ++v)
+            for (int v = 0; v < (BE == BElem::F32 ? NV : 1); ++v)
                 _mm_prefetch(reinterpret_cast<const char*>(bp + (kk + kPrefetchRows) * ldb + 16 * v), _MM_HINT_T0);
         }
         __m512 b[NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) // masked: B's own last panel ends at its last column
-            b[v] = _mm512_maskz_loadu_ps(mask[v], bp + kk * ldb + 16 * v);
+        for (int v = 0; v < NV; ++v)
+            b[v] = loadB<BE>(bp + kk * ldb + 16 * v, mask[v]);
 #pragma GCC unroll 16
         for (int i = 0; i < MR; ++i) {
             const __m512 a = _mm512_set1_ps(AT ? x[kk * lda + i] : x[i * lda + kk]);
@@ -148,17 +171,16 @@ LATHE_TARGET_AVX512F void microTile(const float* x, std::int64_t lda, const floa
                 y[i * ldy + j] = geluExact(y[i * ldy + j]);
 }
 
-using MicroFn = void (*)(const float*, std::int64_t, const float*, std::int64_t, std::int64_t, float*, std::int64_t,
+using MicroFn = void (*)(const float*, std::int64_t, const void*, std::int64_t, std::int64_t, float*, std::int64_t,
                          std::int64_t, bool, const float*, Activation);
 // [rows][0]: the whole panel; [rows][1]: its first 16 columns only (a last panel that narrow).
-template <bool AT, bool PF, int... R>
+template <bool AT, bool PF, BElem BE, int... R>
 constexpr std::array<std::array<MicroFn, 2>, sizeof...(R) + 1> microTable(std::integer_sequence<int, R...>) {
-    return {{{nullptr, nullptr}, {microTile<R + 1, kNv, AT, PF>, microTile<R + 1, 1, AT, PF>}...}};
+    return {{{nullptr, nullptr}, {microTile<R + 1, kNv, AT, PF, BE>, microTile<R + 1, 1, AT, PF, BE>}...}};
 }
 using MicroTable = std::array<std::array<MicroFn, 2>, kMr + 1>;
-constexpr MicroTable kMicro = microTable<false, false>(std::make_integer_sequence<int, kMr>{});
-constexpr MicroTable kMicroAt = microTable<true, false>(std::make_integer_sequence<int, kMr>{}); // A transposed
-constexpr MicroTable kMicroPf = microTable<false, true>(std::make_integer_sequence<int, kMr>{}); // prefetching B
+template <bool AT, bool PF, BElem BE>
+constexpr MicroTable kMicro = microTable<AT, PF, BE>(std::make_integer_sequence<int, kMr>{});
 #endif
 
 } // namespace
@@ -199,18 +221,19 @@ void setOwnSgemmEnabled(bool enabled) {
 namespace {
 #ifdef LATHE_SGEMM_X86
 // The tiles of y = act(beta y + op(A) B + bias), B's panel p at panel0 + p * panelStride and its row k at + k *
-// rowStride, as tasks of rowChunks x panelChunks; `pack(c)`, when given, lays out panel group c before the tasks
-// that read it. `streamed`: the panels were laid out before the call (prepacked for inference) and may be in memory
-// rather than cache, so each task's first tile row over them prefetches.
+// rowStride (in elements of BE), as tasks of rowChunks x panelChunks; `pack(c)`, when given, lays out panel group c
+// before the tasks that read it. `streamed`: the panels were laid out before the call (prepacked for inference) and
+// may be in memory rather than cache, so each task's first tile row over them prefetches. A transposed only with f32.
+template <BElem BE>
 void runTiles(bool ta, std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda,
-              const float* panel0, std::int64_t panelStride, std::int64_t rowStride, bool accumulate, float* y,
+              const BType<BE>* panel0, std::int64_t panelStride, std::int64_t rowStride, bool accumulate, float* y,
               std::int64_t ldy, const float* bias, Activation act, const ChunkRunner& forChunks,
               const std::function<void(std::int64_t)>* pack, bool streamed) {
     const std::int64_t panels = (n + kNr - 1) / kNr;
     const std::int64_t panelChunks = (panels + kPanelChunk - 1) / kPanelChunk;
     const std::int64_t rowChunks = (m + kRowChunk - 1) / kRowChunk;
-    const MicroTable& cached = ta ? kMicroAt : kMicro;
-    const MicroTable& first = streamed ? kMicroPf : cached;
+    const MicroTable& cached = ta ? kMicro<true, false, BElem::F32> : kMicro<false, false, BE>;
+    const MicroTable& first = streamed ? kMicro<false, true, BE> : cached;
     const auto compute = [&](std::int64_t c) {
         const std::int64_t r0 = (c / panelChunks) * kRowChunk, r1 = std::min(m, r0 + kRowChunk);
         const std::int64_t q0 = (c % panelChunks) * kPanelChunk, q1 = std::min(panels, q0 + kPanelChunk);
@@ -251,7 +274,8 @@ void sgemmOwn(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, 
     if (!ownSgemmAvailable()) throw BackendError("cpu sgemm: this CPU has no AVX-512F");
     if (m <= 0 || n <= 0) return;
     if (!tb) // B (K, N) row-major already holds what a packed panel does (32 consecutive columns at each k)
-        return runTiles(ta, m, n, k, a, lda, b, kNr, ldb, accumulate, y, ldy, bias, act, forChunks, nullptr, false);
+        return runTiles<BElem::F32>(ta, m, n, k, a, lda, b, kNr, ldb, accumulate, y, ldy, bias, act, forChunks,
+                                    nullptr, false);
     // W = B^T (N, K) is packed into the calling thread's buffer, reused by its next call (grown, never shrunk: a
     // resize down and up again would zero the regrown part on every call); the tasks on other threads write and
     // read it through bp.
@@ -263,7 +287,8 @@ void sgemmOwn(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, 
     const std::function<void(std::int64_t)> pack = [&](std::int64_t pc) {
         packPanels(b, ldb, n, k, pc * kPanelChunk, std::min(panels, (pc + 1) * kPanelChunk), bp);
     };
-    runTiles(ta, m, n, k, a, lda, bp, k * kNr, kNr, accumulate, y, ldy, bias, act, forChunks, &pack, false);
+    runTiles<BElem::F32>(ta, m, n, k, a, lda, bp, k * kNr, kNr, accumulate, y, ldy, bias, act, forChunks, &pack,
+                         false);
 #else
     (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb, (void)accumulate, (void)y,
         (void)ldy, (void)bias, (void)act, (void)forChunks;
@@ -287,10 +312,41 @@ void sgemmOwnPackedNt(std::int64_t m, std::int64_t n, std::int64_t k, const floa
 #ifdef LATHE_SGEMM_X86
     if (!ownSgemmAvailable()) throw BackendError("cpu sgemm: this CPU has no AVX-512F");
     if (m <= 0 || n <= 0) return;
-    runTiles(false, m, n, k, a, lda, packed, k * kNr, kNr, false, y, ldy, bias, act, forChunks, nullptr, true);
+    runTiles<BElem::F32>(false, m, n, k, a, lda, packed, k * kNr, kNr, false, y, ldy, bias, act, forChunks, nullptr,
+                         true);
 #else
     (void)m, (void)n, (void)k, (void)a, (void)lda, (void)packed, (void)y, (void)ldy, (void)bias, (void)act,
         (void)forChunks;
+    throw BackendError("cpu sgemm: built without the x86-64 kernels");
+#endif
+}
+
+void sgemmPackNt16(std::int64_t n, std::int64_t k, const std::uint16_t* w, std::int64_t ldw, std::uint16_t* packed) {
+    // Done once per weight: one element at a time, panel (K, 32) after panel, zeros past N.
+    const std::int64_t panels = (n + kNr - 1) / kNr;
+    for (std::int64_t p = 0; p < panels; ++p)
+        for (std::int64_t kk = 0; kk < k; ++kk)
+            for (std::int64_t j = 0; j < kNr; ++j) {
+                const std::int64_t col = p * kNr + j;
+                packed[(p * k + kk) * kNr + j] = col < n ? w[col * ldw + kk] : std::uint16_t{0};
+            }
+}
+
+void sgemmOwnPackedNt16(bool bf16, std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda,
+                        const std::uint16_t* packed, float* y, std::int64_t ldy, const float* bias, Activation act,
+                        const ChunkRunner& forChunks) {
+#ifdef LATHE_SGEMM_X86
+    if (!ownSgemmAvailable()) throw BackendError("cpu sgemm: this CPU has no AVX-512F");
+    if (m <= 0 || n <= 0) return;
+    if (bf16)
+        runTiles<BElem::Bf16>(false, m, n, k, a, lda, packed, k * kNr, kNr, false, y, ldy, bias, act, forChunks,
+                              nullptr, true);
+    else
+        runTiles<BElem::F16>(false, m, n, k, a, lda, packed, k * kNr, kNr, false, y, ldy, bias, act, forChunks,
+                             nullptr, true);
+#else
+    (void)bf16, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)packed, (void)y, (void)ldy, (void)bias,
+        (void)act, (void)forChunks;
     throw BackendError("cpu sgemm: built without the x86-64 kernels");
 #endif
 }

@@ -41,11 +41,18 @@ void sgemmOwn(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, 
               Activation act, const ChunkRunner& forChunks);
 
 // W (N, K) laid out once as the kernel reads it, sgemmNtPackedFloats(n, k) floats at `packed`: what sgemmOwn does to
-// W on every call with `tb`, kept for many calls (Backend::prepackF32).
+// W on every call with `tb`, kept for many calls (Backend::prepackGemmWeight).
 void sgemmPackNt(std::int64_t n, std::int64_t k, const float* w, std::int64_t ldw, float* packed);
 // y (M, N) = act(A (M, K) @ W^T + bias) from W packed by sgemmPackNt: sgemmOwn with `tb` and beta 0, the same sums.
 void sgemmOwnPackedNt(std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda,
                       const float* packed, float* y, std::int64_t ldy, const float* bias, Activation act,
                       const ChunkRunner& forChunks);
+// The same for a 16-bit weight, f16 or (with `bf16`) bf16 codes (N, K): packed once into the same panels of 16-bit
+// elements (zeros past N), widened to f32 in registers as the kernel loads them (exactly), so the products and sums
+// are those of sgemmOwnPackedNt on the widened weight, with half the bytes to read. Any M from 1.
+void sgemmPackNt16(std::int64_t n, std::int64_t k, const std::uint16_t* w, std::int64_t ldw, std::uint16_t* packed);
+void sgemmOwnPackedNt16(bool bf16, std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda,
+                        const std::uint16_t* packed, float* y, std::int64_t ldy, const float* bias, Activation act,
+                        const ChunkRunner& forChunks);
 
 } // namespace lathe::cpu
