@@ -30,6 +30,28 @@ struct Shape3 {
     std::int64_t m, k, n;
 };
 
+// The first output of y (M, N) that is further from act(x W^T + bias) in double precision than kReferenceTol
+// allows, as a message; empty when all agree. bias may be empty (none).
+QString firstOffReference(const std::vector<float>& y, const std::vector<float>& xv, const std::vector<float>& wv,
+                          const std::vector<float>& bv, std::int64_t m, std::int64_t n, std::int64_t k,
+                          Activation act) {
+    for (std::int64_t r = 0; r < m; ++r)
+        for (std::int64_t c = 0; c < n; ++c) {
+            double sum = bv.empty() ? 0.0 : bv[c], scale = bv.empty() ? 0.0 : std::fabs(bv[c]);
+            for (std::int64_t i = 0; i < k; ++i) {
+                sum += double(xv[r * k + i]) * double(wv[c * k + i]);
+                scale += std::fabs(double(xv[r * k + i]) * double(wv[c * k + i]));
+            }
+            const double want = act == Activation::Relu   ? std::max(sum, 0.0)
+                                : act == Activation::Gelu ? 0.5 * sum * (1.0 + std::erf(sum / std::sqrt(2.0)))
+                                                          : sum;
+            const double got = y[static_cast<std::size_t>(r * n + c)];
+            if (std::fabs(got - want) > kReferenceTol * std::max(scale, 1e-3))
+                return QString("y[%1][%2] = %3, reference %4").arg(r).arg(c).arg(got, 0, 'g', 9).arg(want, 0, 'g', 9);
+        }
+    return {};
+}
+
 } // namespace
 
 class TestGemmBiasAct : public QObject {
@@ -100,21 +122,8 @@ class TestGemmBiasAct : public QObject {
                                      .arg(double(unfused[i]), 0, 'g', 9)));
 
         // And both against double precision.
-        for (std::int64_t r = 0; r < m; ++r)
-            for (std::int64_t c = 0; c < n; ++c) {
-                double sum = withBias ? bv[c] : 0.0, scale = withBias ? std::fabs(bv[c]) : 0.0;
-                for (std::int64_t i = 0; i < k; ++i) {
-                    sum += double(xv[r * k + i]) * double(wv[c * k + i]);
-                    scale += std::fabs(double(xv[r * k + i]) * double(wv[c * k + i]));
-                }
-                const double want = act == Activation::Relu   ? std::max(sum, 0.0)
-                                    : act == Activation::Gelu ? 0.5 * sum * (1.0 + std::erf(sum / std::sqrt(2.0)))
-                                                              : sum;
-                const double got = fused[static_cast<std::size_t>(r * n + c)];
-                if (std::fabs(got - want) > kReferenceTol * std::max(scale, 1e-3))
-                    QFAIL(qPrintable(QString("y[%1][%2] = %3, reference %4").arg(r).arg(c).arg(got, 0, 'g', 9)
-                                         .arg(want, 0, 'g', 9)));
-            }
+        const QString off = firstOffReference(fused, xv, wv, withBias ? bv : std::vector<float>(), m, n, k, act);
+        QVERIFY2(off.isEmpty(), qPrintable(off));
     }
 
     // The panel split depends on the shape only, so one and two threads give the same bits.
@@ -153,19 +162,8 @@ class TestGemmBiasAct : public QObject {
         QVERIFY(packed.defined());
         Tensor y = be->empty({m, n});
         be->gemmBiasActPacked(x, w, packed, &bias, Activation::Relu, y);
-        const std::vector<float> got = be->downloadF32(y);
-        for (std::int64_t r = 0; r < m; ++r)
-            for (std::int64_t c = 0; c < n; ++c) {
-                double sum = bv[c], scale = std::fabs(bv[c]);
-                for (std::int64_t i = 0; i < k; ++i) {
-                    sum += double(xv[r * k + i]) * double(wv[c * k + i]);
-                    scale += std::fabs(double(xv[r * k + i]) * double(wv[c * k + i]));
-                }
-                const double want = std::max(sum, 0.0), g = got[static_cast<std::size_t>(r * n + c)];
-                if (std::fabs(g - want) > kReferenceTol * std::max(scale, 1e-3))
-                    QFAIL(qPrintable(QString("y[%1][%2] = %3, reference %4").arg(r).arg(c).arg(g, 0, 'g', 9)
-                                         .arg(want, 0, 'g', 9)));
-            }
+        const QString off = firstOffReference(be->downloadF32(y), xv, wv, bv, m, n, k, Activation::Relu);
+        QVERIFY2(off.isEmpty(), qPrintable(off));
 
         cpu::setOwnSgemmEnabled(false);
         const Tensor none = be->prepackGemmWeight(w);
@@ -224,24 +222,13 @@ class TestGemmBiasAct : public QObject {
             be->gemmBiasAct(x, w32, &bias, Activation::Relu, want);
             QVERIFY(got == be->downloadF32(want));
         }
-        const std::vector<float> wv = be->downloadF32(w32);
-        for (std::int64_t r = 0; r < m; ++r)
-            for (std::int64_t c = 0; c < n; ++c) {
-                double sum = bv[c], scale = std::fabs(bv[c]);
-                for (std::int64_t i = 0; i < k; ++i) {
-                    sum += double(xv[r * k + i]) * double(wv[c * k + i]);
-                    scale += std::fabs(double(xv[r * k + i]) * double(wv[c * k + i]));
-                }
-                const double g = got[static_cast<std::size_t>(r * n + c)];
-                if (std::fabs(g - std::max(sum, 0.0)) > kReferenceTol * std::max(scale, 1e-3))
-                    QFAIL(qPrintable(QString("y[%1][%2] = %3, reference %4").arg(r).arg(c).arg(g, 0, 'g', 9)
-                                         .arg(std::max(sum, 0.0), 0, 'g', 9)));
-            }
+        const QString off = firstOffReference(got, xv, be->downloadF32(w32), bv, m, n, k, Activation::Relu);
+        QVERIFY2(off.isEmpty(), qPrintable(off));
         cpu::setOwnSgemmEnabled(false);
-        Tensor off = be->empty({m, n}), offWant = be->empty({m, n});
-        be->gemmBiasActPacked(x, w, packed, &bias, Activation::Relu, off);
-        be->gemmBiasAct(x, w32, &bias, Activation::Relu, offWant);
-        QVERIFY(be->downloadF32(off) == be->downloadF32(offWant));
+        Tensor switchedOff = be->empty({m, n}), widened = be->empty({m, n});
+        be->gemmBiasActPacked(x, w, packed, &bias, Activation::Relu, switchedOff);
+        be->gemmBiasAct(x, w32, &bias, Activation::Relu, widened);
+        QVERIFY(be->downloadF32(switchedOff) == be->downloadF32(widened));
         QVERIFY(!be->prepackGemmWeight(w).defined());
     }
 
