@@ -239,7 +239,8 @@ private:
     const void* m_sparseSource = nullptr; // the weight storage the copy was built from
     Tensor m_csrRowPtr, m_csrColIdx, m_csrValues;
     Tensor m_nm24Values, m_nm24Meta;
-    // Inside an inference scope: the weight in the backend's layout (Backend::prepackGemmWeight), and what it was made from.
+    // Inside an inference scope: the weight in the backend's layout (Backend::prepackGemmWeight), and what it was
+    // made from.
     Tensor m_packed;
     std::weak_ptr<Storage> m_packedSource;
     const void* m_packedFrom = nullptr;

@@ -2,9 +2,10 @@
 // transpose: a dense f32 Linear's forward (x W^T, and gemm_bias_act), its input gradient (dy W) and its weight
 // gradient (dy^T x, accumulated), a convolution's forward over its im2col columns, attention's P V. AVX-512 only
 // (elsewhere, and for one row or one column, OpenBLAS runs them): B is read in 32-column panels, in place or
-// packed from W per call (or once, for inference: sgemmPackNt), a 12 x 32 tile of sums stays in 24 zmm over the whole of K, and the bias and activation
-// are applied as the tile is stored, while it is in registers. Each output element is one sum over k in order,
-// so the result does not depend on how rows and panels are split between threads.
+// packed from W per call (or once, for inference: sgemmPackNt, sgemmPackNt16), a 12 x 32 tile of sums stays in
+// 24 zmm over the whole of K, and the bias and activation are applied as the tile is stored, while it is in
+// registers. Each output element is one sum over k in order, so the result does not depend on how rows and panels
+// are split between threads.
 #pragma once
 
 #include "engine/backends/backend.h"
