@@ -259,9 +259,10 @@ public:
     virtual Tensor prepackGemmWeight(const Tensor& w);
     // y (M, N) F32 = act(x (M, K) F32 @ W^T + bias) from W as stored and its prepacked layout (what
     // prepackGemmWeight returned for this W, undefined included): the backend reads whichever suits the shape (the
-    // CPU: an f32 W's layout from 2 rows of x up, W itself for one row). A 16-bit W's products are those of its
-    // widened values with x as given (so x is first rounded by whoever wants f16 inputs). act may be None. The
-    // default runs gemmBiasAct(x, w, ...), for an f32 W.
+    // CPU: an f32 W's layout from 2 rows of x up, W itself for one row). With a 16-bit W it computes what a 16-bit
+    // Linear does after rounding its input: y = act(round(x widen(W)^T) + bias), the f32 sums of x as given and the
+    // widened weight rounded once to W's format, then the bias and the activation in f32, all in the epilogue. act
+    // may be None. The default runs gemmBiasAct(x, w, ...), for an f32 W.
     virtual void gemmBiasActPacked(const Tensor& x, const Tensor& w, const Tensor& packedW, const Tensor* bias,
                                    Activation act, Tensor& y);
 

@@ -75,14 +75,14 @@ public:
             be.convert(x2, x16);
             if (packedCurrent(be)) {
                 // In a scope, on a backend that laid the 16-bit weight out (the CPU, which widens it in registers):
-                // the same products of the rounded input and the widened weight, without widening W on every call.
+                // the same products of the rounded input and the widened weight, without widening W on every call,
+                // and the output's rounding, the bias and the activation in the GEMM's epilogue.
                 Tensor xr = be.empty(x2.shape());
                 be.convert(x16, xr);
-                be.gemmBiasActPacked(xr, m_weight.value, m_packed, nullptr, Activation::None, y);
-                be.convert(y, y16);
-            } else {
-                be.gemm(x16, Trans::No, m_weight.value, Trans::Yes, y16);
+                be.gemmBiasActPacked(xr, m_weight.value, m_packed, bias, m_act, y);
+                return y.view(outShape);
             }
+            be.gemm(x16, Trans::No, m_weight.value, Trans::Yes, y16);
             be.convert(y16, y);
         } else if (m_format != SparseFormat::Dense && !ctx.training) {
             ensureSparseCopy(be);

@@ -430,12 +430,18 @@ void CpuBackend::gemmBiasActPacked(const Tensor& x, const Tensor& w, const Tenso
     };
     const float* pb = bias ? bias->ptr<const float>() : nullptr;
     if (wide) {
-        // Every row from the 16-bit panels, converted in registers. Without them (the own kernel switched off): the
-        // weight widened here, then the f32 product.
+        // Every row from the 16-bit panels, converted in registers, each sum rounded to W's format in the epilogue
+        // before the bias and the activation. Without them (the own kernel switched off): the same steps as ops.
         if (!packedW.defined() || k < 1 || !ownSgemmEnabled()) {
-            Tensor w32 = empty(w.shape());
+            Tensor w32 = empty(w.shape()), z16 = empty(y.shape(), w.dtype());
             convert(w, w32);
-            return gemmBiasAct(x, w32, bias, act, y);
+            gemm(x, Trans::No, w32, Trans::Yes, y, 1.0f, 0.0f);
+            convert(y, z16);
+            convert(z16, y);
+            if (bias) biasAdd(y, *bias);
+            if (act == Activation::Relu) relu(y, y);
+            else if (act == Activation::Gelu) gelu(y, y);
+            return;
         }
         return sgemmOwnPackedNt16(w.dtype() == DType::BF16, m, n, k, x.ptr<const float>(), k,
                                   packedW.ptr<const std::uint16_t>(), y.ptr<float>(), n, pb, act, chunks);

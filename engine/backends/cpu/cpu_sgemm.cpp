@@ -108,6 +108,24 @@ LATHE_TARGET_AVX512F inline __m512 loadB(const BType<BE>* p, __mmask16 mask) {
     }
 }
 
+// A 16-bit weight's product rounded once to its format (to nearest even; a NaN stays a NaN), and widened back: the
+// output of the 16-bit GEMM, before the bias and the activation. f32 sums pass unchanged.
+template <BElem BE>
+LATHE_TARGET_AVX512F inline __m512 roundToB(__m512 v) {
+    if constexpr (BE == BElem::F16) {
+        return _mm512_maskz_cvtph_ps(0xffff, _mm512_maskz_cvtps_ph(0xffff, v, _MM_FROUND_TO_NEAREST_INT));
+    } else if constexpr (BE == BElem::Bf16) {
+        const __m512i x = _mm512_castps_si512(v);
+        const __m512i odd = _mm512_and_si512(_mm512_maskz_srli_epi32(0xffff, x, 16), _mm512_set1_epi32(1));
+        const __m512i up = _mm512_add_epi32(x, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd));
+        const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        const __m512i r = _mm512_mask_or_epi32(up, nan, x, _mm512_set1_epi32(0x400000)); // quiet
+        return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
+    } else {
+        return v;
+    }
+}
+
 // MR rows of op(A) against one panel of B, row kk at bp + kk * ldb (a packed panel: ldb = 32; B itself: its row
 // stride), `cols` of its columns read: y (MR, cols) = act(sums + bias). Row i of op(A) at k is x[i * lda + k], or
 // with A transposed (stored (K, M)) x[k * lda + i]. `accumulate`: the sums start at y's values (beta = 1).
@@ -159,9 +177,10 @@ LATHE_TARGET_AVX512F void microTile(const float* x, std::int64_t lda, const void
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) {
             if (!mask[v]) continue;
-            // sum + bias, one rounding, as the bias_add op; ReLU as the relu op (NaN -> 0: max_ps returns its
-            // second operand where either is NaN). The maskz forms with a full mask are the plain instructions.
-            __m512 o = _mm512_maskz_add_ps(0xffff, acc[i][v], bv[v]);
+            // sum + bias, one rounding, as the bias_add op (a 16-bit weight's sum rounded to its format first);
+            // ReLU as the relu op (NaN -> 0: max_ps returns its second operand where either is NaN). The maskz
+            // forms with a full mask are the plain instructions.
+            __m512 o = _mm512_maskz_add_ps(0xffff, roundToB<BE>(acc[i][v]), bv[v]);
             if (act == Activation::Relu) o = _mm512_maskz_max_ps(0xffff, o, _mm512_setzero_ps());
             _mm512_mask_storeu_ps(y + i * ldy + 16 * v, mask[v], o);
         }

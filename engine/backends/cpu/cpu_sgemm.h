@@ -49,8 +49,10 @@ void sgemmOwnPackedNt(std::int64_t m, std::int64_t n, std::int64_t k, const floa
                       const float* packed, float* y, std::int64_t ldy, const float* bias, Activation act,
                       const ChunkRunner& forChunks);
 // The same for a 16-bit weight, f16 or (with `bf16`) bf16 codes (N, K): packed once into the same panels of 16-bit
-// elements (zeros past N), widened to f32 in registers as the kernel loads them (exactly), so the products and sums
-// are those of sgemmOwnPackedNt on the widened weight, with half the bytes to read. Any M from 1.
+// elements (zeros past N), widened to f32 in registers as the kernel loads them (exactly), so the sums are those of
+// sgemmOwnPackedNt on the widened weight, with half the bytes to read; each sum is then rounded to the weight's
+// format, as the 16-bit GEMM's output is, before the bias and the activation: y = act(round(A W^T) + bias). Any M
+// from 1.
 void sgemmPackNt16(std::int64_t n, std::int64_t k, const std::uint16_t* w, std::int64_t ldw, std::uint16_t* packed);
 void sgemmOwnPackedNt16(bool bf16, std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda,
                         const std::uint16_t* packed, float* y, std::int64_t ldy, const float* bias, Activation act,
