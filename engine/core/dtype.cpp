@@ -50,10 +50,9 @@ std::atomic<HalfRowPath>& rowPathFlag() {
                                                                                    : HalfRowPath::Scalar};
     return path;
 }
-HalfRowPath rowIsa() {
+HalfRowPath rowPath() {
     return rowPathFlag().load(std::memory_order_relaxed);
 }
-using RowIsa = HalfRowPath;
 
 __attribute__((target("avx512f,avx512bw,f16c,avx2"))) std::size_t f16ToFloatAvx512(const std::uint16_t* p, float* d,
                                                                                     std::size_t n) {
@@ -158,7 +157,7 @@ bool halfRowPathAvailable(HalfRowPath path) {
 
 HalfRowPath halfRowPath() {
 #ifdef LATHE_DTYPE_X86
-    return rowIsa();
+    return rowPath();
 #else
     return HalfRowPath::Scalar;
 #endif
@@ -178,8 +177,8 @@ void f16ToFloat(const void* s, float* d, std::size_t n) {
     auto p = static_cast<const std::uint16_t*>(s);
     std::size_t i = 0;
 #ifdef LATHE_DTYPE_X86
-    if (rowIsa() == RowIsa::Avx512) i = f16ToFloatAvx512(p, d, n);
-    else if (rowIsa() == RowIsa::Avx2) i = f16ToFloatAvx2(p, d, n);
+    if (rowPath() == HalfRowPath::Avx512) i = f16ToFloatAvx512(p, d, n);
+    else if (rowPath() == HalfRowPath::Avx2) i = f16ToFloatAvx2(p, d, n);
 #endif
     for (; i < n; ++i) d[i] = halfToFloat(p[i]);
 }
@@ -187,8 +186,8 @@ void f16FromFloat(const float* s, void* d, std::size_t n) {
     auto p = static_cast<std::uint16_t*>(d);
     std::size_t i = 0;
 #ifdef LATHE_DTYPE_X86
-    if (rowIsa() == RowIsa::Avx512) i = f16FromFloatAvx512(s, p, n);
-    else if (rowIsa() == RowIsa::Avx2) i = f16FromFloatAvx2(s, p, n);
+    if (rowPath() == HalfRowPath::Avx512) i = f16FromFloatAvx512(s, p, n);
+    else if (rowPath() == HalfRowPath::Avx2) i = f16FromFloatAvx2(s, p, n);
 #endif
     for (; i < n; ++i) p[i] = floatToHalf(s[i]);
 }
@@ -196,7 +195,7 @@ void bf16ToFloatRow(const void* s, float* d, std::size_t n) {
     auto p = static_cast<const std::uint16_t*>(s);
     std::size_t i = 0;
 #ifdef LATHE_DTYPE_X86
-    if (rowIsa() == RowIsa::Avx512) i = bf16ToFloatAvx512(p, d, n);
+    if (rowPath() == HalfRowPath::Avx512) i = bf16ToFloatAvx512(p, d, n);
 #endif
     for (; i < n; ++i) d[i] = bf16ToFloat(p[i]);
 }
@@ -204,7 +203,7 @@ void bf16FromFloatRow(const float* s, void* d, std::size_t n) {
     auto p = static_cast<std::uint16_t*>(d);
     std::size_t i = 0;
 #ifdef LATHE_DTYPE_X86
-    if (rowIsa() == RowIsa::Avx512) i = bf16FromFloatAvx512(s, p, n);
+    if (rowPath() == HalfRowPath::Avx512) i = bf16FromFloatAvx512(s, p, n);
 #endif
     for (; i < n; ++i) p[i] = floatToBf16(s[i]);
 }
