@@ -71,7 +71,7 @@ public:
             if (ctx.training)
                 throw ConfigError(std::string("linear: a ") + dtypeName(m_dtype) +
                                   " weight is for inference; train or fine-tune before converting it");
-            Tensor x16 = be.empty(x2.shape(), m_dtype), y16 = be.empty(y.shape(), m_dtype);
+            Tensor x16 = be.empty(x2.shape(), m_dtype);
             be.convert(x2, x16);
             if (packedCurrent(be)) {
                 // In a scope, on a backend that laid the 16-bit weight out (the CPU, which widens it in registers):
@@ -82,6 +82,7 @@ public:
                 be.gemmBiasActPacked(xr, m_weight.value, m_packed, bias, m_act, y);
                 return y.view(outShape);
             }
+            Tensor y16 = be.empty(y.shape(), m_dtype);
             be.gemm(x16, Trans::No, m_weight.value, Trans::Yes, y16);
             be.convert(y16, y);
         } else if (m_format != SparseFormat::Dense && !ctx.training) {

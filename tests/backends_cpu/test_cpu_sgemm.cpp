@@ -82,25 +82,26 @@ void run(Problem& p, bool withBias, Activation act, const ChunkRunner& chunks) {
 // B as W (N, K) or transposed (K, N) with row stride N + 2 (padding that must not reach the result, holding 1e30).
 // accumulate: y is added to (beta = 1).
 void runOwn(Problem& p, bool ta, bool tb, bool accumulate, bool withBias, Activation act, const ChunkRunner& chunks) {
+    // src (rows, K) with row stride ld -> (K, rows) with row stride ldOut, the padding 1e30.
+    const auto transposed = [&](const std::vector<float>& src, std::int64_t rows, std::int64_t ld, std::int64_t ldOut) {
+        std::vector<float> out(static_cast<std::size_t>(p.k * ldOut), 1e30f);
+        for (std::int64_t t = 0; t < p.k; ++t)
+            for (std::int64_t i = 0; i < rows; ++i) out[t * ldOut + i] = src[i * ld + t];
+        return out;
+    };
     std::vector<float> at, bt;
     const float* a = p.x.data();
     std::int64_t lda = p.ldx;
     if (ta) {
         lda = p.m + 1;
-        at.assign(static_cast<std::size_t>(p.k * lda), 1e30f);
-        for (std::int64_t t = 0; t < p.k; ++t)
-            for (std::int64_t i = 0; i < p.m; ++i)
-                at[t * lda + i] = p.x[i * p.ldx + t];
+        at = transposed(p.x, p.m, p.ldx, lda);
         a = at.data();
     }
     const float* b = p.w.data();
     std::int64_t ldb = p.ldw;
     if (!tb) {
         ldb = p.n + 2;
-        bt.assign(static_cast<std::size_t>(p.k * ldb), 1e30f);
-        for (std::int64_t t = 0; t < p.k; ++t)
-            for (std::int64_t j = 0; j < p.n; ++j)
-                bt[t * ldb + j] = p.w[j * p.ldw + t];
+        bt = transposed(p.w, p.n, p.ldw, ldb);
         b = bt.data();
     }
     cpu::sgemmOwn(ta, tb, p.m, p.n, p.k, a, lda, b, ldb, accumulate, p.y.data(), p.ldy,

@@ -30,6 +30,14 @@ struct Shape3 {
     std::int64_t m, k, n;
 };
 
+// The backend's own GEMM switched on for a test, and the process-wide switch put back as the environment left it
+// (LATHE_CPU_SGEMM) whatever happens; a test may switch it off in between.
+struct OwnSgemmOn {
+    bool was = cpu::ownSgemmEnabled();
+    OwnSgemmOn() { cpu::setOwnSgemmEnabled(true); }
+    ~OwnSgemmOn() { cpu::setOwnSgemmEnabled(was); }
+};
+
 // The first output of y (M, N) that is further from act(x W^T + bias) in double precision than kReferenceTol (plus
 // `relative` of x W^T, for a product rounded before the bias) allows, as a message; empty when all agree. bias may
 // be empty (none).
@@ -148,11 +156,7 @@ class TestGemmBiasAct : public QObject {
     // one made before is left unread).
     void prepackedLargeWeightAndTheOwnKernelSwitchedOff() {
         if (!cpu::ownSgemmAvailable()) QSKIP("this CPU has no AVX-512F: there is no prepacked layout to test");
-        struct Restore { // the process-wide switch as the environment left it (LATHE_CPU_SGEMM), whatever happens
-            bool was = cpu::ownSgemmEnabled();
-            ~Restore() { cpu::setOwnSgemmEnabled(was); }
-        } restore;
-        cpu::setOwnSgemmEnabled(true);
+        const OwnSgemmOn own;
         auto be = makeCpuBackend(2);
         const std::int64_t m = 5, n = 2100, k = 2048; // 2112 x 2048 packed floats > 2^22
         QVERIFY(cpu::sgemmNtPackedFloats(n, k) > cpu::kSgemmNtMaxPacked);
@@ -200,11 +204,7 @@ class TestGemmBiasAct : public QObject {
         QFETCH(qint64, n);
         const auto dt = static_cast<DType>(dtype);
         if (!cpu::ownSgemmAvailable()) QSKIP("this CPU has no AVX-512F: there is no prepacked layout to test");
-        struct Restore {
-            bool was = cpu::ownSgemmEnabled();
-            ~Restore() { cpu::setOwnSgemmEnabled(was); }
-        } restore;
-        cpu::setOwnSgemmEnabled(true);
+        const OwnSgemmOn own;
         auto be = makeCpuBackend(2);
         const auto xv = randomVector(static_cast<std::size_t>(m * k), 41, -2.0f, 2.0f);
         const Tensor x = be->upload(xv, {m, k});
